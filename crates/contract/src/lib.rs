@@ -1,0 +1,213 @@
+//! The contract, `handoff.toml`: the systems, the flows between them and, for each flow, its
+//! proof of receipt, deadline, retry policy and dead-letter rule. Parsed and validated once at
+//! start-up; a bad contract is refused with the file, the key and what is wrong.
+
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use handoff_model::{CommandKind, EventKind};
+use jiff::SignedDuration;
+use serde::Deserialize;
+
+/// Largest contract file read; a real one is a few kilobytes.
+const MAX_CONTRACT_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    #[serde(default)]
+    pub hub: Hub,
+    pub systems: BTreeMap<String, System>,
+    #[serde(default)]
+    pub flows: BTreeMap<String, Flow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hub {
+    /// Address `handoff serve` listens on.
+    pub listen: String,
+    /// Largest webhook body accepted; larger ones get 413 and store nothing.
+    pub max_event_bytes: usize,
+    /// Commands in flight at once across all targets.
+    pub max_in_flight: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub { listen: "127.0.0.1:8080".into(), max_event_bytes: 256 * 1024, max_in_flight: 256 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Storefront,
+    Marketplace,
+    Channel,
+    Payment,
+    Erp,
+    Wms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorKind {
+    HttpJson,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct System {
+    pub role: Role,
+    pub connector: ConnectorKind,
+    /// Where commands to this system are sent; required when the system is a flow's target.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Client timeout of one request to this system; past it the outcome is ambiguous.
+    #[serde(default = "default_timeout")]
+    pub timeout: SignedDuration,
+    /// Whether the system honours `Idempotency-Key`. Without it, every create is preceded by a
+    /// read-back by external reference.
+    #[serde(default = "yes")]
+    pub idempotency_keys: bool,
+}
+
+fn default_timeout() -> SignedDuration {
+    SignedDuration::from_secs(5)
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub from: String,
+    pub to: String,
+    pub events: Vec<EventKind>,
+    pub proof: Proof,
+    /// Time within which the target must acknowledge; past it the detection rules fire.
+    pub deadline: SignedDuration,
+    pub retry: RetryPolicy,
+    #[serde(default)]
+    pub dead_letter: DeadLetterRule,
+}
+
+/// What counts as the target's acknowledgment of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proof {
+    /// A 2xx that carries the target's record id.
+    RecordId,
+    /// A 2xx, confirmed by reading the record back by external reference.
+    ReadBack,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Sends at most, first one included.
+    pub attempts: u32,
+    pub backoff_base: SignedDuration,
+    pub backoff_cap: SignedDuration,
+    #[serde(default)]
+    pub jitter: Jitter,
+    /// No retry is scheduled later than this after the command was created.
+    pub deadline: SignedDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Jitter {
+    /// A uniform delay in [0, backoff].
+    #[default]
+    Full,
+    /// Half the backoff plus a uniform delay in [0, backoff / 2].
+    Equal,
+    None,
+}
+
+/// When a command goes to the dead letters; either way a Dead Delivery exception is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeadLetterRule {
+    /// A permanent error (a 4xx data error) dead-letters at once; transient ones use the budget.
+    #[default]
+    PermanentAtOnce,
+    /// Every error uses the retry budget first (for targets that answer 4xx to transient
+    /// conditions such as record locks).
+    AfterBudget,
+}
+
+/// The command a flow sends for an event kind, or `None` when the kind only updates the ledger.
+pub fn command_for(kind: EventKind) -> Option<CommandKind> {
+    match kind {
+        EventKind::OrderCreated => Some(CommandKind::CreateOrder),
+        EventKind::OrderUpdated => Some(CommandKind::UpdateOrder),
+        EventKind::OrderCancelled => Some(CommandKind::CancelOrder),
+        EventKind::FulfillmentCreated => Some(CommandKind::CreateFulfillment),
+        EventKind::RefundCreated => Some(CommandKind::CreateRefund),
+        EventKind::OrderPaid => None,
+    }
+}
+
+/// A contract refused: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ContractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+impl Contract {
+    pub fn load(path: &Path) -> Result<Contract, ContractError> {
+        let refuse = |message: String| ContractError { file: path.to_owned(), key: String::new(), message };
+        let size = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read: {e}")))?.len();
+        if size > MAX_CONTRACT_BYTES {
+            return Err(refuse(format!("is {size} bytes; a contract may be at most {MAX_CONTRACT_BYTES}")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+        Contract::parse(&text, path)
+    }
+
+    /// Parses and validates a contract's text; `file` only names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Contract, ContractError> {
+        let de = toml::de::Deserializer::parse(text).map_err(|e| ContractError {
+            file: file.to_owned(),
+            key: String::new(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let contract: Contract = serde_path_to_error::deserialize(de).map_err(|e| ContractError {
+            file: file.to_owned(),
+            key: e.path().to_string().trim_start_matches('.').to_owned(),
+            message: e.inner().to_string().trim_end().to_owned(),
+        })?;
+        contract.validate().map_err(|(key, message)| ContractError { file: file.to_owned(), key, message })?;
+        Ok(contract)
+    }
+
+    /// The flows that carry an event of `kind` coming from system `from`.
+    pub fn flows_for<'a>(&'a self, from: &'a str, kind: EventKind) -> impl Iterator<Item = (&'a str, &'a Flow)> + 'a {
+        self.flows
+            .iter()
+            .filter(move |(_, f)| f.from == from && f.events.contains(&kind))
+            .map(|(name, f)| (name.as_str(), f))
+    }
+}

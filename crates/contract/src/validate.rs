@@ -1,0 +1,95 @@
+//! What serde cannot check: references between systems and flows, and sane limits.
+
+use std::collections::BTreeSet;
+
+use jiff::SignedDuration;
+
+use crate::{Contract, RetryPolicy, command_for};
+
+type Refusal = (String, String);
+
+/// Retries are bounded; a budget beyond this is a typo, not a policy.
+const MAX_ATTEMPTS: u32 = 100;
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn positive(key: String, d: SignedDuration) -> Result<(), Refusal> {
+    if d.is_positive() { Ok(()) } else { Err((key, format!("must be longer than zero, got {d:#}"))) }
+}
+
+impl Contract {
+    pub(crate) fn validate(&self) -> Result<(), Refusal> {
+        if self.systems.is_empty() {
+            return Err(("systems".into(), "a contract needs at least one system".into()));
+        }
+        if self.hub.max_event_bytes == 0 || self.hub.max_event_bytes > 16 << 20 {
+            return Err(("hub.max_event_bytes".into(), "must be between 1 and 16777216".into()));
+        }
+        if self.hub.max_in_flight == 0 || self.hub.max_in_flight > 10_000 {
+            return Err(("hub.max_in_flight".into(), "must be between 1 and 10000".into()));
+        }
+        for (name, system) in &self.systems {
+            if !is_name(name) {
+                return Err((format!("systems.{name}"), "a system name is 1 to 64 of a-z, 0-9, - and _".into()));
+            }
+            positive(format!("systems.{name}.timeout"), system.timeout)?;
+            if let Some(url) = &system.base_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err((format!("systems.{name}.base_url"), format!("must be an http:// or https:// URL, got {url:?}")));
+            }
+        }
+        let mut routes = BTreeSet::new();
+        for (name, flow) in &self.flows {
+            let key = |k: &str| format!("flows.{name}.{k}");
+            if !is_name(name) {
+                return Err((format!("flows.{name}"), "a flow name is 1 to 64 of a-z, 0-9, - and _".into()));
+            }
+            if !self.systems.contains_key(&flow.from) {
+                return Err((key("from"), format!("no system named {:?} (known: {})", flow.from, self.system_names())));
+            }
+            let Some(target) = self.systems.get(&flow.to) else {
+                return Err((key("to"), format!("no system named {:?} (known: {})", flow.to, self.system_names())));
+            };
+            if flow.from == flow.to {
+                return Err((key("to"), "a flow goes from one system to another".into()));
+            }
+            if target.base_url.is_none() {
+                return Err((format!("systems.{}.base_url", flow.to), format!("is required: flow {name:?} sends commands to this system")));
+            }
+            if flow.events.is_empty() {
+                return Err((key("events"), "a flow carries at least one event kind".into()));
+            }
+            for kind in &flow.events {
+                if command_for(*kind).is_none() {
+                    return Err((key("events"), format!("{kind} only updates the ledger; no command carries it to another system")));
+                }
+                if !routes.insert((flow.from.clone(), *kind, flow.to.clone())) {
+                    return Err((key("events"), format!("another flow already carries {kind} from {} to {}", flow.from, flow.to)));
+                }
+            }
+            positive(key("deadline"), flow.deadline)?;
+            validate_retry(&key("retry"), &flow.retry)?;
+        }
+        Ok(())
+    }
+
+    fn system_names(&self) -> String {
+        self.systems.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn validate_retry(key: &str, retry: &RetryPolicy) -> Result<(), Refusal> {
+    if retry.attempts == 0 || retry.attempts > MAX_ATTEMPTS {
+        return Err((format!("{key}.attempts"), format!("must be between 1 and {MAX_ATTEMPTS}, got {}", retry.attempts)));
+    }
+    positive(format!("{key}.backoff_base"), retry.backoff_base)?;
+    positive(format!("{key}.backoff_cap"), retry.backoff_cap)?;
+    positive(format!("{key}.deadline"), retry.deadline)?;
+    if retry.backoff_cap < retry.backoff_base {
+        return Err((format!("{key}.backoff_cap"), format!("{:#} is shorter than backoff_base {:#}", retry.backoff_cap, retry.backoff_base)));
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! Intake drains the inbox: each recorded event is planned against its order's state and the
+//! contract's flows, and the plan (order state, ledger entry, commands) is written atomically.
+//! Events are planned in arrival order; the order's state makes the plan safe against
+//! duplicates, stale versions and reordering (a create arriving after its cancel is not sent).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use handoff_contract::Contract;
+use handoff_model::{CommandKind, EventKind, InboundEvent, idempotency_key};
+use handoff_store::{NewCommand, OrderState, Plan, Store, StoredEvent};
+use serde_json::json;
+
+use crate::Clock;
+
+/// Events planned per store round trip.
+const BATCH: usize = 512;
+
+pub struct Intake<S> {
+    contract: Arc<Contract>,
+    store: S,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: Store> Intake<S> {
+    pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
+        Intake { contract, store, clock }
+    }
+
+    /// Plans one batch of unprocessed events; returns how many were planned.
+    pub async fn step(&self) -> handoff_store::Result<usize> {
+        let events = self.store.unprocessed_events(BATCH).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut refs: Vec<String> = events.iter().map(|e| e.order_ref.clone()).collect();
+        refs.sort();
+        refs.dedup();
+        let mut states = self.store.order_states(refs).await?;
+        let plans: Vec<Plan> = events.iter().map(|e| plan(&self.contract, e, &mut states)).collect();
+        let n = plans.len();
+        self.store.apply_plans(plans, self.clock.now()).await?;
+        Ok(n)
+    }
+
+    /// Drains the inbox until `shutdown` resolves.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut changed = self.store.subscribe();
+        while !*shutdown.borrow() {
+            match self.step().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = changed.changed() => {}
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(message = "intake step failed", error = %error);
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Plans one event; `states` carries order states across the batch.
+pub fn plan(contract: &Contract, stored: &StoredEvent, states: &mut HashMap<String, OrderState>) -> Plan {
+    let state = states.entry(stored.order_ref.clone()).or_insert_with(|| OrderState {
+        source: stored.system.clone(),
+        ..OrderState::default()
+    });
+    let mut plan = Plan {
+        event_row: stored.row,
+        order_ref: stored.order_ref.clone(),
+        state: state.clone(),
+        ledger: None,
+        commands: Vec::new(),
+        audit: Vec::new(),
+    };
+    let event: InboundEvent = match serde_json::from_str(&stored.payload) {
+        Ok(e) => e,
+        Err(e) => {
+            // Intake validated it on arrival; only a stored row edited by hand can get here.
+            plan.audit.push(format!("event {} from {} unreadable, not planned: {e}", stored.event_id, stored.system));
+            return plan;
+        }
+    };
+    let stale = matches!((event.version, state.last_version), (Some(v), Some(last)) if v <= last);
+    let skip = |why: &str| format!("{} {} from {} not sent: {why}", event.kind, stored.event_id, stored.system);
+
+    let command = match event.kind {
+        EventKind::OrderCreated | EventKind::OrderUpdated if state.cancelled => {
+            plan.audit.push(skip("the order is already cancelled"));
+            None
+        }
+        EventKind::OrderCreated if state.created => {
+            plan.audit.push(skip("the order was already created"));
+            None
+        }
+        EventKind::OrderUpdated if stale => {
+            plan.audit.push(skip("stale version"));
+            None
+        }
+        // An update of an order whose create has not arrived stands in for the create.
+        EventKind::OrderCreated | EventKind::OrderUpdated => {
+            let kind = if state.created { CommandKind::UpdateOrder } else { CommandKind::CreateOrder };
+            state.created = true;
+            plan.ledger = Some((stored.system.clone(), "open".into()));
+            Some(kind)
+        }
+        EventKind::OrderCancelled if state.cancelled => {
+            plan.audit.push(skip("the order is already cancelled"));
+            None
+        }
+        EventKind::OrderCancelled => {
+            state.cancelled = true;
+            plan.ledger = Some((stored.system.clone(), "cancelled".into()));
+            if state.created {
+                Some(CommandKind::CancelOrder)
+            } else {
+                plan.audit.push(skip("no create was ever planned, so there is nothing to cancel"));
+                None
+            }
+        }
+        EventKind::OrderPaid => {
+            plan.ledger = Some((stored.system.clone(), "paid".into()));
+            None
+        }
+        EventKind::FulfillmentCreated => {
+            plan.ledger = Some((stored.system.clone(), "fulfilled".into()));
+            Some(CommandKind::CreateFulfillment)
+        }
+        EventKind::RefundCreated => {
+            plan.ledger = Some((stored.system.clone(), "refunded".into()));
+            Some(CommandKind::CreateRefund)
+        }
+    };
+    if let Some(v) = event.version {
+        state.last_version = Some(state.last_version.map_or(v, |last| last.max(v)));
+    }
+    if let Some(kind) = command {
+        for (flow, f) in contract.flows_for(&stored.system, event.kind) {
+            // The flow decides where an event goes; the order's state decides what it becomes.
+            plan.commands.push(command_for_event(flow, &f.to, kind, &event, stored));
+        }
+        if plan.commands.is_empty() {
+            plan.audit.push(format!("{} from {}: no flow carries it", event.kind, stored.system));
+        }
+    }
+    plan.state = state.clone();
+    plan
+}
+
+/// Builds the command and its canonical payload (the `http-json` mapping, version 1).
+fn command_for_event(flow: &str, target: &str, kind: CommandKind, event: &InboundEvent, stored: &StoredEvent) -> NewCommand {
+    let order_ref = &event.order_ref;
+    let (subject, external_ref, payload) = match kind {
+        CommandKind::CreateOrder => (order_ref.clone(), order_ref.clone(), json!({
+            "external_ref": order_ref, "version": event.version, "order": event.order,
+        })),
+        CommandKind::UpdateOrder => {
+            let subject = event.version.map_or_else(|| format!("event-{}", stored.event_id), |v| format!("v{v}"));
+            (subject, order_ref.clone(), json!({
+                "external_ref": order_ref, "version": event.version, "order": event.order,
+            }))
+        }
+        CommandKind::CancelOrder => ("cancel".into(), order_ref.clone(), json!({
+            "external_ref": order_ref, "version": event.version,
+        })),
+        CommandKind::CreateFulfillment => {
+            let f = event.fulfillment.as_ref().expect("validated on intake");
+            let external_ref = format!("{order_ref}/fulfillment/{}", f.fulfillment_id);
+            (f.fulfillment_id.to_string(), external_ref.clone(), json!({
+                "external_ref": external_ref, "order_ref": order_ref, "fulfillment": f,
+            }))
+        }
+        CommandKind::CreateRefund => {
+            let r = event.refund.as_ref().expect("validated on intake");
+            let external_ref = format!("{order_ref}/refund/{}", r.refund_id);
+            (r.refund_id.to_string(), external_ref.clone(), json!({
+                "external_ref": external_ref, "order_ref": order_ref, "refund": r,
+            }))
+        }
+    };
+    NewCommand {
+        flow: flow.to_owned(),
+        target: target.to_owned(),
+        order_ref: order_ref.clone(),
+        kind,
+        idempotency_key: idempotency_key(target, order_ref, kind, &subject),
+        external_ref,
+        version: event.version,
+        payload: payload.to_string(),
+        supersede_unsent: kind == CommandKind::CancelOrder,
+    }
+}

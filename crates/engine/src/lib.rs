@@ -1,0 +1,64 @@
+//! The write path's engine: intake drains the inbox into per-order plans, the dispatcher
+//! delivers commands with acknowledgment, read-back, retry and dead letters. It knows the model,
+//! the contract and the `Store` and `Target` traits; the binary wires real implementations in.
+
+pub mod clock;
+pub mod dispatcher;
+pub mod intake;
+pub mod retry;
+pub mod target;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use handoff_contract::Contract;
+use handoff_store::Store;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatcher::Dispatcher;
+pub use intake::Intake;
+pub use target::{Ack, BoxFuture, DeliveryError, Target};
+
+/// The targets by system name.
+pub type Targets = HashMap<String, Arc<dyn Target>>;
+
+/// The one source of randomness of the engine (retry jitter), seeded so a run can be replayed.
+#[derive(Clone)]
+pub struct Rng(Arc<Mutex<ChaCha8Rng>>);
+
+impl Rng {
+    pub fn seeded(seed: u64) -> Self {
+        Rng(Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))))
+    }
+
+    pub fn from_entropy() -> Self {
+        Rng(Arc::new(Mutex::new(ChaCha8Rng::from_os_rng())))
+    }
+
+    /// A uniform integer in `0..=max`.
+    pub fn up_to(&self, max: u64) -> u64 {
+        use rand::Rng as _;
+        self.0.lock().expect("rng lock").random_range(0..=max)
+    }
+}
+
+/// Everything the engine's parts share.
+pub struct Engine<S: Store> {
+    pub contract: Arc<Contract>,
+    pub store: S,
+    pub targets: Targets,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Rng,
+}
+
+impl<S: Store + Clone> Engine<S> {
+    pub fn intake(&self) -> Intake<S> {
+        Intake::new(self.contract.clone(), self.store.clone(), self.clock.clone())
+    }
+
+    pub fn dispatcher(&self) -> Dispatcher<S> {
+        Dispatcher::new(self.contract.clone(), self.store.clone(), self.targets.clone(), self.clock.clone(), self.rng.clone())
+    }
+}

@@ -1,0 +1,40 @@
+//! The seam between the engine and a system that receives commands.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use handoff_store::Command;
+use jiff::SignedDuration;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The target's proof that it applied a command: its record id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub record_id: String,
+}
+
+/// How a delivery failed, classified for the retry decision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying: timeout, reset, 5xx, 429, outage. `ambiguous` when the target may have
+    /// applied the command (so it must be read back before any resend).
+    #[error("{reason}")]
+    Transient { reason: String, ambiguous: bool, retry_after: Option<SignedDuration> },
+    /// The target refused the data (a 4xx); sending it again unchanged cannot succeed.
+    #[error("{reason}")]
+    Permanent { reason: String, field: Option<String> },
+}
+
+pub trait Target: Send + Sync {
+    /// Sends the command with its idempotency key.
+    fn send<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>>;
+
+    /// Looks the command's effect up by external reference: `Some` when the target already
+    /// shows it applied (the record exists; for a cancel, the record is cancelled).
+    fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>>;
+
+    /// Whether the target deduplicates on `Idempotency-Key`. When it does not, every send is
+    /// preceded by a read-back, which is safe because commands of one order are serialised.
+    fn honours_idempotency_keys(&self) -> bool;
+}

@@ -1,0 +1,59 @@
+//! Exceptions: divergences between systems, named by their failure pattern.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    MissingOrder,
+    StatusVoid,
+    DuplicateDraft,
+    TransformMismatch,
+    OrphanedPayment,
+    RollbackGap,
+    DeadDelivery,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::MissingOrder => "missing_order",
+            Pattern::StatusVoid => "status_void",
+            Pattern::DuplicateDraft => "duplicate_draft",
+            Pattern::TransformMismatch => "transform_mismatch",
+            Pattern::OrphanedPayment => "orphaned_payment",
+            Pattern::RollbackGap => "rollback_gap",
+            Pattern::DeadDelivery => "dead_delivery",
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionState {
+    Open,
+    Acknowledged,
+    Resolved,
+    AutoResolved,
+    Ignored,
+}
+
+impl ExceptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionState::Open => "open",
+            ExceptionState::Acknowledged => "acknowledged",
+            ExceptionState::Resolved => "resolved",
+            ExceptionState::AutoResolved => "auto_resolved",
+            ExceptionState::Ignored => "ignored",
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The canonical model of Handoff: orders, money, ids, events, commands and exceptions.
+//! No I/O lives here; every other crate speaks these types.
+
+pub mod command;
+pub mod event;
+pub mod exception;
+pub mod ids;
+pub mod money;
+pub mod order;
+
+pub use command::{CommandKind, CommandState, idempotency_key};
+pub use event::{EventKind, InboundEvent, EventError};
+pub use exception::{ExceptionState, Pattern};
+pub use ids::ExternalId;
+pub use money::{Currency, Money};
+pub use order::{Address, CanonicalOrder, Customer, Fulfillment, FulfillmentLine, OrderLine, Refund, Totals};

@@ -1,0 +1,83 @@
+//! Durable state of the write path behind one trait: the inbox with dedup, the per-order
+//! ledger, the outbox of commands with their attempts, dead letters, exceptions and the audit
+//! log. The engine speaks only to [`Store`]; `sqlite` is the embedded implementation.
+//!
+//! Times are always passed in by the caller (the engine's `Clock`): a store never reads the
+//! wall clock, so a simulated run is deterministic.
+
+pub mod sqlite;
+mod types;
+
+use std::future::Future;
+
+use jiff::Timestamp;
+
+pub use types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] rusqlite::Error),
+    #[error("database migration failed")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("cannot open the data directory {path}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The write path's durable state. Every write is durable when its future resolves.
+pub trait Store: Send + Sync + 'static {
+    /// Records an inbound event, deduplicated on (system, event id).
+    fn record_event(&self, event: NewEvent) -> impl Future<Output = Result<Recorded>> + Send;
+
+    /// Events recorded but not yet planned, oldest first.
+    fn unprocessed_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+
+    /// The sequencer's state of each order named; absent orders are new.
+    fn order_states(
+        &self,
+        order_refs: Vec<String>,
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, OrderState>>> + Send;
+
+    /// Applies planned events atomically: each event marked processed, its order's state, its
+    /// ledger entry and its commands written together.
+    fn apply_plans(&self, plans: Vec<Plan>, now: Timestamp) -> impl Future<Output = Result<()>> + Send;
+
+    /// Claims due commands that head their (order, target) sequence, marking them in flight.
+    fn claim_due(&self, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;
+
+    /// Records how one attempt ended.
+    fn record_attempt(&self, attempt: AttemptRecord) -> impl Future<Output = Result<()>> + Send;
+
+    /// When the earliest pending command becomes due, if any is pending.
+    fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
+
+    /// After a restart: commands left in flight have an unknown outcome. They return to
+    /// pending, marked ambiguous, so the target is read back before any resend.
+    fn recover_in_flight(&self, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Dead-lettered commands, oldest first.
+    fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;
+
+    /// Puts dead letters back in the queue with a fresh budget; returns how many.
+    fn replay(&self, which: Replay, actor: String, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Exceptions, newest first, optionally only those in one state.
+    fn exceptions(&self, state: Option<String>, limit: usize) -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
+
+    /// Everything known about one order across systems, in time order.
+    fn order_timeline(&self, order_ref: String) -> impl Future<Output = Result<Timeline>> + Send;
+
+    /// Counts of commands per state; the backlog and the health of the outbox.
+    fn command_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// A counter bumped by every commit: waiters wake when new events or commands may exist.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+}

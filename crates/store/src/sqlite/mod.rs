@@ -1,0 +1,175 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so that a commit
+//! is on disk before it returns. All writes go through one group-commit writer thread; reads
+//! use a small pool of read connections beside it (WAL lets them run during a write).
+
+mod reads;
+mod rows;
+mod writer;
+mod writes;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+use tokio::sync::watch;
+
+use crate::{
+    AttemptRecord, Command, ExceptionRow, NewEvent, OrderState, Plan, Recorded, Replay, Result, Store, StoreError,
+    StoredEvent, Timeline,
+};
+use writer::Writer;
+
+/// The file inside the data directory.
+pub const DB_FILE: &str = "handoff.db";
+
+/// Read connections kept open; more readers than cores only queue.
+const MAX_IDLE_READERS: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most write jobs committed in one transaction (one fsync).
+    pub max_batch: usize,
+    /// Write jobs queued before callers wait: the bound on memory under overload.
+    pub queue_depth: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { max_batch: 512, queue_depth: 16_384 }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    changed: Arc<watch::Sender<u64>>,
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../migrations/sqlite/0001_write_path.sql"))])
+}
+
+/// Opens a connection with the durability every connection of the store must share.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, migrating it to the latest schema.
+    pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = connect(&path)?;
+        migrations().to_latest(&mut conn)?;
+        let changed = Arc::new(watch::Sender::new(0));
+        let writer = Writer::start(conn, options, changed.clone())?;
+        Ok(SqliteStore { inner: Arc::new(Inner { path, writer, readers: Mutex::new(Vec::new()), changed }) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read connection off the async threads.
+    async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("reader pool lock").pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut readers = inner.readers.lock().expect("reader pool lock");
+            if readers.len() < MAX_IDLE_READERS {
+                readers.push(conn);
+            }
+            result
+        })
+        .await
+        .expect("read task panicked")
+    }
+
+    /// Runs a SQLite integrity check; `ok` when the file is sound.
+    pub async fn integrity_check(&self) -> Result<String> {
+        self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?)).await
+    }
+}
+
+impl Store for SqliteStore {
+    async fn record_event(&self, event: NewEvent) -> Result<Recorded> {
+        self.inner.writer.run(move |conn| writes::record_event(conn, &event)).await
+    }
+
+    async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.read(move |conn| reads::unprocessed_events(conn, limit)).await
+    }
+
+    async fn order_states(&self, order_refs: Vec<String>) -> Result<HashMap<String, OrderState>> {
+        self.read(move |conn| reads::order_states(conn, &order_refs)).await
+    }
+
+    async fn apply_plans(&self, plans: Vec<Plan>, now: Timestamp) -> Result<()> {
+        self.inner.writer.run(move |conn| writes::apply_plans(conn, &plans, now)).await
+    }
+
+    async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        self.inner.writer.run(move |conn| writes::claim_due(conn, now, limit)).await
+    }
+
+    async fn record_attempt(&self, attempt: AttemptRecord) -> Result<()> {
+        self.inner.writer.run(move |conn| writes::record_attempt(conn, &attempt)).await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+        self.read(reads::next_due_at).await
+    }
+
+    async fn recover_in_flight(&self, now: Timestamp) -> Result<u64> {
+        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now)).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {
+        self.read(move |conn| reads::dead_letters(conn, limit)).await
+    }
+
+    async fn replay(&self, which: Replay, actor: String, now: Timestamp) -> Result<u64> {
+        self.inner.writer.run(move |conn| writes::replay(conn, which, &actor, now)).await
+    }
+
+    async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
+        self.read(move |conn| reads::exceptions(conn, state.as_deref(), limit)).await
+    }
+
+    async fn order_timeline(&self, order_ref: String) -> Result<Timeline> {
+        self.read(move |conn| reads::order_timeline(conn, &order_ref)).await
+    }
+
+    async fn command_counts(&self) -> Result<Vec<(String, u64)>> {
+        self.read(reads::command_counts).await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+}

@@ -1,0 +1,117 @@
+//! Queries that change nothing; they run on the read connections.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, params};
+
+use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EXCEPTION_COLUMNS, ts};
+use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, Result, StoredEvent, Timeline};
+
+pub(super) fn unprocessed_events(conn: &Connection, limit: usize) -> Result<Vec<StoredEvent>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([limit as i64], rows::event)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<HashMap<String, OrderState>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT source, created, cancelled, last_version FROM orders WHERE order_ref = ?1")?;
+    let mut states = HashMap::with_capacity(order_refs.len());
+    for order_ref in order_refs {
+        let mut rows = stmt.query([order_ref])?;
+        if let Some(r) = rows.next()? {
+            let state = OrderState {
+                source: r.get(0)?,
+                created: r.get(1)?,
+                cancelled: r.get(2)?,
+                last_version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+            };
+            states.insert(order_ref.clone(), state);
+        }
+    }
+    Ok(states)
+}
+
+pub(super) fn next_due_at(conn: &Connection) -> Result<Option<Timestamp>> {
+    let mut stmt = conn.prepare_cached("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'")?;
+    let due: Option<i64> = stmt.query_row([], |r| r.get(0))?;
+    Ok(due.map(ts).transpose()?)
+}
+
+pub(super) fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<Command>> {
+    let sql = format!("SELECT {COMMAND_COLUMNS} FROM outbox WHERE state = 'dead_lettered' ORDER BY id LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([limit as i64], rows::command)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn exceptions(conn: &Connection, state: Option<&str>, limit: usize) -> Result<Vec<ExceptionRow>> {
+    let sql = format!(
+        "SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![state, limit as i64], rows::exception)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timeline> {
+    let events = {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM inbox WHERE order_ref = ?1 ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        stmt.query_map([order_ref], rows::event)?.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let commands = {
+        let sql = format!("SELECT {COMMAND_COLUMNS} FROM outbox WHERE order_ref = ?1 ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        stmt.query_map([order_ref], rows::command)?.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let attempts = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.command_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.detail
+             FROM attempts a JOIN outbox c ON c.id = a.command_id
+             WHERE c.order_ref = ?1 ORDER BY a.started_at, a.command_id, a.attempt",
+        )?;
+        stmt.query_map([order_ref], |r| {
+            Ok(AttemptRow {
+                command_id: r.get(0)?,
+                attempt: r.get(1)?,
+                started_at: ts(r.get(2)?)?,
+                finished_at: ts(r.get(3)?)?,
+                outcome: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let ledger = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT system, state, record_id, updated_at FROM ledger WHERE order_ref = ?1 ORDER BY updated_at",
+        )?;
+        stmt.query_map([order_ref], |r| {
+            Ok(LedgerRow { system: r.get(0)?, state: r.get(1)?, record_id: r.get(2)?, updated_at: ts(r.get(3)?)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let exceptions = {
+        let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE order_ref = ?1 ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        stmt.query_map([order_ref], rows::exception)?.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let audit = {
+        let mut stmt =
+            conn.prepare_cached("SELECT at, actor, action, detail FROM audit WHERE order_ref = ?1 ORDER BY id")?;
+        stmt.query_map([order_ref], |r| {
+            Ok(AuditRow { at: ts(r.get(0)?)?, actor: r.get(1)?, action: r.get(2)?, detail: r.get(3)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    Ok(Timeline { order_ref: order_ref.to_owned(), events, commands, attempts, ledger, exceptions, audit })
+}

@@ -1,0 +1,102 @@
+//! The group-commit writer. One thread owns the write connection; callers queue jobs, the
+//! thread runs every queued job in one transaction (each in its own savepoint, so one failing
+//! job does not undo the others) and commits once. Replies are sent only after the commit, so
+//! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::SqliteOptions;
+use crate::{Result, StoreError};
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection, options: SqliteOptions, changed: Arc<watch::Sender<u64>>) -> Result<Self> {
+        let (jobs, queue) = mpsc::channel(options.queue_depth);
+        std::thread::Builder::new()
+            .name("handoff-store-writer".into())
+            .spawn(move || write_loop(conn, queue, options.max_batch, changed))
+            .map_err(|source| StoreError::DataDir { path: "writer thread".into(), source })?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `f` inside the next group commit and returns its result once that commit is durable.
+    pub(super) async fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), String>| {
+                let _ = tx.send(match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::NotCommitted(e)),
+                });
+            })
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::NotCommitted("the transaction could not begin".into()))?
+    }
+}
+
+fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(r) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(r)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn write_loop(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, changed: Arc<watch::Sender<u64>>) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        // Whatever queued while the last commit was syncing joins this one.
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = commit_batch(&conn, &mut batch);
+        if let Err(e) = &commit.0 {
+            tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());
+        }
+        for reply in commit.1 {
+            reply(commit.0.clone());
+        }
+        changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Vec<Reply>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs drops their reply channels: each caller hears "not committed".
+        batch.clear();
+        return (Err(e.to_string()), Vec::new());
+    }
+    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => (Ok(()), replies),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            (Err(e.to_string()), replies)
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Writes; each runs inside a savepoint of the writer's group commit.
+
+use handoff_model::{CommandKind, Pattern};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::rows::{self, COMMAND_COLUMNS, micros};
+use crate::{AttemptRecord, Command, NewCommand, NewEvent, Outcome, Plan, Recorded, Replay, Result, acknowledged_state};
+
+pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (system, event_id) DO NOTHING",
+    )?;
+    let inserted =
+        insert.execute(params![e.system, e.event_id, e.kind.as_str(), e.order_ref, micros(e.received_at), e.payload])?;
+    if inserted == 1 {
+        return Ok(Recorded::New(conn.last_insert_rowid()));
+    }
+    let mut find = conn.prepare_cached("SELECT id FROM inbox WHERE system = ?1 AND event_id = ?2")?;
+    Ok(Recorded::Duplicate(find.query_row(params![e.system, e.event_id], |r| r.get(0))?))
+}
+
+pub(super) fn audit(conn: &Connection, at: Timestamp, actor: &str, action: &str, order_ref: &str, detail: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO audit (at, actor, action, order_ref, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    stmt.execute(params![micros(at), actor, action, order_ref, detail])?;
+    Ok(())
+}
+
+fn set_ledger(conn: &Connection, order_ref: &str, system: &str, state: &str, record_id: Option<&str>, at: Timestamp) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO ledger (order_ref, system, state, record_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (order_ref, system) DO UPDATE SET state = excluded.state,
+             record_id = coalesce(excluded.record_id, ledger.record_id), updated_at = excluded.updated_at",
+    )?;
+    stmt.execute(params![order_ref, system, state, record_id, micros(at)])?;
+    Ok(())
+}
+
+pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> Result<()> {
+    let at = micros(now);
+    for plan in plans {
+        conn.prepare_cached("UPDATE inbox SET processed_at = ?1 WHERE id = ?2")?.execute(params![at, plan.event_row])?;
+        let s = &plan.state;
+        conn.prepare_cached(
+            "INSERT INTO orders (order_ref, source, created, cancelled, last_version, first_seen, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (order_ref) DO UPDATE SET created = excluded.created, cancelled = excluded.cancelled,
+                 last_version = excluded.last_version, updated_at = excluded.updated_at",
+        )?
+        .execute(params![plan.order_ref, s.source, s.created, s.cancelled, s.last_version.map(|v| v as i64), at])?;
+        if let Some((system, state)) = &plan.ledger {
+            set_ledger(conn, &plan.order_ref, system, state, None, now)?;
+        }
+        for command in &plan.commands {
+            enqueue(conn, plan.event_row, command, now)?;
+        }
+        for detail in &plan.audit {
+            audit(conn, now, "engine", "event", &plan.order_ref, detail)?;
+        }
+    }
+    Ok(())
+}
+
+fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<()> {
+    let mut moot = false;
+    if c.supersede_unsent {
+        let mut stmt = conn.prepare_cached(
+            "UPDATE outbox SET state = 'superseded', updated_at = ?1
+             WHERE order_ref = ?2 AND target = ?3 AND state = 'pending' AND attempts = 0
+             RETURNING id, kind",
+        )?;
+        let superseded = stmt
+            .query_map(params![micros(now), c.order_ref, c.target], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (id, kind) in &superseded {
+            moot |= kind == CommandKind::CreateOrder.as_str();
+            let detail = format!("command {id} ({kind}) to {} superseded by {} before it was ever sent", c.target, c.kind);
+            audit(conn, now, "engine", "superseded", &c.order_ref, &detail)?;
+        }
+    }
+    let state = if moot { "superseded" } else { "pending" };
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref, version, payload,
+                             state, next_attempt_at, budget_start, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?11)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )?;
+    insert.execute(params![
+        c.flow,
+        c.target,
+        c.order_ref,
+        c.kind.as_str(),
+        event_row,
+        c.idempotency_key,
+        c.external_ref,
+        c.version.map(|v| v as i64),
+        c.payload,
+        state,
+        micros(now),
+    ])?;
+    if moot {
+        let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);
+        audit(conn, now, "engine", "superseded", &c.order_ref, &detail)?;
+    }
+    Ok(())
+}
+
+/// Claims due pending commands that head their (order, target) sequence: no earlier command
+/// of the same order to the same target is still pending, in flight or dead-lettered. This is
+/// what keeps a cancel behind its create, and it blocks only that one order.
+pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+    let sql = format!(
+        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                updated_at = ?1
+         WHERE id IN (
+             SELECT c.id FROM outbox c
+             WHERE c.state = 'pending' AND c.next_attempt_at <= ?1
+               AND NOT EXISTS (
+                   SELECT 1 FROM outbox p
+                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
+             ORDER BY c.next_attempt_at, c.id
+             LIMIT ?2)
+         RETURNING {COMMAND_COLUMNS}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut claimed = stmt.query_map(params![micros(now), limit as i64], rows::command)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()> {
+    let c = &a.command;
+    let now = a.finished_at;
+    let detail = match (&a.outcome, &a.note) {
+        (Outcome::Acknowledged { record_id }, note) => join(note, &format!("record {record_id}")),
+        (Outcome::Retry { error, at, .. }, note) => join(note, &format!("{error}; next attempt at {at}")),
+        (Outcome::DeadLettered { error, .. }, note) => join(note, error),
+    };
+    conn.prepare_cached(
+        "INSERT INTO attempts (command_id, attempt, started_at, finished_at, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (command_id, attempt) DO NOTHING",
+    )?
+    .execute(params![c.id, c.attempts, micros(a.started_at), micros(now), a.outcome.name(), detail])?;
+    match &a.outcome {
+        Outcome::Acknowledged { record_id } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'acknowledged', record_id = ?1, ambiguous = 0, last_error = NULL,
+                        updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![record_id, micros(now), c.id])?;
+            set_ledger(conn, &c.order_ref, &c.target, acknowledged_state(c.kind), Some(record_id), now)?;
+            let resolved = conn
+                .prepare_cached(
+                    "UPDATE exceptions SET state = 'auto_resolved', updated_at = ?1
+                     WHERE command_id = ?2 AND state IN ('open', 'acknowledged')",
+                )?
+                .execute(params![micros(now), c.id])?;
+            if resolved > 0 {
+                audit(conn, now, "engine", "exception auto-resolved", &c.order_ref, &format!("command {} delivered", c.id))?;
+            }
+        }
+        Outcome::Retry { at, ambiguous, error } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?1, ambiguous = ?2, last_error = ?3,
+                        updated_at = ?4 WHERE id = ?5",
+            )?
+            .execute(params![micros(*at), ambiguous, error, micros(now), c.id])?;
+        }
+        Outcome::DeadLettered { ambiguous, error, field } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'dead_lettered', ambiguous = ?1, last_error = ?2, updated_at = ?3
+                 WHERE id = ?4",
+            )?
+            .execute(params![ambiguous, error, micros(now), c.id])?;
+            conn.prepare_cached(
+                "INSERT INTO exceptions (pattern, order_ref, flow, command_id, field, detail, state, opened_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
+            )?
+            .execute(params![
+                Pattern::DeadDelivery.as_str(),
+                c.order_ref,
+                c.flow,
+                c.id,
+                field,
+                format!("{} to {} dead-lettered after {} attempts: {error}", c.kind, c.target, c.budget_attempts),
+                micros(now),
+            ])?;
+            audit(conn, now, "engine", "dead-lettered", &c.order_ref, &format!("command {}: {error}", c.id))?;
+        }
+    }
+    Ok(())
+}
+
+fn join(note: &Option<String>, s: &str) -> String {
+    match note {
+        Some(n) => format!("{n}; {s}"),
+        None => s.to_owned(),
+    }
+}
+
+pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp) -> Result<u64> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'pending', ambiguous = 1, next_attempt_at = min(next_attempt_at, ?1),
+                    last_error = 'hub stopped while the command was in flight', updated_at = ?1
+             WHERE state = 'in_flight'",
+        )?
+        .execute([micros(now)])?;
+    if n > 0 {
+        tracing::warn!(message = "commands in flight at the last stop will be read back before any resend", commands = n);
+    }
+    Ok(n as u64)
+}
+
+pub(super) fn replay(conn: &Connection, which: Replay, actor: &str, now: Timestamp) -> Result<u64> {
+    let ids: Vec<(i64, String)> = match which {
+        Replay::One(id) => conn
+            .prepare_cached("SELECT id, order_ref FROM outbox WHERE id = ?1 AND state = 'dead_lettered'")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .into_iter()
+            .collect(),
+        Replay::All => conn
+            .prepare_cached("SELECT id, order_ref FROM outbox WHERE state = 'dead_lettered' ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    for (id, order_ref) in &ids {
+        conn.prepare_cached(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1, budget_attempts = 0, budget_start = ?1,
+                    updated_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![micros(now), id])?;
+        conn.prepare_cached(
+            "UPDATE exceptions SET state = 'acknowledged', updated_at = ?1 WHERE command_id = ?2 AND state = 'open'",
+        )?
+        .execute(params![micros(now), id])?;
+        audit(conn, now, actor, "replayed", order_ref, &format!("dead letter {id} replayed"))?;
+    }
+    Ok(ids.len() as u64)
+}

@@ -1,0 +1,204 @@
+//! The rows the store takes and gives.
+
+use handoff_model::{CommandKind, CommandState, EventKind};
+use jiff::Timestamp;
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub system: String,
+    pub event_id: String,
+    pub kind: EventKind,
+    pub order_ref: String,
+    pub received_at: Timestamp,
+    /// The raw body as received, kept for audit and replay.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New(i64),
+    /// Seen before: the original row, no second effect.
+    Duplicate(i64),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub row: i64,
+    pub system: String,
+    pub event_id: String,
+    pub kind: EventKind,
+    pub order_ref: String,
+    pub received_at: Timestamp,
+    pub processed_at: Option<Timestamp>,
+    #[serde(skip)]
+    pub payload: String,
+}
+
+/// What the sequencer remembers of an order between events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderState {
+    pub source: String,
+    /// A create (or an update standing in for it) has been planned.
+    pub created: bool,
+    pub cancelled: bool,
+    /// Highest source version planned; older events are stale.
+    pub last_version: Option<u64>,
+}
+
+/// The effects of one event, written atomically.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub event_row: i64,
+    pub order_ref: String,
+    pub state: OrderState,
+    /// The source system's new state in the ledger, if the event changes it.
+    pub ledger: Option<(String, String)>,
+    pub commands: Vec<NewCommand>,
+    pub audit: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCommand {
+    pub flow: String,
+    pub target: String,
+    pub order_ref: String,
+    pub kind: CommandKind,
+    pub idempotency_key: String,
+    /// How the target's record is found on read-back.
+    pub external_ref: String,
+    pub version: Option<u64>,
+    pub payload: String,
+    /// Commands of this order to this target that were never sent are superseded; if one of
+    /// them was the create, this command is moot and is stored superseded too.
+    pub supersede_unsent: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Command {
+    pub id: i64,
+    pub flow: String,
+    pub target: String,
+    pub order_ref: String,
+    pub kind: CommandKind,
+    pub idempotency_key: String,
+    pub external_ref: String,
+    pub version: Option<u64>,
+    #[serde(skip)]
+    pub payload: String,
+    pub state: CommandState,
+    /// Sends so far, this one included once claimed.
+    pub attempts: u32,
+    /// Attempts spent in the current budget (since creation or the last replay).
+    pub budget_attempts: u32,
+    pub budget_start: Timestamp,
+    pub ambiguous: bool,
+    pub next_attempt_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub record_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Acknowledged { record_id: String },
+    Retry { at: Timestamp, ambiguous: bool, error: String },
+    DeadLettered { ambiguous: bool, error: String, field: Option<String> },
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Acknowledged { .. } => "acknowledged",
+            Outcome::Retry { ambiguous: true, .. } => "ambiguous",
+            Outcome::Retry { .. } => "retry",
+            Outcome::DeadLettered { .. } => "dead_lettered",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub command: Command,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub outcome: Outcome,
+    /// What the attempt did first, e.g. "read back: found 123".
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    One(i64),
+    All,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionRow {
+    pub id: i64,
+    pub pattern: String,
+    pub order_ref: String,
+    pub flow: Option<String>,
+    pub command_id: Option<i64>,
+    pub field: Option<String>,
+    pub detail: String,
+    pub state: String,
+    pub opened_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub command_id: i64,
+    pub attempt: u32,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerRow {
+    pub system: String,
+    pub state: String,
+    pub record_id: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// One order across systems.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    pub order_ref: String,
+    pub events: Vec<StoredEvent>,
+    pub commands: Vec<Command>,
+    pub attempts: Vec<AttemptRow>,
+    pub ledger: Vec<LedgerRow>,
+    pub exceptions: Vec<ExceptionRow>,
+    pub audit: Vec<AuditRow>,
+}
+
+impl Timeline {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.commands.is_empty()
+    }
+}
+
+/// The ledger state a target reaches when a command of this kind is acknowledged.
+pub fn acknowledged_state(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::CreateOrder => "created",
+        CommandKind::UpdateOrder => "updated",
+        CommandKind::CancelOrder => "cancelled",
+        CommandKind::CreateFulfillment => "fulfilled",
+        CommandKind::CreateRefund => "refunded",
+    }
+}
