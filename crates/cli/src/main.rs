@@ -1,1 +1,134 @@
-fn main() {}
+//! `handoff`: the hub and its tools in one binary.
+
+mod inspect;
+mod mock;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "handoff", version, about = "The acknowledged write path between storefronts, marketplaces, payments and ERPs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct DataDir {
+    /// Where the embedded store lives.
+    #[arg(long, env = "HANDOFF_DATA_DIR", default_value = "handoff-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub: webhooks in, commands out, with acknowledgment, retries and dead letters.
+    Serve {
+        /// The contract.
+        #[arg(long, env = "HANDOFF_CONFIG", default_value = "handoff.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+        /// Listen here instead of the contract's `hub.listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// One order's cross-system timeline.
+    Order {
+        #[command(subcommand)]
+        command: OrderCommand,
+    },
+    /// Dead-lettered commands.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Detected exceptions.
+    Exceptions {
+        #[command(subcommand)]
+        command: ExceptionsCommand,
+    },
+    /// Run a simulated system (ERP, storefront) that speaks the http-json target protocol.
+    Mock(mock::MockArgs),
+}
+
+#[derive(Subcommand)]
+enum OrderCommand {
+    /// Show everything known about one order.
+    Show {
+        order_ref: String,
+        #[command(flatten)]
+        data: DataDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in the queue with a fresh retry budget.
+    Replay {
+        /// The dead letter's command id (see `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+        /// Who replays, for the audit log.
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExceptionsCommand {
+    /// List exceptions, newest first.
+    List {
+        /// Only exceptions in this state (open, acknowledged, resolved, auto_resolved, ignored).
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config, data, listen } => serve::run(&config, &data.data_dir, listen).await,
+            Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
+                inspect::order_show(&data.data_dir, &order_ref, json).await
+            }
+            Command::Dlq { command: DlqCommand::List { data, json } } => inspect::dlq_list(&data.data_dir, json).await,
+            Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, data } } => {
+                inspect::dlq_replay(&data.data_dir, id, actor).await
+            }
+            Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
+                inspect::exceptions_list(&data.data_dir, state, json).await
+            }
+            Command::Mock(args) => mock::run(args).await,
+        }
+    })
+}

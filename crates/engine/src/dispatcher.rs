@@ -156,7 +156,7 @@ impl<S: Store + Clone> Dispatcher<S> {
         let ceiling = Duration::from_secs(1);
         match self.store.next_due_at().await {
             Ok(Some(due)) => {
-                let ms = (due - self.clock.now()).get_milliseconds().max(1) as u64;
+                let ms = due.duration_since(self.clock.now()).as_millis().max(1) as u64;
                 Duration::from_millis(ms).min(ceiling)
             }
             _ => ceiling,

@@ -57,13 +57,13 @@ mod tests {
         let delays: Vec<i64> = (1..5)
             .map(|n| {
                 let at = next_attempt(&policy(Jitter::None), n, start, start, None, &rng).unwrap();
-                (at - start).get_milliseconds()
+                at.duration_since(start).as_millis() as i64
             })
             .collect();
         assert_eq!(delays, vec![100, 200, 400, 800]);
         let capped = RetryPolicy { attempts: 10, ..policy(Jitter::None) };
         let at = next_attempt(&capped, 8, start, start, None, &rng).unwrap();
-        assert_eq!((at - start).get_milliseconds(), 1000);
+        assert_eq!(at.duration_since(start).as_millis() as i64, 1000);
     }
 
     #[test]
@@ -72,9 +72,9 @@ mod tests {
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         for _ in 0..200 {
             let full = next_attempt(&policy(Jitter::Full), 3, start, start, None, &rng).unwrap();
-            assert!((full - start).get_milliseconds() <= 400);
+            assert!(full.duration_since(start).as_millis() as i64 <= 400);
             let equal = next_attempt(&policy(Jitter::Equal), 3, start, start, None, &rng).unwrap();
-            assert!((200..=400).contains(&(equal - start).get_milliseconds()));
+            assert!((200..=400).contains(&equal.duration_since(start).as_millis() as i64));
         }
     }
 
@@ -92,6 +92,6 @@ mod tests {
         let rng = Rng::seeded(1);
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let at = next_attempt(&policy(Jitter::None), 1, start, start, Some(SignedDuration::from_secs(30)), &rng).unwrap();
-        assert_eq!((at - start).get_seconds(), 30);
+        assert_eq!(at.duration_since(start).as_secs(), 30);
     }
 }

@@ -1,0 +1,35 @@
+//! The HTTP face of the hub: vendor webhooks in, the JSON API under `/api/v1`, health and
+//! readiness. A webhook handler only records: the event is durable before the 2xx, and the
+//! engine's workers drain the inbox.
+
+mod api;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use handoff_contract::Contract;
+use handoff_engine::Clock;
+use handoff_store::Store;
+
+pub struct AppState<S> {
+    pub contract: Arc<Contract>,
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
+    let max_body = state.contract.hub.max_event_bytes;
+    Router::new()
+        .route("/webhooks/{system}", post(webhooks::receive::<S>).layer(DefaultBodyLimit::max(max_body)))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(api::ready::<S>))
+        .route("/api/v1/orders/{order_ref}", get(api::order::<S>))
+        .route("/api/v1/exceptions", get(api::exceptions::<S>))
+        .route("/api/v1/dead-letters", get(api::dead_letters::<S>))
+        .route("/api/v1/dead-letters/{id}/replay", post(api::replay::<S>))
+        .route("/api/v1/outbox", get(api::outbox::<S>))
+        .with_state(state)
+}

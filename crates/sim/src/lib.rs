@@ -1,0 +1,10 @@
+//! Simulated systems and the history checker. A simulated system's behaviour and faults live
+//! in one implementation ([`system::MockSystem`]); the `http` transport serves it on loopback
+//! for the real binary (`handoff mock`), and tests can call it in-process.
+
+pub mod checker;
+pub mod http;
+pub mod system;
+
+pub use checker::{Checker, Violation};
+pub use system::{Applied, Faults, MockSystem, Reply, Request};

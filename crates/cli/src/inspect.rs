@@ -1,0 +1,119 @@
+//! Read and repair commands that work on the data directory directly, with or without a
+//! running hub (SQLite's WAL lets them share the file).
+
+use std::path::Path;
+
+use anyhow::bail;
+use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
+use handoff_store::{Replay, Store};
+use jiff::Timestamp;
+
+fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    if !data_dir.join(DB_FILE).exists() {
+        bail!("no Handoff store in {} (set --data-dir or HANDOFF_DATA_DIR)", data_dir.display());
+    }
+    Ok(SqliteStore::open(data_dir, SqliteOptions::default())?)
+}
+
+fn time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let t = store.order_timeline(order_ref.to_owned()).await?;
+    if t.is_empty() {
+        bail!("no order {order_ref:?} in {}", data_dir.display());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+        return Ok(());
+    }
+    println!("order {order_ref}");
+    println!("\nledger");
+    for l in &t.ledger {
+        println!("  {:<14} {:<12} {:<16} {}", l.system, l.state, l.record_id.as_deref().unwrap_or("-"), time(l.updated_at));
+    }
+    let mut lines: Vec<(Timestamp, String)> = Vec::new();
+    for e in &t.events {
+        lines.push((e.received_at, format!("event    {:<14} {} ({})", e.system, e.kind, e.event_id)));
+    }
+    for c in &t.commands {
+        lines.push((c.created_at, format!("command  {:<14} #{} {} [{}]", c.target, c.id, c.kind, c.state)));
+    }
+    for a in &t.attempts {
+        let detail = a.detail.as_deref().unwrap_or("");
+        lines.push((a.started_at, format!("attempt  #{}.{} {}: {detail}", a.command_id, a.attempt, a.outcome)));
+    }
+    for x in &t.exceptions {
+        lines.push((x.opened_at, format!("exception {} [{}]: {}", x.pattern, x.state, x.detail)));
+    }
+    for a in &t.audit {
+        lines.push((a.at, format!("audit    {} {}: {}", a.actor, a.action, a.detail)));
+    }
+    lines.sort_by_key(|(at, _)| *at);
+    println!("\ntimeline");
+    for (at, line) in lines {
+        println!("  {}  {line}", time(at));
+    }
+    Ok(())
+}
+
+pub async fn dlq_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let rows = store.dead_letters(10_000).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no dead letters");
+    }
+    for c in rows {
+        println!(
+            "{:>8}  {:<20} {:<18} {:<10} attempts {:<3} {}",
+            c.id,
+            c.order_ref,
+            c.kind.as_str(),
+            c.target,
+            c.attempts,
+            c.last_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+pub async fn dlq_replay(data_dir: &Path, id: Option<i64>, actor: String) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let which = id.map_or(Replay::All, Replay::One);
+    let n = store.replay(which, actor, Timestamp::now()).await?;
+    if n == 0 && id.is_some() {
+        bail!("no dead letter {}", id.unwrap_or_default());
+    }
+    println!("replayed {n} dead letter(s); a running hub sends them within a second");
+    Ok(())
+}
+
+pub async fn exceptions_list(data_dir: &Path, state: Option<String>, json: bool) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let rows = store.exceptions(state, 10_000).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no exceptions");
+    }
+    for x in rows {
+        println!(
+            "{:>6}  {:<16} {:<13} {:<20} {:<22} {}",
+            x.id,
+            x.pattern,
+            x.state,
+            x.order_ref,
+            x.field.as_deref().unwrap_or("-"),
+            x.detail
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The generic `http-json` connector. As a source, a system posts Handoff's canonical event
+//! JSON to `/webhooks/{system}`. As a target, a system implements a small record API:
+//! `POST /orders`, `POST /orders/update`, `POST /orders/cancel`, `POST /fulfillments`,
+//! `POST /refunds` (each with `Idempotency-Key`), and `GET /{collection}?external_ref=...`
+//! for read-back.
+
+use std::time::Duration;
+
+use handoff_engine::{Ack, BoxFuture, DeliveryError, Target};
+use handoff_model::{CommandKind, InboundEvent};
+use handoff_store::Command;
+use jiff::SignedDuration;
+use serde::Deserialize;
+
+/// Why a webhook body was refused (400, nothing stored).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("body is not a canonical event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(#[from] handoff_model::EventError),
+}
+
+/// Parses and validates a canonical event posted by an `http-json` source.
+pub fn parse_event(body: &[u8]) -> Result<InboundEvent, SourceError> {
+    let event: InboundEvent = serde_json::from_slice(body)?;
+    event.validate()?;
+    Ok(event)
+}
+
+pub struct HttpJsonTarget {
+    base_url: String,
+    client: reqwest::Client,
+    idempotency_keys: bool,
+}
+
+impl HttpJsonTarget {
+    pub fn new(base_url: &str, timeout: Duration, idempotency_keys: bool) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(512).build()?;
+        Ok(HttpJsonTarget { base_url: base_url.trim_end_matches('/').to_owned(), client, idempotency_keys })
+    }
+
+    fn path(kind: CommandKind) -> &'static str {
+        match kind {
+            CommandKind::CreateOrder => "orders",
+            CommandKind::UpdateOrder => "orders/update",
+            CommandKind::CancelOrder => "orders/cancel",
+            CommandKind::CreateFulfillment => "fulfillments",
+            CommandKind::CreateRefund => "refunds",
+        }
+    }
+
+    fn collection(kind: CommandKind) -> &'static str {
+        match kind {
+            CommandKind::CreateOrder | CommandKind::UpdateOrder | CommandKind::CancelOrder => "orders",
+            CommandKind::CreateFulfillment => "fulfillments",
+            CommandKind::CreateRefund => "refunds",
+        }
+    }
+
+    async fn send_command(&self, c: &Command) -> Result<Ack, DeliveryError> {
+        let url = format!("{}/{}", self.base_url, Self::path(c.kind));
+        let response = self
+            .client
+            .post(url)
+            .header("idempotency-key", &c.idempotency_key)
+            .header("content-type", "application/json")
+            .body(c.payload.clone())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            return match serde_json::from_slice::<Created>(&body) {
+                Ok(Created { id }) => Ok(Ack { record_id: id }),
+                Err(_) => Err(DeliveryError::Transient {
+                    reason: format!("{status} without a record id"),
+                    ambiguous: true,
+                    retry_after: None,
+                }),
+            };
+        }
+        Err(classify(status, &body, retry_after))
+    }
+
+    async fn find(&self, c: &Command) -> Result<Option<Ack>, DeliveryError> {
+        let query: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("external_ref", &c.external_ref).finish();
+        let url = format!("{}/{}?{query}", self.base_url, Self::collection(c.kind));
+        let response = self.client.get(url).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            // A failed read-back never proves anything: keep the outcome unknown.
+            return Err(match classify(status, &body, retry_after) {
+                DeliveryError::Permanent { reason, .. } => DeliveryError::Transient { reason, ambiguous: true, retry_after: None },
+                transient => transient,
+            });
+        }
+        let found: Found = serde_json::from_slice(&body).map_err(|e| DeliveryError::Transient {
+            reason: format!("read-back answer unreadable: {e}"),
+            ambiguous: true,
+            retry_after: None,
+        })?;
+        let applied = found.records.into_iter().find(|r| match c.kind {
+            CommandKind::CancelOrder => r.status == "cancelled",
+            CommandKind::UpdateOrder => r.version >= c.version,
+            _ => true,
+        });
+        Ok(applied.map(|r| Ack { record_id: r.id }))
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Found {
+    records: Vec<FoundRecord>,
+}
+
+#[derive(Deserialize)]
+struct FoundRecord {
+    id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    version: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct Refusal {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    field: Option<String>,
+}
+
+/// A request that failed below HTTP. Only a refused connection proves the target never saw it.
+fn transport_error(e: reqwest::Error) -> DeliveryError {
+    let ambiguous = !e.is_connect();
+    let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection refused" } else { "connection lost" };
+    DeliveryError::Transient { reason: format!("{what}: {e}"), ambiguous, retry_after: None }
+}
+
+/// 429 and 5xx are transient (a 5xx may have applied: ambiguous); other 4xx are data errors.
+fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<SignedDuration>) -> DeliveryError {
+    let refusal: Refusal = serde_json::from_slice(body).unwrap_or_default();
+    let reason = match refusal.error {
+        Some(e) => format!("{status}: {e}"),
+        None => status.to_string(),
+    };
+    match status.as_u16() {
+        429 => DeliveryError::Transient { reason, ambiguous: false, retry_after },
+        408 | 500..=599 => DeliveryError::Transient { reason, ambiguous: true, retry_after },
+        _ => DeliveryError::Permanent { reason, field: refusal.field },
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<SignedDuration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<i64>() {
+        return Some(SignedDuration::from_secs(seconds.clamp(0, 86_400)));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    Some(at.duration_since(jiff::Timestamp::now()).max(SignedDuration::ZERO))
+}
+
+impl Target for HttpJsonTarget {
+    fn send<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>> {
+        Box::pin(self.send_command(command))
+    }
+
+    fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>> {
+        Box::pin(self.find(command))
+    }
+
+    fn honours_idempotency_keys(&self) -> bool {
+        self.idempotency_keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let s = |n| reqwest::StatusCode::from_u16(n).unwrap();
+        assert!(matches!(classify(s(503), b"", None), DeliveryError::Transient { ambiguous: true, .. }));
+        assert!(matches!(classify(s(429), b"", None), DeliveryError::Transient { ambiguous: false, .. }));
+        let refused = classify(s(422), br#"{"error":"email required","field":"order.customer.email"}"#, None);
+        assert_eq!(
+            refused,
+            DeliveryError::Permanent {
+                reason: "422 Unprocessable Entity: email required".into(),
+                field: Some("order.customer.email".into())
+            }
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(SignedDuration::from_secs(7)));
+    }
+}

@@ -1,0 +1,76 @@
+//! The JSON API under `/api/v1`: what the CLI shows, for dashboards and scripts.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use handoff_store::{Replay, Store};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+
+/// Rows any list answers with at most.
+const MAX_LIST: usize = 1000;
+
+fn internal(error: handoff_store::StoreError) -> Response {
+    tracing::error!(message = "store query failed", error = %error);
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "store unavailable" }))).into_response()
+}
+
+pub(crate) async fn ready<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
+    match state.store.command_counts().await {
+        Ok(_) => "ready".into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+pub(crate) async fn order<S: Store + Clone>(State(state): State<Arc<AppState<S>>>, Path(order_ref): Path<String>) -> Response {
+    match state.store.order_timeline(order_ref.clone()).await {
+        Ok(t) if t.is_empty() => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no order {order_ref:?}") }))).into_response()
+        }
+        Ok(t) => Json(t).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ExceptionQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn exceptions<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Query(q): Query<ExceptionQuery>,
+) -> Response {
+    match state.store.exceptions(q.state, q.limit.unwrap_or(100).min(MAX_LIST)).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+pub(crate) async fn dead_letters<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
+    match state.store.dead_letters(MAX_LIST).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+pub(crate) async fn replay<S: Store + Clone>(State(state): State<Arc<AppState<S>>>, Path(id): Path<i64>) -> Response {
+    match state.store.replay(Replay::One(id), "api".into(), state.clock.now()).await {
+        Ok(0) => (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no dead letter {id}") }))).into_response(),
+        Ok(n) => Json(json!({ "replayed": n })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+pub(crate) async fn outbox<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
+    match state.store.command_counts().await {
+        Ok(counts) => Json(counts.into_iter().collect::<std::collections::BTreeMap<_, _>>()).into_response(),
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,180 @@
+//! The loopback transport of a simulated system: `handoff mock` serves a [`MockSystem`] over
+//! HTTP/1.1. Built on hyper directly because a lost acknowledgment has to be a connection
+//! closed with no response at all, which a router cannot express.
+//!
+//! Besides the target protocol (see `docs/connectors/http-json.md`) it serves
+//! `GET /_applied`, `GET /_records`, `GET|PUT /_faults`, and `POST /_fulfil`, which makes the
+//! system fulfil one of its orders and announce it to the hub as a `fulfillment.created` event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::system::{Collection, MockSystem, Reply, Request};
+
+/// Largest request body the mock reads.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+type Response = hyper::Response<Full<Bytes>>;
+
+/// The error that makes hyper close the connection without a response.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// A simulated system on the network: its behaviour, and where it announces its own events.
+pub struct MockServer {
+    pub system: Arc<MockSystem>,
+    /// The hub's webhook URL for this system, e.g. `http://127.0.0.1:8080/webhooks/erp`.
+    pub notify_url: Option<String>,
+    client: reqwest::Client,
+    events_sent: AtomicU64,
+}
+
+impl MockServer {
+    pub fn new(system: Arc<MockSystem>, notify_url: Option<String>) -> Arc<Self> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
+        Arc::new(MockServer { system, notify_url, client, events_sent: AtomicU64::new(0) })
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| server.clone().route(req));
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    }
+
+    async fn route(self: Arc<Self>, req: hyper::Request<Incoming>) -> Result<Response, Dropped> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return Ok(json_response(413, &json!({"error": "body too large"}))),
+        };
+        let parsed = || serde_json::from_slice::<Value>(&body);
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let request = match (&method, segments.as_slice()) {
+            (&Method::GET, ["_applied"]) => return Ok(json_response(200, &json!(self.system.applied()))),
+            (&Method::GET, ["_records"]) => return Ok(json_response(200, &json!(self.system.records()))),
+            (&Method::GET, ["_faults"]) => return Ok(json_response(200, &json!(self.system.faults()))),
+            (&Method::PUT, ["_faults"]) => {
+                return Ok(match serde_json::from_slice(&body) {
+                    Ok(faults) => {
+                        self.system.set_faults(faults);
+                        json_response(200, &json!(self.system.faults()))
+                    }
+                    Err(e) => json_response(400, &json!({"error": e.to_string()})),
+                });
+            }
+            (&Method::POST, ["_fulfil"]) => return Ok(self.fulfil(parsed().ok()).await),
+            (&Method::GET, [collection]) => match (Collection::parse(collection), external_ref(&query)) {
+                (Some(collection), Some(external_ref)) => Request::Find { collection, external_ref },
+                _ => return Ok(json_response(400, &json!({"error": "GET /{collection}?external_ref=..."}))),
+            },
+            (&Method::POST, [collection]) if Collection::parse(collection).is_some() => match parsed() {
+                Ok(body) => Request::Create { collection: Collection::parse(collection).expect("checked"), idempotency_key: key, body },
+                Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
+            },
+            (&Method::POST, ["orders", op @ ("update" | "cancel")]) => match parsed() {
+                Ok(body) if *op == "update" => Request::Update { body },
+                Ok(body) => Request::Cancel { body },
+                Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
+            },
+            _ => return Ok(json_response(404, &json!({"error": format!("no route {method} {path}")}))),
+        };
+        match self.system.handle(request) {
+            Reply::Answer { status, body, retry_after_s } => {
+                let mut response = json_response(status, &body);
+                if let Some(s) = retry_after_s {
+                    response.headers_mut().insert("retry-after", s.into());
+                }
+                Ok(response)
+            }
+            Reply::Drop => Err(Dropped),
+            Reply::Late { after_ms, status, body } => {
+                tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                Ok(json_response(status, &body))
+            }
+        }
+    }
+
+    /// Fulfils one order of this system and announces it to the hub, retrying like a vendor
+    /// webhook sender until the hub acknowledges (bounded to a few minutes).
+    async fn fulfil(&self, body: Option<Value>) -> Response {
+        let Some(external_ref) = body.as_ref().and_then(|b| b.get("external_ref")).and_then(Value::as_str) else {
+            return json_response(400, &json!({"error": "body needs external_ref"}));
+        };
+        let Some(url) = self.notify_url.clone() else {
+            return json_response(409, &json!({"error": "this mock has no --notify URL"}));
+        };
+        let record = self.system.records().into_iter().find(|r| r.collection == Collection::Orders && r.external_ref == external_ref);
+        let Some(record) = record else {
+            return json_response(404, &json!({"error": format!("no order {external_ref}")}));
+        };
+        let lines: Vec<Value> = record.body["order"]["lines"]
+            .as_array()
+            .map(|ls| ls.iter().map(|l| json!({"sku": l["sku"], "quantity": l["quantity"]})).collect())
+            .unwrap_or_default();
+        let n = self.events_sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let event = json!({
+            "event_id": format!("{}-fulfillment-{}", self.system.name(), record.id),
+            "kind": "fulfillment.created",
+            "order_ref": external_ref,
+            "occurred_at": jiff::Timestamp::now(),
+            "fulfillment": {"fulfillment_id": format!("F-{}-{n}", record.id), "lines": lines, "carrier": "DHL", "tracking_number": format!("TRK{n:08}")},
+        });
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(100);
+            for _ in 0..20 {
+                match client.post(&url).json(&event).send().await {
+                    Ok(r) if r.status().is_success() => return,
+                    Ok(r) if r.status().is_client_error() => {
+                        tracing::warn!(message = "hub refused the fulfillment event", status = %r.status());
+                        return;
+                    }
+                    _ => {}
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            tracing::error!(message = "hub never acknowledged the fulfillment event", url);
+        });
+        json_response(202, &json!({"record_id": record.id}))
+    }
+}
+
+fn external_ref(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "external_ref").map(|(_, v)| v.into_owned())
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert("content-type", "application/json".parse().expect("static header"));
+    response
+}

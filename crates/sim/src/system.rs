@@ -1,0 +1,350 @@
+//! One simulated system that speaks Handoff's generic `http-json` target protocol: records
+//! in collections (orders, fulfillments, refunds), idempotency keys (or not), and faults that
+//! fire at seeded rates. Transport-free: requests in, replies out.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// What a misbehaving system does, each at a rate between 0 and 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Apply the write, then drop the response (the lost acknowledgment).
+    pub lost_ack: f64,
+    /// Drop the request before applying it.
+    pub lost_request: f64,
+    /// Apply the write and answer after `slow_ack_ms`, later than a client will wait.
+    pub slow_ack: f64,
+    pub slow_ack_ms: u64,
+    /// Apply the write, then answer 503.
+    pub error_after_apply: f64,
+    /// Answer 429 with `Retry-After: retry_after_s` without applying.
+    pub throttle: f64,
+    pub retry_after_s: u64,
+    /// Answer every request 503 without applying.
+    pub outage: bool,
+    /// Fields of the order that must be present (dotted paths such as `customer.email`);
+    /// an order missing one is refused with 422 naming the field.
+    pub required_fields: Vec<String>,
+    /// Whether `Idempotency-Key` is honoured; without it a retried create makes a second record.
+    pub idempotency_keys: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            lost_ack: 0.0,
+            lost_request: 0.0,
+            slow_ack: 0.0,
+            slow_ack_ms: 10_000,
+            error_after_apply: 0.0,
+            throttle: 0.0,
+            retry_after_s: 1,
+            outage: false,
+            required_fields: Vec::new(),
+            idempotency_keys: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    Orders,
+    Fulfillments,
+    Refunds,
+}
+
+impl Collection {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "orders" => Some(Collection::Orders),
+            "fulfillments" => Some(Collection::Fulfillments),
+            "refunds" => Some(Collection::Refunds),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Create { collection: Collection, idempotency_key: Option<String>, body: Value },
+    Update { body: Value },
+    Cancel { body: Value },
+    Find { collection: Collection, external_ref: String },
+}
+
+/// What the transport must do with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Answer { status: u16, body: Value, retry_after_s: Option<u64> },
+    /// Close the connection without answering.
+    Drop,
+    /// Answer, but only after this many milliseconds.
+    Late { after_ms: u64, status: u16, body: Value },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub collection: Collection,
+    pub external_ref: String,
+    pub status: String,
+    pub version: Option<u64>,
+    pub body: Value,
+}
+
+/// One write the system applied, in the order it applied them: the history the checker reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub seq: u64,
+    pub op: String,
+    pub collection: Collection,
+    pub external_ref: String,
+    pub record_id: String,
+    pub version: Option<u64>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    records: Vec<Record>,
+    by_key: HashMap<String, usize>,
+    applied: Vec<Applied>,
+}
+
+pub struct MockSystem {
+    name: String,
+    faults: Mutex<Faults>,
+    rng: Mutex<ChaCha8Rng>,
+    state: Mutex<State>,
+}
+
+fn error(status: u16, message: &str, field: Option<&str>) -> Reply {
+    Reply::Answer { status, body: json!({"error": message, "field": field}), retry_after_s: None }
+}
+
+fn lookup<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(body, |v, key| v.get(key)).filter(|v| !v.is_null())
+}
+
+impl MockSystem {
+    pub fn new(name: impl Into<String>, faults: Faults, seed: u64) -> Self {
+        MockSystem {
+            name: name.into(),
+            faults: Mutex::new(faults),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().expect("faults lock").clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().expect("faults lock") = faults;
+    }
+
+    pub fn applied(&self) -> Vec<Applied> {
+        self.state.lock().expect("state lock").applied.clone()
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.state.lock().expect("state lock").records.clone()
+    }
+
+    fn roll(&self, rate: f64) -> bool {
+        rate > 0.0 && self.rng.lock().expect("rng lock").random_bool(rate.min(1.0))
+    }
+
+    pub fn handle(&self, request: Request) -> Reply {
+        let faults = self.faults();
+        if faults.outage {
+            return error(503, "service unavailable", None);
+        }
+        if let Request::Find { collection, external_ref } = &request {
+            let state = self.state.lock().expect("state lock");
+            let found: Vec<&Record> =
+                state.records.iter().filter(|r| r.collection == *collection && &r.external_ref == external_ref).collect();
+            return Reply::Answer { status: 200, body: json!({ "records": found }), retry_after_s: None };
+        }
+        if self.roll(faults.throttle) {
+            return Reply::Answer {
+                status: 429,
+                body: json!({"error": "too many requests"}),
+                retry_after_s: Some(faults.retry_after_s),
+            };
+        }
+        if self.roll(faults.lost_request) {
+            return Reply::Drop;
+        }
+        let (status, body) = match self.apply(request, &faults) {
+            Ok(ok) => ok,
+            Err(refused) => return refused,
+        };
+        if self.roll(faults.lost_ack) {
+            Reply::Drop
+        } else if self.roll(faults.error_after_apply) {
+            error(503, "internal error after commit", None)
+        } else if self.roll(faults.slow_ack) {
+            Reply::Late { after_ms: faults.slow_ack_ms, status, body }
+        } else {
+            Reply::Answer { status, body, retry_after_s: None }
+        }
+    }
+
+    fn apply(&self, request: Request, faults: &Faults) -> Result<(u16, Value), Reply> {
+        let mut state = self.state.lock().expect("state lock");
+        let external_ref = |body: &Value| -> Result<String, Reply> {
+            body.get("external_ref")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| error(422, "external_ref is required", Some("external_ref")))
+        };
+        let version = |body: &Value| body.get("version").and_then(Value::as_u64);
+        match request {
+            Request::Create { collection, idempotency_key, body } => {
+                let external_ref = external_ref(&body)?;
+                if collection == Collection::Orders {
+                    for field in &faults.required_fields {
+                        if lookup(&body["order"], field).is_none() {
+                            return Err(error(422, &format!("order.{field} is required"), Some(&format!("order.{field}"))));
+                        }
+                    }
+                }
+                if faults.idempotency_keys
+                    && let Some(key) = &idempotency_key
+                    && let Some(&i) = state.by_key.get(key)
+                {
+                    return Ok((200, json!({"id": state.records[i].id})));
+                }
+                let id = format!("{}-{}", self.name, state.records.len() + 1);
+                let status = if collection == Collection::Orders { "open" } else { "done" };
+                state.records.push(Record {
+                    id: id.clone(),
+                    collection,
+                    external_ref: external_ref.clone(),
+                    status: status.into(),
+                    version: version(&body),
+                    body: body.clone(),
+                });
+                if let Some(key) = &idempotency_key {
+                    let i = state.records.len() - 1;
+                    state.by_key.insert(key.clone(), i);
+                }
+                let seq = state.applied.len() as u64;
+                state.applied.push(Applied {
+                    seq,
+                    op: "create".into(),
+                    collection,
+                    external_ref,
+                    record_id: id.clone(),
+                    version: version(&body),
+                    idempotency_key,
+                });
+                Ok((201, json!({ "id": id })))
+            }
+            Request::Update { body } => self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(body)),
+            Request::Cancel { body } => self.change(&mut state, &external_ref(&body)?, "cancel", version(&body), None),
+            Request::Find { .. } => unreachable!("finds are answered before any fault"),
+        }
+    }
+
+    fn change(
+        &self,
+        state: &mut State,
+        external_ref: &str,
+        op: &str,
+        version: Option<u64>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), Reply> {
+        let Some(i) = state.records.iter().position(|r| r.collection == Collection::Orders && r.external_ref == external_ref)
+        else {
+            return Err(error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")));
+        };
+        let record = &mut state.records[i];
+        if op == "cancel" {
+            record.status = "cancelled".into();
+        } else if let Some(body) = body {
+            record.body = body;
+            record.version = version;
+        }
+        let id = record.id.clone();
+        let seq = state.applied.len() as u64;
+        state.applied.push(Applied {
+            seq,
+            op: op.into(),
+            collection: Collection::Orders,
+            external_ref: external_ref.to_owned(),
+            record_id: id.clone(),
+            version,
+            idempotency_key: None,
+        });
+        Ok((200, json!({ "id": id })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(key: &str, ext: &str) -> Request {
+        Request::Create {
+            collection: Collection::Orders,
+            idempotency_key: Some(key.into()),
+            body: json!({"external_ref": ext, "version": 1, "order": {"customer": {"email": "a@b.c"}}}),
+        }
+    }
+
+    #[test]
+    fn idempotency_key_gives_one_record() {
+        let s = MockSystem::new("erp", Faults::default(), 1);
+        let a = s.handle(create("k1", "#1"));
+        let b = s.handle(create("k1", "#1"));
+        assert!(matches!(a, Reply::Answer { status: 201, .. }));
+        assert!(matches!(b, Reply::Answer { status: 200, .. }));
+        assert_eq!(s.records().len(), 1);
+    }
+
+    #[test]
+    fn without_key_support_a_retry_duplicates() {
+        let s = MockSystem::new("erp", Faults { idempotency_keys: false, ..Faults::default() }, 1);
+        s.handle(create("k1", "#1"));
+        s.handle(create("k1", "#1"));
+        assert_eq!(s.records().len(), 2);
+    }
+
+    #[test]
+    fn lost_ack_applies_then_drops() {
+        let s = MockSystem::new("erp", Faults { lost_ack: 1.0, ..Faults::default() }, 1);
+        assert_eq!(s.handle(create("k1", "#1")), Reply::Drop);
+        assert_eq!(s.applied().len(), 1);
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        let faults = Faults { required_fields: vec!["customer.name".into()], ..Faults::default() };
+        let s = MockSystem::new("erp", faults, 1);
+        let Reply::Answer { status, body, .. } = s.handle(create("k1", "#1")) else { panic!("answered") };
+        assert_eq!(status, 422);
+        assert_eq!(body["field"], "order.customer.name");
+        assert!(s.applied().is_empty());
+    }
+
+    #[test]
+    fn outage_applies_nothing() {
+        let s = MockSystem::new("erp", Faults { outage: true, ..Faults::default() }, 1);
+        assert!(matches!(s.handle(create("k1", "#1")), Reply::Answer { status: 503, .. }));
+        assert!(s.applied().is_empty());
+    }
+}
