@@ -1,0 +1,247 @@
+//! Drives the real `handoff` binary: a hub and simulated systems as child processes on
+//! loopback ports, each in its own temporary directory.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use handoff_sim::Applied;
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_handoff");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns `Some`, failing the test with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Mock {
+    pub url: String,
+    _proc: Proc,
+}
+
+impl Mock {
+    /// Starts `handoff mock --name NAME` with extra flags, and waits until it answers.
+    pub async fn start(name: &str, args: &[&str]) -> Mock {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["mock", "--name", name, "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mock = Mock { url: format!("http://127.0.0.1:{port}"), _proc: Proc(child) };
+        let c = client();
+        let url = format!("{}/_faults", mock.url);
+        wait_for("the mock to answer", Duration::from_secs(10), || {
+            let c = c.clone();
+            let url = url.clone();
+            async move { c.get(&url).send().await.ok().map(|_| ()) }
+        })
+        .await;
+        mock
+    }
+
+    pub async fn applied(&self) -> Vec<Applied> {
+        client().get(format!("{}/_applied", self.url)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let r = client().put(format!("{}/_faults", self.url)).json(&faults).send().await.unwrap();
+        assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap());
+    }
+
+    /// Makes this system fulfil one of its orders and announce it to the hub.
+    pub async fn fulfil(&self, external_ref: &str) {
+        let r = client().post(format!("{}/_fulfil", self.url)).json(&json!({"external_ref": external_ref})).send().await.unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+}
+
+pub struct Hub {
+    pub url: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    proc: Option<Proc>,
+}
+
+/// A contract with a storefront `shop` and an ERP `erp`, fast retries for tests.
+pub fn contract(port: u16, erp: &str, shop: &str, erp_extra: &str) -> String {
+    format!(
+        r#"
+[hub]
+listen = "127.0.0.1:{port}"
+
+[systems.shop]
+role = "storefront"
+connector = "http-json"
+base_url = "{shop}"
+timeout = "2s"
+
+[systems.erp]
+role = "erp"
+connector = "http-json"
+base_url = "{erp}"
+timeout = "2s"
+{erp_extra}
+
+[flows.orders-to-erp]
+from = "shop"
+to = "erp"
+events = ["order.created", "order.updated", "order.cancelled"]
+proof = "record-id"
+deadline = "15m"
+retry = {{ attempts = 30, backoff_base = "100ms", backoff_cap = "1s", jitter = "equal", deadline = "1h" }}
+
+[flows.fulfillments-to-shop]
+from = "erp"
+to = "shop"
+events = ["fulfillment.created"]
+proof = "read-back"
+deadline = "30m"
+retry = {{ attempts = 30, backoff_base = "100ms", backoff_cap = "1s", jitter = "equal", deadline = "1h" }}
+"#
+    )
+}
+
+impl Hub {
+    /// Writes the contract into `dir` and starts `handoff serve` on it.
+    pub async fn start(dir: &Path, port: u16, contract: &str) -> Hub {
+        let config = dir.join("handoff.toml");
+        std::fs::write(&config, contract).unwrap();
+        let mut hub = Hub { url: format!("http://127.0.0.1:{port}"), port, dir: dir.to_owned(), config, proc: None };
+        hub.restart().await;
+        hub
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("hub.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("HANDOFF_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.proc = Some(Proc(child));
+        let c = client();
+        let url = format!("{}/health", self.url);
+        wait_for("the hub to answer", Duration::from_secs(20), || {
+            let c = c.clone();
+            let url = url.clone();
+            async move { c.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+
+    /// kill -9: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        self.proc.take();
+    }
+
+    pub async fn post(&self, system: &str, event: &Value) -> reqwest::Response {
+        client().post(format!("{}/webhooks/{system}", self.url)).json(event).send().await.unwrap()
+    }
+
+    /// Waits until nothing is pending or in flight and the inbox is drained.
+    pub async fn drained(&self) {
+        let c = client();
+        let url = format!("{}/api/v1/outbox", self.url);
+        wait_for("the outbox to drain", Duration::from_secs(120), || {
+            let c = c.clone();
+            let url = url.clone();
+            async move {
+                let counts: Value = c.get(&url).send().await.ok()?.json().await.ok()?;
+                let busy = counts.get("pending").is_some() || counts.get("in_flight").is_some();
+                (!busy).then_some(())
+            }
+        })
+        .await;
+    }
+
+    pub async fn order(&self, order_ref: &str) -> Value {
+        let url = format!("{}/api/v1/orders/{}", self.url, urlencode(order_ref));
+        client().get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Runs the `handoff` CLI against this hub's data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).args(args).env("HANDOFF_DATA_DIR", self.data_dir()).env("HANDOFF_LOG", "warn").output().unwrap()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A canonical `order.created` (or `order.updated` with `kind`) event.
+pub fn order_event(event_id: &str, kind: &str, order_ref: &str, version: u64) -> Value {
+    json!({
+        "event_id": event_id,
+        "kind": kind,
+        "order_ref": order_ref,
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "version": version,
+        "order": {
+            "order_ref": order_ref,
+            "customer": {"email": "ada@example.com"},
+            "lines": [{"sku": "MUG-1", "quantity": 2, "unit_price": "9.95"}],
+            "currency": "EUR",
+            "totals": {"subtotal": "19.90", "tax": "3.78", "shipping": "4.90", "total": "28.58"},
+            "placed_at": "2026-11-26T10:00:00Z"
+        }
+    })
+}
+
+pub fn cancel_event(event_id: &str, order_ref: &str, version: u64) -> Value {
+    json!({
+        "event_id": event_id,
+        "kind": "order.cancelled",
+        "order_ref": order_ref,
+        "occurred_at": "2026-11-26T10:05:00Z",
+        "version": version,
+    })
+}
