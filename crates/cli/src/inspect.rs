@@ -32,7 +32,13 @@ pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow:
     println!("order {order_ref}");
     println!("\nledger");
     for l in &t.ledger {
-        println!("  {:<14} {:<12} {:<16} {}", l.system, l.state, l.record_id.as_deref().unwrap_or("-"), time(l.updated_at));
+        println!(
+            "  {:<14} {:<12} {:<16} {}",
+            l.system,
+            l.state,
+            l.record_id.as_deref().unwrap_or("-"),
+            time(l.updated_at)
+        );
     }
     let mut lines: Vec<(Timestamp, String)> = Vec::new();
     for e in &t.events {

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "handoff", version, about = "The acknowledged write path between storefronts, marketplaces, payments and ERPs")]
+#[command(
+    name = "handoff",
+    version,
+    about = "The acknowledged write path between storefronts, marketplaces, payments and ERPs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +38,10 @@ enum Command {
         /// Listen here instead of the contract's `hub.listen`.
         #[arg(long)]
         listen: Option<String>,
+        /// Also serve every target of the contract with a simulated system at its `base_url`,
+        /// to try Handoff without real systems.
+        #[arg(long)]
+        simulate: bool,
     },
     /// One order's cross-system timeline.
     Order {
@@ -108,16 +116,14 @@ enum ExceptionsCommand {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, data, listen } => serve::run(&config, &data.data_dir, listen).await,
+            Command::Serve { config, data, listen, simulate } => serve::run(&config, &data.data_dir, listen, simulate).await,
             Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
                 inspect::order_show(&data.data_dir, &order_ref, json).await
             }

@@ -9,17 +9,25 @@ use handoff_connectors::http_json::HttpJsonTarget;
 use handoff_contract::{ConnectorKind, Contract};
 use handoff_engine::{Clock, Engine, Rng, SystemClock, Target, Targets};
 use handoff_server::AppState;
+use handoff_sim::http::MockServer;
+use handoff_sim::{Faults, MockSystem};
 use handoff_store::Store;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
-pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
+pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
     let contract = Arc::new(Contract::load(config)?);
     let store = SqliteStore::open(data_dir, SqliteOptions::default())
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     store.recover_in_flight(clock.now()).await?;
     let targets = targets(&contract)?;
-    let engine = Engine { contract: contract.clone(), store: store.clone(), targets, clock: clock.clone(), rng: Rng::from_entropy() };
+    let engine = Engine {
+        contract: contract.clone(),
+        store: store.clone(),
+        targets,
+        clock: clock.clone(),
+        rng: Rng::from_entropy(),
+    };
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let intake = tokio::spawn(engine.intake().run(stopped.clone()));
@@ -27,6 +35,9 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>) -> anyh
 
     let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    if simulate {
+        simulate_targets(&contract, &listener.local_addr()?.to_string()).await?;
+    }
     tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
     let app = handoff_server::router(Arc::new(AppState { contract, store, clock }));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
@@ -48,6 +59,24 @@ fn targets(contract: &Contract) -> anyhow::Result<Targets> {
         targets.insert(name.clone(), target);
     }
     Ok(targets)
+}
+
+/// Serves a simulated system at each target's `base_url`; each announces its own events to
+/// the hub's webhook for that system.
+async fn simulate_targets(contract: &Contract, hub_addr: &str) -> anyhow::Result<()> {
+    for (name, system) in &contract.systems {
+        let Some(base_url) = &system.base_url else { continue };
+        let url = reqwest::Url::parse(base_url).with_context(|| format!("systems.{name}.base_url"))?;
+        let addr = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port_or_known_default().unwrap_or(80));
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("simulating {name} on {addr} (is something else listening there?)"))?;
+        let mock = Arc::new(MockSystem::new(name.clone(), Faults::default(), 1));
+        let server = MockServer::new(mock, Some(format!("http://{hub_addr}/webhooks/{name}")));
+        tracing::info!(message = "simulated system serving", system = %name, addr = %addr);
+        tokio::spawn(server.serve(listener));
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -68,7 +68,8 @@ async fn an_erp_outage_is_waited_out_with_backoff_and_delivered_once() {
     let failed = attempts.len() - 1;
     // With a 100 ms base doubling to a 1 s cap, 3 s of outage allows only a handful of tries.
     assert!((2..=10).contains(&failed), "{failed} failed attempts: {attempts:?}");
-    let started: Vec<jiff::Timestamp> = attempts.iter().map(|a| a["started_at"].as_str().unwrap().parse().unwrap()).collect();
+    let started: Vec<jiff::Timestamp> =
+        attempts.iter().map(|a| a["started_at"].as_str().unwrap().parse().unwrap()).collect();
     for (n, pair) in started.windows(2).enumerate() {
         // Equal jitter waits at least half of min(100 ms * 2^n, 1 s).
         let floor_ms = (100u64 << n).min(1000) / 2;
@@ -140,7 +141,8 @@ async fn a_cancel_after_the_create_was_sent_arrives_after_it() {
     .await;
     assert_eq!(hub.post("shop", &cancel_event("evt-2", "#6001", 2)).await.status(), 202);
     hub.drained().await;
-    let ops: Vec<String> = erp.applied().await.into_iter().filter(|a| a.external_ref == "#6001").map(|a| a.op).collect();
+    let ops: Vec<String> =
+        erp.applied().await.into_iter().filter(|a| a.external_ref == "#6001").map(|a| a.op).collect();
     assert_eq!(ops, vec!["create", "cancel"]);
 }
 
@@ -191,7 +193,13 @@ async fn a_bad_contract_is_refused_naming_file_and_key() {
     let text = contract(port, "http://127.0.0.1:1", "http://127.0.0.1:2", "").replace("attempts = 30", "attempts = 0");
     let path = dir.path().join("handoff.toml");
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(BIN).args(["serve", "--config"]).arg(&path).arg("--data-dir").arg(dir.path()).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("handoff.toml"), "{stderr}");

@@ -96,7 +96,9 @@ impl HttpJsonTarget {
         if !status.is_success() {
             // A failed read-back never proves anything: keep the outcome unknown.
             return Err(match classify(status, &body, retry_after) {
-                DeliveryError::Permanent { reason, .. } => DeliveryError::Transient { reason, ambiguous: true, retry_after: None },
+                DeliveryError::Permanent { reason, .. } => {
+                    DeliveryError::Transient { reason, ambiguous: true, retry_after: None }
+                }
                 transient => transient,
             });
         }
@@ -144,7 +146,13 @@ struct Refusal {
 /// A request that failed below HTTP. Only a refused connection proves the target never saw it.
 fn transport_error(e: reqwest::Error) -> DeliveryError {
     let ambiguous = !e.is_connect();
-    let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection refused" } else { "connection lost" };
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused"
+    } else {
+        "connection lost"
+    };
     DeliveryError::Transient { reason: format!("{what}: {e}"), ambiguous, retry_after: None }
 }
 

@@ -211,3 +211,60 @@ impl Contract {
             .map(|(name, f)| (name.as_str(), f))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap()
+    }
+
+    fn refused(text: &str) -> ContractError {
+        Contract::parse(text, Path::new("handoff.toml")).unwrap_err()
+    }
+
+    #[test]
+    fn the_example_contract_is_valid() {
+        let c = Contract::parse(&example(), Path::new("examples/handoff.toml")).unwrap();
+        assert_eq!(c.flows.len(), 2);
+        let flow = &c.flows["orders-to-erp"];
+        assert_eq!(flow.retry.backoff_base, SignedDuration::from_millis(500));
+        assert_eq!(flow.deadline, SignedDuration::from_mins(15));
+        assert_eq!(c.flows_for("shop", EventKind::OrderCancelled).count(), 1);
+        assert_eq!(c.flows_for("erp", EventKind::OrderCancelled).count(), 0);
+    }
+
+    #[test]
+    fn an_unknown_system_is_named() {
+        let e = refused(&example().replace("to = \"erp\"", "to = \"erpp\""));
+        assert_eq!(e.key, "flows.orders-to-erp.to");
+        assert!(e.message.contains("erpp") && e.message.contains("known: erp, shop"), "{e}");
+        assert!(e.to_string().starts_with("handoff.toml: key `flows.orders-to-erp.to`"), "{e}");
+    }
+
+    #[test]
+    fn a_typo_in_a_key_is_named() {
+        let e = refused(&example().replace("backoff_cap = \"5m\"", "backof_cap = \"5m\""));
+        assert_eq!(e.key, "flows.orders-to-erp.retry.backof_cap");
+        assert!(e.message.contains("backof_cap"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = refused(&example().replace("deadline = \"15m\"", "deadline = \"soon\""));
+        assert_eq!(e.key, "flows.orders-to-erp.deadline");
+        let e = refused(&example().replace("backoff_base = \"500ms\"", "backoff_base = \"10m\""));
+        assert_eq!(e.key, "flows.orders-to-erp.retry.backoff_cap");
+        let e = refused(&example().replace("events = [\"fulfillment.created\"]", "events = [\"order.paid\"]"));
+        assert_eq!(e.key, "flows.fulfillments-to-shop.events");
+        let e = refused(&example().replace("base_url = \"http://127.0.0.1:9001\"", ""));
+        assert_eq!(e.key, "systems.erp.base_url");
+    }
+
+    #[test]
+    fn broken_toml_says_where() {
+        let e = refused("[systems.shop\nrole = 1");
+        assert!(e.message.contains("line 1"), "{e}");
+    }
+}

@@ -12,7 +12,9 @@ type Refusal = (String, String);
 const MAX_ATTEMPTS: u32 = 100;
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn positive(key: String, d: SignedDuration) -> Result<(), Refusal> {
@@ -38,7 +40,10 @@ impl Contract {
             if let Some(url) = &system.base_url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
-                return Err((format!("systems.{name}.base_url"), format!("must be an http:// or https:// URL, got {url:?}")));
+                return Err((
+                    format!("systems.{name}.base_url"),
+                    format!("must be an http:// or https:// URL, got {url:?}"),
+                ));
             }
         }
         let mut routes = BTreeSet::new();
@@ -57,17 +62,26 @@ impl Contract {
                 return Err((key("to"), "a flow goes from one system to another".into()));
             }
             if target.base_url.is_none() {
-                return Err((format!("systems.{}.base_url", flow.to), format!("is required: flow {name:?} sends commands to this system")));
+                return Err((
+                    format!("systems.{}.base_url", flow.to),
+                    format!("is required: flow {name:?} sends commands to this system"),
+                ));
             }
             if flow.events.is_empty() {
                 return Err((key("events"), "a flow carries at least one event kind".into()));
             }
             for kind in &flow.events {
                 if command_for(*kind).is_none() {
-                    return Err((key("events"), format!("{kind} only updates the ledger; no command carries it to another system")));
+                    return Err((
+                        key("events"),
+                        format!("{kind} only updates the ledger; no command carries it to another system"),
+                    ));
                 }
                 if !routes.insert((flow.from.clone(), *kind, flow.to.clone())) {
-                    return Err((key("events"), format!("another flow already carries {kind} from {} to {}", flow.from, flow.to)));
+                    return Err((
+                        key("events"),
+                        format!("another flow already carries {kind} from {} to {}", flow.from, flow.to),
+                    ));
                 }
             }
             positive(key("deadline"), flow.deadline)?;
@@ -83,13 +97,19 @@ impl Contract {
 
 fn validate_retry(key: &str, retry: &RetryPolicy) -> Result<(), Refusal> {
     if retry.attempts == 0 || retry.attempts > MAX_ATTEMPTS {
-        return Err((format!("{key}.attempts"), format!("must be between 1 and {MAX_ATTEMPTS}, got {}", retry.attempts)));
+        return Err((
+            format!("{key}.attempts"),
+            format!("must be between 1 and {MAX_ATTEMPTS}, got {}", retry.attempts),
+        ));
     }
     positive(format!("{key}.backoff_base"), retry.backoff_base)?;
     positive(format!("{key}.backoff_cap"), retry.backoff_cap)?;
     positive(format!("{key}.deadline"), retry.deadline)?;
     if retry.backoff_cap < retry.backoff_base {
-        return Err((format!("{key}.backoff_cap"), format!("{:#} is shorter than backoff_base {:#}", retry.backoff_cap, retry.backoff_base)));
+        return Err((
+            format!("{key}.backoff_cap"),
+            format!("{:#} is shorter than backoff_base {:#}", retry.backoff_cap, retry.backoff_base),
+        ));
     }
     Ok(())
 }

@@ -79,10 +79,19 @@ impl<S: Store + Clone> Dispatcher<S> {
 
     /// Turns a failure into a retry or a dead letter. `was_ambiguous` keeps an earlier unknown
     /// outcome unknown: only a read-back can clear it.
-    fn failed(&self, c: &Command, flow: &handoff_contract::Flow, e: DeliveryError, was_ambiguous: bool, step: &str) -> Outcome {
+    fn failed(
+        &self,
+        c: &Command,
+        flow: &handoff_contract::Flow,
+        e: DeliveryError,
+        was_ambiguous: bool,
+        step: &str,
+    ) -> Outcome {
         let now = self.clock.now();
         let (ambiguous, retry_after, permanent_field) = match &e {
-            DeliveryError::Transient { ambiguous, retry_after, .. } => (*ambiguous || was_ambiguous, *retry_after, None),
+            DeliveryError::Transient { ambiguous, retry_after, .. } => {
+                (*ambiguous || was_ambiguous, *retry_after, None)
+            }
             DeliveryError::Permanent { field, .. } => (was_ambiguous, None, Some(field.clone())),
         };
         let error = format!("{step}: {e}");
@@ -93,7 +102,11 @@ impl<S: Store + Clone> Dispatcher<S> {
         }
         match next_attempt(&flow.retry, c.budget_attempts, c.budget_start, now, retry_after, &self.rng) {
             Some(at) => Outcome::Retry { at, ambiguous, error },
-            None => Outcome::DeadLettered { ambiguous, error: format!("retry budget spent; last error: {error}"), field: None },
+            None => Outcome::DeadLettered {
+                ambiguous,
+                error: format!("retry budget spent; last error: {error}"),
+                field: None,
+            },
         }
     }
 

@@ -67,10 +67,9 @@ impl<S: Store> Intake<S> {
 
 /// Plans one event; `states` carries order states across the batch.
 pub fn plan(contract: &Contract, stored: &StoredEvent, states: &mut HashMap<String, OrderState>) -> Plan {
-    let state = states.entry(stored.order_ref.clone()).or_insert_with(|| OrderState {
-        source: stored.system.clone(),
-        ..OrderState::default()
-    });
+    let state = states
+        .entry(stored.order_ref.clone())
+        .or_insert_with(|| OrderState { source: stored.system.clone(), ..OrderState::default() });
     let mut plan = Plan {
         event_row: stored.row,
         order_ref: stored.order_ref.clone(),
@@ -154,34 +153,60 @@ pub fn plan(contract: &Contract, stored: &StoredEvent, states: &mut HashMap<Stri
 }
 
 /// Builds the command and its canonical payload (the `http-json` mapping, version 1).
-fn command_for_event(flow: &str, target: &str, kind: CommandKind, event: &InboundEvent, stored: &StoredEvent) -> NewCommand {
+fn command_for_event(
+    flow: &str,
+    target: &str,
+    kind: CommandKind,
+    event: &InboundEvent,
+    stored: &StoredEvent,
+) -> NewCommand {
     let order_ref = &event.order_ref;
     let (subject, external_ref, payload) = match kind {
-        CommandKind::CreateOrder => (order_ref.clone(), order_ref.clone(), json!({
-            "external_ref": order_ref, "version": event.version, "order": event.order,
-        })),
+        CommandKind::CreateOrder => (
+            order_ref.clone(),
+            order_ref.clone(),
+            json!({
+                "external_ref": order_ref, "version": event.version, "order": event.order,
+            }),
+        ),
         CommandKind::UpdateOrder => {
             let subject = event.version.map_or_else(|| format!("event-{}", stored.event_id), |v| format!("v{v}"));
-            (subject, order_ref.clone(), json!({
-                "external_ref": order_ref, "version": event.version, "order": event.order,
-            }))
+            (
+                subject,
+                order_ref.clone(),
+                json!({
+                    "external_ref": order_ref, "version": event.version, "order": event.order,
+                }),
+            )
         }
-        CommandKind::CancelOrder => ("cancel".into(), order_ref.clone(), json!({
-            "external_ref": order_ref, "version": event.version,
-        })),
+        CommandKind::CancelOrder => (
+            "cancel".into(),
+            order_ref.clone(),
+            json!({
+                "external_ref": order_ref, "version": event.version,
+            }),
+        ),
         CommandKind::CreateFulfillment => {
             let f = event.fulfillment.as_ref().expect("validated on intake");
             let external_ref = format!("{order_ref}/fulfillment/{}", f.fulfillment_id);
-            (f.fulfillment_id.to_string(), external_ref.clone(), json!({
-                "external_ref": external_ref, "order_ref": order_ref, "fulfillment": f,
-            }))
+            (
+                f.fulfillment_id.to_string(),
+                external_ref.clone(),
+                json!({
+                    "external_ref": external_ref, "order_ref": order_ref, "fulfillment": f,
+                }),
+            )
         }
         CommandKind::CreateRefund => {
             let r = event.refund.as_ref().expect("validated on intake");
             let external_ref = format!("{order_ref}/refund/{}", r.refund_id);
-            (r.refund_id.to_string(), external_ref.clone(), json!({
-                "external_ref": external_ref, "order_ref": order_ref, "refund": r,
-            }))
+            (
+                r.refund_id.to_string(),
+                external_ref.clone(),
+                json!({
+                    "external_ref": external_ref, "order_ref": order_ref, "refund": r,
+                }),
+            )
         }
     };
     NewCommand {
@@ -194,5 +219,93 @@ fn command_for_event(flow: &str, target: &str, kind: CommandKind, event: &Inboun
         version: event.version,
         payload: payload.to_string(),
         supersede_unsent: kind == CommandKind::CancelOrder,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn contract() -> Contract {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+        Contract::parse(&text, Path::new("handoff.toml")).unwrap()
+    }
+
+    fn stored(row: i64, kind: &str, version: u64) -> StoredEvent {
+        let mut event = serde_json::json!({
+            "event_id": format!("e{row}"), "kind": kind, "order_ref": "#1",
+            "occurred_at": "2026-11-26T10:00:00Z", "version": version,
+        });
+        if kind != "order.cancelled" {
+            event["order"] = serde_json::json!({
+                "order_ref": "#1", "customer": {}, "currency": "EUR", "placed_at": "2026-11-26T10:00:00Z",
+                "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}],
+                "totals": {"subtotal": "5.00", "total": "5.00"},
+            });
+        }
+        StoredEvent {
+            row,
+            system: "shop".into(),
+            event_id: format!("e{row}"),
+            kind: kind.parse().unwrap(),
+            order_ref: "#1".into(),
+            received_at: "2026-11-26T10:00:00Z".parse().unwrap(),
+            processed_at: None,
+            payload: event.to_string(),
+        }
+    }
+
+    fn kinds(plan: &Plan) -> Vec<CommandKind> {
+        plan.commands.iter().map(|c| c.kind).collect()
+    }
+
+    #[test]
+    fn create_update_cancel_in_order() {
+        let (c, mut states) = (contract(), HashMap::new());
+        assert_eq!(kinds(&plan(&c, &stored(1, "order.created", 1), &mut states)), vec![CommandKind::CreateOrder]);
+        assert_eq!(kinds(&plan(&c, &stored(2, "order.updated", 2), &mut states)), vec![CommandKind::UpdateOrder]);
+        let cancel = plan(&c, &stored(3, "order.cancelled", 3), &mut states);
+        assert_eq!(kinds(&cancel), vec![CommandKind::CancelOrder]);
+        assert!(cancel.commands[0].supersede_unsent);
+    }
+
+    #[test]
+    fn an_update_before_its_create_stands_in_for_it() {
+        let (c, mut states) = (contract(), HashMap::new());
+        assert_eq!(kinds(&plan(&c, &stored(1, "order.updated", 2), &mut states)), vec![CommandKind::CreateOrder]);
+        let late_create = plan(&c, &stored(2, "order.created", 1), &mut states);
+        assert!(late_create.commands.is_empty());
+        assert!(late_create.audit[0].contains("already created"));
+    }
+
+    #[test]
+    fn a_stale_update_is_not_sent() {
+        let (c, mut states) = (contract(), HashMap::new());
+        plan(&c, &stored(1, "order.created", 1), &mut states);
+        plan(&c, &stored(2, "order.updated", 3), &mut states);
+        let stale = plan(&c, &stored(3, "order.updated", 2), &mut states);
+        assert!(stale.commands.is_empty());
+        assert!(stale.audit[0].contains("stale"));
+    }
+
+    #[test]
+    fn a_create_after_its_cancel_is_not_sent() {
+        let (c, mut states) = (contract(), HashMap::new());
+        let cancel = plan(&c, &stored(1, "order.cancelled", 2), &mut states);
+        assert!(cancel.commands.is_empty());
+        let create = plan(&c, &stored(2, "order.created", 1), &mut states);
+        assert!(create.commands.is_empty());
+        assert!(create.state.cancelled);
+    }
+
+    #[test]
+    fn idempotency_keys_do_not_depend_on_the_event_delivery() {
+        let (c, mut a, mut b) = (contract(), HashMap::new(), HashMap::new());
+        let first = plan(&c, &stored(1, "order.created", 1), &mut a);
+        let redelivered = plan(&c, &stored(9, "order.created", 1), &mut b);
+        assert_eq!(first.commands[0].idempotency_key, redelivered.commands[0].idempotency_key);
     }
 }

@@ -59,6 +59,12 @@ impl<S: Store + Clone> Engine<S> {
     }
 
     pub fn dispatcher(&self) -> Dispatcher<S> {
-        Dispatcher::new(self.contract.clone(), self.store.clone(), self.targets.clone(), self.clock.clone(), self.rng.clone())
+        Dispatcher::new(
+            self.contract.clone(),
+            self.store.clone(),
+            self.targets.clone(),
+            self.clock.clone(),
+            self.rng.clone(),
+        )
     }
 }

@@ -74,7 +74,7 @@ mod tests {
             let full = next_attempt(&policy(Jitter::Full), 3, start, start, None, &rng).unwrap();
             assert!(full.duration_since(start).as_millis() as i64 <= 400);
             let equal = next_attempt(&policy(Jitter::Equal), 3, start, start, None, &rng).unwrap();
-            assert!((200..=400).contains(&equal.duration_since(start).as_millis() as i64));
+            assert!((200..=400).contains(&(equal.duration_since(start).as_millis() as i64)));
         }
     }
 
@@ -91,7 +91,8 @@ mod tests {
     fn retry_after_is_honoured() {
         let rng = Rng::seeded(1);
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let at = next_attempt(&policy(Jitter::None), 1, start, start, Some(SignedDuration::from_secs(30)), &rng).unwrap();
+        let at =
+            next_attempt(&policy(Jitter::None), 1, start, start, Some(SignedDuration::from_secs(30)), &rng).unwrap();
         assert_eq!(at.duration_since(start).as_secs(), 30);
     }
 }

@@ -44,10 +44,7 @@ impl fmt::Display for CommandKind {
 impl FromStr for CommandKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        CommandKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown command kind {s:?}"))
+        CommandKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown command kind {s:?}"))
     }
 }
 
@@ -92,10 +89,7 @@ impl fmt::Display for CommandState {
 impl FromStr for CommandState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        CommandState::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown command state {s:?}"))
+        CommandState::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown command state {s:?}"))
     }
 }
 

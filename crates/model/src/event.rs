@@ -55,13 +55,10 @@ impl fmt::Display for EventKind {
 impl FromStr for EventKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        EventKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown event kind {s:?} (known: {})", known.join(", "))
-            })
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let known: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown event kind {s:?} (known: {})", known.join(", "))
+        })
     }
 }
 

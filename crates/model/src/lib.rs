@@ -9,7 +9,7 @@ pub mod money;
 pub mod order;
 
 pub use command::{CommandKind, CommandState, idempotency_key};
-pub use event::{EventKind, InboundEvent, EventError};
+pub use event::{EventError, EventKind, InboundEvent};
 pub use exception::{ExceptionState, Pattern};
 pub use ids::ExternalId;
 pub use money::{Currency, Money};

@@ -86,16 +86,9 @@ impl CanonicalOrder {
         if self.lines.is_empty() {
             return Err("lines: an order needs at least one line".into());
         }
-        let lines: Decimal = self
-            .lines
-            .iter()
-            .map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount)
-            .sum();
+        let lines: Decimal = self.lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
         if lines != self.totals.subtotal {
-            return Err(format!(
-                "totals.subtotal: lines add up to {lines}, subtotal says {}",
-                self.totals.subtotal
-            ));
+            return Err(format!("totals.subtotal: lines add up to {lines}, subtotal says {}", self.totals.subtotal));
         }
         let t = &self.totals;
         let expected = t.subtotal + t.tax + t.shipping - t.discount;

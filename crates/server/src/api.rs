@@ -27,7 +27,10 @@ pub(crate) async fn ready<S: Store + Clone>(State(state): State<Arc<AppState<S>>
     }
 }
 
-pub(crate) async fn order<S: Store + Clone>(State(state): State<Arc<AppState<S>>>, Path(order_ref): Path<String>) -> Response {
+pub(crate) async fn order<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(order_ref): Path<String>,
+) -> Response {
     match state.store.order_timeline(order_ref.clone()).await {
         Ok(t) if t.is_empty() => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no order {order_ref:?}") }))).into_response()

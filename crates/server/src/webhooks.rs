@@ -48,8 +48,12 @@ pub(crate) async fn receive<S: Store + Clone>(
         payload,
     };
     match state.store.record_event(new).await {
-        Ok(Recorded::New(row)) => (StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "event": row }))).into_response(),
-        Ok(Recorded::Duplicate(row)) => (StatusCode::OK, Json(json!({ "status": "duplicate", "event": row }))).into_response(),
+        Ok(Recorded::New(row)) => {
+            (StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "event": row }))).into_response()
+        }
+        Ok(Recorded::Duplicate(row)) => {
+            (StatusCode::OK, Json(json!({ "status": "duplicate", "event": row }))).into_response()
+        }
         Err(error) => {
             tracing::error!(message = "recording a webhook failed", error = %error);
             // 503 tells the sender nothing was kept and to try again.

@@ -38,7 +38,9 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Violation::Lost { order_ref, what } => write!(f, "lost: {order_ref}: {what}"),
-            Violation::Duplicate { order_ref, by, count } => write!(f, "duplicate: {order_ref}: {count} records by {by}"),
+            Violation::Duplicate { order_ref, by, count } => {
+                write!(f, "duplicate: {order_ref}: {count} records by {by}")
+            }
             Violation::OutOfOrder { order_ref, detail } => write!(f, "out of order: {order_ref}: {detail}"),
         }
     }
@@ -94,17 +96,15 @@ impl Checker {
             let creates = ops.iter().filter(|a| a.op == "create").count();
             let cancels = ops.iter().filter(|a| a.op == "cancel").count();
             match (expected.created, expected.cancelled) {
-                (true, false) if creates == 0 => {
-                    violations.push(Violation::Lost { order_ref: order_ref.clone(), what: "order never created".into() })
-                }
+                (true, false) if creates == 0 => violations
+                    .push(Violation::Lost { order_ref: order_ref.clone(), what: "order never created".into() }),
                 // Cancelled: either the create was superseded (nothing sent) or both arrived.
-                (true, true) if creates == 1 && cancels == 0 => {
-                    violations.push(Violation::Lost { order_ref: order_ref.clone(), what: "cancellation never arrived".into() })
-                }
+                (true, true) if creates == 1 && cancels == 0 => violations
+                    .push(Violation::Lost { order_ref: order_ref.clone(), what: "cancellation never arrived".into() }),
                 _ => {}
             }
         }
-        violations.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        violations.sort_by_key(Violation::to_string);
         violations
     }
 
@@ -119,9 +119,14 @@ impl Checker {
             for id in &expected.fulfillments {
                 let external_ref = format!("{order_ref}/fulfillment/{id}");
                 match counts.get(external_ref.as_str()).copied().unwrap_or(0) {
-                    0 => violations.push(Violation::Lost { order_ref: order_ref.clone(), what: format!("fulfillment {id}") }),
+                    0 => violations
+                        .push(Violation::Lost { order_ref: order_ref.clone(), what: format!("fulfillment {id}") }),
                     1 => {}
-                    count => violations.push(Violation::Duplicate { order_ref: external_ref, by: "external reference", count }),
+                    count => violations.push(Violation::Duplicate {
+                        order_ref: external_ref,
+                        by: "external reference",
+                        count,
+                    }),
                 }
             }
         }
@@ -134,7 +139,11 @@ impl Checker {
 fn check_order_history(order_ref: &str, ops: &[&Applied], violations: &mut Vec<Violation>) {
     let creates = ops.iter().filter(|a| a.op == "create").count();
     if creates > 1 {
-        violations.push(Violation::Duplicate { order_ref: order_ref.to_owned(), by: "external reference", count: creates });
+        violations.push(Violation::Duplicate {
+            order_ref: order_ref.to_owned(),
+            by: "external reference",
+            count: creates,
+        });
     }
     let cancels = ops.iter().filter(|a| a.op == "cancel").count();
     if cancels > 1 {
@@ -153,7 +162,9 @@ fn check_order_history(order_ref: &str, ops: &[&Applied], violations: &mut Vec<V
             violations.push(out_of_order(format!("{} applied after the cancel", a.op)));
         }
         cancelled |= a.op == "cancel";
-        if a.op != "cancel" && let Some(v) = a.version {
+        if a.op != "cancel"
+            && let Some(v) = a.version
+        {
             if last_version.is_some_and(|last| v < last) {
                 violations.push(out_of_order(format!("version {v} applied after {}", last_version.unwrap_or(0))));
             }
@@ -184,7 +195,11 @@ mod tests {
         c.acked_create("#1");
         c.acked_create("#2");
         c.acked_cancel("#2");
-        let log = vec![applied(0, "create", "#1", 1, "k1"), applied(1, "create", "#2", 1, "k2"), applied(2, "cancel", "#2", 2, "c2")];
+        let log = vec![
+            applied(0, "create", "#1", 1, "k1"),
+            applied(1, "create", "#2", 1, "k2"),
+            applied(2, "cancel", "#2", 2, "c2"),
+        ];
         assert_eq!(c.check_orders(&log), vec![]);
     }
 

@@ -96,7 +96,11 @@ impl MockServer {
                 _ => return Ok(json_response(400, &json!({"error": "GET /{collection}?external_ref=..."}))),
             },
             (&Method::POST, [collection]) if Collection::parse(collection).is_some() => match parsed() {
-                Ok(body) => Request::Create { collection: Collection::parse(collection).expect("checked"), idempotency_key: key, body },
+                Ok(body) => Request::Create {
+                    collection: Collection::parse(collection).expect("checked"),
+                    idempotency_key: key,
+                    body,
+                },
                 Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
             },
             (&Method::POST, ["orders", op @ ("update" | "cancel")]) => match parsed() {
@@ -131,7 +135,11 @@ impl MockServer {
         let Some(url) = self.notify_url.clone() else {
             return json_response(409, &json!({"error": "this mock has no --notify URL"}));
         };
-        let record = self.system.records().into_iter().find(|r| r.collection == Collection::Orders && r.external_ref == external_ref);
+        let record = self
+            .system
+            .records()
+            .into_iter()
+            .find(|r| r.collection == Collection::Orders && r.external_ref == external_ref);
         let Some(record) = record else {
             return json_response(404, &json!({"error": format!("no order {external_ref}")}));
         };

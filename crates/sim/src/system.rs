@@ -82,11 +82,19 @@ pub enum Request {
 /// What the transport must do with a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    Answer { status: u16, body: Value, retry_after_s: Option<u64> },
+    Answer {
+        status: u16,
+        body: Value,
+        retry_after_s: Option<u64>,
+    },
     /// Close the connection without answering.
     Drop,
     /// Answer, but only after this many milliseconds.
-    Late { after_ms: u64, status: u16, body: Value },
+    Late {
+        after_ms: u64,
+        status: u16,
+        body: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,8 +182,11 @@ impl MockSystem {
         }
         if let Request::Find { collection, external_ref } = &request {
             let state = self.state.lock().expect("state lock");
-            let found: Vec<&Record> =
-                state.records.iter().filter(|r| r.collection == *collection && &r.external_ref == external_ref).collect();
+            let found: Vec<&Record> = state
+                .records
+                .iter()
+                .filter(|r| r.collection == *collection && &r.external_ref == external_ref)
+                .collect();
             return Reply::Answer { status: 200, body: json!({ "records": found }), retry_after_s: None };
         }
         if self.roll(faults.throttle) {
@@ -218,7 +229,11 @@ impl MockSystem {
                 if collection == Collection::Orders {
                     for field in &faults.required_fields {
                         if lookup(&body["order"], field).is_none() {
-                            return Err(error(422, &format!("order.{field} is required"), Some(&format!("order.{field}"))));
+                            return Err(error(
+                                422,
+                                &format!("order.{field} is required"),
+                                Some(&format!("order.{field}")),
+                            ));
                         }
                     }
                 }
@@ -254,7 +269,9 @@ impl MockSystem {
                 });
                 Ok((201, json!({ "id": id })))
             }
-            Request::Update { body } => self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(body)),
+            Request::Update { body } => {
+                self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(body))
+            }
             Request::Cancel { body } => self.change(&mut state, &external_ref(&body)?, "cancel", version(&body), None),
             Request::Find { .. } => unreachable!("finds are answered before any fault"),
         }
@@ -268,7 +285,8 @@ impl MockSystem {
         version: Option<u64>,
         body: Option<Value>,
     ) -> Result<(u16, Value), Reply> {
-        let Some(i) = state.records.iter().position(|r| r.collection == Collection::Orders && r.external_ref == external_ref)
+        let Some(i) =
+            state.records.iter().position(|r| r.collection == Collection::Orders && r.external_ref == external_ref)
         else {
             return Err(error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")));
         };

@@ -70,7 +70,8 @@ pub trait Store: Send + Sync + 'static {
     fn replay(&self, which: Replay, actor: String, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
 
     /// Exceptions, newest first, optionally only those in one state.
-    fn exceptions(&self, state: Option<String>, limit: usize) -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
+    fn exceptions(&self, state: Option<String>, limit: usize)
+    -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
 
     /// Everything known about one order across systems, in time order.
     fn order_timeline(&self, order_ref: String) -> impl Future<Output = Result<Timeline>> + Send;

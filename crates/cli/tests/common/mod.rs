@@ -86,7 +86,12 @@ impl Mock {
 
     /// Makes this system fulfil one of its orders and announce it to the hub.
     pub async fn fulfil(&self, external_ref: &str) {
-        let r = client().post(format!("{}/_fulfil", self.url)).json(&json!({"external_ref": external_ref})).send().await.unwrap();
+        let r = client()
+            .post(format!("{}/_fulfil", self.url))
+            .json(&json!({"external_ref": external_ref}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     }
 }
@@ -207,13 +212,24 @@ impl Hub {
 
     /// Runs the `handoff` CLI against this hub's data directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).args(args).env("HANDOFF_DATA_DIR", self.data_dir()).env("HANDOFF_LOG", "warn").output().unwrap()
+        Command::new(BIN)
+            .args(args)
+            .env("HANDOFF_DATA_DIR", self.data_dir())
+            .env("HANDOFF_LOG", "warn")
+            .output()
+            .unwrap()
     }
 }
 
 pub fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 

@@ -48,9 +48,8 @@ pub(super) fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<Comman
 }
 
 pub(super) fn exceptions(conn: &Connection, state: Option<&str>, limit: usize) -> Result<Vec<ExceptionRow>> {
-    let sql = format!(
-        "SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2"
-    );
+    let sql =
+        format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![state, limit as i64], rows::exception)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -15,9 +15,7 @@ pub(super) fn ts(us: i64) -> rusqlite::Result<Timestamp> {
 }
 
 fn parsed<T: std::str::FromStr<Err = String>>(idx: usize, s: String) -> rusqlite::Result<T> {
-    s.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
-    })
+    s.parse().map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into()))
 }
 
 pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, processed_at, payload";

@@ -5,15 +5,23 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, COMMAND_COLUMNS, micros};
-use crate::{AttemptRecord, Command, NewCommand, NewEvent, Outcome, Plan, Recorded, Replay, Result, acknowledged_state};
+use crate::{
+    AttemptRecord, Command, NewCommand, NewEvent, Outcome, Plan, Recorded, Replay, Result, acknowledged_state,
+};
 
 pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (system, event_id) DO NOTHING",
     )?;
-    let inserted =
-        insert.execute(params![e.system, e.event_id, e.kind.as_str(), e.order_ref, micros(e.received_at), e.payload])?;
+    let inserted = insert.execute(params![
+        e.system,
+        e.event_id,
+        e.kind.as_str(),
+        e.order_ref,
+        micros(e.received_at),
+        e.payload
+    ])?;
     if inserted == 1 {
         return Ok(Recorded::New(conn.last_insert_rowid()));
     }
@@ -21,15 +29,28 @@ pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> 
     Ok(Recorded::Duplicate(find.query_row(params![e.system, e.event_id], |r| r.get(0))?))
 }
 
-pub(super) fn audit(conn: &Connection, at: Timestamp, actor: &str, action: &str, order_ref: &str, detail: &str) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO audit (at, actor, action, order_ref, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+pub(super) fn audit(
+    conn: &Connection,
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    order_ref: &str,
+    detail: &str,
+) -> Result<()> {
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO audit (at, actor, action, order_ref, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     stmt.execute(params![micros(at), actor, action, order_ref, detail])?;
     Ok(())
 }
 
-fn set_ledger(conn: &Connection, order_ref: &str, system: &str, state: &str, record_id: Option<&str>, at: Timestamp) -> Result<()> {
+fn set_ledger(
+    conn: &Connection,
+    order_ref: &str,
+    system: &str,
+    state: &str,
+    record_id: Option<&str>,
+    at: Timestamp,
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO ledger (order_ref, system, state, record_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (order_ref, system) DO UPDATE SET state = excluded.state,
@@ -42,7 +63,8 @@ fn set_ledger(conn: &Connection, order_ref: &str, system: &str, state: &str, rec
 pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> Result<()> {
     let at = micros(now);
     for plan in plans {
-        conn.prepare_cached("UPDATE inbox SET processed_at = ?1 WHERE id = ?2")?.execute(params![at, plan.event_row])?;
+        conn.prepare_cached("UPDATE inbox SET processed_at = ?1 WHERE id = ?2")?
+            .execute(params![at, plan.event_row])?;
         let s = &plan.state;
         conn.prepare_cached(
             "INSERT INTO orders (order_ref, source, created, cancelled, last_version, first_seen, updated_at)
@@ -50,7 +72,14 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
              ON CONFLICT (order_ref) DO UPDATE SET created = excluded.created, cancelled = excluded.cancelled,
                  last_version = excluded.last_version, updated_at = excluded.updated_at",
         )?
-        .execute(params![plan.order_ref, s.source, s.created, s.cancelled, s.last_version.map(|v| v as i64), at])?;
+        .execute(params![
+            plan.order_ref,
+            s.source,
+            s.created,
+            s.cancelled,
+            s.last_version.map(|v| v as i64),
+            at
+        ])?;
         if let Some((system, state)) = &plan.ledger {
             set_ledger(conn, &plan.order_ref, system, state, None, now)?;
         }
@@ -73,11 +102,14 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
              RETURNING id, kind",
         )?;
         let superseded = stmt
-            .query_map(params![micros(now), c.order_ref, c.target], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .query_map(params![micros(now), c.order_ref, c.target], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         for (id, kind) in &superseded {
             moot |= kind == CommandKind::CreateOrder.as_str();
-            let detail = format!("command {id} ({kind}) to {} superseded by {} before it was ever sent", c.target, c.kind);
+            let detail =
+                format!("command {id} ({kind}) to {} superseded by {} before it was ever sent", c.target, c.kind);
             audit(conn, now, "engine", "superseded", &c.order_ref, &detail)?;
         }
     }
@@ -127,7 +159,8 @@ pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Resu
          RETURNING {COMMAND_COLUMNS}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut claimed = stmt.query_map(params![micros(now), limit as i64], rows::command)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut claimed =
+        stmt.query_map(params![micros(now), limit as i64], rows::command)?.collect::<rusqlite::Result<Vec<_>>>()?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
 }
@@ -160,7 +193,14 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                 )?
                 .execute(params![micros(now), c.id])?;
             if resolved > 0 {
-                audit(conn, now, "engine", "exception auto-resolved", &c.order_ref, &format!("command {} delivered", c.id))?;
+                audit(
+                    conn,
+                    now,
+                    "engine",
+                    "exception auto-resolved",
+                    &c.order_ref,
+                    &format!("command {} delivered", c.id),
+                )?;
             }
         }
         Outcome::Retry { at, ambiguous, error } => {
@@ -211,7 +251,10 @@ pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp) -> Result<u64
         )?
         .execute([micros(now)])?;
     if n > 0 {
-        tracing::warn!(message = "commands in flight at the last stop will be read back before any resend", commands = n);
+        tracing::warn!(
+            message = "commands in flight at the last stop will be read back before any resend",
+            commands = n
+        );
     }
     Ok(n as u64)
 }

@@ -1,0 +1,192 @@
+//! The store's promises, on the embedded SQLite implementation.
+
+use handoff_model::{CommandKind, CommandState, EventKind};
+use handoff_store::sqlite::{SqliteOptions, SqliteStore};
+use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded, Replay, Store};
+use jiff::{SignedDuration, Timestamp};
+
+fn t0() -> Timestamp {
+    "2026-11-26T10:00:00Z".parse().unwrap()
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    (dir, store)
+}
+
+fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
+    NewEvent {
+        system: "shop".into(),
+        event_id: id.into(),
+        kind,
+        order_ref: order_ref.into(),
+        received_at: t0(),
+        payload: "{}".into(),
+    }
+}
+
+fn command(order_ref: &str, kind: CommandKind) -> NewCommand {
+    NewCommand {
+        flow: "orders".into(),
+        target: "erp".into(),
+        order_ref: order_ref.into(),
+        kind,
+        idempotency_key: format!("{order_ref}:{kind}"),
+        external_ref: order_ref.into(),
+        version: None,
+        payload: "{}".into(),
+        supersede_unsent: kind == CommandKind::CancelOrder,
+    }
+}
+
+async fn plan(store: &SqliteStore, row: i64, commands: Vec<NewCommand>) {
+    let order_ref = commands[0].order_ref.clone();
+    let p = Plan {
+        event_row: row,
+        order_ref,
+        state: OrderState { source: "shop".into(), ..Default::default() },
+        ledger: None,
+        commands,
+        audit: vec![],
+    };
+    store.apply_plans(vec![p], t0()).await.unwrap();
+}
+
+async fn new_event(store: &SqliteStore, id: &str, kind: EventKind, order_ref: &str) -> i64 {
+    match store.record_event(event(id, kind, order_ref)).await.unwrap() {
+        Recorded::New(row) => row,
+        Recorded::Duplicate(_) => panic!("{id} is new"),
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_event_is_recorded_once() {
+    let (_d, store) = open();
+    let first = store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
+    let again = store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
+    let Recorded::New(row) = first else { panic!("first is new") };
+    assert_eq!(again, Recorded::Duplicate(row));
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn many_concurrent_writers_share_commits_and_all_land() {
+    let (_d, store) = open();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.record_event(event(&format!("e{i}"), EventKind::OrderCreated, &format!("#{i}"))).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Recorded::New(_)));
+    }
+    assert_eq!(store.unprocessed_events(1000).await.unwrap().len(), 500);
+}
+
+#[tokio::test]
+async fn a_cancel_supersedes_a_create_never_sent() {
+    let (_d, store) = open();
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let row = new_event(&store, "e2", EventKind::OrderCancelled, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CancelOrder)]).await;
+    assert!(store.claim_due(t0(), 10).await.unwrap().is_empty(), "nothing is left to send");
+    let t = store.order_timeline("#1".into()).await.unwrap();
+    let states: Vec<CommandState> = t.commands.iter().map(|c| c.state).collect();
+    assert_eq!(states, vec![CommandState::Superseded, CommandState::Superseded]);
+}
+
+#[tokio::test]
+async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders() {
+    let (_d, store) = open();
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let create = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(create.len(), 1);
+    let row = new_event(&store, "e2", EventKind::OrderCancelled, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CancelOrder)]).await;
+    let row = new_event(&store, "e3", EventKind::OrderCreated, "#2").await;
+    plan(&store, row, vec![command("#2", CommandKind::CreateOrder)]).await;
+
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.order_ref.as_str()).collect::<Vec<_>>(), vec!["#2"], "#1's cancel waits");
+
+    let ack = Outcome::Acknowledged { record_id: "r1".into() };
+    store
+        .record_attempt(AttemptRecord {
+            command: create[0].clone(),
+            started_at: t0(),
+            finished_at: t0(),
+            outcome: ack,
+            note: None,
+        })
+        .await
+        .unwrap();
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].kind, CommandKind::CancelOrder);
+}
+
+#[tokio::test]
+async fn in_flight_commands_are_read_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+        plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+        assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
+    }
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(store.recover_in_flight(t0()).await.unwrap(), 1);
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].ambiguous, "the outcome of the interrupted send is unknown");
+    assert_eq!(claimed[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget() {
+    let (_d, store) = open();
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    let dead =
+        Outcome::DeadLettered { ambiguous: false, error: "422".into(), field: Some("order.customer.name".into()) };
+    store
+        .record_attempt(AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: dead, note: None })
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);
+    let open = store.exceptions(Some("open".into()), 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].field.as_deref(), Some("order.customer.name"));
+
+    let later = t0().checked_add(SignedDuration::from_secs(60)).unwrap();
+    assert_eq!(store.replay(Replay::All, "ops".into(), later).await.unwrap(), 1);
+    let c = store.claim_due(later, 10).await.unwrap().remove(0);
+    assert_eq!((c.attempts, c.budget_attempts, c.budget_start), (2, 1, later));
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_waits_until_it_is_due() {
+    let (_d, store) = open();
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    let at = t0().checked_add(SignedDuration::from_secs(5)).unwrap();
+    let retry = Outcome::Retry { at, ambiguous: true, error: "timeout".into() };
+    store
+        .record_attempt(AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: retry, note: None })
+        .await
+        .unwrap();
+    assert!(store.claim_due(t0(), 10).await.unwrap().is_empty());
+    assert_eq!(store.next_due_at().await.unwrap(), Some(at));
+    let c = store.claim_due(at, 10).await.unwrap().remove(0);
+    assert!(c.ambiguous);
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
