@@ -1,5 +1,11 @@
 //! `handoff`: the hub and its tools in one binary.
 
+/// mimalloc: the hub allocates many short-lived buffers per request; glibc malloc cost 12% of
+/// its CPU under load (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod bench;
 mod inspect;
 mod mock;
 mod serve;
@@ -60,6 +66,11 @@ enum Command {
     },
     /// Run a simulated system (ERP, storefront) that speaks the http-json target protocol.
     Mock(mock::MockArgs),
+    /// Benchmarks of the write path; each prints its figures (see docs/BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,7 +134,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, data, listen, simulate } => serve::run(&config, &data.data_dir, listen, simulate).await,
+            Command::Serve { config, data, listen, simulate } => {
+                serve::run(&config, &data.data_dir, listen, simulate).await
+            }
             Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
                 inspect::order_show(&data.data_dir, &order_ref, json).await
             }
@@ -135,6 +148,7 @@ fn main() -> anyhow::Result<()> {
                 inspect::exceptions_list(&data.data_dir, state, json).await
             }
             Command::Mock(args) => mock::run(args).await,
+            Command::Bench { command } => bench::run(command).await,
         }
     })
 }

@@ -253,7 +253,6 @@ mod tests {
             kind: kind.parse().unwrap(),
             order_ref: "#1".into(),
             received_at: "2026-11-26T10:00:00Z".parse().unwrap(),
-            processed_at: None,
             payload: event.to_string(),
         }
     }

@@ -30,7 +30,6 @@ pub struct StoredEvent {
     pub kind: EventKind,
     pub order_ref: String,
     pub received_at: Timestamp,
-    pub processed_at: Option<Timestamp>,
     #[serde(skip)]
     pub payload: String,
 }

@@ -9,11 +9,17 @@ CREATE TABLE inbox (
     order_ref    TEXT    NOT NULL,
     received_at  INTEGER NOT NULL,
     payload      TEXT    NOT NULL,
-    processed_at INTEGER,
     UNIQUE (system, event_id)
 ) STRICT;
-CREATE INDEX inbox_unprocessed ON inbox (id) WHERE processed_at IS NULL;
 CREATE INDEX inbox_order ON inbox (order_ref);
+
+-- Intake plans inbox rows in id order; ids grow in commit order (one writer, rows never
+-- deleted from the top), so one cursor replaces a per-row "processed" flag.
+CREATE TABLE intake_cursor (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    last_row INTEGER NOT NULL
+) STRICT;
+INSERT INTO intake_cursor (id, last_row) VALUES (1, 0);
 
 -- One row per order: what the sequencer needs to plan the next event of that order.
 CREATE TABLE orders (

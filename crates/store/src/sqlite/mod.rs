@@ -2,6 +2,7 @@
 //! is on disk before it returns. All writes go through one group-commit writer thread; reads
 //! use a small pool of read connections beside it (WAL lets them run during a write).
 
+mod checkpointer;
 mod reads;
 mod rows;
 mod writer;
@@ -9,6 +10,7 @@ mod writes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -49,9 +51,17 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Tells the checkpointer thread to stop when the store is dropped.
+    stop: Arc<AtomicBool>,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     changed: Arc<watch::Sender<u64>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 fn migrations() -> Migrations<'static> {
@@ -77,9 +87,13 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         migrations().to_latest(&mut conn)?;
+        // The checkpointer thread does this work instead (see `checkpointer`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        checkpointer::start(path.clone(), stop.clone());
         let changed = Arc::new(watch::Sender::new(0));
         let writer = Writer::start(conn, options, changed.clone())?;
-        Ok(SqliteStore { inner: Arc::new(Inner { path, writer, readers: Mutex::new(Vec::new()), changed }) })
+        Ok(SqliteStore { inner: Arc::new(Inner { path, stop, writer, readers: Mutex::new(Vec::new()), changed }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -108,6 +122,11 @@ impl SqliteStore {
         })
         .await
         .expect("read task panicked")
+    }
+
+    /// Group commits so far and the write jobs they carried.
+    pub fn writer_stats(&self) -> (u64, u64) {
+        self.inner.writer.stats()
     }
 
     /// Runs a SQLite integrity check; `ok` when the file is sound.

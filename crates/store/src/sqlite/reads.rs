@@ -9,7 +9,9 @@ use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EXCEPTION_COLUMNS, ts};
 use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, Result, StoredEvent, Timeline};
 
 pub(super) fn unprocessed_events(conn: &Connection, limit: usize) -> Result<Vec<StoredEvent>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?1");
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM inbox WHERE id > (SELECT last_row FROM intake_cursor) ORDER BY id LIMIT ?1"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], rows::event)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -18,7 +18,7 @@ fn parsed<T: std::str::FromStr<Err = String>>(idx: usize, s: String) -> rusqlite
     s.parse().map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into()))
 }
 
-pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, processed_at, payload";
+pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, payload";
 
 pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
@@ -28,8 +28,7 @@ pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
         kind: parsed(3, r.get(3)?)?,
         order_ref: r.get(4)?,
         received_at: ts(r.get(5)?)?,
-        processed_at: r.get::<_, Option<i64>>(6)?.map(ts).transpose()?,
-        payload: r.get(7)?,
+        payload: r.get(6)?,
     })
 }
 

@@ -4,6 +4,7 @@
 //! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -16,16 +17,30 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters of the group commit: jobs per commit is the batch size the load produced.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub jobs: AtomicU64,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection, options: SqliteOptions, changed: Arc<watch::Sender<u64>>) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(options.queue_depth);
+        let stats = Arc::new(WriterStats::default());
+        let counters = stats.clone();
         std::thread::Builder::new()
             .name("handoff-store-writer".into())
-            .spawn(move || write_loop(conn, queue, options.max_batch, changed))
+            .spawn(move || write_loop(conn, queue, options.max_batch, changed, &counters))
             .map_err(|source| StoreError::DataDir { path: "writer thread".into(), source })?;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, stats })
+    }
+
+    pub(super) fn stats(&self) -> (u64, u64) {
+        (self.stats.commits.load(Ordering::Relaxed), self.stats.jobs.load(Ordering::Relaxed))
     }
 
     /// Runs `f` inside the next group commit and returns its result once that commit is durable.
@@ -63,7 +78,13 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) 
     }
 }
 
-fn write_loop(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, changed: Arc<watch::Sender<u64>>) {
+fn write_loop(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    changed: Arc<watch::Sender<u64>>,
+    stats: &WriterStats,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -74,6 +95,8 @@ fn write_loop(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize
                 Err(_) => break,
             }
         }
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
         let commit = commit_batch(&conn, &mut batch);
         if let Err(e) = &commit.0 {
             tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());

@@ -62,9 +62,10 @@ fn set_ledger(
 
 pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> Result<()> {
     let at = micros(now);
+    if let Some(last) = plans.iter().map(|p| p.event_row).max() {
+        conn.prepare_cached("UPDATE intake_cursor SET last_row = max(last_row, ?1)")?.execute([last])?;
+    }
     for plan in plans {
-        conn.prepare_cached("UPDATE inbox SET processed_at = ?1 WHERE id = ?2")?
-            .execute(params![at, plan.event_row])?;
         let s = &plan.state;
         conn.prepare_cached(
             "INSERT INTO orders (order_ref, source, created, cancelled, last_version, first_seen, updated_at)

@@ -1,0 +1,489 @@
+//! `handoff bench`: the write path's benchmarks. Each prints its figures; none asserts a time.
+//! The hub and the mock ERP run as child processes of this binary, the load generator in this
+//! process, all on this machine (loopback), as a merchant's single box would run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use handoff_contract::Contract;
+use handoff_engine::{Intake, SystemClock};
+use handoff_store::sqlite::{SqliteOptions, SqliteStore};
+use handoff_store::{NewEvent, Store};
+use hdrhistogram::Histogram;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// The store's durable intake path alone, against a minimal rusqlite program doing the same
+    /// inserts with the same durability and batch size (the ceiling), in the same run.
+    Store {
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Concurrent writers; sets the batch size the group commit sees.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
+    /// Durable webhook intake over HTTP: the peak rate, then latency at a fixed rate.
+    Intake {
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        /// Events per second of the fixed-rate run.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Webhook -> planned -> outbox -> delivered to the mock ERP over loopback -> acknowledged.
+    E2e {
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+    },
+    /// Idle RSS of the hub, then its RSS while a backlog of commands drains.
+    Rss {
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog: usize,
+    },
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    println!(
+        "machine: {} cores; scratch {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        dir.display()
+    );
+    let result = match command {
+        BenchCommand::Store { events, concurrency } => store(&dir, events, concurrency).await,
+        BenchCommand::Intake { events, concurrency, rate, seconds } => {
+            intake(&dir, events, concurrency, rate, seconds).await
+        }
+        BenchCommand::E2e { orders, concurrency } => e2e(&dir, orders, concurrency).await,
+        BenchCommand::Rss { backlog } => rss(&dir, backlog).await,
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::current_dir()?.join(format!("handoff-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Lines per benchmark order: enough for a body of about 2 KB.
+const LINES: u32 = 22;
+
+/// A canonical `order.created` of about 2 KB.
+pub fn order_event(i: usize) -> String {
+    let order_ref = format!("#B{i}");
+    let lines: Vec<Value> = (0..LINES)
+        .map(|n| json!({"sku": format!("SKU-{:05}-{n}", i % 50_000), "quantity": 1 + n % 3, "unit_price": "12.50", "tax": "2.50"}))
+        .collect();
+    let subtotal: u32 = (0..LINES).map(|n| 1250 * (1 + n % 3)).sum();
+    let subtotal = format!("{}.{:02}", subtotal / 100, subtotal % 100);
+    json!({
+        "event_id": format!("bench-{i}"),
+        "kind": "order.created",
+        "order_ref": order_ref,
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "version": 1,
+        "order": {
+            "order_ref": order_ref,
+            "channel": "web",
+            "customer": {"email": format!("customer{i}@example.com"), "name": "Ada Lovelace"},
+            "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": "Flat 3",
+                                 "city": "London", "region": "Greater London", "postal_code": "SW1Y 4JH", "country": "GB"},
+            "lines": lines,
+            "currency": "GBP",
+            "totals": {"subtotal": subtotal, "tax": "0", "shipping": "0", "discount": "0", "total": subtotal},
+            "placed_at": "2026-11-26T09:59:58Z"
+        }
+    })
+    .to_string()
+}
+
+async fn store(dir: &Path, events: usize, concurrency: usize) -> anyhow::Result<()> {
+    let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
+    println!(
+        "events: {events} of {} bytes; {concurrency} concurrent writers; SQLite WAL, synchronous=FULL",
+        bodies[0].len()
+    );
+
+    let store = SqliteStore::open(&dir.join("store"), SqliteOptions::default())?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (store, next, bodies) = (store.clone(), next.clone(), bodies.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= bodies.len() {
+                        return Ok::<_, handoff_store::StoreError>(());
+                    }
+                    let event = NewEvent {
+                        system: "shop".into(),
+                        event_id: format!("bench-{i}"),
+                        kind: handoff_model::EventKind::OrderCreated,
+                        order_ref: format!("#B{i}"),
+                        received_at: Timestamp::now(),
+                        payload: bodies[i].clone(),
+                    };
+                    store.record_event(event).await?;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let store_secs = start.elapsed().as_secs_f64();
+    let (commits, jobs) = store.writer_stats();
+    let batch = (jobs as f64 / commits as f64).round().max(1.0) as usize;
+    let store_rate = events as f64 / store_secs;
+    drop(store);
+
+    let ceiling_rate = ceiling(&dir.join("ceiling"), &bodies, batch)?;
+    println!(
+        "store intake path:  {store_rate:>9.0} events/s  ({commits} commits, {batch} events per commit on average)"
+    );
+    println!("ceiling (rusqlite): {ceiling_rate:>9.0} events/s  (same inserts, same durability, batches of {batch})");
+    println!("store / ceiling:    {:>9.0} %", 100.0 * store_rate / ceiling_rate);
+    Ok(())
+}
+
+/// The minimal program: one connection, the same table and pragmas, the same rows in
+/// transactions of `batch` rows, one prepared statement.
+fn ceiling(dir: &Path, bodies: &[String], batch: usize) -> anyhow::Result<f64> {
+    // The store creates the same schema, so both write the same table with the same indexes.
+    drop(SqliteStore::open(dir, SqliteOptions::default())?);
+    let conn = rusqlite::Connection::open(dir.join(handoff_store::sqlite::DB_FILE))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let start = Instant::now();
+    for (chunk_no, chunk) in bodies.chunks(batch).enumerate() {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (system, event_id) DO NOTHING",
+            )?;
+            for (n, body) in chunk.iter().enumerate() {
+                let i = chunk_no * batch + n;
+                stmt.execute(rusqlite::params![
+                    "shop",
+                    format!("bench-{i}"),
+                    "order.created",
+                    format!("#B{i}"),
+                    Timestamp::now().as_microsecond(),
+                    body
+                ])?;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    Ok(bodies.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A child process of this binary, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(args: &[&str]) -> anyhow::Result<Running> {
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(args)
+        .env("HANDOFF_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a child handoff")?;
+    Ok(Running(child))
+}
+
+async fn wait_up(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if client.get(url).send().await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{url} never answered")
+}
+
+/// Starts a hub on a contract whose `erp` target is at `erp_url`; without one, the contract has
+/// no flows and the hub only records and plans (the intake path alone).
+async fn start_hub(dir: &Path, erp_url: Option<&str>, client: &reqwest::Client) -> anyhow::Result<(Running, String)> {
+    let port = free_port()?;
+    let contract = match erp_url {
+        None => format!(
+            "[hub]\nlisten = \"127.0.0.1:{port}\"\n[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n"
+        ),
+        Some(erp_url) => format!(
+            r#"
+[hub]
+listen = "127.0.0.1:{port}"
+max_in_flight = 512
+[systems.shop]
+role = "storefront"
+connector = "http-json"
+[systems.erp]
+role = "erp"
+connector = "http-json"
+base_url = "{erp_url}"
+timeout = "5s"
+[flows.orders-to-erp]
+from = "shop"
+to = "erp"
+events = ["order.created", "order.updated", "order.cancelled"]
+proof = "record-id"
+deadline = "15m"
+retry = {{ attempts = 20, backoff_base = "100ms", backoff_cap = "5s", deadline = "1h" }}
+"#
+        ),
+    };
+    let config = dir.join("handoff.toml");
+    std::fs::write(&config, contract)?;
+    let data = dir.join("data");
+    let hub = spawn(&["serve", "--config", path(&config), "--data-dir", path(&data)])?;
+    let url = format!("http://127.0.0.1:{port}");
+    wait_up(client, &format!("{url}/health")).await?;
+    Ok((hub, url))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("scratch paths are UTF-8")
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().pool_max_idle_per_host(1024).timeout(Duration::from_secs(30)).build()?)
+}
+
+/// Posts `count` events from `concurrency` connections as fast as the hub answers.
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: Arc<Vec<String>>,
+    concurrency: usize,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, next, bodies) = (client.clone(), url.to_owned(), next.clone(), bodies.clone());
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= bodies.len() {
+                        return Ok::<_, anyhow::Error>(hist);
+                    }
+                    let sent = Instant::now();
+                    let r = client.post(&url).body(bodies[i].clone()).send().await?;
+                    if !r.status().is_success() {
+                        bail!("hub answered {}", r.status());
+                    }
+                    hist.record(sent.elapsed().as_micros() as u64)?;
+                }
+            })
+        })
+        .collect();
+    let mut hist = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        hist.add(t.await??)?;
+    }
+    Ok((bodies.len() as f64 / start.elapsed().as_secs_f64(), hist))
+}
+
+fn print_latency(label: &str, hist: &Histogram<u64>) {
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{label}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        hist.max() as f64 / 1000.0
+    );
+}
+
+async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, seconds: u64) -> anyhow::Result<()> {
+    let client = http_client()?;
+    // No flows: the hub records and plans each event, and delivers nothing (see `e2e`).
+    let (_hub, hub_url) = start_hub(dir, None, &client).await?;
+    let webhook = format!("{hub_url}/webhooks/shop");
+
+    let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
+    println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
+    let (peak, hist) = closed_loop(&client, &webhook, bodies, concurrency).await?;
+    println!("durable intake over HTTP: {peak:.0} events/s");
+    print_latency("  time to 2xx under peak load", &hist);
+
+    let total = (rate * seconds) as usize;
+    let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("fixed rate: {rate} events/s for {seconds} s (latency measured from each request's scheduled time)");
+    let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
+        tokio::time::sleep_until(due).await;
+        let (client, url, bodies, hist) = (client.clone(), webhook.clone(), bodies.clone(), hist.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client.post(&url).body(bodies[i].clone()).send().await?;
+            if !r.status().is_success() {
+                bail!("hub answered {}", r.status());
+            }
+            let latency = due.elapsed().as_micros() as u64;
+            hist.lock().expect("histogram lock").record(latency)?;
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    print_latency(&format!("  time to 2xx at {rate} events/s"), &hist.lock().expect("histogram lock"));
+    Ok(())
+}
+
+async fn acknowledged(client: &reqwest::Client, hub_url: &str) -> anyhow::Result<(u64, u64)> {
+    let counts: Value = client.get(format!("{hub_url}/api/v1/outbox")).send().await?.json().await?;
+    let n = |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Ok((n("acknowledged"), n("pending") + n("in_flight")))
+}
+
+async fn e2e(dir: &Path, orders: usize, concurrency: usize) -> anyhow::Result<()> {
+    let client = http_client()?;
+    let erp_port = free_port()?;
+    let _erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}")])?;
+    let erp_url = format!("http://127.0.0.1:{erp_port}");
+    wait_up(&client, &format!("{erp_url}/_faults")).await?;
+    let (_hub, hub_url) = start_hub(dir, Some(&erp_url), &client).await?;
+    let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
+    println!("end to end: {orders} orders of {} bytes, {concurrency} connections", bodies[0].len());
+    let start = Instant::now();
+    let (intake_rate, _) = closed_loop(&client, &format!("{hub_url}/webhooks/shop"), bodies, concurrency).await?;
+    loop {
+        let (acked, _) = acknowledged(&client, &hub_url).await?;
+        if acked as usize >= orders {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let applied: Vec<Value> = client.get(format!("{erp_url}/_applied")).send().await?.json().await?;
+    println!("intake while delivering: {intake_rate:.0} events/s");
+    println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
+    println!("ERP records created: {} (expected {orders})", applied.len());
+    Ok(())
+}
+
+fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {
+    let client = http_client()?;
+    println!("filling a backlog of {backlog} create commands");
+    let text = "[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n[systems.erp]\nrole = \"erp\"\nconnector = \"http-json\"\nbase_url = \"http://127.0.0.1:1\"\n[flows.orders-to-erp]\nfrom = \"shop\"\nto = \"erp\"\nevents = [\"order.created\"]\nproof = \"record-id\"\ndeadline = \"15m\"\nretry = { attempts = 20, backoff_base = \"100ms\", backoff_cap = \"5s\", deadline = \"1h\" }\n";
+    let contract = Arc::new(Contract::parse(text, Path::new("bench contract"))?);
+    {
+        let store = SqliteStore::open(&dir.join("data"), SqliteOptions::default())?;
+        let next = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..256)
+            .map(|_| {
+                let (store, next) = (store.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= backlog {
+                            return Ok::<_, handoff_store::StoreError>(());
+                        }
+                        let event = NewEvent {
+                            system: "shop".into(),
+                            event_id: format!("bench-{i}"),
+                            kind: handoff_model::EventKind::OrderCreated,
+                            order_ref: format!("#B{i}"),
+                            received_at: Timestamp::now(),
+                            payload: order_event(i),
+                        };
+                        store.record_event(event).await?;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        let intake = Intake::new(contract, store.clone(), Arc::new(SystemClock));
+        while intake.step().await? > 0 {}
+        println!("backlog: {:?}", store.command_counts().await?);
+    }
+    let erp_port = free_port()?;
+    let erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}"), "--outage"])?;
+    let erp_url = format!("http://127.0.0.1:{erp_port}");
+    wait_up(&client, &format!("{erp_url}/_faults")).await?;
+    let (hub, hub_url) = start_hub(dir, Some(&erp_url), &client).await?;
+    let pid = hub.0.id();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The ERP is in outage so that the hub is idle apart from the retry schedule.
+    println!("hub RSS with the backlog waiting: {} MB", rss_kb(pid)? / 1024);
+    client.put(format!("{erp_url}/_faults")).json(&json!({})).send().await?;
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    loop {
+        let (acked, waiting) = acknowledged(&client, &hub_url).await?;
+        let kb = rss_kb(pid)?;
+        samples.push(kb);
+        if samples.len() % 10 == 1 {
+            println!(
+                "  t={:>4.0}s acknowledged {acked:>8} waiting {waiting:>8} RSS {:>5} MB",
+                start.elapsed().as_secs_f64(),
+                kb / 1024
+            );
+        }
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (min, max) = (samples.iter().min().copied().unwrap_or(0), samples.iter().max().copied().unwrap_or(0));
+    println!(
+        "drained {backlog} commands in {:.0} s ({:.0} commands/s); RSS while draining: min {} MB, max {} MB",
+        start.elapsed().as_secs_f64(),
+        backlog as f64 / start.elapsed().as_secs_f64(),
+        min / 1024,
+        max / 1024
+    );
+    drop(hub);
+    drop(erp);
+
+    let idle_dir = dir.join("idle");
+    std::fs::create_dir_all(&idle_dir)?;
+    let (hub, _) = start_hub(&idle_dir, Some(&erp_url), &client).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("idle hub RSS (empty store): {:.1} MB", rss_kb(hub.0.id())? as f64 / 1024.0);
+    Ok(())
+}
