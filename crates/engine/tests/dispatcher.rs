@@ -1,0 +1,142 @@
+//! The dispatcher's decisions against a scripted target, on a manual clock.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use handoff_contract::Contract;
+use handoff_engine::{Ack, BoxFuture, Clock, DeliveryError, Dispatcher, Intake, ManualClock, Rng, Target};
+use handoff_model::EventKind;
+use handoff_store::sqlite::{SqliteOptions, SqliteStore};
+use handoff_store::{Command, NewEvent, Outcome, Store};
+use jiff::{SignedDuration, Timestamp};
+
+/// Answers sends and read-backs from scripts, and counts the calls.
+#[derive(Default)]
+struct Scripted {
+    sends: Mutex<VecDeque<Result<Ack, DeliveryError>>>,
+    reads: Mutex<VecDeque<Result<Option<Ack>, DeliveryError>>>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl Target for Scripted {
+    fn send<'a>(&'a self, _: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>> {
+        self.calls.lock().unwrap().push("send");
+        let r = self.sends.lock().unwrap().pop_front().expect("a scripted send");
+        Box::pin(async move { r })
+    }
+    fn read_back<'a>(&'a self, _: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>> {
+        self.calls.lock().unwrap().push("read_back");
+        let r = self.reads.lock().unwrap().pop_front().expect("a scripted read-back");
+        Box::pin(async move { r })
+    }
+    fn honours_idempotency_keys(&self) -> bool {
+        true
+    }
+}
+
+fn t0() -> Timestamp {
+    "2026-11-26T10:00:00Z".parse().unwrap()
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    clock: Arc<ManualClock>,
+    target: Arc<Scripted>,
+    dispatcher: Dispatcher<SqliteStore>,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+    let contract = Arc::new(Contract::parse(&text, Path::new("handoff.toml")).unwrap());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let target = Arc::new(Scripted::default());
+    let targets = [("erp".to_owned(), target.clone() as Arc<dyn Target>)].into_iter().collect();
+    let payload =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/events/order-created.json"))
+            .unwrap();
+    let event = NewEvent {
+        system: "shop".into(),
+        event_id: "e1".into(),
+        kind: EventKind::OrderCreated,
+        order_ref: "#1001".into(),
+        received_at: t0(),
+        payload,
+    };
+    store.record_event(event).await.unwrap();
+    Intake::new(contract.clone(), store.clone(), clock.clone()).step().await.unwrap();
+    let dispatcher = Dispatcher::new(contract, store.clone(), targets, clock.clone(), Rng::seeded(1));
+    World { _dir: dir, store, clock, target, dispatcher }
+}
+
+impl World {
+    async fn attempt(&self) -> Outcome {
+        let mut claimed = self.store.claim_due(self.clock.now(), 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one command due");
+        let record = self.dispatcher.attempt(claimed.remove(0)).await;
+        let outcome = record.outcome.clone();
+        self.dispatcher.record(record).await;
+        outcome
+    }
+}
+
+fn transient(ambiguous: bool, retry_after: Option<SignedDuration>) -> DeliveryError {
+    DeliveryError::Transient { reason: "boom".into(), ambiguous, retry_after }
+}
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_retry_after() {
+    let w = world().await;
+    w.target.sends.lock().unwrap().push_back(Err(transient(false, Some(SignedDuration::from_secs(90)))));
+    let Outcome::Retry { at, ambiguous, .. } = w.attempt().await else { panic!("a retry") };
+    assert!(!ambiguous);
+    assert!(at >= t0().checked_add(SignedDuration::from_secs(90)).unwrap());
+    assert!(w.store.claim_due(t0().checked_add(SignedDuration::from_secs(89)).unwrap(), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_ambiguous_outcome_is_read_back_before_any_resend() {
+    let w = world().await;
+    w.target.sends.lock().unwrap().push_back(Err(transient(true, None)));
+    w.target.reads.lock().unwrap().push_back(Ok(None));
+    w.target.sends.lock().unwrap().push_back(Ok(Ack { record_id: "SO-1".into() }));
+    assert!(matches!(w.attempt().await, Outcome::Retry { ambiguous: true, .. }));
+    w.clock.advance(SignedDuration::from_mins(10));
+    assert!(matches!(w.attempt().await, Outcome::Acknowledged { .. }));
+    assert_eq!(*w.target.calls.lock().unwrap(), vec!["send", "read_back", "send"]);
+}
+
+#[tokio::test]
+async fn a_failed_read_back_keeps_the_outcome_unknown_and_does_not_resend() {
+    let w = world().await;
+    w.target.sends.lock().unwrap().push_back(Err(transient(true, None)));
+    w.target.reads.lock().unwrap().push_back(Err(transient(false, None)));
+    w.attempt().await;
+    w.clock.advance(SignedDuration::from_mins(10));
+    assert!(matches!(w.attempt().await, Outcome::Retry { ambiguous: true, .. }));
+    assert_eq!(*w.target.calls.lock().unwrap(), vec!["send", "read_back"]);
+}
+
+#[tokio::test]
+async fn a_spent_budget_dead_letters_and_opens_an_exception() {
+    let w = world().await;
+    // The example contract allows 12 attempts within 24 h.
+    for _ in 0..12 {
+        w.target.sends.lock().unwrap().push_back(Err(transient(false, None)));
+    }
+    for n in 1..=12 {
+        let outcome = w.attempt().await;
+        if n < 12 {
+            assert!(matches!(outcome, Outcome::Retry { .. }), "attempt {n}: {outcome:?}");
+            w.clock.advance(SignedDuration::from_mins(6));
+        } else {
+            assert!(matches!(outcome, Outcome::DeadLettered { .. }), "attempt {n}: {outcome:?}");
+        }
+    }
+    let exceptions = w.store.exceptions(Some("open".into()), 10).await.unwrap();
+    assert_eq!(exceptions.len(), 1);
+    assert_eq!(exceptions[0].pattern, "dead_delivery");
+}
