@@ -1,10 +1,5 @@
 //! `handoff`: the hub and its tools in one binary.
 
-/// mimalloc: the hub allocates many short-lived buffers per request; glibc malloc cost 12% of
-/// its CPU under load (see docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod bench;
 mod inspect;
 mod mock;
@@ -131,7 +126,8 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Store reads run on blocking threads; a small bound keeps their memory bounded too.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(16).build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { config, data, listen, simulate } => {

@@ -19,6 +19,18 @@ pub enum SourceError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Invalid(#[from] handoff_model::EventError),
+    #[error("body is not UTF-8")]
+    NotUtf8,
+}
+
+impl SourceError {
+    /// The field at fault, when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            SourceError::Invalid(invalid) => Some(invalid.field),
+            SourceError::Json(_) | SourceError::NotUtf8 => None,
+        }
+    }
 }
 
 /// Parses and validates a canonical event posted by an `http-json` source.
@@ -40,26 +52,8 @@ impl HttpJsonTarget {
         Ok(HttpJsonTarget { base_url: base_url.trim_end_matches('/').to_owned(), client, idempotency_keys })
     }
 
-    fn path(kind: CommandKind) -> &'static str {
-        match kind {
-            CommandKind::CreateOrder => "orders",
-            CommandKind::UpdateOrder => "orders/update",
-            CommandKind::CancelOrder => "orders/cancel",
-            CommandKind::CreateFulfillment => "fulfillments",
-            CommandKind::CreateRefund => "refunds",
-        }
-    }
-
-    fn collection(kind: CommandKind) -> &'static str {
-        match kind {
-            CommandKind::CreateOrder | CommandKind::UpdateOrder | CommandKind::CancelOrder => "orders",
-            CommandKind::CreateFulfillment => "fulfillments",
-            CommandKind::CreateRefund => "refunds",
-        }
-    }
-
     async fn send_command(&self, c: &Command) -> Result<Ack, DeliveryError> {
-        let url = format!("{}/{}", self.base_url, Self::path(c.kind));
+        let url = format!("{}/{}", self.base_url, command_path(c.kind));
         let response = self
             .client
             .post(url)
@@ -88,7 +82,7 @@ impl HttpJsonTarget {
     async fn find(&self, c: &Command) -> Result<Option<Ack>, DeliveryError> {
         let query: String =
             form_urlencoded::Serializer::new(String::new()).append_pair("external_ref", &c.external_ref).finish();
-        let url = format!("{}/{}?{query}", self.base_url, Self::collection(c.kind));
+        let url = format!("{}/{}?{query}", self.base_url, collection(c.kind));
         let response = self.client.get(url).send().await.map_err(transport_error)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
@@ -107,13 +101,39 @@ impl HttpJsonTarget {
             ambiguous: true,
             retry_after: None,
         })?;
-        let applied = found.records.into_iter().find(|r| match c.kind {
-            CommandKind::CancelOrder => r.status == "cancelled",
-            CommandKind::UpdateOrder => r.version >= c.version,
-            _ => true,
-        });
-        Ok(applied.map(|r| Ack { record_id: r.id }))
+        Ok(applied_record(c, found.records))
     }
+}
+
+/// Where a command is posted, relative to the target's base URL.
+pub fn command_path(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::CreateOrder => "orders",
+        CommandKind::UpdateOrder => "orders/update",
+        CommandKind::CancelOrder => "orders/cancel",
+        CommandKind::CreateFulfillment => "fulfillments",
+        CommandKind::CreateRefund => "refunds",
+    }
+}
+
+/// The collection a command's record is read back from.
+pub fn collection(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::CreateOrder | CommandKind::UpdateOrder | CommandKind::CancelOrder => "orders",
+        CommandKind::CreateFulfillment => "fulfillments",
+        CommandKind::CreateRefund => "refunds",
+    }
+}
+
+/// Whether a read-back shows the command applied: a record under its external reference (for
+/// a cancel, cancelled; for an update, at least the command's version).
+pub fn applied_record(c: &Command, records: Vec<FoundRecord>) -> Option<Ack> {
+    let applied = records.into_iter().find(|r| match c.kind {
+        CommandKind::CancelOrder => r.status == "cancelled",
+        CommandKind::UpdateOrder => r.version >= c.version,
+        _ => true,
+    });
+    applied.map(|r| Ack { record_id: r.id })
 }
 
 #[derive(Deserialize)]
@@ -126,13 +146,14 @@ struct Found {
     records: Vec<FoundRecord>,
 }
 
-#[derive(Deserialize)]
-struct FoundRecord {
-    id: String,
+/// A record as a read-back answers it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FoundRecord {
+    pub id: String,
     #[serde(default)]
-    status: String,
+    pub status: String,
     #[serde(default)]
-    version: Option<u64>,
+    pub version: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -157,7 +178,7 @@ fn transport_error(e: reqwest::Error) -> DeliveryError {
 }
 
 /// 429 and 5xx are transient (a 5xx may have applied: ambiguous); other 4xx are data errors.
-fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<SignedDuration>) -> DeliveryError {
+pub fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<SignedDuration>) -> DeliveryError {
     let refusal: Refusal = serde_json::from_slice(body).unwrap_or_default();
     let reason = match refusal.error {
         Some(e) => format!("{status}: {e}"),

@@ -7,9 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use handoff_connectors::http_json::{SourceError, parse_event};
-use handoff_contract::ConnectorKind;
-use handoff_store::{NewEvent, Recorded, Store};
+use handoff_store::{Recorded, Store};
 use serde_json::json;
 
 use crate::AppState;
@@ -23,29 +21,12 @@ pub(crate) async fn receive<S: Store + Clone>(
         let error = format!("no system named {system:?} in the contract");
         return (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response();
     };
-    let event = match source.connector {
-        ConnectorKind::HttpJson => parse_event(&body),
-    };
-    let event = match event {
-        Ok(event) => event,
+    let new = match handoff_connectors::inbound(source.connector, &system, &body, state.clock.now()) {
+        Ok(new) => new,
         Err(e) => {
-            let field = match &e {
-                SourceError::Invalid(invalid) => Some(invalid.field),
-                SourceError::Json(_) => None,
-            };
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string(), "field": field }))).into_response();
+            let refusal = json!({ "error": e.to_string(), "field": e.field() });
+            return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
         }
-    };
-    let Ok(payload) = String::from_utf8(body.to_vec()) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "body is not UTF-8" }))).into_response();
-    };
-    let new = NewEvent {
-        system,
-        event_id: event.event_id.to_string(),
-        kind: event.kind,
-        order_ref: event.order_ref,
-        received_at: state.clock.now(),
-        payload,
     };
     match state.store.record_event(new).await {
         Ok(Recorded::New(row)) => {

@@ -91,24 +91,20 @@ impl MockServer {
                 });
             }
             (&Method::POST, ["_fulfil"]) => return Ok(self.fulfil(parsed().ok()).await),
-            (&Method::GET, [collection]) => match (Collection::parse(collection), external_ref(&query)) {
-                (Some(collection), Some(external_ref)) => Request::Find { collection, external_ref },
-                _ => return Ok(json_response(400, &json!({"error": "GET /{collection}?external_ref=..."}))),
-            },
-            (&Method::POST, [collection]) if Collection::parse(collection).is_some() => match parsed() {
-                Ok(body) => Request::Create {
-                    collection: Collection::parse(collection).expect("checked"),
-                    idempotency_key: key,
-                    body,
-                },
-                Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
-            },
-            (&Method::POST, ["orders", op @ ("update" | "cancel")]) => match parsed() {
-                Ok(body) if *op == "update" => Request::Update { body },
-                Ok(body) => Request::Cancel { body },
-                Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
-            },
-            _ => return Ok(json_response(404, &json!({"error": format!("no route {method} {path}")}))),
+            _ => {
+                let body = if body.is_empty() {
+                    None
+                } else {
+                    match parsed() {
+                        Ok(body) => Some(body),
+                        Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
+                    }
+                };
+                match Request::route(method.as_str(), &path, external_ref(&query), key, body) {
+                    Ok(request) => request,
+                    Err((status, error)) => return Ok(json_response(status, &json!({ "error": error }))),
+                }
+            }
         };
         match self.system.handle(request) {
             Reply::Answer { status, body, retry_after_s } => {
@@ -119,9 +115,12 @@ impl MockServer {
                 Ok(response)
             }
             Reply::Drop => Err(Dropped),
-            Reply::Late { after_ms, status, body } => {
+            Reply::Late { after_ms, request } => {
                 tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                Ok(json_response(status, &body))
+                match self.system.apply_late(*request) {
+                    Reply::Answer { status, body, .. } => Ok(json_response(status, &body)),
+                    _ => Err(Dropped),
+                }
             }
         }
     }
@@ -135,18 +134,10 @@ impl MockServer {
         let Some(url) = self.notify_url.clone() else {
             return json_response(409, &json!({"error": "this mock has no --notify URL"}));
         };
-        let record = self
-            .system
-            .records()
-            .into_iter()
-            .find(|r| r.collection == Collection::Orders && r.external_ref == external_ref);
-        let Some(record) = record else {
+        let Some(record) = self.system.find(Collection::Orders, external_ref).into_iter().next() else {
             return json_response(404, &json!({"error": format!("no order {external_ref}")}));
         };
-        let lines: Vec<Value> = record.body["order"]["lines"]
-            .as_array()
-            .map(|ls| ls.iter().map(|l| json!({"sku": l["sku"], "quantity": l["quantity"]})).collect())
-            .unwrap_or_default();
+        let lines: Vec<Value> = record.lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
         let n = self.events_sent.fetch_add(1, Ordering::Relaxed) + 1;
         let event = json!({
             "event_id": format!("{}-fulfillment-{}", self.system.name(), record.id),

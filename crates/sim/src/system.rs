@@ -18,7 +18,7 @@ pub struct Faults {
     pub lost_ack: f64,
     /// Drop the request before applying it.
     pub lost_request: f64,
-    /// Apply the write and answer after `slow_ack_ms`, later than a client will wait.
+    /// Answer after `slow_ack_ms`, later than a client will wait, and apply the write only then.
     pub slow_ack: f64,
     pub slow_ack_ms: u64,
     /// Apply the write, then answer 503.
@@ -79,24 +79,50 @@ pub enum Request {
     Find { collection: Collection, external_ref: String },
 }
 
+/// Why a route is not part of the protocol: (HTTP status, message).
+pub type RouteError = (u16, String);
+
+impl Request {
+    /// The request a route of the `http-json` target protocol stands for; both the loopback
+    /// transport and the in-process simulation go through here.
+    pub fn route(
+        method: &str,
+        path: &str,
+        external_ref: Option<String>,
+        idempotency_key: Option<String>,
+        body: Option<Value>,
+    ) -> Result<Request, RouteError> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let body = || body.clone().ok_or((400, "a JSON body is required".to_owned()));
+        match (method, segments.as_slice()) {
+            ("GET", [collection]) => match (Collection::parse(collection), external_ref) {
+                (Some(collection), Some(external_ref)) => Ok(Request::Find { collection, external_ref }),
+                _ => Err((400, "GET /{collection}?external_ref=...".into())),
+            },
+            ("POST", [collection]) if Collection::parse(collection).is_some() => Ok(Request::Create {
+                collection: Collection::parse(collection).expect("checked"),
+                idempotency_key,
+                body: body()?,
+            }),
+            ("POST", ["orders", "update"]) => Ok(Request::Update { body: body()? }),
+            ("POST", ["orders", "cancel"]) => Ok(Request::Cancel { body: body()? }),
+            _ => Err((404, format!("no route {method} {path}"))),
+        }
+    }
+}
+
 /// What the transport must do with a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    Answer {
-        status: u16,
-        body: Value,
-        retry_after_s: Option<u64>,
-    },
+    Answer { status: u16, body: Value, retry_after_s: Option<u64> },
     /// Close the connection without answering.
     Drop,
-    /// Answer, but only after this many milliseconds.
-    Late {
-        after_ms: u64,
-        status: u16,
-        body: Value,
-    },
+    /// Wait this many milliseconds, then apply the request ([`MockSystem::apply_late`]) and
+    /// answer: a write that lands after the client may have given up.
+    Late { after_ms: u64, request: Box<Request> },
 }
 
+/// A record as the system keeps it: enough to answer read-backs and to fulfil it later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -104,7 +130,9 @@ pub struct Record {
     pub external_ref: String,
     pub status: String,
     pub version: Option<u64>,
-    pub body: Value,
+    /// The order's lines as (sku, quantity), for fulfilling it.
+    #[serde(default)]
+    pub lines: Vec<(String, u64)>,
 }
 
 /// One write the system applied, in the order it applied them: the history the checker reads.
@@ -123,6 +151,7 @@ pub struct Applied {
 struct State {
     records: Vec<Record>,
     by_key: HashMap<String, usize>,
+    by_ref: HashMap<(Collection, String), Vec<usize>>,
     applied: Vec<Applied>,
 }
 
@@ -139,6 +168,17 @@ fn error(status: u16, message: &str, field: Option<&str>) -> Reply {
 
 fn lookup<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(body, |v, key| v.get(key)).filter(|v| !v.is_null())
+}
+
+fn lines_of(body: &Value) -> Vec<(String, u64)> {
+    body["order"]["lines"]
+        .as_array()
+        .map(|ls| {
+            ls.iter()
+                .filter_map(|l| Some((l["sku"].as_str()?.to_owned(), l["quantity"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl MockSystem {
@@ -171,6 +211,13 @@ impl MockSystem {
         self.state.lock().expect("state lock").records.clone()
     }
 
+    /// The records of one collection under one external reference.
+    pub fn find(&self, collection: Collection, external_ref: &str) -> Vec<Record> {
+        let state = self.state.lock().expect("state lock");
+        let rows = state.by_ref.get(&(collection, external_ref.to_owned()));
+        rows.map(|rows| rows.iter().map(|&i| state.records[i].clone()).collect()).unwrap_or_default()
+    }
+
     fn roll(&self, rate: f64) -> bool {
         rate > 0.0 && self.rng.lock().expect("rng lock").random_bool(rate.min(1.0))
     }
@@ -181,12 +228,7 @@ impl MockSystem {
             return error(503, "service unavailable", None);
         }
         if let Request::Find { collection, external_ref } = &request {
-            let state = self.state.lock().expect("state lock");
-            let found: Vec<&Record> = state
-                .records
-                .iter()
-                .filter(|r| r.collection == *collection && &r.external_ref == external_ref)
-                .collect();
+            let found = self.find(*collection, external_ref);
             return Reply::Answer { status: 200, body: json!({ "records": found }), retry_after_s: None };
         }
         if self.roll(faults.throttle) {
@@ -199,6 +241,9 @@ impl MockSystem {
         if self.roll(faults.lost_request) {
             return Reply::Drop;
         }
+        if self.roll(faults.slow_ack) {
+            return Reply::Late { after_ms: faults.slow_ack_ms, request: Box::new(request) };
+        }
         let (status, body) = match self.apply(request, &faults) {
             Ok(ok) => ok,
             Err(refused) => return refused,
@@ -207,10 +252,16 @@ impl MockSystem {
             Reply::Drop
         } else if self.roll(faults.error_after_apply) {
             error(503, "internal error after commit", None)
-        } else if self.roll(faults.slow_ack) {
-            Reply::Late { after_ms: faults.slow_ack_ms, status, body }
         } else {
             Reply::Answer { status, body, retry_after_s: None }
+        }
+    }
+
+    /// Applies a request whose answer was late (see [`Reply::Late`]).
+    pub fn apply_late(&self, request: Request) -> Reply {
+        match self.apply(request, &self.faults()) {
+            Ok((status, body)) => Reply::Answer { status, body, retry_after_s: None },
+            Err(refused) => refused,
         }
     }
 
@@ -229,11 +280,8 @@ impl MockSystem {
                 if collection == Collection::Orders {
                     for field in &faults.required_fields {
                         if lookup(&body["order"], field).is_none() {
-                            return Err(error(
-                                422,
-                                &format!("order.{field} is required"),
-                                Some(&format!("order.{field}")),
-                            ));
+                            let path = format!("order.{field}");
+                            return Err(error(422, &format!("{path} is required"), Some(&path)));
                         }
                     }
                 }
@@ -243,7 +291,8 @@ impl MockSystem {
                 {
                     return Ok((200, json!({"id": state.records[i].id})));
                 }
-                let id = format!("{}-{}", self.name, state.records.len() + 1);
+                let i = state.records.len();
+                let id = format!("{}-{}", self.name, i + 1);
                 let status = if collection == Collection::Orders { "open" } else { "done" };
                 state.records.push(Record {
                     id: id.clone(),
@@ -251,10 +300,10 @@ impl MockSystem {
                     external_ref: external_ref.clone(),
                     status: status.into(),
                     version: version(&body),
-                    body: body.clone(),
+                    lines: lines_of(&body),
                 });
+                state.by_ref.entry((collection, external_ref.clone())).or_default().push(i);
                 if let Some(key) = &idempotency_key {
-                    let i = state.records.len() - 1;
                     state.by_key.insert(key.clone(), i);
                 }
                 let seq = state.applied.len() as u64;
@@ -270,7 +319,8 @@ impl MockSystem {
                 Ok((201, json!({ "id": id })))
             }
             Request::Update { body } => {
-                self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(body))
+                let lines = lines_of(&body);
+                self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(lines))
             }
             Request::Cancel { body } => self.change(&mut state, &external_ref(&body)?, "cancel", version(&body), None),
             Request::Find { .. } => unreachable!("finds are answered before any fault"),
@@ -283,18 +333,17 @@ impl MockSystem {
         external_ref: &str,
         op: &str,
         version: Option<u64>,
-        body: Option<Value>,
+        lines: Option<Vec<(String, u64)>>,
     ) -> Result<(u16, Value), Reply> {
-        let Some(i) =
-            state.records.iter().position(|r| r.collection == Collection::Orders && r.external_ref == external_ref)
-        else {
+        let first = state.by_ref.get(&(Collection::Orders, external_ref.to_owned())).and_then(|rows| rows.first());
+        let Some(&i) = first else {
             return Err(error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")));
         };
         let record = &mut state.records[i];
         if op == "cancel" {
             record.status = "cancelled".into();
-        } else if let Some(body) = body {
-            record.body = body;
+        } else if let Some(lines) = lines {
+            record.lines = lines;
             record.version = version;
         }
         let id = record.id.clone();

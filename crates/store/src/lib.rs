@@ -5,6 +5,7 @@
 //! Times are always passed in by the caller (the engine's `Clock`): a store never reads the
 //! wall clock, so a simulated run is deterministic.
 
+pub mod memory;
 pub mod sqlite;
 mod types;
 

@@ -69,6 +69,9 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE state = 'pending';
 CREATE INDEX outbox_sequence ON outbox (order_ref, target, id);
 CREATE INDEX outbox_dead ON outbox (id) WHERE state = 'dead_lettered';
+-- Small partial indexes so that the backlog is counted without sorting the whole outbox.
+CREATE INDEX outbox_in_flight ON outbox (id) WHERE state = 'in_flight';
+CREATE INDEX outbox_superseded ON outbox (id) WHERE state = 'superseded';
 
 CREATE TABLE attempts (
     command_id  INTEGER NOT NULL REFERENCES outbox (id),

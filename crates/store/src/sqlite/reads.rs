@@ -57,10 +57,20 @@ pub(super) fn exceptions(conn: &Connection, state: Option<&str>, limit: usize) -
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Counts per state without a sort: each unfinished state has its own partial index, and the
+/// acknowledged are the rest.
 pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
-    let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let count = |sql: &str| -> Result<u64> { Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get::<_, i64>(0))? as u64) };
+    let total = count("SELECT count(*) FROM outbox")?;
+    let mut counts = vec![
+        ("dead_lettered", count("SELECT count(*) FROM outbox WHERE state = 'dead_lettered'")?),
+        ("in_flight", count("SELECT count(*) FROM outbox WHERE state = 'in_flight'")?),
+        ("pending", count("SELECT count(*) FROM outbox WHERE state = 'pending'")?),
+        ("superseded", count("SELECT count(*) FROM outbox WHERE state = 'superseded'")?),
+    ];
+    let unfinished: u64 = counts.iter().map(|(_, n)| n).sum();
+    counts.insert(0, ("acknowledged", total.saturating_sub(unfinished)));
+    Ok(counts.into_iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.to_owned(), n)).collect())
 }
 
 pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timeline> {

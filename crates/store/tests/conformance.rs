@@ -1,6 +1,7 @@
 //! The store's promises, on the embedded SQLite implementation.
 
 use handoff_model::{CommandKind, CommandState, EventKind};
+use handoff_store::memory::MemoryStore;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded, Replay, Store};
 use jiff::{SignedDuration, Timestamp};
@@ -9,11 +10,35 @@ fn t0() -> Timestamp {
     "2026-11-26T10:00:00Z".parse().unwrap()
 }
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    (dir, store)
+/// Runs each named test against every store implementation: one conformance suite.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::SqliteStore::open(dir.path(), super::SqliteOptions::default()).unwrap();
+                super::$name(store).await;
+            })*
+        }
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::MemoryStore::new()).await;
+            })*
+        }
+    };
 }
+
+conformance!(
+    a_duplicate_event_is_recorded_once,
+    many_concurrent_writers_share_commits_and_all_land,
+    a_cancel_supersedes_a_create_never_sent,
+    a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders,
+    in_flight_commands_are_read_back_after_a_restart,
+    a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget,
+    a_retry_waits_until_it_is_due,
+);
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
     NewEvent {
@@ -40,7 +65,7 @@ fn command(order_ref: &str, kind: CommandKind) -> NewCommand {
     }
 }
 
-async fn plan(store: &SqliteStore, row: i64, commands: Vec<NewCommand>) {
+async fn plan<S: Store>(store: &S, row: i64, commands: Vec<NewCommand>) {
     let order_ref = commands[0].order_ref.clone();
     let p = Plan {
         event_row: row,
@@ -53,16 +78,14 @@ async fn plan(store: &SqliteStore, row: i64, commands: Vec<NewCommand>) {
     store.apply_plans(vec![p], t0()).await.unwrap();
 }
 
-async fn new_event(store: &SqliteStore, id: &str, kind: EventKind, order_ref: &str) -> i64 {
+async fn new_event<S: Store>(store: &S, id: &str, kind: EventKind, order_ref: &str) -> i64 {
     match store.record_event(event(id, kind, order_ref)).await.unwrap() {
         Recorded::New(row) => row,
         Recorded::Duplicate(_) => panic!("{id} is new"),
     }
 }
 
-#[tokio::test]
-async fn a_duplicate_event_is_recorded_once() {
-    let (_d, store) = open();
+async fn a_duplicate_event_is_recorded_once<S: Store + Clone>(store: S) {
     let first = store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     let again = store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     let Recorded::New(row) = first else { panic!("first is new") };
@@ -70,9 +93,7 @@ async fn a_duplicate_event_is_recorded_once() {
     assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn many_concurrent_writers_share_commits_and_all_land() {
-    let (_d, store) = open();
+async fn many_concurrent_writers_share_commits_and_all_land<S: Store + Clone>(store: S) {
     let tasks: Vec<_> = (0..500)
         .map(|i| {
             let store = store.clone();
@@ -87,9 +108,7 @@ async fn many_concurrent_writers_share_commits_and_all_land() {
     assert_eq!(store.unprocessed_events(1000).await.unwrap().len(), 500);
 }
 
-#[tokio::test]
-async fn a_cancel_supersedes_a_create_never_sent() {
-    let (_d, store) = open();
+async fn a_cancel_supersedes_a_create_never_sent<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let row = new_event(&store, "e2", EventKind::OrderCancelled, "#1").await;
@@ -100,9 +119,7 @@ async fn a_cancel_supersedes_a_create_never_sent() {
     assert_eq!(states, vec![CommandState::Superseded, CommandState::Superseded]);
 }
 
-#[tokio::test]
-async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders() {
-    let (_d, store) = open();
+async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let create = store.claim_due(t0(), 10).await.unwrap();
@@ -131,8 +148,20 @@ async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_order
     assert_eq!(claimed[0].kind, CommandKind::CancelOrder);
 }
 
+async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(store: S) {
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
+    // The process stops here; the next one starts by recovering.
+    assert_eq!(store.recover_in_flight(t0()).await.unwrap(), 1);
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].ambiguous, "the outcome of the interrupted send is unknown");
+    assert_eq!(claimed[0].attempts, 2);
+}
+
 #[tokio::test]
-async fn in_flight_commands_are_read_back_after_a_restart() {
+async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
@@ -142,15 +171,10 @@ async fn in_flight_commands_are_read_back_after_a_restart() {
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(store.recover_in_flight(t0()).await.unwrap(), 1);
-    let claimed = store.claim_due(t0(), 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert!(claimed[0].ambiguous, "the outcome of the interrupted send is unknown");
-    assert_eq!(claimed[0].attempts, 2);
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
 
-#[tokio::test]
-async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget() {
-    let (_d, store) = open();
+async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
@@ -172,9 +196,7 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget() {
     assert!(store.dead_letters(10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_retry_waits_until_it_is_due() {
-    let (_d, store) = open();
+async fn a_retry_waits_until_it_is_due<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
@@ -188,5 +210,23 @@ async fn a_retry_waits_until_it_is_due() {
     assert_eq!(store.next_due_at().await.unwrap(), Some(at));
     let c = store.claim_due(at, 10).await.unwrap().remove(0);
     assert!(c.ambiguous);
-    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn an_honest_memory_store_loses_nothing_on_power_loss() {
+    let store = MemoryStore::new();
+    new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    store.power_loss();
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_store_acknowledging_before_durable_loses_unflushed_writes() {
+    let store = MemoryStore::acknowledging_before_durable();
+    new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    store.flush();
+    new_event(&store, "e2", EventKind::OrderCreated, "#2").await;
+    store.power_loss();
+    let left: Vec<String> = store.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.event_id).collect();
+    assert_eq!(left, vec!["e1"]);
 }

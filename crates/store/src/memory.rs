@@ -1,0 +1,449 @@
+//! An in-memory store with the same semantics as the SQLite one, for the deterministic
+//! simulation (thousands of orders per seed, many seeds per second). A process crash keeps its
+//! state, as a disk would. For the simulation's negative control it can also lie: acknowledge
+//! writes before they are durable, so that a simulated power loss drops them.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use handoff_model::{CommandKind, CommandState, Pattern};
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::{
+    AttemptRecord, AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, NewCommand, NewEvent, OrderState, Outcome,
+    Plan, Recorded, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state,
+};
+
+#[derive(Clone, Default)]
+struct Mem {
+    inbox: Vec<StoredEvent>,
+    inbox_keys: HashMap<(String, String), i64>,
+    cursor: i64,
+    orders: HashMap<String, OrderState>,
+    ledger: HashMap<String, Vec<LedgerRow>>,
+    outbox: Vec<Command>,
+    sequences: HashMap<(String, String), Vec<i64>>,
+    due: BTreeSet<(Timestamp, i64)>,
+    keys: HashSet<String>,
+    attempts: Vec<AttemptRow>,
+    exceptions: Vec<ExceptionRow>,
+    audit: Vec<(String, AuditRow)>,
+}
+
+struct Durability {
+    /// When set, writes are acknowledged at once but only become durable at `flush`.
+    lying: bool,
+    durable: Mem,
+}
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<(Mem, Durability)>>,
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::with_durability(false)
+    }
+
+    /// A store that acknowledges writes before they are durable (negative controls only).
+    pub fn acknowledging_before_durable() -> Self {
+        MemoryStore::with_durability(true)
+    }
+
+    fn with_durability(lying: bool) -> Self {
+        let durability = Durability { lying, durable: Mem::default() };
+        MemoryStore {
+            state: Arc::new(Mutex::new((Mem::default(), durability))),
+            changed: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// Makes every acknowledged write durable (a lying store's periodic sync).
+    pub fn flush(&self) {
+        let mut guard = self.state.lock().expect("store lock");
+        let (mem, durability) = &mut *guard;
+        if durability.lying {
+            durability.durable = mem.clone();
+        }
+    }
+
+    /// Power loss: whatever was not durable is gone. An honest store loses nothing.
+    pub fn power_loss(&self) {
+        let mut guard = self.state.lock().expect("store lock");
+        let (mem, durability) = &mut *guard;
+        if durability.lying {
+            *mem = durability.durable.clone();
+        }
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Mem) -> R) -> R {
+        let r = f(&mut self.state.lock().expect("store lock").0);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        r
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Mem) -> R) -> R {
+        f(&self.state.lock().expect("store lock").0)
+    }
+}
+
+impl Mem {
+    fn audit(&mut self, at: Timestamp, actor: &str, action: &str, order_ref: &str, detail: String) {
+        let row = AuditRow { at, actor: actor.into(), action: action.into(), detail };
+        self.audit.push((order_ref.to_owned(), row));
+    }
+
+    fn set_ledger(&mut self, order_ref: &str, system: &str, state: &str, record_id: Option<&str>, at: Timestamp) {
+        let rows = self.ledger.entry(order_ref.to_owned()).or_default();
+        match rows.iter_mut().find(|r| r.system == system) {
+            Some(row) => {
+                row.state = state.into();
+                if let Some(id) = record_id {
+                    row.record_id = Some(id.into());
+                }
+                row.updated_at = at;
+            }
+            None => rows.push(LedgerRow {
+                system: system.into(),
+                state: state.into(),
+                record_id: record_id.map(str::to_owned),
+                updated_at: at,
+            }),
+        }
+    }
+
+    fn command(&mut self, id: i64) -> &mut Command {
+        &mut self.outbox[(id - 1) as usize]
+    }
+
+    fn enqueue(&mut self, c: &NewCommand, now: Timestamp) {
+        let mut moot = false;
+        if c.supersede_unsent {
+            let ids = self.sequences.get(&(c.order_ref.clone(), c.target.clone())).cloned().unwrap_or_default();
+            for id in ids {
+                let cmd = self.command(id);
+                if cmd.state == CommandState::Pending && cmd.attempts == 0 {
+                    cmd.state = CommandState::Superseded;
+                    cmd.updated_at = now;
+                    let (kind, due) = (cmd.kind, (cmd.next_attempt_at, id));
+                    self.due.remove(&due);
+                    moot |= kind == CommandKind::CreateOrder;
+                    let detail =
+                        format!("command {id} ({kind}) to {} superseded by {} before it was ever sent", c.target, c.kind);
+                    self.audit(now, "engine", "superseded", &c.order_ref, detail);
+                }
+            }
+        }
+        if !self.keys.insert(c.idempotency_key.clone()) {
+            return;
+        }
+        let id = self.outbox.len() as i64 + 1;
+        let state = if moot { CommandState::Superseded } else { CommandState::Pending };
+        self.outbox.push(Command {
+            id,
+            flow: c.flow.clone(),
+            target: c.target.clone(),
+            order_ref: c.order_ref.clone(),
+            kind: c.kind,
+            idempotency_key: c.idempotency_key.clone(),
+            external_ref: c.external_ref.clone(),
+            version: c.version,
+            payload: c.payload.clone(),
+            state,
+            attempts: 0,
+            budget_attempts: 0,
+            budget_start: now,
+            ambiguous: false,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+            record_id: None,
+            last_error: None,
+        });
+        self.sequences.entry((c.order_ref.clone(), c.target.clone())).or_default().push(id);
+        if moot {
+            let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);
+            self.audit(now, "engine", "superseded", &c.order_ref, detail);
+        } else {
+            self.due.insert((now, id));
+        }
+    }
+
+    /// No earlier command of the same order to the same target is still unfinished.
+    fn heads_its_sequence(&self, c: &Command) -> bool {
+        let ids = &self.sequences[&(c.order_ref.clone(), c.target.clone())];
+        ids.iter().take_while(|&&id| id < c.id).all(|&id| {
+            !matches!(
+                self.outbox[(id - 1) as usize].state,
+                CommandState::Pending | CommandState::InFlight | CommandState::DeadLettered
+            )
+        })
+    }
+}
+
+impl Store for MemoryStore {
+    async fn record_event(&self, e: NewEvent) -> Result<Recorded> {
+        Ok(self.write(|m| {
+            let key = (e.system.clone(), e.event_id.clone());
+            if let Some(&row) = m.inbox_keys.get(&key) {
+                return Recorded::Duplicate(row);
+            }
+            let row = m.inbox.len() as i64 + 1;
+            m.inbox_keys.insert(key, row);
+            m.inbox.push(StoredEvent {
+                row,
+                system: e.system,
+                event_id: e.event_id,
+                kind: e.kind,
+                order_ref: e.order_ref,
+                received_at: e.received_at,
+                payload: e.payload,
+            });
+            Recorded::New(row)
+        }))
+    }
+
+    async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        Ok(self.read(|m| m.inbox.iter().skip(m.cursor as usize).take(limit).cloned().collect()))
+    }
+
+    async fn order_states(&self, order_refs: Vec<String>) -> Result<HashMap<String, OrderState>> {
+        Ok(self.read(|m| order_refs.into_iter().filter_map(|r| Some((r.clone(), m.orders.get(&r)?.clone()))).collect()))
+    }
+
+    async fn apply_plans(&self, plans: Vec<Plan>, now: Timestamp) -> Result<()> {
+        self.write(|m| {
+            if let Some(last) = plans.iter().map(|p| p.event_row).max() {
+                m.cursor = m.cursor.max(last);
+            }
+            for plan in plans {
+                m.orders.insert(plan.order_ref.clone(), plan.state.clone());
+                if let Some((system, state)) = &plan.ledger {
+                    m.set_ledger(&plan.order_ref, system, state, None, now);
+                }
+                for command in &plan.commands {
+                    m.enqueue(command, now);
+                }
+                for detail in plan.audit {
+                    m.audit(now, "engine", "event", &plan.order_ref, detail);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        Ok(self.write(|m| {
+            let due: Vec<i64> = m
+                .due
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .map(|&(_, id)| id)
+                .filter(|&id| m.heads_its_sequence(&m.outbox[(id - 1) as usize]))
+                .take(limit)
+                .collect();
+            let mut claimed = Vec::with_capacity(due.len());
+            for id in due {
+                let c = m.command(id);
+                let key = (c.next_attempt_at, id);
+                c.state = CommandState::InFlight;
+                c.attempts += 1;
+                c.budget_attempts += 1;
+                c.updated_at = now;
+                let copy = c.clone();
+                m.due.remove(&key);
+                claimed.push(copy);
+            }
+            claimed
+        }))
+    }
+
+    async fn record_attempt(&self, a: AttemptRecord) -> Result<()> {
+        self.write(|m| {
+            let now = a.finished_at;
+            let id = a.command.id;
+            let note = |s: &str| match &a.note {
+                Some(n) => format!("{n}; {s}"),
+                None => s.to_owned(),
+            };
+            let detail = match &a.outcome {
+                Outcome::Acknowledged { record_id } => note(&format!("record {record_id}")),
+                Outcome::Retry { error, at, .. } => note(&format!("{error}; next attempt at {at}")),
+                Outcome::DeadLettered { error, .. } => note(error),
+            };
+            let attempt = a.command.attempts;
+            if !m.attempts.iter().any(|r| r.command_id == id && r.attempt == attempt) {
+                m.attempts.push(AttemptRow {
+                    command_id: id,
+                    attempt,
+                    started_at: a.started_at,
+                    finished_at: now,
+                    outcome: a.outcome.name().into(),
+                    detail: Some(detail),
+                });
+            }
+            let (order_ref, target, kind, flow) = {
+                let c = m.command(id);
+                (c.order_ref.clone(), c.target.clone(), c.kind, c.flow.clone())
+            };
+            match &a.outcome {
+                Outcome::Acknowledged { record_id } => {
+                    let c = m.command(id);
+                    c.state = CommandState::Acknowledged;
+                    c.record_id = Some(record_id.clone());
+                    c.ambiguous = false;
+                    c.last_error = None;
+                    c.updated_at = now;
+                    m.set_ledger(&order_ref, &target, acknowledged_state(kind), Some(record_id), now);
+                    let mut resolved = false;
+                    for x in m.exceptions.iter_mut().filter(|x| x.command_id == Some(id)) {
+                        if x.state == "open" || x.state == "acknowledged" {
+                            x.state = "auto_resolved".into();
+                            x.updated_at = now;
+                            resolved = true;
+                        }
+                    }
+                    if resolved {
+                        m.audit(now, "engine", "exception auto-resolved", &order_ref, format!("command {id} delivered"));
+                    }
+                }
+                Outcome::Retry { at, ambiguous, error } => {
+                    let c = m.command(id);
+                    c.state = CommandState::Pending;
+                    c.next_attempt_at = *at;
+                    c.ambiguous = *ambiguous;
+                    c.last_error = Some(error.clone());
+                    c.updated_at = now;
+                    m.due.insert((*at, id));
+                }
+                Outcome::DeadLettered { ambiguous, error, field } => {
+                    let c = m.command(id);
+                    c.state = CommandState::DeadLettered;
+                    c.ambiguous = *ambiguous;
+                    c.last_error = Some(error.clone());
+                    c.updated_at = now;
+                    let detail =
+                        format!("{kind} to {target} dead-lettered after {} attempts: {error}", a.command.budget_attempts);
+                    m.exceptions.push(ExceptionRow {
+                        id: m.exceptions.len() as i64 + 1,
+                        pattern: Pattern::DeadDelivery.as_str().into(),
+                        order_ref: order_ref.clone(),
+                        flow: Some(flow),
+                        command_id: Some(id),
+                        field: field.clone(),
+                        detail,
+                        state: "open".into(),
+                        opened_at: now,
+                        updated_at: now,
+                    });
+                    m.audit(now, "engine", "dead-lettered", &order_ref, format!("command {id}: {error}"));
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+        Ok(self.read(|m| m.due.first().map(|(at, _)| *at)))
+    }
+
+    async fn recover_in_flight(&self, now: Timestamp) -> Result<u64> {
+        Ok(self.write(|m| {
+            let mut n = 0;
+            for c in m.outbox.iter_mut().filter(|c| c.state == CommandState::InFlight) {
+                c.state = CommandState::Pending;
+                c.ambiguous = true;
+                c.next_attempt_at = c.next_attempt_at.min(now);
+                c.last_error = Some("hub stopped while the command was in flight".into());
+                c.updated_at = now;
+                m.due.insert((c.next_attempt_at, c.id));
+                n += 1;
+            }
+            n
+        }))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {
+        Ok(self.read(|m| m.outbox.iter().filter(|c| c.state == CommandState::DeadLettered).take(limit).cloned().collect()))
+    }
+
+    async fn replay(&self, which: Replay, actor: String, now: Timestamp) -> Result<u64> {
+        Ok(self.write(|m| {
+            let ids: Vec<i64> = m
+                .outbox
+                .iter()
+                .filter(|c| c.state == CommandState::DeadLettered && (which == Replay::All || which == Replay::One(c.id)))
+                .map(|c| c.id)
+                .collect();
+            for &id in &ids {
+                let c = m.command(id);
+                c.state = CommandState::Pending;
+                c.next_attempt_at = now;
+                c.budget_attempts = 0;
+                c.budget_start = now;
+                c.updated_at = now;
+                let order_ref = c.order_ref.clone();
+                m.due.insert((now, id));
+                for x in m.exceptions.iter_mut().filter(|x| x.command_id == Some(id) && x.state == "open") {
+                    x.state = "acknowledged".into();
+                    x.updated_at = now;
+                }
+                m.audit(now, &actor, "replayed", &order_ref, format!("dead letter {id} replayed"));
+            }
+            ids.len() as u64
+        }))
+    }
+
+    async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
+        Ok(self.read(|m| {
+            m.exceptions
+                .iter()
+                .rev()
+                .filter(|x| state.as_deref().is_none_or(|s| x.state == s))
+                .take(limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn order_timeline(&self, order_ref: String) -> Result<Timeline> {
+        Ok(self.read(|m| {
+            let commands: Vec<Command> = m.outbox.iter().filter(|c| c.order_ref == order_ref).cloned().collect();
+            let ids: HashSet<i64> = commands.iter().map(|c| c.id).collect();
+            let mut ledger = m.ledger.get(&order_ref).cloned().unwrap_or_default();
+            ledger.sort_by_key(|l| l.updated_at);
+            Timeline {
+                events: m.inbox.iter().filter(|e| e.order_ref == order_ref).cloned().collect(),
+                attempts: m.attempts.iter().filter(|a| ids.contains(&a.command_id)).cloned().collect(),
+                ledger,
+                exceptions: m.exceptions.iter().filter(|x| x.order_ref == order_ref).cloned().collect(),
+                audit: m.audit.iter().filter(|(r, _)| *r == order_ref).map(|(_, a)| a.clone()).collect(),
+                commands,
+                order_ref,
+            }
+        }))
+    }
+
+    async fn command_counts(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self.read(|m| {
+            let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+            for c in &m.outbox {
+                *counts.entry(c.state.as_str()).or_default() += 1;
+            }
+            counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        }))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
