@@ -4,6 +4,7 @@ mod bench;
 mod inspect;
 mod mock;
 mod serve;
+mod sim;
 
 use std::path::PathBuf;
 
@@ -61,6 +62,9 @@ enum Command {
     },
     /// Run a simulated system (ERP, storefront) that speaks the http-json target protocol.
     Mock(mock::MockArgs),
+    /// Deterministic simulation of the whole write path under faults, judged by the history
+    /// checker; the last line reads `violations: N`.
+    Sim(sim::SimArgs),
     /// Benchmarks of the write path; each prints its figures (see docs/BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -126,6 +130,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Sim(args) = cli.command {
+        // Each seed runs on its own single-threaded runtime.
+        return sim::run(args);
+    }
     // Store reads run on blocking threads; a small bound keeps their memory bounded too.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(16).build()?;
     runtime.block_on(async move {
@@ -145,6 +153,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
+            Command::Sim(_) => unreachable!("run above"),
         }
     })
 }

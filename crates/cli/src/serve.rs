@@ -19,7 +19,8 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let store = SqliteStore::open(data_dir, SqliteOptions::default())
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    store.recover_in_flight(clock.now()).await?;
+    let now = clock.now();
+    store.recover_in_flight(now, now.checked_add(contract.max_settle())?).await?;
     let targets = targets(&contract)?;
     let engine = Engine {
         contract: contract.clone(),

@@ -11,7 +11,12 @@ pub use http_json::SourceError;
 
 /// Turns a webhook body posted by `system` into its inbox row, or says why it is refused
 /// (before anything is stored). One place for the server and the simulation.
-pub fn inbound(connector: ConnectorKind, system: &str, body: &[u8], received_at: Timestamp) -> Result<NewEvent, SourceError> {
+pub fn inbound(
+    connector: ConnectorKind,
+    system: &str,
+    body: &[u8],
+    received_at: Timestamp,
+) -> Result<NewEvent, SourceError> {
     let event = match connector {
         ConnectorKind::HttpJson => http_json::parse_event(body)?,
     };

@@ -74,6 +74,15 @@ pub struct System {
     /// read-back by external reference.
     #[serde(default = "yes")]
     pub idempotency_keys: bool,
+    /// How long a request that got no answer may still land (for Odoo, its `limit_time_real`).
+    /// After an ambiguous outcome the record is read back only once this has passed, so a
+    /// late write is never mistaken for a missing one.
+    #[serde(default = "default_settle")]
+    pub settle: SignedDuration,
+}
+
+fn default_settle() -> SignedDuration {
+    SignedDuration::from_secs(60)
 }
 
 fn default_timeout() -> SignedDuration {
@@ -201,6 +210,12 @@ impl Contract {
         })?;
         contract.validate().map_err(|(key, message)| ContractError { file: file.to_owned(), key, message })?;
         Ok(contract)
+    }
+
+    /// The longest settle time of any system: how long after a restart the commands that were
+    /// in flight wait before they are read back.
+    pub fn max_settle(&self) -> SignedDuration {
+        self.systems.values().map(|s| s.settle).max().unwrap_or(SignedDuration::ZERO)
     }
 
     /// The flows that carry an event of `kind` coming from system `from`.

@@ -37,6 +37,7 @@ impl Contract {
                 return Err((format!("systems.{name}"), "a system name is 1 to 64 of a-z, 0-9, - and _".into()));
             }
             positive(format!("systems.{name}.timeout"), system.timeout)?;
+            positive(format!("systems.{name}.settle"), system.settle)?;
             if let Some(url) = &system.base_url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {

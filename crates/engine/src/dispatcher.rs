@@ -11,7 +11,7 @@ use handoff_store::{AttemptRecord, Command, Outcome, Store};
 use tokio::sync::Semaphore;
 
 use crate::retry::next_attempt;
-use crate::{Ack, Clock, DeliveryError, Rng, Targets};
+use crate::{Ack, Clock, DeliveryError, Rng, Safety, Targets};
 
 /// Commands claimed per store round trip.
 const CLAIM_BATCH: usize = 256;
@@ -22,11 +22,18 @@ pub struct Dispatcher<S> {
     targets: Targets,
     clock: Arc<dyn Clock>,
     rng: Rng,
+    safety: Safety,
 }
 
 impl<S: Store + Clone> Dispatcher<S> {
     pub fn new(contract: Arc<Contract>, store: S, targets: Targets, clock: Arc<dyn Clock>, rng: Rng) -> Self {
-        Dispatcher { contract, store, targets, clock, rng }
+        Dispatcher { contract, store, targets, clock, rng, safety: Safety::default() }
+    }
+
+    /// Negative controls only: see [`Safety`].
+    pub fn with_safety(mut self, safety: Safety) -> Self {
+        self.safety = safety;
+        self
     }
 
     /// One attempt at one claimed command: what happened, ready to record.
@@ -46,7 +53,7 @@ impl<S: Store + Clone> Dispatcher<S> {
             return (Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None }, None);
         };
         let mut note = None;
-        if c.ambiguous || !target.honours_idempotency_keys() {
+        if self.safety.read_back && (c.ambiguous || !target.honours_idempotency_keys()) {
             match target.read_back(c).await {
                 Ok(Some(ack)) => {
                     let note = Some("read back: already applied, not sent again".to_owned());
@@ -88,12 +95,16 @@ impl<S: Store + Clone> Dispatcher<S> {
         step: &str,
     ) -> Outcome {
         let now = self.clock.now();
-        let (ambiguous, retry_after, permanent_field) = match &e {
+        let (ambiguous, mut retry_after, permanent_field) = match &e {
             DeliveryError::Transient { ambiguous, retry_after, .. } => {
                 (*ambiguous || was_ambiguous, *retry_after, None)
             }
             DeliveryError::Permanent { field, .. } => (was_ambiguous, None, Some(field.clone())),
         };
+        if ambiguous && let Some(system) = self.contract.systems.get(&c.target) {
+            // Read back only once a write still on its way can no longer land.
+            retry_after = Some(retry_after.map_or(system.settle, |after| after.max(system.settle)));
+        }
         let error = format!("{step}: {e}");
         if let Some(field) = permanent_field
             && flow.dead_letter == DeadLetterRule::PermanentAtOnce
@@ -165,10 +176,13 @@ impl<S: Store + Clone> Dispatcher<S> {
         }
     }
 
+    /// How long to sleep when nothing could be claimed: until the next retry is due. A due
+    /// command that was not claimed waits behind an earlier one of its order; a commit wakes
+    /// the loop when that one finishes, so it is not polled.
     async fn idle_wait(&self) -> Duration {
         let ceiling = Duration::from_secs(1);
         match self.store.next_due_at().await {
-            Ok(Some(due)) => {
+            Ok(Some(due)) if due > self.clock.now() => {
                 let ms = due.duration_since(self.clock.now()).as_millis().max(1) as u64;
                 Duration::from_millis(ms).min(ceiling)
             }

@@ -11,7 +11,7 @@ use handoff_model::{CommandKind, EventKind, InboundEvent, idempotency_key};
 use handoff_store::{NewCommand, OrderState, Plan, Store, StoredEvent};
 use serde_json::json;
 
-use crate::Clock;
+use crate::{Clock, Safety};
 
 /// Events planned per store round trip.
 const BATCH: usize = 512;
@@ -20,11 +20,18 @@ pub struct Intake<S> {
     contract: Arc<Contract>,
     store: S,
     clock: Arc<dyn Clock>,
+    safety: Safety,
 }
 
 impl<S: Store> Intake<S> {
     pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
-        Intake { contract, store, clock }
+        Intake { contract, store, clock, safety: Safety::default() }
+    }
+
+    /// Negative controls only: see [`Safety`].
+    pub fn with_safety(mut self, safety: Safety) -> Self {
+        self.safety = safety;
+        self
     }
 
     /// Plans one batch of unprocessed events; returns how many were planned.
@@ -37,7 +44,7 @@ impl<S: Store> Intake<S> {
         refs.sort();
         refs.dedup();
         let mut states = self.store.order_states(refs).await?;
-        let plans: Vec<Plan> = events.iter().map(|e| plan(&self.contract, e, &mut states)).collect();
+        let plans: Vec<Plan> = events.iter().map(|e| plan(&self.contract, e, &mut states, self.safety)).collect();
         let n = plans.len();
         self.store.apply_plans(plans, self.clock.now()).await?;
         Ok(n)
@@ -66,7 +73,12 @@ impl<S: Store> Intake<S> {
 }
 
 /// Plans one event; `states` carries order states across the batch.
-pub fn plan(contract: &Contract, stored: &StoredEvent, states: &mut HashMap<String, OrderState>) -> Plan {
+pub fn plan(
+    contract: &Contract,
+    stored: &StoredEvent,
+    states: &mut HashMap<String, OrderState>,
+    safety: Safety,
+) -> Plan {
     let state = states
         .entry(stored.order_ref.clone())
         .or_insert_with(|| OrderState { source: stored.system.clone(), ..OrderState::default() });
@@ -94,7 +106,7 @@ pub fn plan(contract: &Contract, stored: &StoredEvent, states: &mut HashMap<Stri
             plan.audit.push(skip("the order is already cancelled"));
             None
         }
-        EventKind::OrderCreated if state.created => {
+        EventKind::OrderCreated if state.created && safety.dedup => {
             plan.audit.push(skip("the order was already created"));
             None
         }
@@ -142,7 +154,11 @@ pub fn plan(contract: &Contract, stored: &StoredEvent, states: &mut HashMap<Stri
     if let Some(kind) = command {
         for (flow, f) in contract.flows_for(&stored.system, event.kind) {
             // The flow decides where an event goes; the order's state decides what it becomes.
-            plan.commands.push(command_for_event(flow, &f.to, kind, &event, stored));
+            let mut command = command_for_event(flow, &f.to, kind, &event, stored);
+            if !safety.dedup {
+                command.idempotency_key = format!("{}:row-{}", command.idempotency_key, stored.row);
+            }
+            plan.commands.push(command);
         }
         if plan.commands.is_empty() {
             plan.audit.push(format!("{} from {}: no flow carries it", event.kind, stored.system));
@@ -264,9 +280,15 @@ mod tests {
     #[test]
     fn create_update_cancel_in_order() {
         let (c, mut states) = (contract(), HashMap::new());
-        assert_eq!(kinds(&plan(&c, &stored(1, "order.created", 1), &mut states)), vec![CommandKind::CreateOrder]);
-        assert_eq!(kinds(&plan(&c, &stored(2, "order.updated", 2), &mut states)), vec![CommandKind::UpdateOrder]);
-        let cancel = plan(&c, &stored(3, "order.cancelled", 3), &mut states);
+        assert_eq!(
+            kinds(&plan(&c, &stored(1, "order.created", 1), &mut states, Safety::default())),
+            vec![CommandKind::CreateOrder]
+        );
+        assert_eq!(
+            kinds(&plan(&c, &stored(2, "order.updated", 2), &mut states, Safety::default())),
+            vec![CommandKind::UpdateOrder]
+        );
+        let cancel = plan(&c, &stored(3, "order.cancelled", 3), &mut states, Safety::default());
         assert_eq!(kinds(&cancel), vec![CommandKind::CancelOrder]);
         assert!(cancel.commands[0].supersede_unsent);
     }
@@ -274,8 +296,11 @@ mod tests {
     #[test]
     fn an_update_before_its_create_stands_in_for_it() {
         let (c, mut states) = (contract(), HashMap::new());
-        assert_eq!(kinds(&plan(&c, &stored(1, "order.updated", 2), &mut states)), vec![CommandKind::CreateOrder]);
-        let late_create = plan(&c, &stored(2, "order.created", 1), &mut states);
+        assert_eq!(
+            kinds(&plan(&c, &stored(1, "order.updated", 2), &mut states, Safety::default())),
+            vec![CommandKind::CreateOrder]
+        );
+        let late_create = plan(&c, &stored(2, "order.created", 1), &mut states, Safety::default());
         assert!(late_create.commands.is_empty());
         assert!(late_create.audit[0].contains("already created"));
     }
@@ -283,9 +308,9 @@ mod tests {
     #[test]
     fn a_stale_update_is_not_sent() {
         let (c, mut states) = (contract(), HashMap::new());
-        plan(&c, &stored(1, "order.created", 1), &mut states);
-        plan(&c, &stored(2, "order.updated", 3), &mut states);
-        let stale = plan(&c, &stored(3, "order.updated", 2), &mut states);
+        plan(&c, &stored(1, "order.created", 1), &mut states, Safety::default());
+        plan(&c, &stored(2, "order.updated", 3), &mut states, Safety::default());
+        let stale = plan(&c, &stored(3, "order.updated", 2), &mut states, Safety::default());
         assert!(stale.commands.is_empty());
         assert!(stale.audit[0].contains("stale"));
     }
@@ -293,9 +318,9 @@ mod tests {
     #[test]
     fn a_create_after_its_cancel_is_not_sent() {
         let (c, mut states) = (contract(), HashMap::new());
-        let cancel = plan(&c, &stored(1, "order.cancelled", 2), &mut states);
+        let cancel = plan(&c, &stored(1, "order.cancelled", 2), &mut states, Safety::default());
         assert!(cancel.commands.is_empty());
-        let create = plan(&c, &stored(2, "order.created", 1), &mut states);
+        let create = plan(&c, &stored(2, "order.created", 1), &mut states, Safety::default());
         assert!(create.commands.is_empty());
         assert!(create.state.cancelled);
     }
@@ -303,8 +328,8 @@ mod tests {
     #[test]
     fn idempotency_keys_do_not_depend_on_the_event_delivery() {
         let (c, mut a, mut b) = (contract(), HashMap::new(), HashMap::new());
-        let first = plan(&c, &stored(1, "order.created", 1), &mut a);
-        let redelivered = plan(&c, &stored(9, "order.created", 1), &mut b);
+        let first = plan(&c, &stored(1, "order.created", 1), &mut a, Safety::default());
+        let redelivered = plan(&c, &stored(9, "order.created", 1), &mut b, Safety::default());
         assert_eq!(first.commands[0].idempotency_key, redelivered.commands[0].idempotency_key);
     }
 }

@@ -44,6 +44,23 @@ impl Rng {
     }
 }
 
+/// The write path's protections, all on in every real run. The simulation switches one off
+/// at a time to prove that its history checker catches what that protection prevents (its
+/// negative controls); nothing else should ever turn them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Safety {
+    /// Read the target back before resending after an ambiguous outcome.
+    pub read_back: bool,
+    /// Treat a redelivered event, or a second create of one order, as what it is.
+    pub dedup: bool,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety { read_back: true, dedup: true }
+    }
+}
+
 /// Everything the engine's parts share.
 pub struct Engine<S: Store> {
     pub contract: Arc<Contract>,

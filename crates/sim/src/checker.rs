@@ -22,14 +22,27 @@ pub enum Violation {
     Duplicate { order_ref: String, by: &'static str, count: usize },
     /// A target applied an order's writes out of causal order.
     OutOfOrder { order_ref: String, detail: String },
+    /// The backlog did not drain in time after the faults stopped, or too little got through
+    /// while they lasted.
+    Liveness { detail: String },
 }
 
 impl Violation {
+    pub fn order_ref(&self) -> Option<&str> {
+        match self {
+            Violation::Lost { order_ref, .. }
+            | Violation::Duplicate { order_ref, .. }
+            | Violation::OutOfOrder { order_ref, .. } => Some(order_ref),
+            Violation::Liveness { .. } => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Violation::Lost { .. } => "lost",
             Violation::Duplicate { .. } => "duplicate",
             Violation::OutOfOrder { .. } => "out_of_order",
+            Violation::Liveness { .. } => "liveness",
         }
     }
 }
@@ -42,6 +55,7 @@ impl fmt::Display for Violation {
                 write!(f, "duplicate: {order_ref}: {count} records by {by}")
             }
             Violation::OutOfOrder { order_ref, detail } => write!(f, "out of order: {order_ref}: {detail}"),
+            Violation::Liveness { detail } => write!(f, "liveness: {detail}"),
         }
     }
 }

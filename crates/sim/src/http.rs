@@ -137,7 +137,8 @@ impl MockServer {
         let Some(record) = self.system.find(Collection::Orders, external_ref).into_iter().next() else {
             return json_response(404, &json!({"error": format!("no order {external_ref}")}));
         };
-        let lines: Vec<Value> = record.lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
+        let lines: Vec<Value> =
+            record.lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
         let n = self.events_sent.fetch_add(1, Ordering::Relaxed) + 1;
         let event = json!({
             "event_id": format!("{}-fulfillment-{}", self.system.name(), record.id),

@@ -4,7 +4,11 @@
 
 pub mod checker;
 pub mod http;
+pub mod profile;
+pub mod runner;
 pub mod system;
+pub mod target;
+pub mod world;
 
 pub use checker::{Checker, Violation};
 pub use system::{Applied, Faults, MockSystem, Reply, Request};

@@ -2,7 +2,7 @@
 //! in collections (orders, fulfillments, refunds), idempotency keys (or not), and faults that
 //! fire at seeded rates. Transport-free: requests in, replies out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use rand::{Rng, SeedableRng};
@@ -114,12 +114,19 @@ impl Request {
 /// What the transport must do with a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    Answer { status: u16, body: Value, retry_after_s: Option<u64> },
+    Answer {
+        status: u16,
+        body: Value,
+        retry_after_s: Option<u64>,
+    },
     /// Close the connection without answering.
     Drop,
     /// Wait this many milliseconds, then apply the request ([`MockSystem::apply_late`]) and
     /// answer: a write that lands after the client may have given up.
-    Late { after_ms: u64, request: Box<Request> },
+    Late {
+        after_ms: u64,
+        request: Box<Request>,
+    },
 }
 
 /// A record as the system keeps it: enough to answer read-backs and to fulfil it later.
@@ -158,6 +165,8 @@ struct State {
 pub struct MockSystem {
     name: String,
     faults: Mutex<Faults>,
+    /// How often each fault fired.
+    fired: Mutex<BTreeMap<&'static str, u64>>,
     rng: Mutex<ChaCha8Rng>,
     state: Mutex<State>,
 }
@@ -173,11 +182,7 @@ fn lookup<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
 fn lines_of(body: &Value) -> Vec<(String, u64)> {
     body["order"]["lines"]
         .as_array()
-        .map(|ls| {
-            ls.iter()
-                .filter_map(|l| Some((l["sku"].as_str()?.to_owned(), l["quantity"].as_u64()?)))
-                .collect()
-        })
+        .map(|ls| ls.iter().filter_map(|l| Some((l["sku"].as_str()?.to_owned(), l["quantity"].as_u64()?))).collect())
         .unwrap_or_default()
 }
 
@@ -186,6 +191,7 @@ impl MockSystem {
         MockSystem {
             name: name.into(),
             faults: Mutex::new(faults),
+            fired: Mutex::default(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             state: Mutex::new(State::default()),
         }
@@ -218,39 +224,50 @@ impl MockSystem {
         rows.map(|rows| rows.iter().map(|&i| state.records[i].clone()).collect()).unwrap_or_default()
     }
 
-    fn roll(&self, rate: f64) -> bool {
-        rate > 0.0 && self.rng.lock().expect("rng lock").random_bool(rate.min(1.0))
+    /// How often each fault fired so far.
+    pub fn fired(&self) -> BTreeMap<&'static str, u64> {
+        self.fired.lock().expect("fired lock").clone()
+    }
+
+    /// Rolls the dice for one fault, counting it when it fires.
+    fn roll(&self, fault: &'static str, rate: f64) -> bool {
+        let fires = rate > 0.0 && self.rng.lock().expect("rng lock").random_bool(rate.min(1.0));
+        if fires {
+            *self.fired.lock().expect("fired lock").entry(fault).or_default() += 1;
+        }
+        fires
     }
 
     pub fn handle(&self, request: Request) -> Reply {
         let faults = self.faults();
         if faults.outage {
+            *self.fired.lock().expect("fired lock").entry("refused_in_outage").or_default() += 1;
             return error(503, "service unavailable", None);
         }
         if let Request::Find { collection, external_ref } = &request {
             let found = self.find(*collection, external_ref);
             return Reply::Answer { status: 200, body: json!({ "records": found }), retry_after_s: None };
         }
-        if self.roll(faults.throttle) {
+        if self.roll("throttle", faults.throttle) {
             return Reply::Answer {
                 status: 429,
                 body: json!({"error": "too many requests"}),
                 retry_after_s: Some(faults.retry_after_s),
             };
         }
-        if self.roll(faults.lost_request) {
+        if self.roll("lost_request", faults.lost_request) {
             return Reply::Drop;
         }
-        if self.roll(faults.slow_ack) {
+        if self.roll("slow_ack", faults.slow_ack) {
             return Reply::Late { after_ms: faults.slow_ack_ms, request: Box::new(request) };
         }
         let (status, body) = match self.apply(request, &faults) {
             Ok(ok) => ok,
             Err(refused) => return refused,
         };
-        if self.roll(faults.lost_ack) {
+        if self.roll("lost_ack", faults.lost_ack) {
             Reply::Drop
-        } else if self.roll(faults.error_after_apply) {
+        } else if self.roll("error_after_apply", faults.error_after_apply) {
             error(503, "internal error after commit", None)
         } else {
             Reply::Answer { status, body, retry_after_s: None }

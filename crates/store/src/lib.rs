@@ -61,8 +61,9 @@ pub trait Store: Send + Sync + 'static {
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
 
     /// After a restart: commands left in flight have an unknown outcome. They return to
-    /// pending, marked ambiguous, so the target is read back before any resend.
-    fn recover_in_flight(&self, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
+    /// pending, marked ambiguous, due at `read_back_at`, so the target is read back before any
+    /// resend, once a request still on its way can no longer land.
+    fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> impl Future<Output = Result<u64>> + Send;
 
     /// Dead-lettered commands, oldest first.
     fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;

@@ -137,8 +137,10 @@ impl Mem {
                     let (kind, due) = (cmd.kind, (cmd.next_attempt_at, id));
                     self.due.remove(&due);
                     moot |= kind == CommandKind::CreateOrder;
-                    let detail =
-                        format!("command {id} ({kind}) to {} superseded by {} before it was ever sent", c.target, c.kind);
+                    let detail = format!(
+                        "command {id} ({kind}) to {} superseded by {} before it was ever sent",
+                        c.target, c.kind
+                    );
                     self.audit(now, "engine", "superseded", &c.order_ref, detail);
                 }
             }
@@ -263,6 +265,8 @@ impl Store for MemoryStore {
                 m.due.remove(&key);
                 claimed.push(copy);
             }
+            // Chosen by due time, handed out by id: as the SQLite store does.
+            claimed.sort_by_key(|c| c.id);
             claimed
         }))
     }
@@ -313,7 +317,13 @@ impl Store for MemoryStore {
                         }
                     }
                     if resolved {
-                        m.audit(now, "engine", "exception auto-resolved", &order_ref, format!("command {id} delivered"));
+                        m.audit(
+                            now,
+                            "engine",
+                            "exception auto-resolved",
+                            &order_ref,
+                            format!("command {id} delivered"),
+                        );
                     }
                 }
                 Outcome::Retry { at, ambiguous, error } => {
@@ -331,8 +341,10 @@ impl Store for MemoryStore {
                     c.ambiguous = *ambiguous;
                     c.last_error = Some(error.clone());
                     c.updated_at = now;
-                    let detail =
-                        format!("{kind} to {target} dead-lettered after {} attempts: {error}", a.command.budget_attempts);
+                    let detail = format!(
+                        "{kind} to {target} dead-lettered after {} attempts: {error}",
+                        a.command.budget_attempts
+                    );
                     m.exceptions.push(ExceptionRow {
                         id: m.exceptions.len() as i64 + 1,
                         pattern: Pattern::DeadDelivery.as_str().into(),
@@ -356,13 +368,13 @@ impl Store for MemoryStore {
         Ok(self.read(|m| m.due.first().map(|(at, _)| *at)))
     }
 
-    async fn recover_in_flight(&self, now: Timestamp) -> Result<u64> {
+    async fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
         Ok(self.write(|m| {
             let mut n = 0;
             for c in m.outbox.iter_mut().filter(|c| c.state == CommandState::InFlight) {
                 c.state = CommandState::Pending;
                 c.ambiguous = true;
-                c.next_attempt_at = c.next_attempt_at.min(now);
+                c.next_attempt_at = read_back_at;
                 c.last_error = Some("hub stopped while the command was in flight".into());
                 c.updated_at = now;
                 m.due.insert((c.next_attempt_at, c.id));
@@ -373,7 +385,8 @@ impl Store for MemoryStore {
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.read(|m| m.outbox.iter().filter(|c| c.state == CommandState::DeadLettered).take(limit).cloned().collect()))
+        Ok(self
+            .read(|m| m.outbox.iter().filter(|c| c.state == CommandState::DeadLettered).take(limit).cloned().collect()))
     }
 
     async fn replay(&self, which: Replay, actor: String, now: Timestamp) -> Result<u64> {
@@ -381,7 +394,9 @@ impl Store for MemoryStore {
             let ids: Vec<i64> = m
                 .outbox
                 .iter()
-                .filter(|c| c.state == CommandState::DeadLettered && (which == Replay::All || which == Replay::One(c.id)))
+                .filter(|c| {
+                    c.state == CommandState::DeadLettered && (which == Replay::All || which == Replay::One(c.id))
+                })
                 .map(|c| c.id)
                 .collect();
             for &id in &ids {

@@ -153,7 +153,7 @@ async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(stor
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     // The process stops here; the next one starts by recovering.
-    assert_eq!(store.recover_in_flight(t0()).await.unwrap(), 1);
+    assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
     let claimed = store.claim_due(t0(), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(claimed[0].ambiguous, "the outcome of the interrupted send is unknown");
@@ -170,7 +170,7 @@ async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
         assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    assert_eq!(store.recover_in_flight(t0()).await.unwrap(), 1);
+    assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
 

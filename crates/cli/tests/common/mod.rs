@@ -116,12 +116,14 @@ role = "storefront"
 connector = "http-json"
 base_url = "{shop}"
 timeout = "2s"
+settle = "200ms"
 
 [systems.erp]
 role = "erp"
 connector = "http-json"
 base_url = "{erp}"
 timeout = "2s"
+settle = "200ms"
 {erp_extra}
 
 [flows.orders-to-erp]

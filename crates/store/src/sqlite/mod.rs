@@ -163,8 +163,8 @@ impl Store for SqliteStore {
         self.read(reads::next_due_at).await
     }
 
-    async fn recover_in_flight(&self, now: Timestamp) -> Result<u64> {
-        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now)).await
+    async fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
+        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now, read_back_at)).await
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {

@@ -60,7 +60,8 @@ pub(super) fn exceptions(conn: &Connection, state: Option<&str>, limit: usize) -
 /// Counts per state without a sort: each unfinished state has its own partial index, and the
 /// acknowledged are the rest.
 pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
-    let count = |sql: &str| -> Result<u64> { Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get::<_, i64>(0))? as u64) };
+    let count =
+        |sql: &str| -> Result<u64> { Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get::<_, i64>(0))? as u64) };
     let total = count("SELECT count(*) FROM outbox")?;
     let mut counts = vec![
         ("dead_lettered", count("SELECT count(*) FROM outbox WHERE state = 'dead_lettered'")?),

@@ -243,14 +243,14 @@ fn join(note: &Option<String>, s: &str) -> String {
     }
 }
 
-pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp) -> Result<u64> {
+pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
     let n = conn
         .prepare_cached(
-            "UPDATE outbox SET state = 'pending', ambiguous = 1, next_attempt_at = min(next_attempt_at, ?1),
+            "UPDATE outbox SET state = 'pending', ambiguous = 1, next_attempt_at = ?2,
                     last_error = 'hub stopped while the command was in flight', updated_at = ?1
              WHERE state = 'in_flight'",
         )?
-        .execute([micros(now)])?;
+        .execute([micros(now), micros(read_back_at)])?;
     if n > 0 {
         tracing::warn!(
             message = "commands in flight at the last stop will be read back before any resend",
