@@ -56,6 +56,8 @@ fn targets(contract: &Contract) -> anyhow::Result<Targets> {
         let timeout = system.timeout.unsigned_abs();
         let target: Arc<dyn Target> = match system.connector {
             ConnectorKind::HttpJson => Arc::new(HttpJsonTarget::new(base_url, timeout, system.idempotency_keys)?),
+            // Sources only in this version: the contract refuses flows to them.
+            ConnectorKind::Shopify | ConnectorKind::Woocommerce | ConnectorKind::Stripe => continue,
         };
         targets.insert(name.clone(), target);
     }

@@ -49,10 +49,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             .expect("a valid template"),
     );
     let start = Instant::now();
+    // `suspend` prints whether or not the bar is drawn (it is hidden when stdout is no terminal).
+    let say = |line: String| bar.suspend(|| println!("{line}"));
     let reports = run_seeds(&base, &seeds, threads, &|report| {
-        bar.println(format!("seed {} trace hash {:016x}", report.seed, report.trace_hash));
+        say(format!("seed {} trace hash {:016x}", report.seed, report.trace_hash));
         if !report.violations.is_empty() {
-            bar.println(format!(
+            say(format!(
                 "seed {} failed: {} violations; reproduce with: handoff sim --seed {} --orders {} --faults {}",
                 report.seed,
                 report.violations.len(),
@@ -61,10 +63,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                 args.faults
             ));
             for v in report.violations.iter().take(5) {
-                bar.println(format!("  {v}"));
+                say(format!("  {v}"));
             }
             for e in &report.evidence {
-                bar.println(e.clone());
+                say(e.clone());
             }
         }
         bar.inc(1);

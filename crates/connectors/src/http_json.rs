@@ -21,6 +21,8 @@ pub enum SourceError {
     Invalid(#[from] handoff_model::EventError),
     #[error("body is not UTF-8")]
     NotUtf8,
+    #[error("not authenticated: {0}")]
+    Unauthenticated(#[from] crate::signature::SignatureError),
 }
 
 impl SourceError {
@@ -28,7 +30,7 @@ impl SourceError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             SourceError::Invalid(invalid) => Some(invalid.field),
-            SourceError::Json(_) | SourceError::NotUtf8 => None,
+            SourceError::Json(_) | SourceError::NotUtf8 | SourceError::Unauthenticated(_) => None,
         }
     }
 }

@@ -57,6 +57,21 @@ pub enum Role {
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectorKind {
     HttpJson,
+    Shopify,
+    Woocommerce,
+    Stripe,
+}
+
+impl ConnectorKind {
+    /// Whether Handoff can send commands to a system of this kind yet.
+    pub fn is_target(self) -> bool {
+        matches!(self, ConnectorKind::HttpJson)
+    }
+
+    /// Vendor connectors authenticate every webhook; only `http-json` may go unsigned.
+    pub fn requires_secret(self) -> bool {
+        !matches!(self, ConnectorKind::HttpJson)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +94,18 @@ pub struct System {
     /// late write is never mistaken for a missing one.
     #[serde(default = "default_settle")]
     pub settle: SignedDuration,
+    /// Secrets its webhooks are signed with (more than one while rotating). An entry
+    /// `env:NAME` is read from the environment at start-up, so secrets stay out of the file.
+    /// For an `http-json` source, a non-empty list makes `Handoff-Signature` mandatory.
+    #[serde(default)]
+    pub webhook_secrets: Vec<String>,
+    /// How old a signed delivery may be; an older one is a replay and is refused.
+    #[serde(default = "default_signature_tolerance")]
+    pub signature_tolerance: SignedDuration,
+}
+
+fn default_signature_tolerance() -> SignedDuration {
+    SignedDuration::from_secs(300)
 }
 
 fn default_settle() -> SignedDuration {
@@ -203,12 +230,13 @@ impl Contract {
             key: String::new(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        let contract: Contract = serde_path_to_error::deserialize(de).map_err(|e| ContractError {
+        let mut contract: Contract = serde_path_to_error::deserialize(de).map_err(|e| ContractError {
             file: file.to_owned(),
             key: e.path().to_string().trim_start_matches('.').to_owned(),
             message: e.inner().to_string().trim_end().to_owned(),
         })?;
         contract.validate().map_err(|(key, message)| ContractError { file: file.to_owned(), key, message })?;
+        contract.resolve_secrets().map_err(|(key, message)| ContractError { file: file.to_owned(), key, message })?;
         Ok(contract)
     }
 

@@ -38,6 +38,13 @@ impl Contract {
             }
             positive(format!("systems.{name}.timeout"), system.timeout)?;
             positive(format!("systems.{name}.settle"), system.settle)?;
+            positive(format!("systems.{name}.signature_tolerance"), system.signature_tolerance)?;
+            if system.connector.requires_secret() && system.webhook_secrets.is_empty() {
+                return Err((
+                    format!("systems.{name}.webhook_secrets"),
+                    "this connector verifies every webhook: give its secret (e.g. \"env:SHOPIFY_SECRET\")".into(),
+                ));
+            }
             if let Some(url) = &system.base_url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
@@ -61,6 +68,12 @@ impl Contract {
             };
             if flow.from == flow.to {
                 return Err((key("to"), "a flow goes from one system to another".into()));
+            }
+            if !target.connector.is_target() {
+                return Err((
+                    key("to"),
+                    format!("system {:?} is a source only in this version; it cannot receive commands", flow.to),
+                ));
             }
             if target.base_url.is_none() {
                 return Err((
@@ -87,6 +100,23 @@ impl Contract {
             }
             positive(key("deadline"), flow.deadline)?;
             validate_retry(&key("retry"), &flow.retry)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces each `env:NAME` webhook secret with the variable's value.
+    pub(crate) fn resolve_secrets(&mut self) -> Result<(), Refusal> {
+        for (name, system) in &mut self.systems {
+            for secret in &mut system.webhook_secrets {
+                if let Some(var) = secret.strip_prefix("env:") {
+                    *secret = std::env::var(var).map_err(|_| {
+                        (format!("systems.{name}.webhook_secrets"), format!("environment variable {var} is not set"))
+                    })?;
+                }
+                if secret.is_empty() {
+                    return Err((format!("systems.{name}.webhook_secrets"), "a secret may not be empty".into()));
+                }
+            }
         }
         Ok(())
     }

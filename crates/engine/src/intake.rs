@@ -270,6 +270,7 @@ mod tests {
             order_ref: "#1".into(),
             received_at: "2026-11-26T10:00:00Z".parse().unwrap(),
             payload: event.to_string(),
+            raw: None,
         }
     }
 

@@ -65,6 +65,7 @@ async fn world() -> World {
         order_ref: "#1001".into(),
         received_at: t0(),
         payload,
+        raw: None,
     };
     store.record_event(event).await.unwrap();
     Intake::new(contract.clone(), store.clone(), clock.clone()).step().await.unwrap();

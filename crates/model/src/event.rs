@@ -6,7 +6,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{CanonicalOrder, ExternalId, Fulfillment, Refund};
+use crate::{CanonicalOrder, ExternalId, Fulfillment, Payment, Refund};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventKind {
@@ -82,6 +82,12 @@ pub struct InboundEvent {
     pub fulfillment: Option<Fulfillment>,
     #[serde(default)]
     pub refund: Option<Refund>,
+    #[serde(default)]
+    pub payment: Option<Payment>,
+    /// The source's own format version (`X-Shopify-API-Version`, Stripe's `api_version`),
+    /// recorded so that every event says which shape it came in.
+    #[serde(default)]
+    pub source_version: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -140,6 +146,8 @@ mod tests {
             order: Some(order("#1001")),
             fulfillment: None,
             refund: None,
+            payment: None,
+            source_version: None,
         }
     }
 

@@ -11,6 +11,10 @@ use crate::{Currency, ExternalId, Money};
 pub struct CanonicalOrder {
     /// The order's reference as its source system shows it (Shopify `name`, Amazon order id).
     pub order_ref: String,
+    /// The name people use for the order when it differs from `order_ref` (Shopify's `#1001`
+    /// while `order_ref` is its numeric id).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Where the order was placed: `web`, `amazon`, `ebay`, ...
     #[serde(default)]
     pub channel: Option<String>,
@@ -119,6 +123,16 @@ pub struct Fulfillment {
 pub struct FulfillmentLine {
     pub sku: String,
     pub quantity: u32,
+}
+
+/// A captured payment, as the payment processor reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    pub payment_id: ExternalId,
+    pub amount: Money,
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use handoff_connectors::{Inbound, SourceError};
 use handoff_store::{Recorded, Store};
 use serde_json::json;
 
@@ -15,17 +16,24 @@ use crate::AppState;
 pub(crate) async fn receive<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Path(system): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(source) = state.contract.systems.get(&system) else {
         let error = format!("no system named {system:?} in the contract");
         return (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response();
     };
-    let new = match handoff_connectors::inbound(source.connector, &system, &body, state.clock.now()) {
-        Ok(new) => new,
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let new = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now()) {
+        Ok(Inbound::Event(new)) => new,
+        Ok(Inbound::Ping) => return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response(),
         Err(e) => {
+            let status = match e {
+                SourceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::BAD_REQUEST,
+            };
             let refusal = json!({ "error": e.to_string(), "field": e.field() });
-            return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
+            return (status, Json(refusal)).into_response();
         }
     };
     match state.store.record_event(new).await {

@@ -12,6 +12,7 @@ struct Expected {
     created: bool,
     cancelled: bool,
     fulfillments: Vec<String>,
+    refunds: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,11 @@ impl Checker {
         self.expected.entry(order_ref.to_owned()).or_default().fulfillments.push(fulfillment_id.to_owned());
     }
 
+    /// The hub acknowledged a refund that must reach the ERP.
+    pub fn acked_refund(&mut self, order_ref: &str, refund_id: &str) {
+        self.expected.entry(order_ref.to_owned()).or_default().refunds.push(refund_id.to_owned());
+    }
+
     /// Checks an order target's history (creates, updates, cancels of orders).
     pub fn check_orders(&self, applied: &[Applied]) -> Vec<Violation> {
         let mut violations = Vec::new();
@@ -124,17 +130,34 @@ impl Checker {
 
     /// Checks a fulfillment target's history: each acknowledged fulfillment exactly once.
     pub fn check_fulfillments(&self, applied: &[Applied]) -> Vec<Violation> {
+        self.check_children(applied, Collection::Fulfillments, "fulfillment", |e| &e.fulfillments)
+    }
+
+    /// Checks a refund target's history: each acknowledged refund exactly once.
+    pub fn check_refunds(&self, applied: &[Applied]) -> Vec<Violation> {
+        self.check_children(applied, Collection::Refunds, "refund", |e| &e.refunds)
+    }
+
+    /// Records created under an order (`ORDER/what/ID`): each expected one exactly once.
+    fn check_children(
+        &self,
+        applied: &[Applied],
+        collection: Collection,
+        what: &str,
+        ids: impl Fn(&Expected) -> &Vec<String>,
+    ) -> Vec<Violation> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
-        for a in applied.iter().filter(|a| a.collection == Collection::Fulfillments && a.op == "create") {
+        for a in applied.iter().filter(|a| a.collection == collection && a.op == "create") {
             *counts.entry(a.external_ref.as_str()).or_default() += 1;
         }
         let mut violations = Vec::new();
         for (order_ref, expected) in &self.expected {
-            for id in &expected.fulfillments {
-                let external_ref = format!("{order_ref}/fulfillment/{id}");
+            for id in ids(expected) {
+                let external_ref = format!("{order_ref}/{what}/{id}");
                 match counts.get(external_ref.as_str()).copied().unwrap_or(0) {
-                    0 => violations
-                        .push(Violation::Lost { order_ref: order_ref.clone(), what: format!("fulfillment {id}") }),
+                    0 => {
+                        violations.push(Violation::Lost { order_ref: order_ref.clone(), what: format!("{what} {id}") })
+                    }
                     1 => {}
                     count => violations.push(Violation::Duplicate {
                         order_ref: external_ref,

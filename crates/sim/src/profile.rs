@@ -18,6 +18,9 @@ pub struct FaultProfile {
     pub triplicate: f64,
     pub reordered: f64,
     pub late: f64,
+    /// A delivery captured and re-sent verbatim 10 min to 2 h later, past the signature
+    /// tolerance: it must be refused.
+    pub replay: f64,
     /// Orders that lack a field the ERPs require (they must end as dead letters, never sent
     /// blindly again).
     pub missing_field: f64,
@@ -42,6 +45,7 @@ impl FaultProfile {
             triplicate: 0.01,
             reordered: 0.20,
             late: 0.02,
+            replay: 0.01,
             missing_field: 0.01,
             crashes: 3,
             outage_hours: 6,
@@ -61,6 +65,7 @@ impl FaultProfile {
             triplicate: 0.0,
             reordered: 0.0,
             late: 0.0,
+            replay: 0.0,
             missing_field: 0.0,
             crashes: 0,
             outage_hours: 0,
@@ -80,6 +85,7 @@ impl FaultProfile {
             triplicate: 0.05,
             reordered: 0.40,
             late: 0.05,
+            replay: 0.03,
             missing_field: 0.03,
             crashes: 10,
             outage_hours: 12,

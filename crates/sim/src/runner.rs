@@ -50,13 +50,14 @@ pub struct Summary {
 }
 
 /// The rare paths every long run must reach, or it proves less than it seems to.
-pub const SOMETIMES: [&str; 6] = [
+pub const SOMETIMES: [&str; 7] = [
     "crash in the unknown-outcome window",
     "duplicate while the original is in flight",
     "cancel before create",
     "dedup hit after restart",
     "429 honoured",
     "read-back found the write",
+    "stale replay refused",
 ];
 
 impl Summary {

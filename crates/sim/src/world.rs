@@ -9,7 +9,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
-use handoff_contract::{ConnectorKind, Contract};
+use handoff_connectors::signature::{SignatureError, sign_timestamped};
+use handoff_connectors::{HANDOFF_SIGNATURE, Inbound, SourceError};
+use handoff_contract::Contract;
 use handoff_engine::{Clock, Dispatcher, Intake, ManualClock, Rng, Safety, Target, Targets};
 use handoff_store::memory::MemoryStore;
 use handoff_store::{AttemptRecord, Outcome, Recorded, Store};
@@ -31,20 +33,24 @@ role = "storefront"
 connector = "http-json"
 base_url = "http://shop.sim"
 timeout = "10s"
+webhook_secrets = ["sim-secret"]
 
 [systems.market]
 role = "marketplace"
 connector = "http-json"
+webhook_secrets = ["sim-secret"]
 
 [systems.pay]
 role = "payment"
 connector = "http-json"
+webhook_secrets = ["sim-secret"]
 
 [systems.erp]
 role = "erp"
 connector = "http-json"
 base_url = "http://erp.sim"
 timeout = "10s"
+webhook_secrets = ["sim-secret"]
 
 [systems.erp2]
 role = "erp"
@@ -77,6 +83,14 @@ proof = "record-id"
 deadline = "15m"
 retry = { attempts = 100, backoff_base = "2s", backoff_cap = "30m", jitter = "full", deadline = "72h" }
 
+[flows.shop-refunds-to-erp]
+from = "shop"
+to = "erp"
+events = ["refund.created"]
+proof = "record-id"
+deadline = "30m"
+retry = { attempts = 100, backoff_base = "2s", backoff_cap = "30m", jitter = "full", deadline = "72h" }
+
 [flows.fulfillments-to-shop]
 from = "erp"
 to = "shop"
@@ -86,6 +100,8 @@ deadline = "30m"
 retry = { attempts = 100, backoff_base = "2s", backoff_cap = "30m", jitter = "full", deadline = "72h" }
 "#;
 
+/// What every simulated source signs its webhooks with.
+const SECRET: &str = "sim-secret";
 /// The field both ERPs require; orders planted without it must end as dead letters.
 const REQUIRED_FIELD: &str = "customer.email";
 /// Orders arrive over one simulated day.
@@ -98,6 +114,9 @@ const MAX_LATE_S: i64 = 6 * 3600;
 const RESTART_S: i64 = 30;
 /// After the faults stop, the backlog must drain within this (the liveness promise).
 pub const DRAIN_LIMIT_S: i64 = 2 * 3600;
+/// A run still busy this long after the faults stopped, or after this many steps, is stuck.
+const SETTLE_LIMIT_S: i64 = 7 * 24 * 3600;
+const MAX_STEPS: u64 = 5_000_000;
 /// During the faults, at least this share of accepted orders must reach the ERP.
 pub const THROUGHPUT_FLOOR: f64 = 0.5;
 /// A lying store syncs this often; what it acknowledged since is lost on power loss.
@@ -146,19 +165,39 @@ enum Expect {
     Create,
     Cancel,
     Fulfillment(String),
+    Refund(String),
     /// The order lacks the required field: it must become a dead letter, never a record.
     Refused,
     /// The cancellation of such an order: if it came first, no dead letter is needed.
     RefusedCancel,
+    /// A stale replay of a delivery: the hub must refuse it.
+    Replay,
     Nothing,
 }
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { system: &'static str, order_ref: String, body: String, expect: Expect, tries: u32 },
-    Record { generation: u64, record: Box<AttemptRecord> },
-    LateApply { target: &'static str, request: Box<Request> },
-    Fulfil { order_ref: String },
+    /// `signature` is set for a replay, which carries the original delivery's signature;
+    /// every other delivery is signed when it is sent.
+    Deliver {
+        system: &'static str,
+        order_ref: String,
+        body: String,
+        expect: Expect,
+        tries: u32,
+        signature: Option<String>,
+    },
+    Record {
+        generation: u64,
+        record: Box<AttemptRecord>,
+    },
+    LateApply {
+        target: &'static str,
+        request: Box<Request>,
+    },
+    Fulfil {
+        order_ref: String,
+    },
     Crash,
     Restart,
     OutageStart,
@@ -232,6 +271,7 @@ struct World<S: Store + Clone> {
     dispatcher: Arc<Dispatcher<S>>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
+    steps: u64,
     hub_up: bool,
     generation: u64,
     faults_on: bool,
@@ -305,6 +345,7 @@ impl<S: Store + Clone> World<S> {
             dispatcher: Arc::new(dispatcher),
             queue: BinaryHeap::new(),
             seq: 0,
+            steps: 0,
             hub_up: true,
             generation: 0,
             faults_on: true,
@@ -386,6 +427,14 @@ impl<S: Store + Clone> World<S> {
             let t = t0 + self.rng.random_range(0..300);
             let paid = json!({"event_id": format!("pay-{i}"), "kind": "order.paid", "order_ref": order_ref, "occurred_at": at(start, t)});
             self.send(at(start, t), "pay", &order_ref, paid.to_string(), Expect::Nothing);
+            if from_shop && !missing && self.rng.random_bool(0.05) {
+                let t = t0 + self.rng.random_range(3600..20 * 3600);
+                let refund_id = format!("R-{i}");
+                let body = json!({"event_id": format!("{order_ref}-refund"), "kind": "refund.created", "order_ref": order_ref,
+                                  "occurred_at": at(start, t),
+                                  "refund": {"refund_id": refund_id, "amount": {"amount": "5.50", "currency": "EUR"}}});
+                self.send(at(start, t), system, &order_ref, body.to_string(), Expect::Refund(refund_id));
+            }
             if from_shop && !missing && self.rng.random_bool(0.8) {
                 let t = t0 + self.rng.random_range(2 * 3600..FULFIL_WITHIN_S);
                 self.schedule(at(start, t), Ev::Fulfil { order_ref });
@@ -436,6 +485,14 @@ impl<S: Store + Clone> World<S> {
         } else {
             1
         };
+        if self.roll(p.replay) {
+            self.fault("stale_replay");
+            let signature = Some(sign_timestamped(SECRET, when.as_second(), body.as_bytes()));
+            let later = at(when, self.rng.random_range(600..7200));
+            let order_ref = order_ref.to_owned();
+            let ev = Ev::Deliver { system, order_ref, body: body.clone(), expect: Expect::Replay, tries: 0, signature };
+            self.schedule(later, ev);
+        }
         for copy in 0..copies {
             let delay = if copy == 0 { 0 } else { self.rng.random_range(0..20) };
             let ev = Ev::Deliver {
@@ -444,6 +501,7 @@ impl<S: Store + Clone> World<S> {
                 body: body.clone(),
                 expect: expect.clone(),
                 tries: 0,
+                signature: None,
             };
             self.schedule(at(when, delay), ev);
         }
@@ -465,6 +523,12 @@ impl<S: Store + Clone> World<S> {
                 (None, None) => break,
             };
             self.clock.set(next.max(self.now()));
+            self.steps += 1;
+            if self.now() > at(self.faults_end, SETTLE_LIMIT_S) || self.steps > MAX_STEPS {
+                let detail = format!("the run had not settled after {} steps, at {}", self.steps, self.now());
+                self.report.violations.push(Violation::Liveness { detail });
+                break;
+            }
             while self.queue.peek().is_some_and(|Reverse(s)| s.0 <= self.now()) {
                 let Reverse(Scheduled(_, _, ev)) = self.queue.pop().expect("peeked");
                 self.handle(ev).await;
@@ -527,8 +591,8 @@ impl<S: Store + Clone> World<S> {
     async fn handle(&mut self, ev: Ev) {
         self.trace((ev.name(), self.now().as_millisecond()));
         match ev {
-            Ev::Deliver { system, order_ref, body, expect, tries } => {
-                self.deliver(system, order_ref, body, expect, tries).await
+            Ev::Deliver { system, order_ref, body, expect, tries, signature } => {
+                self.deliver(system, order_ref, body, expect, tries, signature).await
             }
             Ev::Record { generation, record } => {
                 if let Some(n) = self.in_flight.get_mut(&record.command.order_ref) {
@@ -545,6 +609,8 @@ impl<S: Store + Clone> World<S> {
                 self.systems[target].apply_late(*request);
             }
             Ev::Fulfil { order_ref } => self.fulfil(order_ref),
+            // A process that is already down cannot crash again.
+            Ev::Crash if !self.hub_up => {}
             Ev::Crash => {
                 self.fault("crash");
                 self.hub_up = false;
@@ -595,21 +661,45 @@ impl<S: Store + Clone> World<S> {
         }
     }
 
-    async fn deliver(&mut self, system: &'static str, order_ref: String, body: String, expect: Expect, tries: u32) {
+    async fn deliver(
+        &mut self,
+        system: &'static str,
+        order_ref: String,
+        body: String,
+        expect: Expect,
+        tries: u32,
+        signature: Option<String>,
+    ) {
         self.report.deliveries += 1;
         if !self.hub_up {
             // A real vendor retries with backoff; give up after a day, as Shopify does.
             if tries < 10 {
                 let when = at(self.now(), 60 << tries.min(10));
-                self.schedule(when, Ev::Deliver { system, order_ref, body, expect, tries: tries + 1 });
+                self.schedule(when, Ev::Deliver { system, order_ref, body, expect, tries: tries + 1, signature });
             }
             return;
         }
-        let body = if self.options.safety.dedup { body } else { without_dedup(&body, self.report.deliveries) };
-        let connector = self.contract.systems[system].connector;
-        debug_assert_eq!(connector, ConnectorKind::HttpJson);
-        let event =
-            handoff_connectors::inbound(connector, system, body.as_bytes(), self.now()).expect("sim events are valid");
+        let replay = signature.is_some();
+        let body =
+            if self.options.safety.dedup || replay { body } else { without_dedup(&body, self.report.deliveries) };
+        let signature = signature.unwrap_or_else(|| sign_timestamped(SECRET, self.now().as_second(), body.as_bytes()));
+        let header = |name: &str| (name == HANDOFF_SIGNATURE).then_some(signature.as_str());
+        let inbound =
+            handoff_connectors::inbound(system, &self.contract.systems[system], header, body.as_bytes(), self.now());
+        let event = match inbound {
+            Ok(_) if replay => {
+                let detail = "a stale replay was accepted".to_owned();
+                self.report.violations.push(Violation::OutOfOrder { order_ref, detail });
+                return;
+            }
+            Ok(Inbound::Event(event)) => event,
+            Ok(Inbound::Ping) => unreachable!("simulated sources send no pings"),
+            Err(SourceError::Unauthenticated(SignatureError::Stale { .. })) if replay => {
+                self.sometimes("stale replay refused");
+                return;
+            }
+            Err(e) => panic!("a simulated source sent a refused event: {e}"),
+        };
         let key = (event.system.clone(), event.event_id.clone());
         let kind = event.kind;
         match self.store.record_event(event).await.expect("record") {
@@ -654,13 +744,14 @@ impl<S: Store + Clone> World<S> {
                 }
             }
             Expect::Fulfillment(id) => self.shop_fulfillments.acked_fulfillment(&order_ref, &id),
+            Expect::Refund(id) => self.erp_orders.acked_refund(&order_ref, &id),
             Expect::Refused => {
                 self.refused.insert(order_ref);
             }
             Expect::RefusedCancel => {
                 self.refused_cancelled.insert(order_ref);
             }
-            Expect::Nothing => {}
+            Expect::Nothing | Expect::Replay => {}
         }
     }
 
@@ -685,6 +776,7 @@ impl<S: Store + Clone> World<S> {
         violations.extend(self.erp_orders.check_orders(&erp));
         violations.extend(self.erp2_orders.check_orders(&erp2));
         violations.extend(self.shop_fulfillments.check_fulfillments(&shop));
+        violations.extend(self.erp_orders.check_refunds(&erp));
 
         let dead: HashSet<String> = self
             .store

@@ -110,6 +110,16 @@ async fn regression_seed_1_a_late_write_is_not_mistaken_for_a_missing_one() {
     assert!(report.sometimes.get("read-back found the write").copied().unwrap_or(0) > 0);
 }
 
+/// Regression: seed 1239 (of the first 2000-seed run) found that the in-memory store handed
+/// out a command that was no longer pending (a stale due-time entry left by a second restart),
+/// so it was sent again and again: a divergence from the SQLite store, which checks the state.
+#[tokio::test]
+async fn regression_seed_1239_only_pending_commands_are_claimed() {
+    let report = one(SimOptions { seed: 1239, ..options(FaultProfile::default_profile()) }).await;
+    assert_eq!(report.violations, vec![], "{}", explain(std::slice::from_ref(&report)));
+    assert!(report.attempts < 50_000, "{} attempts: a command is being resent in a loop", report.attempts);
+}
+
 fn kinds(report: &SimReport) -> Vec<&'static str> {
     let mut kinds: Vec<&'static str> = report.violations.iter().map(Violation::kind).collect();
     kinds.dedup();

@@ -27,6 +27,7 @@ struct Mem {
     due: BTreeSet<(Timestamp, i64)>,
     keys: HashSet<String>,
     attempts: Vec<AttemptRow>,
+    attempts_seen: HashSet<(i64, u32)>,
     exceptions: Vec<ExceptionRow>,
     audit: Vec<(String, AuditRow)>,
 }
@@ -131,7 +132,8 @@ impl Mem {
             let ids = self.sequences.get(&(c.order_ref.clone(), c.target.clone())).cloned().unwrap_or_default();
             for id in ids {
                 let cmd = self.command(id);
-                if cmd.state == CommandState::Pending && cmd.attempts == 0 {
+                let moot_kind = matches!(cmd.kind, CommandKind::CreateOrder | CommandKind::UpdateOrder);
+                if cmd.state == CommandState::Pending && cmd.attempts == 0 && moot_kind {
                     cmd.state = CommandState::Superseded;
                     cmd.updated_at = now;
                     let (kind, due) = (cmd.kind, (cmd.next_attempt_at, id));
@@ -209,6 +211,7 @@ impl Store for MemoryStore {
                 order_ref: e.order_ref,
                 received_at: e.received_at,
                 payload: e.payload,
+                raw: e.raw,
             });
             Recorded::New(row)
         }))
@@ -250,7 +253,10 @@ impl Store for MemoryStore {
                 .iter()
                 .take_while(|(at, _)| *at <= now)
                 .map(|&(_, id)| id)
-                .filter(|&id| m.heads_its_sequence(&m.outbox[(id - 1) as usize]))
+                .filter(|&id| {
+                    let c = &m.outbox[(id - 1) as usize];
+                    c.state == CommandState::Pending && m.heads_its_sequence(c)
+                })
                 .take(limit)
                 .collect();
             let mut claimed = Vec::with_capacity(due.len());
@@ -285,7 +291,7 @@ impl Store for MemoryStore {
                 Outcome::DeadLettered { error, .. } => note(error),
             };
             let attempt = a.command.attempts;
-            if !m.attempts.iter().any(|r| r.command_id == id && r.attempt == attempt) {
+            if m.attempts_seen.insert((id, attempt)) {
                 m.attempts.push(AttemptRow {
                     command_id: id,
                     attempt,

@@ -11,8 +11,11 @@ pub struct NewEvent {
     pub kind: EventKind,
     pub order_ref: String,
     pub received_at: Timestamp,
-    /// The raw body as received, kept for audit and replay.
+    /// The event in canonical JSON: what intake plans from.
     pub payload: String,
+    /// The vendor's body exactly as received, kept for audit and replay, when it is not
+    /// already the canonical JSON (`http-json` sources post canonical JSON).
+    pub raw: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct StoredEvent {
     pub received_at: Timestamp,
     #[serde(skip)]
     pub payload: String,
+    #[serde(skip)]
+    pub raw: Option<String>,
 }
 
 /// What the sequencer remembers of an order between events.
@@ -68,8 +73,9 @@ pub struct NewCommand {
     pub external_ref: String,
     pub version: Option<u64>,
     pub payload: String,
-    /// Commands of this order to this target that were never sent are superseded; if one of
-    /// them was the create, this command is moot and is stored superseded too.
+    /// Creates and updates of this order to this target that were never sent are superseded
+    /// (fulfillments and refunds still travel); if one was the create, this command is moot
+    /// and is stored superseded too.
     pub supersede_unsent: bool,
 }
 

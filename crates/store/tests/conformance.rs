@@ -48,6 +48,7 @@ fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
         order_ref: order_ref.into(),
         received_at: t0(),
         payload: "{}".into(),
+        raw: None,
     }
 }
 

@@ -65,7 +65,10 @@ impl Drop for Inner {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/sqlite/0001_write_path.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/sqlite/0001_write_path.sql")),
+        M::up(include_str!("../../migrations/sqlite/0002_inbox_raw.sql")),
+    ])
 }
 
 /// Opens a connection with the durability every connection of the store must share.

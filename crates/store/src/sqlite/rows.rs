@@ -18,7 +18,7 @@ fn parsed<T: std::str::FromStr<Err = String>>(idx: usize, s: String) -> rusqlite
     s.parse().map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into()))
 }
 
-pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, payload";
+pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, payload, raw";
 
 pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
@@ -29,6 +29,7 @@ pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
         order_ref: r.get(4)?,
         received_at: ts(r.get(5)?)?,
         payload: r.get(6)?,
+        raw: r.get(7)?,
     })
 }
 

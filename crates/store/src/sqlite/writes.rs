@@ -11,8 +11,8 @@ use crate::{
 
 pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (system, event_id) DO NOTHING",
+        "INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (system, event_id) DO NOTHING",
     )?;
     let inserted = insert.execute(params![
         e.system,
@@ -20,7 +20,8 @@ pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> 
         e.kind.as_str(),
         e.order_ref,
         micros(e.received_at),
-        e.payload
+        e.payload,
+        e.raw
     ])?;
     if inserted == 1 {
         return Ok(Recorded::New(conn.last_insert_rowid()));
@@ -100,6 +101,7 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
         let mut stmt = conn.prepare_cached(
             "UPDATE outbox SET state = 'superseded', updated_at = ?1
              WHERE order_ref = ?2 AND target = ?3 AND state = 'pending' AND attempts = 0
+               AND kind IN ('create_order', 'update_order')
              RETURNING id, kind",
         )?;
         let superseded = stmt

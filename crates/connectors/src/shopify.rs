@@ -1,0 +1,306 @@
+//! Shopify webhooks into the canonical model: `orders/create`, `orders/updated`,
+//! `orders/cancelled`, `orders/paid`, `fulfillments/create`, `refunds/create`. The body is the
+//! REST resource of the topic; the 2014, 2022-04 and 2026-07 shapes all map. An order is known
+//! by its numeric id (fulfillments and refunds name only that), with `name` (`#1001`) kept.
+
+use handoff_model::{
+    Address, CanonicalOrder, Currency, Customer, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent,
+    Money, OrderLine, Payment, Refund, Totals,
+};
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::SourceError;
+use crate::signature::{self, SignatureError};
+
+/// Shopify sends each header both with and without the `X-` prefix (newer deliveries).
+fn shopify_header<'h>(header: &impl Fn(&str) -> Option<&'h str>, name: &str) -> Option<&'h str> {
+    header(&format!("x-shopify-{name}")).or_else(|| header(&format!("shopify-{name}")))
+}
+
+/// `X-Shopify-Hmac-Sha256`: base64 HMAC-SHA256 of the raw body with the app's secret.
+pub fn verify<'h>(
+    header: &impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+    secrets: &[String],
+) -> Result<(), SignatureError> {
+    signature::verify_base64(shopify_header(header, "hmac-sha256"), "X-Shopify-Hmac-Sha256", body, secrets)
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
+    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
+}
+
+/// Maps one verified delivery to a canonical event.
+pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Result<InboundEvent, SourceError> {
+    let topic = shopify_header(header, "topic").ok_or_else(|| invalid("X-Shopify-Topic", "is missing"))?;
+    let event_id = shopify_header(header, "event-id")
+        .or_else(|| shopify_header(header, "webhook-id"))
+        .ok_or_else(|| invalid("X-Shopify-Event-Id", "is missing (and so is X-Shopify-Webhook-Id)"))?;
+    let event_id = ExternalId::new(event_id).map_err(|e| invalid("X-Shopify-Event-Id", e))?;
+    let triggered_at = shopify_header(header, "triggered-at").and_then(|t| t.parse::<Timestamp>().ok());
+    let source_version = shopify_header(header, "api-version").map(str::to_owned);
+    let mut event = match topic {
+        "orders/create" | "orders/updated" | "orders/cancelled" | "orders/paid" => {
+            let order: ShopifyOrder = serde_json::from_slice(body)?;
+            order_event(topic, order)?
+        }
+        "fulfillments/create" => {
+            let f: ShopifyFulfillment = serde_json::from_slice(body)?;
+            InboundEvent {
+                order_ref: f.order_id.to_string(),
+                occurred_at: f.created_at,
+                fulfillment: Some(Fulfillment {
+                    fulfillment_id: f.id,
+                    lines: f
+                        .line_items
+                        .into_iter()
+                        .map(|l| FulfillmentLine { sku: l.sku_or(&l.id), quantity: l.quantity })
+                        .collect(),
+                    carrier: f.tracking_company,
+                    tracking_number: f.tracking_number,
+                }),
+                ..blank(EventKind::FulfillmentCreated)
+            }
+        }
+        "refunds/create" => {
+            let r: ShopifyRefund = serde_json::from_slice(body)?;
+            let refunds: Vec<&Transaction> = r.transactions.iter().filter(|t| t.kind == "refund").collect();
+            let currency = refunds
+                .first()
+                .and_then(|t| t.currency)
+                .ok_or_else(|| invalid("transactions", "no refund transaction with a currency"))?;
+            let amount: Decimal = refunds.iter().map(|t| t.amount).sum();
+            InboundEvent {
+                order_ref: r.order_id.to_string(),
+                occurred_at: r.created_at,
+                refund: Some(Refund { refund_id: r.id, amount: Money::new(amount, currency), reason: r.note }),
+                ..blank(EventKind::RefundCreated)
+            }
+        }
+        other => return Err(invalid("X-Shopify-Topic", format!("topic {other:?} is not one Handoff reads"))),
+    };
+    event.event_id = event_id;
+    event.source_version = source_version;
+    if let Some(at) = triggered_at {
+        event.occurred_at = at;
+    }
+    Ok(event)
+}
+
+fn blank(kind: EventKind) -> InboundEvent {
+    InboundEvent {
+        event_id: ExternalId::new("-").expect("a valid id"),
+        kind,
+        order_ref: String::new(),
+        occurred_at: Timestamp::UNIX_EPOCH,
+        version: None,
+        order: None,
+        fulfillment: None,
+        refund: None,
+        payment: None,
+        source_version: None,
+    }
+}
+
+fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError> {
+    let kind = match topic {
+        "orders/create" => EventKind::OrderCreated,
+        "orders/updated" => EventKind::OrderUpdated,
+        "orders/cancelled" => EventKind::OrderCancelled,
+        _ => EventKind::OrderPaid,
+    };
+    let order_ref = o.id.to_string();
+    // updated_at only moves forward for one order: it orders Shopify's deliveries.
+    let version = o.updated_at.map(|t| t.as_millisecond().max(0) as u64);
+    let occurred_at = o.updated_at.or(o.created_at).unwrap_or(Timestamp::UNIX_EPOCH);
+    let payment = (kind == EventKind::OrderPaid).then(|| Payment {
+        payment_id: ExternalId::new(format!("shopify-order-{}", o.id)).expect("a valid id"),
+        amount: Money::new(o.total_price, o.currency),
+        email: o.email.clone(),
+    });
+    let shipping = match &o.total_shipping_price_set {
+        Some(set) => set.shop_money.amount,
+        None => o.shipping_lines.iter().map(|s| s.price).sum(),
+    };
+    let customer = o.customer.as_ref();
+    let name = customer
+        .map(|c| [c.first_name.as_deref(), c.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "))
+        .filter(|n| !n.is_empty());
+    let order = CanonicalOrder {
+        order_ref: order_ref.clone(),
+        name: o.name,
+        channel: Some("shopify".into()),
+        customer: Customer { email: o.email.or_else(|| customer.and_then(|c| c.email.clone())), name },
+        shipping_address: o.shipping_address.map(|a| Address {
+            name: a.name,
+            line1: a.address1.unwrap_or_default(),
+            line2: a.address2.filter(|l| !l.is_empty()),
+            city: a.city.unwrap_or_default(),
+            region: a.province_code.or(a.province),
+            postal_code: a.zip.unwrap_or_default(),
+            country: a.country_code.unwrap_or_default(),
+        }),
+        lines: o
+            .line_items
+            .iter()
+            .map(|l| OrderLine {
+                sku: l.sku_or(&l.id),
+                quantity: l.quantity,
+                unit_price: l.price,
+                tax: l.tax_lines.iter().map(|t| t.price).sum(),
+                discount: l.total_discount.unwrap_or_default(),
+            })
+            .collect(),
+        currency: o.currency,
+        totals: Totals {
+            subtotal: o.subtotal_price.unwrap_or_default(),
+            tax: o.total_tax.unwrap_or_default(),
+            shipping,
+            discount: o.total_discounts.unwrap_or_default(),
+            total: o.total_price,
+        },
+        placed_at: o.created_at.unwrap_or(occurred_at),
+    };
+    Ok(InboundEvent { order_ref, occurred_at, version, order: Some(order), payment, ..blank(kind) })
+}
+
+mod dec {
+    //! Shopify money is a decimal string; older payloads sometimes omit it.
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+#[derive(Deserialize)]
+struct ShopifyOrder {
+    id: ExternalId,
+    name: Option<String>,
+    email: Option<String>,
+    currency: Currency,
+    created_at: Option<Timestamp>,
+    updated_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "dec::opt")]
+    subtotal_price: Option<Decimal>,
+    #[serde(default, deserialize_with = "dec::opt")]
+    total_tax: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::str")]
+    total_price: Decimal,
+    #[serde(default, deserialize_with = "dec::opt")]
+    total_discounts: Option<Decimal>,
+    #[serde(default)]
+    shipping_lines: Vec<ShippingLine>,
+    total_shipping_price_set: Option<PriceSet>,
+    line_items: Vec<LineItem>,
+    customer: Option<ShopifyCustomer>,
+    shipping_address: Option<ShopifyAddress>,
+}
+
+#[derive(Deserialize)]
+struct ShippingLine {
+    #[serde(with = "rust_decimal::serde::str")]
+    price: Decimal,
+}
+
+#[derive(Deserialize)]
+struct PriceSet {
+    shop_money: ShopMoney,
+}
+
+#[derive(Deserialize)]
+struct ShopMoney {
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+}
+
+#[derive(Deserialize)]
+struct LineItem {
+    id: ExternalId,
+    sku: Option<String>,
+    quantity: u32,
+    #[serde(default, with = "rust_decimal::serde::str")]
+    price: Decimal,
+    #[serde(default, deserialize_with = "dec::opt")]
+    total_discount: Option<Decimal>,
+    #[serde(default)]
+    tax_lines: Vec<TaxLine>,
+}
+
+impl LineItem {
+    /// A line without a SKU is still a line: it is named by its Shopify id.
+    fn sku_or(&self, id: &ExternalId) -> String {
+        self.sku.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("shopify-line-{id}"))
+    }
+}
+
+#[derive(Deserialize)]
+struct TaxLine {
+    #[serde(with = "rust_decimal::serde::str")]
+    price: Decimal,
+}
+
+#[derive(Deserialize)]
+struct ShopifyCustomer {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ShopifyAddress {
+    name: Option<String>,
+    address1: Option<String>,
+    address2: Option<String>,
+    city: Option<String>,
+    province: Option<String>,
+    province_code: Option<String>,
+    zip: Option<String>,
+    country_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ShopifyFulfillment {
+    id: ExternalId,
+    order_id: ExternalId,
+    created_at: Timestamp,
+    tracking_company: Option<String>,
+    tracking_number: Option<String>,
+    line_items: Vec<FulfilledItem>,
+}
+
+#[derive(Deserialize)]
+struct FulfilledItem {
+    id: ExternalId,
+    sku: Option<String>,
+    quantity: u32,
+}
+
+impl FulfilledItem {
+    fn sku_or(&self, id: &ExternalId) -> String {
+        self.sku.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("shopify-line-{id}"))
+    }
+}
+
+#[derive(Deserialize)]
+struct ShopifyRefund {
+    id: ExternalId,
+    order_id: ExternalId,
+    created_at: Timestamp,
+    note: Option<String>,
+    #[serde(default)]
+    transactions: Vec<Transaction>,
+}
+
+#[derive(Deserialize)]
+struct Transaction {
+    #[serde(default)]
+    kind: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    currency: Option<Currency>,
+}
