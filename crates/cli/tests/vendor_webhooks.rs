@@ -1,0 +1,119 @@
+//! Vendor webhooks through the real binary: refused with 401 before any parsing when the
+//! signature is wrong (nothing stored), delivered to the ERP when it is right.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use handoff_connectors::signature::{sign_base64, sign_timestamped};
+
+fn contract(port: u16, erp: &str) -> String {
+    format!(
+        r#"
+[hub]
+listen = "127.0.0.1:{port}"
+
+[systems.shopify]
+role = "storefront"
+connector = "shopify"
+webhook_secrets = ["old-secret", "new-secret"]
+
+[systems.woo]
+role = "storefront"
+connector = "woocommerce"
+webhook_secrets = ["woo-secret"]
+
+[systems.stripe]
+role = "payment"
+connector = "stripe"
+webhook_secrets = ["whsec_test"]
+
+[systems.erp]
+role = "erp"
+connector = "http-json"
+base_url = "{erp}"
+timeout = "2s"
+settle = "200ms"
+
+[flows.shopify-orders]
+from = "shopify"
+to = "erp"
+events = ["order.created", "order.cancelled"]
+proof = "record-id"
+deadline = "15m"
+retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
+"#
+    )
+}
+
+fn payload(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads").join(name))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signed_vendor_webhooks_are_recorded_and_forged_ones_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let erp = Mock::start("erp", &[]).await;
+    let hub = Hub::start(dir.path(), port, &contract(port, &erp.url)).await;
+    let c = client();
+    let url = |system: &str| format!("{}/webhooks/{system}", hub.url);
+    let body = payload("shopify_order.json");
+    let shopify = |signature: String, body: Vec<u8>| {
+        c.post(url("shopify"))
+            .header("X-Shopify-Topic", "orders/create")
+            .header("X-Shopify-Event-Id", "evt-shopify-1")
+            .header("X-Shopify-API-Version", "2026-07")
+            .header("X-Shopify-Hmac-Sha256", signature)
+            .body(body)
+            .send()
+    };
+
+    // Forged: a wrong secret, a tampered body, a missing header; and a body that is not even
+    // JSON, which must be refused for its signature before anyone tries to parse it.
+    assert_eq!(shopify(sign_base64("wrong", &body), body.clone()).await.unwrap().status(), 401);
+    let mut tampered = body.clone();
+    tampered[20] ^= 1;
+    assert_eq!(shopify(sign_base64("new-secret", &body), tampered).await.unwrap().status(), 401);
+    let unsigned =
+        c.post(url("shopify")).header("X-Shopify-Topic", "orders/create").body(body.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(shopify(sign_base64("wrong", b"not json"), b"not json".to_vec()).await.unwrap().status(), 401);
+    let r = c.get(format!("{}/api/v1/orders/18446744073709551001", hub.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing was stored");
+
+    // Signed with the old secret during a rotation: accepted, delivered once, a repeat deduplicated.
+    assert_eq!(shopify(sign_base64("old-secret", &body), body.clone()).await.unwrap().status(), 202);
+    assert_eq!(shopify(sign_base64("new-secret", &body), body.clone()).await.unwrap().status(), 200);
+    hub.drained().await;
+    let applied = erp.applied().await;
+    assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0].external_ref, "18446744073709551001");
+
+    // WooCommerce's activation ping is answered, and stores nothing.
+    let ping = c
+        .post(url("woo"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("webhook_id=7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+
+    // Stripe: a signature older than the tolerance is a replay.
+    let stripe = payload("stripe_payment_intent_succeeded.json");
+    let stale = sign_timestamped("whsec_test", jiff::Timestamp::now().as_second() - 3600, &stripe);
+    let r = c.post(url("stripe")).header("Stripe-Signature", stale).body(stripe.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let fresh = sign_timestamped("whsec_test", jiff::Timestamp::now().as_second(), &stripe);
+    let r = c.post(url("stripe")).header("Stripe-Signature", fresh).body(stripe).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let timeline = wait_for("the payment in the order's timeline", Duration::from_secs(10), || async {
+        let t = hub.order("18446744073709551001").await;
+        (t["events"].as_array()?.len() == 2).then_some(t)
+    })
+    .await;
+    assert_eq!(timeline["events"][1]["kind"], "order.paid", "the Stripe payment links to its order");
+}
