@@ -119,34 +119,9 @@ async fn store(dir: &Path, events: usize, concurrency: usize) -> anyhow::Result<
     );
 
     let store = SqliteStore::open(&dir.join("store"), SqliteOptions::default())?;
-    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (store, next, bodies) = (store.clone(), next.clone(), bodies.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= bodies.len() {
-                        return Ok::<_, handoff_store::StoreError>(());
-                    }
-                    let event = NewEvent {
-                        system: "shop".into(),
-                        event_id: format!("bench-{i}"),
-                        kind: handoff_model::EventKind::OrderCreated,
-                        order_ref: format!("#B{i}"),
-                        received_at: Timestamp::now(),
-                        payload: bodies[i].clone(),
-                        raw: None,
-                    };
-                    store.record_event(event).await?;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
-    }
+    let payloads = bodies.clone();
+    record_concurrently(&store, events, concurrency, move |i| payloads[i].clone()).await?;
     let store_secs = start.elapsed().as_secs_f64();
     let (commits, jobs) = store.writer_stats();
     let batch = (jobs as f64 / commits as f64).round().max(1.0) as usize;
@@ -159,6 +134,45 @@ async fn store(dir: &Path, events: usize, concurrency: usize) -> anyhow::Result<
     );
     println!("ceiling (rusqlite): {ceiling_rate:>9.0} events/s  (same inserts, same durability, batches of {batch})");
     println!("store / ceiling:    {:>9.0} %", 100.0 * store_rate / ceiling_rate);
+    Ok(())
+}
+
+/// Records `count` benchmark orders through the store from `concurrency` tasks at once, as
+/// concurrent webhooks would; `payload(i)` is the body of the i-th.
+async fn record_concurrently(
+    store: &SqliteStore,
+    count: usize,
+    concurrency: usize,
+    payload: impl Fn(usize) -> String + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let payload = Arc::new(payload);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (store, next, payload) = (store.clone(), next.clone(), payload.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return Ok::<_, handoff_store::StoreError>(());
+                    }
+                    let event = NewEvent {
+                        system: "shop".into(),
+                        event_id: format!("bench-{i}"),
+                        kind: handoff_model::EventKind::OrderCreated,
+                        order_ref: format!("#B{i}"),
+                        received_at: Timestamp::now(),
+                        payload: payload(i),
+                        raw: None,
+                    };
+                    store.record_event(event).await?;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
     Ok(())
 }
 
@@ -414,33 +428,7 @@ async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {
     let contract = Arc::new(Contract::parse(text, Path::new("bench contract"))?);
     {
         let store = SqliteStore::open(&dir.join("data"), SqliteOptions::default())?;
-        let next = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..256)
-            .map(|_| {
-                let (store, next) = (store.clone(), next.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= backlog {
-                            return Ok::<_, handoff_store::StoreError>(());
-                        }
-                        let event = NewEvent {
-                            system: "shop".into(),
-                            event_id: format!("bench-{i}"),
-                            kind: handoff_model::EventKind::OrderCreated,
-                            order_ref: format!("#B{i}"),
-                            received_at: Timestamp::now(),
-                            payload: order_event(i),
-                            raw: None,
-                        };
-                        store.record_event(event).await?;
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await??;
-        }
+        record_concurrently(&store, backlog, 256, order_event).await?;
         let intake = Intake::new(contract, store.clone(), Arc::new(SystemClock));
         while intake.step().await? > 0 {}
         println!("backlog: {:?}", store.command_counts().await?);
