@@ -301,3 +301,35 @@ fn the_ebay_challenge_is_answered() {
     let r = handoff_connectors::ebay::challenge_response("abc", "token", "https://hub.example.com/webhooks/ebay");
     assert_eq!(r, "3218aae1e8c97954e7ac429d72a079b0d91a2f81c6397018ccc9249272d14df8");
 }
+
+#[test]
+fn amazon_orders_of_both_api_generations_map() {
+    use handoff_connectors::amazon;
+    let (Some(order), Some(items), Some(new)) = (
+        fixture("amazon/v0_getOrder_response.json"),
+        fixture("amazon/v0_getOrderItems_response.json"),
+        fixture("amazon/2026-01-01_getOrder_response.json"),
+    ) else {
+        return;
+    };
+    let json = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+    // Amazon's v0 examples describe two different orders; the mapping joins what it is given.
+    let v0 = amazon::order_v0(&json(&order), &json(&items)).unwrap();
+    assert_eq!(v0.order.order_ref, "902-3159896-1390916");
+    assert!(!v0.cancelled);
+    insta::assert_json_snapshot!("amazon_v0_order", v0.order);
+    let v2026 = amazon::order_2026(&json(&new)).unwrap();
+    assert_eq!(v2026.order.order_ref, "202-1234567-8901234");
+    assert_eq!(v2026.order.total().to_string(), "103.97 GBP");
+    assert_eq!(v2026.order.lines.len(), 1);
+    assert_eq!(v2026.order.lines[0].quantity, 3);
+    assert_eq!(v2026.order.lines[0].unit_price.to_string(), "29.99");
+    assert_eq!(v2026.order.check_totals(), Ok(()));
+    insta::assert_json_snapshot!("amazon_2026_order", v2026.order);
+
+    let Some(note) = fixture("amazon/notification_ORDER_CHANGE.json") else { return };
+    let change = amazon::order_change(&note).unwrap();
+    assert_eq!(change.order_id, "903-8868176-2219830");
+    assert_eq!(change.notification_id, "d0e9e693-c3ad-4373-979f-ed4ec98dd746");
+    assert_eq!(change.status.as_deref(), Some("Unshipped"));
+}

@@ -1,0 +1,199 @@
+//! Amazon SP-API orders into the canonical model, for both API generations: Orders v0
+//! (`getOrder` + `getOrderItems`, PascalCase, `payload` wrapper) and Orders 2026-01-01
+//! (`getOrder`/`searchOrders`, camelCase, nested items and proceeds); and `ORDER_CHANGE`
+//! notifications, deduplicated by their `NotificationId`. The poller that calls these is not
+//! built yet: this module is the mapping it will use.
+
+use handoff_model::{Address, CanonicalOrder, Currency, Customer, OrderLine, Totals};
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::SourceError;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
+    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A `{Amount|amount, CurrencyCode|currencyCode}` money object; Amazon sends decimal strings.
+fn money(v: &Value) -> Result<Option<(Decimal, Currency)>, SourceError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let amount = text(v, "Amount").or_else(|| text(v, "amount")).ok_or_else(|| invalid("Amount", "is missing"))?;
+    let currency = text(v, "CurrencyCode")
+        .or_else(|| text(v, "currencyCode"))
+        .ok_or_else(|| invalid("CurrencyCode", "is missing"))?;
+    let amount: Decimal = amount.parse().map_err(|_| invalid("Amount", format!("{amount:?} is not a decimal")))?;
+    let currency: Currency =
+        currency.parse().map_err(|e: handoff_model::money::CurrencyError| invalid("CurrencyCode", e.to_string()))?;
+    Ok(Some((amount, currency)))
+}
+
+fn amount(v: &Value) -> Result<Decimal, SourceError> {
+    Ok(money(v)?.map_or(Decimal::ZERO, |(a, _)| a))
+}
+
+fn time(v: &Value, key: &str) -> Result<Timestamp, SourceError> {
+    let s = text(v, key).ok_or_else(|| invalid("time", format!("{key} is missing")))?;
+    s.parse().map_err(|_| invalid("time", format!("{key} {s:?} is not a timestamp")))
+}
+
+/// An Amazon order, whichever generation it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AmazonOrder {
+    pub order: CanonicalOrder,
+    pub last_updated: Timestamp,
+    pub cancelled: bool,
+}
+
+/// Orders v0: the `getOrder` payload and the `getOrderItems` payload of the same order.
+pub fn order_v0(order: &Value, items: &Value) -> Result<AmazonOrder, SourceError> {
+    let order = order.get("payload").unwrap_or(order);
+    let items = items.get("payload").unwrap_or(items);
+    let order_ref = text(order, "AmazonOrderId").ok_or_else(|| invalid("AmazonOrderId", "is missing"))?;
+    let mut lines = Vec::new();
+    let (mut tax, mut shipping, mut currency) = (Decimal::ZERO, Decimal::ZERO, None);
+    for item in items["OrderItems"].as_array().into_iter().flatten() {
+        let quantity = item["QuantityOrdered"].as_u64().ok_or_else(|| invalid("QuantityOrdered", "is missing"))? as u32;
+        // v0's ItemPrice is the price of the whole quantity.
+        let price = money(&item["ItemPrice"])?;
+        currency = currency.or(price.map(|(_, c)| c));
+        let total = price.map_or(Decimal::ZERO, |(a, _)| a);
+        let unit_price = if quantity == 0 { Decimal::ZERO } else { total / Decimal::from(quantity) };
+        let line_tax = amount(&item["ItemTax"])?;
+        tax += line_tax;
+        shipping += amount(&item["ShippingPrice"])?;
+        lines.push(OrderLine {
+            sku: text(item, "SellerSKU").or_else(|| text(item, "ASIN")).unwrap_or_default(),
+            quantity,
+            unit_price,
+            tax: line_tax,
+            discount: amount(&item["PromotionDiscount"])?,
+        });
+    }
+    let order_total = money(&order["OrderTotal"])?;
+    let currency =
+        order_total.map(|(_, c)| c).or(currency).ok_or_else(|| invalid("OrderTotal", "no currency anywhere"))?;
+    let subtotal: Decimal = lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
+    let total = order_total.map_or(subtotal + tax + shipping, |(a, _)| a);
+    let address = &order["ShippingAddress"];
+    let canonical = CanonicalOrder {
+        order_ref: order_ref.clone(),
+        name: None,
+        channel: Some("amazon".into()),
+        customer: Customer { email: text(&order["BuyerInfo"], "BuyerEmail"), name: text(address, "Name") },
+        shipping_address: text(address, "AddressLine1").map(|line1| Address {
+            name: text(address, "Name"),
+            line1,
+            line2: text(address, "AddressLine2"),
+            city: text(address, "City").unwrap_or_default(),
+            region: text(address, "StateOrRegion"),
+            postal_code: text(address, "PostalCode").unwrap_or_default(),
+            country: text(address, "CountryCode").unwrap_or_default(),
+        }),
+        lines,
+        currency,
+        totals: Totals { subtotal, tax, shipping, discount: Decimal::ZERO, total },
+        placed_at: time(order, "PurchaseDate")?,
+    };
+    Ok(AmazonOrder {
+        order: canonical,
+        last_updated: time(order, "LastUpdateDate")?,
+        cancelled: text(order, "OrderStatus").as_deref() == Some("Canceled"),
+    })
+}
+
+/// The amount of one `proceeds.breakdowns` entry of this type, if any.
+fn breakdown(proceeds: &Value, kind: &str) -> Result<Decimal, SourceError> {
+    let found = proceeds["breakdowns"].as_array().into_iter().flatten().find(|b| b["type"] == kind);
+    found.map_or(Ok(Decimal::ZERO), |b| amount(&b["subtotal"]))
+}
+
+/// Orders 2026-01-01: one `order` object (from `getOrder`, or one of `searchOrders`).
+pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
+    let order = order.get("order").unwrap_or(order);
+    let order_ref = text(order, "orderId").ok_or_else(|| invalid("orderId", "is missing"))?;
+    let (total, currency) =
+        money(&order["proceeds"]["grandTotal"])?.ok_or_else(|| invalid("proceeds.grandTotal", "is missing"))?;
+    let mut lines = Vec::new();
+    for item in order["orderItems"].as_array().into_iter().flatten() {
+        let quantity = item["quantityOrdered"].as_u64().ok_or_else(|| invalid("quantityOrdered", "is missing"))? as u32;
+        let product = &item["product"];
+        lines.push(OrderLine {
+            sku: text(product, "sellerSku").or_else(|| text(product, "asin")).unwrap_or_default(),
+            quantity,
+            unit_price: amount(&product["price"]["unitPrice"])?,
+            tax: breakdown(&item["proceeds"], "TAX")?,
+            discount: breakdown(&item["proceeds"], "DISCOUNT")?.abs(),
+        });
+    }
+    let proceeds = &order["proceeds"];
+    let address = &order["recipient"]["deliveryAddress"];
+    let canonical = CanonicalOrder {
+        order_ref,
+        name: None,
+        channel: Some("amazon".into()),
+        customer: Customer { email: text(&order["buyer"], "buyerEmail"), name: text(&order["buyer"], "buyerName") },
+        shipping_address: text(address, "addressLine1").map(|line1| Address {
+            name: text(address, "name"),
+            line1,
+            line2: text(address, "addressLine2"),
+            city: text(address, "city").unwrap_or_default(),
+            region: text(address, "stateOrRegion"),
+            postal_code: text(address, "postalCode").unwrap_or_default(),
+            country: text(address, "countryCode").unwrap_or_default(),
+        }),
+        lines,
+        currency,
+        totals: Totals {
+            subtotal: breakdown(proceeds, "ITEM")? - breakdown(proceeds, "DISCOUNT")?.abs(),
+            tax: breakdown(proceeds, "TAX")?,
+            shipping: breakdown(proceeds, "SHIPPING")?,
+            discount: Decimal::ZERO,
+            total,
+        },
+        placed_at: time(order, "createdTime")?,
+    };
+    let status = text(&order["fulfillment"], "fulfillmentStatus").unwrap_or_default();
+    Ok(AmazonOrder {
+        order: canonical,
+        last_updated: time(order, "lastUpdatedTime")?,
+        cancelled: status == "CANCELLED",
+    })
+}
+
+/// An `ORDER_CHANGE` notification: which order changed, and the key that makes a redelivered
+/// notification have no second effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderChange {
+    pub notification_id: String,
+    pub order_id: String,
+    pub status: Option<String>,
+    pub change_type: Option<String>,
+}
+
+pub fn order_change(body: &[u8]) -> Result<OrderChange, SourceError> {
+    let v: Value = serde_json::from_slice(body)?;
+    if v["NotificationType"] != "ORDER_CHANGE" {
+        return Err(invalid("NotificationType", "is not ORDER_CHANGE"));
+    }
+    let change = &v["Payload"]["OrderChangeNotification"];
+    let order_id = text(change, "AmazonOrderId").ok_or_else(|| invalid("AmazonOrderId", "is missing"))?;
+    // The envelope's NotificationMetadata.NotificationId is the dedup key; should it be
+    // missing, a content key (order, change time) stands in.
+    let notification_id = text(&v["NotificationMetadata"], "NotificationId").unwrap_or_else(|| {
+        let at = text(&change["OrderChangeTrigger"], "TimeOfOrderChange").unwrap_or_default();
+        format!("{order_id}@{at}")
+    });
+    Ok(OrderChange {
+        notification_id,
+        order_id,
+        status: text(&change["Summary"], "OrderStatus"),
+        change_type: text(change, "OrderChangeType"),
+    })
+}
