@@ -23,6 +23,9 @@ pub enum Violation {
     Duplicate { order_ref: String, by: &'static str, count: usize },
     /// A target applied an order's writes out of causal order.
     OutOfOrder { order_ref: String, detail: String },
+    /// A rule of the conversation broken: a retry sooner than `Retry-After`, a stale replay
+    /// accepted.
+    Protocol { order_ref: String, detail: String },
     /// The backlog did not drain in time after the faults stopped, or too little got through
     /// while they lasted.
     Liveness { detail: String },
@@ -33,7 +36,8 @@ impl Violation {
         match self {
             Violation::Lost { order_ref, .. }
             | Violation::Duplicate { order_ref, .. }
-            | Violation::OutOfOrder { order_ref, .. } => Some(order_ref),
+            | Violation::OutOfOrder { order_ref, .. }
+            | Violation::Protocol { order_ref, .. } => Some(order_ref),
             Violation::Liveness { .. } => None,
         }
     }
@@ -43,6 +47,7 @@ impl Violation {
             Violation::Lost { .. } => "lost",
             Violation::Duplicate { .. } => "duplicate",
             Violation::OutOfOrder { .. } => "out_of_order",
+            Violation::Protocol { .. } => "protocol",
             Violation::Liveness { .. } => "liveness",
         }
     }
@@ -56,6 +61,7 @@ impl fmt::Display for Violation {
                 write!(f, "duplicate: {order_ref}: {count} records by {by}")
             }
             Violation::OutOfOrder { order_ref, detail } => write!(f, "out of order: {order_ref}: {detail}"),
+            Violation::Protocol { order_ref, detail } => write!(f, "protocol: {order_ref}: {detail}"),
             Violation::Liveness { detail } => write!(f, "liveness: {detail}"),
         }
     }

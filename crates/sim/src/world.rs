@@ -575,7 +575,7 @@ impl<S: Store + Clone> World<S> {
                     self.sometimes("429 honoured");
                 } else {
                     let detail = format!("retry at {next} sooner than Retry-After {retry_after_s}s");
-                    self.report.violations.push(Violation::OutOfOrder { order_ref: order_ref.clone(), detail });
+                    self.report.violations.push(Violation::Protocol { order_ref: order_ref.clone(), detail });
                 }
             }
             if record.note.as_deref().is_some_and(|n| n.contains("already applied")) {
@@ -689,7 +689,7 @@ impl<S: Store + Clone> World<S> {
         let event = match inbound {
             Ok(_) if replay => {
                 let detail = "a stale replay was accepted".to_owned();
-                self.report.violations.push(Violation::OutOfOrder { order_ref, detail });
+                self.report.violations.push(Violation::Protocol { order_ref, detail });
                 return;
             }
             Ok(Inbound::Event(event)) => event,
