@@ -10,10 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::SourceError;
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
-    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
-}
+use crate::http_json::{currency as currency_of, invalid};
 
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
@@ -29,8 +26,7 @@ fn money(v: &Value) -> Result<Option<(Decimal, Currency)>, SourceError> {
         .or_else(|| text(v, "currencyCode"))
         .ok_or_else(|| invalid("CurrencyCode", "is missing"))?;
     let amount: Decimal = amount.parse().map_err(|_| invalid("Amount", format!("{amount:?} is not a decimal")))?;
-    let currency: Currency =
-        currency.parse().map_err(|e: handoff_model::money::CurrencyError| invalid("CurrencyCode", e.to_string()))?;
+    let currency = currency_of("CurrencyCode", &currency)?;
     Ok(Some((amount, currency)))
 }
 

@@ -35,6 +35,16 @@ impl SourceError {
     }
 }
 
+/// A field of a vendor body that cannot be mapped (400, nothing stored).
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
+    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
+}
+
+/// A currency code as vendors send it (any case).
+pub(crate) fn currency(field: &'static str, code: &str) -> Result<handoff_model::Currency, SourceError> {
+    code.parse().map_err(|e: handoff_model::money::CurrencyError| invalid(field, e.to_string()))
+}
+
 /// Parses and validates a canonical event posted by an `http-json` source.
 pub fn parse_event(body: &[u8]) -> Result<InboundEvent, SourceError> {
     let event: InboundEvent = serde_json::from_slice(body)?;

@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::SourceError;
+use crate::http_json::invalid;
 use crate::signature::{self, SignatureError};
 
 /// Shopify sends each header both with and without the `X-` prefix (newer deliveries).
@@ -26,10 +27,6 @@ pub fn verify<'h>(
     secrets: &[String],
 ) -> Result<(), SignatureError> {
     signature::verify_base64(shopify_header(header, "hmac-sha256"), "X-Shopify-Hmac-Sha256", body, secrets)
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
-    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
 }
 
 /// Maps one verified delivery to a canonical event.
@@ -56,7 +53,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
                     lines: f
                         .line_items
                         .into_iter()
-                        .map(|l| FulfillmentLine { sku: l.sku_or(&l.id), quantity: l.quantity })
+                        .map(|l| FulfillmentLine { sku: sku_or_line(&l.sku, &l.id), quantity: l.quantity })
                         .collect(),
                     carrier: f.tracking_company,
                     tracking_number: f.tracking_number,
@@ -146,7 +143,7 @@ fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError
             .line_items
             .iter()
             .map(|l| OrderLine {
-                sku: l.sku_or(&l.id),
+                sku: sku_or_line(&l.sku, &l.id),
                 quantity: l.quantity,
                 unit_price: l.price,
                 tax: l.tax_lines.iter().map(|t| t.price).sum(),
@@ -231,11 +228,9 @@ struct LineItem {
     tax_lines: Vec<TaxLine>,
 }
 
-impl LineItem {
-    /// A line without a SKU is still a line: it is named by its Shopify id.
-    fn sku_or(&self, id: &ExternalId) -> String {
-        self.sku.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("shopify-line-{id}"))
-    }
+/// A line without a SKU is still a line: it is named by its Shopify id.
+fn sku_or_line(sku: &Option<String>, id: &ExternalId) -> String {
+    sku.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("shopify-line-{id}"))
 }
 
 #[derive(Deserialize)]
@@ -278,12 +273,6 @@ struct FulfilledItem {
     id: ExternalId,
     sku: Option<String>,
     quantity: u32,
-}
-
-impl FulfilledItem {
-    fn sku_or(&self, id: &ExternalId) -> String {
-        self.sku.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("shopify-line-{id}"))
-    }
 }
 
 #[derive(Deserialize)]

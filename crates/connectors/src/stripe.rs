@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::SourceError;
+use crate::http_json::{currency as parse_currency, invalid};
 use crate::signature::{self, SignatureError};
 
 /// `Stripe-Signature: t=...,v1=...` over `"t." + body`, within `tolerance` of `now`.
@@ -42,13 +43,8 @@ fn minor_unit_exponent(currency: Currency) -> u32 {
 }
 
 fn money(minor: i64, currency: &str) -> Result<Money, SourceError> {
-    let currency: Currency =
-        currency.parse().map_err(|e: handoff_model::money::CurrencyError| invalid("currency", e.to_string()))?;
+    let currency = parse_currency("currency", currency)?;
     Ok(Money::new(Decimal::new(minor, minor_unit_exponent(currency)), currency))
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
-    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
 }
 
 #[derive(Deserialize)]

@@ -3,15 +3,14 @@
 //! legacy v3 `{"order": ...}` wrapper maps too. WooCommerce signs the raw body
 //! (`X-WC-Webhook-Signature`) and sends an unsigned form-encoded ping when a webhook is saved.
 
-use handoff_model::{
-    Address, CanonicalOrder, Currency, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals,
-};
+use handoff_model::{Address, CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::SourceError;
+use crate::http_json::{currency, invalid};
 use crate::signature::{self, SignatureError};
 
 /// The activation ping (`webhook_id=12`), which carries no signature and no order.
@@ -25,10 +24,6 @@ pub fn verify<'h>(
     secrets: &[String],
 ) -> Result<(), SignatureError> {
     signature::verify_base64(header("x-wc-webhook-signature"), "X-WC-Webhook-Signature", body, secrets)
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
-    SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
 }
 
 /// WooCommerce's dates carry no zone; the `_gmt` ones are UTC.
@@ -104,10 +99,8 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
 }
 
 fn order(id: &str, o: &Value, placed_at: Timestamp) -> Result<CanonicalOrder, SourceError> {
-    let currency: Currency = text(o, "currency")
-        .ok_or_else(|| invalid("currency", "is missing"))?
-        .parse()
-        .map_err(|e: handoff_model::money::CurrencyError| invalid("currency", e.to_string()))?;
+    let code = text(o, "currency").ok_or_else(|| invalid("currency", "is missing"))?;
+    let currency = currency("currency", &code)?;
     let mut lines = Vec::new();
     for l in o["line_items"].as_array().into_iter().flatten() {
         let quantity =

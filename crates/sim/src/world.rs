@@ -175,7 +175,6 @@ enum Expect {
     Nothing,
 }
 
-#[derive(Debug)]
 enum Ev {
     /// `signature` is set for a replay, which carries the original delivery's signature;
     /// every other delivery is signed when it is sent.
@@ -192,7 +191,7 @@ enum Ev {
         record: Box<AttemptRecord>,
     },
     LateApply {
-        target: &'static str,
+        system: Arc<MockSystem>,
         request: Box<Request>,
     },
     Fulfil {
@@ -562,11 +561,9 @@ impl<S: Store + Clone> World<S> {
                 let late: Vec<_> = observed.late.drain(..).collect();
                 (observed.latency_ms.remove(&id).unwrap_or(0), late, observed.throttled.remove(&id))
             };
-            let name = target.system.name().to_owned();
-            let target_name = self.systems.keys().find(|k| **k == name).copied().expect("a known system");
             for (after_ms, request) in late {
                 let when = at(self.now(), (after_ms / 1000) as i64);
-                self.schedule(when, Ev::LateApply { target: target_name, request: Box::new(request) });
+                self.schedule(when, Ev::LateApply { system: target.system.clone(), request: Box::new(request) });
             }
             if let Some(retry_after_s) = throttled
                 && let Outcome::Retry { at: next, .. } = &record.outcome
@@ -605,8 +602,8 @@ impl<S: Store + Clone> World<S> {
                     self.sometimes("crash in the unknown-outcome window");
                 }
             }
-            Ev::LateApply { target, request } => {
-                self.systems[target].apply_late(*request);
+            Ev::LateApply { system, request } => {
+                system.apply_late(*request);
             }
             Ev::Fulfil { order_ref } => self.fulfil(order_ref),
             // A process that is already down cannot crash again.
