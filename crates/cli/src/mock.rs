@@ -3,8 +3,13 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use handoff_contract::ConnectorKind;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
+
+fn connector(s: &str) -> Result<ConnectorKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|e| e.to_string())
+}
 
 #[derive(clap::Args)]
 pub struct MockArgs {
@@ -13,6 +18,9 @@ pub struct MockArgs {
     name: String,
     #[arg(long, default_value = "127.0.0.1:9001")]
     listen: String,
+    /// The vendor protocol it speaks (a contract's `connector`).
+    #[arg(long, default_value = "http-json", value_parser = connector)]
+    connector: ConnectorKind,
     /// The hub's webhook URL for this system; `POST /_fulfil` announces fulfillments there.
     #[arg(long)]
     notify: Option<String>,
@@ -66,6 +74,7 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(message = "mock system serving", name = %args.name, addr = %listener.local_addr()?);
-    MockServer::new(system, args.notify).serve(listener).await?;
+    let dialect = handoff_sim::dialect::for_connector(args.connector);
+    MockServer::new(system, dialect, args.notify).serve(listener).await?;
     Ok(())
 }

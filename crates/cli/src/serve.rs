@@ -5,9 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use handoff_connectors::http_json::HttpJsonTarget;
-use handoff_contract::{ConnectorKind, Contract};
-use handoff_engine::{Clock, Engine, Rng, SystemClock, Target, Targets};
+use handoff_contract::Contract;
+use handoff_engine::{Clock, Engine, Rng, SystemClock, Targets};
 use handoff_server::AppState;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
@@ -33,6 +32,15 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let intake = tokio::spawn(engine.intake().run(stopped.clone()));
     let dispatcher = tokio::spawn(Arc::new(engine.dispatcher()).run(contract.hub.max_in_flight, stopped.clone()));
+    let mut pollers = Vec::new();
+    for (name, system) in &contract.systems {
+        let (Some(poller), Some(settings)) = (handoff_connectors::poller(name, system)?, &system.poll) else {
+            continue;
+        };
+        let every = settings.every.unsigned_abs();
+        let run = handoff_engine::poll::run(name.clone(), poller, store.clone(), clock.clone(), every, stopped.clone());
+        pollers.push(tokio::spawn(run));
+    }
 
     let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
@@ -46,20 +54,18 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     tracing::info!(message = "stopping: finishing commands in flight");
     let _ = stop.send(true);
     let _ = tokio::join!(intake, dispatcher);
+    for poller in pollers {
+        let _ = poller.await;
+    }
     Ok(())
 }
 
 fn targets(contract: &Contract) -> anyhow::Result<Targets> {
     let mut targets: Targets = HashMap::new();
     for (name, system) in &contract.systems {
-        let Some(base_url) = &system.base_url else { continue };
-        let timeout = system.timeout.unsigned_abs();
-        let target: Arc<dyn Target> = match system.connector {
-            ConnectorKind::HttpJson => Arc::new(HttpJsonTarget::new(base_url, timeout, system.idempotency_keys)?),
-            // Sources only in this version: the contract refuses flows to them.
-            ConnectorKind::Shopify | ConnectorKind::Woocommerce | ConnectorKind::Stripe => continue,
-        };
-        targets.insert(name.clone(), target);
+        if let Some(target) = handoff_connectors::target(name, system)? {
+            targets.insert(name.clone(), target);
+        }
     }
     Ok(targets)
 }
@@ -75,7 +81,8 @@ async fn simulate_targets(contract: &Contract, hub_addr: &str) -> anyhow::Result
             .await
             .with_context(|| format!("simulating {name} on {addr} (is something else listening there?)"))?;
         let mock = Arc::new(MockSystem::new(name.clone(), Faults::default(), 1));
-        let server = MockServer::new(mock, Some(format!("http://{hub_addr}/webhooks/{name}")));
+        let dialect = handoff_sim::dialect::for_connector(system.connector);
+        let server = MockServer::new(mock, dialect, Some(format!("http://{hub_addr}/webhooks/{name}")));
         tracing::info!(message = "simulated system serving", system = %name, addr = %addr);
         tokio::spawn(server.serve(listener));
     }

@@ -177,7 +177,7 @@ struct Refusal {
 }
 
 /// A request that failed below HTTP. Only a refused connection proves the target never saw it.
-fn transport_error(e: reqwest::Error) -> DeliveryError {
+pub(crate) fn transport_error(e: reqwest::Error) -> DeliveryError {
     let ambiguous = !e.is_connect();
     let what = if e.is_timeout() {
         "timed out"
@@ -204,7 +204,7 @@ pub fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<Si
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<SignedDuration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<SignedDuration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<i64>() {
         return Some(SignedDuration::from_secs(seconds.clamp(0, 86_400)));

@@ -1,5 +1,6 @@
-//! Connectors: how Handoff reads events from and writes commands to each kind of system.
-//! Today: the generic `http-json` source and target (see `docs/connectors/http-json.md`).
+//! Connectors: how Handoff reads events from and writes commands to each kind of system, one
+//! module per vendor (see `docs/connectors/`). `inbound` takes webhooks; [`target`] and
+//! [`poller`] build what a contract entry asks for.
 
 pub mod amazon;
 pub mod ebay;
@@ -9,7 +10,10 @@ pub mod signature;
 pub mod stripe;
 pub mod woocommerce;
 
+use std::sync::Arc;
+
 use handoff_contract::{ConnectorKind, System};
+use handoff_engine::{Poller, Target};
 use handoff_store::NewEvent;
 use jiff::Timestamp;
 
@@ -63,13 +67,19 @@ pub fn inbound<'h>(
             stripe::verify(&header, body, secrets, received_at, system.signature_tolerance)?;
             stripe::event(body)?
         }
+        ConnectorKind::Amazon | ConnectorKind::Ebay | ConnectorKind::Netsuite | ConnectorKind::Odoo => {
+            return Err(http_json::invalid(
+                "connector",
+                format!("{} sends no webhooks to Handoff; its changes are polled", system.connector.as_str()),
+            ));
+        }
     };
     let raw = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
     let payload = serde_json::to_string(&event)?;
     Ok(Inbound::Event(new_event(name, event, payload, Some(raw), received_at)))
 }
 
-fn new_event(
+pub(crate) fn new_event(
     system: &str,
     event: handoff_model::InboundEvent,
     payload: String,
@@ -85,4 +95,43 @@ fn new_event(
         payload,
         raw,
     }
+}
+
+/// A connector that cannot be built from its contract entry: the key to fix, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl From<(String, String)> for ConfigError {
+    fn from((key, message): (String, String)) -> Self {
+        ConfigError { key, message }
+    }
+}
+
+/// The target of a system that receives commands (one with a `base_url`), or `None` for a
+/// system that only sends.
+pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, ConfigError> {
+    let Some(base_url) = &system.base_url else { return Ok(None) };
+    let http = |e: reqwest::Error| ConfigError { key: format!("systems.{name}"), message: e.to_string() };
+    let target: Arc<dyn Target> = match system.connector {
+        ConnectorKind::HttpJson => Arc::new(
+            http_json::HttpJsonTarget::new(base_url, system.timeout.unsigned_abs(), system.idempotency_keys)
+                .map_err(http)?,
+        ),
+        ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
+        _ => return Ok(None),
+    };
+    Ok(Some(target))
+}
+
+/// The poller of a system whose contract entry asks for `poll`, or `None`.
+pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, ConfigError> {
+    let Some(_settings) = &system.poll else { return Ok(None) };
+    Err(ConfigError {
+        key: format!("systems.{name}.poll"),
+        message: format!("the {} connector cannot be polled", system.connector.as_str()),
+    })
 }

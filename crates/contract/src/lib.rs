@@ -60,17 +60,70 @@ pub enum ConnectorKind {
     Shopify,
     Woocommerce,
     Stripe,
+    Amazon,
+    Ebay,
+    Netsuite,
+    Odoo,
 }
 
 impl ConnectorKind {
-    /// Whether Handoff can send commands to a system of this kind yet.
-    pub fn is_target(self) -> bool {
-        matches!(self, ConnectorKind::HttpJson)
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::HttpJson => "http-json",
+            ConnectorKind::Shopify => "shopify",
+            ConnectorKind::Woocommerce => "woocommerce",
+            ConnectorKind::Stripe => "stripe",
+            ConnectorKind::Amazon => "amazon",
+            ConnectorKind::Ebay => "ebay",
+            ConnectorKind::Netsuite => "netsuite",
+            ConnectorKind::Odoo => "odoo",
+        }
     }
 
-    /// Vendor connectors authenticate every webhook; only `http-json` may go unsigned.
+    /// The commands a system of this kind takes: ERPs take orders; storefronts and
+    /// marketplaces take the signals that travel back (fulfillments, cancels, refunds).
+    pub fn accepts(self, kind: CommandKind) -> bool {
+        use CommandKind::*;
+        match self {
+            ConnectorKind::HttpJson => true,
+            ConnectorKind::Netsuite | ConnectorKind::Odoo => matches!(kind, CreateOrder | UpdateOrder | CancelOrder),
+            ConnectorKind::Shopify => matches!(kind, CreateFulfillment | CancelOrder | CreateRefund),
+            ConnectorKind::Amazon | ConnectorKind::Ebay => matches!(kind, CreateFulfillment),
+            ConnectorKind::Woocommerce | ConnectorKind::Stripe => false,
+        }
+    }
+
+    /// Whether the system's webhooks are signed with a shared secret the contract must give.
+    /// (Amazon notifications arrive through a queue; eBay signs with its own public keys;
+    /// NetSuite and Odoo are polled.)
     pub fn requires_secret(self) -> bool {
-        !matches!(self, ConnectorKind::HttpJson)
+        matches!(self, ConnectorKind::Shopify | ConnectorKind::Woocommerce | ConnectorKind::Stripe)
+    }
+}
+
+/// How a system is polled for changes its webhooks may have missed (or that it never sends).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollSettings {
+    /// Time between two polls once caught up.
+    pub every: SignedDuration,
+    /// How far before the last seen change each poll starts again: clocks differ and writes
+    /// commit late, and a change seen twice is deduplicated anyway.
+    pub lookback: SignedDuration,
+    /// Records asked for per page.
+    pub page_size: u32,
+    /// Where the first poll starts, counted back from start-up.
+    pub initial: SignedDuration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        PollSettings {
+            every: SignedDuration::from_secs(60),
+            lookback: SignedDuration::from_secs(300),
+            page_size: 100,
+            initial: SignedDuration::from_hours(24),
+        }
     }
 }
 
@@ -102,6 +155,29 @@ pub struct System {
     /// How old a signed delivery may be; an older one is a replay and is refused.
     #[serde(default = "default_signature_tolerance")]
     pub signature_tolerance: SignedDuration,
+    /// The vendor API's credentials and account settings, by the names its connector page
+    /// gives (e.g. NetSuite `account`, `consumer_key`, ...). An `env:NAME` value is read from
+    /// the environment at start-up.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
+    /// The vendor API version to call (e.g. Shopify `2026-07`); each connector has a default.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Poll the system's API for changes (needs `base_url`).
+    #[serde(default)]
+    pub poll: Option<PollSettings>,
+}
+
+impl System {
+    /// A credential by name, or why it is missing (as the contract key to fix).
+    pub fn credential(&self, system: &str, name: &str) -> Result<&str, (String, String)> {
+        self.credentials.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
+            (
+                format!("systems.{system}.credentials.{name}"),
+                format!("the {} connector needs it", self.connector.as_str()),
+            )
+        })
+    }
 }
 
 fn default_signature_tolerance() -> SignedDuration {

@@ -11,6 +11,9 @@ type Refusal = (String, String);
 /// Retries are bounded; a budget beyond this is a typo, not a policy.
 const MAX_ATTEMPTS: u32 = 100;
 
+/// The largest page any vendor API hands out (Shopify: 250).
+const MAX_PAGE_SIZE: u32 = 250;
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -45,6 +48,22 @@ impl Contract {
                     "this connector verifies every webhook: give its secret (e.g. \"env:SHOPIFY_SECRET\")".into(),
                 ));
             }
+            if let Some(poll) = &system.poll {
+                if system.base_url.is_none() {
+                    return Err((format!("systems.{name}.base_url"), "is required to poll this system".into()));
+                }
+                positive(format!("systems.{name}.poll.every"), poll.every)?;
+                positive(format!("systems.{name}.poll.initial"), poll.initial)?;
+                if poll.lookback.is_negative() {
+                    return Err((format!("systems.{name}.poll.lookback"), "may not be negative".into()));
+                }
+                if !(1..=MAX_PAGE_SIZE).contains(&poll.page_size) {
+                    return Err((
+                        format!("systems.{name}.poll.page_size"),
+                        format!("must be between 1 and {MAX_PAGE_SIZE}"),
+                    ));
+                }
+            }
             if let Some(url) = &system.base_url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
@@ -69,12 +88,6 @@ impl Contract {
             if flow.from == flow.to {
                 return Err((key("to"), "a flow goes from one system to another".into()));
             }
-            if !target.connector.is_target() {
-                return Err((
-                    key("to"),
-                    format!("system {:?} is a source only in this version; it cannot receive commands", flow.to),
-                ));
-            }
             if target.base_url.is_none() {
                 return Err((
                     format!("systems.{}.base_url", flow.to),
@@ -85,10 +98,16 @@ impl Contract {
                 return Err((key("events"), "a flow carries at least one event kind".into()));
             }
             for kind in &flow.events {
-                if command_for(*kind).is_none() {
+                let Some(command) = command_for(*kind) else {
                     return Err((
                         key("events"),
                         format!("{kind} only updates the ledger; no command carries it to another system"),
+                    ));
+                };
+                if !target.connector.accepts(command) {
+                    return Err((
+                        key("events"),
+                        format!("{} ({}) does not take {command}", flow.to, target.connector.as_str()),
                     ));
                 }
                 if !routes.insert((flow.from.clone(), *kind, flow.to.clone())) {
@@ -104,9 +123,16 @@ impl Contract {
         Ok(())
     }
 
-    /// Replaces each `env:NAME` webhook secret with the variable's value.
+    /// Replaces each `env:NAME` webhook secret and credential with the variable's value.
     pub(crate) fn resolve_secrets(&mut self) -> Result<(), Refusal> {
         for (name, system) in &mut self.systems {
+            for (key, value) in &mut system.credentials {
+                if let Some(var) = value.strip_prefix("env:") {
+                    *value = std::env::var(var).map_err(|_| {
+                        (format!("systems.{name}.credentials.{key}"), format!("environment variable {var} is not set"))
+                    })?;
+                }
+            }
             for secret in &mut system.webhook_secrets {
                 if let Some(var) = secret.strip_prefix("env:") {
                     *secret = std::env::var(var).map_err(|_| {

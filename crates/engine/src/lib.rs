@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod dispatcher;
 pub mod intake;
+pub mod poll;
 pub mod retry;
 pub mod target;
 
@@ -19,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::Dispatcher;
 pub use intake::Intake;
+pub use poll::{Page, PollError, Poller};
 pub use target::{Ack, BoxFuture, DeliveryError, Target};
 
 /// The targets by system name.

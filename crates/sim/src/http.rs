@@ -2,9 +2,12 @@
 //! HTTP/1.1. Built on hyper directly because a lost acknowledgment has to be a connection
 //! closed with no response at all, which a router cannot express.
 //!
-//! Besides the target protocol (see `docs/connectors/http-json.md`) it serves
-//! `GET /_applied`, `GET /_records`, `GET|PUT /_faults`, and `POST /_fulfil`, which makes the
-//! system fulfil one of its orders and announce it to the hub as a `fulfillment.created` event.
+//! It speaks a vendor's protocol through a [`Dialect`] (Handoff's own `http-json` target
+//! protocol by default, see `docs/connectors/http-json.md`), and besides serves
+//! `GET /_applied`, `GET /_records`, `GET|PUT /_faults`, `POST /_orders` (a customer places an
+//! order on a simulated storefront or marketplace) and `POST /_fulfil`, which makes the system
+//! fulfil one of its orders: an ERP whose fulfillments are polled records it, any other system
+//! announces it to the hub as a `fulfillment.created` event.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +23,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::system::{Collection, MockSystem, Reply, Request};
+use crate::dialect::{Dialect, HttpRequest, HttpResponse, Routed};
+use crate::system::{Collection, MockSystem, Reply};
 
 /// Largest request body the mock reads.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -42,6 +46,8 @@ impl std::error::Error for Dropped {}
 /// A simulated system on the network: its behaviour, and where it announces its own events.
 pub struct MockServer {
     pub system: Arc<MockSystem>,
+    /// The vendor's wire format in front of the system.
+    pub dialect: Arc<dyn Dialect>,
     /// The hub's webhook URL for this system, e.g. `http://127.0.0.1:8080/webhooks/erp`.
     pub notify_url: Option<String>,
     client: reqwest::Client,
@@ -49,9 +55,9 @@ pub struct MockServer {
 }
 
 impl MockServer {
-    pub fn new(system: Arc<MockSystem>, notify_url: Option<String>) -> Arc<Self> {
+    pub fn new(system: Arc<MockSystem>, dialect: Arc<dyn Dialect>, notify_url: Option<String>) -> Arc<Self> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
-        Arc::new(MockServer { system, notify_url, client, events_sent: AtomicU64::new(0) })
+        Arc::new(MockServer { system, dialect, notify_url, client, events_sent: AtomicU64::new(0) })
     }
 
     /// Serves until the task is dropped.
@@ -67,22 +73,29 @@ impl MockServer {
     }
 
     async fn route(self: Arc<Self>, req: hyper::Request<Incoming>) -> Result<Response, Dropped> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let query = req.uri().query().unwrap_or("").to_owned();
-        let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => return Ok(json_response(413, &json!({"error": "body too large"}))),
         };
-        let parsed = || serde_json::from_slice::<Value>(&body);
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let request = match (&method, segments.as_slice()) {
+        let request = HttpRequest {
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or("").to_owned(),
+            headers: parts
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            body,
+        };
+        let parsed = || serde_json::from_slice::<Value>(&request.body);
+        match (&parts.method, request.segments().as_slice()) {
             (&Method::GET, ["_applied"]) => return Ok(json_response(200, &json!(self.system.applied()))),
             (&Method::GET, ["_records"]) => return Ok(json_response(200, &json!(self.system.records()))),
             (&Method::GET, ["_faults"]) => return Ok(json_response(200, &json!(self.system.faults()))),
             (&Method::PUT, ["_faults"]) => {
-                return Ok(match serde_json::from_slice(&body) {
+                return Ok(match parsed().and_then(serde_json::from_value) {
                     Ok(faults) => {
                         self.system.set_faults(faults);
                         json_response(200, &json!(self.system.faults()))
@@ -91,38 +104,39 @@ impl MockServer {
                 });
             }
             (&Method::POST, ["_fulfil"]) => return Ok(self.fulfil(parsed().ok()).await),
-            _ => {
-                let body = if body.is_empty() {
-                    None
-                } else {
-                    match parsed() {
-                        Ok(body) => Some(body),
-                        Err(e) => return Ok(json_response(400, &json!({"error": e.to_string()}))),
-                    }
-                };
-                match Request::route(method.as_str(), &path, external_ref(&query), key, body) {
-                    Ok(request) => request,
-                    Err((status, error)) => return Ok(json_response(status, &json!({ "error": error }))),
-                }
+            (&Method::POST, ["_orders"]) => {
+                return Ok(match parsed().map_err(|e| e.to_string()).and_then(|o| self.dialect.place_order(o)) {
+                    Ok(placed) => json_response(201, &placed),
+                    Err(e) => json_response(400, &json!({"error": e})),
+                });
             }
+            _ => {}
+        }
+        if self.system.faults().outage {
+            return Ok(json_response(503, &json!({"error": "service unavailable"})));
+        }
+        let write = match self.dialect.route(&self.system, &request) {
+            Routed::Answer(answer) => return Ok(vendor_response(answer)),
+            Routed::Write(write) => write,
         };
-        match self.system.handle(request) {
+        let (status, body) = match self.system.handle(write) {
             Reply::Answer { status, body, retry_after_s } => {
-                let mut response = json_response(status, &body);
+                let mut response = vendor_response(self.dialect.reply(&self.system, &request, status, &body));
                 if let Some(s) = retry_after_s {
                     response.headers_mut().insert("retry-after", s.into());
                 }
-                Ok(response)
+                return Ok(response);
             }
-            Reply::Drop => Err(Dropped),
-            Reply::Late { after_ms, request } => {
+            Reply::Drop => return Err(Dropped),
+            Reply::Late { after_ms, request: late } => {
                 tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                match self.system.apply_late(*request) {
-                    Reply::Answer { status, body, .. } => Ok(json_response(status, &body)),
-                    _ => Err(Dropped),
+                match self.system.apply_late(*late) {
+                    Reply::Answer { status, body, .. } => (status, body),
+                    _ => return Err(Dropped),
                 }
             }
-        }
+        };
+        Ok(vendor_response(self.dialect.reply(&self.system, &request, status, &body)))
     }
 
     /// Fulfils one order of this system and announces it to the hub, retrying like a vendor
@@ -131,6 +145,9 @@ impl MockServer {
         let Some(external_ref) = body.as_ref().and_then(|b| b.get("external_ref")).and_then(Value::as_str) else {
             return json_response(400, &json!({"error": "body needs external_ref"}));
         };
+        if let Some(recorded) = self.dialect.fulfil(&self.system, external_ref) {
+            return vendor_response(recorded);
+        }
         let Some(url) = self.notify_url.clone() else {
             return json_response(409, &json!({"error": "this mock has no --notify URL"}));
         };
@@ -168,8 +185,22 @@ impl MockServer {
     }
 }
 
-fn external_ref(query: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "external_ref").map(|(_, v)| v.into_owned())
+fn vendor_response(answer: HttpResponse) -> Response {
+    let mut response = if answer.body.is_null() {
+        let mut r = hyper::Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        r
+    } else {
+        json_response(answer.status, &answer.body)
+    };
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) =
+            (hyper::header::HeaderName::from_bytes(name.as_bytes()), hyper::header::HeaderValue::from_str(&value))
+        {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 fn json_response(status: u16, body: &Value) -> Response {

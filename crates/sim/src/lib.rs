@@ -3,6 +3,7 @@
 //! for the real binary (`handoff mock`), and tests can call it in-process.
 
 pub mod checker;
+pub mod dialect;
 pub mod http;
 pub mod profile;
 pub mod runner;
@@ -11,4 +12,5 @@ pub mod target;
 pub mod world;
 
 pub use checker::{Checker, Violation};
+pub use dialect::{Dialect, HttpRequest, HttpResponse, Routed};
 pub use system::{Applied, Faults, MockSystem, Reply, Request};

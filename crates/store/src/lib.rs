@@ -38,6 +38,19 @@ pub trait Store: Send + Sync + 'static {
     /// Records an inbound event, deduplicated on (system, event id).
     fn record_event(&self, event: NewEvent) -> impl Future<Output = Result<Recorded>> + Send;
 
+    /// Where the last poll of `system` ended, if it was ever polled.
+    fn poll_cursor(&self, system: String) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Records the events one poll of `system` found (each deduplicated as by
+    /// [`Store::record_event`]) and moves its cursor, in one transaction.
+    fn record_polled(
+        &self,
+        system: String,
+        events: Vec<NewEvent>,
+        cursor: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Recorded>>> + Send;
+
     /// Events recorded but not yet planned, oldest first.
     fn unprocessed_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
 

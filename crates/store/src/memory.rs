@@ -30,6 +30,29 @@ struct Mem {
     attempts_seen: HashSet<(i64, u32)>,
     exceptions: Vec<ExceptionRow>,
     audit: Vec<(String, AuditRow)>,
+    poll_cursors: HashMap<String, String>,
+}
+
+impl Mem {
+    fn record_event(&mut self, e: NewEvent) -> Recorded {
+        let key = (e.system.clone(), e.event_id.clone());
+        if let Some(&row) = self.inbox_keys.get(&key) {
+            return Recorded::Duplicate(row);
+        }
+        let row = self.inbox.len() as i64 + 1;
+        self.inbox_keys.insert(key, row);
+        self.inbox.push(StoredEvent {
+            row,
+            system: e.system,
+            event_id: e.event_id,
+            kind: e.kind,
+            order_ref: e.order_ref,
+            received_at: e.received_at,
+            payload: e.payload,
+            raw: e.raw,
+        });
+        Recorded::New(row)
+    }
 }
 
 struct Durability {
@@ -196,24 +219,24 @@ impl Mem {
 
 impl Store for MemoryStore {
     async fn record_event(&self, e: NewEvent) -> Result<Recorded> {
+        Ok(self.write(|m| m.record_event(e)))
+    }
+
+    async fn poll_cursor(&self, system: String) -> Result<Option<String>> {
+        Ok(self.read(|m| m.poll_cursors.get(&system).cloned()))
+    }
+
+    async fn record_polled(
+        &self,
+        system: String,
+        events: Vec<NewEvent>,
+        cursor: String,
+        _now: Timestamp,
+    ) -> Result<Vec<Recorded>> {
         Ok(self.write(|m| {
-            let key = (e.system.clone(), e.event_id.clone());
-            if let Some(&row) = m.inbox_keys.get(&key) {
-                return Recorded::Duplicate(row);
-            }
-            let row = m.inbox.len() as i64 + 1;
-            m.inbox_keys.insert(key, row);
-            m.inbox.push(StoredEvent {
-                row,
-                system: e.system,
-                event_id: e.event_id,
-                kind: e.kind,
-                order_ref: e.order_ref,
-                received_at: e.received_at,
-                payload: e.payload,
-                raw: e.raw,
-            });
-            Recorded::New(row)
+            let recorded = events.into_iter().map(|e| m.record_event(e)).collect();
+            m.poll_cursors.insert(system, cursor);
+            recorded
         }))
     }
 

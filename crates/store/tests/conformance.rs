@@ -32,6 +32,7 @@ macro_rules! conformance {
 
 conformance!(
     a_duplicate_event_is_recorded_once,
+    a_poll_records_its_events_and_cursor_together,
     many_concurrent_writers_share_commits_and_all_land,
     a_cancel_supersedes_a_create_never_sent,
     a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders,
@@ -92,6 +93,26 @@ async fn a_duplicate_event_is_recorded_once<S: Store + Clone>(store: S) {
     let Recorded::New(row) = first else { panic!("first is new") };
     assert_eq!(again, Recorded::Duplicate(row));
     assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+}
+
+async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: S) {
+    assert_eq!(store.poll_cursor("shop".into()).await.unwrap(), None);
+    let webhook = store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
+    let page = vec![event("e1", EventKind::OrderCreated, "#1"), event("e2", EventKind::OrderCreated, "#2")];
+    let recorded = store.record_polled("shop".into(), page, "c1".into(), t0()).await.unwrap();
+    assert_eq!(
+        recorded[0],
+        Recorded::Duplicate(match webhook {
+            Recorded::New(row) => row,
+            Recorded::Duplicate(_) => panic!("first is new"),
+        })
+    );
+    assert!(matches!(recorded[1], Recorded::New(_)));
+    assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c1"));
+    store.record_polled("shop".into(), vec![], "c2".into(), t0()).await.unwrap();
+    assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c2"));
+    assert_eq!(store.poll_cursor("erp".into()).await.unwrap(), None);
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 2);
 }
 
 async fn many_concurrent_writers_share_commits_and_all_land<S: Store + Clone>(store: S) {

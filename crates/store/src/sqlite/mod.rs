@@ -68,6 +68,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/sqlite/0001_write_path.sql")),
         M::up(include_str!("../../migrations/sqlite/0002_inbox_raw.sql")),
+        M::up(include_str!("../../migrations/sqlite/0003_poll_cursor.sql")),
     ])
 }
 
@@ -140,6 +141,20 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn record_event(&self, event: NewEvent) -> Result<Recorded> {
         self.inner.writer.run(move |conn| writes::record_event(conn, &event)).await
+    }
+
+    async fn poll_cursor(&self, system: String) -> Result<Option<String>> {
+        self.read(move |conn| reads::poll_cursor(conn, &system)).await
+    }
+
+    async fn record_polled(
+        &self,
+        system: String,
+        events: Vec<NewEvent>,
+        cursor: String,
+        now: Timestamp,
+    ) -> Result<Vec<Recorded>> {
+        self.inner.writer.run(move |conn| writes::record_polled(conn, &system, &events, &cursor, now)).await
     }
 
     async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {

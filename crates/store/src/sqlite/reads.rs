@@ -17,6 +17,15 @@ pub(super) fn unprocessed_events(conn: &Connection, limit: usize) -> Result<Vec<
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+pub(super) fn poll_cursor(conn: &Connection, system: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached("SELECT cursor FROM poll_cursor WHERE system = ?1")?;
+    let mut rows = stmt.query([system])?;
+    Ok(match rows.next()? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    })
+}
+
 pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<HashMap<String, OrderState>> {
     let mut stmt =
         conn.prepare_cached("SELECT source, created, cancelled, last_version FROM orders WHERE order_ref = ?1")?;

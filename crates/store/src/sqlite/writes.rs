@@ -30,6 +30,22 @@ pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> 
     Ok(Recorded::Duplicate(find.query_row(params![e.system, e.event_id], |r| r.get(0))?))
 }
 
+pub(super) fn record_polled(
+    conn: &Connection,
+    system: &str,
+    events: &[NewEvent],
+    cursor: &str,
+    now: Timestamp,
+) -> Result<Vec<Recorded>> {
+    let recorded = events.iter().map(|e| record_event(conn, e)).collect::<Result<Vec<_>>>()?;
+    conn.prepare_cached(
+        "INSERT INTO poll_cursor (system, cursor, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (system) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+    )?
+    .execute(params![system, cursor, micros(now)])?;
+    Ok(recorded)
+}
+
 pub(super) fn audit(
     conn: &Connection,
     at: Timestamp,
