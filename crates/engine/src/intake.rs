@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use handoff_contract::Contract;
+use handoff_contract::{Contract, Role};
 use handoff_model::{CommandKind, EventKind, InboundEvent, idempotency_key};
 use handoff_store::{NewCommand, OrderState, Plan, Store, StoredEvent};
 use serde_json::json;
@@ -117,6 +117,11 @@ pub fn plan(
         // An update of an order whose create has not arrived stands in for the create.
         EventKind::OrderCreated | EventKind::OrderUpdated => {
             let kind = if state.created { CommandKind::UpdateOrder } else { CommandKind::CreateOrder };
+            if !state.created {
+                // The order's channel is the system that created it, whoever spoke first (a
+                // payment can arrive before its order).
+                state.source = stored.system.clone();
+            }
             state.created = true;
             plan.ledger = Some((stored.system.clone(), "open".into()));
             Some(kind)
@@ -148,11 +153,22 @@ pub fn plan(
             Some(CommandKind::CreateRefund)
         }
     };
-    if let Some(v) = event.version {
+    // Versions are the source's own clock (Shopify's updated_at, ...): another system's
+    // version (an ERP fulfillment's) says nothing about the order's revisions.
+    if let Some(v) = event.version
+        && stored.system == state.source
+    {
         state.last_version = Some(state.last_version.map_or(v, |last| last.max(v)));
     }
     if let Some(kind) = command {
         for (flow, f) in contract.flows_for(&stored.system, event.kind) {
+            if !travels_to(contract, &f.to, state) {
+                plan.audit.push(format!(
+                    "{} {} from {} not sent to {}: the order came from {}",
+                    event.kind, stored.event_id, stored.system, f.to, state.source
+                ));
+                continue;
+            }
             // The flow decides where an event goes; the order's state decides what it becomes.
             let mut command = command_for_event(flow, &f.to, kind, &event, stored);
             if !safety.dedup {
@@ -160,12 +176,23 @@ pub fn plan(
             }
             plan.commands.push(command);
         }
-        if plan.commands.is_empty() {
+        if plan.commands.is_empty() && plan.audit.is_empty() {
             plan.audit.push(format!("{} from {}: no flow carries it", event.kind, stored.system));
         }
     }
     plan.state = state.clone();
     plan
+}
+
+/// A signal goes back only to the order's own channel: a storefront, marketplace or channel
+/// receives an order's commands only when the order came from it (an ERP's fulfillment of an
+/// Amazon order is no business of the Shopify store). ERPs and warehouses receive any order.
+fn travels_to(contract: &Contract, target: &str, state: &OrderState) -> bool {
+    let channel = contract
+        .systems
+        .get(target)
+        .is_some_and(|s| matches!(s.role, Role::Storefront | Role::Marketplace | Role::Channel));
+    !channel || target == state.source
 }
 
 /// Builds the command and its canonical payload (the `http-json` mapping, version 1).
@@ -324,6 +351,27 @@ mod tests {
         let create = plan(&c, &stored(2, "order.created", 1), &mut states, Safety::default());
         assert!(create.commands.is_empty());
         assert!(create.state.cancelled);
+    }
+
+    #[test]
+    fn a_fulfillment_goes_back_only_to_the_order_s_own_channel() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml"))
+            .unwrap()
+            .replace("[flows.fulfillments-to-shop]", "[systems.market]\nrole = \"marketplace\"\nconnector = \"http-json\"\nbase_url = \"http://127.0.0.1:9003\"\n\n[flows.fulfillments-to-market]\nfrom = \"erp\"\nto = \"market\"\nevents = [\"fulfillment.created\"]\nproof = \"read-back\"\ndeadline = \"30m\"\nretry = { attempts = 3, backoff_base = \"1s\", backoff_cap = \"1m\", deadline = \"1h\" }\n\n[flows.fulfillments-to-shop]");
+        let c = Contract::parse(&text, Path::new("handoff.toml")).unwrap();
+        let mut states = HashMap::new();
+        plan(&c, &stored(1, "order.created", 1), &mut states, Safety::default());
+        let mut fulfilled = stored(2, "fulfillment.created", 99);
+        fulfilled.system = "erp".into();
+        let mut event: serde_json::Value = serde_json::from_str(&fulfilled.payload).unwrap();
+        event["fulfillment"] = serde_json::json!({"fulfillment_id": "F1", "lines": [{"sku": "A", "quantity": 1}]});
+        event.as_object_mut().unwrap().remove("order");
+        fulfilled.payload = event.to_string();
+        let p = plan(&c, &fulfilled, &mut states, Safety::default());
+        assert_eq!(p.commands.iter().map(|c| c.target.as_str()).collect::<Vec<_>>(), vec!["shop"]);
+        assert!(p.audit[0].contains("not sent to market: the order came from shop"), "{:?}", p.audit);
+        // The ERP's version did not move the order's: the shop's next update still counts.
+        assert_eq!(p.state.last_version, Some(1));
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
         conn.prepare_cached(
             "INSERT INTO orders (order_ref, source, created, cancelled, last_version, first_seen, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-             ON CONFLICT (order_ref) DO UPDATE SET created = excluded.created, cancelled = excluded.cancelled,
+             ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
+                 cancelled = excluded.cancelled,
                  last_version = excluded.last_version, updated_at = excluded.updated_at",
         )?
         .execute(params![
