@@ -86,6 +86,27 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
     Ok(event)
 }
 
+/// One order as the Admin REST API returns it (`orders.json`, `orders/{id}.json`) into the
+/// event its webhook would have given, for the reconciliation poll: `order.cancelled` once
+/// `cancelled_at` is set, `order.created` while it was never changed, else `order.updated`.
+/// The id `poll:{id}@{updated_at}` names one state of the order, so overlapping polls dedup.
+pub fn polled_order(order: serde_json::Value) -> Result<InboundEvent, SourceError> {
+    let cancelled = order.get("cancelled_at").is_some_and(|c| !c.is_null());
+    let o: ShopifyOrder = serde_json::from_value(order)?;
+    let updated_at = o.updated_at.ok_or_else(|| invalid("updated_at", "is missing"))?;
+    let topic = if cancelled {
+        "orders/cancelled"
+    } else if o.created_at == Some(updated_at) {
+        "orders/create"
+    } else {
+        "orders/updated"
+    };
+    let event_id = ExternalId::new(format!("poll:{}@{updated_at}", o.id)).map_err(|e| invalid("id", e))?;
+    let mut event = order_event(topic, o)?;
+    event.event_id = event_id;
+    Ok(event)
+}
+
 fn blank(kind: EventKind) -> InboundEvent {
     InboundEvent {
         event_id: ExternalId::new("-").expect("a valid id"),
