@@ -639,3 +639,221 @@ fn next_page_info(headers: &HeaderMap) -> Option<String> {
         form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "page_info").map(|(_, v)| v.into_owned())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use handoff_model::{FulfillmentLine, Money};
+
+    use super::*;
+
+    fn status(n: u16) -> StatusCode {
+        StatusCode::from_u16(n).unwrap()
+    }
+
+    #[test]
+    fn a_422_names_the_field_shopify_names() {
+        let body = br#"{"errors":{"line_items_by_fulfillment_order":["must have at least one item"]}}"#;
+        assert_eq!(
+            classify(status(422), body, None),
+            DeliveryError::Permanent {
+                reason: "422 Unprocessable Entity: line_items_by_fulfillment_order: must have at least one item".into(),
+                field: Some("line_items_by_fulfillment_order".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_429_waits_as_told_and_a_5xx_may_have_applied() {
+        let wait = Some(SignedDuration::from_secs(2));
+        let throttled = classify(status(429), br#"{"errors":"Exceeded 2 calls per second for api client."}"#, wait);
+        assert_eq!(
+            throttled,
+            DeliveryError::Transient {
+                reason: "429 Too Many Requests: Exceeded 2 calls per second for api client.".into(),
+                ambiguous: false,
+                retry_after: wait,
+            }
+        );
+        assert!(matches!(classify(status(502), b"<html>", None), DeliveryError::Transient { ambiguous: true, .. }));
+        assert!(matches!(
+            classify(status(404), br#"{"errors":"Not Found"}"#, None),
+            DeliveryError::Permanent { field: None, .. }
+        ));
+    }
+
+    #[test]
+    fn a_failed_read_back_is_never_permanent() {
+        let e = unknown(classify(status(404), br#"{"errors":"Not Found"}"#, None));
+        assert!(matches!(e, DeliveryError::Transient { ambiguous: true, .. }));
+    }
+
+    #[test]
+    fn the_next_page_comes_from_the_link_header() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "link",
+            "<https://x.myshopify.com/admin/api/2026-07/orders.json?limit=2&page_info=abc%3D>; rel=\"previous\", \
+             <https://x.myshopify.com/admin/api/2026-07/orders.json?limit=2&page_info=def>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_page_info(&h).as_deref(), Some("def"));
+        h.insert("link", "<https://x/orders.json?page_info=abc>; rel=\"previous\"".parse().unwrap());
+        assert_eq!(next_page_info(&h), None);
+    }
+
+    fn order() -> AdminOrder {
+        serde_json::from_value(json!({
+            "id": 450789469,
+            "cancelled_at": null,
+            "line_items": [
+                {"id": 11, "sku": "RED", "quantity": 3},
+                {"id": 12, "sku": null, "quantity": 1},
+            ],
+            "fulfillments": [],
+        }))
+        .unwrap()
+    }
+
+    fn fulfillment_orders(red: u32, other: u32) -> Vec<FulfillmentOrder> {
+        serde_json::from_value(json!([{"id": 900, "line_items": [
+            {"id": 901, "line_item_id": 11, "fulfillable_quantity": red},
+            {"id": 902, "line_item_id": 12, "fulfillable_quantity": other},
+        ]}]))
+        .unwrap()
+    }
+
+    fn fulfillment(lines: &[(&str, u32)], tracking: Option<&str>) -> Fulfillment {
+        Fulfillment {
+            fulfillment_id: handoff_model::ExternalId::new("F1").unwrap(),
+            lines: lines
+                .iter()
+                .map(|(sku, quantity)| FulfillmentLine { sku: (*sku).into(), quantity: *quantity })
+                .collect(),
+            carrier: Some("DHL".into()),
+            tracking_number: tracking.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_fulfillment_is_allocated_to_the_remaining_fulfillment_order_lines() {
+        let f = fulfillment(&[("RED", 2), ("shopify-line-12", 1)], Some("TRK1"));
+        let Plan::Send(body) = plan(&order(), &fulfillment_orders(3, 1), &f).unwrap() else { panic!("a send") };
+        assert_eq!(
+            body,
+            json!({"fulfillment": {
+                "line_items_by_fulfillment_order": [{"fulfillment_order_id": 900, "fulfillment_order_line_items": [
+                    {"id": 901, "quantity": 2}, {"id": 902, "quantity": 1}
+                ]}],
+                "tracking_info": {"number": "TRK1", "company": "DHL"},
+                "notify_customer": false,
+            }})
+        );
+    }
+
+    #[test]
+    fn nothing_remaining_means_the_fulfillment_is_there() {
+        let mut o = order();
+        o.fulfillments = serde_json::from_value(json!([
+            {"id": 77, "status": "success", "tracking_number": "OTHER", "line_items": [{"id": 11, "sku": "RED", "quantity": 3}]}
+        ]))
+        .unwrap();
+        let f = fulfillment(&[("RED", 3)], Some("TRK1"));
+        assert_eq!(plan(&o, &fulfillment_orders(0, 1), &f).unwrap(), Plan::Done(Ack { record_id: "77".into() }));
+    }
+
+    #[test]
+    fn a_fulfillment_with_the_commands_tracking_and_lines_is_its_own() {
+        let mut o = order();
+        o.fulfillments = serde_json::from_value(json!([
+            {"id": 78, "status": "success", "tracking_number": "TRK1", "line_items": [{"id": 11, "sku": "RED", "quantity": 1}]}
+        ]))
+        .unwrap();
+        // Two RED remain, yet this command's one RED is shipped already.
+        let f = fulfillment(&[("RED", 1)], Some("TRK1"));
+        assert_eq!(plan(&o, &fulfillment_orders(2, 1), &f).unwrap(), Plan::Done(Ack { record_id: "78".into() }));
+        let other = fulfillment(&[("RED", 1)], Some("TRK2"));
+        assert!(matches!(plan(&o, &fulfillment_orders(2, 1), &other).unwrap(), Plan::Send(_)));
+    }
+
+    #[test]
+    fn an_unknown_sku_or_too_many_is_refused_with_the_field() {
+        let unknown_sku = plan(&order(), &fulfillment_orders(3, 1), &fulfillment(&[("BLUE", 1)], None));
+        assert!(
+            matches!(unknown_sku, Err(DeliveryError::Permanent { field: Some(f), .. }) if f == "fulfillment.lines.sku")
+        );
+        let too_many = plan(&order(), &fulfillment_orders(1, 1), &fulfillment(&[("RED", 2)], None));
+        assert!(
+            matches!(too_many, Err(DeliveryError::Permanent { field: Some(f), .. }) if f == "fulfillment.lines.quantity")
+        );
+    }
+
+    fn refund_command() -> Command {
+        let now = Timestamp::UNIX_EPOCH;
+        Command {
+            id: 1,
+            flow: "f".into(),
+            target: "shop".into(),
+            order_ref: "450789469".into(),
+            kind: CommandKind::CreateRefund,
+            idempotency_key: "key-\"1\"".into(),
+            external_ref: "450789469/refund/R1".into(),
+            version: None,
+            payload: String::new(),
+            state: handoff_model::CommandState::Pending,
+            attempts: 0,
+            budget_attempts: 0,
+            budget_start: now,
+            ambiguous: false,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+            last_error: None,
+            record_id: None,
+        }
+    }
+
+    #[test]
+    fn the_refund_carries_the_key_in_the_idempotent_directive() {
+        let refund = Refund {
+            refund_id: handoff_model::ExternalId::new("R1").unwrap(),
+            amount: Money::new("12.50".parse().unwrap(), "USD".parse().unwrap()),
+            reason: Some("damaged".into()),
+        };
+        let parent = Transaction {
+            id: 389404469,
+            kind: "sale".into(),
+            status: "success".into(),
+            gateway: "bogus".into(),
+            currency: None,
+        };
+        let body = refund_request(&refund_command(), 450789469, &refund, &parent);
+        let query = body["query"].as_str().unwrap();
+        assert!(query.contains(r#"@idempotent(key: "key-\"1\"")"#), "{query}");
+        let input = &body["variables"]["input"];
+        assert_eq!(input["orderId"], "gid://shopify/Order/450789469");
+        assert_eq!(input["note"], "damaged [handoff 450789469/refund/R1]");
+        assert_eq!(input["transactions"][0]["parentId"], "gid://shopify/OrderTransaction/389404469");
+        assert_eq!(input["transactions"][0]["amount"], "12.50");
+        assert_eq!(input["transactions"][0]["kind"], "REFUND");
+    }
+
+    #[test]
+    fn refund_answers_are_read() {
+        let created =
+            json!({"data": {"refundCreate": {"refund": {"id": "gid://shopify/Refund/929361462"}, "userErrors": []}}});
+        assert_eq!(refund_created(&created), Ok(Ack { record_id: "929361462".into() }));
+        let refused = json!({"data": {"refundCreate": {"refund": null, "userErrors": [
+            {"field": ["transactions", "0", "amount"], "message": "Amount cannot exceed the refundable amount"}
+        ]}}});
+        assert_eq!(
+            refund_created(&refused),
+            Err(DeliveryError::Permanent {
+                reason: "refundCreate: Amount cannot exceed the refundable amount".into(),
+                field: Some("transactions.0.amount".into()),
+            })
+        );
+        let throttled = json!({"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]});
+        assert!(matches!(refund_created(&throttled), Err(DeliveryError::Transient { ambiguous: false, .. })));
+    }
+}
