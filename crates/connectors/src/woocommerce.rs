@@ -293,3 +293,29 @@ impl Poller for OrdersPoller {
         Box::pin(self.page(cursor, now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: &str, modified: &str) -> Value {
+        serde_json::json!({
+            "id": 727, "status": status, "currency": "EUR", "total": "20.00",
+            "date_created_gmt": "2026-11-01T10:00:00", "date_modified_gmt": modified,
+            "line_items": [{"sku": "MUG", "quantity": 2, "subtotal": "20.00", "total": "20.00"}],
+        })
+    }
+
+    #[test]
+    fn a_polled_order_is_its_webhooks_event() {
+        let created = polled_order(&order("processing", "2026-11-01T10:00:00")).unwrap();
+        assert_eq!((created.kind, created.event_id.to_string()), (EventKind::OrderCreated, "727@1793527200000".into()));
+        assert_eq!(created.order.unwrap().lines[0].quantity, 2);
+        let updated = polled_order(&order("completed", "2026-11-02T10:00:00")).unwrap();
+        assert_eq!(updated.kind, EventKind::OrderUpdated);
+        for status in ["cancelled", "trash"] {
+            let cancelled = polled_order(&order(status, "2026-11-03T10:00:00")).unwrap();
+            assert_eq!((cancelled.kind, cancelled.order), (EventKind::OrderCancelled, None));
+        }
+    }
+}
