@@ -254,6 +254,10 @@ fn plan(order: &AdminOrder, fulfillment_orders: &[FulfillmentOrder], f: &Fulfill
     if let Some(own) = own {
         return Ok(Plan::Done(Ack { record_id: own.id.to_string() }));
     }
+    if order.cancelled_at.is_some() {
+        // Nothing remains on a cancelled order, yet nothing was shipped for this command.
+        return Err(permanent("order_ref", format!("order {} is cancelled: nothing to fulfil", order.id)));
+    }
     let mut by_fulfillment_order: Vec<(u64, Vec<Value>)> = Vec::new();
     let mut nothing_left = true;
     for (sku, quantity) in &wanted {
@@ -585,7 +589,8 @@ impl OrdersPoller {
                 // With page_info Shopify allows only limit and fields: the rest is in the token.
                 Some(page_info) => query.append_pair("page_info", page_info),
                 None => query
-                    .append_pair("updated_at_min", &cursor.since.to_string())
+                    // Whole seconds, rounded down: the bound is inclusive, an earlier one is safe.
+                    .append_pair("updated_at_min", &whole_seconds(cursor.since).to_string())
                     .append_pair("status", "any")
                     .append_pair("order", "updated_at asc"),
             };
@@ -628,6 +633,10 @@ impl Poller for OrdersPoller {
     fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>> {
         Box::pin(self.page(cursor, now))
     }
+}
+
+fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 /// The `page_info` of the `rel="next"` link in Shopify's `Link` header.
@@ -774,6 +783,20 @@ mod tests {
         assert_eq!(plan(&o, &fulfillment_orders(2, 1), &f).unwrap(), Plan::Done(Ack { record_id: "78".into() }));
         let other = fulfillment(&[("RED", 1)], Some("TRK2"));
         assert!(matches!(plan(&o, &fulfillment_orders(2, 1), &other).unwrap(), Plan::Send(_)));
+    }
+
+    #[test]
+    fn a_cancelled_order_has_nothing_to_fulfil_and_nothing_fulfilled() {
+        let mut o = order();
+        o.cancelled_at = Some("2026-07-02T10:00:00Z".into());
+        let refused = plan(&o, &fulfillment_orders(0, 0), &fulfillment(&[("RED", 1)], Some("TRK1")));
+        assert!(matches!(refused, Err(DeliveryError::Permanent { field: Some(f), .. }) if f == "order_ref"));
+    }
+
+    #[test]
+    fn the_poll_window_starts_on_a_whole_second_at_or_before_it() {
+        let t: Timestamp = "2026-07-01T10:00:00.900Z".parse().unwrap();
+        assert_eq!(whole_seconds(t).to_string(), "2026-07-01T10:00:00Z");
     }
 
     #[test]

@@ -346,3 +346,20 @@ async fn a_polled_cancelled_woocommerce_order_is_a_cancellation() {
     assert_eq!(page.events[0].kind, EventKind::OrderCancelled);
     assert!(!page.more);
 }
+
+#[tokio::test]
+async fn a_partial_fulfillment_whose_ack_was_lost_is_found_by_its_tracking_number() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let order = place_shopify(&url, &[("RED", 3)]).await;
+    let target = target(&url);
+    let c = fulfillment(&order, "F1", &[("RED", 1)], "TRK1");
+    system.set_faults(Faults { lost_ack: 1.0, ..Faults::default() });
+    assert!(target.send(&c).await.is_err());
+    system.set_faults(Faults::default());
+    // Units remain, so only the fulfillment itself can say the command is done.
+    assert_eq!(remaining(&url, &order).await, vec![2]);
+    let found = target.read_back(&c).await.unwrap().expect("found by tracking number and lines");
+    assert_eq!(target.send(&c).await.unwrap(), found);
+    assert_eq!(fulfillment_records(&system), 1);
+    assert_eq!(remaining(&url, &order).await, vec![2]);
+}
