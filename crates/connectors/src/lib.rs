@@ -6,6 +6,7 @@ pub mod amazon;
 pub mod ebay;
 pub mod http_json;
 pub mod shopify;
+pub mod shopify_admin;
 pub mod signature;
 pub mod stripe;
 pub mod woocommerce;
@@ -121,6 +122,7 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
             http_json::HttpJsonTarget::new(base_url, system.timeout.unsigned_abs(), system.idempotency_keys)
                 .map_err(http)?,
         ),
+        ConnectorKind::Shopify => Arc::new(shopify_admin::ShopifyTarget::new(name, system)?),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
         _ => return Ok(None),
     };
@@ -130,6 +132,11 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
 /// The poller of a system whose contract entry asks for `poll`, or `None`.
 pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, ConfigError> {
     let Some(_settings) = &system.poll else { return Ok(None) };
+    match system.connector {
+        ConnectorKind::Shopify => return Ok(Some(Arc::new(shopify_admin::OrdersPoller::new(name, system)?))),
+        ConnectorKind::Woocommerce => return Ok(Some(Arc::new(woocommerce::OrdersPoller::new(name, system)?))),
+        _ => {}
+    }
     Err(ConfigError {
         key: format!("systems.{name}.poll"),
         message: format!("the {} connector cannot be polled", system.connector.as_str()),

@@ -86,6 +86,27 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
     Ok(event)
 }
 
+/// One order as the Admin REST API returns it (`orders.json`, `orders/{id}.json`) into the
+/// event its webhook would have given, for the reconciliation poll: `order.cancelled` once
+/// `cancelled_at` is set, `order.created` while it was never changed, else `order.updated`.
+/// The id `poll:{id}@{updated_at}` names one state of the order, so overlapping polls dedup.
+pub fn polled_order(order: serde_json::Value) -> Result<InboundEvent, SourceError> {
+    let cancelled = order.get("cancelled_at").is_some_and(|c| !c.is_null());
+    let o: ShopifyOrder = serde_json::from_value(order)?;
+    let updated_at = o.updated_at.ok_or_else(|| invalid("updated_at", "is missing"))?;
+    let topic = if cancelled {
+        "orders/cancelled"
+    } else if o.created_at == Some(updated_at) {
+        "orders/create"
+    } else {
+        "orders/updated"
+    };
+    let event_id = ExternalId::new(format!("poll:{}@{updated_at}", o.id)).map_err(|e| invalid("id", e))?;
+    let mut event = order_event(topic, o)?;
+    event.event_id = event_id;
+    Ok(event)
+}
+
 fn blank(kind: EventKind) -> InboundEvent {
     InboundEvent {
         event_id: ExternalId::new("-").expect("a valid id"),
@@ -292,4 +313,41 @@ struct Transaction {
     #[serde(with = "rust_decimal::serde::str")]
     amount: Decimal,
     currency: Option<Currency>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(updated_at: &str, cancelled_at: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "id": 450789469, "name": "#1001", "email": "bob@example.com", "currency": "USD",
+            "created_at": "2026-07-01T10:00:00-05:00", "updated_at": updated_at, "cancelled_at": cancelled_at,
+            "total_price": "21.00", "subtotal_price": "20.00",
+            "line_items": [{"id": 11, "sku": "RED", "quantity": 2, "price": "10.00"}],
+        })
+    }
+
+    #[test]
+    fn a_polled_order_is_the_webhooks_order_with_a_stable_id() {
+        let created = polled_order(order("2026-07-01T10:00:00-05:00", None)).unwrap();
+        assert_eq!(created.kind, EventKind::OrderCreated);
+        assert_eq!(created.event_id.to_string(), "poll:450789469@2026-07-01T15:00:00Z");
+        assert_eq!(created.version, Some(1_782_918_000_000));
+        let canonical = created.order.unwrap();
+        assert_eq!(
+            (canonical.order_ref.as_str(), canonical.lines[0].sku.as_str(), canonical.lines[0].quantity),
+            ("450789469", "RED", 2)
+        );
+
+        let updated = polled_order(order_json_updated()).unwrap();
+        assert_eq!(updated.kind, EventKind::OrderUpdated);
+        let cancelled = polled_order(order("2026-07-03T10:00:00Z", Some("2026-07-03T10:00:00Z"))).unwrap();
+        assert_eq!(cancelled.kind, EventKind::OrderCancelled);
+        assert!(cancelled.order.is_some());
+    }
+
+    fn order_json_updated() -> serde_json::Value {
+        order("2026-07-02T10:00:00Z", None)
+    }
 }

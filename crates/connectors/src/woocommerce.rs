@@ -3,6 +3,8 @@
 //! legacy v3 `{"order": ...}` wrapper maps too. WooCommerce signs the raw body
 //! (`X-WC-Webhook-Signature`) and sends an unsigned form-encoded ping when a webhook is saved.
 
+use handoff_engine::BoxFuture;
+use handoff_engine::poll::{Page, PollError, Poller};
 use handoff_model::{Address, CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -58,20 +60,6 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
     if let Ok(Wrapped { order }) = serde_json::from_value::<Wrapped>(o.clone()) {
         o = order;
     }
-    let id = match &o["id"] {
-        Value::Number(n) if n.is_u64() => n.to_string(),
-        Value::String(s) if !s.is_empty() => s.clone(),
-        _ => return Err(invalid("id", "is missing or not an integer")),
-    };
-    let modified =
-        text(&o, "date_modified_gmt").or_else(|| text(&o, "updated_at")).and_then(|s| gmt(s.trim_end_matches('Z')));
-    let created =
-        text(&o, "date_created_gmt").or_else(|| text(&o, "created_at")).and_then(|s| gmt(s.trim_end_matches('Z')));
-    let occurred_at = modified.or(created).unwrap_or(Timestamp::UNIX_EPOCH);
-    let version = modified.map(|t| t.as_millisecond().max(0) as u64);
-    // WooCommerce never retries, and each delivery has its own id: the order's state is the
-    // dedup key, so the same state delivered twice has no second effect.
-    let event_id = ExternalId::new(format!("{id}@{}", version.unwrap_or(0))).map_err(|e| invalid("id", e))?;
     let status = text(&o, "status").unwrap_or_default();
     let kind = match topic {
         "order.deleted" => EventKind::OrderCancelled,
@@ -80,9 +68,45 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
         "order.updated" => EventKind::OrderUpdated,
         other => return Err(invalid("X-WC-Webhook-Topic", format!("topic {other:?} is not one Handoff reads"))),
     };
+    let source_version = header("x-wc-webhook-resource").map(|_| "wc/v3".to_owned());
+    order_event(kind, &o, source_version)
+}
+
+/// One order as `GET /wp-json/wc/v3/orders` lists it into the event its webhook would have
+/// given, for the poll that closes WooCommerce's gap (it never retries a webhook): status
+/// `cancelled` or `trash` is a cancellation; an order never modified since it was created is
+/// `order.created`. Its id is the webhook's (`{id}@{modified ms}`), so a change seen both ways
+/// is one event.
+pub fn polled_order(o: &Value) -> Result<InboundEvent, SourceError> {
+    let status = text(o, "status").unwrap_or_default();
+    let kind = if status == "cancelled" || status == "trash" {
+        EventKind::OrderCancelled
+    } else if text(o, "date_modified_gmt").is_none() || text(o, "date_modified_gmt") == text(o, "date_created_gmt") {
+        EventKind::OrderCreated
+    } else {
+        EventKind::OrderUpdated
+    };
+    order_event(kind, o, Some("wc/v3".to_owned()))
+}
+
+fn order_event(kind: EventKind, o: &Value, source_version: Option<String>) -> Result<InboundEvent, SourceError> {
+    let id = match &o["id"] {
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        Value::String(s) if !s.is_empty() => s.clone(),
+        _ => return Err(invalid("id", "is missing or not an integer")),
+    };
+    let modified =
+        text(o, "date_modified_gmt").or_else(|| text(o, "updated_at")).and_then(|s| gmt(s.trim_end_matches('Z')));
+    let created =
+        text(o, "date_created_gmt").or_else(|| text(o, "created_at")).and_then(|s| gmt(s.trim_end_matches('Z')));
+    let occurred_at = modified.or(created).unwrap_or(Timestamp::UNIX_EPOCH);
+    let version = modified.map(|t| t.as_millisecond().max(0) as u64);
+    // WooCommerce never retries, and each delivery has its own id: the order's state is the
+    // dedup key, so the same state delivered twice has no second effect.
+    let event_id = ExternalId::new(format!("{id}@{}", version.unwrap_or(0))).map_err(|e| invalid("id", e))?;
     let order = match kind {
         EventKind::OrderCancelled => None,
-        _ => Some(order(&id, &o, created.unwrap_or(occurred_at))?),
+        _ => Some(order(&id, o, created.unwrap_or(occurred_at))?),
     };
     Ok(InboundEvent {
         event_id,
@@ -94,7 +118,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
         fulfillment: None,
         refund: None,
         payment: None,
-        source_version: header("x-wc-webhook-resource").map(|_| "wc/v3".to_owned()),
+        source_version,
     })
 }
 
@@ -147,4 +171,151 @@ fn order(id: &str, o: &Value, placed_at: Timestamp) -> Result<CanonicalOrder, So
         },
         placed_at,
     })
+}
+
+/// Where the orders poll stands: the window's start, the page inside it, and the latest
+/// modification seen in the window (the next window starts `lookback` before it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+struct Cursor {
+    since: Timestamp,
+    #[serde(default = "first_page")]
+    page: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seen: Option<Timestamp>,
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+/// Polls `GET /wp-json/wc/v3/orders` by `modified_after` (HTTP basic auth with the REST API
+/// key): WooCommerce drops a webhook its endpoint did not take, this finds the change anyway.
+pub struct OrdersPoller {
+    name: String,
+    url: String,
+    consumer_key: String,
+    consumer_secret: String,
+    client: reqwest::Client,
+    page_size: u32,
+    initial: jiff::SignedDuration,
+    lookback: jiff::SignedDuration,
+}
+
+impl OrdersPoller {
+    pub fn new(name: &str, system: &handoff_contract::System) -> Result<Self, crate::ConfigError> {
+        let base_url = system.base_url.as_deref().ok_or_else(|| crate::ConfigError {
+            key: format!("systems.{name}.base_url"),
+            message: "polling WooCommerce needs the store's URL".into(),
+        })?;
+        let settings = system.poll.clone().unwrap_or_default();
+        let client = reqwest::Client::builder()
+            .timeout(system.timeout.unsigned_abs())
+            .build()
+            .map_err(|e| crate::ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;
+        Ok(OrdersPoller {
+            name: name.to_owned(),
+            url: format!("{}/wp-json/wc/v3/orders", base_url.trim_end_matches('/')),
+            consumer_key: system.credential(name, "consumer_key")?.to_owned(),
+            consumer_secret: system.credential(name, "consumer_secret")?.to_owned(),
+            client,
+            page_size: settings.page_size.clamp(1, 100),
+            initial: settings.initial,
+            lookback: settings.lookback,
+        })
+    }
+
+    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let cursor = match cursor {
+            Some(text) => serde_json::from_str::<Cursor>(text)
+                .map_err(|e| PollError::new(format!("cursor {text:?} is not this poller's: {e}")))?,
+            None => Cursor { since: now - self.initial, page: 1, seen: None },
+        };
+        // WooCommerce reads dates without a zone; dates_are_gmt says they are UTC.
+        let since = cursor.since.to_zoned(jiff::tz::TimeZone::UTC).datetime().round(jiff::Unit::Second);
+        let since = since.map_err(|e| PollError::new(e.to_string()))?;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("modified_after", &since.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+            .append_pair("dates_are_gmt", "true")
+            .append_pair("per_page", &self.page_size.to_string())
+            .append_pair("page", &cursor.page.to_string())
+            .append_pair("orderby", "modified")
+            .append_pair("order", "asc")
+            .finish();
+        let response = self
+            .client
+            .get(format!("{}?{query}", self.url))
+            .basic_auth(&self.consumer_key, Some(&self.consumer_secret))
+            .send()
+            .await
+            .map_err(|e| PollError::new(format!("GET orders: {e}")))?;
+        let status = response.status();
+        let retry_after = crate::http_json::retry_after(response.headers());
+        let total_pages = response
+            .headers()
+            .get("x-wp-totalpages")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(1);
+        let body = response.bytes().await.map_err(|e| PollError::new(format!("GET orders: {e}")))?;
+        if !status.is_success() {
+            let message = String::from_utf8_lossy(&body).chars().take(300).collect::<String>();
+            return Err(PollError { reason: format!("GET orders: {status}: {message}"), retry_after });
+        }
+        let orders: Vec<Value> =
+            serde_json::from_slice(&body).map_err(|e| PollError::new(format!("GET orders: not a list: {e}")))?;
+        let mut events = Vec::with_capacity(orders.len());
+        let mut seen = cursor.seen;
+        for o in &orders {
+            match polled_order(o) {
+                Ok(event) => {
+                    seen = seen.max(Some(event.occurred_at));
+                    let canonical = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
+                    events.push(crate::new_event(&self.name, event, canonical, Some(o.to_string()), now));
+                }
+                // One order Handoff cannot read must not stop the others from coming in.
+                Err(e) => tracing::warn!(message = "polled order skipped", system = %self.name, error = %e),
+            }
+        }
+        let more = cursor.page < total_pages && !orders.is_empty();
+        let next = if more {
+            Cursor { since: cursor.since, page: cursor.page + 1, seen }
+        } else {
+            let since = seen.map_or(cursor.since, |s| (s - self.lookback).max(cursor.since));
+            Cursor { since, page: 1, seen: None }
+        };
+        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
+        Ok(Page { events, cursor, more })
+    }
+}
+
+impl Poller for OrdersPoller {
+    fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>> {
+        Box::pin(self.page(cursor, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: &str, modified: &str) -> Value {
+        serde_json::json!({
+            "id": 727, "status": status, "currency": "EUR", "total": "20.00",
+            "date_created_gmt": "2026-11-01T10:00:00", "date_modified_gmt": modified,
+            "line_items": [{"sku": "MUG", "quantity": 2, "subtotal": "20.00", "total": "20.00"}],
+        })
+    }
+
+    #[test]
+    fn a_polled_order_is_its_webhooks_event() {
+        let created = polled_order(&order("processing", "2026-11-01T10:00:00")).unwrap();
+        assert_eq!((created.kind, created.event_id.to_string()), (EventKind::OrderCreated, "727@1793527200000".into()));
+        assert_eq!(created.order.unwrap().lines[0].quantity, 2);
+        let updated = polled_order(&order("completed", "2026-11-02T10:00:00")).unwrap();
+        assert_eq!(updated.kind, EventKind::OrderUpdated);
+        for status in ["cancelled", "trash"] {
+            let cancelled = polled_order(&order(status, "2026-11-03T10:00:00")).unwrap();
+            assert_eq!((cancelled.kind, cancelled.order), (EventKind::OrderCancelled, None));
+        }
+    }
 }

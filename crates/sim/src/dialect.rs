@@ -123,9 +123,9 @@ impl Dialect for HttpJson {
 pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> {
     use handoff_contract::ConnectorKind;
     match kind {
+        ConnectorKind::Shopify => Arc::new(crate::vendors::shopify::ShopifyAdmin::default()),
+        ConnectorKind::Woocommerce => Arc::new(crate::vendors::woocommerce::WooCommerce::default()),
         ConnectorKind::HttpJson
-        | ConnectorKind::Shopify
-        | ConnectorKind::Woocommerce
         | ConnectorKind::Stripe
         | ConnectorKind::Amazon
         | ConnectorKind::Ebay

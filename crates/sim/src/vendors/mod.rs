@@ -1,0 +1,5 @@
+//! Vendor dialects of the simulated systems: each speaks one vendor's API in front of a
+//! [`crate::MockSystem`].
+
+pub mod shopify;
+pub mod woocommerce;

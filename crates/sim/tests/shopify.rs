@@ -1,0 +1,365 @@
+//! The Shopify target and poller, and the WooCommerce poller, against their simulated APIs on
+//! loopback: paging, read-back after lost acknowledgments, remaining quantities, refunds
+//! deduplicated by their idempotency key.
+
+use std::sync::Arc;
+
+use handoff_contract::System;
+use handoff_engine::poll::{Poller, poll_once};
+use handoff_engine::{DeliveryError, SystemClock, Target};
+use handoff_model::{CommandKind, CommandState, EventKind};
+use handoff_sim::dialect::Dialect;
+use handoff_sim::http::MockServer;
+use handoff_sim::system::Collection;
+use handoff_sim::vendors::shopify::ShopifyAdmin;
+use handoff_sim::vendors::woocommerce::WooCommerce;
+use handoff_sim::{Faults, MockSystem};
+use handoff_store::Command;
+use handoff_store::memory::MemoryStore;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+async fn serve(dialect: Arc<dyn Dialect>) -> (Arc<MockSystem>, String) {
+    let system = Arc::new(MockSystem::new("shop", Faults::default(), 7));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(MockServer::new(system.clone(), dialect, None).serve(listener));
+    (system, url)
+}
+
+fn system(connector: &str, base_url: &str, credentials: Value, page_size: u32) -> System {
+    serde_json::from_value(json!({
+        "role": "storefront",
+        "connector": connector,
+        "base_url": base_url,
+        "timeout": "2s",
+        "credentials": credentials,
+        "poll": {"every": "1m", "lookback": "5m", "page_size": page_size, "initial": "24h"},
+    }))
+    .unwrap()
+}
+
+fn shopify(base_url: &str, page_size: u32) -> System {
+    system("shopify", base_url, json!({"access_token": "shpat_test"}), page_size)
+}
+
+async fn place(base_url: &str, order: Value) -> Value {
+    let r = reqwest::Client::new().post(format!("{base_url}/_orders")).json(&order).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+/// Places a Shopify order with these (sku, quantity) lines and returns its id.
+async fn place_shopify(base_url: &str, lines: &[(&str, u32)]) -> String {
+    let items: Vec<Value> = lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q, "price": "10.00"})).collect();
+    let placed = place(
+        base_url,
+        json!({"order": {"email": "bob@example.com", "currency": "USD", "total_price": "30.00", "line_items": items}}),
+    )
+    .await;
+    placed["order"]["id"].as_u64().unwrap().to_string()
+}
+
+async fn get(url: &str) -> Value {
+    let r = reqwest::Client::new().get(url).header("x-shopify-access-token", "shpat_test").send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn remaining(base_url: &str, order_id: &str) -> Vec<u64> {
+    let fo = get(&format!("{base_url}/admin/api/2026-07/orders/{order_id}/fulfillment_orders.json")).await;
+    fo["fulfillment_orders"][0]["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["fulfillable_quantity"].as_u64().unwrap())
+        .collect()
+}
+
+fn command(kind: CommandKind, order_ref: &str, key: &str, external_ref: &str, payload: Value) -> Command {
+    let now = Timestamp::now();
+    Command {
+        id: 1,
+        flow: "returns".into(),
+        target: "shop".into(),
+        order_ref: order_ref.into(),
+        kind,
+        idempotency_key: key.into(),
+        external_ref: external_ref.into(),
+        version: None,
+        payload: payload.to_string(),
+        state: CommandState::Pending,
+        attempts: 0,
+        budget_attempts: 0,
+        budget_start: now,
+        ambiguous: false,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+        last_error: None,
+        record_id: None,
+    }
+}
+
+fn fulfillment(order_ref: &str, id: &str, lines: &[(&str, u32)], tracking: &str) -> Command {
+    let external_ref = format!("{order_ref}/fulfillment/{id}");
+    let lines: Vec<Value> = lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
+    let payload = json!({"external_ref": external_ref, "order_ref": order_ref, "fulfillment": {
+        "fulfillment_id": id, "lines": lines, "carrier": "DHL", "tracking_number": tracking,
+    }});
+    command(CommandKind::CreateFulfillment, order_ref, &format!("key-{id}"), &external_ref, payload)
+}
+
+fn cancel(order_ref: &str) -> Command {
+    let payload = json!({"external_ref": order_ref, "version": null});
+    command(CommandKind::CancelOrder, order_ref, &format!("cancel-{order_ref}"), order_ref, payload)
+}
+
+fn refund(order_ref: &str, id: &str, key: &str) -> Command {
+    let external_ref = format!("{order_ref}/refund/{id}");
+    let payload = json!({"external_ref": external_ref, "order_ref": order_ref, "refund": {
+        "refund_id": id, "amount": {"amount": "12.50", "currency": "USD"}, "reason": "damaged",
+    }});
+    command(CommandKind::CreateRefund, order_ref, key, &external_ref, payload)
+}
+
+fn target(base_url: &str) -> Arc<dyn Target> {
+    handoff_connectors::target("shop", &shopify(base_url, 50)).unwrap().expect("a target")
+}
+
+fn fulfillment_records(system: &MockSystem) -> usize {
+    system.records().iter().filter(|r| r.collection == Collection::Fulfillments).count()
+}
+
+/// Polls until caught up: (new events, pages).
+async fn poll_through(name: &str, poller: &dyn Poller, store: &MemoryStore) -> (usize, usize) {
+    let (mut new, mut pages) = (0, 0);
+    loop {
+        let (n, more) = poll_once(name, poller, store, &SystemClock).await.unwrap();
+        new += n;
+        pages += 1;
+        if !more {
+            return (new, pages);
+        }
+        assert!(pages < 50, "the poll never caught up");
+    }
+}
+
+#[tokio::test]
+async fn the_orders_poll_pages_through_and_a_second_poll_finds_nothing_new() {
+    let (_system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(place_shopify(&url, &[("RED", 1)]).await);
+    }
+    let poller = handoff_connectors::poller("shop", &shopify(&url, 2)).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    assert_eq!(poll_through("shop", poller.as_ref(), &store).await, (5, 3));
+    assert_eq!(poll_through("shop", poller.as_ref(), &store).await.0, 0, "the overlap is deduplicated");
+
+    // A cancel that no webhook announced is found by the next poll, as order.cancelled.
+    target(&url).send(&cancel(&ids[2])).await.unwrap();
+    assert_eq!(poll_through("shop", poller.as_ref(), &store).await.0, 1);
+    let mut cursor = None;
+    let mut kinds = Vec::new();
+    loop {
+        let page = poller.poll(cursor.as_deref(), Timestamp::now()).await.unwrap();
+        kinds.extend(page.events.iter().map(|e| (e.order_ref.clone(), e.kind)));
+        assert!(page.events.iter().all(|e| e.event_id.starts_with("poll:") && e.raw.is_some()));
+        cursor = Some(page.cursor);
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(kinds.len(), 5);
+    assert_eq!(kinds.last(), Some(&(ids[2].clone(), EventKind::OrderCancelled)), "ordered by updated_at");
+    assert_eq!(kinds.iter().filter(|(_, k)| *k == EventKind::OrderCreated).count(), 4);
+}
+
+#[tokio::test]
+async fn a_fulfillment_whose_ack_was_lost_is_read_back_and_never_created_twice() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let order = place_shopify(&url, &[("RED", 2), ("BLUE", 1)]).await;
+    let target = target(&url);
+    assert!(!target.honours_idempotency_keys());
+    let c = fulfillment(&order, "F1", &[("RED", 2), ("BLUE", 1)], "TRK1");
+    assert_eq!(target.read_back(&c).await.unwrap(), None);
+
+    system.set_faults(Faults { lost_ack: 1.0, ..Faults::default() });
+    let lost = target.send(&c).await.unwrap_err();
+    assert!(matches!(lost, DeliveryError::Transient { ambiguous: true, .. }), "{lost:?}");
+    system.set_faults(Faults::default());
+
+    assert_eq!(remaining(&url, &order).await, vec![0, 0]);
+    let found = target.read_back(&c).await.unwrap().expect("the lost fulfillment is found");
+    // A resend after all checks the remaining quantities first and posts nothing.
+    assert_eq!(target.send(&c).await.unwrap(), found);
+    assert_eq!(fulfillment_records(&system), 1, "no second fulfillment");
+    let shown = get(&format!("{url}/admin/api/2026-07/orders/{order}.json")).await;
+    assert_eq!(shown["order"]["fulfillments"][0]["id"].to_string(), found.record_id);
+    assert_eq!(shown["order"]["fulfillments"][0]["tracking_number"], "TRK1");
+}
+
+#[tokio::test]
+async fn a_partial_fulfillment_leaves_the_rest_remaining() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let order = place_shopify(&url, &[("RED", 3), ("BLUE", 1)]).await;
+    let target = target(&url);
+    let first = fulfillment(&order, "F1", &[("RED", 1)], "TRK1");
+    let first_ack = target.send(&first).await.unwrap();
+    assert_eq!(remaining(&url, &order).await, vec![2, 1]);
+
+    let second = fulfillment(&order, "F2", &[("RED", 1)], "TRK2");
+    assert_eq!(target.read_back(&second).await.unwrap(), None, "same lines, another shipment");
+    assert_eq!(target.read_back(&first).await.unwrap(), Some(first_ack.clone()));
+    let second_ack = target.send(&second).await.unwrap();
+    assert_ne!(second_ack, first_ack);
+    assert_eq!(remaining(&url, &order).await, vec![1, 1]);
+    assert_eq!(fulfillment_records(&system), 2);
+
+    let too_many = fulfillment(&order, "F3", &[("RED", 2)], "TRK3");
+    let refused = target.send(&too_many).await.unwrap_err();
+    assert!(
+        matches!(&refused, DeliveryError::Permanent { field: Some(f), .. } if f == "fulfillment.lines.quantity"),
+        "{refused:?}"
+    );
+    let unknown = fulfillment(&order, "F4", &[("GREEN", 1)], "TRK4");
+    assert!(matches!(target.send(&unknown).await, Err(DeliveryError::Permanent { .. })));
+    assert_eq!(fulfillment_records(&system), 2);
+}
+
+#[tokio::test]
+async fn a_throttled_write_waits_as_shopify_asks() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let order = place_shopify(&url, &[("RED", 1)]).await;
+    system.set_faults(Faults { throttle: 1.0, retry_after_s: 3, ..Faults::default() });
+    let throttled = target(&url).send(&fulfillment(&order, "F1", &[("RED", 1)], "TRK1")).await.unwrap_err();
+    assert!(
+        matches!(throttled, DeliveryError::Transient { ambiguous: false, retry_after: Some(d), .. } if d.as_secs() == 3),
+        "{throttled:?}"
+    );
+    assert_eq!(fulfillment_records(&system), 0);
+}
+
+#[tokio::test]
+async fn a_cancel_is_read_back_even_when_its_ack_was_lost() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let target = target(&url);
+    let order = place_shopify(&url, &[("RED", 1)]).await;
+    let c = cancel(&order);
+    assert_eq!(target.read_back(&c).await.unwrap(), None);
+    assert_eq!(target.send(&c).await.unwrap().record_id, order);
+    assert_eq!(target.read_back(&c).await.unwrap().map(|a| a.record_id), Some(order.clone()));
+    let shown = get(&format!("{url}/admin/api/2026-07/orders/{order}.json")).await;
+    assert!(shown["order"]["cancelled_at"].is_string());
+    assert_eq!(remaining(&url, &order).await, vec![0], "nothing left to fulfil on a cancelled order");
+
+    let other = place_shopify(&url, &[("RED", 1)]).await;
+    system.set_faults(Faults { lost_ack: 1.0, ..Faults::default() });
+    assert!(target.send(&cancel(&other)).await.is_err());
+    system.set_faults(Faults::default());
+    assert!(target.read_back(&cancel(&other)).await.unwrap().is_some());
+    // A resend meets Shopify's "already cancelled" and takes it as done.
+    assert_eq!(target.send(&cancel(&other)).await.unwrap().record_id, other);
+}
+
+#[tokio::test]
+async fn a_refund_sent_twice_with_one_key_is_one_refund() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let target = target(&url);
+    let order = place_shopify(&url, &[("RED", 1)]).await;
+    let c = refund(&order, "R1", "refund-key-1");
+    assert_eq!(target.read_back(&c).await.unwrap(), None);
+
+    system.set_faults(Faults { lost_ack: 1.0, ..Faults::default() });
+    assert!(matches!(target.send(&c).await, Err(DeliveryError::Transient { ambiguous: true, .. })));
+    system.set_faults(Faults::default());
+    let again = target.send(&c).await.unwrap();
+    assert_eq!(target.send(&c).await.unwrap(), again);
+    assert_eq!(target.read_back(&c).await.unwrap(), Some(again.clone()));
+
+    let refunds = get(&format!("{url}/admin/api/2026-07/orders/{order}/refunds.json")).await;
+    let refunds = refunds["refunds"].as_array().unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["id"].to_string(), again.record_id);
+    assert_eq!(refunds[0]["note"], format!("damaged [handoff {order}/refund/R1]"));
+    assert_eq!(refunds[0]["transactions"][0]["amount"], "12.50");
+
+    let other_currency = {
+        let mut c = refund(&order, "R2", "refund-key-2");
+        c.payload = c.payload.replace("USD", "EUR");
+        c
+    };
+    let refused = target.send(&other_currency).await.unwrap_err();
+    assert!(matches!(&refused, DeliveryError::Permanent { field: Some(f), .. } if f == "refund.amount.currency"));
+}
+
+fn woocommerce(base_url: &str, page_size: u32) -> System {
+    system("woocommerce", base_url, json!({"consumer_key": "ck_test", "consumer_secret": "cs_test"}), page_size)
+}
+
+fn woo_order(id: u64, status: &str, modified: &str) -> Value {
+    json!({
+        "id": id, "status": status, "currency": "EUR", "total": "20.00", "total_tax": "0.00", "shipping_total": "0.00",
+        "date_created_gmt": "2026-11-01T10:00:00", "date_modified_gmt": modified,
+        "billing": {"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com"},
+        "line_items": [{"sku": "MUG", "quantity": 2, "subtotal": "20.00", "total": "20.00", "total_tax": "0.00"}],
+    })
+}
+
+#[tokio::test]
+async fn the_woocommerce_poll_pages_through_and_sees_a_cancel() {
+    let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
+    let now = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).datetime();
+    let at = |minutes: i64| (now - jiff::SignedDuration::from_mins(minutes)).strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    for (n, id) in (101..=105).enumerate() {
+        place(&url, woo_order(id, "processing", &at(30 - n as i64))).await;
+    }
+    // Older than the first window: not read.
+    place(&url, woo_order(99, "processing", &at(60 * 48))).await;
+
+    let poller = handoff_connectors::poller("store", &woocommerce(&url, 2)).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await, (5, 3));
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await.0, 0, "the overlap is deduplicated");
+
+    // The cancel's webhook was never retried; the poll finds it.
+    place(&url, woo_order(103, "cancelled", &at(1))).await;
+    let page = poller.poll(None, Timestamp::now()).await.unwrap();
+    assert_eq!(page.events.iter().map(|e| e.order_ref.as_str()).collect::<Vec<_>>(), ["101", "102"]);
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await.0, 1);
+
+    let unauthenticated = reqwest::get(format!("{url}/wp-json/wc/v3/orders")).await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+}
+
+#[tokio::test]
+async fn a_polled_cancelled_woocommerce_order_is_a_cancellation() {
+    let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
+    let soon = (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).datetime() + jiff::SignedDuration::from_mins(1))
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    place(&url, woo_order(7, "trash", &soon)).await;
+    let poller = handoff_connectors::poller("store", &woocommerce(&url, 10)).unwrap().expect("a poller");
+    let page = poller.poll(None, Timestamp::now()).await.unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].kind, EventKind::OrderCancelled);
+    assert!(!page.more);
+}
+
+#[tokio::test]
+async fn a_partial_fulfillment_whose_ack_was_lost_is_found_by_its_tracking_number() {
+    let (system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let order = place_shopify(&url, &[("RED", 3)]).await;
+    let target = target(&url);
+    let c = fulfillment(&order, "F1", &[("RED", 1)], "TRK1");
+    system.set_faults(Faults { lost_ack: 1.0, ..Faults::default() });
+    assert!(target.send(&c).await.is_err());
+    system.set_faults(Faults::default());
+    // Units remain, so only the fulfillment itself can say the command is done.
+    assert_eq!(remaining(&url, &order).await, vec![2]);
+    let found = target.read_back(&c).await.unwrap().expect("found by tracking number and lines");
+    assert_eq!(target.send(&c).await.unwrap(), found);
+    assert_eq!(fulfillment_records(&system), 1);
+    assert_eq!(remaining(&url, &order).await, vec![2]);
+}
