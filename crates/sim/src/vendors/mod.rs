@@ -1,0 +1,3 @@
+//! Vendor dialects in front of the simulated systems, one module per vendor.
+
+pub mod netsuite;
