@@ -292,9 +292,6 @@ struct ProblemDetail {
     code: Option<String>,
 }
 
-/// Error codes that say "not now" rather than "not this data".
-const TRANSIENT_CODES: [&str; 3] = ["CONCURRENCY_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED", "UNEXPECTED_ERROR"];
-
 /// Classifies a NetSuite failure: 429 and concurrency limits are transient and unapplied; a
 /// rejected login (a clock skew or a reused nonce as often as a bad token) is transient and
 /// unapplied; 408, 5xx and `UNEXPECTED_ERROR` may have applied (ambiguous); any other 4xx is a
@@ -314,7 +311,6 @@ pub fn classify(status: StatusCode, body: &[u8], retry_after: Option<SignedDurat
         (429, _) | (_, "CONCURRENCY_LIMIT_EXCEEDED" | "SSS_REQUEST_LIMIT_EXCEEDED") => transient(false),
         (401, _) => transient(false),
         (408 | 500..=599, _) | (_, "UNEXPECTED_ERROR") => transient(true),
-        _ if TRANSIENT_CODES.contains(&code.as_str()) => transient(true),
         _ => DeliveryError::Permanent { reason, field: first.path.filter(|p| !p.is_empty()) },
     }
 }
@@ -561,7 +557,9 @@ impl NetSuiteTarget {
         })?;
         let body = sales_order(&payload.order, &c.external_ref, c.version, &self.client.settings)?;
         let body = serde_json::to_string(&body).map_err(|e| unreadable("salesOrder body", e))?;
-        let url = self.client.sales_order_url(&c.external_ref, "")?;
+        // `replace=item`: the sent lines are the order's lines; without it an update would add
+        // them beside the old ones.
+        let url = self.client.sales_order_url(&c.external_ref, "?replace=item")?;
         let answer = self.client.send(Method::PUT, url, Some(body), false).await?;
         acknowledged(answer)
     }
@@ -631,19 +629,13 @@ impl NetSuiteTarget {
 }
 
 /// A write's answer: 204 with the record's URL in `Location`, whose last segment is its
-/// internal id. A PATCH may answer without one (the caller knows the id).
+/// internal id. An empty id means "applied, id not given"; the caller reads it back.
 fn acknowledged(answer: Answer) -> Result<Ack, DeliveryError> {
     if !answer.status.is_success() {
         return Err(classify(answer.status, &answer.body, answer.retry_after));
     }
     let id = answer.location.as_deref().and_then(|l| l.trim_end_matches('/').rsplit('/').next()).unwrap_or("");
-    Ok(Ack { record_id: id.to_owned() }).and_then(|ack| {
-        if ack.record_id.is_empty() && answer.status != StatusCode::NO_CONTENT {
-            Err(unreadable(&format!("{} without a Location", answer.status), "no record id"))
-        } else {
-            Ok(ack)
-        }
-    })
+    Ok(Ack { record_id: id.to_owned() })
 }
 
 impl Target for NetSuiteTarget {
@@ -651,10 +643,10 @@ impl Target for NetSuiteTarget {
         Box::pin(async move {
             let ack = self.deliver(command).await?;
             if ack.record_id.is_empty() {
-                // 204 without Location: applied, id unknown; the read-back names it.
+                // Applied without a Location: the read-back names the record.
                 return match self.find(command).await? {
                     Some(ack) => Ok(ack),
-                    None => Err(unreadable("204 without a Location", "record not found after write")),
+                    None => Err(unreadable("answered without a Location", "record not found after the write")),
                 };
             }
             Ok(ack)

@@ -352,7 +352,13 @@ impl Dialect for NetSuite {
                     }
                 };
                 let body = system_body(&external_ref, &so);
-                if system.find(Collection::Orders, &external_ref).is_empty() {
+                let exists = !system.find(Collection::Orders, &external_ref).is_empty();
+                if exists && r.param("replace").as_deref() != Some("item") {
+                    // Real NetSuite would add the sent lines beside the old ones.
+                    let detail = "The simulator refuses an update that would append lines: send replace=item.";
+                    return Routed::Answer(problem(400, "Bad Request", "USER_ERROR", detail, Some("item")));
+                }
+                if !exists {
                     let idempotency_key = Some(format!("eid:{external_ref}"));
                     Routed::Write(Request::Create { collection: Collection::Orders, idempotency_key, body })
                 } else {
