@@ -976,9 +976,13 @@ mod tests {
         assert_eq!(lines[0]["quantity"], order.lines[0].quantity);
         // Money is written from the decimal's digits.
         let text = serde_json::to_string(&body).unwrap();
-        assert!(text.contains("\"rate\":9.95,\"amount\":18.9"), "{text}");
-        assert!(text.contains("\"shippingCost\":4.9"), "{text}");
-        assert_eq!(v["tranDate"], "2026-11-26");
+        assert_eq!(
+            text,
+            r##"{"externalId":"1001","entity":{"externalId":"ada@example.com"},"email":"ada@example.com","##.to_owned()
+                + r##""tranDate":"2026-11-26","currency":{"externalId":"EUR"},"otherRefNum":"#1001","##
+                + r##""memo":"Handoff order #1001","shippingCost":4.9,"item":{"items":[{"item":{"externalId":"MUG-1"},"##
+                + r##""quantity":2,"rate":9.95,"amount":18.9}]},"custbody_handoff_version":7}"##
+        );
         // A configured customer wins; without one and without an email there is no entity.
         let mut fixed = settings();
         fixed.customer_id = Some("42".into());
