@@ -170,6 +170,14 @@ async fn throttling_and_outages_are_transient() {
     );
     sim.system.set_faults(Faults { error_after_apply: 1.0, ..Faults::default() });
     assert!(matches!(target.send(&create).await.unwrap_err(), DeliveryError::Transient { ambiguous: true, .. }));
+    // A request lost before it applied: unknown to the client, not found, sent again once.
+    let lost = command(CommandKind::CreateOrder, "4005", 1, Some(order("4005", Some("c@example.com"), 1)));
+    sim.system.set_faults(Faults { lost_request: 1.0, ..Faults::default() });
+    assert!(matches!(target.send(&lost).await.unwrap_err(), DeliveryError::Transient { ambiguous: true, .. }));
+    sim.system.set_faults(Faults::default());
+    assert_eq!(target.read_back(&lost).await.unwrap(), None);
+    target.send(&lost).await.unwrap();
+    assert_eq!(sim.system.find(Collection::Orders, "4005").len(), 1);
     sim.system.set_faults(Faults { outage: true, ..Faults::default() });
     // A read-back that fails proves nothing.
     assert!(matches!(target.read_back(&create).await.unwrap_err(), DeliveryError::Transient { ambiguous: true, .. }));

@@ -423,6 +423,78 @@ impl Dialect for NetSuite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::system::Faults;
+
+    /// A request signed with the simulator's own test account.
+    fn signed(method: &str, path_and_query: &str, body: Value, extra: &[(&str, &str)]) -> HttpRequest {
+        let url = reqwest::Url::parse(&format!("http://ns.test{path_and_query}")).unwrap();
+        let authorization = oauth::authorization(&credentials(), method, &url, 1_800_000_000, "nonce");
+        let mut headers = vec![("host".to_owned(), "ns.test".to_owned()), ("authorization".to_owned(), authorization)];
+        headers.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        HttpRequest {
+            method: method.into(),
+            path: url.path().into(),
+            query: url.query().unwrap_or("").into(),
+            headers,
+            body: if body.is_null() { Default::default() } else { body.to_string().into() },
+        }
+    }
+
+    fn answer(routed: Routed) -> HttpResponse {
+        match routed {
+            Routed::Answer(answer) => answer,
+            Routed::Write(w) => panic!("expected an answer, got the write {w:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_need_a_valid_signature_and_expand_lines_only_when_asked() {
+        let ns = NetSuite::default();
+        let system = MockSystem::new("netsuite", Faults::default(), 1);
+        let so = json!({"email": "a@b.c", "item": {"items": [{"item": {"externalId": "MUG-1"}, "quantity": 2}]}});
+        let put = signed("PUT", &format!("{RECORD_PATH}/salesOrder/eid:1001?replace=item"), so, &[]);
+        let Routed::Write(create) = ns.route(&system, &put) else { panic!("a write") };
+        assert!(matches!(&create, Request::Create { idempotency_key: Some(k), .. } if k == "eid:1001"));
+        system.handle(create);
+
+        let get = signed("GET", &format!("{RECORD_PATH}/salesOrder/eid:1001"), Value::Null, &[]);
+        let plain = answer(ns.route(&system, &get));
+        assert_eq!(plain.status, 200);
+        assert!(plain.body["item"]["items"].is_null());
+        let expanded =
+            signed("GET", &format!("{RECORD_PATH}/salesOrder/eid:1001?expandSubResources=true"), Value::Null, &[]);
+        let expanded = answer(ns.route(&system, &expanded));
+        assert_eq!(expanded.body["item"]["items"][0]["line"], 1);
+        assert_eq!(expanded.body["orderStatus"]["id"], "B");
+
+        let missing = signed("GET", &format!("{RECORD_PATH}/salesOrder/eid:9999"), Value::Null, &[]);
+        let missing = answer(ns.route(&system, &missing));
+        assert_eq!(
+            (missing.status, &missing.body["o:errorDetails"][0]["o:errorCode"]),
+            (404, &json!("NONEXISTENT_ID"))
+        );
+
+        // Tampered: the signature covered another path.
+        let mut tampered = get.clone();
+        tampered.path = format!("{RECORD_PATH}/salesOrder/eid:1002");
+        assert_eq!(answer(ns.route(&system, &tampered)).status, 401);
+        let mut unsigned = get;
+        unsigned.headers.retain(|(k, _)| k != "authorization");
+        assert_eq!(answer(ns.route(&system, &unsigned)).status, 401);
+    }
+
+    #[test]
+    fn suiteql_needs_prefer_transient_and_fulfil_needs_an_order() {
+        let ns = NetSuite::default();
+        let system = MockSystem::new("netsuite", Faults::default(), 1);
+        let q = json!({"q": handoff_connectors::netsuite::fulfillments_query(Timestamp::UNIX_EPOCH)});
+        let path = format!("{SUITEQL_PATH}?limit=10&offset=0");
+        let refused = answer(ns.route(&system, &signed("POST", &path, q.clone(), &[])));
+        assert_eq!(refused.status, 400);
+        let empty = answer(ns.route(&system, &signed("POST", &path, q, &[("prefer", "transient")])));
+        assert_eq!((empty.status, &empty.body["items"], &empty.body["hasMore"]), (200, &json!([]), &json!(false)));
+        assert_eq!(ns.fulfil(&system, "nope").map(|a| a.status), Some(404));
+    }
 
     #[test]
     fn required_fields_are_named_as_netsuite_fields() {
