@@ -5,6 +5,7 @@
 pub mod amazon;
 pub mod ebay;
 pub mod http_json;
+pub mod netsuite;
 pub mod shopify;
 pub mod shopify_admin;
 pub mod signature;
@@ -123,6 +124,9 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
                 .map_err(http)?,
         ),
         ConnectorKind::Shopify => Arc::new(shopify_admin::ShopifyTarget::new(name, system)?),
+        ConnectorKind::Netsuite => {
+            Arc::new(netsuite::NetSuiteTarget::new(netsuite::Settings::from_contract(name, system)?).map_err(http)?)
+        }
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
         _ => return Ok(None),
     };
@@ -131,14 +135,21 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
 
 /// The poller of a system whose contract entry asks for `poll`, or `None`.
 pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, ConfigError> {
-    let Some(_settings) = &system.poll else { return Ok(None) };
-    match system.connector {
-        ConnectorKind::Shopify => return Ok(Some(Arc::new(shopify_admin::OrdersPoller::new(name, system)?))),
-        ConnectorKind::Woocommerce => return Ok(Some(Arc::new(woocommerce::OrdersPoller::new(name, system)?))),
-        _ => {}
-    }
-    Err(ConfigError {
-        key: format!("systems.{name}.poll"),
-        message: format!("the {} connector cannot be polled", system.connector.as_str()),
-    })
+    let Some(settings) = &system.poll else { return Ok(None) };
+    let http = |e: reqwest::Error| ConfigError { key: format!("systems.{name}"), message: e.to_string() };
+    let poller: Arc<dyn Poller> = match system.connector {
+        ConnectorKind::Shopify => Arc::new(shopify_admin::OrdersPoller::new(name, system)?),
+        ConnectorKind::Woocommerce => Arc::new(woocommerce::OrdersPoller::new(name, system)?),
+        ConnectorKind::Netsuite => {
+            let netsuite = netsuite::Settings::from_contract(name, system)?;
+            Arc::new(netsuite::NetSuitePoller::new(name, netsuite, settings.clone()).map_err(http)?)
+        }
+        _ => {
+            return Err(ConfigError {
+                key: format!("systems.{name}.poll"),
+                message: format!("the {} connector cannot be polled", system.connector.as_str()),
+            });
+        }
+    };
+    Ok(Some(poller))
 }

@@ -1,5 +1,6 @@
 //! Vendor dialects of the simulated systems: each speaks one vendor's API in front of a
 //! [`crate::MockSystem`].
 
+pub mod netsuite;
 pub mod shopify;
 pub mod woocommerce;

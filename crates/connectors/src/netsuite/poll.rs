@@ -1,0 +1,232 @@
+//! Item fulfillments read back from NetSuite through SuiteQL, as `fulfillment.created` events
+//! against the sales order's external id.
+
+use handoff_contract::PollSettings;
+use handoff_engine::poll::{Page, PollError};
+use handoff_engine::{BoxFuture, DeliveryError, Poller};
+use handoff_model::{EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
+use jiff::Timestamp;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Client, SUITEQL_MAX_LIMIT, SUITEQL_PATH, Settings, classify, text};
+
+/// The SuiteQL that lists item fulfillments changed at or after `since` (UTC), oldest first.
+/// Times are read in the integration user's time zone, which must be GMT.
+pub fn fulfillments_query(since: Timestamp) -> String {
+    let since = since.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string();
+    format!(
+        "SELECT f.id AS id, TO_CHAR(f.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS last_modified, \
+         so.externalid AS order_ref, BUILTIN.DF(f.shipcarrier) AS carrier, \
+         (SELECT MAX(p.packagetrackingnumber) FROM itemfulfillmentpackage p WHERE p.itemfulfillment = f.id) \
+         AS tracking_number \
+         FROM transaction f \
+         JOIN previoustransactionlink ptl ON ptl.nextdoc = f.id \
+         JOIN transaction so ON so.id = ptl.previousdoc AND so.type = 'SalesOrd' \
+         WHERE f.type = 'ItemShip' AND f.lastmodifieddate >= TO_TIMESTAMP('{since}', 'YYYY-MM-DD HH24:MI:SS') \
+         ORDER BY f.lastmodifieddate, f.id"
+    )
+}
+
+/// The SuiteQL that lists the item lines of some fulfillments, SKU by the item's external id.
+pub fn fulfillment_lines_query(ids: &[String]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| format!("'{}'", id.replace('\'', "''"))).collect();
+    format!(
+        "SELECT l.transaction AS fulfillment, i.externalid AS sku, ABS(l.quantity) AS quantity \
+         FROM transactionline l JOIN item i ON i.id = l.item \
+         WHERE l.transaction IN ({}) AND l.mainline = 'F' AND l.iscogs = 'F' \
+         ORDER BY l.transaction, l.id",
+        ids.join(", ")
+    )
+}
+
+/// A SuiteQL answer page.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rows {
+    #[serde(default)]
+    items: Vec<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+/// Where the next poll starts: fulfillments modified at or after `since`, skipping `offset`
+/// rows of that query (while paging through one window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub since: Timestamp,
+    #[serde(default)]
+    pub offset: u32,
+}
+
+pub struct NetSuitePoller {
+    system: String,
+    client: Client,
+    poll: PollSettings,
+}
+
+impl NetSuitePoller {
+    pub fn new(system: &str, settings: Settings, poll: PollSettings) -> Result<Self, reqwest::Error> {
+        Ok(NetSuitePoller { system: system.to_owned(), client: Client::new(settings)?, poll })
+    }
+
+    async fn query(&self, q: &str, limit: u32, offset: u32) -> Result<Rows, PollError> {
+        let url = self
+            .client
+            .url(&format!("{SUITEQL_PATH}?limit={limit}&offset={offset}"))
+            .map_err(|e| PollError::new(e.to_string()))?;
+        let body = json!({ "q": q }).to_string();
+        let answer =
+            self.client.send(Method::POST, url, Some(body), true).await.map_err(|e| PollError::new(e.to_string()))?;
+        if !answer.status.is_success() {
+            let e = classify(answer.status, &answer.body, answer.retry_after);
+            let retry_after = match &e {
+                DeliveryError::Transient { retry_after, .. } => *retry_after,
+                DeliveryError::Permanent { .. } => None,
+            };
+            return Err(PollError { reason: format!("SuiteQL: {e}"), retry_after });
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| PollError::new(format!("SuiteQL answer unreadable: {e}")))
+    }
+
+    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let cursor = match cursor {
+            Some(text) => {
+                serde_json::from_str(text).map_err(|e| PollError::new(format!("bad cursor {text:?}: {e}")))?
+            }
+            None => Cursor { since: now - self.poll.initial, offset: 0 },
+        };
+        let limit = self.poll.page_size.clamp(1, SUITEQL_MAX_LIMIT);
+        let headers = self.query(&fulfillments_query(cursor.since), limit, cursor.offset).await?;
+        let ids: Vec<String> = headers.items.iter().filter_map(|r| r.get("id").and_then(text)).collect();
+        let mut lines: Vec<serde_json::Map<String, Value>> = Vec::new();
+        if !ids.is_empty() {
+            let q = fulfillment_lines_query(&ids);
+            let mut offset = 0;
+            loop {
+                let page = self.query(&q, SUITEQL_MAX_LIMIT, offset).await?;
+                let more = page.has_more && !page.items.is_empty();
+                lines.extend(page.items);
+                if !more {
+                    break;
+                }
+                offset += SUITEQL_MAX_LIMIT;
+            }
+        }
+        let mut events = Vec::new();
+        let mut latest: Option<Timestamp> = None;
+        for header in &headers.items {
+            let Some(seen) = fulfillment_event(header, &lines) else { continue };
+            latest = latest.max(Some(seen.occurred_at));
+            let raw = json!({"fulfillment": header, "lines": lines_of(header, &lines)}).to_string();
+            let payload = serde_json::to_string(&seen).map_err(|e| PollError::new(e.to_string()))?;
+            events.push(crate::new_event(&self.system, seen, payload, Some(raw), now));
+        }
+        let next = if headers.has_more {
+            Cursor { since: cursor.since, offset: cursor.offset + limit }
+        } else {
+            // Start the next window a lookback before the newest change, never behind this one.
+            let since = latest.map_or(cursor.since, |l| (l - self.poll.lookback).max(cursor.since));
+            Cursor { since, offset: 0 }
+        };
+        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
+        Ok(Page { events, cursor, more: headers.has_more })
+    }
+}
+
+fn lines_of<'a>(
+    header: &serde_json::Map<String, Value>,
+    lines: &'a [serde_json::Map<String, Value>],
+) -> Vec<&'a serde_json::Map<String, Value>> {
+    let id = header.get("id").and_then(text);
+    lines.iter().filter(|l| l.get("fulfillment").and_then(text) == id).collect()
+}
+
+fn quantity(v: &Value) -> Option<u32> {
+    let d: Decimal = match v {
+        Value::Number(n) => n.to_string().parse().ok()?,
+        Value::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    u32::try_from(d.normalize().mantissa()).ok().filter(|_| d.normalize().scale() == 0)
+}
+
+/// One fulfillment row and its lines as a `fulfillment.created` event, or `None` for one
+/// Handoff cannot report: of an order without an external id (not Handoff's), or without lines
+/// whose items have an external id.
+fn fulfillment_event(
+    header: &serde_json::Map<String, Value>,
+    lines: &[serde_json::Map<String, Value>],
+) -> Option<InboundEvent> {
+    let id = header.get("id").and_then(text)?;
+    let order_ref = header.get("order_ref").and_then(text)?;
+    let modified = header.get("last_modified").and_then(Value::as_str)?;
+    let occurred_at =
+        modified.parse::<jiff::civil::DateTime>().ok()?.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    let lines: Vec<FulfillmentLine> = lines_of(header, lines)
+        .into_iter()
+        .filter_map(|l| {
+            Some(FulfillmentLine { sku: l.get("sku").and_then(text)?, quantity: quantity(l.get("quantity")?)? })
+        })
+        .filter(|l| l.quantity > 0)
+        .collect();
+    let event = InboundEvent {
+        event_id: ExternalId::new(format!("netsuite:itemFulfillment:{id}")).ok()?,
+        kind: EventKind::FulfillmentCreated,
+        order_ref,
+        occurred_at,
+        version: u64::try_from(occurred_at.as_millisecond()).ok(),
+        order: None,
+        fulfillment: Some(Fulfillment {
+            fulfillment_id: ExternalId::new(id).ok()?,
+            lines,
+            carrier: header.get("carrier").and_then(text),
+            tracking_number: header.get("tracking_number").and_then(text),
+        }),
+        refund: None,
+        payment: None,
+        source_version: None,
+    };
+    event.validate().ok()?;
+    Some(event)
+}
+
+impl Poller for NetSuitePoller {
+    fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>> {
+        Box::pin(self.page(cursor, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fulfillment_rows_become_one_event() {
+        let header = json!({"id": "88", "last_modified": "2026-11-26T18:00:05", "order_ref": "1001",
+            "carrier": "UPS", "tracking_number": "1Z999"});
+        let lines = json!([
+            {"fulfillment": "88", "sku": "SKU-1", "quantity": "2"},
+            {"fulfillment": 88, "sku": "SKU-2", "quantity": 1},
+            {"fulfillment": "89", "sku": "SKU-3", "quantity": "1"}
+        ]);
+        let header = header.as_object().unwrap().clone();
+        let lines: Vec<_> = lines.as_array().unwrap().iter().map(|l| l.as_object().unwrap().clone()).collect();
+        let event = fulfillment_event(&header, &lines).unwrap();
+        assert_eq!(event.event_id.as_str(), "netsuite:itemFulfillment:88");
+        assert_eq!(event.order_ref, "1001");
+        let f = event.fulfillment.unwrap();
+        assert_eq!(
+            f.lines.iter().map(|l| (l.sku.as_str(), l.quantity)).collect::<Vec<_>>(),
+            [("SKU-1", 2), ("SKU-2", 1)]
+        );
+        assert_eq!(f.tracking_number.as_deref(), Some("1Z999"));
+        assert_eq!(event.version, Some("2026-11-26T18:00:05Z".parse::<Timestamp>().unwrap().as_millisecond() as u64));
+        // Without the order's external id it is not Handoff's to report.
+        let mut foreign = header.clone();
+        foreign.remove("order_ref");
+        assert!(fulfillment_event(&foreign, &lines).is_none());
+    }
+}

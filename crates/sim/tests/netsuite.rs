@@ -1,0 +1,263 @@
+//! The NetSuite connector against the simulated NetSuite on loopback: the salesOrder upsert
+//! under a lost acknowledgment, read-back, update, close, a refused order, and item
+//! fulfillments found by the SuiteQL poller exactly once.
+
+use std::sync::Arc;
+
+use handoff_contract::System;
+use handoff_engine::poll::poll_once;
+use handoff_engine::{Clock, DeliveryError, ManualClock, Poller, Target};
+use handoff_model::{CommandKind, CommandState, EventKind, InboundEvent};
+use handoff_sim::dialect::for_connector;
+use handoff_sim::http::MockServer;
+use handoff_sim::system::Collection;
+use handoff_sim::vendors::netsuite::CREDENTIALS;
+use handoff_sim::{Faults, MockSystem};
+use handoff_store::Command;
+use jiff::Timestamp;
+use serde_json::json;
+
+struct Sim {
+    system: Arc<MockSystem>,
+    base_url: String,
+    _server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn serve(faults: Faults) -> Sim {
+    let system = Arc::new(MockSystem::new("netsuite", faults, 7));
+    let server = MockServer::new(system.clone(), for_connector(handoff_contract::ConnectorKind::Netsuite), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    Sim { system, base_url, _server: tokio::spawn(server.serve(listener)) }
+}
+
+fn contract(base_url: &str, credentials: &[(&str, &str)]) -> System {
+    let credentials: serde_json::Map<String, serde_json::Value> =
+        credentials.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    serde_json::from_value(json!({
+        "role": "erp",
+        "connector": "netsuite",
+        "base_url": base_url,
+        "timeout": "2s",
+        "credentials": credentials,
+        "poll": {"every": "1m", "lookback": "5m", "page_size": 1, "initial": "1h"},
+    }))
+    .unwrap()
+}
+
+fn order(order_ref: &str, email: Option<&str>, quantity: u32) -> serde_json::Value {
+    json!({
+        "order_ref": order_ref,
+        "name": format!("#{order_ref}"),
+        "customer": {"email": email, "name": "Ada"},
+        "lines": [{"sku": "MUG-1", "quantity": quantity, "unit_price": "9.95"}, {"sku": "TEE-2", "quantity": 1, "unit_price": "20.00"}],
+        "currency": "EUR",
+        "totals": {"subtotal": "39.90", "tax": "0", "shipping": "4.90", "total": "44.80"},
+        "placed_at": "2026-11-26T10:00:00Z"
+    })
+}
+
+fn command(kind: CommandKind, order_ref: &str, version: u64, order: Option<serde_json::Value>) -> Command {
+    let now = Timestamp::now();
+    let payload = match order {
+        Some(order) => json!({"external_ref": order_ref, "version": version, "order": order}),
+        None => json!({"external_ref": order_ref, "version": version}),
+    };
+    Command {
+        id: 1,
+        flow: "orders-to-erp".into(),
+        target: "netsuite".into(),
+        order_ref: order_ref.into(),
+        kind,
+        idempotency_key: format!("{order_ref}:{}:{version}", kind.as_str()),
+        external_ref: order_ref.into(),
+        version: Some(version),
+        payload: payload.to_string(),
+        state: CommandState::InFlight,
+        attempts: 1,
+        budget_attempts: 1,
+        budget_start: now,
+        ambiguous: false,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+        record_id: None,
+        last_error: None,
+    }
+}
+
+fn target(sim: &Sim) -> Arc<dyn Target> {
+    handoff_connectors::target("netsuite", &contract(&sim.base_url, &CREDENTIALS)).unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn orders_are_upserted_read_back_updated_and_closed() {
+    let sim = serve(Faults::default()).await;
+    let target = target(&sim);
+    assert!(target.honours_idempotency_keys());
+
+    // Created; the acknowledgment is lost, and the read-back finds the order.
+    sim.system.set_faults(Faults { lost_ack: 1.0, ..Faults::default() });
+    let create = command(CommandKind::CreateOrder, "1001", 1, Some(order("1001", Some("ada@example.com"), 2)));
+    let lost = target.send(&create).await.unwrap_err();
+    assert!(matches!(lost, DeliveryError::Transient { ambiguous: true, .. }), "{lost:?}");
+    sim.system.set_faults(Faults::default());
+    let found = target.read_back(&create).await.unwrap().expect("the lost create is found");
+    let records = sim.system.find(Collection::Orders, "1001");
+    assert_eq!(records.len(), 1);
+    assert_eq!(found.record_id, records[0].id);
+
+    // A retried upsert stays one order, acknowledged with the id from Location.
+    let ack = target.send(&create).await.unwrap();
+    assert_eq!(ack.record_id, records[0].id);
+    assert_eq!(sim.system.find(Collection::Orders, "1001").len(), 1);
+
+    // An update is not visible before it is sent, and is after.
+    let update = command(CommandKind::UpdateOrder, "1001", 2, Some(order("1001", Some("ada@example.com"), 5)));
+    assert_eq!(target.read_back(&update).await.unwrap(), None);
+    assert_eq!(target.send(&update).await.unwrap().record_id, records[0].id);
+    assert!(target.read_back(&update).await.unwrap().is_some());
+    let updated = &sim.system.find(Collection::Orders, "1001")[0];
+    assert_eq!(updated.version, Some(2));
+    assert_eq!(updated.lines, vec![("MUG-1".to_owned(), 5), ("TEE-2".to_owned(), 1)]);
+
+    // A cancel closes every line; the read-back sees it only afterwards.
+    let cancel = command(CommandKind::CancelOrder, "1001", 3, None);
+    assert_eq!(target.read_back(&cancel).await.unwrap(), None);
+    assert_eq!(target.send(&cancel).await.unwrap().record_id, records[0].id);
+    assert_eq!(sim.system.find(Collection::Orders, "1001")[0].status, "cancelled");
+    assert!(target.read_back(&cancel).await.unwrap().is_some());
+    // A resent cancel changes nothing and is acknowledged.
+    assert_eq!(target.send(&cancel).await.unwrap().record_id, records[0].id);
+
+    let ops: Vec<String> = sim.system.applied().iter().map(|a| a.op.clone()).collect();
+    assert_eq!(ops, ["create", "update", "update", "cancel"]);
+    // Nothing else was ever created.
+    assert_eq!(sim.system.records().len(), 1);
+    // An order never sent is not found.
+    let other = command(CommandKind::CreateOrder, "2002", 1, Some(order("2002", Some("b@example.com"), 1)));
+    assert_eq!(target.read_back(&other).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_missing_required_field_is_permanent_and_names_the_field() {
+    let faults = Faults { required_fields: vec!["customer.email".into()], ..Faults::default() };
+    let sim = serve(faults).await;
+    let mut credentials = CREDENTIALS.to_vec();
+    // With a default customer the order is sent without an email, and NetSuite refuses it.
+    credentials.push(("customer_id", "42"));
+    let target = handoff_connectors::target("netsuite", &contract(&sim.base_url, &credentials)).unwrap().unwrap();
+    let create = command(CommandKind::CreateOrder, "3003", 1, Some(order("3003", None, 1)));
+    match target.send(&create).await.unwrap_err() {
+        DeliveryError::Permanent { field, reason } => {
+            assert_eq!(field.as_deref(), Some("email"), "{reason}");
+            assert!(reason.contains("USER_ERROR"), "{reason}");
+        }
+        other => panic!("expected a data error, got {other:?}"),
+    }
+    assert!(sim.system.applied().is_empty());
+}
+
+#[tokio::test]
+async fn throttling_and_outages_are_transient() {
+    let sim = serve(Faults { throttle: 1.0, retry_after_s: 3, ..Faults::default() }).await;
+    let target = target(&sim);
+    let create = command(CommandKind::CreateOrder, "4004", 1, Some(order("4004", Some("c@example.com"), 1)));
+    let throttled = target.send(&create).await.unwrap_err();
+    assert!(
+        matches!(&throttled, DeliveryError::Transient { ambiguous: false, retry_after: Some(_), reason } if reason.contains("CONCURRENCY_LIMIT_EXCEEDED")),
+        "{throttled:?}"
+    );
+    sim.system.set_faults(Faults { error_after_apply: 1.0, ..Faults::default() });
+    assert!(matches!(target.send(&create).await.unwrap_err(), DeliveryError::Transient { ambiguous: true, .. }));
+    // A request lost before it applied: unknown to the client, not found, sent again once.
+    let lost = command(CommandKind::CreateOrder, "4005", 1, Some(order("4005", Some("c@example.com"), 1)));
+    sim.system.set_faults(Faults { lost_request: 1.0, ..Faults::default() });
+    assert!(matches!(target.send(&lost).await.unwrap_err(), DeliveryError::Transient { ambiguous: true, .. }));
+    sim.system.set_faults(Faults::default());
+    assert_eq!(target.read_back(&lost).await.unwrap(), None);
+    target.send(&lost).await.unwrap();
+    assert_eq!(sim.system.find(Collection::Orders, "4005").len(), 1);
+    sim.system.set_faults(Faults { outage: true, ..Faults::default() });
+    // A read-back that fails proves nothing.
+    assert!(matches!(target.read_back(&create).await.unwrap_err(), DeliveryError::Transient { ambiguous: true, .. }));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_before_anything_applies() {
+    let sim = serve(Faults::default()).await;
+    let mut credentials = CREDENTIALS.to_vec();
+    credentials.retain(|(k, _)| *k != "token_secret");
+    credentials.push(("token_secret", "not-the-secret"));
+    let target = handoff_connectors::target("netsuite", &contract(&sim.base_url, &credentials)).unwrap().unwrap();
+    let create = command(CommandKind::CreateOrder, "5005", 1, Some(order("5005", Some("d@example.com"), 1)));
+    let refused = target.send(&create).await.unwrap_err();
+    assert!(
+        matches!(&refused, DeliveryError::Transient { ambiguous: false, reason, .. } if reason.contains("INVALID_LOGIN_ATTEMPT")),
+        "{refused:?}"
+    );
+    assert!(sim.system.applied().is_empty());
+}
+
+#[tokio::test]
+async fn fulfillments_are_polled_once_each() {
+    let sim = serve(Faults::default()).await;
+    let target = target(&sim);
+    for order_ref in ["6001", "6002"] {
+        let create = command(CommandKind::CreateOrder, order_ref, 1, Some(order(order_ref, Some("e@example.com"), 2)));
+        target.send(&create).await.unwrap();
+    }
+    let system = contract(&sim.base_url, &CREDENTIALS);
+    let poller: Arc<dyn Poller> = handoff_connectors::poller("netsuite", &system).unwrap().unwrap();
+    let store = handoff_store::memory::MemoryStore::new();
+    let clock = ManualClock::new(Timestamp::now());
+
+    // Nothing fulfilled yet.
+    assert_eq!(poll_once("netsuite", poller.as_ref(), &store, &clock).await.unwrap(), (0, false));
+
+    let http = reqwest::Client::new();
+    for order_ref in ["6001", "6002"] {
+        let fulfilled = http
+            .post(format!("{}/_fulfil", sim.base_url))
+            .json(&json!({"external_ref": order_ref}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fulfilled.status(), 201);
+    }
+
+    // Page size 1: the first page holds one fulfillment and says more are ready.
+    assert_eq!(poll_once("netsuite", poller.as_ref(), &store, &clock).await.unwrap(), (1, true));
+    assert_eq!(poll_once("netsuite", poller.as_ref(), &store, &clock).await.unwrap(), (1, false));
+    // The next window starts a lookback before the newest change: both are read again (a page
+    // each), and nothing is new.
+    let mut again = Vec::new();
+    loop {
+        let (new, more) = poll_once("netsuite", poller.as_ref(), &store, &clock).await.unwrap();
+        again.push(new);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(again, [0, 0]);
+
+    // The events themselves, read page by page from the start.
+    let mut page = poller.poll(None, clock.now()).await.unwrap();
+    let mut polled = page.events.clone();
+    while page.more {
+        page = poller.poll(Some(&page.cursor), clock.now()).await.unwrap();
+        polled.extend(page.events.clone());
+    }
+    assert_eq!(polled.len(), 2);
+    let ids: std::collections::BTreeSet<&str> = polled.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "one stable event id per fulfillment");
+    let events: Vec<InboundEvent> = polled.iter().map(|e| serde_json::from_str(&e.payload).unwrap()).collect();
+    assert_eq!(events.iter().filter(|e| e.order_ref == "6001").count(), 1);
+    let first = events.iter().find(|e| e.order_ref == "6001").expect("6001 fulfilled");
+    assert_eq!(first.kind, EventKind::FulfillmentCreated);
+    let f = first.fulfillment.as_ref().unwrap();
+    assert_eq!(f.lines.iter().map(|l| (l.sku.as_str(), l.quantity)).collect::<Vec<_>>(), [("MUG-1", 2), ("TEE-2", 1)]);
+    assert_eq!(f.carrier.as_deref(), Some("UPS"));
+    assert!(f.tracking_number.as_deref().is_some_and(|t| t.starts_with("1Z")));
+    assert!(polled.iter().all(|e| e.event_id.starts_with("netsuite:itemFulfillment:") && e.raw.is_some()));
+}
