@@ -5,6 +5,7 @@
 pub mod amazon;
 pub mod ebay;
 pub mod http_json;
+pub mod odoo;
 pub mod shopify;
 pub mod signature;
 pub mod stripe;
@@ -121,6 +122,7 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
             http_json::HttpJsonTarget::new(base_url, system.timeout.unsigned_abs(), system.idempotency_keys)
                 .map_err(http)?,
         ),
+        ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?)),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
         _ => return Ok(None),
     };
@@ -129,7 +131,10 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
 
 /// The poller of a system whose contract entry asks for `poll`, or `None`.
 pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, ConfigError> {
-    let Some(_settings) = &system.poll else { return Ok(None) };
+    let Some(settings) = &system.poll else { return Ok(None) };
+    if system.connector == ConnectorKind::Odoo {
+        return Ok(Some(Arc::new(odoo::OdooPoller::new(odoo::client(name, system)?, name, settings.clone()))));
+    }
     Err(ConfigError {
         key: format!("systems.{name}.poll"),
         message: format!("the {} connector cannot be polled", system.connector.as_str()),
