@@ -129,7 +129,7 @@ pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> 
         | ConnectorKind::Stripe
         | ConnectorKind::Amazon
         | ConnectorKind::Ebay
-        | ConnectorKind::Netsuite
-        | ConnectorKind::Odoo => Arc::new(HttpJson),
+        | ConnectorKind::Netsuite => Arc::new(HttpJson),
+        ConnectorKind::Odoo => Arc::new(crate::vendors::odoo::Odoo::default()),
     }
 }
