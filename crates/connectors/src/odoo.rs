@@ -412,7 +412,7 @@ fn line_vals(product: i64, line: &OrderLine) -> Value {
     let gross = line.unit_price * Decimal::from(line.quantity);
     if line.discount > Decimal::ZERO && gross > Decimal::ZERO {
         // Odoo's line discount is a percentage of the gross.
-        let percent = (line.discount * Decimal::ONE_HUNDRED / gross).round_dp(4);
+        let percent = (line.discount * Decimal::ONE_HUNDRED / gross).round_dp(4).normalize();
         vals["discount"] = json!(percent.to_string());
     }
     vals
@@ -975,4 +975,161 @@ pub fn client(name: &str, system: &System) -> Result<Arc<Odoo>, ConfigError> {
         message: "the odoo connector needs the server's URL".into(),
     })?;
     Ok(Arc::new(Odoo::from_contract(name, system, base_url)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(name: &str, message: &str) -> Option<Fault> {
+        Some(Fault { name: Some(name.into()), message: message.into() })
+    }
+
+    #[test]
+    fn data_and_access_errors_are_permanent_and_name_the_field() {
+        let missing = "The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n\n\
+                       Model: Sales Order (sale.order)\nField: Customer (partner_id)";
+        assert_eq!(
+            classify(422, fault("odoo.exceptions.ValidationError", missing), None),
+            DeliveryError::Permanent {
+                reason: "422 odoo.exceptions.ValidationError: The operation cannot be completed:".into(),
+                field: Some("order.customer".into()),
+            }
+        );
+        let access = "You are not allowed to modify some fields of 'Sales Order' (sale.order) records.\n\
+                      Fields:\n- note (allowed for groups 'Sales / Administrator')";
+        match classify(403, fault("odoo.exceptions.AccessError", access), None) {
+            DeliveryError::Permanent { field, .. } => assert_eq!(field.as_deref(), Some("note")),
+            other => panic!("{other:?}"),
+        }
+        let missing_record = "Record does not exist or has been deleted.\n(Record: sale.order(7,), User: 2)";
+        assert!(matches!(
+            classify(404, fault("odoo.exceptions.MissingError", missing_record), None),
+            DeliveryError::Permanent { field: None, .. }
+        ));
+        assert!(matches!(
+            classify(422, fault("odoo.exceptions.UserError", "You cannot cancel a locked order."), None),
+            DeliveryError::Permanent { field: None, .. }
+        ));
+        // Early 19.0 servers: the message alone, as a JSON string.
+        assert!(matches!(classify(401, Fault::json2(&json!("Invalid apikey")), None), DeliveryError::Permanent { .. }));
+    }
+
+    #[test]
+    fn concurrency_and_rate_limits_are_transient_and_not_ambiguous() {
+        let serialization = "could not serialize access due to concurrent update";
+        assert!(matches!(
+            classify(500, fault("psycopg2.errors.SerializationFailure", serialization), None),
+            DeliveryError::Transient { ambiguous: false, .. }
+        ));
+        assert!(matches!(
+            classify(503, fault("odoo.exceptions.ConcurrencyError", "concurrent update"), None),
+            DeliveryError::Transient { ambiguous: false, .. }
+        ));
+        let wait = Some(SignedDuration::from_secs(3));
+        assert_eq!(
+            classify(429, None, wait),
+            DeliveryError::Transient {
+                reason: "429 without an Odoo error body".into(),
+                ambiguous: false,
+                retry_after: wait
+            }
+        );
+        // Any other exception Odoo names was rolled back with its transaction.
+        assert!(matches!(
+            classify(500, fault("builtins.RuntimeError", "boom"), None),
+            DeliveryError::Transient { ambiguous: false, .. }
+        ));
+    }
+
+    #[test]
+    fn answers_that_are_not_odoos_leave_the_outcome_unknown() {
+        for status in [502, 503, 504, 408] {
+            assert!(matches!(classify(status, None, None), DeliveryError::Transient { ambiguous: true, .. }));
+        }
+    }
+
+    #[test]
+    fn json_rpc_errors_are_read_from_their_data() {
+        let error = json!({"code": 200, "message": "Odoo Server Error", "data": {
+            "name": "odoo.exceptions.ValidationError", "message": "Invalid field 'x_colour' on model 'sale.order'",
+            "arguments": [], "context": {}, "debug": "Traceback ..."}});
+        let fault = Fault::json_rpc(&error);
+        assert_eq!(fault.as_ref().and_then(Fault::class), Some("ValidationError"));
+        assert!(matches!(
+            classify(500, fault, None),
+            DeliveryError::Permanent { field: Some(f), .. } if f == "x_colour"
+        ));
+    }
+
+    #[test]
+    fn fields_are_found_in_odoos_wordings() {
+        assert_eq!(
+            field_in_message("Missing required value for the field 'Customer' (partner_id)").as_deref(),
+            Some("partner_id")
+        );
+        assert_eq!(field_in_message("Field: Email (email)").as_deref(), Some("email"));
+        assert_eq!(field_in_message("Invalid field 'x_foo' on model 'sale.order'").as_deref(), Some("x_foo"));
+        assert_eq!(field_in_message("Something went wrong (sale.order)"), None);
+        assert_eq!(field_in_message("You cannot cancel a locked order."), None);
+    }
+
+    #[test]
+    fn one_call_two_wires() {
+        let call = Call::new("sale.order", "write").ids(vec![7]).arg("vals", json!({"origin": "x"}));
+        assert_eq!(call.json2_body(), json!({"ids": [7], "vals": {"origin": "x"}}));
+        assert_eq!(call.positional(), json!([[7], {"origin": "x"}]));
+        let search =
+            Call::search_read("sale.order", json!([["client_order_ref", "=", "1"]]), &["id"]).kwarg("limit", json!(1));
+        assert_eq!(
+            search.json2_body(),
+            json!({"domain": [["client_order_ref", "=", "1"]], "fields": ["id"], "limit": 1})
+        );
+        assert_eq!(search.positional(), json!([[["client_order_ref", "=", "1"]]]));
+        assert_eq!(search.kwargs, json!({"fields": ["id"], "limit": 1}).as_object().cloned().unwrap());
+    }
+
+    #[test]
+    fn the_version_rides_in_origin() {
+        let order: CanonicalOrder = serde_json::from_value(json!({
+            "order_ref": "1001", "name": "#1001", "customer": {}, "lines": [], "currency": "EUR",
+            "totals": {"subtotal": "0", "total": "0"}, "placed_at": "2026-11-26T10:00:00Z",
+        }))
+        .unwrap();
+        assert_eq!(origin(&order, Some(42)), "#1001 [handoff v42]");
+        assert_eq!(origin_version("#1001 [handoff v42]"), Some(42));
+        assert_eq!(origin_version("#1001"), None);
+        assert_eq!(origin_version("edited [handoff v4x]"), None);
+    }
+
+    #[test]
+    fn lines_carry_exact_prices_and_a_percentage_discount() {
+        let line = OrderLine {
+            sku: "A".into(),
+            quantity: 3,
+            unit_price: "19.99".parse().unwrap(),
+            tax: Decimal::ZERO,
+            discount: "5.997".parse().unwrap(),
+        };
+        assert_eq!(
+            line_vals(11, &line),
+            json!({"product_id": 11, "product_uom_qty": 3, "price_unit": "19.99", "name": "A", "discount": "10"})
+        );
+    }
+
+    #[test]
+    fn odoo_times_are_utc_without_zone() {
+        let t = parse_odoo_time("2026-11-26 10:15:00").unwrap();
+        assert_eq!(t, "2026-11-26T10:15:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(format_odoo_time(t), "2026-11-26 10:15:00");
+        assert_eq!(parse_odoo_time("yesterday"), None);
+    }
+
+    #[test]
+    fn only_whole_quantities_count() {
+        assert_eq!(whole(&json!(3.0)), Some(3));
+        assert_eq!(whole(&json!(2)), Some(2));
+        assert_eq!(whole(&json!(1.5)), None);
+        assert_eq!(whole(&json!(-1.0)), None);
+    }
 }

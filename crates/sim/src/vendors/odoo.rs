@@ -49,6 +49,14 @@ enum Wire {
     JsonRpc,
 }
 
+/// A call as the server understood it, whichever wire it came on.
+struct Parsed {
+    wire: Wire,
+    model: String,
+    method: String,
+    params: Map<String, Value>,
+}
+
 /// An Odoo exception: status, class, message.
 struct Raised(u16, &'static str, String);
 
@@ -68,7 +76,7 @@ impl Odoo {
     }
 
     /// The call a request stands for: (wire, model, method, named arguments).
-    fn parse(&self, r: &HttpRequest) -> Result<(Wire, String, String, Map<String, Value>), (Wire, Raised)> {
+    fn parse(&self, r: &HttpRequest) -> Result<Parsed, (Wire, Raised)> {
         let segments = r.segments();
         let body = r.json().unwrap_or(Value::Null);
         match (r.method.as_str(), segments.as_slice()) {
@@ -89,7 +97,7 @@ impl Odoo {
                         Raised(400, "werkzeug.exceptions.BadRequest", "the body must be a JSON object".into()),
                     ));
                 };
-                Ok((wire, (*model).to_owned(), (*method).to_owned(), params))
+                Ok(Parsed { wire, model: (*model).to_owned(), method: (*method).to_owned(), params })
             }
             ("POST", ["jsonrpc"]) => {
                 let wire = Wire::JsonRpc;
@@ -104,7 +112,7 @@ impl Odoo {
                         let ok = args.get(2).and_then(Value::as_str) == Some(self.api_key.as_str());
                         let mut named = Map::new();
                         named.insert("uid".into(), if ok { json!(UID) } else { json!(false) });
-                        Ok((wire, "common".into(), "authenticate".into(), named))
+                        Ok(Parsed { wire, model: "common".into(), method: "authenticate".into(), params: named })
                     }
                     (Some("object"), Some("execute_kw")) => {
                         if args.get(1).and_then(Value::as_i64) != Some(UID)
@@ -119,7 +127,7 @@ impl Odoo {
                         for (name, value) in positional_names(&method).iter().zip(positional) {
                             named.insert((*name).into(), value);
                         }
-                        Ok((wire, model, method, named))
+                        Ok(Parsed { wire, model, method, params: named })
                     }
                     _ => Err((wire, Raised(200, "werkzeug.exceptions.NotFound", "no such service method".into()))),
                 }
@@ -525,7 +533,7 @@ fn render(wire: Wire, outcome: Result<Value, Raised>) -> HttpResponse {
 
 impl Dialect for Odoo {
     fn route(&self, system: &MockSystem, r: &HttpRequest) -> Routed {
-        let (wire, model, method, params) = match self.parse(r) {
+        let Parsed { wire, model, method, params } = match self.parse(r) {
             Ok(parsed) => parsed,
             Err((wire, raised)) => return Routed::Answer(render(wire, Err(raised))),
         };
@@ -539,7 +547,7 @@ impl Dialect for Odoo {
     fn reply(&self, _system: &MockSystem, request: &HttpRequest, status: u16, body: &Value) -> HttpResponse {
         let wire = if request.path.starts_with("/jsonrpc") { Wire::JsonRpc } else { Wire::Json2 };
         let method = match self.parse(request) {
-            Ok((_, _, method, _)) => method,
+            Ok(parsed) => parsed.method,
             Err(_) => String::new(),
         };
         match status {
