@@ -167,6 +167,10 @@ impl Odoo {
                 let value = serde_json::from_slice::<Value>(&body);
                 match value {
                     Ok(value) if (200..300).contains(&status) => Ok(value),
+                    // A success whose body is lost or garbled may have applied.
+                    Err(e) if (200..300).contains(&status) => {
+                        Err(ambiguous(&format!("{status} with a body unreadable: {e}")))
+                    }
                     Ok(value) => Err(classify(status, Fault::json2(&value), retry_after)),
                     Err(_) => Err(classify(status, None, retry_after)),
                 }
@@ -273,7 +277,8 @@ impl Odoo {
         let email = order.customer.email.as_deref().filter(|e| !e.is_empty());
         let name = order.customer.name.as_deref().filter(|n| !n.is_empty());
         let domain = match (email, name) {
-            (Some(email), _) => json!([["email", "=ilike", email]]),
+            // Exact: `=ilike` would read `_` in an address as a wildcard.
+            (Some(email), _) => json!([["email", "=", email]]),
             (None, Some(name)) => json!([["name", "=", name]]),
             (None, None) => {
                 return Err(DeliveryError::Permanent {
@@ -819,9 +824,11 @@ impl OdooPoller {
         let full = pickings.len() >= self.settings.page_size as usize && !pickings.is_empty();
         let events = self.events(&pickings, now).await?;
         let next = match pickings.last() {
-            Some(last) if full => {
-                Cursor { since: last.write_date.clone(), after_id: last.id, high: last.write_date.clone() }
-            }
+            Some(last) if full => Cursor {
+                since: last.write_date.clone(),
+                after_id: last.id,
+                high: last.write_date.clone().max(cursor.high.clone()),
+            },
             last => {
                 let high = last.map_or(cursor.high.clone(), |l| l.write_date.clone().max(cursor.high.clone()));
                 let since = parse_odoo_time(&high)
@@ -883,7 +890,9 @@ impl OdooPoller {
                 payment: None,
                 source_version: None,
             };
-            if event.validate().is_err() {
+            if let Err(e) = event.validate() {
+                // Nothing of it maps (no product with an internal reference, no whole units).
+                tracing::warn!(message = "odoo delivery not read as a fulfillment", picking = picking.id, error = %e);
                 continue;
             }
             let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;

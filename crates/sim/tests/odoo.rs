@@ -28,6 +28,10 @@ async fn serve() -> (Arc<MockSystem>, String) {
 }
 
 fn contract(base_url: &str, protocol: &str, api_key: &str) -> System {
+    contract_paged(base_url, protocol, api_key, 10)
+}
+
+fn contract_paged(base_url: &str, protocol: &str, api_key: &str, page_size: u32) -> System {
     serde_json::from_value(json!({
         "role": "erp",
         "connector": "odoo",
@@ -35,7 +39,7 @@ fn contract(base_url: &str, protocol: &str, api_key: &str) -> System {
         "timeout": "2s",
         "idempotency_keys": false,
         "credentials": {"api_key": api_key, "database": DATABASE, "protocol": protocol, "login": "admin"},
-        "poll": {"every": "1m", "lookback": "5m", "page_size": 10, "initial": "1h"},
+        "poll": {"every": "1m", "lookback": "5m", "page_size": page_size, "initial": "1h"},
     }))
     .unwrap()
 }
@@ -225,4 +229,42 @@ async fn a_wrong_api_key_is_refused_for_good() {
     // A read-back proves nothing either way, so it stays transient.
     assert!(matches!(target.read_back(&create).await, Err(DeliveryError::Transient { ambiguous: true, .. })));
     assert!(system.applied().is_empty());
+}
+
+#[tokio::test]
+async fn deliveries_page_through_and_are_recorded_once() {
+    let (_system, url) = serve().await;
+    let contract = contract_paged(&url, "json-2", API_KEY, 1);
+    let target = handoff_connectors::target("erp", &contract).unwrap().unwrap();
+    let client = reqwest::Client::new();
+    for n in ["2001", "2002", "2003"] {
+        let create =
+            command(CommandKind::CreateOrder, n, Some(1), Some(order(n, Some("c@example.com"), &[("SKU-P", 1)])));
+        target.send(&create).await.unwrap();
+        let fulfilled = client.post(format!("{url}/_fulfil")).json(&json!({"external_ref": n})).send().await.unwrap();
+        assert_eq!(fulfilled.status(), 201);
+    }
+    let poller = handoff_connectors::poller("erp", &contract).unwrap().unwrap();
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(Timestamp::now());
+    // One delivery a page: three full pages, then a caught-up one.
+    let mut polls = Vec::new();
+    loop {
+        let (new, more) = poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap();
+        polls.push(new);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(polls, vec![1, 1, 1, 0]);
+    // The next round reads the lookback window again and finds nothing new.
+    let mut again = 0;
+    loop {
+        let (new, more) = poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap();
+        again += new;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(again, 0);
 }
