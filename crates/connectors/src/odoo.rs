@@ -753,20 +753,23 @@ pub struct OdooPoller {
 }
 
 /// A `stock.picking` as polled.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Picking {
     id: i64,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     sale_id: Many2one,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     carrier_id: Many2one,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     carrier_tracking_ref: OdooText,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     origin: OdooText,
     write_date: String,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     date_done: OdooText,
+    /// The record exactly as Odoo answered it, kept as the event's raw body.
+    #[serde(skip)]
+    raw: Value,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -820,7 +823,13 @@ impl OdooPoller {
         let call = Call::search_read("stock.picking", domain, &fields)
             .kwarg("order", json!("write_date asc, id asc"))
             .kwarg("limit", json!(self.settings.page_size));
-        let pickings: Vec<Picking> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+        let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+        let mut pickings = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut picking: Picking = decode(row.clone()).map_err(poll_error)?;
+            picking.raw = row;
+            pickings.push(picking);
+        }
         let full = pickings.len() >= self.settings.page_size as usize && !pickings.is_empty();
         let events = self.events(&pickings, now).await?;
         let next = match pickings.last() {
@@ -851,16 +860,22 @@ impl OdooPoller {
             json!([["picking_id", "in", ids]]),
             &["picking_id", "product_id", "quantity"],
         );
-        let moves: Vec<Move> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
-        let product_ids: Vec<i64> = moves.iter().filter_map(|m| m.product_id.0.as_ref().map(|p| p.0)).collect();
+        let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+        let moves: Vec<(Move, Value)> = rows
+            .into_iter()
+            .map(|row| Ok((decode(row.clone())?, row)))
+            .collect::<Result<_, _>>()
+            .map_err(poll_error)?;
+        let product_ids: Vec<i64> = moves.iter().filter_map(|(m, _)| m.product_id.0.as_ref().map(|p| p.0)).collect();
         let codes = self.codes(&product_ids).await?;
         let refs = self.order_refs(pickings).await?;
         let mut events = Vec::new();
         for picking in pickings {
             let Some(order_ref) = refs.get(&picking.id) else { continue };
             let mut lines: BTreeMap<String, u32> = BTreeMap::new();
-            let mine = moves.iter().filter(|m| m.picking_id.0.as_ref().map(|p| p.0) == Some(picking.id));
-            for m in mine {
+            let mine: Vec<&(Move, Value)> =
+                moves.iter().filter(|(m, _)| m.picking_id.0.as_ref().map(|p| p.0) == Some(picking.id)).collect();
+            for (m, _) in mine.iter().copied() {
                 let Some(sku) = m.product_id.0.as_ref().and_then(|p| codes.get(&p.0).cloned().flatten()) else {
                     continue;
                 };
@@ -896,7 +911,8 @@ impl OdooPoller {
                 continue;
             }
             let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
-            let raw = serde_json::to_string(picking).ok();
+            let raw = json!({"picking": picking.raw, "moves": mine.iter().map(|(_, raw)| raw).collect::<Vec<_>>()});
+            let raw = Some(raw.to_string());
             events.push(crate::new_event(&self.system, event, payload, raw, now));
         }
         Ok(events)

@@ -18,9 +18,13 @@ use serde_json::{Value, json};
 
 /// A simulated Odoo on a loopback port: its system and base URL.
 async fn serve() -> (Arc<MockSystem>, String) {
+    serve_as(Odoo::default()).await
+}
+
+async fn serve_as(odoo: Odoo) -> (Arc<MockSystem>, String) {
     let faults = Faults { idempotency_keys: false, ..Faults::default() };
     let system = Arc::new(MockSystem::new("odoo", faults, 7));
-    let dialect: Arc<dyn Dialect> = Arc::new(Odoo::default());
+    let dialect: Arc<dyn Dialect> = Arc::new(odoo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(MockServer::new(system.clone(), dialect, None).serve(listener));
@@ -233,8 +237,9 @@ async fn a_wrong_api_key_is_refused_for_good() {
 
 #[tokio::test]
 async fn deliveries_page_through_and_are_recorded_once() {
-    let (_system, url) = serve().await;
-    let contract = contract_paged(&url, "json-2", API_KEY, 1);
+    // The simulation takes the contract's own key, as `serve --simulate` needs.
+    let (_system, url) = serve_as(Odoo::for_system(&contract("unused", "json-2", "our-own-key"))).await;
+    let contract = contract_paged(&url, "json-2", "our-own-key", 1);
     let target = handoff_connectors::target("erp", &contract).unwrap().unwrap();
     let client = reqwest::Client::new();
     for n in ["2001", "2002", "2003"] {

@@ -71,6 +71,15 @@ impl Odoo {
         Odoo { api_key: api_key.to_owned(), database: database.to_owned(), state: Mutex::default() }
     }
 
+    /// A simulated Odoo that accepts a contract entry's own `api_key` and `database`, so that
+    /// a contract runs unchanged against the simulation (`serve --simulate`).
+    pub fn for_system(system: &handoff_contract::System) -> Self {
+        let credential = |key: &str, default: &str| {
+            system.credentials.get(key).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| default.to_owned())
+        };
+        Odoo::new(&credential("api_key", API_KEY), &credential("database", DATABASE))
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("odoo state lock")
     }
