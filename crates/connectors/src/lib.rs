@@ -6,6 +6,7 @@ pub mod amazon;
 pub mod ebay;
 pub mod http_json;
 pub mod netsuite;
+pub mod odoo;
 pub mod shopify;
 pub mod shopify_admin;
 pub mod signature;
@@ -127,6 +128,7 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
         ConnectorKind::Netsuite => {
             Arc::new(netsuite::NetSuiteTarget::new(netsuite::Settings::from_contract(name, system)?).map_err(http)?)
         }
+        ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?)),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
         _ => return Ok(None),
     };
@@ -144,6 +146,7 @@ pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, Co
             let netsuite = netsuite::Settings::from_contract(name, system)?;
             Arc::new(netsuite::NetSuitePoller::new(name, netsuite, settings.clone()).map_err(http)?)
         }
+        ConnectorKind::Odoo => Arc::new(odoo::OdooPoller::new(odoo::client(name, system)?, name, settings.clone())),
         _ => {
             return Err(ConfigError {
                 key: format!("systems.{name}.poll"),

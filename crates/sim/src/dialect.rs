@@ -129,7 +129,8 @@ pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> 
         | ConnectorKind::Stripe
         | ConnectorKind::Amazon
         | ConnectorKind::Ebay
-        | ConnectorKind::Odoo => Arc::new(HttpJson),
+        => Arc::new(HttpJson),
         ConnectorKind::Netsuite => Arc::new(crate::vendors::netsuite::NetSuite::default()),
+        ConnectorKind::Odoo => Arc::new(crate::vendors::odoo::Odoo::default()),
     }
 }

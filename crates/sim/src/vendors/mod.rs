@@ -2,5 +2,6 @@
 //! [`crate::MockSystem`].
 
 pub mod netsuite;
+pub mod odoo;
 pub mod shopify;
 pub mod woocommerce;

@@ -1,0 +1,609 @@
+//! A simulated Odoo: the JSON-2 API (`POST /json/2/{model}/{method}`) and the JSON-RPC
+//! `execute_kw` endpoint (`POST /jsonrpc`) over the same models. Sale orders are the system's
+//! order records (so a create sent twice makes two, exactly as Odoo, which has no idempotency
+//! keys); products exist for any `default_code` asked for; partners and deliveries are kept
+//! here. `POST /_fulfil` validates a delivery of the order's lines, which a poller then reads
+//! from `stock.picking`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use handoff_connectors::odoo::origin_version;
+use serde_json::{Map, Value, json};
+
+use crate::dialect::{Dialect, HttpRequest, HttpResponse, Routed};
+use crate::system::{Collection, MockSystem, Record, Request};
+
+/// The API key and database a simulated Odoo accepts unless told otherwise.
+pub const API_KEY: &str = "handoff-sim-odoo-key";
+pub const DATABASE: &str = "handoff";
+/// The user id `common.authenticate` answers.
+pub const UID: i64 = 2;
+
+pub struct Odoo {
+    api_key: String,
+    database: String,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    products: Vec<String>,
+    partners: Vec<(String, Option<String>)>,
+    /// What `origin` said for an order at a version, from the writes asked for; shown only
+    /// once the system holds the record at that version.
+    origins: HashMap<(String, Option<u64>), String>,
+    pickings: Vec<Picking>,
+}
+
+struct Picking {
+    order: i64,
+    write_date: String,
+    lines: Vec<(String, u64)>,
+}
+
+/// Which wire a request came on, for rendering its answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Wire {
+    Json2,
+    JsonRpc,
+}
+
+/// A call as the server understood it, whichever wire it came on.
+struct Parsed {
+    wire: Wire,
+    model: String,
+    method: String,
+    params: Map<String, Value>,
+}
+
+/// An Odoo exception: status, class, message.
+struct Raised(u16, &'static str, String);
+
+impl Default for Odoo {
+    fn default() -> Self {
+        Odoo::new(API_KEY, DATABASE)
+    }
+}
+
+impl Odoo {
+    pub fn new(api_key: &str, database: &str) -> Self {
+        Odoo { api_key: api_key.to_owned(), database: database.to_owned(), state: Mutex::default() }
+    }
+
+    /// A simulated Odoo that accepts a contract entry's own `api_key` and `database`, so that
+    /// a contract runs unchanged against the simulation (`serve --simulate`).
+    pub fn for_system(system: &handoff_contract::System) -> Self {
+        let credential = |key: &str, default: &str| {
+            system.credentials.get(key).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| default.to_owned())
+        };
+        Odoo::new(&credential("api_key", API_KEY), &credential("database", DATABASE))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("odoo state lock")
+    }
+
+    /// The call a request stands for: (wire, model, method, named arguments).
+    fn parse(&self, r: &HttpRequest) -> Result<Parsed, (Wire, Raised)> {
+        let segments = r.segments();
+        let body = r.json().unwrap_or(Value::Null);
+        match (r.method.as_str(), segments.as_slice()) {
+            ("POST", ["json", "2", model, method]) => {
+                let wire = Wire::Json2;
+                let bearer = r
+                    .header("authorization")
+                    .and_then(|h| h.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| &h[7..]));
+                if bearer != Some(self.api_key.as_str()) {
+                    return Err((wire, Raised(401, "werkzeug.exceptions.Unauthorized", "Invalid apikey".into())));
+                }
+                if r.header("x-odoo-database") != Some(self.database.as_str()) {
+                    return Err((wire, Raised(404, "werkzeug.exceptions.NotFound", "database not found".into())));
+                }
+                let Value::Object(params) = body else {
+                    return Err((
+                        wire,
+                        Raised(400, "werkzeug.exceptions.BadRequest", "the body must be a JSON object".into()),
+                    ));
+                };
+                Ok(Parsed { wire, model: (*model).to_owned(), method: (*method).to_owned(), params })
+            }
+            ("POST", ["jsonrpc"]) => {
+                let wire = Wire::JsonRpc;
+                let params = &body["params"];
+                let args = params["args"].as_array().cloned().unwrap_or_default();
+                let refused = || (wire, Raised(200, "odoo.exceptions.AccessDenied", "Access Denied".into()));
+                if args.first().and_then(Value::as_str) != Some(self.database.as_str()) {
+                    return Err(refused());
+                }
+                match (params["service"].as_str(), params["method"].as_str()) {
+                    (Some("common"), Some("authenticate")) => {
+                        let ok = args.get(2).and_then(Value::as_str) == Some(self.api_key.as_str());
+                        let mut named = Map::new();
+                        named.insert("uid".into(), if ok { json!(UID) } else { json!(false) });
+                        Ok(Parsed { wire, model: "common".into(), method: "authenticate".into(), params: named })
+                    }
+                    (Some("object"), Some("execute_kw")) => {
+                        if args.get(1).and_then(Value::as_i64) != Some(UID)
+                            || args.get(2).and_then(Value::as_str) != Some(self.api_key.as_str())
+                        {
+                            return Err(refused());
+                        }
+                        let model = args.get(3).and_then(Value::as_str).unwrap_or_default().to_owned();
+                        let method = args.get(4).and_then(Value::as_str).unwrap_or_default().to_owned();
+                        let positional = args.get(5).and_then(Value::as_array).cloned().unwrap_or_default();
+                        let mut named = args.get(6).and_then(Value::as_object).cloned().unwrap_or_default();
+                        for (name, value) in positional_names(&method).iter().zip(positional) {
+                            named.insert((*name).into(), value);
+                        }
+                        Ok(Parsed { wire, model, method, params: named })
+                    }
+                    _ => Err((wire, Raised(200, "werkzeug.exceptions.NotFound", "no such service method".into()))),
+                }
+            }
+            _ => Err((
+                Wire::Json2,
+                Raised(404, "werkzeug.exceptions.NotFound", format!("no route {} {}", r.method, r.path)),
+            )),
+        }
+    }
+
+    /// Reads answer at once; writes of sale orders go through the system.
+    fn call(&self, system: &MockSystem, model: &str, method: &str, p: &Map<String, Value>) -> Result<Outcome, Raised> {
+        match (model, method) {
+            ("common", "authenticate") => Ok(Outcome::Value(p["uid"].clone())),
+            (_, "search_read") => Ok(Outcome::Value(Value::Array(self.search_read(system, model, p)?))),
+            (_, "search") => {
+                let rows = self.search_read(system, model, p)?;
+                Ok(Outcome::Value(rows.iter().map(|r| r["id"].clone()).collect()))
+            }
+            ("res.partner", "create") => {
+                let mut state = self.state();
+                let mut ids = Vec::new();
+                for vals in vals_list(p) {
+                    let name = vals["name"].as_str().unwrap_or_default().to_owned();
+                    if name.is_empty() {
+                        return Err(missing("Contact", "res.partner", "Name", "name"));
+                    }
+                    state.partners.push((name, vals["email"].as_str().map(str::to_owned)));
+                    ids.push(state.partners.len());
+                }
+                Ok(Outcome::Value(json!(ids)))
+            }
+            ("sale.order", "create") => self.create_order(p).map(Outcome::Write),
+            ("sale.order", "write") => {
+                let record = self.order_of(system, p)?;
+                let vals = &p["vals"];
+                let version = vals["origin"].as_str().and_then(origin_version).or(record.version);
+                if let Some(origin) = vals["origin"].as_str() {
+                    self.state().origins.insert((record.external_ref.clone(), version), origin.to_owned());
+                }
+                let lines = match vals.get("order_line") {
+                    Some(commands) => self.lines(commands)?,
+                    None => record.lines.clone(),
+                };
+                let body = json!({"external_ref": record.external_ref, "version": version, "order": {"lines": sku_lines(&lines)}});
+                Ok(Outcome::Write(Request::Update { body }))
+            }
+            ("sale.order", "action_cancel") => {
+                let record = self.order_of(system, p)?;
+                Ok(Outcome::Write(Request::Cancel { body: json!({"external_ref": record.external_ref}) }))
+            }
+            _ => Err(Raised(404, "werkzeug.exceptions.NotFound", format!("{model}.{method} is not simulated"))),
+        }
+    }
+
+    fn create_order(&self, p: &Map<String, Value>) -> Result<Request, Raised> {
+        let all = vals_list(p);
+        let [vals] = all.as_slice() else {
+            return Err(Raised(
+                422,
+                "odoo.exceptions.UserError",
+                "the simulation creates one sale order per call".into(),
+            ));
+        };
+        let partner = vals["partner_id"].as_u64().map(|id| id as usize);
+        let (name, email) = {
+            let state = self.state();
+            match partner.and_then(|id| state.partners.get(id.wrapping_sub(1))) {
+                Some(p) => p.clone(),
+                None => return Err(missing("Sales Order", "sale.order", "Customer", "partner_id")),
+            }
+        };
+        let lines = self.lines(&vals["order_line"])?;
+        let origin = vals["origin"].as_str();
+        let version = origin.and_then(origin_version);
+        let external_ref = vals["client_order_ref"].as_str();
+        if let (Some(origin), Some(external_ref)) = (origin, external_ref) {
+            self.state().origins.insert((external_ref.to_owned(), version), origin.to_owned());
+        }
+        Ok(Request::Create {
+            collection: Collection::Orders,
+            idempotency_key: None,
+            body: json!({
+                "external_ref": external_ref, "version": version,
+                "order": {"name": origin, "customer": {"email": email, "name": name}, "lines": sku_lines(&lines)},
+            }),
+        })
+    }
+
+    /// The (sku, quantity) lines an `order_line` command list leaves: `(5, 0, 0)` clears,
+    /// `(0, 0, vals)` adds.
+    fn lines(&self, commands: &Value) -> Result<Vec<(String, u64)>, Raised> {
+        let state = self.state();
+        let mut lines = Vec::new();
+        for command in commands.as_array().into_iter().flatten() {
+            match command[0].as_u64() {
+                Some(5) => lines.clear(),
+                Some(0) => {
+                    let vals = &command[2];
+                    let product = vals["product_id"].as_u64().map(|id| id as usize);
+                    let Some(sku) = product.and_then(|id| state.products.get(id.wrapping_sub(1))) else {
+                        return Err(missing("Sales Order Line", "sale.order.line", "Product", "product_id"));
+                    };
+                    let quantity = vals["product_uom_qty"].as_u64().unwrap_or(1);
+                    lines.push((sku.clone(), quantity));
+                }
+                _ => {
+                    return Err(Raised(
+                        422,
+                        "odoo.exceptions.UserError",
+                        format!("order_line command {command} is not simulated"),
+                    ));
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    fn order_of(&self, system: &MockSystem, p: &Map<String, Value>) -> Result<Record, Raised> {
+        let id = p["ids"].as_array().and_then(|ids| ids.first()).and_then(Value::as_i64).unwrap_or_default();
+        order_by_id(system, id).ok_or_else(|| {
+            Raised(
+                404,
+                "odoo.exceptions.MissingError",
+                format!("Record does not exist or has been deleted.\n(Record: sale.order({id},), User: {UID})"),
+            )
+        })
+    }
+
+    fn search_read(&self, system: &MockSystem, model: &str, p: &Map<String, Value>) -> Result<Vec<Value>, Raised> {
+        let domain = p.get("domain").cloned().unwrap_or(json!([]));
+        if model == "product.product" {
+            self.seed_products(&domain);
+        }
+        let mut rows: Vec<Value> = self.rows(system, model)?.into_iter().filter(|row| matches(&domain, row)).collect();
+        if let Some(order) = p.get("order").and_then(Value::as_str) {
+            sort(&mut rows, order);
+        }
+        let offset = p.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let limit = p.get("limit").and_then(Value::as_u64).map_or(usize::MAX, |l| l as usize);
+        let fields: Option<Vec<String>> = p
+            .get("fields")
+            .and_then(Value::as_array)
+            .map(|f| f.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect());
+        Ok(rows
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|row| match &fields {
+                Some(fields) if !fields.is_empty() => {
+                    let mut kept = Map::new();
+                    kept.insert("id".into(), row["id"].clone());
+                    for f in fields {
+                        kept.insert(f.clone(), row.get(f).cloned().unwrap_or(Value::Bool(false)));
+                    }
+                    Value::Object(kept)
+                }
+                _ => row,
+            })
+            .collect())
+    }
+
+    /// Any internal reference asked for exists: products are made on first mention.
+    fn seed_products(&self, domain: &Value) {
+        let mut state = self.state();
+        for term in domain.as_array().into_iter().flatten() {
+            if term[0] != "default_code" {
+                continue;
+            }
+            let codes: Vec<&str> = match &term[2] {
+                Value::String(code) => vec![code.as_str()],
+                Value::Array(codes) => codes.iter().filter_map(Value::as_str).collect(),
+                _ => continue,
+            };
+            for code in codes {
+                if !state.products.iter().any(|c| c == code) {
+                    state.products.push(code.to_owned());
+                }
+            }
+        }
+    }
+
+    /// Every row of a model, as Odoo would read it.
+    fn rows(&self, system: &MockSystem, model: &str) -> Result<Vec<Value>, Raised> {
+        let state = self.state();
+        let product_id = |sku: &str| state.products.iter().position(|c| c == sku).map(|i| i + 1);
+        Ok(match model {
+            "product.product" => state
+                .products
+                .iter()
+                .enumerate()
+                .map(|(i, code)| json!({"id": i + 1, "default_code": code, "name": code, "display_name": format!("[{code}] {code}")}))
+                .collect(),
+            "res.partner" => state
+                .partners
+                .iter()
+                .enumerate()
+                .map(|(i, (name, email))| json!({"id": i + 1, "name": name, "email": email.clone().map_or(Value::Bool(false), Value::String)}))
+                .collect(),
+            "sale.order" => orders(system)
+                .map(|(id, r)| {
+                    let origin = state.origins.get(&(r.external_ref.clone(), r.version)).cloned();
+                    json!({
+                        "id": id, "name": order_name(id), "client_order_ref": r.external_ref,
+                        "state": if r.status == "cancelled" { "cancel" } else { "sale" },
+                        "origin": origin.map_or(Value::Bool(false), Value::String),
+                    })
+                })
+                .collect(),
+            "stock.picking" => state
+                .pickings
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let id = i + 1;
+                    json!({
+                        "id": id, "name": format!("WH/OUT/{id:05}"), "origin": order_name(p.order),
+                        "sale_id": [p.order, order_name(p.order)], "state": "done", "picking_type_code": "outgoing",
+                        "write_date": p.write_date, "date_done": p.write_date,
+                        "carrier_id": [1, "DHL Express"], "carrier_tracking_ref": format!("JD{id:010}"),
+                        "move_ids": (0..p.lines.len()).map(|j| id * 1000 + j).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+            "stock.move" => state
+                .pickings
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| {
+                    let picking = i + 1;
+                    p.lines.iter().enumerate().map(move |(j, (sku, qty))| (picking, j, sku.clone(), *qty))
+                })
+                .map(|(picking, j, sku, qty)| {
+                    json!({
+                        "id": picking * 1000 + j, "picking_id": [picking, format!("WH/OUT/{picking:05}")],
+                        "product_id": [product_id(&sku), format!("[{sku}] {sku}")], "quantity": qty as f64, "state": "done",
+                    })
+                })
+                .collect(),
+            _ => return Err(Raised(404, "werkzeug.exceptions.NotFound", format!("model {model} is not simulated"))),
+        })
+    }
+}
+
+enum Outcome {
+    Value(Value),
+    Write(Request),
+}
+
+/// The names of `execute_kw`'s positional arguments, by method.
+fn positional_names(method: &str) -> &'static [&'static str] {
+    match method {
+        "search_read" | "search" | "search_count" => &["domain"],
+        "create" => &["vals_list"],
+        "write" => &["ids", "vals"],
+        "read" => &["ids", "fields"],
+        _ => &["ids"],
+    }
+}
+
+fn vals_list(p: &Map<String, Value>) -> Vec<Value> {
+    match p.get("vals_list") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn sku_lines(lines: &[(String, u64)]) -> Value {
+    lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect()
+}
+
+/// The sale orders with their Odoo ids: a record's place among the system's records.
+fn orders(system: &MockSystem) -> impl Iterator<Item = (i64, Record)> {
+    system
+        .records()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, r)| r.collection == Collection::Orders)
+        .map(|(i, r)| (i as i64 + 1, r))
+}
+
+fn order_by_id(system: &MockSystem, id: i64) -> Option<Record> {
+    orders(system).find(|(i, _)| *i == id).map(|(_, r)| r)
+}
+
+fn order_name(id: i64) -> String {
+    format!("S{id:05}")
+}
+
+/// A mandatory field left empty, as Odoo words it.
+fn missing(model_label: &str, model: &str, label: &str, field: &str) -> Raised {
+    Raised(
+        422,
+        "odoo.exceptions.ValidationError",
+        format!(
+            "The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n\nModel: {model_label} ({model})\nField: {label} ({field})"
+        ),
+    )
+}
+
+/// Whether a row satisfies a domain in Odoo's prefix notation (`&` between terms by default).
+fn matches(domain: &Value, row: &Value) -> bool {
+    let items: Vec<&Value> = domain.as_array().map(|d| d.iter().collect()).unwrap_or_default();
+    let mut stack: Vec<bool> = Vec::new();
+    for item in items.iter().rev() {
+        match item.as_str() {
+            Some("&") | Some("|") => {
+                let (a, b) = (stack.pop().unwrap_or(true), stack.pop().unwrap_or(true));
+                stack.push(if item.as_str() == Some("&") { a && b } else { a || b });
+            }
+            Some("!") => {
+                let a = stack.pop().unwrap_or(true);
+                stack.push(!a);
+            }
+            _ => stack.push(term(item, row)),
+        }
+    }
+    stack.into_iter().all(|b| b)
+}
+
+fn term(term: &Value, row: &Value) -> bool {
+    let (Some(field), Some(op)) = (term[0].as_str(), term[1].as_str()) else { return false };
+    let value = &term[2];
+    let mut actual = row.get(field).cloned().unwrap_or(Value::Bool(false));
+    if let Value::Array(pair) = &actual
+        && field != "move_ids"
+    {
+        actual = pair.first().cloned().unwrap_or(Value::Bool(false));
+    }
+    match op {
+        "=" => &actual == value,
+        "!=" => &actual != value,
+        "=ilike" => matches!((actual.as_str(), value.as_str()), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b)),
+        "in" => value.as_array().is_some_and(|vs| vs.contains(&actual)),
+        "not in" => !value.as_array().is_some_and(|vs| vs.contains(&actual)),
+        ">" | ">=" | "<" | "<=" => {
+            let order = match (&actual, value) {
+                (Value::String(a), Value::String(b)) => a.cmp(b),
+                (Value::Number(a), Value::Number(b)) => {
+                    a.as_i64().unwrap_or_default().cmp(&b.as_i64().unwrap_or_default())
+                }
+                _ => return false,
+            };
+            match op {
+                ">" => order.is_gt(),
+                ">=" => order.is_ge(),
+                "<" => order.is_lt(),
+                _ => order.is_le(),
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Sorts rows by an Odoo `order` spec such as `"write_date asc, id asc"`.
+fn sort(rows: &mut [Value], spec: &str) {
+    let keys: Vec<(String, bool)> = spec
+        .split(',')
+        .filter_map(|k| {
+            let mut parts = k.split_whitespace();
+            let field = parts.next()?.to_owned();
+            let desc = parts.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+            Some((field, desc))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        for (field, desc) in &keys {
+            let order = match (&a[field], &b[field]) {
+                (Value::Number(x), Value::Number(y)) => x.as_i64().cmp(&y.as_i64()),
+                (x, y) => x.to_string().cmp(&y.to_string()),
+            };
+            let order = if *desc { order.reverse() } else { order };
+            if order.is_ne() {
+                return order;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+fn render(wire: Wire, outcome: Result<Value, Raised>) -> HttpResponse {
+    match (wire, outcome) {
+        (Wire::Json2, Ok(value)) => HttpResponse::json(200, value),
+        (Wire::JsonRpc, Ok(value)) => HttpResponse::json(200, json!({"jsonrpc": "2.0", "id": 1, "result": value})),
+        (Wire::Json2, Err(Raised(status, name, message))) => {
+            let status = if status == 200 { 400 } else { status };
+            HttpResponse::json(
+                status,
+                json!({"name": name, "message": message, "arguments": [message], "context": {}, "debug": ""}),
+            )
+        }
+        (Wire::JsonRpc, Err(Raised(_, name, message))) => HttpResponse::json(
+            200,
+            json!({"jsonrpc": "2.0", "id": 1, "error": {
+                "code": 200, "message": "Odoo Server Error",
+                "data": {"name": name, "message": message, "arguments": [message], "context": {}, "debug": ""},
+            }}),
+        ),
+    }
+}
+
+impl Dialect for Odoo {
+    fn route(&self, system: &MockSystem, r: &HttpRequest) -> Routed {
+        let Parsed { wire, model, method, params } = match self.parse(r) {
+            Ok(parsed) => parsed,
+            Err((wire, raised)) => return Routed::Answer(render(wire, Err(raised))),
+        };
+        match self.call(system, &model, &method, &params) {
+            Ok(Outcome::Value(value)) => Routed::Answer(render(wire, Ok(value))),
+            Ok(Outcome::Write(write)) => Routed::Write(write),
+            Err(raised) => Routed::Answer(render(wire, Err(raised))),
+        }
+    }
+
+    fn reply(&self, _system: &MockSystem, request: &HttpRequest, status: u16, body: &Value) -> HttpResponse {
+        let wire = if request.path.starts_with("/jsonrpc") { Wire::JsonRpc } else { Wire::Json2 };
+        let method = match self.parse(request) {
+            Ok(parsed) => parsed.method,
+            Err(_) => String::new(),
+        };
+        match status {
+            200..=299 => {
+                let id = body["id"].as_str().and_then(|id| id.rsplit('-').next()?.parse::<i64>().ok());
+                let value = if method == "create" { json!([id]) } else { json!(true) };
+                render(wire, Ok(value))
+            }
+            // A proxy's answer, not Odoo's: the outcome is unknown to the client.
+            429 | 500..=599 => HttpResponse::json(status, Value::Null),
+            404 => render(
+                wire,
+                Err(Raised(
+                    404,
+                    "odoo.exceptions.MissingError",
+                    body["error"].as_str().unwrap_or("missing").to_owned(),
+                )),
+            ),
+            _ => {
+                let field = body["field"].as_str().unwrap_or_default();
+                let raised = match field.strip_prefix("order.").unwrap_or(field) {
+                    "customer.email" => missing("Contact", "res.partner", "Email", "email"),
+                    "customer.name" => missing("Contact", "res.partner", "Name", "name"),
+                    "customer" => missing("Sales Order", "sale.order", "Customer", "partner_id"),
+                    "external_ref" => missing("Sales Order", "sale.order", "Customer Reference", "client_order_ref"),
+                    "lines" => missing("Sales Order", "sale.order", "Order Lines", "order_line"),
+                    other => missing("Sales Order", "sale.order", other, other.rsplit('.').next().unwrap_or(other)),
+                };
+                render(wire, Err(raised))
+            }
+        }
+    }
+
+    /// Validates a delivery of all the order's lines, written now.
+    fn fulfil(&self, system: &MockSystem, external_ref: &str) -> Option<HttpResponse> {
+        let found = orders(system).find(|(_, r)| r.external_ref == external_ref);
+        let Some((order, record)) = found else {
+            return Some(HttpResponse::json(
+                404,
+                json!({"error": format!("no sale order with client_order_ref {external_ref}")}),
+            ));
+        };
+        let write_date =
+            jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let mut state = self.state();
+        state.pickings.push(Picking { order, write_date, lines: record.lines.clone() });
+        let id = state.pickings.len();
+        Some(HttpResponse::json(201, json!({"picking_id": id, "name": format!("WH/OUT/{id:05}"), "order": order})))
+    }
+}

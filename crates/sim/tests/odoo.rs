@@ -1,0 +1,275 @@
+//! The Odoo connector against the simulated Odoo on loopback, over JSON-2 and over JSON-RPC:
+//! orders are found by `client_order_ref` before any create, so a lost acknowledgment never
+//! makes a second sale order; deliveries come back as `fulfillment.created` events.
+
+use std::sync::Arc;
+
+use handoff_contract::System;
+use handoff_engine::poll::poll_once;
+use handoff_engine::{DeliveryError, ManualClock};
+use handoff_model::{CommandKind, CommandState, EventKind, InboundEvent};
+use handoff_sim::system::{Collection, Faults, MockSystem};
+use handoff_sim::vendors::odoo::{API_KEY, DATABASE, Odoo};
+use handoff_sim::{Dialect, http::MockServer};
+use handoff_store::Command;
+use handoff_store::memory::MemoryStore;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+/// A simulated Odoo on a loopback port: its system and base URL.
+async fn serve() -> (Arc<MockSystem>, String) {
+    serve_as(Odoo::default()).await
+}
+
+async fn serve_as(odoo: Odoo) -> (Arc<MockSystem>, String) {
+    let faults = Faults { idempotency_keys: false, ..Faults::default() };
+    let system = Arc::new(MockSystem::new("odoo", faults, 7));
+    let dialect: Arc<dyn Dialect> = Arc::new(odoo);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(MockServer::new(system.clone(), dialect, None).serve(listener));
+    (system, url)
+}
+
+fn contract(base_url: &str, protocol: &str, api_key: &str) -> System {
+    contract_paged(base_url, protocol, api_key, 10)
+}
+
+fn contract_paged(base_url: &str, protocol: &str, api_key: &str, page_size: u32) -> System {
+    serde_json::from_value(json!({
+        "role": "erp",
+        "connector": "odoo",
+        "base_url": base_url,
+        "timeout": "2s",
+        "idempotency_keys": false,
+        "credentials": {"api_key": api_key, "database": DATABASE, "protocol": protocol, "login": "admin"},
+        "poll": {"every": "1m", "lookback": "5m", "page_size": page_size, "initial": "1h"},
+    }))
+    .unwrap()
+}
+
+fn order(order_ref: &str, email: Option<&str>, lines: &[(&str, u32)]) -> Value {
+    let lines: Vec<Value> =
+        lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity, "unit_price": "12.50"})).collect();
+    json!({
+        "order_ref": order_ref, "name": format!("#{order_ref}"),
+        "customer": {"email": email, "name": "Ada Lovelace"},
+        "lines": lines, "currency": "EUR",
+        "totals": {"subtotal": "0", "total": "0"}, "placed_at": "2026-11-26T10:00:00Z",
+    })
+}
+
+fn command(kind: CommandKind, external_ref: &str, version: Option<u64>, order: Option<Value>) -> Command {
+    let now = Timestamp::now();
+    let mut payload = json!({"external_ref": external_ref, "version": version});
+    if let Some(order) = order {
+        payload["order"] = order;
+    }
+    Command {
+        id: 1,
+        flow: "orders".into(),
+        target: "erp".into(),
+        order_ref: external_ref.into(),
+        kind,
+        idempotency_key: format!("{external_ref}:{kind:?}"),
+        external_ref: external_ref.into(),
+        version,
+        payload: payload.to_string(),
+        state: CommandState::Pending,
+        attempts: 0,
+        budget_attempts: 0,
+        budget_start: now,
+        ambiguous: false,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+        last_error: None,
+        record_id: None,
+    }
+}
+
+fn creates_of(system: &MockSystem, external_ref: &str) -> usize {
+    system.applied().iter().filter(|a| a.op == "create" && a.external_ref == external_ref).count()
+}
+
+/// The whole life of two orders, over one protocol.
+async fn order_life(protocol: &str) {
+    let (system, url) = serve().await;
+    let contract = contract(&url, protocol, API_KEY);
+    let target = handoff_connectors::target("erp", &contract).unwrap().expect("odoo is a target");
+    assert!(!target.honours_idempotency_keys());
+
+    // Create: nothing to read back before, the sale order after.
+    let create = command(
+        CommandKind::CreateOrder,
+        "1001",
+        Some(1),
+        Some(order("1001", Some("ada@example.com"), &[("SKU-A", 2)])),
+    );
+    assert_eq!(target.read_back(&create).await.unwrap(), None);
+    let ack = target.send(&create).await.unwrap();
+    assert_eq!(target.read_back(&create).await.unwrap(), Some(ack.clone()));
+    assert_eq!(system.find(Collection::Orders, "1001")[0].lines, vec![("SKU-A".to_owned(), 2)]);
+
+    // Lost acknowledgment: the order exists though the client saw nothing; read-back finds it
+    // and a resend makes no second one.
+    system.set_faults(Faults { idempotency_keys: false, lost_ack: 1.0, ..Faults::default() });
+    let lost = command(
+        CommandKind::CreateOrder,
+        "1002",
+        Some(1),
+        Some(order("1002", Some("bob@example.com"), &[("SKU-B", 1), ("SKU-C", 3)])),
+    );
+    match target.send(&lost).await {
+        Err(DeliveryError::Transient { ambiguous: true, .. }) => {}
+        other => panic!("a lost ack is ambiguous, got {other:?}"),
+    }
+    system.set_faults(Faults { idempotency_keys: false, ..Faults::default() });
+    let found = target.read_back(&lost).await.unwrap().expect("the lost create is found");
+    assert_eq!(target.send(&lost).await.unwrap(), found);
+    assert_eq!(system.find(Collection::Orders, "1002").len(), 1);
+    assert_eq!(creates_of(&system, "1002"), 1);
+
+    // Update: version 2 is not shown until written, then it is.
+    let update = command(
+        CommandKind::UpdateOrder,
+        "1001",
+        Some(2),
+        Some(order("1001", Some("ada@example.com"), &[("SKU-A", 5)])),
+    );
+    assert_eq!(target.read_back(&update).await.unwrap(), None);
+    assert_eq!(target.send(&update).await.unwrap(), ack);
+    assert_eq!(target.read_back(&update).await.unwrap(), Some(ack.clone()));
+    let record = &system.find(Collection::Orders, "1001")[0];
+    assert_eq!((record.version, record.lines.clone()), (Some(2), vec![("SKU-A".to_owned(), 5)]));
+
+    // Cancel.
+    let cancel = command(CommandKind::CancelOrder, "1001", Some(3), None);
+    assert_eq!(target.read_back(&cancel).await.unwrap(), None);
+    assert_eq!(target.send(&cancel).await.unwrap(), ack);
+    assert_eq!(target.read_back(&cancel).await.unwrap(), Some(ack));
+    assert_eq!(system.find(Collection::Orders, "1001")[0].status, "cancelled");
+
+    // A field the system requires is missing: refused for good, naming it, nothing created.
+    system.set_faults(Faults {
+        idempotency_keys: false,
+        required_fields: vec!["customer.email".into()],
+        ..Faults::default()
+    });
+    let mut anonymous = order("1003", None, &[("SKU-A", 1)]);
+    anonymous["customer"]["name"] = json!("Charles Babbage");
+    let no_email = command(CommandKind::CreateOrder, "1003", Some(1), Some(anonymous));
+    match target.send(&no_email).await {
+        Err(DeliveryError::Permanent { field, .. }) => assert_eq!(field.as_deref(), Some("order.customer.email")),
+        other => panic!("a missing email is permanent, got {other:?}"),
+    }
+    assert!(system.find(Collection::Orders, "1003").is_empty());
+    system.set_faults(Faults { idempotency_keys: false, ..Faults::default() });
+    assert_eq!(system.applied().iter().filter(|a| a.op == "create").count(), 2, "exactly one sale order per order");
+
+    // The warehouse ships order 1002; the poller reads it back once.
+    let fulfilled = reqwest::Client::new()
+        .post(format!("{url}/_fulfil"))
+        .json(&json!({"external_ref": "1002"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fulfilled.status(), 201);
+    let poller = handoff_connectors::poller("erp", &contract).unwrap().expect("odoo polls");
+    let page = poller.poll(None, Timestamp::now()).await.unwrap();
+    assert_eq!(page.events.len(), 1);
+    let event: InboundEvent = serde_json::from_str(&page.events[0].payload).unwrap();
+    assert_eq!((event.kind, event.order_ref.as_str()), (EventKind::FulfillmentCreated, "1002"));
+    let fulfillment = event.fulfillment.expect("a fulfillment");
+    let lines: Vec<(String, u32)> = fulfillment.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+    assert_eq!(lines, vec![("SKU-B".to_owned(), 1), ("SKU-C".to_owned(), 3)]);
+    assert_eq!(fulfillment.carrier.as_deref(), Some("DHL Express"));
+    assert!(fulfillment.tracking_number.is_some());
+
+    // Through the store: the first poll records it, a second from the returned cursor finds
+    // nothing new.
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(Timestamp::now());
+    assert_eq!(poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap(), (1, false));
+    assert_eq!(poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap(), (0, false));
+}
+
+#[tokio::test]
+async fn json2_order_life() {
+    order_life("json-2").await;
+}
+
+#[tokio::test]
+async fn json_rpc_order_life() {
+    order_life("json-rpc").await;
+}
+
+#[tokio::test]
+async fn the_simulated_odoo_has_no_idempotency() {
+    let (system, url) = serve().await;
+    let call = |model: &str, method: &str, body: Value| {
+        reqwest::Client::new()
+            .post(format!("{url}/json/2/{model}/{method}"))
+            .bearer_auth(API_KEY)
+            .header("x-odoo-database", DATABASE)
+            .json(&body)
+            .send()
+    };
+    let partner: Value =
+        call("res.partner", "create", json!({"vals_list": [{"name": "Ada"}]})).await.unwrap().json().await.unwrap();
+    let vals = json!({"vals_list": [{"partner_id": partner[0], "client_order_ref": "X1", "order_line": []}]});
+    for _ in 0..2 {
+        assert_eq!(call("sale.order", "create", vals.clone()).await.unwrap().status(), 200);
+    }
+    assert_eq!(system.find(Collection::Orders, "X1").len(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_refused_for_good() {
+    let (system, url) = serve().await;
+    let target = handoff_connectors::target("erp", &contract(&url, "json-2", "not-the-key")).unwrap().unwrap();
+    let create = command(CommandKind::CreateOrder, "1", Some(1), Some(order("1", Some("a@b.c"), &[("S", 1)])));
+    assert!(matches!(target.send(&create).await, Err(DeliveryError::Permanent { .. })));
+    // A read-back proves nothing either way, so it stays transient.
+    assert!(matches!(target.read_back(&create).await, Err(DeliveryError::Transient { ambiguous: true, .. })));
+    assert!(system.applied().is_empty());
+}
+
+#[tokio::test]
+async fn deliveries_page_through_and_are_recorded_once() {
+    // The simulation takes the contract's own key, as `serve --simulate` needs.
+    let (_system, url) = serve_as(Odoo::for_system(&contract("unused", "json-2", "our-own-key"))).await;
+    let contract = contract_paged(&url, "json-2", "our-own-key", 1);
+    let target = handoff_connectors::target("erp", &contract).unwrap().unwrap();
+    let client = reqwest::Client::new();
+    for n in ["2001", "2002", "2003"] {
+        let create =
+            command(CommandKind::CreateOrder, n, Some(1), Some(order(n, Some("c@example.com"), &[("SKU-P", 1)])));
+        target.send(&create).await.unwrap();
+        let fulfilled = client.post(format!("{url}/_fulfil")).json(&json!({"external_ref": n})).send().await.unwrap();
+        assert_eq!(fulfilled.status(), 201);
+    }
+    let poller = handoff_connectors::poller("erp", &contract).unwrap().unwrap();
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(Timestamp::now());
+    // One delivery a page: three full pages, then a caught-up one.
+    let mut polls = Vec::new();
+    loop {
+        let (new, more) = poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap();
+        polls.push(new);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(polls, vec![1, 1, 1, 0]);
+    // The next round reads the lookback window again and finds nothing new.
+    let mut again = 0;
+    loop {
+        let (new, more) = poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap();
+        again += new;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(again, 0);
+}
