@@ -123,12 +123,12 @@ impl Dialect for HttpJson {
 pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> {
     use handoff_contract::ConnectorKind;
     match kind {
+        ConnectorKind::Ebay => Arc::new(crate::vendors::ebay::Ebay::default()),
         ConnectorKind::HttpJson
         | ConnectorKind::Shopify
         | ConnectorKind::Woocommerce
         | ConnectorKind::Stripe
         | ConnectorKind::Amazon
-        | ConnectorKind::Ebay
         | ConnectorKind::Netsuite
         | ConnectorKind::Odoo => Arc::new(HttpJson),
     }
