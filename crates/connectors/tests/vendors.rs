@@ -292,6 +292,13 @@ fn the_ebay_sdk_signature_vectors_verify_and_the_forged_ones_do_not() {
     assert_eq!(ebay::key_id(&valid.signature).unwrap(), "9936261a-7d7b-4621-a0f1-96ccb428af49");
     let tampered = compact(valid.message.get()).replace("test_user", "test_usex");
     assert_eq!(ebay::verify(Some(&valid.signature), tampered.as_bytes(), key), Err(SignatureError::Mismatch));
+    // The verified message is an account deletion: acknowledged, and it carries no order.
+    let note = ebay::inbound(Some(&valid.signature), compact(valid.message.get()).as_bytes(), key).unwrap();
+    assert!(
+        matches!(note, ebay::Notification::Acknowledged { ref topic, .. } if topic == "MARKETPLACE_ACCOUNT_DELETION")
+    );
+    let forged = ebay::inbound(Some(&valid.signature), tampered.as_bytes(), key).unwrap_err();
+    assert!(matches!(forged, SourceError::Unauthenticated(SignatureError::Mismatch)));
 }
 
 #[test]

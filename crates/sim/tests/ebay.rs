@@ -181,6 +181,21 @@ async fn the_poller_pages_through_orders_and_a_second_poll_finds_nothing_new() {
 }
 
 #[tokio::test]
+async fn a_throttled_poll_waits_as_told_and_keeps_its_place() {
+    let sim = serve(Ebay::default()).await;
+    let contract = contract(&sim.url, 50);
+    let now = Timestamp::now();
+    place(&sim, &ebay_order("12-44444-00001", now, now)).await;
+    let poller = handoff_connectors::poller("ebay", system(&contract)).unwrap().unwrap();
+    let store = MemoryStore::new();
+    sim.dialect.throttle_reads(1, 30);
+    let refused = poll_once("ebay", poller.as_ref(), &store, &SystemClock).await.unwrap_err();
+    assert_eq!(refused.retry_after, Some(SignedDuration::from_secs(30)), "{refused}");
+    assert_eq!(store.poll_cursor("ebay".into()).await.unwrap(), None, "no cursor moved past unread orders");
+    assert_eq!(poll_once("ebay", poller.as_ref(), &store, &SystemClock).await.unwrap(), (1, false));
+}
+
+#[tokio::test]
 async fn a_shipping_fulfillment_whose_ack_is_lost_is_read_back_and_never_made_twice() {
     let sim = serve(Ebay::default()).await;
     let contract = contract(&sim.url, 50);

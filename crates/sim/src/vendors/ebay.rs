@@ -25,6 +25,9 @@ pub struct Ebay {
     keys: Mutex<HashMap<String, String>>,
     tokens_minted: AtomicU64,
     keys_served: AtomicU64,
+    /// Reads still to refuse with 429 (eBay's call limits), and the `Retry-After` they carry.
+    throttled_reads: AtomicU64,
+    throttle_retry_after_s: AtomicU64,
 }
 
 /// eBay's error answer.
@@ -59,6 +62,13 @@ impl Ebay {
     pub fn with_public_key(self, kid: &str, pem: &str) -> Self {
         self.keys.lock().expect("keys lock").insert(kid.to_owned(), pem.to_owned());
         self
+    }
+
+    /// Refuses the next `reads` API reads with 429 and `Retry-After: retry_after_s`, as eBay
+    /// does past an application's call limit. (Writes are throttled by the system's faults.)
+    pub fn throttle_reads(&self, reads: u64, retry_after_s: u64) {
+        self.throttle_retry_after_s.store(retry_after_s, Ordering::Relaxed);
+        self.throttled_reads.store(reads, Ordering::Relaxed);
     }
 
     /// How many OAuth tokens the token endpoint minted.
@@ -165,6 +175,13 @@ impl Dialect for Ebay {
         }
         if !r.header("authorization").is_some_and(|a| a.starts_with("Bearer ")) {
             return Routed::Answer(errors(401, 1001, "REQUEST", "Invalid access token.", None));
+        }
+        if r.method == "GET"
+            && self.throttled_reads.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        {
+            let retry_after = self.throttle_retry_after_s.load(Ordering::Relaxed).to_string();
+            let refused = errors(429, 2001, "REQUEST", "Too many requests.", None);
+            return Routed::Answer(refused.with_header("retry-after", retry_after));
         }
         match (r.method.as_str(), segments.as_slice()) {
             ("GET", ["commerce", "notification", "v1", "public_key", kid]) => {
