@@ -70,7 +70,10 @@ pub fn inbound<'h>(
         // Verified with a key fetched by `kid`, which needs a network call first: the server
         // resolves it and calls `ebay::inbound`.
         ConnectorKind::Ebay => {
-            return Err(SourceError::Unauthenticated(signature::SignatureError::Missing("eBay public key")));
+            return Err(http_json::invalid(
+                "connector",
+                "eBay notifications are verified with the key named by their kid: use ebay::inbound",
+            ));
         }
         ConnectorKind::Amazon | ConnectorKind::Netsuite | ConnectorKind::Odoo => {
             return Err(http_json::invalid(

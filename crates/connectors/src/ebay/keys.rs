@@ -51,8 +51,8 @@ struct PublicKey {
 
 impl PublicKeys {
     pub fn new() -> Self {
-        // Building a client fails only when the TLS backend cannot start, which no request
-        // could survive either.
+        // A client with a timeout fails to build only when the TLS backend cannot start, and
+        // then no client can: the default one would stop the hub at start-up, which is right.
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         PublicKeys { client, keys: quick_cache::sync::Cache::new(CAPACITY), tokens: Mutex::default() }
     }
