@@ -70,7 +70,15 @@ pub fn inbound<'h>(
             stripe::verify(&header, body, secrets, received_at, system.signature_tolerance)?;
             stripe::event(body)?
         }
-        ConnectorKind::Amazon | ConnectorKind::Ebay | ConnectorKind::Netsuite | ConnectorKind::Odoo => {
+        // Verified with a key fetched by `kid`, which needs a network call first: the server
+        // resolves it and calls `ebay::inbound`.
+        ConnectorKind::Ebay => {
+            return Err(http_json::invalid(
+                "connector",
+                "eBay notifications are verified with the key named by their kid: use ebay::inbound",
+            ));
+        }
+        ConnectorKind::Amazon | ConnectorKind::Netsuite | ConnectorKind::Odoo => {
             return Err(http_json::invalid(
                 "connector",
                 format!("{} sends no webhooks to Handoff; its changes are polled", system.connector.as_str()),
@@ -129,6 +137,7 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
             Arc::new(netsuite::NetSuiteTarget::new(netsuite::Settings::from_contract(name, system)?).map_err(http)?)
         }
         ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?)),
+        ConnectorKind::Ebay => Arc::new(ebay::EbayTarget::new(name, system, base_url)?),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
         _ => return Ok(None),
     };
@@ -137,7 +146,8 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
 
 /// The poller of a system whose contract entry asks for `poll`, or `None`.
 pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, ConfigError> {
-    let Some(settings) = &system.poll else { return Ok(None) };
+    // The contract refuses `poll` without a `base_url`.
+    let (Some(settings), Some(base_url)) = (&system.poll, &system.base_url) else { return Ok(None) };
     let http = |e: reqwest::Error| ConfigError { key: format!("systems.{name}"), message: e.to_string() };
     let poller: Arc<dyn Poller> = match system.connector {
         ConnectorKind::Shopify => Arc::new(shopify_admin::OrdersPoller::new(name, system)?),
@@ -147,6 +157,7 @@ pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, Co
             Arc::new(netsuite::NetSuitePoller::new(name, netsuite, settings.clone()).map_err(http)?)
         }
         ConnectorKind::Odoo => Arc::new(odoo::OdooPoller::new(odoo::client(name, system)?, name, settings.clone())),
+        ConnectorKind::Ebay => Arc::new(ebay::EbayPoller::new(name, system, base_url, settings.clone())?),
         _ => {
             return Err(ConfigError {
                 key: format!("systems.{name}.poll"),

@@ -292,6 +292,13 @@ fn the_ebay_sdk_signature_vectors_verify_and_the_forged_ones_do_not() {
     assert_eq!(ebay::key_id(&valid.signature).unwrap(), "9936261a-7d7b-4621-a0f1-96ccb428af49");
     let tampered = compact(valid.message.get()).replace("test_user", "test_usex");
     assert_eq!(ebay::verify(Some(&valid.signature), tampered.as_bytes(), key), Err(SignatureError::Mismatch));
+    // The verified message is an account deletion: acknowledged, and it carries no order.
+    let note = ebay::inbound(Some(&valid.signature), compact(valid.message.get()).as_bytes(), key).unwrap();
+    assert!(
+        matches!(note, ebay::Notification::Acknowledged { ref topic, .. } if topic == "MARKETPLACE_ACCOUNT_DELETION")
+    );
+    let forged = ebay::inbound(Some(&valid.signature), tampered.as_bytes(), key).unwrap_err();
+    assert!(matches!(forged, SourceError::Unauthenticated(SignatureError::Mismatch)));
 }
 
 #[test]
@@ -331,4 +338,46 @@ fn amazon_orders_of_both_api_generations_map() {
     assert_eq!(change.order_id, "903-8868176-2219830");
     assert_eq!(change.notification_id, "d0e9e693-c3ad-4373-979f-ed4ec98dd746");
     assert_eq!(change.status.as_deref(), Some("Unshipped"));
+}
+
+fn ebay_event(file: &str) -> InboundEvent {
+    let raw: Value = serde_json::from_slice(&payload(file)).unwrap();
+    let order = handoff_connectors::ebay::order(&raw).unwrap();
+    order.event(raw["lastModifiedDate"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn an_ebay_order_maps_to_the_cent_with_promotions_and_delivery_discounts() {
+    let e = ebay_event("ebay_order.json");
+    assert_eq!(e.kind, EventKind::OrderUpdated, "modified after creation: an update, which stands in for a create");
+    assert_eq!(e.event_id.as_str(), "poll:12-34567-89012@2026-11-20T09:41:07.512Z");
+    assert_eq!(e.version, Some("2026-11-20T09:41:07.512Z".parse::<Timestamp>().unwrap().as_millisecond() as u64));
+    let o = e.order.clone().unwrap();
+    assert_eq!(o.total().to_string(), "81.00 USD");
+    assert_eq!(o.totals.subtotal.to_string(), "69.97");
+    assert_eq!(o.totals.shipping.to_string(), "5.00");
+    assert_eq!(o.totals.tax.to_string(), "6.03");
+    assert_eq!(o.lines[0].unit_price.to_string(), "24.99");
+    assert_eq!(o.lines[0].discount.to_string(), "5.00");
+    assert_eq!(o.check_totals(), Ok(()));
+    insta::assert_json_snapshot!("ebay_order", e);
+}
+
+#[test]
+fn a_cancelled_ebay_order_is_a_cancellation_and_a_line_without_sku_is_named() {
+    let e = ebay_event("ebay_order_cancelled.json");
+    assert_eq!(e.kind, EventKind::OrderCancelled);
+    let o = e.order.clone().unwrap();
+    assert_eq!(o.lines[0].sku, "ebay-line-10041234567101");
+    assert_eq!(o.customer.email.as_deref(), Some("8c1e2f0a9b@members.ebay.com"), "falls back to shipTo.email");
+    assert_eq!(o.total().to_string(), "27.02 USD");
+    insta::assert_json_snapshot!("ebay_order_cancelled", e);
+}
+
+#[test]
+fn an_ebay_order_whose_amounts_do_not_add_up_is_refused_naming_the_total() {
+    let mut raw: Value = serde_json::from_slice(&payload("ebay_order.json")).unwrap();
+    raw["pricingSummary"]["total"]["value"] = "81.01".into();
+    let e = handoff_connectors::ebay::order(&raw).unwrap_err();
+    assert_eq!(e.field(), Some("pricingSummary.total"));
 }

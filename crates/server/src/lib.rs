@@ -1,4 +1,4 @@
-//! The HTTP face of the hub: vendor webhooks in, the JSON API under `/api/v1`, health and
+//! The HTTP face of the hub: vendor webhooks in (and eBay's endpoint challenge), the JSON API under `/api/v1`, health and
 //! readiness. A webhook handler only records: the event is durable before the 2xx, and the
 //! engine's workers drain the inbox.
 
@@ -7,9 +7,9 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use handoff_contract::Contract;
 use handoff_engine::Clock;
 use handoff_store::Store;
@@ -22,8 +22,13 @@ pub struct AppState<S> {
 
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     let max_body = state.contract.hub.max_event_bytes;
+    // eBay's notification keys, fetched by key id and kept for the life of the server.
+    let ebay_keys = Arc::new(handoff_connectors::ebay::PublicKeys::new());
     Router::new()
-        .route("/webhooks/{system}", post(webhooks::receive::<S>).layer(DefaultBodyLimit::max(max_body)))
+        .route(
+            "/webhooks/{system}",
+            post(webhooks::receive::<S>).get(webhooks::challenge::<S>).layer(DefaultBodyLimit::max(max_body)),
+        )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(api::ready::<S>))
         .route("/api/v1/orders/{order_ref}", get(api::order::<S>))
@@ -32,4 +37,5 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/api/v1/dead-letters/{id}/replay", post(api::replay::<S>))
         .route("/api/v1/outbox", get(api::outbox::<S>))
         .with_state(state)
+        .layer(Extension(ebay_keys))
 }

@@ -1,13 +1,17 @@
-//! `POST /webhooks/{system}`: record the event durably, then answer.
+//! `POST /webhooks/{system}`: record the event durably, then answer. `GET` answers eBay's
+//! endpoint challenge.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use handoff_connectors::ebay::{self, KeyError, Notification, PublicKeys};
 use handoff_connectors::{Inbound, SourceError};
+use handoff_contract::{ConnectorKind, System};
 use handoff_store::{Recorded, Store};
 use serde_json::json;
 
@@ -15,6 +19,7 @@ use crate::AppState;
 
 pub(crate) async fn receive<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
+    Extension(keys): Extension<Arc<PublicKeys>>,
     Path(system): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -23,6 +28,9 @@ pub(crate) async fn receive<S: Store + Clone>(
         let error = format!("no system named {system:?} in the contract");
         return (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response();
     };
+    if source.connector == ConnectorKind::Ebay {
+        return ebay_notification(&keys, &system, source, &headers, &body).await;
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let new = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now()) {
         Ok(Inbound::Event(new)) => new,
@@ -47,6 +55,78 @@ pub(crate) async fn receive<S: Store + Clone>(
             tracing::error!(message = "recording a webhook failed", error = %error);
             // 503 tells the sender nothing was kept and to try again.
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
+        }
+    }
+}
+
+fn refused(status: StatusCode, error: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": error.to_string() }))).into_response()
+}
+
+/// An eBay notification: its signing key resolved by `kid` (the one network call), then the
+/// signature checked on the raw bytes before the body is read. Verified notifications carry no
+/// order to record (see `docs/connectors/ebay.md`): 204, nothing stored.
+async fn ebay_notification(
+    keys: &PublicKeys,
+    name: &str,
+    source: &System,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let Some(header) = headers.get("x-ebay-signature").and_then(|v| v.to_str().ok()) else {
+        return refused(StatusCode::UNAUTHORIZED, "not authenticated: X-EBAY-SIGNATURE is missing");
+    };
+    let kid = match ebay::key_id(header) {
+        Ok(kid) => kid,
+        Err(e) => return refused(StatusCode::UNAUTHORIZED, format!("not authenticated: {e}")),
+    };
+    let pem = match keys.key(name, source, &kid).await {
+        Ok(pem) => pem,
+        Err(e @ KeyError::Unknown(_)) => return refused(StatusCode::UNAUTHORIZED, format!("not authenticated: {e}")),
+        Err(e) => {
+            tracing::warn!(message = "eBay public key lookup failed", system = %name, error = %e);
+            // 503: eBay retries the notification once the key can be had.
+            return refused(StatusCode::SERVICE_UNAVAILABLE, e);
+        }
+    };
+    match ebay::inbound(Some(header), body, &pem) {
+        Ok(Notification::Acknowledged { topic, notification_id }) => {
+            tracing::info!(message = "eBay notification acknowledged", system = %name, topic, notification_id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e @ SourceError::Unauthenticated(_)) => refused(StatusCode::UNAUTHORIZED, e),
+        Err(e) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string(), "field": e.field() }))).into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Challenge {
+    challenge_code: Option<String>,
+}
+
+/// `GET /webhooks/{system}?challenge_code=...`: eBay checks the endpoint before it sends
+/// anything, with the verification token and the endpoint URL exactly as registered.
+pub(crate) async fn challenge<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(system): Path<String>,
+    Query(q): Query<Challenge>,
+) -> Response {
+    let Some(source) = state.contract.systems.get(&system).filter(|s| s.connector == ConnectorKind::Ebay) else {
+        return refused(StatusCode::NOT_FOUND, format!("no eBay system named {system:?} in the contract"));
+    };
+    let Some(code) = q.challenge_code.filter(|c| !c.is_empty()) else {
+        return refused(StatusCode::BAD_REQUEST, "challenge_code is required");
+    };
+    let credential = |key| source.credential(&system, key).map_err(|(key, message)| format!("{key}: {message}"));
+    match (credential("verification_token"), credential("endpoint")) {
+        (Ok(token), Ok(endpoint)) => {
+            Json(json!({ "challengeResponse": ebay::challenge_response(&code, token, endpoint) })).into_response()
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(message = "eBay challenge cannot be answered", system = %system, error = %e);
+            refused(StatusCode::INTERNAL_SERVER_ERROR, e)
         }
     }
 }
