@@ -81,7 +81,7 @@ async fn simulate_targets(contract: &Contract, hub_addr: &str) -> anyhow::Result
             .await
             .with_context(|| format!("simulating {name} on {addr} (is something else listening there?)"))?;
         let mock = Arc::new(MockSystem::new(name.clone(), Faults::default(), 1));
-        let dialect = handoff_sim::dialect::for_connector(system.connector);
+        let dialect = handoff_sim::dialect::for_system(system);
         let server = MockServer::new(mock, dialect, Some(format!("http://{hub_addr}/webhooks/{name}")));
         tracing::info!(message = "simulated system serving", system = %name, addr = %addr);
         tokio::spawn(server.serve(listener));

@@ -134,3 +134,12 @@ pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> 
         ConnectorKind::Odoo => Arc::new(crate::vendors::odoo::Odoo::default()),
     }
 }
+
+/// The dialect for a contract's system (`serve --simulate`): where a simulated vendor checks
+/// a key the contract sets, it accepts the contract's own.
+pub fn for_system(system: &handoff_contract::System) -> Arc<dyn Dialect> {
+    match system.connector {
+        handoff_contract::ConnectorKind::Odoo => Arc::new(crate::vendors::odoo::Odoo::for_system(system)),
+        kind => for_connector(kind),
+    }
+}
