@@ -121,6 +121,7 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
             http_json::HttpJsonTarget::new(base_url, system.timeout.unsigned_abs(), system.idempotency_keys)
                 .map_err(http)?,
         ),
+        ConnectorKind::Amazon => Arc::new(amazon::ShipmentTarget::new(amazon::SpApi::from_contract(name, system)?)),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
         _ => return Ok(None),
     };
@@ -129,7 +130,13 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
 
 /// The poller of a system whose contract entry asks for `poll`, or `None`.
 pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, ConfigError> {
-    let Some(_settings) = &system.poll else { return Ok(None) };
+    let Some(settings) = &system.poll else { return Ok(None) };
+    if system.connector == ConnectorKind::Amazon {
+        let version = amazon::poller::ApiVersion::parse(system.api_version.as_deref())
+            .map_err(|message| ConfigError { key: format!("systems.{name}.api_version"), message })?;
+        let api = amazon::SpApi::from_contract(name, system)?;
+        return Ok(Some(Arc::new(amazon::OrdersPoller::new(api, name, version, settings.clone()))));
+    }
     Err(ConfigError {
         key: format!("systems.{name}.poll"),
         message: format!("the {} connector cannot be polled", system.connector.as_str()),

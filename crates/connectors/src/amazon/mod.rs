@@ -1,8 +1,18 @@
-//! Amazon SP-API orders into the canonical model, for both API generations: Orders v0
-//! (`getOrder` + `getOrderItems`, PascalCase, `payload` wrapper) and Orders 2026-01-01
-//! (`getOrder`/`searchOrders`, camelCase, nested items and proceeds); and `ORDER_CHANGE`
-//! notifications, deduplicated by their `NotificationId`. The poller that calls these is not
-//! built yet: this module is the mapping it will use.
+//! Amazon SP-API: orders of both API generations into the canonical model (Orders v0
+//! `getOrder` + `getOrderItems`, PascalCase, `payload` wrapper; Orders 2026-01-01
+//! `getOrder`/`searchOrders`, camelCase, nested items and proceeds), `ORDER_CHANGE`
+//! notifications deduplicated by their `NotificationId`, the orders [`poller`] and the
+//! `confirmShipment` back-channel ([`shipment`]). See `docs/connectors/amazon.md`.
+
+mod api;
+mod lwa;
+mod pace;
+pub mod poller;
+pub mod shipment;
+
+pub use api::SpApi;
+pub use poller::OrdersPoller;
+pub use shipment::ShipmentTarget;
 
 use handoff_model::{Address, CanonicalOrder, Currency, Customer, OrderLine, Totals};
 use jiff::Timestamp;
