@@ -61,10 +61,13 @@ impl Pace {
     /// on credit (the bucket below zero) makes the next caller wait longer, so concurrent
     /// callers queue up instead of all firing once the wait is over.
     pub(crate) fn take(&self, op: Operation) -> Duration {
+        self.take_at(op, Instant::now())
+    }
+
+    fn take_at(&self, op: Operation, now: Instant) -> Duration {
         // A poisoned lock only means another caller panicked mid-update; the numbers are
         // still usable, so carry on with them.
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         let bucket = buckets.entry(op).or_insert_with(|| {
             let (rate, burst) = op.default_plan();
             Bucket { rate, burst, tokens: burst, at: now }
@@ -99,22 +102,24 @@ impl Pace {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn the_burst_is_free_then_calls_are_spaced_by_the_learned_rate() {
+    #[test]
+    fn the_burst_is_free_then_calls_are_spaced_by_the_learned_rate() {
         let pace = Pace::default();
+        let start = Instant::now();
+        let items = Operation::GetOrderItems;
         for _ in 0..30 {
-            assert_eq!(pace.take(Operation::GetOrderItems), Duration::ZERO);
+            assert_eq!(pace.take_at(items, start), Duration::ZERO);
         }
         // Burst spent: the next token comes after 1/0.5 s.
-        assert_eq!(pace.take(Operation::GetOrderItems), Duration::from_secs(2));
-        pace.learn(Operation::GetOrderItems, 4.0);
-        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(pace.take_at(items, start), Duration::from_secs(2));
+        pace.learn(items, 4.0);
+        let later = start + Duration::from_secs(2);
         // Two seconds at 4/s refill 8 tokens, one was owed: seven calls are free now.
         for _ in 0..7 {
-            assert_eq!(pace.take(Operation::GetOrderItems), Duration::ZERO);
+            assert_eq!(pace.take_at(items, later), Duration::ZERO);
         }
-        assert_eq!(pace.take(Operation::GetOrderItems), Duration::from_millis(250));
-        assert_eq!(pace.interval(Operation::GetOrderItems), Duration::from_millis(250));
+        assert_eq!(pace.take_at(items, later), Duration::from_millis(250));
+        assert_eq!(pace.interval(items), Duration::from_millis(250));
         // Another operation has its own plan.
         assert_eq!(pace.interval(Operation::GetOrders), Duration::from_secs_f64(1.0 / 0.0167));
     }
