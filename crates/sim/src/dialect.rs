@@ -123,11 +123,11 @@ impl Dialect for HttpJson {
 pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> {
     use handoff_contract::ConnectorKind;
     match kind {
+        ConnectorKind::Amazon => Arc::new(crate::vendors::amazon::Amazon::default()),
         ConnectorKind::HttpJson
         | ConnectorKind::Shopify
         | ConnectorKind::Woocommerce
         | ConnectorKind::Stripe
-        | ConnectorKind::Amazon
         | ConnectorKind::Ebay
         | ConnectorKind::Netsuite
         | ConnectorKind::Odoo => Arc::new(HttpJson),

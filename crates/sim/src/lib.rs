@@ -9,6 +9,7 @@ pub mod profile;
 pub mod runner;
 pub mod system;
 pub mod target;
+pub mod vendors;
 pub mod world;
 
 pub use checker::{Checker, Violation};
