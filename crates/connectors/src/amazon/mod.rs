@@ -203,3 +203,46 @@ pub fn order_change(body: &[u8]) -> Result<OrderChange, SourceError> {
         change_type: text(change, "OrderChangeType"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification(id: Option<&str>, at: &str) -> Vec<u8> {
+        let mut v = serde_json::json!({
+            "NotificationType": "ORDER_CHANGE",
+            "Payload": {"OrderChangeNotification": {
+                "AmazonOrderId": "302-1234567-1234567",
+                "OrderChangeType": "OrderStatusChange",
+                "OrderChangeTrigger": {"TimeOfOrderChange": at},
+                "Summary": {"OrderStatus": "Unshipped"},
+            }},
+            "NotificationMetadata": {},
+        });
+        if let Some(id) = id {
+            v["NotificationMetadata"]["NotificationId"] = id.into();
+        }
+        v.to_string().into_bytes()
+    }
+
+    #[test]
+    fn order_changes_are_deduplicated_by_notification_id() {
+        let at = "2026-11-26T10:00:00Z";
+        let first = order_change(&notification(Some("n-1"), at)).unwrap();
+        // SQS redelivers: the same notification has the same key.
+        assert_eq!(first, order_change(&notification(Some("n-1"), at)).unwrap());
+        assert_eq!(first.notification_id, "n-1");
+        // Another notification about the same order, even at the same time, is another change.
+        assert_ne!(first.notification_id, order_change(&notification(Some("n-2"), at)).unwrap().notification_id);
+        // Without an id, the order and its change time stand in.
+        let keyless = order_change(&notification(None, at)).unwrap();
+        assert_eq!(keyless.notification_id, format!("302-1234567-1234567@{at}"));
+        assert_eq!(keyless.status.as_deref(), Some("Unshipped"));
+    }
+
+    #[test]
+    fn other_notifications_are_refused() {
+        let body = serde_json::json!({"NotificationType": "ANY_OFFER_CHANGED"}).to_string();
+        assert!(order_change(body.as_bytes()).is_err());
+    }
+}
