@@ -320,11 +320,14 @@ async fn a_shipment_whose_ack_was_lost_is_read_back_and_not_confirmed_twice() {
 }
 
 #[tokio::test]
-async fn a_confirmed_shipment_answers_with_its_package() {
+async fn a_confirmed_shipment_in_the_orders_marketplace_is_found_by_its_package() {
     let sim = serve(Faults { idempotency_keys: false, ..Faults::default() }).await;
     let order_id = "302-0000008-0000008";
     place(&sim, order(order_id, "Unshipped", Timestamp::now())).await;
-    let target = target(&sim, SIM_REFRESH_TOKEN);
+    // Two marketplaces configured: the shipment is confirmed in the order's own.
+    let mut entry = contract_entry(&sim, None, SIM_REFRESH_TOKEN);
+    entry.credentials.insert("marketplace_id".into(), format!("A13V1IB3VIYZZH,{MARKETPLACE}"));
+    let target = handoff_connectors::target("amazon", &entry).unwrap().unwrap();
     let command = shipment(order_id, "F-erp-1", "SKU-A");
     let ack = target.send(&command).await.unwrap();
     assert_eq!(target.read_back(&command).await.unwrap(), Some(ack.clone()));

@@ -246,3 +246,76 @@ mod tests {
         assert!(order_change(body.as_bytes()).is_err());
     }
 }
+
+#[cfg(test)]
+mod contract_tests {
+    use std::path::Path;
+
+    use handoff_contract::Contract;
+
+    const CONTRACT: &str = r#"
+[systems.amazon]
+role = "marketplace"
+connector = "amazon"
+base_url = "https://sellingpartnerapi-eu.amazon.com"
+api_version = "API_VERSION"
+idempotency_keys = false
+poll = { every = "2m", lookback = "10m", page_size = 100, initial = "24h" }
+
+[systems.amazon.credentials]
+client_id = "amzn1.application-oa2-client.x"
+client_secret = "secret"
+refresh_token = "Atzr|x"
+marketplace_id = "A1PA6795UKMFR9, A13V1IB3VIYZZH"
+
+[systems.erp]
+role = "erp"
+connector = "http-json"
+base_url = "http://127.0.0.1:9001"
+
+[flows.orders]
+from = "amazon"
+to = "erp"
+events = ["order.updated", "order.cancelled"]
+proof = "record-id"
+deadline = "30m"
+retry = { attempts = 12, backoff_base = "1s", backoff_cap = "10m", jitter = "full", deadline = "48h" }
+
+[flows.shipments]
+from = "erp"
+to = "amazon"
+events = ["fulfillment.created"]
+proof = "read-back"
+deadline = "30m"
+retry = { attempts = 12, backoff_base = "1s", backoff_cap = "10m", jitter = "full", deadline = "48h" }
+"#;
+
+    fn contract(api_version: &str) -> Contract {
+        Contract::parse(&CONTRACT.replace("API_VERSION", api_version), Path::new("handoff.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_contract_entry_builds_a_poller_and_a_target() {
+        for version in ["v0", "2026-01-01"] {
+            let contract = contract(version);
+            let amazon = &contract.systems["amazon"];
+            assert!(crate::poller("amazon", amazon).unwrap().is_some());
+            let target = crate::target("amazon", amazon).unwrap().unwrap();
+            assert!(!target.honours_idempotency_keys());
+            let api = super::SpApi::from_contract("amazon", amazon).unwrap();
+            assert_eq!(api.marketplace_ids, ["A1PA6795UKMFR9", "A13V1IB3VIYZZH"]);
+        }
+    }
+
+    #[test]
+    fn a_bad_entry_names_the_key_to_fix() {
+        let mut amazon = contract("v0").systems["amazon"].clone();
+        amazon.api_version = Some("2021-01-01".into());
+        let Err(e) = crate::poller("amazon", &amazon) else { panic!("refused") };
+        assert_eq!(e.key, "systems.amazon.api_version");
+        amazon.api_version = None;
+        amazon.credentials.remove("refresh_token");
+        let Err(e) = crate::target("amazon", &amazon) else { panic!("refused") };
+        assert_eq!(e.key, "systems.amazon.credentials.refresh_token");
+    }
+}

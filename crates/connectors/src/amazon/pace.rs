@@ -15,6 +15,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Operation {
     GetOrders,
+    GetOrder,
     GetOrderItems,
     SearchOrders,
     GetOrder2026,
@@ -25,9 +26,10 @@ impl Operation {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Operation::GetOrders => "getOrders",
+            Operation::GetOrder => "getOrder (v0)",
             Operation::GetOrderItems => "getOrderItems",
             Operation::SearchOrders => "searchOrders",
-            Operation::GetOrder2026 => "getOrder",
+            Operation::GetOrder2026 => "getOrder (2026-01-01)",
             Operation::ConfirmShipment => "confirmShipment",
         }
     }
@@ -36,6 +38,7 @@ impl Operation {
     fn default_plan(self) -> (f64, f64) {
         match self {
             Operation::GetOrders => (0.0167, 20.0),
+            Operation::GetOrder => (0.5, 30.0),
             Operation::GetOrderItems => (0.5, 30.0),
             Operation::SearchOrders => (0.0056, 20.0),
             Operation::GetOrder2026 => (0.5, 30.0),

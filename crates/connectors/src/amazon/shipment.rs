@@ -88,7 +88,7 @@ impl ShipmentTarget {
         if let Some(tracking) = &fulfillment.tracking_number {
             detail["trackingNumber"] = Value::from(tracking.as_str());
         }
-        let marketplace = self.api.marketplace_ids.first().cloned().unwrap_or_default();
+        let marketplace = self.marketplace(order_id).await?;
         let body = json!({"marketplaceId": marketplace, "packageDetail": detail});
         let path = format!("/orders/v0/orders/{}/shipment/confirmation", encode(order_id));
         self.api
@@ -96,6 +96,28 @@ impl ShipmentTarget {
             .await
             .map_err(|e| e.delivery())?;
         Ok(Ack { record_id: format!("{order_id}/{package}") })
+    }
+
+    /// The marketplace the order was placed in: the configured one, or, when several are
+    /// configured, the order's own (v0 `getOrder`).
+    async fn marketplace(&self, order_id: &str) -> Result<String, DeliveryError> {
+        if let [only] = self.api.marketplace_ids.as_slice() {
+            return Ok(only.clone());
+        }
+        let path = format!("/orders/v0/orders/{}", encode(order_id));
+        let answer = self
+            .api
+            .call(Operation::GetOrder, reqwest::Method::GET, &path, &[], None)
+            .await
+            .map_err(|e| e.delivery())?;
+        match answer.body["payload"]["MarketplaceId"].as_str() {
+            Some(id) => Ok(id.to_owned()),
+            None => Err(DeliveryError::Transient {
+                reason: format!("getOrder of {order_id} names no MarketplaceId"),
+                ambiguous: false,
+                retry_after: None,
+            }),
+        }
     }
 
     /// The shipment is visible when the order lists a package with its reference id. Amazon's
