@@ -180,11 +180,12 @@ impl SpApi {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, CallError> {
-        let token = self.lwa.token(&self.http).await.map_err(CallError::Token)?;
         let wait = self.pace.take(op);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        // After the wait, so a long wait never sends a token that expired meanwhile.
+        let token = self.lwa.token(&self.http).await.map_err(CallError::Token)?;
         let mut url = format!("{}{path}", self.base_url);
         if !query.is_empty() {
             let mut pairs = form_urlencoded::Serializer::new(String::new());
