@@ -364,3 +364,17 @@ async fn a_throttled_or_unauthorised_shipment_is_classified() {
     );
     assert!(sim.system.applied().is_empty());
 }
+
+#[tokio::test]
+async fn an_order_that_does_not_add_up_is_left_out_and_the_rest_flow() {
+    let sim = serve(Faults::default()).await;
+    let now = Timestamp::now();
+    let mut wrong = order("302-0000010-0000010", "Unshipped", now - SignedDuration::from_mins(3));
+    wrong["order"]["OrderTotal"] = money("99.99");
+    place(&sim, wrong).await;
+    place(&sim, order("302-0000011-0000011", "Unshipped", now - SignedDuration::from_mins(2))).await;
+    let page = poller(&sim, None).poll(None, now).await.unwrap();
+    let ids: Vec<&str> = page.events.iter().map(|e| e.order_ref.as_str()).collect();
+    assert_eq!(ids, ["302-0000011-0000011"]);
+    assert!(!page.more);
+}

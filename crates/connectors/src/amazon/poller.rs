@@ -127,7 +127,7 @@ impl OrdersPoller {
             Some(token) => vec![("NextToken", token.clone()), marketplaces],
             None => vec![
                 marketplaces,
-                ("LastUpdatedAfter", cursor.since.to_string()),
+                ("LastUpdatedAfter", iso_seconds(cursor.since)),
                 ("MaxResultsPerPage", self.settings.page_size.clamp(1, 100).to_string()),
             ],
         };
@@ -161,7 +161,7 @@ impl OrdersPoller {
     async fn page_2026(&self, cursor: &Cursor) -> Result<(Vec<Seen>, Option<String>), PollError> {
         let mut query = vec![
             ("marketplaceIds", self.api.marketplaces()),
-            ("lastUpdatedAfter", cursor.since.to_string()),
+            ("lastUpdatedAfter", iso_seconds(cursor.since)),
             ("maxResultsPerPage", self.settings.page_size.clamp(1, 100).to_string()),
             ("includedData", "BUYER,RECIPIENT,PROCEEDS,FULFILLMENT".to_owned()),
         ];
@@ -195,6 +195,15 @@ impl OrdersPoller {
         error.reason = format!("{} {}: {}", self.version.as_str(), op.name(), error.reason);
         error
     }
+}
+
+/// A window start as SP-API takes it: ISO 8601 in whole seconds, rounded down so that the
+/// window never starts after a change it should include.
+fn iso_seconds(t: Timestamp) -> String {
+    // `as_second` truncates toward zero; before 1970 that is up, so step one back.
+    let second = t.as_second() - i64::from(t.subsec_nanosecond() < 0);
+    let floor = Timestamp::from_second(second).unwrap_or(t);
+    floor.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn token(v: &Value) -> Option<String> {
@@ -260,5 +269,18 @@ fn cancelled(order_id: &str, last_updated: Timestamp, raw: Value, api: ApiVersio
 impl Poller for OrdersPoller {
     fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>> {
         Box::pin(self.page(cursor, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_starts_are_whole_seconds_rounded_down() {
+        let t: Timestamp = "2026-11-26T10:00:05.999Z".parse().unwrap();
+        assert_eq!(iso_seconds(t), "2026-11-26T10:00:05Z");
+        let before_epoch: Timestamp = "1969-12-31T23:59:59.5Z".parse().unwrap();
+        assert_eq!(iso_seconds(before_epoch), "1969-12-31T23:59:59Z");
     }
 }
