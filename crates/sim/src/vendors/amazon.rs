@@ -476,3 +476,102 @@ impl Dialect for Amazon {
         Ok(json!({ "AmazonOrderId": id }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::system::{Faults, Reply};
+
+    fn request(method: &str, path: &str, token: Option<&str>, body: &str) -> HttpRequest {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            headers: token.map(|t| ("x-amz-access-token".to_owned(), t.to_owned())).into_iter().collect(),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn answered(routed: Routed) -> HttpResponse {
+        match routed {
+            Routed::Answer(a) => a,
+            Routed::Write(w) => panic!("answered at once, not {w:?}"),
+        }
+    }
+
+    fn setup() -> (Amazon, MockSystem, String) {
+        let amazon = Amazon::default();
+        let system = MockSystem::new("amazon", Faults { idempotency_keys: false, ..Faults::default() }, 1);
+        let order = json!({
+            "order": {"AmazonOrderId": "302-1", "PurchaseDate": "2026-11-26T10:00:00Z", "LastUpdateDate": "2026-11-26T10:00:00Z",
+                "OrderStatus": "Unshipped", "MarketplaceId": "M1", "OrderTotal": {"CurrencyCode": "EUR", "Amount": "20.00"}},
+            "items": [{"OrderItemId": "I1", "SellerSKU": "SKU-A", "QuantityOrdered": 2, "ItemPrice": {"CurrencyCode": "EUR", "Amount": "20.00"}}],
+        });
+        amazon.place_order(order).unwrap();
+        let form = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id=c&client_secret=s",
+            SIM_REFRESH_TOKEN.replace('|', "%7C")
+        );
+        let granted = answered(amazon.route(&system, &request("POST", "/auth/o2/token", None, &form)));
+        assert_eq!(granted.status, 200);
+        let token = granted.body["access_token"].as_str().unwrap().to_owned();
+        (amazon, system, token)
+    }
+
+    fn confirm(amazon: &Amazon, system: &MockSystem, token: &str, package: &str, quantity: u64) -> HttpResponse {
+        let body = json!({"marketplaceId": "M1", "packageDetail": {"packageReferenceId": package, "carrierCode": "DHL",
+            "orderItems": [{"orderItemId": "I1", "quantity": quantity}]}});
+        let r = request("POST", "/orders/v0/orders/302-1/shipment/confirmation", Some(token), &body.to_string());
+        match amazon.route(system, &r) {
+            Routed::Answer(a) => a,
+            Routed::Write(w) => match system.handle(w) {
+                Reply::Answer { status, body, .. } => amazon.reply(system, &r, status, &body),
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+
+    fn items(amazon: &Amazon, system: &MockSystem, token: &str) -> Value {
+        answered(amazon.route(system, &request("GET", "/orders/v0/orders/302-1/orderItems", Some(token), ""))).body
+    }
+
+    #[test]
+    fn a_package_confirmed_again_is_edited_not_counted_twice() {
+        let (amazon, system, token) = setup();
+        assert_eq!(confirm(&amazon, &system, &token, "1", 1).status, 204);
+        assert_eq!(confirm(&amazon, &system, &token, "1", 1).status, 204);
+        assert_eq!(items(&amazon, &system, &token)["payload"]["OrderItems"][0]["QuantityShipped"], 1);
+        assert_eq!(confirm(&amazon, &system, &token, "2", 1).status, 204);
+        assert_eq!(items(&amazon, &system, &token)["payload"]["OrderItems"][0]["QuantityShipped"], 2);
+        let order =
+            answered(amazon.route(&system, &request("GET", "/orders/2026-01-01/orders/302-1", Some(&token), "")));
+        assert_eq!(order.body["order"]["fulfillment"]["fulfillmentStatus"], "SHIPPED");
+        assert_eq!(order.body["order"]["packages"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bad_shipments_are_refused_as_invalid_input() {
+        let (amazon, system, token) = setup();
+        let over = confirm(&amazon, &system, &token, "1", 3);
+        assert_eq!(over.status, 400);
+        assert_eq!(over.body["errors"][0]["code"], "InvalidInput");
+        assert!(over.body["errors"][0]["message"].as_str().unwrap().contains("quantity"));
+        assert_eq!(confirm(&amazon, &system, &token, "PKG-1", 1).status, 400, "package reference ids are numbers");
+        assert!(system.applied().is_empty());
+    }
+
+    #[test]
+    fn only_tokens_lwa_handed_out_are_accepted() {
+        let (amazon, system, _) = setup();
+        let refused =
+            answered(amazon.route(&system, &request("GET", "/orders/v0/orders/302-1", Some("Atza|forged"), "")));
+        assert_eq!(refused.status, 403);
+        let wrong = "grant_type=refresh_token&refresh_token=other&client_id=c&client_secret=s";
+        let denied = answered(amazon.route(&system, &request("POST", "/auth/o2/token", None, wrong)));
+        assert_eq!((denied.status, denied.body["error"].as_str()), (400, Some("invalid_grant")));
+        assert!(refused.headers.iter().any(|(n, _)| n == "x-amzn-RateLimit-Limit"));
+    }
+}
