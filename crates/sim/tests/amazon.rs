@@ -237,8 +237,12 @@ fn shipment(order_id: &str, fulfillment_id: &str, sku: &str) -> Command {
     let payload = json!({
         "external_ref": external_ref,
         "order_ref": order_id,
-        "fulfillment": {"fulfillment_id": fulfillment_id, "lines": [{"sku": sku, "quantity": 2}, {"sku": "SKU-B", "quantity": 1}],
-            "carrier": "DHL", "tracking_number": "JJD000390007"},
+        "fulfillment": {
+            "fulfillment_id": fulfillment_id,
+            "lines": [{"sku": sku, "quantity": 2}, {"sku": "SKU-B", "quantity": 1}],
+            "carrier": "DHL",
+            "tracking_number": "JJD000390007",
+        },
     });
     Command {
         id: 1,
@@ -352,10 +356,9 @@ async fn a_throttled_or_unauthorised_shipment_is_classified() {
     let order_id = "302-0000006-0000006";
     place(&sim, order(order_id, "Unshipped", Timestamp::now())).await;
     let throttled = target(&sim, SIM_REFRESH_TOKEN).send(&shipment(order_id, "1", "SKU-A")).await.unwrap_err();
-    assert!(
-        matches!(throttled, DeliveryError::Transient { ambiguous: false, retry_after: Some(d), .. } if d == SignedDuration::from_secs(3)),
-        "{throttled:?}"
-    );
+    let DeliveryError::Transient { ambiguous, retry_after, .. } = throttled else { panic!("transient: {throttled:?}") };
+    assert!(!ambiguous, "a 429 was not applied");
+    assert_eq!(retry_after, Some(SignedDuration::from_secs(3)));
     sim.system.set_faults(Faults { idempotency_keys: false, ..Faults::default() });
     let refused = target(&sim, "Atzr|revoked").send(&shipment(order_id, "1", "SKU-A")).await.unwrap_err();
     assert!(

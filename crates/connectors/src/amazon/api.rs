@@ -286,9 +286,8 @@ mod tests {
         assert!(matches!(status(503, "").delivery(), DeliveryError::Transient { ambiguous: true, .. }));
         // A refused refresh token is the operator's to fix; nothing was sent.
         let lwa = CallError::Token(TokenError::Refused { status: 400, reason: "invalid_grant".into() });
-        assert!(
-            matches!(lwa.delivery(), DeliveryError::Permanent { field: Some(f), .. } if f == "credentials.refresh_token")
-        );
+        let DeliveryError::Permanent { field, .. } = lwa.delivery() else { panic!("permanent") };
+        assert_eq!(field.as_deref(), Some("credentials.refresh_token"));
     }
 
     #[test]

@@ -192,9 +192,20 @@ impl Amazon {
             order_items.push(json!({
                 "orderItemId": item["OrderItemId"],
                 "quantityOrdered": quantity,
-                "product": {"asin": item["ASIN"], "sellerSku": item["SellerSKU"], "price": {"unitPrice": money(unit, c)}},
-                "proceeds": {"breakdowns": [breakdown("ITEM", price, c), breakdown("TAX", line_tax, c), breakdown("DISCOUNT", -line_discount, c)]},
-                "fulfillment": {"quantityFulfilled": fulfilled, "quantityUnfulfilled": quantity.saturating_sub(fulfilled)},
+                "product": {
+                    "asin": item["ASIN"],
+                    "sellerSku": item["SellerSKU"],
+                    "price": {"unitPrice": money(unit, c)},
+                },
+                "proceeds": {"breakdowns": [
+                    breakdown("ITEM", price, c),
+                    breakdown("TAX", line_tax, c),
+                    breakdown("DISCOUNT", -line_discount, c),
+                ]},
+                "fulfillment": {
+                    "quantityFulfilled": fulfilled,
+                    "quantityUnfulfilled": quantity.saturating_sub(fulfilled),
+                },
             }));
         }
         let order_id = order["AmazonOrderId"].as_str().unwrap_or_default();
@@ -202,7 +213,11 @@ impl Amazon {
             .into_iter()
             .map(|(reference, lines)| {
                 let items: Vec<Value> = lines.iter().map(|(id, q)| json!({"orderItemId": id, "quantity": q})).collect();
-                json!({"packageReferenceId": reference, "packageStatus": {"status": "IN_TRANSIT"}, "packageItems": items})
+                json!({
+                    "packageReferenceId": reference,
+                    "packageStatus": {"status": "IN_TRANSIT"},
+                    "packageItems": items,
+                })
             })
             .collect();
         let address = &order["ShippingAddress"];
@@ -215,17 +230,32 @@ impl Amazon {
             "createdTime": order["PurchaseDate"],
             "lastUpdatedTime": order["LastUpdateDate"],
             "salesChannel": {"channelName": "AMAZON", "marketplaceId": order["MarketplaceId"]},
-            "buyer": {"buyerName": order["BuyerInfo"]["BuyerName"], "buyerEmail": order["BuyerInfo"]["BuyerEmail"]},
+            "buyer": {
+                "buyerName": order["BuyerInfo"]["BuyerName"],
+                "buyerEmail": order["BuyerInfo"]["BuyerEmail"],
+            },
             "recipient": {"deliveryAddress": {
-                "name": address["Name"], "addressLine1": address["AddressLine1"], "addressLine2": address["AddressLine2"],
-                "city": address["City"], "stateOrRegion": address["StateOrRegion"], "postalCode": address["PostalCode"],
+                "name": address["Name"],
+                "addressLine1": address["AddressLine1"],
+                "addressLine2": address["AddressLine2"],
+                "city": address["City"],
+                "stateOrRegion": address["StateOrRegion"],
+                "postalCode": address["PostalCode"],
                 "countryCode": address["CountryCode"],
             }},
             "proceeds": {
                 "grandTotal": money(total, c),
-                "breakdowns": [breakdown("ITEM", item_total, c), breakdown("SHIPPING", shipping, c), breakdown("TAX", tax, c), breakdown("DISCOUNT", -discount, c)],
+                "breakdowns": [
+                    breakdown("ITEM", item_total, c),
+                    breakdown("SHIPPING", shipping, c),
+                    breakdown("TAX", tax, c),
+                    breakdown("DISCOUNT", -discount, c),
+                ],
             },
-            "fulfillment": {"fulfillmentStatus": status_2026(order["OrderStatus"].as_str().unwrap_or_default()), "fulfilledBy": "MERCHANT"},
+            "fulfillment": {
+                "fulfillmentStatus": status_2026(order["OrderStatus"].as_str().unwrap_or_default()),
+                "fulfilledBy": "MERCHANT",
+            },
             "orderItems": order_items,
             "packages": packages,
         })
@@ -506,9 +536,20 @@ mod tests {
         let amazon = Amazon::default();
         let system = MockSystem::new("amazon", Faults { idempotency_keys: false, ..Faults::default() }, 1);
         let order = json!({
-            "order": {"AmazonOrderId": "302-1", "PurchaseDate": "2026-11-26T10:00:00Z", "LastUpdateDate": "2026-11-26T10:00:00Z",
-                "OrderStatus": "Unshipped", "MarketplaceId": "M1", "OrderTotal": {"CurrencyCode": "EUR", "Amount": "20.00"}},
-            "items": [{"OrderItemId": "I1", "SellerSKU": "SKU-A", "QuantityOrdered": 2, "ItemPrice": {"CurrencyCode": "EUR", "Amount": "20.00"}}],
+            "order": {
+                "AmazonOrderId": "302-1",
+                "PurchaseDate": "2026-11-26T10:00:00Z",
+                "LastUpdateDate": "2026-11-26T10:00:00Z",
+                "OrderStatus": "Unshipped",
+                "MarketplaceId": "M1",
+                "OrderTotal": {"CurrencyCode": "EUR", "Amount": "20.00"},
+            },
+            "items": [{
+                "OrderItemId": "I1",
+                "SellerSKU": "SKU-A",
+                "QuantityOrdered": 2,
+                "ItemPrice": {"CurrencyCode": "EUR", "Amount": "20.00"},
+            }],
         });
         amazon.place_order(order).unwrap();
         let form = format!(
