@@ -381,3 +381,26 @@ async fn an_order_that_does_not_add_up_is_left_out_and_the_rest_flow() {
     assert_eq!(ids, ["302-0000011-0000011"]);
     assert!(!page.more);
 }
+
+#[tokio::test]
+async fn a_refused_page_token_reads_the_window_again() {
+    for version in [None, Some("2026-01-01")] {
+        let sim = serve(Faults::default()).await;
+        let now = Timestamp::now();
+        place_orders(&sim, now).await;
+        let poller = poller(&sim, version);
+        let first = poller.poll(None, now).await.unwrap();
+        assert!(first.more);
+        // The token of the next page has expired meanwhile.
+        let mut cursor: Value = serde_json::from_str(&first.cursor).unwrap();
+        assert!(cursor["page"].is_string(), "{cursor}");
+        cursor["page"] = json!("expired");
+        let refused = poller.poll(Some(&cursor.to_string()), now).await.unwrap();
+        assert!(refused.events.is_empty() && refused.more);
+        let restarted: Value = serde_json::from_str(&refused.cursor).unwrap();
+        assert_eq!(restarted["since"], cursor["since"], "the same window, from its start");
+        assert!(restarted["page"].is_null());
+        let again = poller.poll(Some(&refused.cursor), now).await.unwrap();
+        assert_eq!(again.events.len(), first.events.len(), "{version:?}");
+    }
+}

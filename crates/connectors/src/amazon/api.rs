@@ -127,6 +127,10 @@ impl CallError {
         PollError { reason, retry_after }
     }
 
+    pub(crate) fn is_invalid_input(&self) -> bool {
+        matches!(self, CallError::Status { status: 400, .. })
+    }
+
     pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, CallError::Status { status: 404, .. })
     }

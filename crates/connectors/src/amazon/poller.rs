@@ -84,9 +84,17 @@ impl OrdersPoller {
                 .map_err(|e| PollError::new(format!("cursor {text:?} is not an Amazon cursor: {e}")))?,
             None => Cursor { since: now - self.settings.initial, newest: None, page: None },
         };
-        let (seen, next) = match self.version {
+        let listed = match self.version {
             ApiVersion::V0 => self.page_v0(&cursor).await?,
             ApiVersion::V2026 => self.page_2026(&cursor).await?,
+        };
+        let Some((seen, next)) = listed else {
+            // The page token was refused (expired, say): page through the same window again.
+            // Nothing is skipped; what was already recorded deduplicates.
+            tracing::warn!(message = "Amazon refused the page token; reading the window again", system = %self.system);
+            let cursor = Cursor { since: cursor.since, newest: cursor.newest, page: None };
+            let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
+            return Ok(Page { events: Vec::new(), cursor, more: true });
         };
         let newest = seen.iter().map(|s| s.last_updated).chain(cursor.newest).max();
         let mut events = Vec::new();
@@ -120,7 +128,8 @@ impl OrdersPoller {
         Ok(Page { events, cursor, more })
     }
 
-    async fn page_v0(&self, cursor: &Cursor) -> Result<(Vec<Seen>, Option<String>), PollError> {
+    /// One page of orders and the next page's token; `None` when Amazon refused the token.
+    async fn page_v0(&self, cursor: &Cursor) -> Result<Option<(Vec<Seen>, Option<String>)>, PollError> {
         let marketplaces = ("MarketplaceIds", self.api.marketplaces());
         let query = match &cursor.page {
             // A next page is asked for by its token alone (and the marketplaces).
@@ -135,7 +144,12 @@ impl OrdersPoller {
             .api
             .call(Operation::GetOrders, reqwest::Method::GET, "/orders/v0/orders", &query, None)
             .await
-            .map_err(|e| self.failed(e, Operation::GetOrders))?;
+            .map_err(|e| self.failed(e, Operation::GetOrders, cursor));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(None) => return Ok(None),
+            Err(Some(e)) => return Err(e),
+        };
         let payload = &answer.body["payload"];
         let mut seen = Vec::new();
         for order in payload["Orders"].as_array().into_iter().flatten() {
@@ -146,8 +160,7 @@ impl OrdersPoller {
                 "Pending" | "PendingAvailability" => None,
                 "Canceled" => Some(Ok(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V0))),
                 _ => {
-                    let items =
-                        self.api.order_items(&order_id).await.map_err(|e| self.failed(e, Operation::GetOrderItems))?;
+                    let items = self.api.order_items(&order_id).await.map_err(|e| self.item_failed(e))?;
                     let items = json!({ "OrderItems": items });
                     let raw = json!({ "order": order, "items": items });
                     Some(order_v0(order, &items).map(|m| changed(m, raw, ApiVersion::V0)).map_err(|e| e.to_string()))
@@ -155,10 +168,10 @@ impl OrdersPoller {
             };
             seen.push(Seen { order_id, last_updated, event });
         }
-        Ok((seen, token(&payload["NextToken"])))
+        Ok(Some((seen, token(&payload["NextToken"]))))
     }
 
-    async fn page_2026(&self, cursor: &Cursor) -> Result<(Vec<Seen>, Option<String>), PollError> {
+    async fn page_2026(&self, cursor: &Cursor) -> Result<Option<(Vec<Seen>, Option<String>)>, PollError> {
         let mut query = vec![
             ("marketplaceIds", self.api.marketplaces()),
             ("lastUpdatedAfter", iso_seconds(cursor.since)),
@@ -172,7 +185,12 @@ impl OrdersPoller {
             .api
             .call(Operation::SearchOrders, reqwest::Method::GET, "/orders/2026-01-01/orders", &query, None)
             .await
-            .map_err(|e| self.failed(e, Operation::SearchOrders))?;
+            .map_err(|e| self.failed(e, Operation::SearchOrders, cursor));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(None) => return Ok(None),
+            Err(Some(e)) => return Err(e),
+        };
         let mut seen = Vec::new();
         for order in answer.body["orders"].as_array().into_iter().flatten() {
             let order_id = text(order, "orderId")?;
@@ -187,10 +205,22 @@ impl OrdersPoller {
             };
             seen.push(Seen { order_id, last_updated, event });
         }
-        Ok((seen, token(&answer.body["pagination"]["nextToken"])))
+        Ok(Some((seen, token(&answer.body["pagination"]["nextToken"]))))
     }
 
-    fn failed(&self, e: CallError, op: Operation) -> PollError {
+    /// A failed listing: `None` when it was a page token Amazon refused (400), else the error.
+    fn failed(&self, e: CallError, op: Operation, cursor: &Cursor) -> Option<PollError> {
+        if cursor.page.is_some() && e.is_invalid_input() {
+            return None;
+        }
+        Some(self.error(e, op))
+    }
+
+    fn item_failed(&self, e: CallError) -> PollError {
+        self.error(e, Operation::GetOrderItems)
+    }
+
+    fn error(&self, e: CallError, op: Operation) -> PollError {
         let mut error = e.poll(self.api.interval(op));
         error.reason = format!("{} {}: {}", self.version.as_str(), op.name(), error.reason);
         error
