@@ -158,12 +158,16 @@ impl OrdersPoller {
             let status = order["OrderStatus"].as_str().unwrap_or_default();
             let event = match status {
                 "Pending" | "PendingAvailability" => None,
-                "Canceled" => Some(Ok(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V0))),
+                "Canceled" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V0)),
                 _ => {
                     let items = self.api.order_items(&order_id).await.map_err(|e| self.item_failed(e))?;
                     let items = json!({ "OrderItems": items });
                     let raw = json!({ "order": order, "items": items });
-                    Some(order_v0(order, &items).map(|m| changed(m, raw, ApiVersion::V0)).map_err(|e| e.to_string()))
+                    Some(
+                        order_v0(order, &items)
+                            .map_err(|e| e.to_string())
+                            .and_then(|m| changed(m, raw, ApiVersion::V0)),
+                    )
                 }
             };
             seen.push(Seen { order_id, last_updated, event });
@@ -198,9 +202,11 @@ impl OrdersPoller {
             let status = order["fulfillment"]["fulfillmentStatus"].as_str().unwrap_or_default();
             let event = match status {
                 "PENDING" | "PENDING_AVAILABILITY" => None,
-                "CANCELLED" => Some(Ok(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V2026))),
+                "CANCELLED" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V2026)),
                 _ => Some(
-                    order_2026(order).map(|m| changed(m, order.clone(), ApiVersion::V2026)).map_err(|e| e.to_string()),
+                    order_2026(order)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| changed(m, order.clone(), ApiVersion::V2026)),
                 ),
             };
             seen.push(Seen { order_id, last_updated, event });
@@ -249,10 +255,10 @@ fn timestamp(v: &Value, key: &str) -> Result<Timestamp, PollError> {
     s.parse().map_err(|_| PollError::new(format!("{key} {s:?} is not a timestamp")))
 }
 
-fn event_id(order_id: &str, last_updated: Timestamp) -> ExternalId {
-    // Invariant: the id is never empty (it starts with "poll:") and an order id plus a
-    // timestamp stays far below the id length limit; an absurd order id fails loudly.
-    ExternalId::new(format!("poll:{order_id}@{last_updated}")).unwrap_or_else(|e| panic!("event id: {e}"))
+/// The stable id of one change of one order; an order id too long for an event id is a
+/// mapping error of that order.
+fn event_id(order_id: &str, last_updated: Timestamp) -> Result<ExternalId, String> {
+    ExternalId::new(format!("poll:{order_id}@{last_updated}"))
 }
 
 fn version(last_updated: Timestamp) -> Option<u64> {
@@ -261,11 +267,11 @@ fn version(last_updated: Timestamp) -> Option<u64> {
 
 /// A polled order is a snapshot, not a transition: it is `order.updated`, which intake turns
 /// into a create when the order is new to it.
-fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> (InboundEvent, String) {
+fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> Result<(InboundEvent, String), String> {
     let order_id = mapped.order.order_ref.clone();
     let kind = if mapped.cancelled { EventKind::OrderCancelled } else { EventKind::OrderUpdated };
     let event = InboundEvent {
-        event_id: event_id(&order_id, mapped.last_updated),
+        event_id: event_id(&order_id, mapped.last_updated)?,
         kind,
         order_ref: order_id,
         occurred_at: mapped.last_updated,
@@ -276,13 +282,18 @@ fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> (InboundEvent, S
         payment: None,
         source_version: Some(api.as_str().to_owned()),
     };
-    (event, raw.to_string())
+    Ok((event, raw.to_string()))
 }
 
 /// A cancelled order may no longer carry prices; its cancellation needs none.
-fn cancelled(order_id: &str, last_updated: Timestamp, raw: Value, api: ApiVersion) -> (InboundEvent, String) {
+fn cancelled(
+    order_id: &str,
+    last_updated: Timestamp,
+    raw: Value,
+    api: ApiVersion,
+) -> Result<(InboundEvent, String), String> {
     let event = InboundEvent {
-        event_id: event_id(order_id, last_updated),
+        event_id: event_id(order_id, last_updated)?,
         kind: EventKind::OrderCancelled,
         order_ref: order_id.to_owned(),
         occurred_at: last_updated,
@@ -293,7 +304,7 @@ fn cancelled(order_id: &str, last_updated: Timestamp, raw: Value, api: ApiVersio
         payment: None,
         source_version: Some(api.as_str().to_owned()),
     };
-    (event, raw.to_string())
+    Ok((event, raw.to_string()))
 }
 
 impl Poller for OrdersPoller {
