@@ -33,6 +33,7 @@ fn contract(port: u16, shop: &str, netsuite: &str, odoo: &str, amazon: &str) -> 
         let c = |k: &str| handoff_sim::vendors::netsuite::CREDENTIALS.iter().find(|(n, _)| *n == k).unwrap().1;
         (c("account"), c("consumer_key"), c("consumer_secret"), c("token_id"), c("token_secret"))
     };
+    let amazon_token = handoff_sim::vendors::amazon::SIM_REFRESH_TOKEN;
     let odoo_key = handoff_sim::vendors::odoo::API_KEY;
     let odoo_db = handoff_sim::vendors::odoo::DATABASE;
     format!(
@@ -58,7 +59,7 @@ webhook_secrets = ["whsec_test"]
 role = "marketplace"
 connector = "amazon"
 base_url = "{amazon}"
-credentials = {{ client_id = "amzn1.application-oa2-client.sim", client_secret = "sim-secret", refresh_token = "Atzr|sim", marketplace_id = "ATVPDKIKX0DER", auth_url = "{amazon}/auth/o2/token" }}
+credentials = {{ client_id = "amzn1.application-oa2-client.sim", client_secret = "sim-secret", refresh_token = "{amazon_token}", marketplace_id = "ATVPDKIKX0DER", auth_url = "{amazon}/auth/o2/token" }}
 poll = {poll}
 timeout = "1s"
 settle = "2s"

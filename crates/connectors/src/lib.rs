@@ -138,8 +138,8 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
         }
         ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?)),
         ConnectorKind::Ebay => Arc::new(ebay::EbayTarget::new(name, system, base_url)?),
+        ConnectorKind::Amazon => Arc::new(amazon::ShipmentTarget::new(amazon::SpApi::from_contract(name, system)?)),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
-        _ => return Ok(None),
     };
     Ok(Some(target))
 }
@@ -158,6 +158,12 @@ pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, Co
         }
         ConnectorKind::Odoo => Arc::new(odoo::OdooPoller::new(odoo::client(name, system)?, name, settings.clone())),
         ConnectorKind::Ebay => Arc::new(ebay::EbayPoller::new(name, system, base_url, settings.clone())?),
+        ConnectorKind::Amazon => {
+            let version = amazon::poller::ApiVersion::parse(system.api_version.as_deref())
+                .map_err(|message| ConfigError { key: format!("systems.{name}.api_version"), message })?;
+            let api = amazon::SpApi::from_contract(name, system)?;
+            Arc::new(amazon::OrdersPoller::new(api, name, version, settings.clone()))
+        }
         _ => {
             return Err(ConfigError {
                 key: format!("systems.{name}.poll"),

@@ -1,6 +1,7 @@
 //! Vendor dialects of the simulated systems: each speaks one vendor's API in front of a
 //! [`crate::MockSystem`].
 
+pub mod amazon;
 pub mod ebay;
 pub mod netsuite;
 pub mod odoo;

@@ -1,8 +1,18 @@
-//! Amazon SP-API orders into the canonical model, for both API generations: Orders v0
-//! (`getOrder` + `getOrderItems`, PascalCase, `payload` wrapper) and Orders 2026-01-01
-//! (`getOrder`/`searchOrders`, camelCase, nested items and proceeds); and `ORDER_CHANGE`
-//! notifications, deduplicated by their `NotificationId`. The poller that calls these is not
-//! built yet: this module is the mapping it will use.
+//! Amazon SP-API: orders of both API generations into the canonical model (Orders v0
+//! `getOrder` + `getOrderItems`, PascalCase, `payload` wrapper; Orders 2026-01-01
+//! `getOrder`/`searchOrders`, camelCase, nested items and proceeds), `ORDER_CHANGE`
+//! notifications deduplicated by their `NotificationId`, the orders [`poller`] and the
+//! `confirmShipment` back-channel ([`shipment`]). See `docs/connectors/amazon.md`.
+
+mod api;
+mod lwa;
+mod pace;
+pub mod poller;
+pub mod shipment;
+
+pub use api::SpApi;
+pub use poller::OrdersPoller;
+pub use shipment::ShipmentTarget;
 
 use handoff_model::{Address, CanonicalOrder, Currency, Customer, OrderLine, Totals};
 use jiff::Timestamp;
@@ -192,4 +202,120 @@ pub fn order_change(body: &[u8]) -> Result<OrderChange, SourceError> {
         status: text(&change["Summary"], "OrderStatus"),
         change_type: text(change, "OrderChangeType"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification(id: Option<&str>, at: &str) -> Vec<u8> {
+        let mut v = serde_json::json!({
+            "NotificationType": "ORDER_CHANGE",
+            "Payload": {"OrderChangeNotification": {
+                "AmazonOrderId": "302-1234567-1234567",
+                "OrderChangeType": "OrderStatusChange",
+                "OrderChangeTrigger": {"TimeOfOrderChange": at},
+                "Summary": {"OrderStatus": "Unshipped"},
+            }},
+            "NotificationMetadata": {},
+        });
+        if let Some(id) = id {
+            v["NotificationMetadata"]["NotificationId"] = id.into();
+        }
+        v.to_string().into_bytes()
+    }
+
+    #[test]
+    fn order_changes_are_deduplicated_by_notification_id() {
+        let at = "2026-11-26T10:00:00Z";
+        let first = order_change(&notification(Some("n-1"), at)).unwrap();
+        // SQS redelivers: the same notification has the same key.
+        assert_eq!(first, order_change(&notification(Some("n-1"), at)).unwrap());
+        assert_eq!(first.notification_id, "n-1");
+        // Another notification about the same order, even at the same time, is another change.
+        assert_ne!(first.notification_id, order_change(&notification(Some("n-2"), at)).unwrap().notification_id);
+        // Without an id, the order and its change time stand in.
+        let keyless = order_change(&notification(None, at)).unwrap();
+        assert_eq!(keyless.notification_id, format!("302-1234567-1234567@{at}"));
+        assert_eq!(keyless.status.as_deref(), Some("Unshipped"));
+    }
+
+    #[test]
+    fn other_notifications_are_refused() {
+        let body = serde_json::json!({"NotificationType": "ANY_OFFER_CHANGED"}).to_string();
+        assert!(order_change(body.as_bytes()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod contract_tests {
+    use std::path::Path;
+
+    use handoff_contract::Contract;
+
+    const CONTRACT: &str = r#"
+[systems.amazon]
+role = "marketplace"
+connector = "amazon"
+base_url = "https://sellingpartnerapi-eu.amazon.com"
+api_version = "API_VERSION"
+idempotency_keys = false
+poll = { every = "2m", lookback = "10m", page_size = 100, initial = "24h" }
+
+[systems.amazon.credentials]
+client_id = "amzn1.application-oa2-client.x"
+client_secret = "secret"
+refresh_token = "Atzr|x"
+marketplace_id = "A1PA6795UKMFR9, A13V1IB3VIYZZH"
+
+[systems.erp]
+role = "erp"
+connector = "http-json"
+base_url = "http://127.0.0.1:9001"
+
+[flows.orders]
+from = "amazon"
+to = "erp"
+events = ["order.updated", "order.cancelled"]
+proof = "record-id"
+deadline = "30m"
+retry = { attempts = 12, backoff_base = "1s", backoff_cap = "10m", jitter = "full", deadline = "48h" }
+
+[flows.shipments]
+from = "erp"
+to = "amazon"
+events = ["fulfillment.created"]
+proof = "read-back"
+deadline = "30m"
+retry = { attempts = 12, backoff_base = "1s", backoff_cap = "10m", jitter = "full", deadline = "48h" }
+"#;
+
+    fn contract(api_version: &str) -> Contract {
+        Contract::parse(&CONTRACT.replace("API_VERSION", api_version), Path::new("handoff.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_contract_entry_builds_a_poller_and_a_target() {
+        for version in ["v0", "2026-01-01"] {
+            let contract = contract(version);
+            let amazon = &contract.systems["amazon"];
+            assert!(crate::poller("amazon", amazon).unwrap().is_some());
+            let target = crate::target("amazon", amazon).unwrap().unwrap();
+            assert!(!target.honours_idempotency_keys());
+            let api = super::SpApi::from_contract("amazon", amazon).unwrap();
+            assert_eq!(api.marketplace_ids, ["A1PA6795UKMFR9", "A13V1IB3VIYZZH"]);
+        }
+    }
+
+    #[test]
+    fn a_bad_entry_names_the_key_to_fix() {
+        let mut amazon = contract("v0").systems["amazon"].clone();
+        amazon.api_version = Some("2021-01-01".into());
+        let Err(e) = crate::poller("amazon", &amazon) else { panic!("refused") };
+        assert_eq!(e.key, "systems.amazon.api_version");
+        amazon.api_version = None;
+        amazon.credentials.remove("refresh_token");
+        let Err(e) = crate::target("amazon", &amazon) else { panic!("refused") };
+        assert_eq!(e.key, "systems.amazon.credentials.refresh_token");
+    }
 }

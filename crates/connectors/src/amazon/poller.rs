@@ -1,0 +1,327 @@
+//! The Amazon orders poller: SP-API sends no webhooks, so orders are read by their last
+//! update. Orders v0 `getOrders` (then `getOrderItems` per order) or Orders 2026-01-01
+//! `searchOrders` (items nested), one event per changed order.
+//!
+//! The cursor keeps the window's start, the newest `LastUpdateDate` seen, and the page token
+//! while a window is being paged through; the next window starts `lookback` before that newest
+//! change. Event ids are `poll:{order id}@{last update}`, so overlapping windows deduplicate,
+//! and the version is the last update in milliseconds, so an older snapshot never overtakes a
+//! newer one. Orders still `Pending` carry no prices yet and are skipped until they change.
+
+use std::sync::Arc;
+
+use handoff_contract::PollSettings;
+use handoff_engine::{BoxFuture, Page, PollError, Poller};
+use handoff_model::{EventKind, ExternalId, InboundEvent};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::api::{CallError, SpApi};
+use super::pace::Operation;
+use super::{AmazonOrder, order_2026, order_v0};
+
+/// Which Orders API generation to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V0,
+    V2026,
+}
+
+impl ApiVersion {
+    /// The contract's `api_version`: `v0` (default) or `2026-01-01`.
+    pub fn parse(s: Option<&str>) -> Result<Self, String> {
+        match s {
+            None | Some("v0") => Ok(ApiVersion::V0),
+            Some("2026-01-01") => Ok(ApiVersion::V2026),
+            Some(other) => Err(format!("{other:?} is not an Orders API version (v0 or 2026-01-01)")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V0 => "v0",
+            ApiVersion::V2026 => "2026-01-01",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    /// The window's start: orders updated at or after it.
+    since: Timestamp,
+    /// The newest last update seen so far.
+    #[serde(default)]
+    newest: Option<Timestamp>,
+    /// The next page of the current window.
+    #[serde(default)]
+    page: Option<String>,
+}
+
+pub struct OrdersPoller {
+    api: Arc<SpApi>,
+    system: String,
+    version: ApiVersion,
+    settings: PollSettings,
+}
+
+/// One order of a page, before it becomes an event.
+struct Seen {
+    order_id: String,
+    last_updated: Timestamp,
+    /// `None`: skipped (still pending); `Err`: the mapping refused it.
+    event: Option<Result<(InboundEvent, String), String>>,
+}
+
+impl OrdersPoller {
+    pub fn new(api: Arc<SpApi>, system: &str, version: ApiVersion, settings: PollSettings) -> Self {
+        OrdersPoller { api, system: system.to_owned(), version, settings }
+    }
+
+    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let cursor = match cursor {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| PollError::new(format!("cursor {text:?} is not an Amazon cursor: {e}")))?,
+            None => Cursor { since: now - self.settings.initial, newest: None, page: None },
+        };
+        let listed = match self.version {
+            ApiVersion::V0 => self.page_v0(&cursor).await?,
+            ApiVersion::V2026 => self.page_2026(&cursor).await?,
+        };
+        let Some((seen, next)) = listed else {
+            // The page token was refused (expired, say): page through the same window again.
+            // Nothing is skipped; what was already recorded deduplicates.
+            tracing::warn!(message = "Amazon refused the page token; reading the window again", system = %self.system);
+            let cursor = Cursor { since: cursor.since, newest: cursor.newest, page: None };
+            let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
+            return Ok(Page { events: Vec::new(), cursor, more: true });
+        };
+        let newest = seen.iter().map(|s| s.last_updated).chain(cursor.newest).max();
+        let mut events = Vec::new();
+        for Seen { order_id, event, .. } in seen {
+            let Some(event) = event else { continue };
+            let checked = event.and_then(|(event, raw)| match event.validate() {
+                Ok(()) => Ok((event, raw)),
+                Err(e) => Err(e.to_string()),
+            });
+            let (event, raw) = match checked {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // One malformed order must not stop the feed; it is reported, not dropped
+                    // quietly, and polled again when it changes.
+                    tracing::error!(message = "Amazon order not recorded", order = %order_id, error = %e);
+                    continue;
+                }
+            };
+            let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
+            events.push(crate::new_event(&self.system, event, payload, Some(raw), now));
+        }
+        let more = next.is_some();
+        let cursor = match next {
+            Some(page) => Cursor { since: cursor.since, newest, page: Some(page) },
+            None => {
+                let since = newest.map_or(cursor.since, |n| (n - self.settings.lookback).max(cursor.since));
+                Cursor { since, newest, page: None }
+            }
+        };
+        let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
+        Ok(Page { events, cursor, more })
+    }
+
+    /// One page of orders and the next page's token; `None` when Amazon refused the token.
+    async fn page_v0(&self, cursor: &Cursor) -> Result<Option<(Vec<Seen>, Option<String>)>, PollError> {
+        let marketplaces = ("MarketplaceIds", self.api.marketplaces());
+        let query = match &cursor.page {
+            // A next page is asked for by its token alone (and the marketplaces).
+            Some(token) => vec![("NextToken", token.clone()), marketplaces],
+            None => vec![
+                marketplaces,
+                ("LastUpdatedAfter", iso_seconds(cursor.since)),
+                ("MaxResultsPerPage", self.settings.page_size.clamp(1, 100).to_string()),
+            ],
+        };
+        let answer = self
+            .api
+            .call(Operation::GetOrders, reqwest::Method::GET, "/orders/v0/orders", &query, None)
+            .await
+            .map_err(|e| self.failed(e, Operation::GetOrders, cursor));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(None) => return Ok(None),
+            Err(Some(e)) => return Err(e),
+        };
+        let payload = &answer.body["payload"];
+        let mut seen = Vec::new();
+        for order in payload["Orders"].as_array().into_iter().flatten() {
+            let order_id = text(order, "AmazonOrderId")?;
+            let last_updated = timestamp(order, "LastUpdateDate")?;
+            let status = order["OrderStatus"].as_str().unwrap_or_default();
+            let event = match status {
+                "Pending" | "PendingAvailability" => None,
+                "Canceled" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V0)),
+                _ => {
+                    let items = self.api.order_items(&order_id).await.map_err(|e| self.item_failed(e))?;
+                    let items = json!({ "OrderItems": items });
+                    let raw = json!({ "order": order, "items": items });
+                    Some(
+                        order_v0(order, &items)
+                            .map_err(|e| e.to_string())
+                            .and_then(|m| changed(m, raw, ApiVersion::V0)),
+                    )
+                }
+            };
+            seen.push(Seen { order_id, last_updated, event });
+        }
+        Ok(Some((seen, token(&payload["NextToken"]))))
+    }
+
+    async fn page_2026(&self, cursor: &Cursor) -> Result<Option<(Vec<Seen>, Option<String>)>, PollError> {
+        let mut query = vec![
+            ("marketplaceIds", self.api.marketplaces()),
+            ("lastUpdatedAfter", iso_seconds(cursor.since)),
+            ("maxResultsPerPage", self.settings.page_size.clamp(1, 100).to_string()),
+            ("includedData", "BUYER,RECIPIENT,PROCEEDS,FULFILLMENT".to_owned()),
+        ];
+        if let Some(token) = &cursor.page {
+            query.push(("paginationToken", token.clone()));
+        }
+        let answer = self
+            .api
+            .call(Operation::SearchOrders, reqwest::Method::GET, "/orders/2026-01-01/orders", &query, None)
+            .await
+            .map_err(|e| self.failed(e, Operation::SearchOrders, cursor));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(None) => return Ok(None),
+            Err(Some(e)) => return Err(e),
+        };
+        let mut seen = Vec::new();
+        for order in answer.body["orders"].as_array().into_iter().flatten() {
+            let order_id = text(order, "orderId")?;
+            let last_updated = timestamp(order, "lastUpdatedTime")?;
+            let status = order["fulfillment"]["fulfillmentStatus"].as_str().unwrap_or_default();
+            let event = match status {
+                "PENDING" | "PENDING_AVAILABILITY" => None,
+                "CANCELLED" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V2026)),
+                _ => Some(
+                    order_2026(order)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| changed(m, order.clone(), ApiVersion::V2026)),
+                ),
+            };
+            seen.push(Seen { order_id, last_updated, event });
+        }
+        Ok(Some((seen, token(&answer.body["pagination"]["nextToken"]))))
+    }
+
+    /// A failed listing: `None` when it was a page token Amazon refused (400), else the error.
+    fn failed(&self, e: CallError, op: Operation, cursor: &Cursor) -> Option<PollError> {
+        if cursor.page.is_some() && e.is_invalid_input() {
+            return None;
+        }
+        Some(self.error(e, op))
+    }
+
+    fn item_failed(&self, e: CallError) -> PollError {
+        self.error(e, Operation::GetOrderItems)
+    }
+
+    fn error(&self, e: CallError, op: Operation) -> PollError {
+        let mut error = e.poll(self.api.interval(op));
+        error.reason = format!("{} {}: {}", self.version.as_str(), op.name(), error.reason);
+        error
+    }
+}
+
+/// A window start as SP-API takes it: ISO 8601 in whole seconds, rounded down so that the
+/// window never starts after a change it should include.
+fn iso_seconds(t: Timestamp) -> String {
+    // `as_second` truncates toward zero; before 1970 that is up, so step one back.
+    let second = t.as_second() - i64::from(t.subsec_nanosecond() < 0);
+    let floor = Timestamp::from_second(second).unwrap_or(t);
+    floor.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn token(v: &Value) -> Option<String> {
+    v.as_str().filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+fn text(v: &Value, key: &str) -> Result<String, PollError> {
+    token(&v[key]).ok_or_else(|| PollError::new(format!("an order without {key}")))
+}
+
+fn timestamp(v: &Value, key: &str) -> Result<Timestamp, PollError> {
+    let s = text(v, key)?;
+    s.parse().map_err(|_| PollError::new(format!("{key} {s:?} is not a timestamp")))
+}
+
+/// The stable id of one change of one order; an order id too long for an event id is a
+/// mapping error of that order.
+fn event_id(order_id: &str, last_updated: Timestamp) -> Result<ExternalId, String> {
+    ExternalId::new(format!("poll:{order_id}@{last_updated}"))
+}
+
+fn version(last_updated: Timestamp) -> Option<u64> {
+    u64::try_from(last_updated.as_millisecond()).ok()
+}
+
+/// A polled order is a snapshot, not a transition: it is `order.updated`, which intake turns
+/// into a create when the order is new to it.
+fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> Result<(InboundEvent, String), String> {
+    let order_id = mapped.order.order_ref.clone();
+    let kind = if mapped.cancelled { EventKind::OrderCancelled } else { EventKind::OrderUpdated };
+    let event = InboundEvent {
+        event_id: event_id(&order_id, mapped.last_updated)?,
+        kind,
+        order_ref: order_id,
+        occurred_at: mapped.last_updated,
+        version: version(mapped.last_updated),
+        order: Some(mapped.order),
+        fulfillment: None,
+        refund: None,
+        payment: None,
+        source_version: Some(api.as_str().to_owned()),
+    };
+    Ok((event, raw.to_string()))
+}
+
+/// A cancelled order may no longer carry prices; its cancellation needs none.
+fn cancelled(
+    order_id: &str,
+    last_updated: Timestamp,
+    raw: Value,
+    api: ApiVersion,
+) -> Result<(InboundEvent, String), String> {
+    let event = InboundEvent {
+        event_id: event_id(order_id, last_updated)?,
+        kind: EventKind::OrderCancelled,
+        order_ref: order_id.to_owned(),
+        occurred_at: last_updated,
+        version: version(last_updated),
+        order: None,
+        fulfillment: None,
+        refund: None,
+        payment: None,
+        source_version: Some(api.as_str().to_owned()),
+    };
+    Ok((event, raw.to_string()))
+}
+
+impl Poller for OrdersPoller {
+    fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>> {
+        Box::pin(self.page(cursor, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_starts_are_whole_seconds_rounded_down() {
+        let t: Timestamp = "2026-11-26T10:00:05.999Z".parse().unwrap();
+        assert_eq!(iso_seconds(t), "2026-11-26T10:00:05Z");
+        let before_epoch: Timestamp = "1969-12-31T23:59:59.5Z".parse().unwrap();
+        assert_eq!(iso_seconds(before_epoch), "1969-12-31T23:59:59Z");
+    }
+}
