@@ -16,7 +16,8 @@ use handoff_sim::profile::FaultProfile;
 use handoff_sim::system::{Collection, Record};
 use serde_json::{Value, json};
 
-const ORDERS: u64 = 24;
+const ORDERS: u64 = 60;
+const AMAZON_ORDERS: usize = 20;
 
 fn contract(port: u16, shop: &str, netsuite: &str, odoo: &str, amazon: &str) -> String {
     let retry = r#"{ attempts = 40, backoff_base = "100ms", backoff_cap = "1s", jitter = "equal", deadline = "1h" }"#;
@@ -142,12 +143,13 @@ fn shopify_order(id: u64) -> Value {
 async fn orders_travel_through_the_simulated_vendors_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let shop = Mock::start("shop", &["--connector", "shopify"]).await;
-    let netsuite = Mock::start("netsuite", &["--connector", "netsuite"]).await;
-    let odoo = Mock::start("odoo", &["--connector", "odoo"]).await;
-    let amazon = Mock::start("amazon", &["--connector", "amazon"]).await;
-    default_faults(&netsuite).await;
-    default_faults(&odoo).await;
+    let shop = Mock::start("shop", &["--connector", "shopify", "--seed", "11"]).await;
+    let netsuite = Mock::start("netsuite", &["--connector", "netsuite", "--seed", "12"]).await;
+    let odoo = Mock::start("odoo", &["--connector", "odoo", "--seed", "13"]).await;
+    let amazon = Mock::start("amazon", &["--connector", "amazon", "--seed", "14"]).await;
+    for mock in [&shop, &netsuite, &odoo, &amazon] {
+        default_faults(mock).await;
+    }
     let hub = Hub::start(dir.path(), port, &contract(port, &shop.url, &netsuite.url, &odoo.url, &amazon.url)).await;
     let c = client();
 
@@ -176,16 +178,13 @@ async fn orders_travel_through_the_simulated_vendors_exactly_once() {
     }
 
     // Amazon: orders placed in the SP-API simulator are found by the hub's poll.
-    let amazon_orders = ["111-0000001-0000001", "111-0000001-0000002", "111-0000001-0000003"];
+    let amazon_orders: Vec<String> = (1..=AMAZON_ORDERS).map(|n| format!("111-{n:07}-{n:07}")).collect();
     for (n, id) in amazon_orders.iter().enumerate() {
         assert!(post_json(format!("{}/_orders", amazon.url), &amazon_order(id, n)).await.status().is_success());
     }
 
-    let expected: BTreeMap<String, usize> = (1001..1001 + ORDERS)
-        .map(|id| id.to_string())
-        .chain(amazon_orders.iter().map(|s| s.to_string()))
-        .map(|r| (r, 1))
-        .collect();
+    let expected: BTreeMap<String, usize> =
+        (1001..1001 + ORDERS).map(|id| id.to_string()).chain(amazon_orders.iter().cloned()).map(|r| (r, 1)).collect();
     let shop_only: BTreeMap<String, usize> = (1001..1001 + ORDERS).map(|id| (id.to_string(), 1)).collect();
     wait_for("every order in NetSuite and Odoo", Duration::from_secs(180), || async {
         let ns = count_by_ref(&netsuite, Collection::Orders, false).await;
@@ -196,11 +195,6 @@ async fn orders_travel_through_the_simulated_vendors_exactly_once() {
     hub.drained().await;
     assert_eq!(count_by_ref(&netsuite, Collection::Orders, false).await, expected, "one NetSuite sales order each");
     assert_eq!(count_by_ref(&odoo, Collection::Orders, false).await, shop_only, "one Odoo sale order each");
-    let faults = |m: &Mock| {
-        let url = format!("{}/_applied", m.url);
-        async move { client().get(url).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    assert!(!faults(&netsuite).await.as_array().unwrap().is_empty());
 
     // NetSuite fulfils everything; the poll finds the item fulfillments; each goes back to
     // its own channel: Shopify orders to the store, Amazon orders to confirmShipment.
@@ -216,12 +210,23 @@ async fn orders_travel_through_the_simulated_vendors_exactly_once() {
     .await;
     hub.drained().await;
     assert_eq!(count_by_ref(&shop, Collection::Fulfillments, true).await, shop_only, "one Shopify fulfillment each");
-    let amazon_expected: BTreeMap<String, usize> = amazon_orders.iter().map(|s| (s.to_string(), 1)).collect();
-    assert_eq!(count_by_ref(&amazon, Collection::Fulfillments, true).await, amazon_expected, "one confirmShipment each");
+    for system in [&netsuite, &odoo, &shop, &amazon] {
+        let fired: BTreeMap<String, u64> =
+            client().get(format!("{}/_fired", system.url)).send().await.unwrap().json().await.unwrap();
+        eprintln!("{}: faults fired {fired:?}", system.url);
+        assert!(fired.get("lost_ack").is_some_and(|&n| n > 0), "the faults really fired: {fired:?}");
+    }
+    let amazon_expected: BTreeMap<String, usize> = amazon_orders.iter().map(|s| (s.clone(), 1)).collect();
+    assert_eq!(
+        count_by_ref(&amazon, Collection::Fulfillments, true).await,
+        amazon_expected,
+        "one confirmShipment each"
+    );
 
     // Stripe: a payment for a Shopify order lands in that order's timeline.
     let payment = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/stripe_payment_intent_succeeded.json"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../connectors/tests/payloads/stripe_payment_intent_succeeded.json"),
     )
     .unwrap()
     .replace("18446744073709551001", "1001");

@@ -127,9 +127,7 @@ pub fn for_connector(kind: handoff_contract::ConnectorKind) -> Arc<dyn Dialect> 
         ConnectorKind::Woocommerce => Arc::new(crate::vendors::woocommerce::WooCommerce::default()),
         ConnectorKind::Ebay => Arc::new(crate::vendors::ebay::Ebay::default()),
         ConnectorKind::Amazon => Arc::new(crate::vendors::amazon::Amazon::default()),
-        ConnectorKind::HttpJson
-        | ConnectorKind::Stripe
-        => Arc::new(HttpJson),
+        ConnectorKind::HttpJson | ConnectorKind::Stripe => Arc::new(HttpJson),
         ConnectorKind::Netsuite => Arc::new(crate::vendors::netsuite::NetSuite::default()),
         ConnectorKind::Odoo => Arc::new(crate::vendors::odoo::Odoo::default()),
     }

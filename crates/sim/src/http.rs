@@ -4,7 +4,7 @@
 //!
 //! It speaks a vendor's protocol through a [`Dialect`] (Handoff's own `http-json` target
 //! protocol by default, see `docs/connectors/http-json.md`), and besides serves
-//! `GET /_applied`, `GET /_records`, `GET|PUT /_faults`, `POST /_orders` (a customer places an
+//! `GET /_applied`, `GET /_records`, `GET|PUT /_faults`, `GET /_fired` (how often each fault fired), `POST /_orders` (a customer places an
 //! order on a simulated storefront or marketplace) and `POST /_fulfil`, which makes the system
 //! fulfil one of its orders: an ERP whose fulfillments are polled records it, any other system
 //! announces it to the hub as a `fulfillment.created` event.
@@ -93,6 +93,7 @@ impl MockServer {
         match (&parts.method, request.segments().as_slice()) {
             (&Method::GET, ["_applied"]) => return Ok(json_response(200, &json!(self.system.applied()))),
             (&Method::GET, ["_records"]) => return Ok(json_response(200, &json!(self.system.records()))),
+            (&Method::GET, ["_fired"]) => return Ok(json_response(200, &json!(self.system.fired()))),
             (&Method::GET, ["_faults"]) => return Ok(json_response(200, &json!(self.system.faults()))),
             (&Method::PUT, ["_faults"]) => {
                 return Ok(match parsed().and_then(serde_json::from_value) {
