@@ -60,7 +60,8 @@ enum Command {
         #[command(subcommand)]
         command: ExceptionsCommand,
     },
-    /// Run a simulated system (ERP, storefront) that speaks the http-json target protocol.
+    /// Run a simulated system (ERP, storefront, marketplace) that speaks Handoff's http-json
+    /// protocol or, with --connector, a vendor's API.
     Mock(mock::MockArgs),
     /// Deterministic simulation of the whole write path under faults, judged by the history
     /// checker; the last line reads `violations: N`.

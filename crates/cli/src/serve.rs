@@ -32,6 +32,13 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let intake = tokio::spawn(engine.intake().run(stopped.clone()));
     let dispatcher = tokio::spawn(Arc::new(engine.dispatcher()).run(contract.hub.max_in_flight, stopped.clone()));
+
+    let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    if simulate {
+        simulate_targets(&contract, &listener.local_addr()?.to_string()).await?;
+    }
+    // Pollers start once the simulated systems (if any) listen.
     let mut pollers = Vec::new();
     for (name, system) in &contract.systems {
         let (Some(poller), Some(settings)) = (handoff_connectors::poller(name, system)?, &system.poll) else {
@@ -40,12 +47,6 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         let every = settings.every.unsigned_abs();
         let run = handoff_engine::poll::run(name.clone(), poller, store.clone(), clock.clone(), every, stopped.clone());
         pollers.push(tokio::spawn(run));
-    }
-
-    let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
-    if simulate {
-        simulate_targets(&contract, &listener.local_addr()?.to_string()).await?;
     }
     tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
     let app = handoff_server::router(Arc::new(AppState { contract, store, clock }));

@@ -355,6 +355,28 @@ mod tests {
     }
 
     #[test]
+    fn the_vendor_example_is_valid_and_a_target_takes_only_its_commands() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/vendors.toml")).unwrap();
+        let c = Contract::parse(&text, Path::new("examples/vendors.toml")).unwrap();
+        assert_eq!(c.systems["netsuite"].poll.as_ref().map(|p| p.page_size), Some(100));
+        assert_eq!(c.flows_for("netsuite", EventKind::FulfillmentCreated).count(), 2);
+        let orders_to_amazon = text.replace(
+            "[flows.netsuite-to-amazon]\nfrom = \"netsuite\"\nto = \"amazon\"\nevents = [\"fulfillment.created\"]",
+            "[flows.netsuite-to-amazon]\nfrom = \"netsuite\"\nto = \"amazon\"\nevents = [\"order.created\"]",
+        );
+        let e = Contract::parse(&orders_to_amazon, Path::new("vendors.toml")).unwrap_err();
+        assert_eq!(e.key, "flows.netsuite-to-amazon.events");
+        assert_eq!(e.message, "amazon (amazon) does not take create_order");
+    }
+
+    #[test]
+    fn a_poll_needs_a_base_url_and_a_sane_page() {
+        let text = example().replace("timeout = \"5s\"\n", "timeout = \"5s\"\npoll = { page_size = 1000 }\n");
+        assert_eq!(refused(&text).key, "systems.erp.poll.page_size");
+    }
+
+    #[test]
     fn an_unknown_system_is_named() {
         let e = refused(&example().replace("to = \"erp\"", "to = \"erpp\""));
         assert_eq!(e.key, "flows.orders-to-erp.to");

@@ -13,6 +13,9 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::{BoxFuture, Clock};
 
+/// The longest wait after a failed poll that gave no `Retry-After`.
+const MAX_ERROR_WAIT: Duration = Duration::from_secs(30);
+
 /// One page of a system's changes.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -57,7 +60,8 @@ pub async fn run<S: Store>(
             Ok((_, false)) => every,
             Err(PollError { reason, retry_after }) => {
                 tracing::warn!(message = "poll failed", system = %system, error = %reason);
-                retry_after.map_or(every, |d| d.unsigned_abs().min(Duration::from_secs(3600)))
+                // A failed poll is tried again soon (a restart, a blip), unless told otherwise.
+                retry_after.map_or(every.min(MAX_ERROR_WAIT), |d| d.unsigned_abs().min(Duration::from_secs(3600)))
             }
         };
         tokio::select! {

@@ -72,8 +72,18 @@ pub(crate) async fn replay<S: Store + Clone>(State(state): State<Arc<AppState<S>
 }
 
 pub(crate) async fn outbox<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
-    match state.store.command_counts().await {
-        Ok(counts) => Json(counts.into_iter().collect::<std::collections::BTreeMap<_, _>>()).into_response(),
+    let counts = async {
+        let mut counts: std::collections::BTreeMap<String, u64> =
+            state.store.command_counts().await?.into_iter().collect();
+        // Events recorded but not yet planned are work too (bounded count: a backlog indicator).
+        let unplanned = state.store.unprocessed_events(1000).await?.len() as u64;
+        if unplanned > 0 {
+            counts.insert("unplanned_events".into(), unplanned);
+        }
+        Ok::<_, handoff_store::StoreError>(counts)
+    };
+    match counts.await {
+        Ok(counts) => Json(counts).into_response(),
         Err(e) => internal(e),
     }
 }

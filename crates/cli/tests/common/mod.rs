@@ -200,7 +200,7 @@ impl Hub {
             let url = url.clone();
             async move {
                 let counts: Value = c.get(&url).send().await.ok()?.json().await.ok()?;
-                let busy = counts.get("pending").is_some() || counts.get("in_flight").is_some();
+                let busy = ["pending", "in_flight", "unplanned_events"].iter().any(|k| counts.get(k).is_some());
                 (!busy).then_some(())
             }
         })
