@@ -812,9 +812,7 @@ mod tests {
     }
 
     fn refund_command() -> Command {
-        let now = Timestamp::UNIX_EPOCH;
-        Command {
-            id: 1,
+        let command = handoff_store::NewCommand {
             flow: "f".into(),
             target: "shop".into(),
             order_ref: "450789469".into(),
@@ -823,17 +821,9 @@ mod tests {
             external_ref: "450789469/refund/R1".into(),
             version: None,
             payload: String::new(),
-            state: handoff_model::CommandState::Pending,
-            attempts: 0,
-            budget_attempts: 0,
-            budget_start: now,
-            ambiguous: false,
-            next_attempt_at: now,
-            created_at: now,
-            updated_at: now,
-            last_error: None,
-            record_id: None,
-        }
+            supersede_unsent: false,
+        };
+        Command::new_pending(1, command, Timestamp::UNIX_EPOCH)
     }
 
     #[test]

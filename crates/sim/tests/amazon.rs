@@ -8,13 +8,13 @@ use std::sync::Arc;
 use handoff_contract::{ConnectorKind, PollSettings, Role, System};
 use handoff_engine::poll::poll_once;
 use handoff_engine::{Ack, DeliveryError, ManualClock, Poller, Target};
-use handoff_model::{CommandKind, CommandState, EventKind, InboundEvent};
+use handoff_model::{CommandKind, EventKind, InboundEvent};
 use handoff_sim::http::MockServer;
 use handoff_sim::system::Collection;
 use handoff_sim::vendors::amazon::{Amazon, SIM_REFRESH_TOKEN};
 use handoff_sim::{Faults, MockSystem};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{Command, Store};
+use handoff_store::{Command, NewCommand, Store};
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -244,27 +244,21 @@ fn shipment(order_id: &str, fulfillment_id: &str, sku: &str) -> Command {
             "tracking_number": "JJD000390007",
         },
     });
-    Command {
-        id: 1,
-        flow: "erp_fulfilments_to_amazon".into(),
-        target: "amazon".into(),
-        order_ref: order_id.into(),
-        kind: CommandKind::CreateFulfillment,
-        idempotency_key: format!("amazon:{external_ref}"),
-        external_ref,
-        version: None,
-        payload: payload.to_string(),
-        state: CommandState::InFlight,
-        attempts: 1,
-        budget_attempts: 1,
-        budget_start: now,
-        ambiguous: false,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-        record_id: None,
-        last_error: None,
-    }
+    Command::new_pending(
+        1,
+        NewCommand {
+            flow: "erp_fulfilments_to_amazon".into(),
+            target: "amazon".into(),
+            order_ref: order_id.into(),
+            kind: CommandKind::CreateFulfillment,
+            idempotency_key: format!("amazon:{external_ref}"),
+            external_ref,
+            version: None,
+            payload: payload.to_string(),
+            supersede_unsent: false,
+        },
+        now,
+    )
 }
 
 fn target(sim: &Sim, refresh_token: &str) -> Arc<dyn Target> {

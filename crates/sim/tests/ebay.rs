@@ -12,13 +12,13 @@ use handoff_connectors::ebay;
 use handoff_contract::{Contract, System};
 use handoff_engine::poll::poll_once;
 use handoff_engine::{Clock, DeliveryError, SystemClock, Target};
-use handoff_model::{CommandKind, CommandState, EventKind};
+use handoff_model::{CommandKind, EventKind};
 use handoff_sim::http::MockServer;
 use handoff_sim::system::Collection;
 use handoff_sim::vendors::ebay::Ebay;
 use handoff_sim::{Faults, MockSystem};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{Command, Store};
+use handoff_store::{Command, NewCommand, Store};
 use jiff::{SignedDuration, Timestamp};
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey};
@@ -99,27 +99,21 @@ fn fulfillment(order_id: &str, sku: &str, tracking: &str) -> Command {
         "fulfillment": {"fulfillment_id": format!("F-{tracking}"), "lines": [{"sku": sku, "quantity": 2}],
                         "carrier": "USPS", "tracking_number": tracking},
     });
-    Command {
-        id: 1,
-        flow: "erp-fulfillments".into(),
-        target: "ebay".into(),
-        order_ref: order_id.into(),
-        kind: CommandKind::CreateFulfillment,
-        idempotency_key: format!("{external_ref}:1"),
-        external_ref,
-        version: None,
-        payload: payload.to_string(),
-        state: CommandState::InFlight,
-        attempts: 1,
-        budget_attempts: 1,
-        budget_start: now,
-        ambiguous: false,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-        record_id: None,
-        last_error: None,
-    }
+    Command::new_pending(
+        1,
+        NewCommand {
+            flow: "erp-fulfillments".into(),
+            target: "ebay".into(),
+            order_ref: order_id.into(),
+            kind: CommandKind::CreateFulfillment,
+            idempotency_key: format!("{external_ref}:1"),
+            external_ref,
+            version: None,
+            payload: payload.to_string(),
+            supersede_unsent: false,
+        },
+        now,
+    )
 }
 
 fn target(contract: &Contract) -> Arc<dyn Target> {

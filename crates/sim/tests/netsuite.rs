@@ -7,13 +7,13 @@ use std::sync::Arc;
 use handoff_contract::System;
 use handoff_engine::poll::poll_once;
 use handoff_engine::{Clock, DeliveryError, ManualClock, Poller, Target};
-use handoff_model::{CommandKind, CommandState, EventKind, InboundEvent};
+use handoff_model::{CommandKind, EventKind, InboundEvent};
 use handoff_sim::dialect::for_connector;
 use handoff_sim::http::MockServer;
 use handoff_sim::system::Collection;
 use handoff_sim::vendors::netsuite::CREDENTIALS;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::Command;
+use handoff_store::{Command, NewCommand};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -63,27 +63,21 @@ fn command(kind: CommandKind, order_ref: &str, version: u64, order: Option<serde
         Some(order) => json!({"external_ref": order_ref, "version": version, "order": order}),
         None => json!({"external_ref": order_ref, "version": version}),
     };
-    Command {
-        id: 1,
-        flow: "orders-to-erp".into(),
-        target: "netsuite".into(),
-        order_ref: order_ref.into(),
-        kind,
-        idempotency_key: format!("{order_ref}:{}:{version}", kind.as_str()),
-        external_ref: order_ref.into(),
-        version: Some(version),
-        payload: payload.to_string(),
-        state: CommandState::InFlight,
-        attempts: 1,
-        budget_attempts: 1,
-        budget_start: now,
-        ambiguous: false,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-        record_id: None,
-        last_error: None,
-    }
+    Command::new_pending(
+        1,
+        NewCommand {
+            flow: "orders-to-erp".into(),
+            target: "netsuite".into(),
+            order_ref: order_ref.into(),
+            kind,
+            idempotency_key: format!("{order_ref}:{}:{version}", kind.as_str()),
+            external_ref: order_ref.into(),
+            version: Some(version),
+            payload: payload.to_string(),
+            supersede_unsent: false,
+        },
+        now,
+    )
 }
 
 fn target(sim: &Sim) -> Arc<dyn Target> {

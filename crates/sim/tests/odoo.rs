@@ -7,12 +7,12 @@ use std::sync::Arc;
 use handoff_contract::System;
 use handoff_engine::poll::poll_once;
 use handoff_engine::{DeliveryError, ManualClock};
-use handoff_model::{CommandKind, CommandState, EventKind, InboundEvent};
+use handoff_model::{CommandKind, EventKind, InboundEvent};
 use handoff_sim::system::{Collection, Faults, MockSystem};
 use handoff_sim::vendors::odoo::{API_KEY, DATABASE, Odoo};
 use handoff_sim::{Dialect, http::MockServer};
-use handoff_store::Command;
 use handoff_store::memory::MemoryStore;
+use handoff_store::{Command, NewCommand};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -65,27 +65,21 @@ fn command(kind: CommandKind, external_ref: &str, version: Option<u64>, order: O
     if let Some(order) = order {
         payload["order"] = order;
     }
-    Command {
-        id: 1,
-        flow: "orders".into(),
-        target: "erp".into(),
-        order_ref: external_ref.into(),
-        kind,
-        idempotency_key: format!("{external_ref}:{kind:?}"),
-        external_ref: external_ref.into(),
-        version,
-        payload: payload.to_string(),
-        state: CommandState::Pending,
-        attempts: 0,
-        budget_attempts: 0,
-        budget_start: now,
-        ambiguous: false,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-        last_error: None,
-        record_id: None,
-    }
+    Command::new_pending(
+        1,
+        NewCommand {
+            flow: "orders".into(),
+            target: "erp".into(),
+            order_ref: external_ref.into(),
+            kind,
+            idempotency_key: format!("{external_ref}:{kind:?}"),
+            external_ref: external_ref.into(),
+            version,
+            payload: payload.to_string(),
+            supersede_unsent: false,
+        },
+        now,
+    )
 }
 
 fn creates_of(system: &MockSystem, external_ref: &str) -> usize {

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use handoff_contract::System;
 use handoff_engine::poll::{Poller, poll_once};
 use handoff_engine::{DeliveryError, SystemClock, Target};
-use handoff_model::{CommandKind, CommandState, EventKind};
+use handoff_model::{CommandKind, EventKind};
 use handoff_sim::dialect::Dialect;
 use handoff_sim::http::MockServer;
 use handoff_sim::system::Collection;
 use handoff_sim::vendors::shopify::ShopifyAdmin;
 use handoff_sim::vendors::woocommerce::WooCommerce;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::Command;
 use handoff_store::memory::MemoryStore;
+use handoff_store::{Command, NewCommand};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -78,27 +78,21 @@ async fn remaining(base_url: &str, order_id: &str) -> Vec<u64> {
 
 fn command(kind: CommandKind, order_ref: &str, key: &str, external_ref: &str, payload: Value) -> Command {
     let now = Timestamp::now();
-    Command {
-        id: 1,
-        flow: "returns".into(),
-        target: "shop".into(),
-        order_ref: order_ref.into(),
-        kind,
-        idempotency_key: key.into(),
-        external_ref: external_ref.into(),
-        version: None,
-        payload: payload.to_string(),
-        state: CommandState::Pending,
-        attempts: 0,
-        budget_attempts: 0,
-        budget_start: now,
-        ambiguous: false,
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-        last_error: None,
-        record_id: None,
-    }
+    Command::new_pending(
+        1,
+        NewCommand {
+            flow: "returns".into(),
+            target: "shop".into(),
+            order_ref: order_ref.into(),
+            kind,
+            idempotency_key: key.into(),
+            external_ref: external_ref.into(),
+            version: None,
+            payload: payload.to_string(),
+            supersede_unsent: false,
+        },
+        now,
+    )
 }
 
 fn fulfillment(order_ref: &str, id: &str, lines: &[(&str, u32)], tracking: &str) -> Command {

@@ -175,27 +175,7 @@ impl Mem {
         }
         let id = self.outbox.len() as i64 + 1;
         let state = if moot { CommandState::Superseded } else { CommandState::Pending };
-        self.outbox.push(Command {
-            id,
-            flow: c.flow.clone(),
-            target: c.target.clone(),
-            order_ref: c.order_ref.clone(),
-            kind: c.kind,
-            idempotency_key: c.idempotency_key.clone(),
-            external_ref: c.external_ref.clone(),
-            version: c.version,
-            payload: c.payload.clone(),
-            state,
-            attempts: 0,
-            budget_attempts: 0,
-            budget_start: now,
-            ambiguous: false,
-            next_attempt_at: now,
-            created_at: now,
-            updated_at: now,
-            record_id: None,
-            last_error: None,
-        });
+        self.outbox.push(Command { state, ..Command::new_pending(id, c.clone(), now) });
         self.sequences.entry((c.order_ref.clone(), c.target.clone())).or_default().push(id);
         if moot {
             let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);

@@ -105,6 +105,33 @@ pub struct Command {
     pub last_error: Option<String>,
 }
 
+impl Command {
+    /// A command as the outbox takes it in: pending, never sent, due now.
+    pub fn new_pending(id: i64, c: NewCommand, now: Timestamp) -> Command {
+        Command {
+            id,
+            flow: c.flow,
+            target: c.target,
+            order_ref: c.order_ref,
+            kind: c.kind,
+            idempotency_key: c.idempotency_key,
+            external_ref: c.external_ref,
+            version: c.version,
+            payload: c.payload,
+            state: CommandState::Pending,
+            attempts: 0,
+            budget_attempts: 0,
+            budget_start: now,
+            ambiguous: false,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+            record_id: None,
+            last_error: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Acknowledged { record_id: String },
