@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+mod mapping;
 mod mock;
 mod serve;
 mod sim;
@@ -66,6 +67,11 @@ enum Command {
     /// Deterministic simulation of the whole write path under faults, judged by the history
     /// checker; the last line reads `violations: N`.
     Sim(sim::SimArgs),
+    /// The versioned mappings to each target: golden cases, running one by hand.
+    Mapping {
+        #[command(subcommand)]
+        command: mapping::MappingCommand,
+    },
     /// Benchmarks of the write path; each prints its figures (see docs/BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -131,6 +137,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Mapping { command } = cli.command {
+        return mapping::run(command);
+    }
     if let Command::Sim(args) = cli.command {
         // Each seed runs on its own single-threaded runtime.
         return sim::run(args);
@@ -154,7 +163,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
-            Command::Sim(_) => unreachable!("run above"),
+            Command::Sim(_) | Command::Mapping { .. } => unreachable!("run above"),
         }
     })
 }

@@ -1,0 +1,300 @@
+//! Mappings by target, resource and version; golden cases beside each one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::jq::Program;
+use crate::prepare::prepare;
+
+/// Largest mapping or case file read.
+const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// The mappings shipped with Handoff (the `mappings/` directory of the repository).
+const SHIPPED: &[(&str, &str)] =
+    &[("netsuite/sales_order@1", include_str!("../../../mappings/netsuite/sales_order/v1.jq"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("mapping {id} does not compile: {reason}")]
+    Compile { id: String, reason: String },
+    #[error("mapping {id} failed: {reason}")]
+    Run { id: String, reason: String },
+    #[error("{0:?} is not a mapping id (target/resource@version, e.g. netsuite/sales_order@1)")]
+    Id(String),
+}
+
+/// `netsuite/sales_order@1`: the target connector, the resource it writes, the version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MappingId {
+    pub target: String,
+    pub resource: String,
+    pub version: u32,
+}
+
+impl fmt::Display for MappingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}@{}", self.target, self.resource, self.version)
+    }
+}
+
+impl FromStr for MappingId {
+    type Err = MappingError;
+    fn from_str(s: &str) -> Result<Self, MappingError> {
+        let bad = || MappingError::Id(s.to_owned());
+        let (path, version) = s.split_once('@').ok_or_else(bad)?;
+        let (target, resource) = path.split_once('/').ok_or_else(bad)?;
+        let version = version.trim_start_matches('v').parse().map_err(|_| bad())?;
+        let name = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name(target) || !name(resource) {
+            return Err(bad());
+        }
+        Ok(MappingId { target: target.to_owned(), resource: resource.to_owned(), version })
+    }
+}
+
+/// One version of one mapping, compiled once.
+pub struct Mapping {
+    pub id: MappingId,
+    pub source: String,
+    program: Program,
+}
+
+impl Mapping {
+    pub fn compile(id: MappingId, source: &str) -> Result<Mapping, MappingError> {
+        let program = Program::compile(source).map_err(|reason| MappingError::Compile { id: id.to_string(), reason })?;
+        Ok(Mapping { id, source: source.to_owned(), program })
+    }
+
+    /// Maps a command's canonical payload, with the target's settings, to the target's payload
+    /// (JSON text, money digits as the source gave them).
+    pub fn apply(&self, command: &Value, settings: &Value) -> Result<String, MappingError> {
+        let mut command = command.clone();
+        prepare(&mut command);
+        self.run(&json!({"command": command, "settings": settings}))
+    }
+
+    fn run(&self, input: &Value) -> Result<String, MappingError> {
+        let bytes = serde_json::to_vec(input).map_err(|e| self.failed(e.to_string()))?;
+        self.program.run(&bytes).map_err(|reason| self.failed(reason))
+    }
+
+    fn failed(&self, reason: String) -> MappingError {
+        MappingError::Run { id: self.id.to_string(), reason }
+    }
+}
+
+/// A golden case: a command and settings in, the target payload expected out.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    #[serde(skip)]
+    pub name: String,
+    pub command: Value,
+    #[serde(default)]
+    pub settings: Value,
+    pub expected: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub mapping: MappingId,
+    pub case: String,
+    /// `Err` says what differs.
+    pub outcome: Result<(), String>,
+}
+
+/// Every version of every mapping, with its golden cases.
+#[derive(Default)]
+pub struct Mappings {
+    versions: BTreeMap<(String, String), BTreeMap<u32, (Mapping, Vec<Case>)>>,
+}
+
+impl Mappings {
+    /// The mappings built into the binary.
+    pub fn shipped() -> Result<Mappings, MappingError> {
+        let mut mappings = Mappings::default();
+        for (id, source) in SHIPPED {
+            mappings.insert(Mapping::compile(id.parse()?, source)?, Vec::new());
+        }
+        Ok(mappings)
+    }
+
+    /// Mappings from a directory laid out as `<target>/<resource>/v<N>.jq`, with golden
+    /// cases in `<target>/<resource>/v<N>.cases/*.json`.
+    pub fn load(dir: &Path) -> Result<Mappings, MappingError> {
+        let mut mappings = Mappings::default();
+        for target in read_dir(dir)? {
+            for resource in read_dir(&target)? {
+                for file in read_dir(&resource)? {
+                    let Some(version) = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_prefix('v')?.strip_suffix(".jq")?.parse::<u32>().ok())
+                    else {
+                        continue;
+                    };
+                    let id = MappingId { target: name(&target), resource: name(&resource), version };
+                    let mapping = Mapping::compile(id, &read(&file)?)?;
+                    let cases = load_cases(&resource.join(format!("v{version}.cases")))?;
+                    mappings.insert(mapping, cases);
+                }
+            }
+        }
+        Ok(mappings)
+    }
+
+    fn insert(&mut self, mapping: Mapping, cases: Vec<Case>) {
+        let key = (mapping.id.target.clone(), mapping.id.resource.clone());
+        self.versions.entry(key).or_default().insert(mapping.id.version, (mapping, cases));
+    }
+
+    /// The newest version of a target's mapping of a resource.
+    pub fn latest(&self, target: &str, resource: &str) -> Option<&Mapping> {
+        let versions = self.versions.get(&(target.to_owned(), resource.to_owned()))?;
+        versions.values().next_back().map(|(m, _)| m)
+    }
+
+    pub fn get(&self, id: &MappingId) -> Option<&Mapping> {
+        let versions = self.versions.get(&(id.target.clone(), id.resource.clone()))?;
+        versions.get(&id.version).map(|(m, _)| m)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &MappingId> {
+        self.versions.values().flat_map(|v| v.values().map(|(m, _)| &m.id))
+    }
+
+    /// How many golden cases each mapping has.
+    pub fn case_counts(&self) -> Vec<(MappingId, usize)> {
+        self.versions.values().flat_map(|v| v.values().map(|(m, cases)| (m.id.clone(), cases.len()))).collect()
+    }
+
+    /// Runs every golden case.
+    pub fn test(&self) -> Vec<CaseResult> {
+        let mut results = Vec::new();
+        for (mapping, cases) in self.versions.values().flat_map(|v| v.values()) {
+            for case in cases {
+                let outcome = mapping.apply(&case.command, &case.settings).map_err(|e| e.to_string()).and_then(|out| {
+                    let got: Value = serde_json::from_str(&out).map_err(|e| format!("output is not JSON: {e}"))?;
+                    if got == case.expected { Ok(()) } else { Err(difference(&case.expected, &got, "")) }
+                });
+                results.push(CaseResult { mapping: mapping.id.clone(), case: case.name.clone(), outcome });
+            }
+        }
+        results
+    }
+}
+
+/// The first place two JSON values differ, as a field path.
+pub fn difference(expected: &Value, got: &Value, path: &str) -> String {
+    match (expected, got) {
+        (Value::Object(e), Value::Object(g)) => {
+            for (k, ev) in e {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match g.get(k) {
+                    None => return format!("{p}: expected {ev}, missing"),
+                    Some(gv) if gv != ev => return difference(ev, gv, &p),
+                    Some(_) => {}
+                }
+            }
+            let extra = g.keys().find(|k| !e.contains_key(*k)).map(String::as_str).unwrap_or("?");
+            format!("{path}{}{extra}: not expected", if path.is_empty() { "" } else { "." })
+        }
+        (Value::Array(e), Value::Array(g)) if e.len() == g.len() => {
+            let i = e.iter().zip(g).position(|(a, b)| a != b).unwrap_or(0);
+            difference(&e[i], &g[i], &format!("{path}[{i}]"))
+        }
+        _ => format!("{path}: expected {expected}, got {got}"),
+    }
+}
+
+fn name(path: &Path) -> String {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>, MappingError> {
+    let err = |e: std::io::Error| MappingError::File { path: dir.display().to_string(), reason: e.to_string() };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn read(path: &Path) -> Result<String, MappingError> {
+    let err = |reason: String| MappingError::File { path: path.display().to_string(), reason };
+    let size = std::fs::metadata(path).map_err(|e| err(e.to_string()))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(err(format!("{size} bytes; at most {MAX_FILE_BYTES}")));
+    }
+    std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
+}
+
+fn load_cases(dir: &Path) -> Result<Vec<Case>, MappingError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut cases = Vec::new();
+    for file in read_dir(dir)?.into_iter().filter(|f| f.extension().is_some_and(|e| e == "json")) {
+        let mut case: Case = serde_json::from_str(&read(&file)?)
+            .map_err(|e| MappingError::File { path: file.display().to_string(), reason: e.to_string() })?;
+        case.name = file.file_stem().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        cases.push(case);
+    }
+    Ok(cases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_mappings() -> Mappings {
+        Mappings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings")).unwrap()
+    }
+
+    #[test]
+    fn ids_parse_and_print() {
+        let id: MappingId = "netsuite/sales_order@v2".parse().unwrap();
+        assert_eq!(id.to_string(), "netsuite/sales_order@2");
+        assert!("netsuite@1".parse::<MappingId>().is_err());
+        assert!("a/b@x".parse::<MappingId>().is_err());
+    }
+
+    #[test]
+    fn the_shipped_mappings_are_the_repository_s_and_pass_their_golden_cases() {
+        let shipped = Mappings::shipped().unwrap();
+        let repo = repo_mappings();
+        for id in shipped.ids() {
+            assert_eq!(shipped.get(id).unwrap().source, repo.get(id).unwrap().source, "{id}");
+        }
+        let results = repo.test();
+        assert!(!results.is_empty());
+        for r in &results {
+            assert_eq!(r.outcome, Ok(()), "{} {}", r.mapping, r.case);
+        }
+    }
+
+    #[test]
+    fn money_keeps_its_digits_and_differences_name_the_field() {
+        let m = Mappings::shipped().unwrap();
+        let ns = m.latest("netsuite", "sales_order").unwrap();
+        let command = json!({"external_ref": "1", "version": 3, "order": {
+            "order_ref": "1", "customer": {"email": "a@b.c"}, "currency": "EUR",
+            "placed_at": "2026-11-26T10:00:00Z", "totals": {"shipping": "4.90", "total": "0.30"},
+            "lines": [{"sku": "A", "quantity": 3, "unit_price": "0.10"}]}});
+        let out = ns.apply(&command, &json!({"version_field": "custbody_v"})).unwrap();
+        assert!(out.contains(r#""rate":0.10,"amount":0.3"#), "{out}");
+        assert!(out.contains(r#""shippingCost":4.90"#), "{out}");
+        let got: Value = serde_json::from_str(&out).unwrap();
+        let mut expected = got.clone();
+        expected["item"]["items"][0]["item"]["externalId"] = json!("B");
+        assert_eq!(difference(&expected, &got, ""), r#"item.items[0].item.externalId: expected "B", got "A""#);
+    }
+}
