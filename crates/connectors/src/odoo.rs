@@ -823,10 +823,10 @@ impl OdooPoller {
         let call = Call::search_read("stock.picking", domain, &fields)
             .kwarg("order", json!("write_date asc, id asc"))
             .kwarg("limit", json!(self.settings.page_size));
-        let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+        let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(PollError::from)?).map_err(PollError::from)?;
         let mut pickings = Vec::with_capacity(rows.len());
         for row in rows {
-            let mut picking: Picking = decode(row.clone()).map_err(poll_error)?;
+            let mut picking: Picking = decode(row.clone()).map_err(PollError::from)?;
             picking.raw = row;
             pickings.push(picking);
         }
@@ -860,12 +860,12 @@ impl OdooPoller {
             json!([["picking_id", "in", ids]]),
             &["picking_id", "product_id", "quantity"],
         );
-        let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+        let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(PollError::from)?).map_err(PollError::from)?;
         let moves: Vec<(Move, Value)> = rows
             .into_iter()
-            .map(|row| Ok((decode(row.clone())?, row)))
+            .map(|row| Ok::<_, DeliveryError>((decode(row.clone())?, row)))
             .collect::<Result<_, _>>()
-            .map_err(poll_error)?;
+            .map_err(PollError::from)?;
         let product_ids: Vec<i64> = moves.iter().filter_map(|(m, _)| m.product_id.0.as_ref().map(|p| p.0)).collect();
         let codes = self.codes(&product_ids).await?;
         let refs = self.order_refs(pickings).await?;
@@ -927,7 +927,8 @@ impl OdooPoller {
         if !missing.is_empty() {
             let call = Call::search_read("product.product", json!([["id", "in", missing]]), &["id", "default_code"])
                 .kwarg("context", json!({"active_test": false}));
-            let rows: Vec<Product> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+            let rows: Vec<Product> =
+                decode(self.odoo.call(call).await.map_err(PollError::from)?).map_err(PollError::from)?;
             let mut cache = lock(&self.odoo.codes);
             if cache.len() + rows.len() > PRODUCT_CACHE_LIMIT {
                 cache.clear();
@@ -948,7 +949,8 @@ impl OdooPoller {
             pickings.iter().filter(|p| p.sale_id.0.is_none()).filter_map(|p| p.origin.0.clone()).collect();
         let domain = json!(["|", ["id", "in", ids], ["name", "in", names]]);
         let call = Call::search_read("sale.order", domain, &["id", "name", "client_order_ref"]);
-        let orders: Vec<Value> = decode(self.odoo.call(call).await.map_err(poll_error)?).map_err(poll_error)?;
+        let orders: Vec<Value> =
+            decode(self.odoo.call(call).await.map_err(PollError::from)?).map_err(PollError::from)?;
         let reference = |o: &Value| o["client_order_ref"].as_str().filter(|r| !r.is_empty()).map(str::to_owned);
         let mut refs = HashMap::new();
         for p in pickings {
@@ -978,13 +980,6 @@ fn whole(quantity: &Value) -> Option<u32> {
         _ => return None,
     };
     if n.fract().is_zero() { n.to_u32() } else { None }
-}
-
-fn poll_error(e: DeliveryError) -> PollError {
-    match e {
-        DeliveryError::Transient { reason, retry_after, .. } => PollError { reason, retry_after },
-        DeliveryError::Permanent { reason, .. } => PollError::new(reason),
-    }
 }
 
 impl Poller for OdooPoller {

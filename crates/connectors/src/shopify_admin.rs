@@ -597,10 +597,7 @@ impl OrdersPoller {
             query.finish()
         };
         let answer = self.api.call(reqwest::Method::GET, &format!("orders.json?{query}"), None).await;
-        let answer = answer.map_err(|e| match e {
-            DeliveryError::Transient { reason, retry_after, .. } => PollError { reason, retry_after },
-            DeliveryError::Permanent { reason, .. } => PollError::new(reason),
-        })?;
+        let answer = answer.map_err(PollError::from)?;
         let orders = answer.json["orders"].as_array().cloned().unwrap_or_default();
         let mut events = Vec::with_capacity(orders.len());
         let mut seen = cursor.seen;

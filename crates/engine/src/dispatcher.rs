@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handoff_contract::{Contract, DeadLetterRule, Proof};
+use handoff_model::Pattern;
 use handoff_store::{AttemptRecord, Command, Outcome, Store};
 use tokio::sync::Semaphore;
 
@@ -46,11 +47,17 @@ impl<S: Store + Clone> Dispatcher<S> {
     async fn deliver(&self, c: &Command) -> (Outcome, Option<String>) {
         let Some(flow) = self.contract.flows.get(&c.flow) else {
             let error = format!("flow {:?} is no longer in the contract", c.flow);
-            return (Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None }, None);
+            return (
+                Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None, pattern: Pattern::DeadDelivery },
+                None,
+            );
         };
         let Some(target) = self.targets.get(&c.target) else {
             let error = format!("system {:?} has no target connector", c.target);
-            return (Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None }, None);
+            return (
+                Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None, pattern: Pattern::DeadDelivery },
+                None,
+            );
         };
         let mut note = None;
         if self.safety.read_back && (c.ambiguous || !target.honours_idempotency_keys()) {
@@ -100,6 +107,12 @@ impl<S: Store + Clone> Dispatcher<S> {
                 (*ambiguous || was_ambiguous, *retry_after, None)
             }
             DeliveryError::Permanent { field, .. } => (was_ambiguous, None, Some(field.clone())),
+            DeliveryError::Held { field, .. } => {
+                // Never sent: nothing to retry until the mapping or the target schema changes.
+                let error = format!("{step}: {e}");
+                let (field, pattern) = (Some(field.clone()), Pattern::TransformMismatch);
+                return Outcome::DeadLettered { ambiguous: was_ambiguous, error, field, pattern };
+            }
         };
         if ambiguous && let Some(system) = self.contract.systems.get(&c.target) {
             // Read back only once a write still on its way can no longer land.
@@ -109,7 +122,7 @@ impl<S: Store + Clone> Dispatcher<S> {
         if let Some(field) = permanent_field
             && flow.dead_letter == DeadLetterRule::PermanentAtOnce
         {
-            return Outcome::DeadLettered { ambiguous, error, field };
+            return Outcome::DeadLettered { ambiguous, error, field, pattern: Pattern::DeadDelivery };
         }
         match next_attempt(&flow.retry, c.budget_attempts, c.budget_start, now, retry_after, &self.rng) {
             Some(at) => Outcome::Retry { at, ambiguous, error },
@@ -117,6 +130,7 @@ impl<S: Store + Clone> Dispatcher<S> {
                 ambiguous,
                 error: format!("retry budget spent; last error: {error}"),
                 field: None,
+                pattern: Pattern::DeadDelivery,
             },
         }
     }

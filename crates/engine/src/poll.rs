@@ -40,6 +40,17 @@ impl PollError {
     }
 }
 
+/// A failed API call of a poll: its reason, and how long the system asked to be left alone.
+impl From<crate::DeliveryError> for PollError {
+    fn from(e: crate::DeliveryError) -> Self {
+        let retry_after = match &e {
+            crate::DeliveryError::Transient { retry_after, .. } => *retry_after,
+            crate::DeliveryError::Permanent { .. } | crate::DeliveryError::Held { .. } => None,
+        };
+        PollError { reason: e.to_string(), retry_after }
+    }
+}
+
 pub trait Poller: Send + Sync {
     /// Reads the page of changes after `cursor` (`None`: the first poll ever).
     fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>>;

@@ -24,6 +24,10 @@ pub enum DeliveryError {
     /// The target refused the data (a 4xx); sending it again unchanged cannot succeed.
     #[error("{reason}")]
     Permanent { reason: String, field: Option<String> },
+    /// Held at the transform layer, NOT sent: the mapped payload would be refused by the
+    /// target's schema (a required field missing, a wrong type). `mapping` names the version.
+    #[error("held at the transform layer, not sent ({mapping}): {reason}")]
+    Held { reason: String, field: String, mapping: String },
 }
 
 pub trait Target: Send + Sync {

@@ -68,7 +68,8 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn compile(id: MappingId, source: &str) -> Result<Mapping, MappingError> {
-        let program = Program::compile(source).map_err(|reason| MappingError::Compile { id: id.to_string(), reason })?;
+        let program =
+            Program::compile(source).map_err(|reason| MappingError::Compile { id: id.to_string(), reason })?;
         Ok(Mapping { id, source: source.to_owned(), program })
     }
 
@@ -219,11 +220,8 @@ fn name(path: &Path) -> String {
 
 fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>, MappingError> {
     let err = |e: std::io::Error| MappingError::File { path: dir.display().to_string(), reason: e.to_string() };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(err)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(err)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(err)?;
     entries.sort();
     Ok(entries)
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use handoff_model::{CommandKind, CommandState, Pattern};
+use handoff_model::{CommandKind, CommandState};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
@@ -344,7 +344,7 @@ impl Store for MemoryStore {
                     c.updated_at = now;
                     m.due.insert((*at, id));
                 }
-                Outcome::DeadLettered { ambiguous, error, field } => {
+                Outcome::DeadLettered { ambiguous, error, field, pattern } => {
                     let c = m.command(id);
                     c.state = CommandState::DeadLettered;
                     c.ambiguous = *ambiguous;
@@ -356,7 +356,7 @@ impl Store for MemoryStore {
                     );
                     m.exceptions.push(ExceptionRow {
                         id: m.exceptions.len() as i64 + 1,
-                        pattern: Pattern::DeadDelivery.as_str().into(),
+                        pattern: pattern.as_str().into(),
                         order_ref: order_ref.clone(),
                         flow: Some(flow),
                         command_id: Some(id),

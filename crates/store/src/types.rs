@@ -1,6 +1,6 @@
 //! The rows the store takes and gives.
 
-use handoff_model::{CommandKind, CommandState, EventKind};
+use handoff_model::{CommandKind, CommandState, EventKind, Pattern};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -134,9 +134,22 @@ impl Command {
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Acknowledged { record_id: String },
-    Retry { at: Timestamp, ambiguous: bool, error: String },
-    DeadLettered { ambiguous: bool, error: String, field: Option<String> },
+    Acknowledged {
+        record_id: String,
+    },
+    Retry {
+        at: Timestamp,
+        ambiguous: bool,
+        error: String,
+    },
+    /// Dead-lettered with an open exception of `pattern` (Dead Delivery, or Transform Mismatch
+    /// for a command held at the transform layer).
+    DeadLettered {
+        ambiguous: bool,
+        error: String,
+        field: Option<String>,
+        pattern: Pattern,
+    },
 }
 
 impl Outcome {

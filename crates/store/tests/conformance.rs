@@ -200,8 +200,12 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Sto
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
-    let dead =
-        Outcome::DeadLettered { ambiguous: false, error: "422".into(), field: Some("order.customer.name".into()) };
+    let dead = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422".into(),
+        field: Some("order.customer.name".into()),
+        pattern: handoff_model::Pattern::DeadDelivery,
+    };
     store
         .record_attempt(AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: dead, note: None })
         .await

@@ -3,7 +3,7 @@
 
 use handoff_contract::PollSettings;
 use handoff_engine::poll::{Page, PollError};
-use handoff_engine::{BoxFuture, DeliveryError, Poller};
+use handoff_engine::{BoxFuture, Poller};
 use handoff_model::{EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
 use jiff::Timestamp;
 use reqwest::Method;
@@ -81,12 +81,8 @@ impl NetSuitePoller {
         let answer =
             self.client.send(Method::POST, url, Some(body), true).await.map_err(|e| PollError::new(e.to_string()))?;
         if !answer.status.is_success() {
-            let e = classify(answer.status, &answer.body, answer.retry_after);
-            let retry_after = match &e {
-                DeliveryError::Transient { retry_after, .. } => *retry_after,
-                DeliveryError::Permanent { .. } => None,
-            };
-            return Err(PollError { reason: format!("SuiteQL: {e}"), retry_after });
+            let e = PollError::from(classify(answer.status, &answer.body, answer.retry_after));
+            return Err(PollError { reason: format!("SuiteQL: {}", e.reason), ..e });
         }
         serde_json::from_slice(&answer.body).map_err(|e| PollError::new(format!("SuiteQL answer unreadable: {e}")))
     }

@@ -1,6 +1,6 @@
 //! Writes; each runs inside a savepoint of the writer's group commit.
 
-use handoff_model::{CommandKind, Pattern};
+use handoff_model::CommandKind;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -230,7 +230,7 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
             )?
             .execute(params![micros(*at), ambiguous, error, micros(now), c.id])?;
         }
-        Outcome::DeadLettered { ambiguous, error, field } => {
+        Outcome::DeadLettered { ambiguous, error, field, pattern } => {
             conn.prepare_cached(
                 "UPDATE outbox SET state = 'dead_lettered', ambiguous = ?1, last_error = ?2, updated_at = ?3
                  WHERE id = ?4",
@@ -241,7 +241,7 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
             )?
             .execute(params![
-                Pattern::DeadDelivery.as_str(),
+                pattern.as_str(),
                 c.order_ref,
                 c.flow,
                 c.id,
