@@ -111,12 +111,22 @@ mod tests {
     /// The vendor fixtures live next to the workspace (`../shared/fixtures`, or `HANDOFF_FIXTURES`)
     /// and may be absent; tests that use them say whether they ran.
     fn fixture(relative: &str) -> Option<Value> {
+        let bytes = fixture_bytes(relative)?;
+        let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+        // Every fixture also checks that streaming from bytes agrees with walking the `Value`.
+        if let Some(value) = &value {
+            assert_eq!(Shape::from_slice(&bytes, ShapeLimits::default()).ok(), Some(Shape::of(value)), "{relative}");
+        }
+        value
+    }
+
+    fn fixture_bytes(relative: &str) -> Option<Vec<u8>> {
         let root = std::env::var_os("HANDOFF_FIXTURES")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
         let path = root.join(relative);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Ok(bytes) => Some(bytes),
             Err(_) => {
                 eprintln!("fixture {} not present: skipping the fixture part of this test", path.display());
                 None

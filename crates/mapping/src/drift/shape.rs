@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -157,7 +158,8 @@ impl fmt::Display for LimitHit {
 
 /// The field paths of one payload with their JSON types. Object keys are joined with `.`,
 /// array elements collapse into `[]` (`line_items[].sku`), so the shape does not grow with
-/// the number of line items. The root itself is not a path. Keys are used as they are: a key
+/// the number of line items. The root itself is not a path. When a bound is hit, which paths
+/// were kept follows walk order. Keys are used as they are: a key
 /// that itself contains `.` or `[]` is not escaped (vendor payloads do not use such keys).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
@@ -177,6 +179,17 @@ impl Shape {
         // The root's own type is not recorded; a non-container root has no paths.
         let _ = walker.children(value, 0);
         walker.shape
+    }
+
+    /// The shape straight from payload bytes, without building a `Value` first. Errors only when
+    /// the bytes are not JSON (serde_json also refuses nesting beyond 128 levels); bounds are
+    /// reported in `limit` as with [`Shape::with_limits`].
+    pub fn from_slice(bytes: &[u8], limits: ShapeLimits) -> Result<Self, serde_json::Error> {
+        let mut walker = Walker { limits, shape: Shape::default(), path: String::new() };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        Streamed { walker: &mut walker, depth: 0 }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(walker.shape)
     }
 
     /// The types at `path`, if the payload had it.
@@ -216,6 +229,10 @@ struct Walker {
 }
 
 impl Walker {
+    fn stopped(&self) -> bool {
+        matches!(self.shape.limit, Some(LimitHit::Paths { .. }))
+    }
+
     fn record(&mut self, t: JsonType) -> Result<(), Stop> {
         if let Some(types) = self.shape.paths.get_mut(self.path.as_str()) {
             types.insert(t);
@@ -275,6 +292,154 @@ impl Walker {
             }
             _ => {}
         }
+        Ok(())
+    }
+}
+
+/// Streaming counterpart of [`Walker::node`]: records each value as serde_json reads it.
+struct Streamed<'w> {
+    walker: &'w mut Walker,
+    depth: usize,
+}
+
+impl Streamed<'_> {
+    /// Records `t` at the current path, unless this is the root or walking has stopped.
+    fn record(&mut self, t: JsonType) -> bool {
+        if self.walker.stopped() {
+            return false;
+        }
+        self.depth == 0 || self.walker.record(t).is_ok()
+    }
+
+    fn child(&mut self) -> Streamed<'_> {
+        Streamed { walker: &mut *self.walker, depth: self.depth + 1 }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Streamed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Streamed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(mut self, _: bool) -> Result<(), E> {
+        self.record(JsonType::Bool);
+        Ok(())
+    }
+
+    fn visit_i64<E>(mut self, _: i64) -> Result<(), E> {
+        self.record(JsonType::Number);
+        Ok(())
+    }
+
+    fn visit_u64<E>(mut self, _: u64) -> Result<(), E> {
+        self.record(JsonType::Number);
+        Ok(())
+    }
+
+    fn visit_f64<E>(mut self, _: f64) -> Result<(), E> {
+        self.record(JsonType::Number);
+        Ok(())
+    }
+
+    fn visit_str<E>(mut self, _: &str) -> Result<(), E> {
+        self.record(JsonType::String);
+        Ok(())
+    }
+
+    fn visit_unit<E>(mut self) -> Result<(), E> {
+        self.record(JsonType::Null);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        if !self.record(JsonType::Array) {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(());
+        }
+        let base = self.walker.path.len();
+        let mut first = true;
+        loop {
+            if first && self.depth >= self.walker.limits.max_depth {
+                let more = seq.next_element::<IgnoredAny>()?.is_some();
+                if more {
+                    let path = self.walker.path.clone();
+                    self.walker.hit(LimitHit::Depth { path, max: self.walker.limits.max_depth });
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                }
+                return Ok(());
+            }
+            first = false;
+            self.walker.path.push_str("[]");
+            let item = seq.next_element_seed(self.child());
+            self.walker.path.truncate(base);
+            if item?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        if !self.record(JsonType::Object) {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(());
+        }
+        let base = self.walker.path.len();
+        let mut first = true;
+        loop {
+            if base > 0 {
+                self.walker.path.push('.');
+            }
+            let key = map.next_key_seed(KeyInto(&mut self.walker.path));
+            let Some(()) = key? else {
+                self.walker.path.truncate(base);
+                return Ok(());
+            };
+            if first && self.depth >= self.walker.limits.max_depth {
+                self.walker.path.truncate(base);
+                let path = self.walker.path.clone();
+                self.walker.hit(LimitHit::Depth { path, max: self.walker.limits.max_depth });
+                map.next_value::<IgnoredAny>()?;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                return Ok(());
+            }
+            first = false;
+            let value = map.next_value_seed(self.child());
+            self.walker.path.truncate(base);
+            value?;
+        }
+    }
+}
+
+/// Appends an object key to the current path without allocating it separately.
+struct KeyInto<'p>(&'p mut String);
+
+impl<'de> DeserializeSeed<'de> for KeyInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<(), E> {
+        self.0.push_str(key);
         Ok(())
     }
 }
@@ -345,6 +510,34 @@ mod tests {
         let back: TypeSet = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(back, set);
         assert_eq!(set.non_null(), TypeSet::single(JsonType::String));
+    }
+
+    #[test]
+    fn streaming_from_bytes_gives_the_same_shape() {
+        let samples = [
+            r#"{"id":1,"email":null,"tags":["a",2],"line_items":[{"sku":"A","p":{"x":[[1],[]]}},{"sku":null}],"e":{},"f":[]}"#,
+            r#"[{"a":1},{"b":"x"}]"#,
+            r#""scalar root""#,
+            r#"{"k\"ey":{"n\u00e9":true}}"#,
+        ];
+        for text in samples {
+            let value: Value = serde_json::from_str(text).unwrap_or_default();
+            let streamed = Shape::from_slice(text.as_bytes(), ShapeLimits::default()).ok();
+            assert_eq!(streamed.as_ref(), Some(&Shape::of(&value)), "{text}");
+        }
+        let text = samples[0];
+        let value: Value = serde_json::from_str(text).unwrap_or_default();
+        let shallow = ShapeLimits { max_depth: 2, max_paths: 100 };
+        let streamed = Shape::from_slice(text.as_bytes(), shallow).ok();
+        assert_eq!(streamed.as_ref(), Some(&Shape::with_limits(&value, shallow)));
+        // Which paths make it under a path limit follows walk order (document order when
+        // streaming, sorted keys for a `Value`); the count and the report agree.
+        let narrow = ShapeLimits { max_depth: 64, max_paths: 4 };
+        let streamed = Shape::from_slice(text.as_bytes(), narrow).unwrap_or_default();
+        let walked = Shape::with_limits(&value, narrow);
+        assert_eq!((streamed.len(), &streamed.limit), (walked.len(), &walked.limit));
+        assert!(Shape::from_slice(b"{\"a\":", ShapeLimits::default()).is_err());
+        assert!(Shape::from_slice(b"{} {}", ShapeLimits::default()).is_err());
     }
 
     #[test]
