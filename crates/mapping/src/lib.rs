@@ -6,7 +6,8 @@
 
 pub mod drift;
 pub mod jq;
+pub mod preflight;
 mod prepare;
 mod registry;
 
-pub use registry::{Case, CaseResult, Mapping, MappingError, MappingId, Mappings};
+pub use registry::{Case, CaseResult, Held, Mapping, MappingError, MappingId, Mappings, difference};

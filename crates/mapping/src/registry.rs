@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::drift::TargetSchema;
 use crate::jq::Program;
 use crate::prepare::prepare;
 
@@ -17,6 +18,10 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 /// The mappings shipped with Handoff (the `mappings/` directory of the repository).
 const SHIPPED: &[(&str, &str)] =
     &[("netsuite/sales_order@1", include_str!("../../../mappings/netsuite/sales_order/v1.jq"))];
+
+/// The target schema snapshots shipped with Handoff: (target/resource, snapshot).
+const SHIPPED_SCHEMAS: &[(&str, &str)] =
+    &[("netsuite/sales_order", include_str!("../../../mappings/netsuite/sales_order/schema.json"))];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -110,10 +115,20 @@ pub struct CaseResult {
     pub outcome: Result<(), String>,
 }
 
-/// Every version of every mapping, with its golden cases.
+/// Every version of every mapping, with its golden cases, and each target resource's schema
+/// snapshot (`<target>/<resource>/schema.json`).
 #[derive(Default)]
 pub struct Mappings {
     versions: BTreeMap<(String, String), BTreeMap<u32, (Mapping, Vec<Case>)>>,
+    schemas: BTreeMap<(String, String), TargetSchema>,
+}
+
+/// Why a command cannot go out as its target's payload: it is held, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub mapping: String,
+    pub field: String,
+    pub reason: String,
 }
 
 impl Mappings {
@@ -122,6 +137,12 @@ impl Mappings {
         let mut mappings = Mappings::default();
         for (id, source) in SHIPPED {
             mappings.insert(Mapping::compile(id.parse()?, source)?, Vec::new());
+        }
+        for (key, text) in SHIPPED_SCHEMAS {
+            let schema = serde_json::from_str(text)
+                .map_err(|e| MappingError::File { path: format!("{key}/schema.json"), reason: e.to_string() })?;
+            let (target, resource) = key.split_once('/').unwrap_or((key, ""));
+            mappings.schemas.insert((target.to_owned(), resource.to_owned()), schema);
         }
         Ok(mappings)
     }
@@ -132,6 +153,14 @@ impl Mappings {
         let mut mappings = Mappings::default();
         for target in read_dir(dir)? {
             for resource in read_dir(&target)? {
+                let schema_file = resource.join("schema.json");
+                if schema_file.is_file() {
+                    let schema = serde_json::from_str(&read(&schema_file)?).map_err(|e| MappingError::File {
+                        path: schema_file.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    mappings.schemas.insert((name(&target), name(&resource)), schema);
+                }
                 for file in read_dir(&resource)? {
                     let Some(version) = file
                         .file_name()
@@ -159,6 +188,34 @@ impl Mappings {
     pub fn latest(&self, target: &str, resource: &str) -> Option<&Mapping> {
         let versions = self.versions.get(&(target.to_owned(), resource.to_owned()))?;
         versions.values().next_back().map(|(m, _)| m)
+    }
+
+    /// The target's schema snapshot for a resource, if one is kept.
+    pub fn schema(&self, target: &str, resource: &str) -> Option<&TargetSchema> {
+        self.schemas.get(&(target.to_owned(), resource.to_owned()))
+    }
+
+    /// Maps a command with the latest mapping and checks the result against the target's
+    /// schema snapshot: the target's payload, stamped with the mapping that made it, or why
+    /// it is held.
+    pub fn transform(
+        &self,
+        target: &str,
+        resource: &str,
+        command: &Value,
+        settings: &Value,
+    ) -> Result<(MappingId, String), Held> {
+        let Some(mapping) = self.latest(target, resource) else {
+            let reason = format!("no mapping for {target}/{resource}");
+            return Err(Held { mapping: format!("{target}/{resource}"), field: "mapping".into(), reason });
+        };
+        let held = |field: String, reason: String| Held { mapping: mapping.id.to_string(), field, reason };
+        let payload = mapping.apply(command, settings).map_err(|e| held("mapping".into(), e.to_string()))?;
+        if let Some(schema) = self.schema(target, resource) {
+            let value: Value = serde_json::from_str(&payload).map_err(|e| held("mapping".into(), e.to_string()))?;
+            crate::preflight::check(schema, &value).map_err(|v| held(v.field, v.reason))?;
+        }
+        Ok((mapping.id.clone(), payload))
     }
 
     pub fn get(&self, id: &MappingId) -> Option<&Mapping> {
@@ -255,6 +312,19 @@ mod tests {
 
     fn repo_mappings() -> Mappings {
         Mappings::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings")).unwrap()
+    }
+
+    #[test]
+    fn a_payload_the_target_would_refuse_is_held_with_its_field() {
+        let m = Mappings::shipped().unwrap();
+        let command = json!({"external_ref": "1", "order": {
+            "order_ref": "1", "customer": {}, "currency": "EUR", "placed_at": "2026-11-26T10:00:00Z",
+            "totals": {"total": "1.00"}, "lines": [{"sku": "A", "quantity": 1, "unit_price": "1.00"}]}});
+        let held = m.transform("netsuite", "sales_order", &command, &json!({})).unwrap_err();
+        assert_eq!((held.mapping.as_str(), held.field.as_str()), ("netsuite/sales_order@1", "entity"));
+        let (id, _) = m.transform("netsuite", "sales_order", &command, &json!({"customer_id": "42"})).unwrap();
+        assert_eq!(id.to_string(), "netsuite/sales_order@1");
+        assert_eq!(m.transform("odoo", "sale_order", &command, &json!({})).unwrap_err().field, "mapping");
     }
 
     #[test]
