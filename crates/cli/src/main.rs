@@ -1,6 +1,7 @@
 //! `handoff`: the hub and its tools in one binary.
 
 mod bench;
+mod contract;
 mod inspect;
 mod mock;
 mod serve;
@@ -44,6 +45,11 @@ enum Command {
         /// to try Handoff without real systems.
         #[arg(long)]
         simulate: bool,
+    },
+    /// The contract as a document: check it, or render it for the teams that share it.
+    Contract {
+        #[command(subcommand)]
+        command: contract::ContractCommand,
     },
     /// One order's cross-system timeline.
     Order {
@@ -131,6 +137,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Contract { command } = cli.command {
+        // No runtime needed; the exit code tells a refused contract (2) from a failed check (1).
+        let code = contract::run(command)?;
+        std::process::exit(code);
+    }
     if let Command::Sim(args) = cli.command {
         // Each seed runs on its own single-threaded runtime.
         return sim::run(args);
@@ -154,7 +165,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
-            Command::Sim(_) => unreachable!("run above"),
+            Command::Sim(_) | Command::Contract { .. } => unreachable!("run above"),
         }
     })
 }
