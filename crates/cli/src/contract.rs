@@ -62,8 +62,9 @@ pub fn run(command: ContractCommand) -> anyhow::Result<i32> {
             };
             let text = docs::render(&document, format)?;
             match output {
-                Some(path) => std::fs::write(&path, text)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?
+                }
                 None => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(text.as_bytes())?;

@@ -127,10 +127,8 @@ fn flows(contract: &Contract, findings: &mut Vec<Finding>) {
             match contract.ownership.get(&stage) {
                 // The missing owner is reported once, under `ownership`.
                 None => {}
-                Some(owner) if owner.includes(&flow.from) => findings.push(Finding::ok(
-                    key("events"),
-                    format!("{kind} comes from {}, which owns {stage}", flow.from),
-                )),
+                Some(owner) if owner.includes(&flow.from) => findings
+                    .push(Finding::ok(key("events"), format!("{kind} comes from {}, which owns {stage}", flow.from))),
                 Some(owner) => findings.push(Finding::error(
                     key("events"),
                     format!(
@@ -185,10 +183,9 @@ fn systems(contract: &Contract, findings: &mut Vec<Finding>) {
             contract.flows.iter().filter(|(_, f)| &f.from == name).map(|(n, _)| n.as_str()).collect();
         if !targeted.is_empty() {
             match &system.base_url {
-                Some(url) => findings.push(Finding::ok(
-                    key("base_url"),
-                    format!("{url} receives {}", targeted.join(", ")),
-                )),
+                Some(url) => {
+                    findings.push(Finding::ok(key("base_url"), format!("{url} receives {}", targeted.join(", "))))
+                }
                 None => findings.push(Finding::error(
                     key("base_url"),
                     format!("is required: {} send commands here", targeted.join(", ")),

@@ -97,7 +97,15 @@ fn systems(contract: &Contract) -> Section {
         id: "systems".into(),
         title: "Systems".into(),
         blocks: vec![Block::Table(Table {
-            header: strings(["System", "Role", "Connector", "Endpoint", "Idempotency", "Settle time", "Changes heard by"]),
+            header: strings([
+                "System",
+                "Role",
+                "Connector",
+                "Endpoint",
+                "Idempotency",
+                "Settle time",
+                "Changes heard by",
+            ]),
             rows,
         })],
     }
@@ -184,7 +192,8 @@ fn deadlines(contract: &Contract) -> Section {
     let mut rows = Vec::new();
     for (name, f) in &contract.flows {
         let t = words::duration(f.deadline);
-        let mut row = |pattern: Pattern, rule: String| rows.push(vec![name.clone(), pattern_name(pattern).into(), rule]);
+        let mut row =
+            |pattern: Pattern, rule: String| rows.push(vec![name.clone(), pattern_name(pattern).into(), rule]);
         if f.events.contains(&EventKind::OrderCreated) {
             row(Pattern::MissingOrder, format!("an order created in {} has no {} order after {t}", f.from, f.to));
             if !payments.is_empty() {
@@ -193,7 +202,10 @@ fn deadlines(contract: &Contract) -> Section {
                     format!("a payment captured in {} has no {} order after {t}", payments.join(", "), f.to),
                 );
             }
-            row(Pattern::DuplicateDraft, format!("{} holds more than one record for one {} order: at once", f.to, f.from));
+            row(
+                Pattern::DuplicateDraft,
+                format!("{} holds more than one record for one {} order: at once", f.to, f.from),
+            );
         }
         if f.events.contains(&EventKind::FulfillmentCreated) {
             row(Pattern::StatusVoid, format!("fulfilled in {}, not in {} after {t}", f.from, f.to));
@@ -210,7 +222,12 @@ fn deadlines(contract: &Contract) -> Section {
         if !rollback.is_empty() {
             row(
                 Pattern::RollbackGap,
-                format!("{} in {}, still open, allocated or fulfilled in {} after {t}", rollback.join(" or "), f.from, f.to),
+                format!(
+                    "{} in {}, still open, allocated or fulfilled in {} after {t}",
+                    rollback.join(" or "),
+                    f.from,
+                    f.to
+                ),
             );
         }
         row(
@@ -335,7 +352,9 @@ mod tests {
                 }
                 for flow in contract.flows.values() {
                     assert!(text.contains(&format!("acknowledges within {}", words::duration(flow.deadline))));
-                    assert!(text.contains(&format!("no retry is scheduled after {}", words::duration(flow.retry.deadline))));
+                    assert!(
+                        text.contains(&format!("no retry is scheduled after {}", words::duration(flow.retry.deadline)))
+                    );
                 }
                 for stage in Stage::ALL {
                     assert!(text.contains(stage.as_str()));
@@ -354,7 +373,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| created | shop |"), "{md}");
-        assert!(md.contains("| fulfillments-to-shop | Status Void | fulfilled in erp, not in shop after 30m |"), "{md}");
+        assert!(
+            md.contains("| fulfillments-to-shop | Status Void | fulfilled in erp, not in shop after 30m |"),
+            "{md}"
+        );
     }
 
     #[test]

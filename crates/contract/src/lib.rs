@@ -5,8 +5,8 @@
 pub mod check;
 pub mod docs;
 mod ownership;
-pub mod words;
 mod validate;
+pub mod words;
 
 pub use ownership::{Owner, Ownership, Stage};
 

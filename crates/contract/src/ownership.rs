@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use handoff_model::EventKind;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 /// A stage of an order's life, in the order they happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
