@@ -1,6 +1,7 @@
 //! `handoff`: the hub and its tools in one binary.
 
 mod bench;
+mod contract;
 mod inspect;
 mod mapping;
 mod mock;
@@ -45,6 +46,11 @@ enum Command {
         /// to try Handoff without real systems.
         #[arg(long)]
         simulate: bool,
+    },
+    /// The contract as a document: check it, or render it for the teams that share it.
+    Contract {
+        #[command(subcommand)]
+        command: contract::ContractCommand,
     },
     /// One order's cross-system timeline.
     Order {
@@ -140,6 +146,11 @@ fn main() -> anyhow::Result<()> {
     if let Command::Mapping { command } = cli.command {
         return mapping::run(command);
     }
+    if let Command::Contract { command } = cli.command {
+        // No runtime needed; the exit code tells a refused contract (2) from a failed check (1).
+        let code = contract::run(command)?;
+        std::process::exit(code);
+    }
     if let Command::Sim(args) = cli.command {
         // Each seed runs on its own single-threaded runtime.
         return sim::run(args);
@@ -163,7 +174,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
-            Command::Sim(_) | Command::Mapping { .. } => unreachable!("run above"),
+            Command::Sim(_) | Command::Mapping { .. } | Command::Contract { .. } => unreachable!("run above"),
         }
     })
 }

@@ -2,7 +2,13 @@
 //! proof of receipt, deadline, retry policy and dead-letter rule. Parsed and validated once at
 //! start-up; a bad contract is refused with the file, the key and what is wrong.
 
+pub mod check;
+pub mod docs;
+mod ownership;
 mod validate;
+pub mod words;
+
+pub use ownership::{Owner, Ownership, Stage};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +29,9 @@ pub struct Contract {
     pub systems: BTreeMap<String, System>,
     #[serde(default)]
     pub flows: BTreeMap<String, Flow>,
+    /// Which system owns the order record at each stage (see [`Owner`]).
+    #[serde(default)]
+    pub ownership: Ownership,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +60,24 @@ pub enum Role {
     Payment,
     Erp,
     Wms,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Storefront => "storefront",
+            Role::Marketplace => "marketplace",
+            Role::Channel => "channel",
+            Role::Payment => "payment",
+            Role::Erp => "erp",
+            Role::Wms => "wms",
+        }
+    }
+
+    /// Whether orders are created here: an order's channel is the system that created it.
+    pub fn is_channel(self) -> bool {
+        matches!(self, Role::Storefront | Role::Marketplace | Role::Channel)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -98,6 +125,12 @@ impl ConnectorKind {
     /// NetSuite and Odoo are polled.)
     pub fn requires_secret(self) -> bool {
         matches!(self, ConnectorKind::Shopify | ConnectorKind::Woocommerce | ConnectorKind::Stripe)
+    }
+
+    /// Whether the system tells Handoff of its changes by webhook. Those that do not (Amazon's
+    /// notifications need a queue; NetSuite and Odoo have none) are heard only by polling.
+    pub fn sends_webhooks(self) -> bool {
+        !matches!(self, ConnectorKind::Amazon | ConnectorKind::Netsuite | ConnectorKind::Odoo)
     }
 }
 
@@ -220,6 +253,15 @@ pub enum Proof {
     ReadBack,
 }
 
+impl Proof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::RecordId => "record-id",
+            Proof::ReadBack => "read-back",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -233,6 +275,36 @@ pub struct RetryPolicy {
     pub deadline: SignedDuration,
 }
 
+impl RetryPolicy {
+    /// The wait before each retry when jitter draws its longest (jitter only ever shortens it),
+    /// as the dispatcher computes it: `backoff_base` doubling after each send, up to `backoff_cap`.
+    pub fn longest_waits(&self) -> Vec<SignedDuration> {
+        let base = self.backoff_base.as_millis().max(0) as u64;
+        let cap = self.backoff_cap.as_millis().max(0) as u64;
+        (1..self.attempts)
+            .map(|spent| {
+                let wait = base.saturating_mul(1u64 << (spent - 1).min(32)).min(cap);
+                SignedDuration::from_millis(i64::try_from(wait).unwrap_or(i64::MAX))
+            })
+            .collect()
+    }
+
+    /// How many sends fit before the retry deadline when every wait is at its longest. Fewer
+    /// than `attempts` means the deadline, not the count, ends the budget.
+    pub fn attempts_within_deadline(&self) -> u32 {
+        let mut elapsed = SignedDuration::ZERO;
+        let mut sent = 1;
+        for wait in self.longest_waits() {
+            elapsed = elapsed.saturating_add(wait);
+            if elapsed > self.deadline {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Jitter {
@@ -242,6 +314,16 @@ pub enum Jitter {
     /// Half the backoff plus a uniform delay in [0, backoff / 2].
     Equal,
     None,
+}
+
+impl Jitter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Jitter::Full => "full",
+            Jitter::Equal => "equal",
+            Jitter::None => "none",
+        }
+    }
 }
 
 /// When a command goes to the dead letters; either way a Dead Delivery exception is opened.
@@ -254,6 +336,15 @@ pub enum DeadLetterRule {
     /// Every error uses the retry budget first (for targets that answer 4xx to transient
     /// conditions such as record locks).
     AfterBudget,
+}
+
+impl DeadLetterRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterRule::PermanentAtOnce => "permanent-at-once",
+            DeadLetterRule::AfterBudget => "after-budget",
+        }
+    }
 }
 
 /// The command a flow sends for an event kind, or `None` when the kind only updates the ledger.

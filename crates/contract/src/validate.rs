@@ -120,6 +120,27 @@ impl Contract {
             positive(key("deadline"), flow.deadline)?;
             validate_retry(&key("retry"), &flow.retry)?;
         }
+        self.validate_ownership()
+    }
+
+    /// Owners must be systems of this contract; whether every stage has one is `contract
+    /// check`'s job, so a contract without `[ownership]` still loads.
+    fn validate_ownership(&self) -> Result<(), Refusal> {
+        for (stage, owner) in &self.ownership {
+            let key = format!("ownership.{stage}");
+            if owner.systems().is_empty() {
+                return Err((key, "name the owning system, or the channels that each own their orders".into()));
+            }
+            let mut seen = BTreeSet::new();
+            for name in owner.systems() {
+                if !self.systems.contains_key(name) {
+                    return Err((key, format!("no system named {name:?} (known: {})", self.system_names())));
+                }
+                if !seen.insert(name) {
+                    return Err((key, format!("{name} is named twice")));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,81 @@
+//! `handoff contract check|docs` through the real binary: exit codes and files written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+}
+
+fn handoff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(args)
+        .env_remove("HANDOFF_CONFIG")
+        .output()
+        .expect("the handoff binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn check_passes_both_examples() {
+    for name in ["handoff.toml", "vendors.toml"] {
+        let out = handoff(&["contract", "check", "--config", example(name).to_str().unwrap()]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {text}");
+        assert!(text.contains("ownership.created"), "{text}");
+        assert!(text.trim_end().ends_with("0 warnings, 0 errors"), "{text}");
+    }
+}
+
+#[test]
+fn check_fails_on_an_error_and_refuses_a_broken_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("handoff.toml")).unwrap();
+
+    let unowned = dir.path().join("unowned.toml");
+    std::fs::write(&unowned, text.replace("paid = \"shop\"", "")).unwrap();
+    let out = handoff(&["contract", "check", "--config", unowned.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("error   ownership.paid: no owner"), "{}", stdout(&out));
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, text.replace("paid = \"shop\"", "paid = \"bank\"")).unwrap();
+    let out = handoff(&["contract", "check", "--config", unknown.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown.toml: key `ownership.paid`: no system named \"bank\""), "{err}");
+}
+
+#[test]
+fn docs_writes_markdown_and_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example("vendors.toml");
+    let md = dir.path().join("contract.md");
+    let out = handoff(&["contract", "docs", "--config", config.to_str().unwrap(), "--output", md.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(md.starts_with("# Handoff contract: vendors.toml"), "{md}");
+    assert!(md.contains("## Ownership by stage") && md.contains("netsuite-to-amazon"), "{md}");
+
+    let html = dir.path().join("contract.html");
+    let out = handoff(&[
+        "contract",
+        "docs",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "html",
+        "--output",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("shop-to-odoo"), "{html}");
+
+    let out = handoff(&["contract", "docs", "--config", example("handoff.toml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("orders-to-erp: shop → erp"));
+}
