@@ -20,7 +20,14 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     store.recover_in_flight(now, now.checked_add(contract.max_settle())?).await?;
-    let targets = targets(&contract)?;
+    let mappings = Arc::new(match &contract.hub.mappings {
+        Some(dir) => {
+            let dir = config.parent().unwrap_or(Path::new(".")).join(dir);
+            handoff_mapping::Mappings::load(&dir).with_context(|| format!("loading mappings from {}", dir.display()))?
+        }
+        None => handoff_mapping::Mappings::shipped()?,
+    });
+    let targets = targets(&contract, &mappings)?;
     let engine = Engine {
         contract: contract.clone(),
         store: store.clone(),
@@ -61,10 +68,10 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     Ok(())
 }
 
-fn targets(contract: &Contract) -> anyhow::Result<Targets> {
+fn targets(contract: &Contract, mappings: &Arc<handoff_mapping::Mappings>) -> anyhow::Result<Targets> {
     let mut targets: Targets = HashMap::new();
     for (name, system) in &contract.systems {
-        if let Some(target) = handoff_connectors::target(name, system)? {
+        if let Some(target) = handoff_connectors::target_with(name, system, mappings)? {
             targets.insert(name.clone(), target);
         }
     }

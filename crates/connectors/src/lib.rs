@@ -123,8 +123,19 @@ impl From<(String, String)> for ConfigError {
 }
 
 /// The target of a system that receives commands (one with a `base_url`), or `None` for a
-/// system that only sends.
+/// system that only sends; mappings are the ones shipped with Handoff.
 pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, ConfigError> {
+    let shipped = handoff_mapping::Mappings::shipped()
+        .map_err(|e| ConfigError { key: "mappings".into(), message: e.to_string() })?;
+    target_with(name, system, &Arc::new(shipped))
+}
+
+/// [`target`], with the mappings a contract names (`hub.mappings`).
+pub fn target_with(
+    name: &str,
+    system: &System,
+    mappings: &Arc<handoff_mapping::Mappings>,
+) -> Result<Option<Arc<dyn Target>>, ConfigError> {
     let Some(base_url) = &system.base_url else { return Ok(None) };
     let http = |e: reqwest::Error| ConfigError { key: format!("systems.{name}"), message: e.to_string() };
     let target: Arc<dyn Target> = match system.connector {
@@ -134,7 +145,8 @@ pub fn target(name: &str, system: &System) -> Result<Option<Arc<dyn Target>>, Co
         ),
         ConnectorKind::Shopify => Arc::new(shopify_admin::ShopifyTarget::new(name, system)?),
         ConnectorKind::Netsuite => {
-            Arc::new(netsuite::NetSuiteTarget::new(netsuite::Settings::from_contract(name, system)?).map_err(http)?)
+            let settings = netsuite::Settings::from_contract(name, system)?;
+            Arc::new(netsuite::NetSuiteTarget::new(settings, mappings.clone()).map_err(http)?)
         }
         ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?)),
         ConnectorKind::Ebay => Arc::new(ebay::EbayTarget::new(name, system, base_url)?),

@@ -2,6 +2,7 @@
 //!
 //! As a target it writes sales orders: create and update are one upsert by external id
 //! (`PUT /record/v1/salesOrder/eid:{external_ref}`), so a resend can never make a second order;
+//! the body is the `netsuite/sales_order` mapping's (`mappings/`), checked before it is sent;
 //! a cancel closes every line of the order (NetSuite has no writable "cancelled" status). As a
 //! poller it reads item fulfillments changed since its cursor through SuiteQL and reports them
 //! as `fulfillment.created` against the sales order's external id. Every request is signed with
@@ -10,17 +11,17 @@
 pub mod oauth;
 mod poll;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use handoff_contract::System;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Target};
-use handoff_model::{CanonicalOrder, CommandKind};
+use handoff_mapping::Mappings;
+use handoff_model::CommandKind;
 use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode, Url};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ConfigError;
@@ -200,139 +201,6 @@ fn unreadable(what: &str, e: impl std::fmt::Display) -> DeliveryError {
     DeliveryError::Transient { reason: format!("{what}: {e}"), ambiguous: true, retry_after: None }
 }
 
-/// A decimal as a JSON number written from its digits (never through a float).
-fn number(d: Decimal) -> Box<RawValue> {
-    // Invariant: a Decimal's Display is a valid JSON number (digits, one point, a sign).
-    RawValue::from_string(d.normalize().to_string()).expect("a decimal is a JSON number")
-}
-
-/// A reference to another record by internal or external id.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ref {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    external_id: Option<String>,
-}
-
-impl Ref {
-    fn id(id: &str) -> Self {
-        Ref { id: Some(id.to_owned()), external_id: None }
-    }
-    fn external(id: &str) -> Self {
-        Ref { id: None, external_id: Some(id.to_owned()) }
-    }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ItemLine {
-    item: Ref,
-    quantity: u32,
-    rate: Box<RawValue>,
-    /// The line's price after its discount; NetSuite keeps `amount` when both are given.
-    amount: Box<RawValue>,
-}
-
-#[derive(Debug, Serialize)]
-struct Sublist<T> {
-    items: Vec<T>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ShippingAddress {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    addressee: Option<String>,
-    addr1: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    addr2: Option<String>,
-    city: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<String>,
-    zip: String,
-    country: Ref,
-}
-
-/// The salesOrder body of an upsert.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SalesOrder {
-    external_id: String,
-    entity: Ref,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<String>,
-    tran_date: String,
-    currency: Ref,
-    other_ref_num: String,
-    memo: String,
-    shipping_cost: Box<RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shipping_address: Option<ShippingAddress>,
-    item: Sublist<ItemLine>,
-    /// The version field, named by the settings.
-    #[serde(flatten)]
-    version: serde_json::Map<String, Value>,
-}
-
-/// Maps a canonical order to the salesOrder NetSuite upserts under `external_ref`. Fails with
-/// the canonical field at fault when the order cannot name its customer.
-pub fn sales_order(
-    order: &CanonicalOrder,
-    external_ref: &str,
-    version: Option<u64>,
-    settings: &Settings,
-) -> Result<SalesOrder, DeliveryError> {
-    let entity = match (&settings.customer_id, &order.customer.email) {
-        (Some(id), _) => Ref::id(id),
-        (None, Some(email)) => Ref::external(email),
-        (None, None) => {
-            return Err(DeliveryError::Permanent {
-                reason: "NetSuite needs a customer: the order has no email and no customer_id is configured".into(),
-                field: Some("order.customer.email".into()),
-            });
-        }
-    };
-    let lines = order
-        .lines
-        .iter()
-        .map(|l| ItemLine {
-            item: Ref::external(&l.sku),
-            quantity: l.quantity,
-            rate: number(l.unit_price),
-            amount: number(l.unit_price * Decimal::from(l.quantity) - l.discount),
-        })
-        .collect();
-    let name = order.name.clone().unwrap_or_else(|| order.order_ref.clone());
-    let channel = order.channel.as_deref().unwrap_or("Handoff");
-    let mut version_field = serde_json::Map::new();
-    if let Some(v) = version {
-        version_field.insert(settings.version_field.clone(), json!(v));
-    }
-    Ok(SalesOrder {
-        external_id: external_ref.to_owned(),
-        entity,
-        email: order.customer.email.clone(),
-        tran_date: order.placed_at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string(),
-        currency: Ref::external(order.currency.as_str()),
-        other_ref_num: name.clone(),
-        memo: format!("{channel} order {name}"),
-        shipping_cost: number(order.totals.shipping),
-        shipping_address: order.shipping_address.as_ref().map(|a| ShippingAddress {
-            addressee: a.name.clone(),
-            addr1: a.line1.clone(),
-            addr2: a.line2.clone(),
-            city: a.city.clone(),
-            state: a.region.clone(),
-            zip: a.postal_code.clone(),
-            country: Ref::id(&a.country),
-        }),
-        item: Sublist { items: lines },
-        version: version_field,
-    })
-}
-
 /// The salesOrder fields a read-back looks at.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -398,16 +266,20 @@ impl StoredOrder {
 
 pub struct NetSuiteTarget {
     client: Client,
-}
-
-#[derive(Deserialize)]
-struct OrderPayload {
-    order: CanonicalOrder,
+    /// The salesOrder body comes from the latest `netsuite/sales_order` mapping, checked
+    /// against the salesOrder schema snapshot before it is sent.
+    mappings: Arc<Mappings>,
 }
 
 impl NetSuiteTarget {
-    pub fn new(settings: Settings) -> Result<Self, reqwest::Error> {
-        Ok(NetSuiteTarget { client: Client::new(settings)? })
+    pub fn new(settings: Settings, mappings: Arc<Mappings>) -> Result<Self, reqwest::Error> {
+        Ok(NetSuiteTarget { client: Client::new(settings)?, mappings })
+    }
+
+    /// What the mapping may read of the connector's settings.
+    fn mapping_settings(&self) -> Value {
+        let s = &self.client.settings;
+        json!({"customer_id": s.customer_id, "version_field": s.version_field})
     }
 
     async fn deliver(&self, c: &Command) -> Result<Ack, DeliveryError> {
@@ -422,12 +294,14 @@ impl NetSuiteTarget {
     }
 
     async fn upsert(&self, c: &Command) -> Result<Ack, DeliveryError> {
-        let payload: OrderPayload = serde_json::from_str(&c.payload).map_err(|e| DeliveryError::Permanent {
-            reason: format!("command payload is not an order: {e}"),
+        let command: Value = serde_json::from_str(&c.payload).map_err(|e| DeliveryError::Permanent {
+            reason: format!("command payload is not JSON: {e}"),
             field: Some("order".into()),
         })?;
-        let body = sales_order(&payload.order, &c.external_ref, c.version, &self.client.settings)?;
-        let body = serde_json::to_string(&body).map_err(|e| unreadable("salesOrder body", e))?;
+        let (_, body) = self
+            .mappings
+            .transform("netsuite", "sales_order", &command, &self.mapping_settings())
+            .map_err(|h| DeliveryError::Held { reason: h.reason, field: h.field, mapping: h.mapping })?;
         // `replace=item`: the sent lines are the order's lines; without it an update would add
         // them beside the old ones.
         let url = self.client.sales_order_url(&c.external_ref, "?replace=item")?;
@@ -539,22 +413,6 @@ impl Target for NetSuiteTarget {
 mod tests {
     use super::*;
 
-    fn settings() -> Settings {
-        Settings {
-            base_url: "https://1234567-sb1.suitetalk.api.netsuite.com".into(),
-            credentials: oauth::Credentials {
-                realm: oauth::realm("1234567-sb1"),
-                consumer_key: "ck".into(),
-                consumer_secret: "cs".into(),
-                token_id: "tk".into(),
-                token_secret: "ts".into(),
-            },
-            customer_id: None,
-            version_field: DEFAULT_VERSION_FIELD.into(),
-            timeout: Duration::from_secs(5),
-        }
-    }
-
     #[test]
     fn errors_are_classified() {
         let s = |n| StatusCode::from_u16(n).unwrap();
@@ -585,53 +443,6 @@ mod tests {
         assert!(matches!(classify(s(404), b"{}", None), DeliveryError::Permanent { field: None, .. }));
         // A failed read-back is never a data error.
         assert!(matches!(unknown(classify(s(400), body, None)), DeliveryError::Transient { ambiguous: true, .. }));
-    }
-
-    fn order() -> CanonicalOrder {
-        serde_json::from_value(json!({
-            "order_ref": "1001", "name": "#1001",
-            "customer": {"email": "ada@example.com", "name": "Ada"},
-            "lines": [{"sku": "MUG-1", "quantity": 2, "unit_price": "9.95", "discount": "1.00"}],
-            "currency": "EUR",
-            "totals": {"subtotal": "19.90", "tax": "3.78", "shipping": "4.90", "discount": "1.00", "total": "27.58"},
-            "placed_at": "2026-11-26T10:00:00Z"
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn order_maps_to_a_sales_order() {
-        let order = order();
-        let body = sales_order(&order, "1001", Some(7), &settings()).unwrap();
-        let v: Value = serde_json::to_value(&body).unwrap();
-        assert_eq!(v["externalId"], "1001");
-        assert_eq!(v["entity"], json!({"externalId": order.customer.email.clone().unwrap()}));
-        assert_eq!(v["otherRefNum"], "#1001");
-        assert_eq!(v["currency"], json!({"externalId": order.currency.as_str()}));
-        assert_eq!(v[DEFAULT_VERSION_FIELD], 7);
-        let lines = v["item"]["items"].as_array().unwrap();
-        assert_eq!(lines.len(), order.lines.len());
-        assert_eq!(lines[0]["item"], json!({"externalId": order.lines[0].sku}));
-        assert_eq!(lines[0]["quantity"], order.lines[0].quantity);
-        // Money is written from the decimal's digits.
-        let text = serde_json::to_string(&body).unwrap();
-        assert_eq!(
-            text,
-            r##"{"externalId":"1001","entity":{"externalId":"ada@example.com"},"email":"ada@example.com","##.to_owned()
-                + r##""tranDate":"2026-11-26","currency":{"externalId":"EUR"},"otherRefNum":"#1001","##
-                + r##""memo":"Handoff order #1001","shippingCost":4.9,"item":{"items":[{"item":{"externalId":"MUG-1"},"##
-                + r##""quantity":2,"rate":9.95,"amount":18.9}]},"custbody_handoff_version":7}"##
-        );
-        // A configured customer wins; without one and without an email there is no entity.
-        let mut fixed = settings();
-        fixed.customer_id = Some("42".into());
-        let v = serde_json::to_value(sales_order(&order, "1001", None, &fixed).unwrap()).unwrap();
-        assert_eq!(v["entity"], json!({"id": "42"}));
-        assert!(v.get(DEFAULT_VERSION_FIELD).is_none());
-        let mut anonymous = order.clone();
-        anonymous.customer.email = None;
-        let refused = sales_order(&anonymous, "1001", None, &settings()).unwrap_err();
-        assert!(matches!(refused, DeliveryError::Permanent { field: Some(f), .. } if f == "order.customer.email"));
     }
 
     #[test]

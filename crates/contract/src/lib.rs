@@ -43,11 +43,14 @@ pub struct Hub {
     pub max_event_bytes: usize,
     /// Commands in flight at once across all targets.
     pub max_in_flight: usize,
+    /// A mappings directory (`<target>/<resource>/v<N>.jq`, relative to the contract file) used
+    /// instead of the mappings shipped with Handoff.
+    pub mappings: Option<PathBuf>,
 }
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { listen: "127.0.0.1:8080".into(), max_event_bytes: 256 * 1024, max_in_flight: 256 }
+        Hub { listen: "127.0.0.1:8080".into(), max_event_bytes: 256 * 1024, max_in_flight: 256, mappings: None }
     }
 }
 

@@ -115,11 +115,14 @@ pub struct CaseResult {
     pub outcome: Result<(), String>,
 }
 
+/// The versions of one target resource's mapping, each with its golden cases.
+type Versions = BTreeMap<u32, (Mapping, Vec<Case>)>;
+
 /// Every version of every mapping, with its golden cases, and each target resource's schema
 /// snapshot (`<target>/<resource>/schema.json`).
 #[derive(Default)]
 pub struct Mappings {
-    versions: BTreeMap<(String, String), BTreeMap<u32, (Mapping, Vec<Case>)>>,
+    versions: BTreeMap<(String, String), Versions>,
     schemas: BTreeMap<(String, String), TargetSchema>,
 }
 
