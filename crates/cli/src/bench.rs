@@ -47,6 +47,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 128)]
         concurrency: usize,
     },
+    /// A Shopify order webhook from raw bytes to the NetSuite payload, against serde_json
+    /// parsing the same bytes, on one core.
+    Mapping {
+        /// The Shopify order (default: the 2026-07 fixture in ../shared/fixtures).
+        #[arg(long)]
+        payload: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
     /// Idle RSS of the hub, then its RSS while a backlog of commands drains.
     Rss {
         #[arg(long, default_value_t = 1_000_000)]
@@ -55,6 +64,9 @@ pub enum BenchCommand {
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    if let BenchCommand::Mapping { payload, iterations } = &command {
+        return crate::bench_mapping::run(payload.as_deref(), *iterations);
+    }
     let dir = tempfile_dir()?;
     println!(
         "machine: {} cores; scratch {}",
@@ -68,6 +80,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::E2e { orders, concurrency } => e2e(&dir, orders, concurrency).await,
         BenchCommand::Rss { backlog } => rss(&dir, backlog).await,
+        BenchCommand::Mapping { .. } => unreachable!("run above"),
     };
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -1,6 +1,7 @@
 //! `handoff`: the hub and its tools in one binary.
 
 mod bench;
+mod bench_mapping;
 mod contract;
 mod inspect;
 mod mapping;
