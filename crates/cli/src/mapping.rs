@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use handoff_mapping::drift::{Baseline, SourceKey};
 use handoff_mapping::{MappingId, Mappings};
 
 #[derive(clap::Subcommand)]
@@ -10,6 +11,22 @@ pub enum MappingCommand {
     /// Run every mapping's golden cases; exits 1 when one fails.
     Test {
         /// The mappings directory (`<target>/<resource>/v<N>.jq`, cases in `v<N>.cases/`).
+        #[arg(long, default_value = "mappings")]
+        dir: PathBuf,
+    },
+    /// Learn the shape baseline of a vendor's payloads (the drift watch compares incoming
+    /// payloads with it): writes `<dir>/<vendor>/<resource>/shapes/<version>.json`.
+    Learn {
+        #[arg(long)]
+        vendor: String,
+        #[arg(long)]
+        resource: String,
+        /// The vendor's API version, as its webhooks announce it (e.g. 2026-07).
+        #[arg(long)]
+        version: String,
+        /// Sample payloads; a REST response's wrapper (`{"order": {...}}`) is unwrapped.
+        #[arg(required = true)]
+        samples: Vec<PathBuf>,
         #[arg(long, default_value = "mappings")]
         dir: PathBuf,
     },
@@ -27,6 +44,27 @@ pub enum MappingCommand {
 pub fn run(command: MappingCommand) -> anyhow::Result<()> {
     match command {
         MappingCommand::Test { dir } => test(&dir),
+        MappingCommand::Learn { vendor, resource, version, samples, dir } => {
+            let source = SourceKey::new(vendor, resource.clone(), version);
+            let mut baseline = Baseline::new(source);
+            for file in &samples {
+                let mut sample: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+                )
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+                if let Some(inner) = sample.get(&resource).filter(|v| v.is_object()) {
+                    sample = inner.clone();
+                }
+                baseline.learn(&sample);
+            }
+            let path = baseline.snapshot_path(&dir)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            baseline.save(&path)?;
+            println!("{}: {} paths from {} samples", path.display(), baseline.paths.len(), samples.len());
+            Ok(())
+        }
         MappingCommand::Run { id, input, dir } => {
             let mappings = Mappings::load(&dir)?;
             let id: MappingId = id.parse()?;

@@ -56,7 +56,11 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         pollers.push(tokio::spawn(run));
     }
     tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
-    let app = handoff_server::router(Arc::new(AppState { contract, store, clock }));
+    let drift = Arc::new(match &contract.hub.mappings {
+        Some(dir) => handoff_mapping::drift::Watch::load(&config.parent().unwrap_or(Path::new(".")).join(dir))?,
+        None => handoff_mapping::drift::Watch::shipped()?,
+    });
+    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift }));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
 
     tracing::info!(message = "stopping: finishing commands in flight");

@@ -146,3 +146,64 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
     let open: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(open.is_empty(), "the held exceptions resolved themselves: {open:?}");
 }
+
+/// Drift: a payload with a renamed field and a type change is counted and raised with the
+/// field paths, and still recorded; a new API version is news, not a failure.
+#[tokio::test]
+async fn a_drifted_payload_is_raised_with_its_field_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
+    let mut order: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    order["tags"] = json!("vip, wholesale");
+    let sample = dir.path().join("sample.json");
+    std::fs::write(&sample, serde_json::to_vec(&order).unwrap()).unwrap();
+    let learn = std::process::Command::new(BIN)
+        .args(["mapping", "learn", "--vendor", "shopify", "--resource", "order", "--version", "2026-07", "--dir"])
+        .arg(dir.path().join("mappings"))
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(learn.status.success(), "{}", String::from_utf8_lossy(&learn.stderr));
+
+    let port = free_port();
+    let contract = format!(
+        "[hub]\nlisten = \"127.0.0.1:{port}\"\nmappings = \"mappings\"\n\n[systems.shop]\nrole = \"storefront\"\n\
+         connector = \"shopify\"\nwebhook_secrets = [\"shop-secret\"]\n"
+    );
+    let hub = Hub::start(dir.path(), port, &contract).await;
+    let send = |body: Vec<u8>, event_id: &'static str, version: &'static str| {
+        client()
+            .post(format!("{}/webhooks/shop", hub.url))
+            .header("X-Shopify-Topic", "orders/create")
+            .header("X-Shopify-Event-Id", event_id)
+            .header("X-Shopify-API-Version", version)
+            .header("X-Shopify-Hmac-Sha256", sign_base64("shop-secret", &body))
+            .body(body)
+            .send()
+    };
+    assert_eq!(send(serde_json::to_vec(&order).unwrap(), "e1", "2026-07").await.unwrap().status(), 202);
+    let mut drifted = order.clone();
+    drifted["id"] = json!(4002);
+    drifted["tags"] = json!(["vip", "wholesale"]);
+    let lines = drifted.as_object_mut().unwrap().remove("shipping_lines").unwrap();
+    drifted["shipping_line_items"] = lines;
+    assert_eq!(send(serde_json::to_vec(&drifted).unwrap(), "e2", "2026-07").await.unwrap().status(), 202);
+    let mut next = order.clone();
+    next["id"] = json!(4003);
+    assert_eq!(send(serde_json::to_vec(&next).unwrap(), "e3", "2027-01").await.unwrap().status(), 202);
+
+    let report: Value = client().get(format!("{}/api/v1/drift", hub.url)).send().await.unwrap().json().await.unwrap();
+    let raised: Vec<(String, String)> = report["raised"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap().to_owned(), e["path"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    for expected in [("type_changed", "tags"), ("unseen", "shipping_line_items"), ("missing", "shipping_lines")] {
+        assert!(raised.contains(&(expected.0.into(), expected.1.into())), "{expected:?} in {raised:?}");
+    }
+    assert!(raised.contains(&("new_version".into(), String::new())), "{raised:?}");
+    let stats =
+        &report["sources"].as_array().unwrap().iter().find(|s| s["source"]["version"] == "2026-07").unwrap()["stats"];
+    assert_eq!((stats["seen"].as_u64(), stats["drifted"].as_u64()), (Some(2), Some(1)));
+}

@@ -12,6 +12,7 @@ mod baseline;
 mod counter;
 mod shape;
 mod target;
+mod watch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use baseline::{Baseline, Drift, Missing, PathStats, TypeChange, Unseen};
 pub use counter::{DriftCounter, DriftEvent, DriftKind, Observation, SourceStats};
 pub use shape::{JsonType, LimitHit, Shape, ShapeLimits, TypeSet};
 pub use target::{EnumChange, FieldTypeChange, LookupChange, SchemaDiff, TargetField, TargetSchema};
+pub use watch::Watch;
 
 /// Where a payload comes from: vendor, resource and the vendor's API version
 /// (`shopify`/`order`/`2026-07`, `amazon`/`order`/`v0`).

@@ -87,3 +87,11 @@ pub(crate) async fn outbox<S: Store + Clone>(State(state): State<Arc<AppState<S>
         Err(e) => internal(e),
     }
 }
+
+/// Payload drift per vendor, resource and API version, and what was raised.
+pub(crate) async fn drift<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
+    let (sources, raised) = state.drift.report();
+    let sources: Vec<_> =
+        sources.into_iter().map(|(source, stats)| json!({"source": source, "stats": stats})).collect();
+    Json(json!({ "sources": sources, "raised": raised })).into_response()
+}

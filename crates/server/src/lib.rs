@@ -18,6 +18,8 @@ pub struct AppState<S> {
     pub contract: Arc<Contract>,
     pub store: S,
     pub clock: Arc<dyn Clock>,
+    /// Compares every vendor payload with its baseline shape and counts the drift.
+    pub drift: Arc<handoff_mapping::drift::Watch>,
 }
 
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
@@ -36,6 +38,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/api/v1/dead-letters", get(api::dead_letters::<S>))
         .route("/api/v1/dead-letters/{id}/replay", post(api::replay::<S>))
         .route("/api/v1/outbox", get(api::outbox::<S>))
+        .route("/api/v1/drift", get(api::drift::<S>))
         .with_state(state)
         .layer(Extension(ebay_keys))
 }

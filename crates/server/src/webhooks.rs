@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use handoff_connectors::ebay::{self, KeyError, Notification, PublicKeys};
 use handoff_connectors::{Inbound, SourceError};
 use handoff_contract::{ConnectorKind, System};
-use handoff_store::{Recorded, Store};
+use handoff_mapping::drift::{SourceKey, Watch};
+use handoff_model::EventKind;
+use handoff_store::{NewEvent, Recorded, Store};
 use serde_json::json;
 
 use crate::AppState;
@@ -44,6 +46,9 @@ pub(crate) async fn receive<S: Store + Clone>(
             return (status, Json(refusal)).into_response();
         }
     };
+    if let Some(raw) = &new.raw {
+        watch_drift(&state.drift, source.connector, &new, raw);
+    }
     match state.store.record_event(new).await {
         Ok(Recorded::New(row)) => {
             (StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "event": row }))).into_response()
@@ -128,5 +133,26 @@ pub(crate) async fn challenge<S: Store + Clone>(
             tracing::error!(message = "eBay challenge cannot be answered", system = %system, error = %e);
             refused(StatusCode::INTERNAL_SERVER_ERROR, e)
         }
+    }
+}
+
+/// Counts how this vendor payload differs from its baseline (by vendor, resource and the API
+/// version the vendor announced) and logs what is raised for the first time. A version never
+/// seen before is news, not a failure: the event is recorded either way.
+fn watch_drift(watch: &Watch, connector: ConnectorKind, new: &NewEvent, raw: &str) {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        source_version: Option<String>,
+    }
+    let version = serde_json::from_str::<Versioned>(&new.payload).ok().and_then(|v| v.source_version);
+    let resource = match (connector, new.kind) {
+        (ConnectorKind::Stripe, _) => "event",
+        (_, EventKind::FulfillmentCreated) => "fulfillment",
+        (_, EventKind::RefundCreated) => "refund",
+        _ => "order",
+    };
+    let source = SourceKey::new(connector.as_str(), resource, version.unwrap_or_else(|| "unversioned".into()));
+    for event in watch.observe(&source, raw.as_bytes()) {
+        tracing::warn!(message = "payload drift", source = %source, event = %serde_json::to_string(&event).unwrap_or_default());
     }
 }

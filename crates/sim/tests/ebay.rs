@@ -307,7 +307,8 @@ async fn hub(contract: Contract) -> Hub {
     let store =
         handoff_store::sqlite::SqliteStore::open(dir.path(), handoff_store::sqlite::SqliteOptions::default()).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = handoff_server::AppState { contract: Arc::new(contract), store: store.clone(), clock };
+    let drift = Arc::new(handoff_mapping::drift::Watch::new(Vec::new()));
+    let state = handoff_server::AppState { contract: Arc::new(contract), store: store.clone(), clock, drift };
     let app = handoff_server::router(Arc::new(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
