@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
-use handoff_contract::check::{self, Tally};
+use handoff_contract::check::{self, Finding, Tally};
 use handoff_contract::{Contract, docs};
+use handoff_mapping::Mappings;
 
 #[derive(Subcommand)]
 pub enum ContractCommand {
@@ -42,7 +43,8 @@ pub fn run(command: ContractCommand) -> anyhow::Result<i32> {
     match command {
         ContractCommand::Check { config } => {
             let Some(contract) = load(&config) else { return Ok(REFUSED) };
-            let findings = check::check(&contract);
+            let mut findings = check::check(&contract);
+            findings.extend(mapping_findings(&contract, &config));
             let mut out = std::io::stdout().lock();
             for finding in &findings {
                 writeln!(out, "{finding}")?;
@@ -85,4 +87,72 @@ fn load(path: &Path) -> Option<Contract> {
             None
         }
     }
+}
+
+/// The mappings the contract's flows go through: each exists, passes its golden cases, and
+/// still produces every field the target's refreshed schema snapshot newly requires.
+fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
+    let (mappings, key) = match &contract.hub.mappings {
+        Some(dir) => (Mappings::load(&config.parent().unwrap_or(Path::new(".")).join(dir)), "hub.mappings"),
+        None => (Mappings::shipped(), "mappings"),
+    };
+    let mappings = match mappings {
+        Ok(m) => m,
+        Err(e) => return vec![Finding::error(key, e.to_string())],
+    };
+    let mut findings = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, flow) in &contract.flows {
+        let Some(target) = contract.systems.get(&flow.to) else { continue };
+        let connector = target.connector.as_str();
+        for kind in flow.events.iter().filter_map(|k| handoff_contract::command_for(*k)) {
+            let Some(resource) = handoff_mapping::resource_for(connector, kind.as_str()) else { continue };
+            if !seen.insert((name.clone(), resource)) {
+                continue;
+            }
+            let at = format!("flows.{name}.to");
+            let Some(mapping) = mappings.latest(connector, resource) else {
+                findings.push(Finding::error(at, format!("no mapping {connector}/{resource} to send {kind} through")));
+                continue;
+            };
+            let results: Vec<_> = mappings.test().into_iter().filter(|r| r.mapping == mapping.id).collect();
+            let failed: Vec<_> =
+                results.iter().filter_map(|r| r.outcome.as_ref().err().map(|e| (&r.case, e))).collect();
+            if results.is_empty() {
+                findings.push(Finding::warning(at.clone(), format!("{} has no golden cases", mapping.id)));
+            } else if let Some((case, why)) = failed.first() {
+                findings.push(Finding::error(
+                    at.clone(),
+                    format!("{} fails {} of {} golden cases ({case}: {why})", mapping.id, failed.len(), results.len()),
+                ));
+            } else {
+                findings
+                    .push(Finding::ok(at.clone(), format!("{} passes its {} golden cases", mapping.id, results.len())));
+            }
+            if let Some(diff) = mappings.schema_diff(connector, resource) {
+                for field in &diff.newly_required {
+                    let outputs = mappings.case_outputs(connector, resource);
+                    let missing: Vec<&str> = outputs
+                        .iter()
+                        .filter(|(_, out)| out.as_ref().map_or(true, |v| v.get(field).is_none_or(|f| f.is_null())))
+                        .map(|(case, _)| case.as_str())
+                        .collect();
+                    let message = format!("the refreshed {resource} snapshot newly requires {field}");
+                    if missing.is_empty() && !outputs.is_empty() {
+                        findings.push(Finding::ok(at.clone(), format!("{message}; {} produces it", mapping.id)));
+                    } else {
+                        findings.push(Finding::error(
+                            at.clone(),
+                            format!(
+                                "{message}; {} does not produce it (golden cases: {})",
+                                mapping.id,
+                                missing.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    findings
 }

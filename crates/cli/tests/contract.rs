@@ -79,3 +79,39 @@ fn docs_writes_markdown_and_html() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("orders-to-erp: shop → erp"));
 }
+
+/// A refreshed NetSuite salesOrder snapshot that newly requires a field the mapping does not
+/// write is reported before any traffic meets it; the mapping's golden cases are checked too.
+#[test]
+fn check_reports_a_newly_required_target_field_the_mapping_does_not_produce() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/netsuite/sales_order");
+    let to = dir.path().join("mappings/netsuite/sales_order");
+    std::fs::create_dir_all(to.join("v1.cases")).unwrap();
+    std::fs::copy(from.join("v1.jq"), to.join("v1.jq")).unwrap();
+    for case in std::fs::read_dir(from.join("v1.cases")).unwrap() {
+        let case = case.unwrap().path();
+        std::fs::copy(&case, to.join("v1.cases").join(case.file_name().unwrap())).unwrap();
+    }
+    let previous = std::fs::read_to_string(from.join("schema.json")).unwrap();
+    std::fs::write(to.join("schema.previous.json"), &previous).unwrap();
+    let mut refreshed: serde_json::Value = serde_json::from_str(&previous).unwrap();
+    refreshed["fields"]["department"] = serde_json::json!({"required": true, "type": "object", "lookup": "department"});
+    std::fs::write(to.join("schema.json"), refreshed.to_string()).unwrap();
+    let contract = std::fs::read_to_string(example("vendors.toml"))
+        .unwrap()
+        .replace("[hub]\n", "[hub]\nmappings = \"mappings\"\n");
+    let config = dir.path().join("handoff.toml");
+    std::fs::write(&config, contract).unwrap();
+
+    let out = handoff(&["contract", "check", "--config", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("netsuite/sales_order@1 passes its 2 golden cases"), "{text}");
+    assert!(
+        text.contains(
+            "the refreshed sales_order snapshot newly requires department; netsuite/sales_order@1 does not produce it"
+        ),
+        "{text}"
+    );
+}

@@ -10,4 +10,12 @@ pub mod preflight;
 mod prepare;
 mod registry;
 
+/// The resource a target connector's command is mapped to, when it goes through a mapping.
+pub fn resource_for(connector: &str, command_kind: &str) -> Option<&'static str> {
+    match (connector, command_kind) {
+        ("netsuite", "create_order" | "update_order") => Some("sales_order"),
+        _ => None,
+    }
+}
+
 pub use registry::{Case, CaseResult, Held, Mapping, MappingError, MappingId, Mappings, difference};

@@ -19,6 +19,20 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 const SHIPPED: &[(&str, &str)] =
     &[("netsuite/sales_order@1", include_str!("../../../mappings/netsuite/sales_order/v1.jq"))];
 
+/// The golden cases shipped with them: (mapping, case name, case).
+const SHIPPED_CASES: &[(&str, &str, &str)] = &[
+    (
+        "netsuite/sales_order@1",
+        "shopify_order_with_address",
+        include_str!("../../../mappings/netsuite/sales_order/v1.cases/shopify_order_with_address.json"),
+    ),
+    (
+        "netsuite/sales_order@1",
+        "web_customer_no_address",
+        include_str!("../../../mappings/netsuite/sales_order/v1.cases/web_customer_no_address.json"),
+    ),
+];
+
 /// The target schema snapshots shipped with Handoff: (target/resource, snapshot).
 const SHIPPED_SCHEMAS: &[(&str, &str)] =
     &[("netsuite/sales_order", include_str!("../../../mappings/netsuite/sales_order/schema.json"))];
@@ -124,6 +138,8 @@ type Versions = BTreeMap<u32, (Mapping, Vec<Case>)>;
 pub struct Mappings {
     versions: BTreeMap<(String, String), Versions>,
     schemas: BTreeMap<(String, String), TargetSchema>,
+    /// The snapshot a refresh replaced (`schema.previous.json`), to diff against.
+    previous: BTreeMap<(String, String), TargetSchema>,
 }
 
 /// Why a command cannot go out as its target's payload: it is held, with the field at fault.
@@ -139,7 +155,17 @@ impl Mappings {
     pub fn shipped() -> Result<Mappings, MappingError> {
         let mut mappings = Mappings::default();
         for (id, source) in SHIPPED {
-            mappings.insert(Mapping::compile(id.parse()?, source)?, Vec::new());
+            let cases = SHIPPED_CASES
+                .iter()
+                .filter(|(of, _, _)| of == id)
+                .map(|(_, name, text)| {
+                    let mut case: Case = serde_json::from_str(text)
+                        .map_err(|e| MappingError::File { path: format!("{id} case {name}"), reason: e.to_string() })?;
+                    case.name = (*name).to_owned();
+                    Ok(case)
+                })
+                .collect::<Result<Vec<_>, MappingError>>()?;
+            mappings.insert(Mapping::compile(id.parse()?, source)?, cases);
         }
         for (key, text) in SHIPPED_SCHEMAS {
             let schema = serde_json::from_str(text)
@@ -156,13 +182,12 @@ impl Mappings {
         let mut mappings = Mappings::default();
         for target in read_dir(dir)? {
             for resource in read_dir(&target)? {
-                let schema_file = resource.join("schema.json");
-                if schema_file.is_file() {
-                    let schema = serde_json::from_str(&read(&schema_file)?).map_err(|e| MappingError::File {
-                        path: schema_file.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-                    mappings.schemas.insert((name(&target), name(&resource)), schema);
+                let key = (name(&target), name(&resource));
+                if let Some(schema) = load_schema(&resource.join("schema.json"))? {
+                    mappings.schemas.insert(key.clone(), schema);
+                }
+                if let Some(schema) = load_schema(&resource.join("schema.previous.json"))? {
+                    mappings.previous.insert(key, schema);
                 }
                 for file in read_dir(&resource)? {
                     let Some(version) = file
@@ -230,6 +255,31 @@ impl Mappings {
         self.versions.values().flat_map(|v| v.values().map(|(m, _)| &m.id))
     }
 
+    /// What changed between the snapshot a refresh replaced and the current one.
+    pub fn schema_diff(&self, target: &str, resource: &str) -> Option<crate::drift::SchemaDiff> {
+        let key = (target.to_owned(), resource.to_owned());
+        Some(TargetSchema::diff(self.previous.get(&key)?, self.schemas.get(&key)?))
+    }
+
+    /// The latest mapping's output on each of its golden cases (`Err` when it fails to run).
+    pub fn case_outputs(&self, target: &str, resource: &str) -> Vec<(String, Result<Value, String>)> {
+        let Some((mapping, cases)) =
+            self.versions.get(&(target.to_owned(), resource.to_owned())).and_then(|v| v.values().next_back())
+        else {
+            return Vec::new();
+        };
+        cases
+            .iter()
+            .map(|case| {
+                let out = mapping
+                    .apply(&case.command, &case.settings)
+                    .map_err(|e| e.to_string())
+                    .and_then(|out| serde_json::from_str(&out).map_err(|e| e.to_string()));
+                (case.name.clone(), out)
+            })
+            .collect()
+    }
+
     /// How many golden cases each mapping has.
     pub fn case_counts(&self) -> Vec<(MappingId, usize)> {
         self.versions.values().flat_map(|v| v.values().map(|(m, cases)| (m.id.clone(), cases.len()))).collect()
@@ -295,6 +345,15 @@ fn read(path: &Path) -> Result<String, MappingError> {
     std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
 }
 
+fn load_schema(path: &Path) -> Result<Option<TargetSchema>, MappingError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let schema = serde_json::from_str(&read(path)?)
+        .map_err(|e| MappingError::File { path: path.display().to_string(), reason: e.to_string() })?;
+    Ok(Some(schema))
+}
+
 fn load_cases(dir: &Path) -> Result<Vec<Case>, MappingError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
@@ -345,6 +404,7 @@ mod tests {
         for id in shipped.ids() {
             assert_eq!(shipped.get(id).unwrap().source, repo.get(id).unwrap().source, "{id}");
         }
+        assert_eq!(shipped.case_counts(), repo.case_counts(), "every case in the repository is shipped");
         let results = repo.test();
         assert!(!results.is_empty());
         for r in &results {
