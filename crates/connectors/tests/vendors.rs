@@ -8,7 +8,7 @@ use handoff_connectors::signature::{SignatureError, sign_base64, sign_timestampe
 use handoff_connectors::{SourceError, shopify, stripe, woocommerce};
 use handoff_model::{EventKind, InboundEvent};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn payload(name: &str) -> Vec<u8> {
     std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/payloads").join(name)).unwrap()
@@ -77,6 +77,26 @@ fn stripe_amounts_respect_zero_decimal_currencies_and_both_shapes() {
     assert_eq!(p.amount.to_string(), "1500 JPY");
     assert_eq!(p.email.as_deref(), Some("kenji@example.com"), "from the older charges list");
     assert_eq!(e.order_ref, "stripe-payment:pi_handoff_0002", "a payment naming no order");
+}
+
+/// One payment in the two PaymentIntent shapes (2020-08-27 lists `charges`, 2026 names only
+/// `latest_charge`) is one canonical payment, each stamped with the API version it came in.
+#[test]
+fn stripe_payment_intents_of_both_shapes_agree_and_carry_their_version() {
+    let latest = payload("stripe_payment_intent_succeeded.json");
+    let mut charges: Value = serde_json::from_slice(&latest).unwrap();
+    charges["api_version"] = json!("2020-08-27");
+    let intent = &mut charges["data"]["object"];
+    let email = intent.as_object_mut().unwrap().remove("receipt_email").unwrap();
+    intent.as_object_mut().unwrap().remove("latest_charge");
+    intent["charges"] =
+        json!({"object": "list", "data": [{"id": "ch_handoff_0001", "billing_details": {"email": email}}]});
+    let a = stripe::event(&latest).unwrap();
+    let b = stripe::event(&serde_json::to_vec(&charges).unwrap()).unwrap();
+    assert_eq!(a.payment, b.payment);
+    assert_eq!((a.order_ref.as_str(), b.order_ref.as_str()), ("18446744073709551001", "18446744073709551001"));
+    assert_eq!(a.source_version.as_deref(), Some("2026-07-30"));
+    assert_eq!(b.source_version.as_deref(), Some("2020-08-27"));
 }
 
 #[test]

@@ -398,3 +398,38 @@ async fn a_refused_page_token_reads_the_window_again() {
         assert_eq!(again.events.len(), first.events.len(), "{version:?}");
     }
 }
+
+/// The two API generations of one order map to the same canonical order, each event stamped
+/// with the generation it was read from.
+#[tokio::test]
+async fn both_api_generations_give_the_same_canonical_order_stamped_with_their_version() {
+    let sim = serve(Faults::default()).await;
+    let now = Timestamp::now();
+    place_orders(&sim, now).await;
+    let mut by_version = Vec::new();
+    for version in [None, Some("2026-01-01")] {
+        let poller = poller(&sim, version);
+        let mut cursor: Option<String> = None;
+        let mut orders = Vec::new();
+        loop {
+            let page = poller.poll(cursor.as_deref(), now).await.unwrap();
+            for event in &page.events {
+                let parsed: InboundEvent = serde_json::from_str(&event.payload).unwrap();
+                orders.push((parsed.source_version.clone(), parsed.order.clone()));
+            }
+            cursor = Some(page.cursor);
+            if !page.more {
+                break;
+            }
+        }
+        by_version.push(orders);
+    }
+    let (v0, v2026) = (&by_version[0], &by_version[1]);
+    assert_eq!(v0.len(), v2026.len());
+    assert!(v0.iter().all(|(stamp, _)| stamp.as_deref() == Some("v0")), "{v0:?}");
+    assert!(v2026.iter().all(|(stamp, _)| stamp.as_deref() == Some("2026-01-01")));
+    let orders = |all: &Vec<(Option<String>, Option<handoff_model::CanonicalOrder>)>| {
+        all.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(orders(v0), orders(v2026), "the same orders, whichever generation they were read from");
+}
