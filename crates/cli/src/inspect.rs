@@ -100,6 +100,36 @@ pub async fn dlq_replay(data_dir: &Path, id: Option<i64>, actor: String) -> anyh
     Ok(())
 }
 
+/// `dlq replay --dry-run`: what replaying would send, against what was sent (or held).
+pub async fn dlq_dry_run(data_dir: &Path, id: Option<i64>, config: &Path) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let transform = crate::held::Transform::load(config)?;
+    let letters: Vec<_> =
+        store.dead_letters(10_000).await?.into_iter().filter(|c| id.is_none_or(|id| c.id == id)).collect();
+    if letters.is_empty() {
+        bail!("no dead letter{}", id.map(|id| format!(" {id}")).unwrap_or_default());
+    }
+    for c in &letters {
+        for line in transform.dry_run(c)? {
+            println!("{line}");
+        }
+    }
+    println!("dry run: nothing replayed");
+    Ok(())
+}
+
+/// `mapping capture ID`: a dead letter becomes a golden case of its mapping.
+pub async fn mapping_capture(data_dir: &Path, id: i64, config: &Path) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let transform = crate::held::Transform::load(config)?;
+    let Some(c) = store.dead_letters(10_000).await?.into_iter().find(|c| c.id == id) else {
+        bail!("no dead letter {id}");
+    };
+    let path = transform.capture(&c)?;
+    println!("{}: correct `expected`, then `handoff mapping test`", path.display());
+    Ok(())
+}
+
 pub async fn exceptions_list(data_dir: &Path, state: Option<String>, json: bool) -> anyhow::Result<()> {
     let store = open(data_dir)?;
     let rows = store.exceptions(state, 10_000).await?;

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_mapping;
 mod contract;
+mod held;
 mod inspect;
 mod mapping;
 mod mock;
@@ -119,6 +120,13 @@ enum DlqCommand {
         /// Who replays, for the audit log.
         #[arg(long, env = "USER", default_value = "cli")]
         actor: String,
+        /// Replay nothing: show, per dead letter, the target payload the mapping that ran made
+        /// and what the latest mapping makes of it (needs --config).
+        #[arg(long, requires = "config")]
+        dry_run: bool,
+        /// The contract, for --dry-run.
+        #[arg(long, env = "HANDOFF_CONFIG")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         data: DataDir,
     },
@@ -144,9 +152,6 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Command::Mapping { command } = cli.command {
-        return mapping::run(command);
-    }
     if let Command::Contract { command } = cli.command {
         // No runtime needed; the exit code tells a refused contract (2) from a failed check (1).
         let code = contract::run(command)?;
@@ -167,15 +172,17 @@ fn main() -> anyhow::Result<()> {
                 inspect::order_show(&data.data_dir, &order_ref, json).await
             }
             Command::Dlq { command: DlqCommand::List { data, json } } => inspect::dlq_list(&data.data_dir, json).await,
-            Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, data } } => {
-                inspect::dlq_replay(&data.data_dir, id, actor).await
-            }
+            Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, dry_run, config, data } } => match config {
+                Some(config) if dry_run => inspect::dlq_dry_run(&data.data_dir, id, &config).await,
+                _ => inspect::dlq_replay(&data.data_dir, id, actor).await,
+            },
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
                 inspect::exceptions_list(&data.data_dir, state, json).await
             }
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
-            Command::Sim(_) | Command::Mapping { .. } | Command::Contract { .. } => unreachable!("run above"),
+            Command::Mapping { command } => mapping::run(command).await,
+            Command::Sim(_) | Command::Contract { .. } => unreachable!("run above"),
         }
     })
 }

@@ -30,6 +30,15 @@ pub enum MappingCommand {
         #[arg(long, default_value = "mappings")]
         dir: PathBuf,
     },
+    /// Turn a dead-lettered or held command into a golden case of its mapping.
+    Capture {
+        /// The dead letter's command id (see `dlq list`).
+        id: i64,
+        #[arg(long, env = "HANDOFF_CONFIG", default_value = "handoff.toml")]
+        config: PathBuf,
+        #[arg(long, env = "HANDOFF_DATA_DIR", default_value = "handoff-data")]
+        data_dir: PathBuf,
+    },
     /// Map one command payload (`{"command": ..., "settings": ...}`) and print the target payload.
     Run {
         /// e.g. netsuite/sales_order@1
@@ -41,8 +50,11 @@ pub enum MappingCommand {
     },
 }
 
-pub fn run(command: MappingCommand) -> anyhow::Result<()> {
+pub async fn run(command: MappingCommand) -> anyhow::Result<()> {
     match command {
+        MappingCommand::Capture { id, config, data_dir } => {
+            crate::inspect::mapping_capture(&data_dir, id, &config).await
+        }
         MappingCommand::Test { dir } => test(&dir),
         MappingCommand::Learn { vendor, resource, version, samples, dir } => {
             let source = SourceKey::new(vendor, resource.clone(), version);

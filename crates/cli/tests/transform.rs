@@ -128,6 +128,30 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
     );
     assert_ne!(v1, v2, "the fix applies");
     std::fs::write(dir.path().join("mappings/netsuite/sales_order/v2.jq"), v2).unwrap();
+
+    // Before anything is sent again: the payload the held version made against the latest's.
+    let config = hub.config.to_str().unwrap().to_owned();
+    let out = hub.cli(&["dlq", "replay", "--all", "--dry-run", "--config", &config]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ran netsuite/sales_order@1, latest netsuite/sales_order@2"), "{text}");
+    assert!(text.contains(r#"entity.externalId: null -> "web-guest""#), "{text}");
+    assert!(text.contains("passes the pre-flight check") && text.contains("nothing replayed"), "{text}");
+    assert!(netsuite_orders(&netsuite).await.is_empty(), "a dry run sends nothing");
+
+    // A held command becomes a golden case of the latest mapping with one command.
+    let id = exceptions[0]["command_id"].as_i64().unwrap().to_string();
+    let out = hub.cli(&["mapping", "capture", &id, "--config", &config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let case = dir.path().join(format!("mappings/netsuite/sales_order/v2.cases/captured-command-{id}.json"));
+    let case: Value = serde_json::from_slice(&std::fs::read(case).unwrap()).unwrap();
+    assert_eq!(case["expected"]["entity"], json!({"externalId": "web-guest"}));
+    let out = std::process::Command::new(BIN)
+        .args(["mapping", "test", "--dir"])
+        .arg(dir.path().join("mappings"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok    netsuite/sales_order@2 captured-command-"));
     hub.restart().await;
 
     // One group replay: every held order delivered exactly once.

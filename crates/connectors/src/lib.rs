@@ -185,3 +185,12 @@ pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, Co
     };
     Ok(Some(poller))
 }
+
+/// The settings a system's mapping reads (`{"settings": ...}` of its input), for the tools that
+/// run a mapping outside the hub (`dlq replay --dry-run`, `mapping capture`).
+pub fn mapping_settings(name: &str, system: &System) -> Result<serde_json::Value, ConfigError> {
+    Ok(match system.connector {
+        ConnectorKind::Netsuite => netsuite::Settings::from_contract(name, system)?.for_mapping(),
+        _ => serde_json::Value::Null,
+    })
+}

@@ -53,6 +53,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What a mapping may read of the connector's settings (never its credentials).
+    pub fn for_mapping(&self) -> Value {
+        json!({"customer_id": self.customer_id, "version_field": self.version_field})
+    }
+
     pub fn from_contract(name: &str, system: &System) -> Result<Self, ConfigError> {
         let base_url = system.base_url.as_deref().ok_or_else(|| ConfigError {
             key: format!("systems.{name}.base_url"),
@@ -276,12 +281,6 @@ impl NetSuiteTarget {
         Ok(NetSuiteTarget { client: Client::new(settings)?, mappings })
     }
 
-    /// What the mapping may read of the connector's settings.
-    fn mapping_settings(&self) -> Value {
-        let s = &self.client.settings;
-        json!({"customer_id": s.customer_id, "version_field": s.version_field})
-    }
-
     async fn deliver(&self, c: &Command) -> Result<Ack, DeliveryError> {
         match c.kind {
             CommandKind::CreateOrder | CommandKind::UpdateOrder => self.upsert(c).await,
@@ -300,7 +299,7 @@ impl NetSuiteTarget {
         })?;
         let (_, body) = self
             .mappings
-            .transform("netsuite", "sales_order", &command, &self.mapping_settings())
+            .transform("netsuite", "sales_order", &command, &self.client.settings.for_mapping())
             .map_err(|h| DeliveryError::Held { reason: h.reason, field: h.field, mapping: h.mapping })?;
         // `replace=item`: the sent lines are the order's lines; without it an update would add
         // them beside the old ones.

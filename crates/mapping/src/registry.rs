@@ -301,6 +301,35 @@ impl Mappings {
     }
 }
 
+/// Every place two JSON values differ (at most `limit`), as `path: was -> now` lines.
+pub fn differences(before: &Value, after: &Value, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_differences(before, after, String::new(), limit, &mut out);
+    out
+}
+
+fn walk_differences(before: &Value, after: &Value, path: String, limit: usize, out: &mut Vec<String>) {
+    if out.len() >= limit || before == after {
+        return;
+    }
+    let child = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                let (bv, av) = (b.get(k).unwrap_or(&Value::Null), a.get(k).unwrap_or(&Value::Null));
+                walk_differences(bv, av, child(k), limit, out);
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                walk_differences(bv, av, format!("{path}[{i}]"), limit, out);
+            }
+        }
+        _ => out.push(format!("{path}: {before} -> {after}")),
+    }
+}
+
 /// The first place two JSON values differ, as a field path.
 pub fn difference(expected: &Value, got: &Value, path: &str) -> String {
     match (expected, got) {
