@@ -1,5 +1,6 @@
 //! `handoff contract check|docs`: the contract checked as a document, and rendered as one.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -57,7 +58,8 @@ pub fn run(command: ContractCommand) -> anyhow::Result<i32> {
         ContractCommand::Docs { config, format, output } => {
             let Some(contract) = load(&config) else { return Ok(REFUSED) };
             let name = config.file_name().map_or_else(|| config.display().to_string(), |n| n.display().to_string());
-            let document = docs::document(&contract, &format!("Handoff contract: {name}"));
+            let mut document = docs::document(&contract, &format!("Handoff contract: {name}"));
+            document.sections.extend(mapping_section(&contract, &config));
             let format = match format {
                 DocFormat::Markdown => docs::Format::Markdown,
                 DocFormat::Html => docs::Format::Html,
@@ -89,30 +91,50 @@ fn load(path: &Path) -> Option<Contract> {
     }
 }
 
+/// The mappings the contract names (`hub.mappings`), else the ones shipped; and the key to
+/// blame when they do not load.
+fn load_mappings(
+    contract: &Contract,
+    config: &Path,
+) -> (Result<Mappings, handoff_mapping::MappingError>, &'static str) {
+    match &contract.hub.mappings {
+        Some(dir) => (Mappings::load(&config.parent().unwrap_or(Path::new(".")).join(dir)), "hub.mappings"),
+        None => (Mappings::shipped(), "mappings"),
+    }
+}
+
+/// Each (target connector, resource) a flow's commands are mapped to, with those flows.
+fn mapped_flows(contract: &Contract) -> BTreeMap<(&'static str, &'static str), Vec<String>> {
+    let mut mapped: BTreeMap<_, Vec<String>> = BTreeMap::new();
+    for (name, flow) in &contract.flows {
+        let Some(target) = contract.systems.get(&flow.to) else { continue };
+        let connector = target.connector.as_str();
+        for kind in flow.events.iter().filter_map(|k| handoff_contract::command_for(*k)) {
+            if let Some(resource) = handoff_mapping::resource_for(connector, kind.as_str()) {
+                let flows = mapped.entry((connector, resource)).or_default();
+                if !flows.contains(name) {
+                    flows.push(name.clone());
+                }
+            }
+        }
+    }
+    mapped
+}
+
 /// The mappings the contract's flows go through: each exists, passes its golden cases, and
 /// still produces every field the target's refreshed schema snapshot newly requires.
 fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
-    let (mappings, key) = match &contract.hub.mappings {
-        Some(dir) => (Mappings::load(&config.parent().unwrap_or(Path::new(".")).join(dir)), "hub.mappings"),
-        None => (Mappings::shipped(), "mappings"),
-    };
+    let (mappings, key) = load_mappings(contract, config);
     let mappings = match mappings {
         Ok(m) => m,
         Err(e) => return vec![Finding::error(key, e.to_string())],
     };
     let mut findings = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, flow) in &contract.flows {
-        let Some(target) = contract.systems.get(&flow.to) else { continue };
-        let connector = target.connector.as_str();
-        for kind in flow.events.iter().filter_map(|k| handoff_contract::command_for(*k)) {
-            let Some(resource) = handoff_mapping::resource_for(connector, kind.as_str()) else { continue };
-            if !seen.insert((name.clone(), resource)) {
-                continue;
-            }
+    for ((connector, resource), flows) in mapped_flows(contract) {
+        for name in flows {
             let at = format!("flows.{name}.to");
             let Some(mapping) = mappings.latest(connector, resource) else {
-                findings.push(Finding::error(at, format!("no mapping {connector}/{resource} to send {kind} through")));
+                findings.push(Finding::error(at, format!("no mapping {connector}/{resource} for its commands")));
                 continue;
             };
             let results: Vec<_> = mappings.test().into_iter().filter(|r| r.mapping == mapping.id).collect();
@@ -129,30 +151,66 @@ fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
                 findings
                     .push(Finding::ok(at.clone(), format!("{} passes its {} golden cases", mapping.id, results.len())));
             }
-            if let Some(diff) = mappings.schema_diff(connector, resource) {
-                for field in &diff.newly_required {
-                    let outputs = mappings.case_outputs(connector, resource);
-                    let missing: Vec<&str> = outputs
-                        .iter()
-                        .filter(|(_, out)| out.as_ref().map_or(true, |v| v.get(field).is_none_or(|f| f.is_null())))
-                        .map(|(case, _)| case.as_str())
-                        .collect();
-                    let message = format!("the refreshed {resource} snapshot newly requires {field}");
-                    if missing.is_empty() && !outputs.is_empty() {
-                        findings.push(Finding::ok(at.clone(), format!("{message}; {} produces it", mapping.id)));
-                    } else {
-                        findings.push(Finding::error(
-                            at.clone(),
-                            format!(
-                                "{message}; {} does not produce it (golden cases: {})",
-                                mapping.id,
-                                missing.join(", ")
-                            ),
-                        ));
-                    }
+            let Some(diff) = mappings.schema_diff(connector, resource) else { continue };
+            for field in &diff.newly_required {
+                let outputs = mappings.case_outputs(connector, resource);
+                let missing: Vec<&str> = outputs
+                    .iter()
+                    .filter(|(_, out)| out.as_ref().map_or(true, |v| v.get(field).is_none_or(|f| f.is_null())))
+                    .map(|(case, _)| case.as_str())
+                    .collect();
+                let message = format!("the refreshed {resource} snapshot newly requires {field}");
+                if missing.is_empty() && !outputs.is_empty() {
+                    findings.push(Finding::ok(at.clone(), format!("{message}; {} produces it", mapping.id)));
+                } else {
+                    findings.push(Finding::error(
+                        at.clone(),
+                        format!("{message}; {} does not produce it (golden cases: {})", mapping.id, missing.join(", ")),
+                    ));
                 }
             }
         }
     }
     findings
+}
+
+/// The mappings section of the contract document: per mapping, its version, the flows that
+/// use it, the target's required fields, and the field-by-field table.
+fn mapping_section(contract: &Contract, config: &Path) -> Option<docs::Section> {
+    let mapped = mapped_flows(contract);
+    if mapped.is_empty() {
+        return None;
+    }
+    let mappings = load_mappings(contract, config).0.ok()?;
+    let mut blocks = vec![docs::Block::Paragraph(
+        "Commands to these targets are mapped from the canonical order by versioned jq mappings (money \
+         arithmetic in Rust), checked against the target's schema snapshot before they are sent; a payload \
+         the target would refuse is held as a Transform Mismatch."
+            .into(),
+    )];
+    for ((connector, resource), flows) in mapped {
+        let Some(mapping) = mappings.latest(connector, resource) else { continue };
+        blocks.push(docs::Block::Heading(mapping.id.to_string()));
+        let cases = mappings.case_counts().into_iter().find(|(id, _)| *id == mapping.id).map_or(0, |(_, n)| n);
+        let mut facts = vec![("Flows".to_owned(), flows.join(", ")), ("Golden cases".to_owned(), cases.to_string())];
+        if let Some(schema) = mappings.schema(connector, resource) {
+            let required: Vec<&str> =
+                schema.fields.iter().filter(|(_, f)| f.required).map(|(n, _)| n.as_str()).collect();
+            facts.push((format!("{} requires", schema.record), required.join(", ")));
+        }
+        blocks.push(docs::Block::Facts(facts));
+        if let Some(rows) = mappings.field_table(connector, resource) {
+            let rows = rows
+                .into_iter()
+                .map(|r| {
+                    let from =
+                        if r.sources.is_empty() { "(set by the mapping)".to_owned() } else { r.sources.join(", ") };
+                    vec![r.target, from, r.example]
+                })
+                .collect();
+            let header = vec!["target field".into(), "from".into(), "example".into()];
+            blocks.push(docs::Block::Table(docs::Table { header, rows }));
+        }
+    }
+    Some(docs::Section { id: "mappings".into(), title: "Mappings".into(), blocks })
 }

@@ -115,3 +115,25 @@ fn check_reports_a_newly_required_target_field_the_mapping_does_not_produce() {
         "{text}"
     );
 }
+
+#[test]
+fn docs_carry_the_mapping_versions_and_field_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("contract.html");
+    let config = example("vendors.toml");
+    let out = handoff(&[
+        "contract",
+        "docs",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "html",
+        "--output",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(out_file).unwrap();
+    assert!(html.contains("netsuite/sales_order@1"), "the mapping version");
+    assert!(html.contains("item.items[].amount") && html.contains("command.order.lines[].net_amount"));
+    assert!(html.contains("salesOrder requires"));
+}

@@ -9,6 +9,7 @@ pub mod jq;
 pub mod preflight;
 mod prepare;
 mod registry;
+pub mod table;
 
 /// The resource a target connector's command is mapped to, when it goes through a mapping.
 pub fn resource_for(connector: &str, command_kind: &str) -> Option<&'static str> {

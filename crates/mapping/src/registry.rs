@@ -280,6 +280,16 @@ impl Mappings {
             .collect()
     }
 
+    /// The latest mapping's field-by-field table, read off its first golden case.
+    pub fn field_table(&self, target: &str, resource: &str) -> Option<Vec<crate::table::FieldRow>> {
+        let (_, cases) = self.versions.get(&(target.to_owned(), resource.to_owned()))?.values().next_back()?;
+        let case = cases.first()?;
+        let output = self.case_outputs(target, resource).into_iter().next()?.1.ok()?;
+        let mut command = case.command.clone();
+        prepare(&mut command);
+        Some(crate::table::field_table(&json!({"command": command, "settings": case.settings}), &output))
+    }
+
     /// How many golden cases each mapping has.
     pub fn case_counts(&self) -> Vec<(MappingId, usize)> {
         self.versions.values().flat_map(|v| v.values().map(|(m, cases)| (m.id.clone(), cases.len()))).collect()
