@@ -203,7 +203,7 @@ fn systems(contract: &Contract, findings: &mut Vec<Finding>) {
                     ),
                 ));
             } else {
-                findings.push(Finding::ok(key("poll"), format!("heard by {}", words::intake(system))));
+                findings.push(Finding::ok(key("poll"), format!("changes heard by: {}", words::intake(system))));
             }
         }
         let owns = contract.ownership.values().any(|o| o.includes(name));

@@ -85,9 +85,14 @@ pub fn intake(system: &System) -> String {
 
 /// How a duplicate is avoided when a request to the system is retried.
 pub fn idempotency(system: &System) -> &'static str {
-    if system.idempotency_keys {
-        "honours Idempotency-Key"
-    } else {
-        "no idempotency keys: every create is preceded by a read-back by external reference"
+    use crate::ConnectorKind;
+    match system.connector {
+        _ if system.base_url.is_none() => "receives no commands",
+        ConnectorKind::Netsuite => "upsert by external id: a resend updates the same sales order",
+        ConnectorKind::HttpJson if system.idempotency_keys => "honours Idempotency-Key",
+        ConnectorKind::Shopify => {
+            "fulfillments and cancels read back before every send; refunds carry an idempotency key"
+        }
+        _ => "no idempotency keys: every send is preceded by a read-back by external reference",
     }
 }
