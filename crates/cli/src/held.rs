@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use handoff_contract::Contract;
-use handoff_mapping::{Mapping, MappingId, Mappings};
+use handoff_mapping::{MappingId, Mappings};
 use handoff_store::Command;
 use serde_json::{Value, json};
 
@@ -41,18 +41,9 @@ impl Transform {
         Ok(Some((connector, resource, json!({"command": command, "settings": settings}))))
     }
 
-    /// The version named in the command's last error (a held command names it), if any.
-    fn ran(&self, c: &Command, connector: &str, resource: &str) -> Option<&Mapping> {
-        let prefix = format!("{connector}/{resource}@");
-        let error = c.last_error.as_deref()?;
-        let at = error.find(&prefix)?;
-        let digits: String = error[at + prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
-        let id: MappingId = format!("{prefix}{digits}").parse().ok()?;
-        self.mappings.get(&id)
-    }
-
-    /// What replaying `c` would send now, against what the mapping that ran made of it.
-    pub fn dry_run(&self, c: &Command) -> anyhow::Result<Vec<String>> {
+    /// What replaying `c` would send now, against what the mapping that ran (`ran`, recorded
+    /// with its last attempt) made of it.
+    pub fn dry_run(&self, c: &Command, ran: Option<&str>) -> anyhow::Result<Vec<String>> {
         let head = format!("command {} {} to {} (order {})", c.id, c.kind, c.target, c.order_ref);
         let Some((connector, resource, input)) = self.input(c)? else {
             return Ok(vec![format!("{head}: sent as its canonical payload; no mapping applies")]);
@@ -62,7 +53,8 @@ impl Transform {
         };
         let now = latest.apply(&input["command"], &input["settings"]);
         let mut lines = Vec::new();
-        match self.ran(c, connector, resource) {
+        let ran = ran.and_then(|id| id.parse::<MappingId>().ok()).and_then(|id| self.mappings.get(&id));
+        match ran {
             Some(ran) if ran.id == latest.id => {
                 lines.push(format!("{head}: ran {}, which is the latest: no difference", ran.id));
             }

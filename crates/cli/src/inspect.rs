@@ -49,7 +49,9 @@ pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow:
     }
     for a in &t.attempts {
         let detail = a.detail.as_deref().unwrap_or("");
-        lines.push((a.started_at, format!("attempt  #{}.{} {}: {detail}", a.command_id, a.attempt, a.outcome)));
+        let mapping = a.mapping.as_deref().map(|m| format!(" [{m}]")).unwrap_or_default();
+        let line = format!("attempt  #{}.{} {}{mapping}: {detail}", a.command_id, a.attempt, a.outcome);
+        lines.push((a.started_at, line));
     }
     for x in &t.exceptions {
         lines.push((x.opened_at, format!("exception {} [{}]: {}", x.pattern, x.state, x.detail)));
@@ -110,7 +112,9 @@ pub async fn dlq_dry_run(data_dir: &Path, id: Option<i64>, config: &Path) -> any
         bail!("no dead letter{}", id.map(|id| format!(" {id}")).unwrap_or_default());
     }
     for c in &letters {
-        for line in transform.dry_run(c)? {
+        let attempts = store.order_timeline(c.order_ref.clone()).await?.attempts;
+        let ran = attempts.iter().rev().filter(|a| a.command_id == c.id).find_map(|a| a.mapping.clone());
+        for line in transform.dry_run(c, ran.as_deref())? {
             println!("{line}");
         }
     }

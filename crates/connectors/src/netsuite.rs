@@ -403,6 +403,11 @@ impl Target for NetSuiteTarget {
 
     /// The upsert by external id cannot make a second order, and closing closed lines
     /// changes nothing.
+    fn mapping(&self, command: &Command) -> Option<String> {
+        let resource = handoff_mapping::resource_for("netsuite", command.kind.as_str())?;
+        Some(self.mappings.latest("netsuite", resource)?.id.to_string())
+    }
+
     fn honours_idempotency_keys(&self) -> bool {
         true
     }

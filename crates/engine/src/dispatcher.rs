@@ -41,7 +41,8 @@ impl<S: Store + Clone> Dispatcher<S> {
     pub async fn attempt(&self, command: Command) -> AttemptRecord {
         let started_at = self.clock.now();
         let (outcome, note) = self.deliver(&command).await;
-        AttemptRecord { command, started_at, finished_at: self.clock.now(), outcome, note }
+        let mapping = self.targets.get(&command.target).and_then(|t| t.mapping(&command));
+        AttemptRecord { command, started_at, finished_at: self.clock.now(), outcome, note, mapping }
     }
 
     async fn deliver(&self, c: &Command) -> (Outcome, Option<String>) {

@@ -38,6 +38,12 @@ pub trait Target: Send + Sync {
     /// shows it applied (the record exists; for a cancel, the record is cancelled).
     fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>>;
 
+    /// The mapping version this target makes the command's payload with, if it maps (recorded
+    /// with the attempt, so a replay knows what ran).
+    fn mapping(&self, _command: &Command) -> Option<String> {
+        None
+    }
+
     /// Whether the target deduplicates on `Idempotency-Key`. When it does not, every send is
     /// preceded by a read-back, which is safe because commands of one order are serialised.
     fn honours_idempotency_keys(&self) -> bool;

@@ -302,6 +302,7 @@ impl Store for MemoryStore {
                     finished_at: now,
                     outcome: a.outcome.name().into(),
                     detail: Some(detail),
+                    mapping: a.mapping.clone(),
                 });
             }
             let (order_ref, target, kind, flow) = {

@@ -171,6 +171,8 @@ pub struct AttemptRecord {
     pub outcome: Outcome,
     /// What the attempt did first, e.g. "read back: found 123".
     pub note: Option<String>,
+    /// The mapping version the payload was made with, when the target maps.
+    pub mapping: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +203,7 @@ pub struct AttemptRow {
     pub finished_at: Timestamp,
     pub outcome: String,
     pub detail: Option<String>,
+    pub mapping: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -162,12 +162,15 @@ async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_order
             finished_at: t0(),
             outcome: ack,
             note: None,
+            mapping: Some("erp/order@1".into()),
         })
         .await
         .unwrap();
     let claimed = store.claim_due(t0(), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].kind, CommandKind::CancelOrder);
+    let attempts = store.order_timeline("#1".into()).await.unwrap().attempts;
+    assert_eq!(attempts[0].mapping.as_deref(), Some("erp/order@1"), "the mapping version is kept with the attempt");
 }
 
 async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(store: S) {
@@ -207,7 +210,14 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Sto
         pattern: handoff_model::Pattern::DeadDelivery,
     };
     store
-        .record_attempt(AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: dead, note: None })
+        .record_attempt(AttemptRecord {
+            command: c,
+            started_at: t0(),
+            finished_at: t0(),
+            outcome: dead,
+            note: None,
+            mapping: None,
+        })
         .await
         .unwrap();
     assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);
@@ -229,7 +239,14 @@ async fn a_retry_waits_until_it_is_due<S: Store + Clone>(store: S) {
     let at = t0().checked_add(SignedDuration::from_secs(5)).unwrap();
     let retry = Outcome::Retry { at, ambiguous: true, error: "timeout".into() };
     store
-        .record_attempt(AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: retry, note: None })
+        .record_attempt(AttemptRecord {
+            command: c,
+            started_at: t0(),
+            finished_at: t0(),
+            outcome: retry,
+            note: None,
+            mapping: None,
+        })
         .await
         .unwrap();
     assert!(store.claim_due(t0(), 10).await.unwrap().is_empty());

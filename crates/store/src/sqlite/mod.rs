@@ -69,6 +69,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0001_write_path.sql")),
         M::up(include_str!("../../migrations/sqlite/0002_inbox_raw.sql")),
         M::up(include_str!("../../migrations/sqlite/0003_poll_cursor.sql")),
+        M::up(include_str!("../../migrations/sqlite/0004_attempt_mapping.sql")),
     ])
 }
 

@@ -96,7 +96,7 @@ pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timel
     };
     let attempts = {
         let mut stmt = conn.prepare_cached(
-            "SELECT a.command_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.detail
+            "SELECT a.command_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.detail, a.mapping
              FROM attempts a JOIN outbox c ON c.id = a.command_id
              WHERE c.order_ref = ?1 ORDER BY a.started_at, a.command_id, a.attempt",
         )?;
@@ -108,6 +108,7 @@ pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timel
                 finished_at: ts(r.get(3)?)?,
                 outcome: r.get(4)?,
                 detail: r.get(5)?,
+                mapping: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?

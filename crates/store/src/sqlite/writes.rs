@@ -194,10 +194,10 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
         (Outcome::DeadLettered { error, .. }, note) => join(note, error),
     };
     conn.prepare_cached(
-        "INSERT INTO attempts (command_id, attempt, started_at, finished_at, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (command_id, attempt) DO NOTHING",
+        "INSERT INTO attempts (command_id, attempt, started_at, finished_at, outcome, detail, mapping)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (command_id, attempt) DO NOTHING",
     )?
-    .execute(params![c.id, c.attempts, micros(a.started_at), micros(now), a.outcome.name(), detail])?;
+    .execute(params![c.id, c.attempts, micros(a.started_at), micros(now), a.outcome.name(), detail, a.mapping])?;
     match &a.outcome {
         Outcome::Acknowledged { record_id } => {
             conn.prepare_cached(
