@@ -91,8 +91,46 @@ pub async fn dlq_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn dlq_replay(data_dir: &Path, id: Option<i64>, actor: String) -> anyhow::Result<()> {
+/// The mapping version a replay uses, chosen explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayMapping {
+    /// The version the dead letter's last attempt ran with.
+    AsRan,
+    /// The newest version loaded by the hub.
+    Latest,
+}
+
+pub async fn dlq_replay(
+    data_dir: &Path,
+    id: Option<i64>,
+    actor: String,
+    mapping: Option<ReplayMapping>,
+) -> anyhow::Result<()> {
     let store = open(data_dir)?;
+    let letters: Vec<_> =
+        store.dead_letters(10_000).await?.into_iter().filter(|c| id.is_none_or(|id| c.id == id)).collect();
+    let now = Timestamp::now();
+    for c in &letters {
+        let attempts = store.order_timeline(c.order_ref.clone()).await?.attempts;
+        let Some(ran) = attempts.iter().rev().filter(|a| a.command_id == c.id).find_map(|a| a.mapping.clone()) else {
+            continue;
+        };
+        let mut payload: serde_json::Value = serde_json::from_str(&c.payload)?;
+        match mapping {
+            None => bail!(
+                "dead letter {} ran with mapping {ran}: choose --mapping as-ran or --mapping latest \
+                 (`dlq replay --dry-run --config ...` shows the difference)",
+                c.id
+            ),
+            Some(ReplayMapping::AsRan) => payload[handoff_mapping::PIN] = serde_json::Value::String(ran),
+            Some(ReplayMapping::Latest) => {
+                if let Some(object) = payload.as_object_mut() {
+                    object.remove(handoff_mapping::PIN);
+                }
+            }
+        }
+        store.set_dead_letter_payload(c.id, payload.to_string(), actor.clone(), now).await?;
+    }
     let which = id.map_or(Replay::All, Replay::One);
     let n = store.replay(which, actor, Timestamp::now()).await?;
     if n == 0 && id.is_some() {

@@ -120,6 +120,10 @@ enum DlqCommand {
         /// Who replays, for the audit log.
         #[arg(long, env = "USER", default_value = "cli")]
         actor: String,
+        /// Which mapping version a dead letter that went through a mapping is replayed with:
+        /// the one it ran with, or the latest. Required when one did (see --dry-run).
+        #[arg(long, value_enum)]
+        mapping: Option<inspect::ReplayMapping>,
         /// Replay nothing: show, per dead letter, the target payload the mapping that ran made
         /// and what the latest mapping makes of it (needs --config).
         #[arg(long, requires = "config")]
@@ -172,10 +176,12 @@ fn main() -> anyhow::Result<()> {
                 inspect::order_show(&data.data_dir, &order_ref, json).await
             }
             Command::Dlq { command: DlqCommand::List { data, json } } => inspect::dlq_list(&data.data_dir, json).await,
-            Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, dry_run, config, data } } => match config {
-                Some(config) if dry_run => inspect::dlq_dry_run(&data.data_dir, id, &config).await,
-                _ => inspect::dlq_replay(&data.data_dir, id, actor).await,
-            },
+            Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, mapping, dry_run, config, data } } => {
+                match config {
+                    Some(config) if dry_run => inspect::dlq_dry_run(&data.data_dir, id, &config).await,
+                    _ => inspect::dlq_replay(&data.data_dir, id, actor, mapping).await,
+                }
+            }
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
                 inspect::exceptions_list(&data.data_dir, state, json).await
             }

@@ -155,7 +155,24 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
     hub.restart().await;
 
     // One group replay: every held order delivered exactly once.
-    let out = hub.cli(&["dlq", "replay", "--all", "--actor", "ops@example.com"]);
+    // Replayed as it ran, the first is held again by the same version: nothing reaches NetSuite.
+    let out = hub.cli(&["dlq", "replay", &id, "--mapping", "as-ran", "--actor", "ops@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the as-ran replay held again", Duration::from_secs(20), || async {
+        let letters: Vec<Value> = serde_json::from_slice(&hub.cli(&["dlq", "list", "--json"]).stdout).ok()?;
+        (letters.len() == 2).then_some(())
+    })
+    .await;
+    let order = hub.order(exceptions[0]["order_ref"].as_str().unwrap()).await;
+    let mappings: Vec<&str> =
+        order["attempts"].as_array().unwrap().iter().filter_map(|a| a["mapping"].as_str()).collect();
+    assert!(!mappings.is_empty() && mappings.iter().all(|m| *m == "netsuite/sales_order@1"), "{mappings:?}");
+    assert!(netsuite_orders(&netsuite).await.is_empty());
+
+    let refused = hub.cli(&["dlq", "replay", "--all", "--actor", "ops@example.com"]);
+    assert!(!refused.status.success(), "the mapping version is chosen explicitly");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("choose --mapping as-ran or --mapping latest"));
+    let out = hub.cli(&["dlq", "replay", "--all", "--mapping", "latest", "--actor", "ops@example.com"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_for("both orders in NetSuite", Duration::from_secs(30), || async {
         (netsuite_orders(&netsuite).await.len() == 2).then_some(())

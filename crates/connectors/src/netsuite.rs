@@ -405,7 +405,11 @@ impl Target for NetSuiteTarget {
     /// changes nothing.
     fn mapping(&self, command: &Command) -> Option<String> {
         let resource = handoff_mapping::resource_for("netsuite", command.kind.as_str())?;
-        Some(self.mappings.latest("netsuite", resource)?.id.to_string())
+        let payload: Value = serde_json::from_str(&command.payload).ok()?;
+        match payload.get(handoff_mapping::PIN).and_then(Value::as_str) {
+            Some(pin) => Some(pin.to_owned()),
+            None => Some(self.mappings.latest("netsuite", resource)?.id.to_string()),
+        }
     }
 
     fn honours_idempotency_keys(&self) -> bool {

@@ -19,4 +19,4 @@ pub fn resource_for(connector: &str, command_kind: &str) -> Option<&'static str>
     }
 }
 
-pub use registry::{Case, CaseResult, Held, Mapping, MappingError, MappingId, Mappings, difference, differences};
+pub use registry::{Case, CaseResult, Held, Mapping, MappingError, MappingId, Mappings, PIN, difference, differences};

@@ -142,6 +142,9 @@ pub struct Mappings {
     previous: BTreeMap<(String, String), TargetSchema>,
 }
 
+/// The key of a command payload that pins the mapping version it is sent with.
+pub const PIN: &str = "mapping";
+
 /// Why a command cannot go out as its target's payload: it is held, with the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
@@ -226,6 +229,9 @@ impl Mappings {
     /// Maps a command with the latest mapping and checks the result against the target's
     /// schema snapshot: the target's payload, stamped with the mapping that made it, or why
     /// it is held.
+    ///
+    /// A command replayed "as ran" carries the version it ran with in its payload (`mapping`);
+    /// that version is used instead of the latest.
     pub fn transform(
         &self,
         target: &str,
@@ -233,7 +239,20 @@ impl Mappings {
         command: &Value,
         settings: &Value,
     ) -> Result<(MappingId, String), Held> {
-        let Some(mapping) = self.latest(target, resource) else {
+        let pinned = command.get(PIN).and_then(Value::as_str);
+        let chosen = match pinned {
+            Some(pin) => pin
+                .parse::<MappingId>()
+                .ok()
+                .filter(|id| id.target == target && id.resource == resource)
+                .and_then(|id| self.get(&id)),
+            None => self.latest(target, resource),
+        };
+        let Some(mapping) = chosen else {
+            if let Some(pin) = pinned {
+                let reason = format!("the pinned mapping {pin} is not loaded");
+                return Err(Held { mapping: pin.to_owned(), field: "mapping".into(), reason });
+            }
             let reason = format!("no mapping for {target}/{resource}");
             return Err(Held { mapping: format!("{target}/{resource}"), field: "mapping".into(), reason });
         };

@@ -81,6 +81,16 @@ pub trait Store: Send + Sync + 'static {
     /// Dead-lettered commands, oldest first.
     fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;
 
+    /// Rewrites a dead letter's payload before it is replayed (to pin the mapping version it is
+    /// replayed with); `false` when `id` is not a dead letter. Audited with `actor`.
+    fn set_dead_letter_payload(
+        &self,
+        id: i64,
+        payload: String,
+        actor: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Puts dead letters back in the queue with a fresh budget; returns how many.
     fn replay(&self, which: Replay, actor: String, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
 

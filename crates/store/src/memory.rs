@@ -220,6 +220,25 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn set_dead_letter_payload(&self, id: i64, payload: String, actor: String, now: Timestamp) -> Result<bool> {
+        Ok(self.write(|m| {
+            let Some(c) = m.outbox.iter_mut().find(|c| c.id == id && c.state == CommandState::DeadLettered) else {
+                return false;
+            };
+            c.payload = payload;
+            c.updated_at = now;
+            let order_ref = c.order_ref.clone();
+            m.audit(
+                now,
+                &actor,
+                "payload-set",
+                &order_ref,
+                format!("dead letter {id}: payload rewritten before replay"),
+            );
+            true
+        }))
+    }
+
     async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         Ok(self.read(|m| m.inbox.iter().skip(m.cursor as usize).take(limit).cloned().collect()))
     }

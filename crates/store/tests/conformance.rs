@@ -226,9 +226,18 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Sto
     assert_eq!(open[0].field.as_deref(), Some("order.customer.name"));
 
     let later = t0().checked_add(SignedDuration::from_secs(60)).unwrap();
+    let id = store.dead_letters(10).await.unwrap()[0].id;
+    let pinned = r#"{"mapping":"erp/order@1"}"#.to_owned();
+    assert!(store.set_dead_letter_payload(id, pinned.clone(), "ops".into(), later).await.unwrap());
+    assert!(!store.set_dead_letter_payload(id + 100, pinned.clone(), "ops".into(), later).await.unwrap());
     assert_eq!(store.replay(Replay::All, "ops".into(), later).await.unwrap(), 1);
     let c = store.claim_due(later, 10).await.unwrap().remove(0);
     assert_eq!((c.attempts, c.budget_attempts, c.budget_start), (2, 1, later));
+    assert_eq!(c.payload, pinned, "the replay sends the rewritten payload");
+    assert!(
+        !store.set_dead_letter_payload(id, "{}".into(), "ops".into(), later).await.unwrap(),
+        "not a dead letter now"
+    );
     assert!(store.dead_letters(10).await.unwrap().is_empty());
 }
 

@@ -158,6 +158,10 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| writes::record_polled(conn, &system, &events, &cursor, now)).await
     }
 
+    async fn set_dead_letter_payload(&self, id: i64, payload: String, actor: String, now: Timestamp) -> Result<bool> {
+        self.inner.writer.run(move |conn| writes::set_dead_letter_payload(conn, id, &payload, &actor, now)).await
+    }
+
     async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         self.read(move |conn| reads::unprocessed_events(conn, limit)).await
     }

@@ -279,6 +279,27 @@ pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp, read_back_at:
     Ok(n as u64)
 }
 
+pub(super) fn set_dead_letter_payload(
+    conn: &Connection,
+    id: i64,
+    payload: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let order_ref: Option<String> = conn
+        .prepare_cached("SELECT order_ref FROM outbox WHERE id = ?1 AND state = 'dead_lettered'")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let Some(order_ref) = order_ref else { return Ok(false) };
+    conn.prepare_cached("UPDATE outbox SET payload = ?1, updated_at = ?2 WHERE id = ?3")?.execute(params![
+        payload,
+        micros(now),
+        id
+    ])?;
+    audit(conn, now, actor, "payload-set", &order_ref, &format!("dead letter {id}: payload rewritten before replay"))?;
+    Ok(true)
+}
+
 pub(super) fn replay(conn: &Connection, which: Replay, actor: &str, now: Timestamp) -> Result<u64> {
     let ids: Vec<(i64, String)> = match which {
         Replay::One(id) => conn
