@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use handoff_mapping::drift::{Baseline, SourceKey};
+use handoff_mapping::drift::{Baseline, SourceKey, TargetSchema};
 use handoff_mapping::{MappingId, Mappings};
 
 #[derive(clap::Subcommand)]
@@ -30,6 +30,16 @@ pub enum MappingCommand {
         #[arg(long, default_value = "mappings")]
         dir: PathBuf,
     },
+    /// Refresh a target's schema snapshot from its own metadata (NetSuite's metadata catalog):
+    /// the current snapshot is kept as `schema.previous.json`, and `contract check` reports
+    /// what the refresh made newly required.
+    Refresh {
+        /// The target system in the contract.
+        #[arg(long)]
+        system: String,
+        #[arg(long, env = "HANDOFF_CONFIG", default_value = "handoff.toml")]
+        config: PathBuf,
+    },
     /// Turn a dead-lettered or held command into a golden case of its mapping.
     Capture {
         /// The dead letter's command id (see `dlq list`).
@@ -52,6 +62,7 @@ pub enum MappingCommand {
 
 pub async fn run(command: MappingCommand) -> anyhow::Result<()> {
     match command {
+        MappingCommand::Refresh { system, config } => refresh(&system, &config).await,
         MappingCommand::Capture { id, config, data_dir } => {
             crate::inspect::mapping_capture(&data_dir, id, &config).await
         }
@@ -113,5 +124,33 @@ fn test(dir: &Path) -> anyhow::Result<()> {
     if failed > 0 {
         std::process::exit(1);
     }
+    Ok(())
+}
+
+/// Fetches the target's record metadata and rotates the snapshot files.
+async fn refresh(name: &str, config: &Path) -> anyhow::Result<()> {
+    let transform = crate::held::Transform::load(config)?;
+    let system = transform.contract.systems.get(name).with_context(|| format!("no system {name:?} in the contract"))?;
+    if system.connector != handoff_contract::ConnectorKind::Netsuite {
+        anyhow::bail!("refresh reads NetSuite's metadata catalog; {name} is {}", system.connector.as_str());
+    }
+    let (record, resource) = ("salesOrder", "sales_order");
+    let settings = handoff_connectors::netsuite::Settings::from_contract(name, system)?;
+    let target = handoff_connectors::netsuite::NetSuiteTarget::new(settings, std::sync::Arc::new(transform.mappings))?;
+    let metadata = target.metadata(record).await?;
+    let fresh = TargetSchema::from_netsuite(record, &metadata)?;
+    let dir = transform.dir.join("netsuite").join(resource);
+    std::fs::create_dir_all(&dir)?;
+    let current = dir.join("schema.json");
+    if current.is_file() {
+        let old: TargetSchema = serde_json::from_slice(&std::fs::read(&current)?)?;
+        let diff = TargetSchema::diff(&old, &fresh);
+        std::fs::rename(&current, dir.join("schema.previous.json"))?;
+        let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+        println!("newly required: {}; removed: {}", list(&diff.newly_required), list(&diff.removed));
+    }
+    std::fs::write(&current, serde_json::to_string_pretty(&fresh)?)?;
+    let required = fresh.fields.values().filter(|f| f.required).count();
+    println!("{}: {} fields, {required} required", current.display(), fresh.fields.len());
     Ok(())
 }

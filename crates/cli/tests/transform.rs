@@ -248,3 +248,58 @@ async fn a_drifted_payload_is_raised_with_its_field_paths() {
         &report["sources"].as_array().unwrap().iter().find(|s| s["source"]["version"] == "2026-07").unwrap()["stats"];
     assert_eq!((stats["seen"].as_u64(), stats["drifted"].as_u64()), (Some(2), Some(1)));
 }
+
+/// NetSuite starts requiring a field: refreshing the snapshot from its metadata catalog shows
+/// it, `contract check` reports that the mapping does not write it, and an order is held at
+/// the transform layer naming it instead of being refused by NetSuite.
+#[tokio::test]
+async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_mappings(dir.path());
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/netsuite/sales_order/v1.cases");
+    let to = dir.path().join("mappings/netsuite/sales_order/v1.cases");
+    std::fs::create_dir_all(&to).unwrap();
+    for case in std::fs::read_dir(cases).unwrap() {
+        let case = case.unwrap().path();
+        std::fs::copy(&case, to.join(case.file_name().unwrap())).unwrap();
+    }
+    let port = free_port();
+    let netsuite = Mock::start("netsuite", &["--connector", "netsuite"]).await;
+    netsuite.set_faults(json!({"required_fields": ["salesOrder.department"]})).await;
+    let config = dir.path().join("handoff.toml");
+    std::fs::write(&config, contract(port, &netsuite.url)).unwrap();
+    let run = |args: &[&str]| std::process::Command::new(BIN).args(args).arg("--config").arg(&config).output().unwrap();
+
+    let out = run(&["mapping", "refresh", "--system", "netsuite"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("newly required: department"), "{text}");
+    assert!(dir.path().join("mappings/netsuite/sales_order/schema.previous.json").is_file());
+
+    let out = run(&["contract", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("newly requires department; netsuite/sales_order@1 does not produce it"), "{text}");
+
+    let hub = Hub::start(dir.path(), port, &contract(port, &netsuite.url)).await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
+    let body = std::fs::read(path).unwrap();
+    let r = client()
+        .post(format!("{}/webhooks/shop", hub.url))
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Event-Id", "evt-dept")
+        .header("X-Shopify-Hmac-Sha256", sign_base64("shop-secret", &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    hub.drained().await;
+    let exceptions: Vec<Value> = serde_json::from_slice(&hub.cli(&["exceptions", "list", "--json"]).stdout).unwrap();
+    assert_eq!(exceptions.len(), 1, "{exceptions:?}");
+    assert_eq!(
+        (exceptions[0]["pattern"].as_str(), exceptions[0]["field"].as_str()),
+        (Some("transform_mismatch"), Some("department"))
+    );
+    assert!(netsuite_orders(&netsuite).await.is_empty(), "held, not refused by NetSuite");
+}

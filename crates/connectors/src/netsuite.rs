@@ -120,7 +120,7 @@ impl Client {
         method: Method,
         url: Url,
         body: Option<String>,
-        transient: bool,
+        headers: &[(&str, &str)],
     ) -> Result<Answer, DeliveryError> {
         let nonce: String = {
             use rand::Rng;
@@ -135,8 +135,8 @@ impl Client {
             &nonce,
         );
         let mut request = self.http.request(method, url).header("authorization", authorization);
-        if transient {
-            request = request.header("prefer", "transient");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body);
@@ -304,7 +304,7 @@ impl NetSuiteTarget {
         // `replace=item`: the sent lines are the order's lines; without it an update would add
         // them beside the old ones.
         let url = self.client.sales_order_url(&c.external_ref, "?replace=item")?;
-        let answer = self.client.send(Method::PUT, url, Some(body), false).await?;
+        let answer = self.client.send(Method::PUT, url, Some(body), &[]).await?;
         acknowledged(answer)
     }
 
@@ -338,16 +338,28 @@ impl NetSuiteTarget {
             body[&self.client.settings.version_field] = json!(v);
         }
         let url = self.client.sales_order_url(&c.external_ref, "")?;
-        let answer = self.client.send(Method::PATCH, url, Some(body.to_string()), false).await?;
+        let answer = self.client.send(Method::PATCH, url, Some(body.to_string()), &[]).await?;
         acknowledged(answer)
             .map(|ack| Ack { record_id: if ack.record_id.is_empty() { record_id } else { ack.record_id } })
     }
 
     /// The sales order with this external id, or `None` (404).
+    /// A record's metadata from the account's metadata catalog (a JSON Schema), from which the
+    /// target schema snapshot is refreshed.
+    pub async fn metadata(&self, record: &str) -> Result<Value, DeliveryError> {
+        let url = self.client.url(&format!("{RECORD_PATH}/metadata-catalog/{}", oauth::encode(record)))?;
+        let accept = [("accept", "application/schema+json")];
+        let answer = self.client.send(Method::GET, url, None, &accept).await?;
+        if !answer.status.is_success() {
+            return Err(classify(answer.status, &answer.body, answer.retry_after));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| unreadable("metadata unreadable", e))
+    }
+
     async fn get(&self, external_ref: &str, lines: bool) -> Result<Option<StoredOrder>, DeliveryError> {
         let query = if lines { "?expandSubResources=true" } else { "" };
         let url = self.client.sales_order_url(external_ref, query)?;
-        let answer = self.client.send(Method::GET, url, None, false).await?;
+        let answer = self.client.send(Method::GET, url, None, &[]).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -78,8 +78,11 @@ impl NetSuitePoller {
             .url(&format!("{SUITEQL_PATH}?limit={limit}&offset={offset}"))
             .map_err(|e| PollError::new(e.to_string()))?;
         let body = json!({ "q": q }).to_string();
-        let answer =
-            self.client.send(Method::POST, url, Some(body), true).await.map_err(|e| PollError::new(e.to_string()))?;
+        let answer = self
+            .client
+            .send(Method::POST, url, Some(body), &[("prefer", "transient")])
+            .await
+            .map_err(|e| PollError::new(e.to_string()))?;
         if !answer.status.is_success() {
             let e = PollError::from(classify(answer.status, &answer.body, answer.retry_after));
             return Err(PollError { reason: format!("SuiteQL: {}", e.reason), ..e });

@@ -84,6 +84,10 @@ pub fn problem(status: u16, title: &str, code: &str, detail: &str, path: Option<
 /// The salesOrder field NetSuite would name for a canonical order field the system requires.
 fn netsuite_path(field: &str) -> String {
     let field = field.strip_prefix("order.").unwrap_or(field);
+    // A salesOrder field required as such (`salesOrder.department` in the faults) is named as is.
+    if let Some(own) = field.strip_prefix("salesOrder.") {
+        return own.to_owned();
+    }
     match field {
         "customer.email" => "email".into(),
         "customer.name" | "customer" => "entity".into(),
@@ -105,6 +109,39 @@ fn netsuite_path(field: &str) -> String {
             None => other.to_owned(),
         },
     }
+}
+
+/// The salesOrder record's metadata as the catalog serves it (JSON Schema): the fields the
+/// simulator reads, required as it requires them, plus any `salesOrder.<field>` its faults
+/// require (how a test makes NetSuite require a new field).
+fn metadata(system: &MockSystem, r: &HttpRequest) -> HttpResponse {
+    if r.header("accept") != Some("application/schema+json") {
+        let detail = "The metadata catalog answers Accept: application/schema+json.";
+        return problem(400, "Bad Request", "INVALID_HEADER", detail, None);
+    }
+    let reference =
+        |record: &str| json!({"type": "object", "$ref": format!("/services/rest/record/v1/metadata-catalog/{record}")});
+    let mut properties = json!({
+        "externalId": {"type": "string", "title": "External ID"},
+        "entity": reference("customer"),
+        "email": {"type": "string", "title": "Email"},
+        "tranDate": {"type": "string", "format": "date", "title": "Date"},
+        "currency": reference("currency"),
+        "otherRefNum": {"type": "string", "title": "PO/Check Number"},
+        "memo": {"type": "string", "title": "Memo"},
+        "shippingCost": {"type": "number", "title": "Shipping Cost"},
+        "shippingAddress": {"type": "object", "title": "Shipping Address"},
+        "item": {"type": "object", "title": "Items"},
+    });
+    let mut required: Vec<String> =
+        ["externalId", "entity", "tranDate", "currency", "item"].iter().map(|s| (*s).to_owned()).collect();
+    for field in system.faults().required_fields {
+        if let Some(own) = field.strip_prefix("salesOrder.") {
+            properties[own] = json!({"type": "object", "title": own});
+            required.push(own.to_owned());
+        }
+    }
+    HttpResponse::json(200, json!({"type": "object", "properties": properties, "required": required}))
 }
 
 /// A salesOrder body as the system's order (canonical paths, so required fields apply).
@@ -130,6 +167,8 @@ fn system_body(external_ref: &str, so: &Value) -> Value {
             "currency": so["currency"]["externalId"],
             "shipping_address": shipping_address,
             "lines": lines,
+            // The body as sent, so a fault can require a salesOrder field by its own name.
+            "salesOrder": so,
         },
     })
 }
@@ -316,6 +355,11 @@ impl Dialect for NetSuite {
         let segments = r.segments();
         if r.method == "POST" && segments == suiteql_path {
             return Routed::Answer(self.suiteql(r));
+        }
+        if r.method == "GET"
+            && segments.strip_prefix(record_path.as_slice()) == Some(&["metadata-catalog", "salesOrder"])
+        {
+            return Routed::Answer(metadata(system, r));
         }
         let external_ref = match segments.strip_prefix(record_path.as_slice()) {
             Some(["salesOrder", eid]) => Self::external_ref(eid),
