@@ -60,12 +60,31 @@ fn anonymous_order(id: u64) -> Vec<u8> {
     serde_json::to_vec(&order).unwrap()
 }
 
+/// Posts a signed Shopify `orders/create` webhook to the hub; the answer's status.
+async fn order_created(hub: &Hub, event_id: &str, body: Vec<u8>) -> u16 {
+    let r = client()
+        .post(format!("{}/webhooks/shop", hub.url))
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Event-Id", event_id)
+        .header("X-Shopify-Hmac-Sha256", sign_base64("shop-secret", &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
 fn copy_mappings(to: &Path) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/netsuite/sales_order");
     let to = to.join("mappings/netsuite/sales_order");
     std::fs::create_dir_all(&to).unwrap();
     for file in ["v1.jq", "schema.json"] {
         std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(to.join("v1.cases")).unwrap();
+    for case in std::fs::read_dir(from.join("v1.cases")).unwrap() {
+        let case = case.unwrap().path();
+        std::fs::copy(&case, to.join("v1.cases").join(case.file_name().unwrap())).unwrap();
     }
 }
 
@@ -82,19 +101,8 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
     let port = free_port();
     let netsuite = Mock::start("netsuite", &["--connector", "netsuite"]).await;
     let mut hub = Hub::start(dir.path(), port, &contract(port, &netsuite.url)).await;
-    let c = client();
     for (n, id) in [3001u64, 3002].into_iter().enumerate() {
-        let body = anonymous_order(id);
-        let r = c
-            .post(format!("{}/webhooks/shop", hub.url))
-            .header("X-Shopify-Topic", "orders/create")
-            .header("X-Shopify-Event-Id", format!("evt-{n}"))
-            .header("X-Shopify-Hmac-Sha256", sign_base64("shop-secret", &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        assert_eq!(order_created(&hub, &format!("evt-{n}"), anonymous_order(id)).await, 202);
     }
     hub.drained().await;
 
@@ -256,13 +264,6 @@ async fn a_drifted_payload_is_raised_with_its_field_paths() {
 async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_it() {
     let dir = tempfile::tempdir().unwrap();
     copy_mappings(dir.path());
-    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/netsuite/sales_order/v1.cases");
-    let to = dir.path().join("mappings/netsuite/sales_order/v1.cases");
-    std::fs::create_dir_all(&to).unwrap();
-    for case in std::fs::read_dir(cases).unwrap() {
-        let case = case.unwrap().path();
-        std::fs::copy(&case, to.join(case.file_name().unwrap())).unwrap();
-    }
     let port = free_port();
     let netsuite = Mock::start("netsuite", &["--connector", "netsuite"]).await;
     netsuite.set_faults(json!({"required_fields": ["salesOrder.department"]})).await;
@@ -283,17 +284,7 @@ async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_
 
     let hub = Hub::start(dir.path(), port, &contract(port, &netsuite.url)).await;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
-    let body = std::fs::read(path).unwrap();
-    let r = client()
-        .post(format!("{}/webhooks/shop", hub.url))
-        .header("X-Shopify-Topic", "orders/create")
-        .header("X-Shopify-Event-Id", "evt-dept")
-        .header("X-Shopify-Hmac-Sha256", sign_base64("shop-secret", &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(order_created(&hub, "evt-dept", std::fs::read(path).unwrap()).await, 202);
     hub.drained().await;
     let exceptions: Vec<Value> = serde_json::from_slice(&hub.cli(&["exceptions", "list", "--json"]).stdout).unwrap();
     assert_eq!(exceptions.len(), 1, "{exceptions:?}");
