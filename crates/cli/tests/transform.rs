@@ -66,6 +66,7 @@ async fn order_created(hub: &Hub, event_id: &str, body: Vec<u8>) -> u16 {
         .post(format!("{}/webhooks/shop", hub.url))
         .header("X-Shopify-Topic", "orders/create")
         .header("X-Shopify-Event-Id", event_id)
+        .header("X-Shopify-API-Version", "2026-07")
         .header("X-Shopify-Hmac-Sha256", sign_base64("shop-secret", &body))
         .body(body)
         .send()
@@ -114,6 +115,7 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
         assert_eq!(x["pattern"], "transform_mismatch");
         assert_eq!(x["field"], "entity");
         assert!(x["detail"].as_str().unwrap().contains("netsuite/sales_order@1"), "{x}");
+        assert!(x["detail"].as_str().unwrap().contains("source payload version 2026-07"), "{x}");
     }
     assert!(netsuite_orders(&netsuite).await.is_empty(), "nothing reached NetSuite");
     assert!(

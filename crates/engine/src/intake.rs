@@ -204,7 +204,7 @@ fn command_for_event(
     stored: &StoredEvent,
 ) -> NewCommand {
     let order_ref = &event.order_ref;
-    let (subject, external_ref, payload) = match kind {
+    let (subject, external_ref, mut payload) = match kind {
         CommandKind::CreateOrder => (
             order_ref.clone(),
             order_ref.clone(),
@@ -252,6 +252,14 @@ fn command_for_event(
             )
         }
     };
+    // The vendor's API version the order came in, so a payload held at the transform layer
+    // can name it.
+    if let (Some(version), Some(object)) = (&event.source_version, payload.as_object_mut())
+        && matches!(kind, CommandKind::CreateOrder | CommandKind::UpdateOrder)
+    {
+        object.insert("source_version".into(), json!(version));
+    }
+
     NewCommand {
         flow: flow.to_owned(),
         target: target.to_owned(),

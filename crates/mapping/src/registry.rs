@@ -256,7 +256,15 @@ impl Mappings {
             let reason = format!("no mapping for {target}/{resource}");
             return Err(Held { mapping: format!("{target}/{resource}"), field: "mapping".into(), reason });
         };
-        let held = |field: String, reason: String| Held { mapping: mapping.id.to_string(), field, reason };
+        let source = command.get("source_version").and_then(Value::as_str);
+        let held = |field: String, reason: String| Held {
+            mapping: mapping.id.to_string(),
+            field,
+            reason: match source {
+                Some(version) => format!("{reason} (source payload version {version})"),
+                None => reason,
+            },
+        };
         let payload = mapping.apply(command, settings).map_err(|e| held("mapping".into(), e.to_string()))?;
         if let Some(schema) = self.schema(target, resource) {
             let value: Value = serde_json::from_str(&payload).map_err(|e| held("mapping".into(), e.to_string()))?;
