@@ -148,7 +148,7 @@ pub fn target_with(
             let settings = netsuite::Settings::from_contract(name, system)?;
             Arc::new(netsuite::NetSuiteTarget::new(settings, mappings.clone()).map_err(http)?)
         }
-        ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?)),
+        ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?, mappings.clone())),
         ConnectorKind::Ebay => Arc::new(ebay::EbayTarget::new(name, system, base_url)?),
         ConnectorKind::Amazon => Arc::new(amazon::ShipmentTarget::new(amazon::SpApi::from_contract(name, system)?)),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
@@ -193,4 +193,19 @@ pub fn mapping_settings(name: &str, system: &System) -> Result<serde_json::Value
         ConnectorKind::Netsuite => netsuite::Settings::from_contract(name, system)?.for_mapping(),
         _ => serde_json::Value::Null,
     })
+}
+
+/// The mapping version a target that maps will use for `command`: the one a replay pinned in
+/// its payload, else the latest; `None` when the command does not go through a mapping.
+pub(crate) fn pinned_or_latest(
+    mappings: &handoff_mapping::Mappings,
+    connector: &str,
+    command: &handoff_store::Command,
+) -> Option<String> {
+    let resource = handoff_mapping::resource_for(connector, command.kind.as_str())?;
+    let payload: serde_json::Value = serde_json::from_str(&command.payload).ok()?;
+    match payload.get(handoff_mapping::PIN).and_then(serde_json::Value::as_str) {
+        Some(pin) => Some(pin.to_owned()),
+        None => Some(mappings.latest(connector, resource)?.id.to_string()),
+    }
 }

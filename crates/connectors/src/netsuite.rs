@@ -416,12 +416,7 @@ impl Target for NetSuiteTarget {
     /// The upsert by external id cannot make a second order, and closing closed lines
     /// changes nothing.
     fn mapping(&self, command: &Command) -> Option<String> {
-        let resource = handoff_mapping::resource_for("netsuite", command.kind.as_str())?;
-        let payload: Value = serde_json::from_str(&command.payload).ok()?;
-        match payload.get(handoff_mapping::PIN).and_then(Value::as_str) {
-            Some(pin) => Some(pin.to_owned()),
-            None => Some(self.mappings.latest("netsuite", resource)?.id.to_string()),
-        }
+        crate::pinned_or_latest(&self.mappings, "netsuite", command)
     }
 
     fn honours_idempotency_keys(&self) -> bool {

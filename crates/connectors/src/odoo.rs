@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex};
 use handoff_contract::{PollSettings, System};
 use handoff_engine::poll::{Page, PollError};
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Poller, Target};
-use handoff_model::{
-    CanonicalOrder, CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, OrderLine,
-};
+use handoff_mapping::Mappings;
+use handoff_model::{CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
 use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
@@ -273,9 +272,9 @@ impl Odoo {
     }
 
     /// The customer's partner: found by email (else by name), created when absent.
-    async fn partner(&self, order: &CanonicalOrder) -> Result<i64, DeliveryError> {
-        let email = order.customer.email.as_deref().filter(|e| !e.is_empty());
-        let name = order.customer.name.as_deref().filter(|n| !n.is_empty());
+    async fn partner(&self, customer: &DraftPartner) -> Result<i64, DeliveryError> {
+        let email = customer.email.as_deref().filter(|e| !e.is_empty());
+        let name = customer.name.as_deref().filter(|n| !n.is_empty());
         let domain = match (email, name) {
             // Exact: `=ilike` would read `_` in an address as a wildcard.
             (Some(email), _) => json!([["email", "=", email]]),
@@ -297,45 +296,51 @@ impl Odoo {
         first_id(&created)
     }
 
-    async fn order_lines(&self, lines: &[OrderLine]) -> Result<Vec<Value>, DeliveryError> {
-        let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    /// The mapping's lines with each `default_code` resolved to its product, as `order_line`
+    /// create commands.
+    async fn order_lines(&self, lines: &[Value]) -> Result<Vec<Value>, DeliveryError> {
+        let skus: Vec<&str> = lines.iter().filter_map(|l| l["default_code"].as_str()).collect();
         let products = self.product_ids(&skus).await?;
         let mut commands = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
-            let Some(&product) = products.get(&line.sku) else {
+            let sku = line["default_code"].as_str().unwrap_or_default();
+            let Some(&product) = products.get(sku) else {
                 return Err(DeliveryError::Permanent {
-                    reason: format!("no Odoo product has internal reference {:?}", line.sku),
+                    reason: format!("no Odoo product has internal reference {sku:?}"),
                     field: Some(format!("order.lines[{i}].sku")),
                 });
             };
-            commands.push(json!([0, 0, line_vals(product, line)]));
+            let mut vals = line.clone();
+            if let Some(object) = vals.as_object_mut() {
+                object.remove("default_code");
+                object.insert("product_id".into(), json!(product));
+            }
+            commands.push(json!([0, 0, vals]));
         }
         Ok(commands)
     }
 
-    async fn create(&self, c: &Command, body: &OrderBody) -> Result<Ack, DeliveryError> {
+    async fn create(&self, c: &Command, draft: &Draft) -> Result<Ack, DeliveryError> {
         if let Some(existing) = self.orders(&c.external_ref).await?.first() {
             return Ok(existing.ack());
         }
-        let order = body.order(&c.kind)?;
-        let partner = self.partner(order).await?;
-        let lines = self.order_lines(&order.lines).await?;
+        let partner = self.partner(&draft.partner).await?;
+        let lines = self.order_lines(&draft.order_line).await?;
         let vals = json!({
             "partner_id": partner,
-            "client_order_ref": c.external_ref,
-            "origin": origin(order, body.version),
+            "client_order_ref": draft.client_order_ref,
+            "origin": draft.origin,
             "order_line": lines,
         });
         let created = self.call(Call::new("sale.order", "create").arg("vals_list", json!([vals]))).await?;
         Ok(Ack { record_id: first_id(&created)?.to_string() })
     }
 
-    async fn update(&self, c: &Command, body: &OrderBody) -> Result<Ack, DeliveryError> {
+    async fn update(&self, c: &Command, draft: &Draft) -> Result<Ack, DeliveryError> {
         let existing = self.existing(c).await?;
-        let order = body.order(&c.kind)?;
         let mut lines = vec![json!([5, 0, 0])];
-        lines.extend(self.order_lines(&order.lines).await?);
-        let vals = json!({"origin": origin(order, body.version), "order_line": lines});
+        lines.extend(self.order_lines(&draft.order_line).await?);
+        let vals = json!({"origin": draft.origin, "order_line": lines});
         self.call(Call::new("sale.order", "write").ids(vec![existing.id]).arg("vals", vals)).await?;
         Ok(existing.ack())
     }
@@ -368,14 +373,24 @@ impl Odoo {
         })
     }
 
-    async fn send_command(&self, c: &Command) -> Result<Ack, DeliveryError> {
-        let body: OrderBody = serde_json::from_str(&c.payload).map_err(|e| DeliveryError::Permanent {
-            reason: format!("command payload unreadable: {e}"),
-            field: None,
-        })?;
+    async fn send_command(&self, c: &Command, mappings: &Mappings) -> Result<Ack, DeliveryError> {
+        let draft = || -> Result<Draft, DeliveryError> {
+            let command: Value = serde_json::from_str(&c.payload).map_err(|e| DeliveryError::Permanent {
+                reason: format!("command payload unreadable: {e}"),
+                field: None,
+            })?;
+            let (_, draft) = mappings
+                .transform("odoo", "sale_order", &command, &Value::Null)
+                .map_err(|h| DeliveryError::Held { reason: h.reason, field: h.field, mapping: h.mapping })?;
+            serde_json::from_str(&draft).map_err(|e| DeliveryError::Held {
+                reason: format!("the mapping's output is not a sale order draft: {e}"),
+                field: "mapping".into(),
+                mapping: "odoo/sale_order".into(),
+            })
+        };
         match c.kind {
-            CommandKind::CreateOrder => self.create(c, &body).await,
-            CommandKind::UpdateOrder => self.update(c, &body).await,
+            CommandKind::CreateOrder => self.create(c, &draft()?).await,
+            CommandKind::UpdateOrder => self.update(c, &draft()?).await,
             CommandKind::CancelOrder => self.cancel(c).await,
             kind => Err(DeliveryError::Permanent {
                 reason: format!("the odoo connector takes orders, not {kind:?}"),
@@ -406,53 +421,26 @@ fn applied(c: &Command, orders: &[SaleOrder]) -> Option<Ack> {
     shows.then(|| first.ack())
 }
 
-fn line_vals(product: i64, line: &OrderLine) -> Value {
-    let mut vals = json!({
-        "product_id": product,
-        "product_uom_qty": line.quantity,
-        // Odoo reads floats from strings too, so the decimal travels exact.
-        "price_unit": line.unit_price.to_string(),
-        "name": line.sku,
-    });
-    let gross = line.unit_price * Decimal::from(line.quantity);
-    if line.discount > Decimal::ZERO && gross > Decimal::ZERO {
-        // Odoo's line discount is a percentage of the gross.
-        let percent = (line.discount * Decimal::ONE_HUNDRED / gross).round_dp(4).normalize();
-        vals["discount"] = json!(percent.to_string());
-    }
-    vals
-}
-
-/// `origin`: the order's name for people, then the version for read-back.
-fn origin(order: &CanonicalOrder, version: Option<u64>) -> String {
-    let name = order.name.as_deref().unwrap_or(&order.order_ref);
-    match version {
-        Some(v) => format!("{name}{VERSION_TAG}{v}]"),
-        None => name.to_owned(),
-    }
-}
-
 /// The version tagged in an `origin`, if any.
 pub fn origin_version(origin: &str) -> Option<u64> {
     let at = origin.rfind(VERSION_TAG)?;
     origin[at + VERSION_TAG.len()..].strip_suffix(']')?.parse().ok()
 }
 
-#[derive(Deserialize)]
-struct OrderBody {
-    #[serde(default)]
-    version: Option<u64>,
-    #[serde(default)]
-    order: Option<CanonicalOrder>,
+/// A sale order as the `odoo/sale_order` mapping writes it, before its partner and products
+/// are looked up.
+#[derive(Debug, Deserialize)]
+struct Draft {
+    client_order_ref: String,
+    origin: String,
+    partner: DraftPartner,
+    order_line: Vec<Value>,
 }
 
-impl OrderBody {
-    fn order(&self, kind: &CommandKind) -> Result<&CanonicalOrder, DeliveryError> {
-        self.order.as_ref().ok_or_else(|| DeliveryError::Permanent {
-            reason: format!("a {kind:?} command carries no order"),
-            field: Some("order".into()),
-        })
-    }
+#[derive(Debug, Deserialize)]
+struct DraftPartner {
+    email: Option<String>,
+    name: Option<String>,
 }
 
 /// A `sale.order` as read back.
@@ -711,17 +699,23 @@ fn canonical_field(odoo: String) -> String {
 /// Sends orders to Odoo as sale orders.
 pub struct OdooTarget {
     odoo: Arc<Odoo>,
+    /// The sale order comes from the latest `odoo/sale_order` mapping (or a replay's pin).
+    mappings: Arc<Mappings>,
 }
 
 impl OdooTarget {
-    pub fn new(odoo: Arc<Odoo>) -> Self {
-        OdooTarget { odoo }
+    pub fn new(odoo: Arc<Odoo>, mappings: Arc<Mappings>) -> Self {
+        OdooTarget { odoo, mappings }
     }
 }
 
 impl Target for OdooTarget {
     fn send<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>> {
-        Box::pin(self.odoo.send_command(command))
+        Box::pin(self.odoo.send_command(command, &self.mappings))
+    }
+
+    fn mapping(&self, command: &Command) -> Option<String> {
+        crate::pinned_or_latest(&self.mappings, "odoo", command)
     }
 
     fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>> {
@@ -1111,29 +1105,25 @@ mod tests {
 
     #[test]
     fn the_version_rides_in_origin() {
-        let order: CanonicalOrder = serde_json::from_value(json!({
-            "order_ref": "1001", "name": "#1001", "customer": {}, "lines": [], "currency": "EUR",
-            "totals": {"subtotal": "0", "total": "0"}, "placed_at": "2026-11-26T10:00:00Z",
-        }))
-        .unwrap();
-        assert_eq!(origin(&order, Some(42)), "#1001 [handoff v42]");
         assert_eq!(origin_version("#1001 [handoff v42]"), Some(42));
         assert_eq!(origin_version("#1001"), None);
         assert_eq!(origin_version("edited [handoff v4x]"), None);
     }
 
     #[test]
-    fn lines_carry_exact_prices_and_a_percentage_discount() {
-        let line = OrderLine {
-            sku: "A".into(),
-            quantity: 3,
-            unit_price: "19.99".parse().unwrap(),
-            tax: Decimal::ZERO,
-            discount: "5.997".parse().unwrap(),
-        };
+    fn the_mapping_writes_the_version_exact_prices_and_a_percentage_discount() {
+        let mappings = Mappings::shipped().unwrap();
+        let command = json!({"external_ref": "1001", "version": 42, "order": {
+            "order_ref": "1001", "name": "#1001", "customer": {"email": "a@b.c"}, "currency": "EUR",
+            "placed_at": "2026-11-26T10:00:00Z", "totals": {"total": "53.97"},
+            "lines": [{"sku": "A", "quantity": 3, "unit_price": "19.99", "discount": "5.997"}]}});
+        let (id, draft) = mappings.transform("odoo", "sale_order", &command, &Value::Null).unwrap();
+        assert_eq!(id.to_string(), "odoo/sale_order@1");
+        let draft: Value = serde_json::from_str(&draft).unwrap();
+        assert_eq!(draft["origin"], format!("#1001{VERSION_TAG}42]"));
         assert_eq!(
-            line_vals(11, &line),
-            json!({"product_id": 11, "product_uom_qty": 3, "price_unit": "19.99", "name": "A", "discount": "10"})
+            draft["order_line"][0],
+            json!({"default_code": "A", "product_uom_qty": 3, "price_unit": "19.99", "name": "A", "discount": "10"})
         );
     }
 

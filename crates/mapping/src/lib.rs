@@ -15,6 +15,7 @@ pub mod table;
 pub fn resource_for(connector: &str, command_kind: &str) -> Option<&'static str> {
     match (connector, command_kind) {
         ("netsuite", "create_order" | "update_order") => Some("sales_order"),
+        ("odoo", "create_order" | "update_order") => Some("sale_order"),
         _ => None,
     }
 }

@@ -12,14 +12,20 @@ fn decimal(v: &Value) -> Option<Decimal> {
     }
 }
 
-/// Adds `net_amount` (unit price x quantity - discount) to each line of the command's order.
+/// Adds `net_amount` (unit price x quantity - discount) to each line of the command's order,
+/// and `discount_percent` (the discount as a percentage of the gross, 4 places) when there is one.
 pub(crate) fn prepare(command: &mut Value) {
     let Some(lines) = command.pointer_mut("/order/lines").and_then(Value::as_array_mut) else { return };
     for line in lines {
         let unit_price = decimal(&line["unit_price"]).unwrap_or_default();
         let quantity = line["quantity"].as_u64().map(Decimal::from).unwrap_or_default();
         let discount = decimal(&line["discount"]).unwrap_or_default();
-        line["net_amount"] = Value::String((unit_price * quantity - discount).normalize().to_string());
+        let gross = unit_price * quantity;
+        line["net_amount"] = Value::String((gross - discount).normalize().to_string());
+        if discount > Decimal::ZERO && gross > Decimal::ZERO {
+            let percent = (discount * Decimal::ONE_HUNDRED / gross).round_dp(4).normalize();
+            line["discount_percent"] = Value::String(percent.to_string());
+        }
     }
 }
 
@@ -35,6 +41,8 @@ mod tests {
         ]}});
         prepare(&mut c);
         assert_eq!(c["order"]["lines"][0]["net_amount"], "0.25");
+        assert_eq!(c["order"]["lines"][0]["discount_percent"], "16.6667");
         assert_eq!(c["order"]["lines"][1]["net_amount"], "19.9");
+        assert!(c["order"]["lines"][1].get("discount_percent").is_none());
     }
 }

@@ -16,8 +16,10 @@ use crate::prepare::prepare;
 const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// The mappings shipped with Handoff (the `mappings/` directory of the repository).
-const SHIPPED: &[(&str, &str)] =
-    &[("netsuite/sales_order@1", include_str!("../../../mappings/netsuite/sales_order/v1.jq"))];
+const SHIPPED: &[(&str, &str)] = &[
+    ("netsuite/sales_order@1", include_str!("../../../mappings/netsuite/sales_order/v1.jq")),
+    ("odoo/sale_order@1", include_str!("../../../mappings/odoo/sale_order/v1.jq")),
+];
 
 /// The golden cases shipped with them: (mapping, case name, case).
 const SHIPPED_CASES: &[(&str, &str, &str)] = &[
@@ -30,6 +32,11 @@ const SHIPPED_CASES: &[(&str, &str, &str)] = &[
         "netsuite/sales_order@1",
         "web_customer_no_address",
         include_str!("../../../mappings/netsuite/sales_order/v1.cases/web_customer_no_address.json"),
+    ),
+    (
+        "odoo/sale_order@1",
+        "shopify_order_with_discount",
+        include_str!("../../../mappings/odoo/sale_order/v1.cases/shopify_order_with_discount.json"),
     ),
 ];
 
@@ -452,7 +459,7 @@ mod tests {
         assert_eq!((held.mapping.as_str(), held.field.as_str()), ("netsuite/sales_order@1", "entity"));
         let (id, _) = m.transform("netsuite", "sales_order", &command, &json!({"customer_id": "42"})).unwrap();
         assert_eq!(id.to_string(), "netsuite/sales_order@1");
-        assert_eq!(m.transform("odoo", "sale_order", &command, &json!({})).unwrap_err().field, "mapping");
+        assert_eq!(m.transform("shopify", "fulfillment", &command, &json!({})).unwrap_err().field, "mapping");
     }
 
     #[test]
