@@ -14,7 +14,7 @@ use handoff_sim::system::{Collection, Record};
 use serde_json::{Value, json};
 
 fn contract(port: u16, netsuite: &str) -> String {
-    let c = |k: &str| handoff_sim::vendors::netsuite::CREDENTIALS.iter().find(|(n, _)| *n == k).unwrap().1;
+    let credentials = handoff_sim::vendors::netsuite::contract_credentials(&[]);
     format!(
         r#"
 [hub]
@@ -30,7 +30,7 @@ webhook_secrets = ["shop-secret"]
 role = "erp"
 connector = "netsuite"
 base_url = "{netsuite}"
-credentials = {{ account = "{}", consumer_key = "{}", consumer_secret = "{}", token_id = "{}", token_secret = "{}" }}
+credentials = {credentials}
 timeout = "2s"
 settle = "200ms"
 
@@ -41,12 +41,7 @@ events = ["order.created", "order.updated", "order.cancelled"]
 proof = "record-id"
 deadline = "15m"
 retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
-"#,
-        c("account"),
-        c("consumer_key"),
-        c("consumer_secret"),
-        c("token_id"),
-        c("token_secret"),
+"#
     )
 }
 

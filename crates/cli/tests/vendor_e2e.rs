@@ -30,10 +30,7 @@ fn contract(port: u16, shop: &str, netsuite: &str, odoo: &str, amazon: &str) -> 
     };
     let orders = r#"["order.created", "order.updated", "order.cancelled"]"#;
     let fulfillments = r#"["fulfillment.created"]"#;
-    let (ns_account, ns_consumer_key, ns_consumer_secret, ns_token_id, ns_token_secret) = {
-        let c = |k: &str| handoff_sim::vendors::netsuite::CREDENTIALS.iter().find(|(n, _)| *n == k).unwrap().1;
-        (c("account"), c("consumer_key"), c("consumer_secret"), c("token_id"), c("token_secret"))
-    };
+    let ns_credentials = handoff_sim::vendors::netsuite::contract_credentials(&[("customer_id", "42")]);
     let amazon_token = handoff_sim::vendors::amazon::SIM_REFRESH_TOKEN;
     let odoo_key = handoff_sim::vendors::odoo::API_KEY;
     let odoo_db = handoff_sim::vendors::odoo::DATABASE;
@@ -69,7 +66,7 @@ settle = "2s"
 role = "erp"
 connector = "netsuite"
 base_url = "{netsuite}"
-credentials = {{ account = "{ns_account}", consumer_key = "{ns_consumer_key}", consumer_secret = "{ns_consumer_secret}", token_id = "{ns_token_id}", token_secret = "{ns_token_secret}", customer_id = "42" }}
+credentials = {ns_credentials}
 poll = {poll}
 timeout = "1s"
 settle = "2s"

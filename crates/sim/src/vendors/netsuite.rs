@@ -28,6 +28,13 @@ pub const CREDENTIALS: [(&str, &str); 5] = [
     ("token_secret", "sim-token-secret"),
 ];
 
+/// [`CREDENTIALS`] (and `extra` settings such as `customer_id`) as a contract's `credentials`
+/// inline table, for a `handoff.toml` that runs against the simulator.
+pub fn contract_credentials(extra: &[(&str, &str)]) -> String {
+    let pairs: Vec<String> = CREDENTIALS.iter().chain(extra).map(|(k, v)| format!("{k} = \"{v}\"")).collect();
+    format!("{{ {} }}", pairs.join(", "))
+}
+
 /// [`CREDENTIALS`] as the signer wants them.
 pub fn credentials() -> oauth::Credentials {
     let get = |key: &str| CREDENTIALS.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned()).unwrap_or_default();
