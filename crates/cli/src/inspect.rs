@@ -172,6 +172,25 @@ pub async fn mapping_capture(data_dir: &Path, id: i64, config: &Path) -> anyhow:
     Ok(())
 }
 
+/// A person acknowledges, resolves or ignores an exception.
+pub async fn exception_move(
+    data_dir: &Path,
+    id: i64,
+    to: handoff_model::ExceptionState,
+    actor: String,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    match store.move_exception(id, to, actor, reason, Timestamp::now()).await? {
+        handoff_store::Moved::Done(x) => {
+            println!("exception {} ({}, order {}) is {}", x.id, x.pattern, x.order_ref, x.state)
+        }
+        handoff_store::Moved::NotFound => bail!("no exception {id}"),
+        handoff_store::Moved::Refused { from } => bail!("exception {id} is {from}; it cannot become {}", to.as_str()),
+    }
+    Ok(())
+}
+
 pub async fn exceptions_list(data_dir: &Path, state: Option<String>, json: bool) -> anyhow::Result<()> {
     let store = open(data_dir)?;
     let rows = store.exceptions(state, 10_000).await?;

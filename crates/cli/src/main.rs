@@ -10,6 +10,7 @@ mod mock;
 mod serve;
 mod sim;
 
+use handoff_model::ExceptionState;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -138,6 +139,34 @@ enum DlqCommand {
 
 #[derive(Subcommand)]
 enum ExceptionsCommand {
+    /// Take an open exception on (someone is looking at it).
+    Ack {
+        id: i64,
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Close an exception as resolved by hand.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Close an exception as not worth acting on; the reason is required and audited.
+    Ignore {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// List exceptions, newest first.
     List {
         /// Only exceptions in this state (open, acknowledged, resolved, auto_resolved, ignored).
@@ -184,6 +213,15 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
                 inspect::exceptions_list(&data.data_dir, state, json).await
+            }
+            Command::Exceptions { command: ExceptionsCommand::Ack { id, actor, data } } => {
+                inspect::exception_move(&data.data_dir, id, ExceptionState::Acknowledged, actor, None).await
+            }
+            Command::Exceptions { command: ExceptionsCommand::Resolve { id, reason, actor, data } } => {
+                inspect::exception_move(&data.data_dir, id, ExceptionState::Resolved, actor, reason).await
+            }
+            Command::Exceptions { command: ExceptionsCommand::Ignore { id, reason, actor, data } } => {
+                inspect::exception_move(&data.data_dir, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,

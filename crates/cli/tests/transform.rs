@@ -290,4 +290,14 @@ async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_
         (Some("transform_mismatch"), Some("department"))
     );
     assert!(netsuite_orders(&netsuite).await.is_empty(), "held, not refused by NetSuite");
+
+    // A person takes it on and closes it; a closed exception stays closed.
+    let id = exceptions[0]["id"].to_string();
+    assert!(hub.cli(&["exceptions", "ack", &id, "--actor", "ada"]).status.success());
+    let out = hub.cli(&["exceptions", "ignore", &id, "--reason", "department arrives with v2", "--actor", "ada"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is ignored"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hub.cli(&["exceptions", "resolve", &id]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is ignored; it cannot become resolved")
+    );
 }

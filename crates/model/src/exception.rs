@@ -47,6 +47,25 @@ pub enum ExceptionState {
 }
 
 impl ExceptionState {
+    pub const ALL: [ExceptionState; 5] = [
+        ExceptionState::Open,
+        ExceptionState::Acknowledged,
+        ExceptionState::Resolved,
+        ExceptionState::AutoResolved,
+        ExceptionState::Ignored,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ExceptionState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// What a person may do with an exception: acknowledge an open one; resolve or ignore one
+    /// not yet closed. Auto-resolution and reopening belong to the rules.
+    pub fn person_may_move(self, to: ExceptionState) -> bool {
+        use ExceptionState::*;
+        matches!((self, to), (Open, Acknowledged) | (Open | Acknowledged, Resolved | Ignored))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExceptionState::Open => "open",

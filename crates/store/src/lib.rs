@@ -98,6 +98,17 @@ pub trait Store: Send + Sync + 'static {
     fn exceptions(&self, state: Option<String>, limit: usize)
     -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
 
+    /// A person acknowledges, resolves or ignores an exception (see
+    /// `ExceptionState::person_may_move`); audited with `actor` and `reason`.
+    fn move_exception(
+        &self,
+        id: i64,
+        to: handoff_model::ExceptionState,
+        actor: String,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Moved>> + Send;
+
     /// Everything known about one order across systems, in time order.
     fn order_timeline(&self, order_ref: String) -> impl Future<Output = Result<Timeline>> + Send;
 

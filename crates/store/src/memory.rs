@@ -239,6 +239,29 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn move_exception(
+        &self,
+        id: i64,
+        to: handoff_model::ExceptionState,
+        actor: String,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<crate::Moved> {
+        Ok(self.write(|m| {
+            let Some(x) = m.exceptions.iter_mut().find(|x| x.id == id) else { return crate::Moved::NotFound };
+            let from = handoff_model::ExceptionState::parse(&x.state);
+            if !from.is_some_and(|from| from.person_may_move(to)) {
+                return crate::Moved::Refused { from: x.state.clone() };
+            }
+            x.state = to.as_str().into();
+            x.updated_at = now;
+            let row = x.clone();
+            let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+            m.audit(now, &actor, to.as_str(), &row.order_ref, format!("exception {id} ({}){why}", row.pattern));
+            crate::Moved::Done(row)
+        }))
+    }
+
     async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         Ok(self.read(|m| m.inbox.iter().skip(m.cursor as usize).take(limit).cloned().collect()))
     }

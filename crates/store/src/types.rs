@@ -195,6 +195,17 @@ pub struct ExceptionRow {
     pub updated_at: Timestamp,
 }
 
+/// What became of a person's move of an exception.
+#[derive(Debug, Clone)]
+pub enum Moved {
+    Done(ExceptionRow),
+    NotFound,
+    /// The move is not allowed from the exception's current state.
+    Refused {
+        from: String,
+    },
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRow {
     pub command_id: i64,

@@ -38,6 +38,7 @@ conformance!(
     a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders,
     in_flight_commands_are_read_back_after_a_restart,
     a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget,
+    a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited,
     a_retry_waits_until_it_is_due,
 );
 
@@ -197,6 +198,40 @@ async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+async fn a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited<S: Store + Clone>(store: S) {
+    use handoff_model::ExceptionState::{Acknowledged, Ignored, Open, Resolved};
+    use handoff_store::Moved;
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    let dead = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422".into(),
+        field: None,
+        pattern: handoff_model::Pattern::DeadDelivery,
+    };
+    let attempt =
+        AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: dead, note: None, mapping: None };
+    store.record_attempt(attempt).await.unwrap();
+    let id = store.exceptions(None, 10).await.unwrap()[0].id;
+    let moved = |to, reason: Option<&str>| store.move_exception(id, to, "ada".into(), reason.map(Into::into), t0());
+
+    assert!(matches!(moved(Acknowledged, None).await.unwrap(), Moved::Done(x) if x.state == "acknowledged"));
+    assert!(matches!(moved(Acknowledged, None).await.unwrap(), Moved::Refused { from } if from == "acknowledged"));
+    assert!(matches!(moved(Open, None).await.unwrap(), Moved::Refused { .. }), "reopening is the rules' business");
+    assert!(matches!(moved(Ignored, Some("test order")).await.unwrap(), Moved::Done(x) if x.state == "ignored"));
+    assert!(matches!(moved(Resolved, None).await.unwrap(), Moved::Refused { from } if from == "ignored"));
+    assert!(matches!(
+        store.move_exception(id + 99, Resolved, "ada".into(), None, t0()).await.unwrap(),
+        Moved::NotFound
+    ));
+    let audit = store.order_timeline("#1".into()).await.unwrap().audit;
+    assert!(
+        audit.iter().any(|a| a.actor == "ada" && a.action == "ignored" && a.detail.contains("test order")),
+        "{audit:?}"
+    );
 }
 
 async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Store + Clone>(store: S) {

@@ -162,6 +162,17 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| writes::set_dead_letter_payload(conn, id, &payload, &actor, now)).await
     }
 
+    async fn move_exception(
+        &self,
+        id: i64,
+        to: handoff_model::ExceptionState,
+        actor: String,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<crate::Moved> {
+        self.inner.writer.run(move |conn| writes::move_exception(conn, id, to, &actor, reason.as_deref(), now)).await
+    }
+
     async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         self.read(move |conn| reads::unprocessed_events(conn, limit)).await
     }

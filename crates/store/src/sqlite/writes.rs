@@ -279,6 +279,32 @@ pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp, read_back_at:
     Ok(n as u64)
 }
 
+pub(super) fn move_exception(
+    conn: &Connection,
+    id: i64,
+    to: handoff_model::ExceptionState,
+    actor: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<crate::Moved> {
+    let select = format!("SELECT {} FROM exceptions WHERE id = ?1", super::rows::EXCEPTION_COLUMNS);
+    let Some(row) = conn.prepare_cached(&select)?.query_row([id], super::rows::exception).optional()? else {
+        return Ok(crate::Moved::NotFound);
+    };
+    let from = handoff_model::ExceptionState::parse(&row.state);
+    if !from.is_some_and(|from| from.person_may_move(to)) {
+        return Ok(crate::Moved::Refused { from: row.state });
+    }
+    conn.prepare_cached("UPDATE exceptions SET state = ?1, updated_at = ?2 WHERE id = ?3")?.execute(params![
+        to.as_str(),
+        micros(now),
+        id
+    ])?;
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    audit(conn, now, actor, to.as_str(), &row.order_ref, &format!("exception {id} ({}){why}", row.pattern))?;
+    Ok(crate::Moved::Done(crate::ExceptionRow { state: to.as_str().into(), updated_at: now, ..row }))
+}
+
 pub(super) fn set_dead_letter_payload(
     conn: &Connection,
     id: i64,
