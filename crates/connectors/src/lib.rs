@@ -4,6 +4,7 @@
 
 pub mod amazon;
 pub mod ebay;
+mod fields;
 pub mod http_json;
 pub mod netsuite;
 pub mod odoo;

@@ -5,14 +5,24 @@
 
 use handoff_engine::BoxFuture;
 use handoff_engine::poll::{Page, PollError, Poller};
-use handoff_model::{Address, CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
+use handoff_model::{CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::SourceError;
+use crate::fields::{self, AddressKeys, text};
 use crate::http_json::{currency, invalid};
+
+const ADDRESS: AddressKeys = AddressKeys {
+    line1: "address_1",
+    line2: "address_2",
+    city: "city",
+    region: "state",
+    postal_code: "postcode",
+    country: "country",
+};
 use crate::signature::{self, SignatureError};
 
 /// The activation ping (`webhook_id=12`), which carries no signature and no order.
@@ -42,10 +52,6 @@ fn dec(v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
         Some(Value::String(_)) => Ok(Decimal::ZERO),
         Some(other) => Err(invalid(field, format!("{other} is not a decimal string"))),
     }
-}
-
-fn text(v: &Value, field: &str) -> Option<String> {
-    v.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 #[derive(Deserialize)]
@@ -137,29 +143,16 @@ fn order(id: &str, o: &Value, placed_at: Timestamp) -> Result<CanonicalOrder, So
     }
     let billing = &o["billing"];
     let shipping = &o["shipping"];
-    let name =
-        [text(billing, "first_name"), text(billing, "last_name")].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let full_name =
+        |v: &Value| [text(v, "first_name"), text(v, "last_name")].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let name = full_name(billing);
     let subtotal: Decimal = lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
     Ok(CanonicalOrder {
         order_ref: id.to_owned(),
         name: text(o, "number"),
         channel: Some("woocommerce".into()),
         customer: Customer { email: text(billing, "email"), name: Some(name).filter(|n| !n.is_empty()) },
-        shipping_address: text(shipping, "address_1").map(|line1| Address {
-            name: Some(
-                [text(shipping, "first_name"), text(shipping, "last_name")]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            line1,
-            line2: text(shipping, "address_2"),
-            city: text(shipping, "city").unwrap_or_default(),
-            region: text(shipping, "state"),
-            postal_code: text(shipping, "postcode").unwrap_or_default(),
-            country: text(shipping, "country").unwrap_or_default(),
-        }),
+        shipping_address: fields::address(shipping, &ADDRESS, Some(full_name(shipping))),
         lines,
         currency,
         totals: Totals {

@@ -14,17 +14,32 @@ pub use api::SpApi;
 pub use poller::OrdersPoller;
 pub use shipment::ShipmentTarget;
 
-use handoff_model::{Address, CanonicalOrder, Currency, Customer, OrderLine, Totals};
+use handoff_model::{CanonicalOrder, Currency, Customer, OrderLine, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::SourceError;
+use crate::fields::{self, AddressKeys, text, time};
 use crate::http_json::{currency as currency_of, invalid};
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
-}
+const V0_ADDRESS: AddressKeys = AddressKeys {
+    line1: "AddressLine1",
+    line2: "AddressLine2",
+    city: "City",
+    region: "StateOrRegion",
+    postal_code: "PostalCode",
+    country: "CountryCode",
+};
+
+const ADDRESS_2026: AddressKeys = AddressKeys {
+    line1: "addressLine1",
+    line2: "addressLine2",
+    city: "city",
+    region: "stateOrRegion",
+    postal_code: "postalCode",
+    country: "countryCode",
+};
 
 /// A `{Amount|amount, CurrencyCode|currencyCode}` money object; Amazon sends decimal strings.
 fn money(v: &Value) -> Result<Option<(Decimal, Currency)>, SourceError> {
@@ -42,11 +57,6 @@ fn money(v: &Value) -> Result<Option<(Decimal, Currency)>, SourceError> {
 
 fn amount(v: &Value) -> Result<Decimal, SourceError> {
     Ok(money(v)?.map_or(Decimal::ZERO, |(a, _)| a))
-}
-
-fn time(v: &Value, key: &str) -> Result<Timestamp, SourceError> {
-    let s = text(v, key).ok_or_else(|| invalid("time", format!("{key} is missing")))?;
-    s.parse().map_err(|_| invalid("time", format!("{key} {s:?} is not a timestamp")))
 }
 
 /// An Amazon order, whichever generation it came from.
@@ -93,15 +103,7 @@ pub fn order_v0(order: &Value, items: &Value) -> Result<AmazonOrder, SourceError
         name: None,
         channel: Some("amazon".into()),
         customer: Customer { email: text(&order["BuyerInfo"], "BuyerEmail"), name: text(address, "Name") },
-        shipping_address: text(address, "AddressLine1").map(|line1| Address {
-            name: text(address, "Name"),
-            line1,
-            line2: text(address, "AddressLine2"),
-            city: text(address, "City").unwrap_or_default(),
-            region: text(address, "StateOrRegion"),
-            postal_code: text(address, "PostalCode").unwrap_or_default(),
-            country: text(address, "CountryCode").unwrap_or_default(),
-        }),
+        shipping_address: fields::address(address, &V0_ADDRESS, text(address, "Name")),
         lines,
         currency,
         totals: Totals { subtotal, tax, shipping, discount: Decimal::ZERO, total },
@@ -145,15 +147,7 @@ pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
         name: None,
         channel: Some("amazon".into()),
         customer: Customer { email: text(&order["buyer"], "buyerEmail"), name: text(&order["buyer"], "buyerName") },
-        shipping_address: text(address, "addressLine1").map(|line1| Address {
-            name: text(address, "name"),
-            line1,
-            line2: text(address, "addressLine2"),
-            city: text(address, "city").unwrap_or_default(),
-            region: text(address, "stateOrRegion"),
-            postal_code: text(address, "postalCode").unwrap_or_default(),
-            country: text(address, "countryCode").unwrap_or_default(),
-        }),
+        shipping_address: fields::address(address, &ADDRESS_2026, text(address, "name")),
         lines,
         currency,
         totals: Totals {

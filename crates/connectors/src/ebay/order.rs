@@ -1,19 +1,23 @@
 //! A Sell Fulfillment API `Order` into the canonical model. eBay sends amounts as decimal
 //! strings in `{value, currency}` objects; `lineItemCost` is the price of the whole quantity.
 
-use handoff_model::{
-    Address, CanonicalOrder, Currency, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals,
-};
+use handoff_model::{CanonicalOrder, Currency, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::SourceError;
+use crate::fields::{self, AddressKeys, text, time};
 use crate::http_json::{currency as currency_of, invalid};
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
-}
+const ADDRESS: AddressKeys = AddressKeys {
+    line1: "addressLine1",
+    line2: "addressLine2",
+    city: "city",
+    region: "stateOrProvince",
+    postal_code: "postalCode",
+    country: "countryCode",
+};
 
 /// An eBay `Amount` (`{value, currency}`), absent when the object is.
 fn money(v: &Value, field: &'static str) -> Result<Option<(Decimal, Currency)>, SourceError> {
@@ -28,11 +32,6 @@ fn money(v: &Value, field: &'static str) -> Result<Option<(Decimal, Currency)>, 
 
 fn amount(v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
     Ok(money(v, field)?.map_or(Decimal::ZERO, |(a, _)| a))
-}
-
-fn time(v: &Value, key: &'static str) -> Result<Timestamp, SourceError> {
-    let s = text(v, key).ok_or_else(|| invalid(key, "is missing"))?;
-    s.parse().map_err(|_| invalid(key, format!("{s:?} is not a timestamp")))
 }
 
 /// An eBay order in canonical form, with what the poller needs besides.
@@ -134,15 +133,7 @@ pub fn order(v: &Value) -> Result<EbayOrder, SourceError> {
             email: text(registration, "email").or_else(|| text(ship_to, "email")),
             name: text(registration, "fullName").or_else(|| text(ship_to, "fullName")),
         },
-        shipping_address: text(address, "addressLine1").map(|line1| Address {
-            name: text(ship_to, "fullName"),
-            line1,
-            line2: text(address, "addressLine2"),
-            city: text(address, "city").unwrap_or_default(),
-            region: text(address, "stateOrProvince"),
-            postal_code: text(address, "postalCode").unwrap_or_default(),
-            country: text(address, "countryCode").unwrap_or_default(),
-        }),
+        shipping_address: fields::address(address, &ADDRESS, text(ship_to, "fullName")),
         lines,
         currency,
         totals: Totals { subtotal, tax, shipping, discount: Decimal::ZERO, total },
