@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use clap::{Subcommand, ValueEnum};
 use handoff_contract::check::{self, Finding, Tally};
 use handoff_contract::{Contract, docs};
-use handoff_mapping::Mappings;
 
 #[derive(Subcommand)]
 pub enum ContractCommand {
@@ -91,18 +90,6 @@ fn load(path: &Path) -> Option<Contract> {
     }
 }
 
-/// The mappings the contract names (`hub.mappings`), else the ones shipped; and the key to
-/// blame when they do not load.
-fn load_mappings(
-    contract: &Contract,
-    config: &Path,
-) -> (Result<Mappings, handoff_mapping::MappingError>, &'static str) {
-    match &contract.hub.mappings {
-        Some(dir) => (Mappings::load(&config.parent().unwrap_or(Path::new(".")).join(dir)), "hub.mappings"),
-        None => (Mappings::shipped(), "mappings"),
-    }
-}
-
 /// Each (target connector, resource) a flow's commands are mapped to, with those flows.
 fn mapped_flows(contract: &Contract) -> BTreeMap<(&'static str, &'static str), Vec<String>> {
     let mut mapped: BTreeMap<_, Vec<String>> = BTreeMap::new();
@@ -124,20 +111,22 @@ fn mapped_flows(contract: &Contract) -> BTreeMap<(&'static str, &'static str), V
 /// The mappings the contract's flows go through: each exists, passes its golden cases, and
 /// still produces every field the target's refreshed schema snapshot newly requires.
 fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
-    let (mappings, key) = load_mappings(contract, config);
-    let mappings = match mappings {
+    let mappings = match crate::held::mappings_of(contract, config) {
         Ok(m) => m,
-        Err(e) => return vec![Finding::error(key, e.to_string())],
+        Err(e) => return vec![Finding::error("hub.mappings", format!("{e:#}"))],
     };
     let mut findings = Vec::new();
+    // Every golden case runs once, whatever the number of flows sharing a mapping.
+    let results = mappings.test();
     for ((connector, resource), flows) in mapped_flows(contract) {
+        let outputs = mappings.case_outputs(connector, resource);
         for name in flows {
             let at = format!("flows.{name}.to");
             let Some(mapping) = mappings.latest(connector, resource) else {
                 findings.push(Finding::error(at, format!("no mapping {connector}/{resource} for its commands")));
                 continue;
             };
-            let results: Vec<_> = mappings.test().into_iter().filter(|r| r.mapping == mapping.id).collect();
+            let results: Vec<_> = results.iter().filter(|r| r.mapping == mapping.id).collect();
             let failed: Vec<_> =
                 results.iter().filter_map(|r| r.outcome.as_ref().err().map(|e| (&r.case, e))).collect();
             if results.is_empty() {
@@ -153,7 +142,6 @@ fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
             }
             let Some(diff) = mappings.schema_diff(connector, resource) else { continue };
             for field in &diff.newly_required {
-                let outputs = mappings.case_outputs(connector, resource);
                 let missing: Vec<&str> = outputs
                     .iter()
                     .filter(|(_, out)| out.as_ref().map_or(true, |v| v.get(field).is_none_or(|f| f.is_null())))
@@ -181,7 +169,7 @@ fn mapping_section(contract: &Contract, config: &Path) -> Option<docs::Section> 
     if mapped.is_empty() {
         return None;
     }
-    let mappings = load_mappings(contract, config).0.ok()?;
+    let mappings = crate::held::mappings_of(contract, config).ok()?;
     let mut blocks = vec![docs::Block::Paragraph(
         "Commands to these targets are mapped from the canonical order by versioned jq mappings (money \
          arithmetic in Rust), checked against the target's schema snapshot before they are sent; a payload \

@@ -10,6 +10,20 @@ use handoff_mapping::{MappingId, Mappings};
 use handoff_store::Command;
 use serde_json::{Value, json};
 
+/// The mappings a contract runs with: its `hub.mappings` directory, else the shipped ones.
+pub fn mappings_of(contract: &Contract, config: &Path) -> anyhow::Result<Mappings> {
+    Ok(match contract.mappings_dir(config) {
+        Some(dir) => Mappings::load(&dir).with_context(|| format!("loading mappings from {}", dir.display()))?,
+        None => Mappings::shipped()?,
+    })
+}
+
+/// The mapping version a dead letter's last attempt ran with, if it went through a mapping.
+pub async fn last_mapping(store: &impl handoff_store::Store, c: &Command) -> anyhow::Result<Option<String>> {
+    let attempts = store.order_timeline(c.order_ref.clone()).await?.attempts;
+    Ok(attempts.iter().rev().filter(|a| a.command_id == c.id).find_map(|a| a.mapping.clone()))
+}
+
 /// The contract and the mappings the hub runs with.
 pub struct Transform {
     pub contract: Contract,
@@ -21,13 +35,8 @@ pub struct Transform {
 impl Transform {
     pub fn load(config: &Path) -> anyhow::Result<Transform> {
         let contract = Contract::load(config)?;
-        let (mappings, dir) = match &contract.hub.mappings {
-            Some(dir) => {
-                let dir = config.parent().unwrap_or(Path::new(".")).join(dir);
-                (Mappings::load(&dir).with_context(|| format!("loading mappings from {}", dir.display()))?, dir)
-            }
-            None => (Mappings::shipped()?, PathBuf::from("mappings")),
-        };
+        let mappings = mappings_of(&contract, config)?;
+        let dir = contract.mappings_dir(config).unwrap_or_else(|| PathBuf::from("mappings"));
         Ok(Transform { contract, mappings, dir })
     }
 

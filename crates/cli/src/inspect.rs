@@ -111,10 +111,7 @@ pub async fn dlq_replay(
         store.dead_letters(10_000).await?.into_iter().filter(|c| id.is_none_or(|id| c.id == id)).collect();
     let now = Timestamp::now();
     for c in &letters {
-        let attempts = store.order_timeline(c.order_ref.clone()).await?.attempts;
-        let Some(ran) = attempts.iter().rev().filter(|a| a.command_id == c.id).find_map(|a| a.mapping.clone()) else {
-            continue;
-        };
+        let Some(ran) = crate::held::last_mapping(&store, c).await? else { continue };
         let mut payload: serde_json::Value = serde_json::from_str(&c.payload)?;
         match mapping {
             None => bail!(
@@ -150,8 +147,7 @@ pub async fn dlq_dry_run(data_dir: &Path, id: Option<i64>, config: &Path) -> any
         bail!("no dead letter{}", id.map(|id| format!(" {id}")).unwrap_or_default());
     }
     for c in &letters {
-        let attempts = store.order_timeline(c.order_ref.clone()).await?.attempts;
-        let ran = attempts.iter().rev().filter(|a| a.command_id == c.id).find_map(|a| a.mapping.clone());
+        let ran = crate::held::last_mapping(&store, c).await?;
         for line in transform.dry_run(c, ran.as_deref())? {
             println!("{line}");
         }

@@ -20,13 +20,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     store.recover_in_flight(now, now.checked_add(contract.max_settle())?).await?;
-    let mappings = Arc::new(match &contract.hub.mappings {
-        Some(dir) => {
-            let dir = config.parent().unwrap_or(Path::new(".")).join(dir);
-            handoff_mapping::Mappings::load(&dir).with_context(|| format!("loading mappings from {}", dir.display()))?
-        }
-        None => handoff_mapping::Mappings::shipped()?,
-    });
+    let mappings = Arc::new(crate::held::mappings_of(&contract, config)?);
     let targets = targets(&contract, &mappings)?;
     let engine = Engine {
         contract: contract.clone(),
@@ -56,8 +50,8 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         pollers.push(tokio::spawn(run));
     }
     tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
-    let drift = Arc::new(match &contract.hub.mappings {
-        Some(dir) => handoff_mapping::drift::Watch::load(&config.parent().unwrap_or(Path::new(".")).join(dir))?,
+    let drift = Arc::new(match contract.mappings_dir(config) {
+        Some(dir) => handoff_mapping::drift::Watch::load(&dir)?,
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift }));

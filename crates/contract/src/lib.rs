@@ -410,6 +410,13 @@ impl Contract {
         Ok(contract)
     }
 
+    /// The mappings directory the contract names (`hub.mappings`), resolved against the
+    /// directory of the contract file `config`; `None`: the mappings shipped with Handoff.
+    pub fn mappings_dir(&self, config: &Path) -> Option<PathBuf> {
+        let dir = self.hub.mappings.as_ref()?;
+        Some(config.parent().unwrap_or(Path::new(".")).join(dir))
+    }
+
     /// The longest settle time of any system: how long after a restart the commands that were
     /// in flight wait before they are read back.
     pub fn max_settle(&self) -> SignedDuration {
