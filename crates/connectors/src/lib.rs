@@ -29,8 +29,8 @@ pub const HANDOFF_SIGNATURE: &str = "handoff-signature";
 /// What a webhook turned out to be.
 #[derive(Debug)]
 pub enum Inbound {
-    /// An event to record.
-    Event(NewEvent),
+    /// An event to record, and the API version its vendor sent it in (for the drift watch).
+    Event { event: NewEvent, source_version: Option<String> },
     /// A vendor's "is this endpoint alive" call (WooCommerce's activation ping): answer 200,
     /// store nothing.
     Ping,
@@ -56,7 +56,9 @@ pub fn inbound<'h>(
             }
             let event = http_json::parse_event(body)?;
             let payload = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
-            return Ok(Inbound::Event(new_event(name, event, payload, None, received_at)));
+            let source_version = event.source_version.clone();
+            let event = new_event(name, event, payload, None, received_at);
+            return Ok(Inbound::Event { event, source_version });
         }
         ConnectorKind::Shopify => {
             shopify::verify(&header, body, secrets)?;
@@ -88,7 +90,8 @@ pub fn inbound<'h>(
     };
     let raw = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
     let payload = serde_json::to_string(&event)?;
-    Ok(Inbound::Event(new_event(name, event, payload, Some(raw), received_at)))
+    let source_version = event.source_version.clone();
+    Ok(Inbound::Event { event: new_event(name, event, payload, Some(raw), received_at), source_version })
 }
 
 pub(crate) fn new_event(

@@ -34,8 +34,8 @@ pub(crate) async fn receive<S: Store + Clone>(
         return ebay_notification(&keys, &system, source, &headers, &body).await;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let new = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now()) {
-        Ok(Inbound::Event(new)) => new,
+    let (new, source_version) = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now()) {
+        Ok(Inbound::Event { event, source_version }) => (event, source_version),
         Ok(Inbound::Ping) => return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response(),
         Err(e) => {
             let status = match e {
@@ -47,7 +47,7 @@ pub(crate) async fn receive<S: Store + Clone>(
         }
     };
     if let Some(raw) = &new.raw {
-        watch_drift(&state.drift, source.connector, &new, raw);
+        watch_drift(&state.drift, source.connector, &new, source_version, raw);
     }
     match state.store.record_event(new).await {
         Ok(Recorded::New(row)) => {
@@ -139,12 +139,7 @@ pub(crate) async fn challenge<S: Store + Clone>(
 /// Counts how this vendor payload differs from its baseline (by vendor, resource and the API
 /// version the vendor announced) and logs what is raised for the first time. A version never
 /// seen before is news, not a failure: the event is recorded either way.
-fn watch_drift(watch: &Watch, connector: ConnectorKind, new: &NewEvent, raw: &str) {
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        source_version: Option<String>,
-    }
-    let version = serde_json::from_str::<Versioned>(&new.payload).ok().and_then(|v| v.source_version);
+fn watch_drift(watch: &Watch, connector: ConnectorKind, new: &NewEvent, version: Option<String>, raw: &str) {
     let resource = match (connector, new.kind) {
         (ConnectorKind::Stripe, _) => "event",
         (_, EventKind::FulfillmentCreated) => "fulfillment",

@@ -689,7 +689,7 @@ impl<S: Store + Clone> World<S> {
                 self.report.violations.push(Violation::Protocol { order_ref, detail });
                 return;
             }
-            Ok(Inbound::Event(event)) => event,
+            Ok(Inbound::Event { event, .. }) => event,
             Ok(Inbound::Ping) => unreachable!("simulated sources send no pings"),
             Err(SourceError::Unauthenticated(SignatureError::Stale { .. })) if replay => {
                 self.sometimes("stale replay refused");
