@@ -1,0 +1,252 @@
+//! The live driver of the rules: ledgers of every open order in memory, re-evaluated one order
+//! at a time as its facts arrive and as its next deadline passes, never by rescanning them all.
+
+use std::collections::{BTreeMap, HashMap};
+
+use handoff_model::{Money, Pattern};
+use jiff::Timestamp;
+
+use crate::{Deadlines, Fact, Finding, Ledger, evaluate, fuzzy};
+
+/// A finding that appeared or went away.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Raised {
+        order_ref: String,
+        finding: Finding,
+    },
+    /// The cause is gone: the exception resolves itself.
+    Cleared {
+        order_ref: String,
+        pattern: Pattern,
+        subject: String,
+    },
+}
+
+struct Entry {
+    ledger: Ledger,
+    /// (pattern, subject) of the findings raised and not cleared.
+    raised: Vec<(Pattern, String)>,
+    next_check: Option<Timestamp>,
+}
+
+pub struct Board {
+    deadlines: Deadlines,
+    orders: HashMap<String, Entry>,
+    /// Orders to evaluate again at a time; an entry whose order has since moved its next check
+    /// is skipped when it comes due.
+    timers: BTreeMap<Timestamp, Vec<String>>,
+    /// Payments that name no known order, by amount, waiting for an order to claim them.
+    unclaimed_payments: HashMap<Money, Vec<String>>,
+    /// Orders not yet paid, by total, for a payment that names no order.
+    unpaid_orders: HashMap<Money, Vec<String>>,
+}
+
+impl Board {
+    pub fn new(deadlines: Deadlines) -> Self {
+        Board {
+            deadlines,
+            orders: HashMap::new(),
+            timers: BTreeMap::new(),
+            unclaimed_payments: HashMap::new(),
+            unpaid_orders: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    pub fn ledger(&self, order_ref: &str) -> Option<&Ledger> {
+        self.orders.get(order_ref).map(|e| &e.ledger)
+    }
+
+    /// The findings of one order as of `now`, without changing what was raised.
+    pub fn findings(&self, order_ref: &str, now: Timestamp) -> Vec<Finding> {
+        self.ledger(order_ref).map(|l| evaluate(l, &self.deadlines, now).findings).unwrap_or_default()
+    }
+
+    /// Learns one fact about `order_ref` and re-evaluates that order.
+    pub fn apply(&mut self, order_ref: &str, fact: Fact, now: Timestamp, changes: &mut Vec<Change>) {
+        let placed = matches!(fact, Fact::Placed { .. });
+        let payment = match &fact {
+            Fact::Payment(p) => Some(p.amount),
+            _ => None,
+        };
+        let entry = self.orders.entry(order_ref.to_owned()).or_insert_with(|| Entry {
+            ledger: Ledger::new(order_ref),
+            raised: Vec::new(),
+            next_check: None,
+        });
+        let was_placed = entry.ledger.placed_at.is_some();
+        let was_paid = !entry.ledger.payments.is_empty();
+        entry.ledger.apply(fact);
+        if placed && !was_placed {
+            self.claim_payment(order_ref, now, changes);
+        }
+        if let Some(amount) = payment
+            && !was_paid
+        {
+            self.place_payment(order_ref, amount, now, changes);
+        }
+        self.evaluate(order_ref, now, changes);
+    }
+
+    /// Re-evaluates every order whose next deadline has passed by `now`.
+    pub fn advance(&mut self, now: Timestamp, changes: &mut Vec<Change>) {
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            let (at, refs) = entry.remove_entry();
+            for order_ref in refs {
+                if self.orders.get(&order_ref).is_some_and(|e| e.next_check == Some(at)) {
+                    self.evaluate(&order_ref, now, changes);
+                }
+            }
+        }
+    }
+
+    /// When the earliest order is due to be evaluated again.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.timers.keys().next().copied()
+    }
+
+    /// Forgets that a finding was raised, so that it is raised again if its cause persists at
+    /// the next evaluation (a person resolved it; the rules check their word).
+    pub fn recheck(
+        &mut self,
+        order_ref: &str,
+        pattern: Pattern,
+        subject: &str,
+        now: Timestamp,
+        changes: &mut Vec<Change>,
+    ) {
+        if let Some(e) = self.orders.get_mut(order_ref) {
+            e.raised.retain(|(p, s)| !(*p == pattern && s == subject));
+            self.evaluate(order_ref, now, changes);
+        }
+    }
+
+    fn evaluate(&mut self, order_ref: &str, now: Timestamp, changes: &mut Vec<Change>) {
+        let Some(e) = self.orders.get_mut(order_ref) else { return };
+        let verdict = evaluate(&e.ledger, &self.deadlines, now);
+        e.raised.retain(|(pattern, subject)| {
+            let holds = verdict.findings.iter().any(|f| f.pattern == *pattern && f.subject == *subject);
+            if !holds {
+                let (pattern, subject) = (*pattern, subject.clone());
+                changes.push(Change::Cleared { order_ref: order_ref.to_owned(), pattern, subject });
+            }
+            holds
+        });
+        for finding in verdict.findings {
+            if !e.raised.iter().any(|(p, s)| *p == finding.pattern && *s == finding.subject) {
+                e.raised.push((finding.pattern, finding.subject.clone()));
+                changes.push(Change::Raised { order_ref: order_ref.to_owned(), finding });
+            }
+        }
+        if e.next_check != verdict.next_check {
+            e.next_check = verdict.next_check;
+            if let Some(at) = verdict.next_check {
+                self.timers.entry(at).or_default().push(order_ref.to_owned());
+            }
+        }
+    }
+
+    /// A newly placed order claims a payment that named no order, by amount, email and time.
+    fn claim_payment(&mut self, order_ref: &str, now: Timestamp, changes: &mut Vec<Change>) {
+        let order = &self.orders[order_ref].ledger;
+        let Some(total) = order.total else { return };
+        if !order.payments.is_empty() {
+            return;
+        }
+        let keys = order_keys(order, total);
+        let best = self.unclaimed_payments.get(&total).and_then(|refs| {
+            refs.iter()
+                .filter_map(|r| {
+                    let p = self.orders.get(r)?.ledger.payments.first()?;
+                    let score = fuzzy::payment(keys, payment_keys(p))?;
+                    Some((r.clone(), score))
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        });
+        match best {
+            Some((orphan, score)) => {
+                self.remove_index(Index::Payments, total, &orphan);
+                let orphan_entry = self.orders.get_mut(&orphan).expect("indexed");
+                let mut payments = std::mem::take(&mut orphan_entry.ledger.payments);
+                self.evaluate(&orphan, now, changes);
+                self.orders.remove(&orphan);
+                let order = &mut self.orders.get_mut(order_ref).expect("placed").ledger;
+                for p in &mut payments {
+                    p.confidence = score;
+                }
+                order.payments.extend(payments);
+            }
+            None => self.unpaid_orders.entry(total).or_default().push(order_ref.to_owned()),
+        }
+    }
+
+    /// A payment that lands on an order never placed looks for an unpaid order it belongs to;
+    /// a payment for a placed order takes it off the unpaid index.
+    fn place_payment(&mut self, order_ref: &str, amount: Money, now: Timestamp, changes: &mut Vec<Change>) {
+        let ledger = &self.orders[order_ref].ledger;
+        if let Some(total) = ledger.total {
+            self.remove_index(Index::Orders, total, order_ref);
+            return;
+        }
+        let payment = payment_keys(ledger.payments.first().expect("just paid"));
+        let best = self.unpaid_orders.get(&amount).and_then(|refs| {
+            refs.iter()
+                .filter_map(|r| {
+                    let order = &self.orders.get(r)?.ledger;
+                    let score = fuzzy::payment(order_keys(order, order.total?), payment)?;
+                    Some((r.clone(), score))
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        });
+        match best {
+            Some((owner, score)) => {
+                self.remove_index(Index::Orders, amount, &owner);
+                let mut payments = std::mem::take(&mut self.orders.get_mut(order_ref).expect("paid").ledger.payments);
+                self.orders.remove(order_ref);
+                for p in &mut payments {
+                    p.confidence = score;
+                }
+                self.orders.get_mut(&owner).expect("indexed").ledger.payments.extend(payments);
+                self.evaluate(&owner, now, changes);
+            }
+            None => self.unclaimed_payments.entry(amount).or_default().push(order_ref.to_owned()),
+        }
+    }
+
+    fn remove_index(&mut self, index: Index, amount: Money, order_ref: &str) {
+        let map = match index {
+            Index::Payments => &mut self.unclaimed_payments,
+            Index::Orders => &mut self.unpaid_orders,
+        };
+        if let Some(refs) = map.get_mut(&amount) {
+            refs.retain(|r| r != order_ref);
+            if refs.is_empty() {
+                map.remove(&amount);
+            }
+        }
+    }
+}
+
+enum Index {
+    Payments,
+    Orders,
+}
+
+fn order_keys(l: &Ledger, total: Money) -> fuzzy::Keys<'_> {
+    fuzzy::Keys { amount: total, email: l.email.as_deref(), at: l.placed_at.unwrap_or_default(), lines: l.lines }
+}
+
+fn payment_keys(p: &crate::PaymentFact) -> fuzzy::Keys<'_> {
+    fuzzy::Keys { amount: p.amount, email: p.email.as_deref(), at: p.captured_at, lines: None }
+}
