@@ -72,9 +72,11 @@ pub fn evaluate(l: &Ledger, d: &Deadlines, now: Timestamp) -> Verdict {
         }
     };
 
+    let quiet = !l.dead_letters.is_empty();
     if let Some(placed) = l.placed_at
         && l.closed_at.is_none()
         && l.erp.is_empty()
+        && !quiet
     {
         let at = placed + d.erp_order;
         due(&mut v, at, &|| {
@@ -121,6 +123,7 @@ pub fn evaluate(l: &Ledger, d: &Deadlines, now: Timestamp) -> Verdict {
     if l.closed_at.is_none()
         && l.channel_fulfilled_at.is_none()
         && l.placed_at.is_some()
+        && !quiet
         && let Some(shipped) = l.erp.iter().filter_map(|r| r.fulfilled_at).min()
     {
         let at = shipped + d.fulfillment;
@@ -142,6 +145,7 @@ pub fn evaluate(l: &Ledger, d: &Deadlines, now: Timestamp) -> Verdict {
 
     if let Some(closed) = l.closed_at
         && !live.is_empty()
+        && !quiet
     {
         let at = closed + d.cancellation;
         let records: Vec<String> = live.iter().map(|r| r.id.clone()).collect();

@@ -75,6 +75,13 @@ pub struct Ledger {
     pub erp: Vec<ErpRecord>,
     #[serde(default)]
     pub payments: Vec<PaymentFact>,
+    /// Refunded in the channel so far; the order is closed once it covers the total.
+    #[serde(default)]
+    pub refunded: Option<Money>,
+    /// Commands of the hub for this order that are dead-lettered: while one is, the dead letter
+    /// is the exception to work, and the rules whose remedy it is stay quiet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<String>,
 }
 
 /// One thing learned about an order; the live driver turns events and acknowledgments into
@@ -92,8 +99,13 @@ pub enum Fact {
     ChannelFulfilled {
         at: Timestamp,
     },
-    /// Cancelled or fully refunded in the channel.
+    /// Cancelled in the channel.
     Closed {
+        at: Timestamp,
+    },
+    /// A refund in the channel; it closes the order once refunds cover the total.
+    Refunded {
+        amount: Money,
         at: Timestamp,
     },
     /// The ERP holds (or changed) a record of the order.
@@ -117,6 +129,13 @@ pub enum Fact {
     Payment(PaymentFact),
     PaymentRefunded {
         payment_id: String,
+    },
+    /// A command of the hub for this order was dead-lettered, or delivered after all.
+    DeadLettered {
+        command: String,
+    },
+    Delivered {
+        command: String,
     },
 }
 
@@ -142,6 +161,16 @@ impl Ledger {
             }
             Fact::Closed { at } => {
                 self.closed_at.get_or_insert(at);
+            }
+            Fact::Refunded { amount, at } => {
+                let sum = match self.refunded {
+                    Some(r) if r.currency == amount.currency => Money::new(r.amount + amount.amount, r.currency),
+                    _ => amount,
+                };
+                self.refunded = Some(sum);
+                if self.total.is_some_and(|t| t.currency == sum.currency && sum.amount >= t.amount) {
+                    self.closed_at.get_or_insert(at);
+                }
             }
             Fact::ErpRecord { id, at, total, lines, confidence } => match self.erp.iter_mut().find(|r| r.id == id) {
                 Some(r) => {
@@ -178,6 +207,12 @@ impl Ledger {
                     self.payments.push(p);
                 }
             }
+            Fact::DeadLettered { command } => {
+                if !self.dead_letters.contains(&command) {
+                    self.dead_letters.push(command);
+                }
+            }
+            Fact::Delivered { command } => self.dead_letters.retain(|c| *c != command),
             Fact::PaymentRefunded { payment_id } => {
                 if let Some(p) = self.payments.iter_mut().find(|p| p.payment_id == payment_id) {
                     p.refunded = true;

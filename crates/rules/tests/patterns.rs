@@ -80,6 +80,23 @@ fn missing_order_fires_at_its_deadline_with_the_payment_as_evidence() {
 }
 
 #[test]
+fn a_dead_letter_is_the_exception_to_work_not_a_missing_order() {
+    let mut l = ledger(vec![placed(0), Fact::DeadLettered { command: "7".into() }]);
+    assert_eq!(found(&l, 100), vec![]);
+    l.apply(Fact::Delivered { command: "7".into() });
+    assert_eq!(found(&l, 100), vec![Pattern::MissingOrder]);
+}
+
+#[test]
+fn refunds_close_the_order_once_they_cover_its_total() {
+    let mut l = ledger(vec![placed(0), erp("SO-1", 1), Fact::Refunded { amount: eur("20.00"), at: at(10) }]);
+    assert_eq!(found(&l, 100), vec![]);
+    l.apply(Fact::Refunded { amount: eur("8.58"), at: at(20) });
+    assert_eq!(found(&l, 34), vec![]);
+    assert_eq!(found(&l, 35), vec![Pattern::RollbackGap]);
+}
+
+#[test]
 fn orphaned_payment_stands_alone_only_without_an_order() {
     let l = ledger(vec![paid("ch_9", 0, Some("x@example.com"))]);
     assert_eq!(found(&l, 14), vec![]);
