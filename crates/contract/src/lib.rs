@@ -32,6 +32,69 @@ pub struct Contract {
     /// Which system owns the order record at each stage (see [`Owner`]).
     #[serde(default)]
     pub ownership: Ownership,
+    /// What the hub may do by itself about each failure pattern (see [`AutoResolve`]).
+    #[serde(default)]
+    pub auto_resolve: AutoResolve,
+}
+
+/// Auto-resolve policies: for each pattern, the action the hub takes by itself when the rule
+/// fires; absent means a person decides. Money never moves by itself: an orphaned payment's
+/// refund always waits for a person's approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoResolve {
+    #[serde(default)]
+    pub missing_order: Option<AutoAction>,
+    #[serde(default)]
+    pub status_void: Option<AutoAction>,
+    #[serde(default)]
+    pub rollback_gap: Option<AutoAction>,
+    #[serde(default)]
+    pub duplicate_draft: Option<AutoAction>,
+    #[serde(default)]
+    pub orphaned_payment: Option<AutoAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoAction {
+    /// Create the missing ERP order from the channel's event.
+    CreateErpOrder,
+    /// Send the ERP's fulfillment to the channel again.
+    SendFulfillment,
+    /// Send the channel's cancellation to the ERP again.
+    SendCancellation,
+    /// Cancel the duplicate ERP drafts, keeping the first.
+    CancelDuplicates,
+    /// Refund the payment: refused by validation, listed so the refusal can say why.
+    Refund,
+}
+
+impl AutoAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoAction::CreateErpOrder => "create-erp-order",
+            AutoAction::SendFulfillment => "send-fulfillment",
+            AutoAction::SendCancellation => "send-cancellation",
+            AutoAction::CancelDuplicates => "cancel-duplicates",
+            AutoAction::Refund => "refund",
+        }
+    }
+}
+
+impl AutoResolve {
+    /// The policy for a pattern, if the contract sets one.
+    pub fn for_pattern(&self, pattern: handoff_model::Pattern) -> Option<AutoAction> {
+        use handoff_model::Pattern::*;
+        match pattern {
+            MissingOrder => self.missing_order,
+            StatusVoid => self.status_void,
+            RollbackGap => self.rollback_gap,
+            DuplicateDraft => self.duplicate_draft,
+            OrphanedPayment => self.orphaned_payment,
+            TransformMismatch | DeadDelivery => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +307,10 @@ pub struct Flow {
     pub retry: RetryPolicy,
     #[serde(default)]
     pub dead_letter: DeadLetterRule,
+    /// Observe only: the flow's events are recorded and judged by the rules, and nothing is
+    /// sent, so Handoff can measure an existing integration before it replaces it.
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 /// What counts as the target's acknowledgment of a command.

@@ -35,6 +35,7 @@ impl Contract {
         if self.hub.max_in_flight == 0 || self.hub.max_in_flight > 10_000 {
             return Err(("hub.max_in_flight".into(), "must be between 1 and 10000".into()));
         }
+        self.validate_auto_resolve()?;
         for (name, system) in &self.systems {
             if !is_name(name) {
                 return Err((format!("systems.{name}"), "a system name is 1 to 64 of a-z, 0-9, - and _".into()));
@@ -125,6 +126,31 @@ impl Contract {
 
     /// Owners must be systems of this contract; whether every stage has one is `contract
     /// check`'s job, so a contract without `[ownership]` still loads.
+    /// Each policy must be an action that remedies its pattern; money never moves by itself.
+    fn validate_auto_resolve(&self) -> Result<(), Refusal> {
+        use crate::AutoAction::*;
+        let a = &self.auto_resolve;
+        let allowed = [
+            ("missing_order", a.missing_order, CreateErpOrder),
+            ("status_void", a.status_void, SendFulfillment),
+            ("rollback_gap", a.rollback_gap, SendCancellation),
+            ("duplicate_draft", a.duplicate_draft, CancelDuplicates),
+        ];
+        for (pattern, set, fits) in allowed {
+            if set.is_some_and(|action| action != fits) {
+                let key = format!("auto_resolve.{pattern}");
+                return Err((key, format!("the only automatic remedy for {pattern} is \"{}\"", fits.as_str())));
+            }
+        }
+        if a.orphaned_payment.is_some() {
+            return Err((
+                "auto_resolve.orphaned_payment".into(),
+                "a refund is never automatic: a person approves each one".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_ownership(&self) -> Result<(), Refusal> {
         for (stage, owner) in &self.ownership {
             let key = format!("ownership.{stage}");

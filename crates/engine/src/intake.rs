@@ -162,6 +162,13 @@ pub fn plan(
     }
     if let Some(kind) = command {
         for (flow, f) in contract.flows_for(&stored.system, event.kind) {
+            if f.shadow {
+                plan.audit.push(format!(
+                    "{} {} from {}: flow {flow} is in shadow, observed and not sent",
+                    event.kind, stored.event_id, stored.system
+                ));
+                continue;
+            }
             if !travels_to(contract, &f.to, state) {
                 plan.audit.push(format!(
                     "{} {} from {} not sent to {}: the order came from {}",

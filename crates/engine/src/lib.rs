@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod intake;
 pub mod poll;
 pub mod retry;
+pub mod rules;
 pub mod target;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::Dispatcher;
 pub use intake::Intake;
 pub use poll::{Page, PollError, Poller};
+pub use rules::RulesWatch;
 pub use target::{Ack, BoxFuture, DeliveryError, Target};
 
 /// The targets by system name.

@@ -109,6 +109,41 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<Moved>> + Send;
 
+    /// One exception, with its evidence.
+    fn exception(&self, id: i64) -> impl Future<Output = Result<Option<ExceptionRow>>> + Send;
+
+    /// The rules' journal after entry `after`, oldest first.
+    fn facts_after(&self, after: i64, limit: usize) -> impl Future<Output = Result<Vec<FactRow>>> + Send;
+
+    /// Raises a finding of the rules as an exception, once per (pattern, order, subject): an
+    /// open one stays as it is, a closed one reopens. Audited as `rule:<pattern>`.
+    fn raise_finding(&self, finding: NewFinding, now: Timestamp) -> impl Future<Output = Result<Raised>> + Send;
+
+    /// The cause of a finding is gone: its open exception resolves itself. `true` if one did.
+    fn clear_finding(
+        &self,
+        pattern: handoff_model::Pattern,
+        order_ref: String,
+        subject: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Rules exceptions a person resolved since the rules last looked: the rules check that
+    /// their cause is gone (and reopen them if not). Each is handed out once.
+    fn take_rechecks(&self, limit: usize) -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
+
+    /// A resolution action: a command written to the outbox on behalf of an exception, as if
+    /// planned from the event at `event_row`. Audited with `actor`. `None` when the command's
+    /// idempotency key was already used (the action was taken before).
+    fn enqueue_action(
+        &self,
+        exception_id: i64,
+        event_row: i64,
+        command: NewCommand,
+        actor: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
     /// Everything known about one order across systems, in time order.
     fn order_timeline(&self, order_ref: String) -> impl Future<Output = Result<Timeline>> + Send;
 

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::{
-    AttemptRecord, AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, NewCommand, NewEvent, OrderState, Outcome,
-    Plan, Recorded, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state,
+    AttemptRecord, AttemptRow, AuditRow, Command, ExceptionRow, FactRow, LedgerRow, NewCommand, NewEvent, NewFinding,
+    OrderState, Outcome, Plan, Raised, Recorded, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state,
 };
 
 #[derive(Clone, Default)]
@@ -31,6 +31,9 @@ struct Mem {
     exceptions: Vec<ExceptionRow>,
     audit: Vec<(String, AuditRow)>,
     poll_cursors: HashMap<String, String>,
+    facts: Vec<FactRow>,
+    /// Rules exceptions a person resolved, for the rules to check again.
+    rechecks: BTreeSet<i64>,
 }
 
 impl Mem {
@@ -149,7 +152,27 @@ impl Mem {
         &mut self.outbox[(id - 1) as usize]
     }
 
-    fn enqueue(&mut self, c: &NewCommand, now: Timestamp) {
+    fn fact(
+        &mut self,
+        order_ref: &str,
+        system: &str,
+        kind: String,
+        record_id: Option<&str>,
+        command_id: Option<i64>,
+        payload: String,
+        at: Timestamp,
+    ) {
+        let id = self.facts.len() as i64 + 1;
+        let (order_ref, system, record_id) = (order_ref.to_owned(), system.to_owned(), record_id.map(str::to_owned));
+        self.facts.push(FactRow { id, order_ref, system, kind, record_id, command_id, payload, at });
+    }
+
+    fn command_fact(&mut self, id: i64, outcome: &str, record_id: Option<&str>, at: Timestamp) {
+        let c = self.command(id).clone();
+        self.fact(&c.order_ref, &c.target, format!("{outcome}:{}", c.kind), record_id, Some(id), c.payload, at);
+    }
+
+    fn enqueue(&mut self, c: &NewCommand, now: Timestamp) -> Option<i64> {
         let mut moot = false;
         if c.supersede_unsent {
             let ids = self.sequences.get(&(c.order_ref.clone(), c.target.clone())).cloned().unwrap_or_default();
@@ -171,7 +194,7 @@ impl Mem {
             }
         }
         if !self.keys.insert(c.idempotency_key.clone()) {
-            return;
+            return None;
         }
         let id = self.outbox.len() as i64 + 1;
         let state = if moot { CommandState::Superseded } else { CommandState::Pending };
@@ -183,6 +206,7 @@ impl Mem {
         } else {
             self.due.insert((now, id));
         }
+        Some(id)
     }
 
     /// No earlier command of the same order to the same target is still unfinished.
@@ -256,6 +280,9 @@ impl Store for MemoryStore {
             x.state = to.as_str().into();
             x.updated_at = now;
             let row = x.clone();
+            if to == handoff_model::ExceptionState::Resolved && row.subject.is_some() {
+                m.rechecks.insert(id);
+            }
             let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
             m.audit(now, &actor, to.as_str(), &row.order_ref, format!("exception {id} ({}){why}", row.pattern));
             crate::Moved::Done(row)
@@ -283,6 +310,8 @@ impl Store for MemoryStore {
                 for command in &plan.commands {
                     m.enqueue(command, now);
                 }
+                let e = m.inbox[(plan.event_row - 1) as usize].clone();
+                m.fact(&e.order_ref, &e.system, e.kind.as_str().into(), None, None, e.payload, now);
                 for detail in plan.audit {
                     m.audit(now, "engine", "event", &plan.order_ref, detail);
                 }
@@ -360,6 +389,7 @@ impl Store for MemoryStore {
                     c.last_error = None;
                     c.updated_at = now;
                     m.set_ledger(&order_ref, &target, acknowledged_state(kind), Some(record_id), now);
+                    m.command_fact(id, "acknowledged", Some(record_id), now);
                     let mut resolved = false;
                     for x in m.exceptions.iter_mut().filter(|x| x.command_id == Some(id)) {
                         if x.state == "open" || x.state == "acknowledged" {
@@ -397,6 +427,7 @@ impl Store for MemoryStore {
                         "{kind} to {target} dead-lettered after {} attempts: {error}",
                         a.command.budget_attempts
                     );
+                    m.command_fact(id, "dead_lettered", None, now);
                     m.exceptions.push(ExceptionRow {
                         id: m.exceptions.len() as i64 + 1,
                         pattern: pattern.as_str().into(),
@@ -408,6 +439,8 @@ impl Store for MemoryStore {
                         state: "open".into(),
                         opened_at: now,
                         updated_at: now,
+                        mapping: a.mapping.clone(),
+                        ..ExceptionRow::default()
                     });
                     m.audit(now, "engine", "dead-lettered", &order_ref, format!("command {id}: {error}"));
                 }
@@ -479,6 +512,115 @@ impl Store for MemoryStore {
                 .take(limit)
                 .cloned()
                 .collect()
+        }))
+    }
+
+    async fn exception(&self, id: i64) -> Result<Option<ExceptionRow>> {
+        Ok(self.read(|m| m.exceptions.iter().find(|x| x.id == id).cloned()))
+    }
+
+    async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
+        Ok(self.read(|m| m.facts.iter().skip(after.max(0) as usize).take(limit).cloned().collect()))
+    }
+
+    async fn raise_finding(&self, f: NewFinding, now: Timestamp) -> Result<Raised> {
+        Ok(self.write(|m| {
+            let actor = format!("rule:{}", f.pattern);
+            let existing = m.exceptions.iter_mut().find(|x| {
+                x.pattern == f.pattern.as_str() && x.order_ref == f.order_ref && x.subject.as_ref() == Some(&f.subject)
+            });
+            match existing {
+                Some(x) if matches!(x.state.as_str(), "open" | "acknowledged" | "ignored") => Raised::AlreadyOpen(x.id),
+                Some(x) => {
+                    x.state = "open".into();
+                    x.detail = f.detail.clone();
+                    x.evidence = Some(f.evidence);
+                    x.action = Some(f.action);
+                    x.updated_at = now;
+                    let id = x.id;
+                    m.rechecks.remove(&id);
+                    let detail = format!("exception {id}: the cause persists: {}", f.detail);
+                    m.audit(now, &actor, "exception reopened", &f.order_ref, detail);
+                    Raised::Reopened(id)
+                }
+                None => {
+                    let id = m.exceptions.len() as i64 + 1;
+                    m.audit(now, &actor, "exception raised", &f.order_ref, format!("exception {id}: {}", f.detail));
+                    m.exceptions.push(ExceptionRow {
+                        id,
+                        pattern: f.pattern.as_str().into(),
+                        order_ref: f.order_ref,
+                        flow: f.flow,
+                        command_id: None,
+                        field: f.field,
+                        detail: f.detail,
+                        state: "open".into(),
+                        opened_at: now,
+                        updated_at: now,
+                        subject: Some(f.subject),
+                        channel: f.channel,
+                        mapping: None,
+                        amount: f.amount,
+                        currency: f.currency,
+                        action: Some(f.action),
+                        evidence: Some(f.evidence),
+                    });
+                    Raised::Opened(id)
+                }
+            }
+        }))
+    }
+
+    async fn clear_finding(
+        &self,
+        pattern: handoff_model::Pattern,
+        order_ref: String,
+        subject: String,
+        now: Timestamp,
+    ) -> Result<bool> {
+        Ok(self.write(|m| {
+            let found = m.exceptions.iter_mut().find(|x| {
+                x.pattern == pattern.as_str()
+                    && x.order_ref == order_ref
+                    && x.subject.as_deref() == Some(subject.as_str())
+                    && matches!(x.state.as_str(), "open" | "acknowledged")
+            });
+            let Some(x) = found else { return false };
+            x.state = "auto_resolved".into();
+            x.updated_at = now;
+            let id = x.id;
+            let actor = format!("rule:{pattern}");
+            m.audit(now, &actor, "exception auto-resolved", &order_ref, format!("exception {id}: the cause is gone"));
+            true
+        }))
+    }
+
+    async fn take_rechecks(&self, limit: usize) -> Result<Vec<ExceptionRow>> {
+        Ok(self.write(|m| {
+            let ids: Vec<i64> = m.rechecks.iter().take(limit).copied().collect();
+            ids.iter()
+                .map(|id| {
+                    m.rechecks.remove(id);
+                    m.exceptions[(id - 1) as usize].clone()
+                })
+                .collect()
+        }))
+    }
+
+    async fn enqueue_action(
+        &self,
+        exception_id: i64,
+        _event_row: i64,
+        command: NewCommand,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        Ok(self.write(|m| {
+            let id = m.enqueue(&command, now)?;
+            let detail =
+                format!("exception {exception_id}: {} to {} queued as command {id}", command.kind, command.target);
+            m.audit(now, &actor, "action", &command.order_ref, detail);
+            Some(id)
         }))
     }
 

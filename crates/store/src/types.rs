@@ -181,7 +181,7 @@ pub enum Replay {
     All,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ExceptionRow {
     pub id: i64,
     pub pattern: String,
@@ -193,6 +193,59 @@ pub struct ExceptionRow {
     pub state: String,
     pub opened_at: Timestamp,
     pub updated_at: Timestamp,
+    /// What within the order the rule found diverging; `None` for the write path's own
+    /// exceptions (dead letters), which name their command instead.
+    pub subject: Option<String>,
+    pub channel: Option<String>,
+    /// The mapping version the command ran with, for a dead letter.
+    pub mapping: Option<String>,
+    /// The money at stake (decimal text) and its currency.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    /// The suggested action, as JSON.
+    pub action: Option<String>,
+    /// The evidence pack the rule kept (the ledger it judged), as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// A finding of the rules, to raise as an exception.
+#[derive(Debug, Clone)]
+pub struct NewFinding {
+    pub pattern: Pattern,
+    pub order_ref: String,
+    pub subject: String,
+    pub flow: Option<String>,
+    pub field: Option<String>,
+    pub channel: Option<String>,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub detail: String,
+    pub action: String,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    Opened(i64),
+    /// Closed before, by a person or by the rules, and its cause is back.
+    Reopened(i64),
+    AlreadyOpen(i64),
+}
+
+/// One entry of the rules' journal: an event planned, or a command's outcome.
+#[derive(Debug, Clone)]
+pub struct FactRow {
+    pub id: i64,
+    pub order_ref: String,
+    pub system: String,
+    /// An event kind, or `acknowledged:<command kind>` / `dead_lettered:<command kind>`.
+    pub kind: String,
+    pub record_id: Option<String>,
+    pub command_id: Option<i64>,
+    /// The event's canonical JSON, or the command's payload.
+    pub payload: String,
+    pub at: Timestamp,
 }
 
 /// What became of a person's move of an exception.

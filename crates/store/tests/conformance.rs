@@ -40,6 +40,9 @@ conformance!(
     a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget,
     a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited,
     a_retry_waits_until_it_is_due,
+    the_rules_journal_holds_events_and_command_outcomes_in_order,
+    a_finding_is_raised_once_clears_itself_and_reopens_after_a_person_resolves_it,
+    an_action_queues_a_command_once,
 );
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
@@ -316,4 +319,71 @@ async fn a_store_acknowledging_before_durable_loses_unflushed_writes() {
     store.power_loss();
     let left: Vec<String> = store.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.event_id).collect();
     assert_eq!(left, vec!["e1"]);
+}
+
+async fn the_rules_journal_holds_events_and_command_outcomes_in_order<S: Store + Clone>(store: S) {
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    let ack = Outcome::Acknowledged { record_id: "SO-1".into() };
+    let attempt =
+        AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: ack, note: None, mapping: None };
+    store.record_attempt(attempt).await.unwrap();
+    let facts = store.facts_after(0, 10).await.unwrap();
+    let seen: Vec<_> = facts.iter().map(|f| (f.system.as_str(), f.kind.as_str(), f.record_id.as_deref())).collect();
+    assert_eq!(seen, vec![("shop", "order.created", None), ("erp", "acknowledged:create_order", Some("SO-1"))]);
+    assert_eq!(facts[1].command_id, Some(1));
+    assert_eq!(store.facts_after(facts[0].id, 10).await.unwrap().len(), 1);
+}
+
+fn finding(subject: &str) -> handoff_store::NewFinding {
+    handoff_store::NewFinding {
+        pattern: handoff_model::Pattern::MissingOrder,
+        order_ref: "#1".into(),
+        subject: subject.into(),
+        flow: Some("orders".into()),
+        field: None,
+        channel: Some("shop".into()),
+        amount: Some("28.58".into()),
+        currency: Some("EUR".into()),
+        detail: "no ERP order".into(),
+        action: r#"{"action":"create_erp_order"}"#.into(),
+        evidence: "{}".into(),
+    }
+}
+
+async fn a_finding_is_raised_once_clears_itself_and_reopens_after_a_person_resolves_it<S: Store + Clone>(store: S) {
+    use handoff_model::{ExceptionState, Pattern};
+    use handoff_store::Raised;
+    let Raised::Opened(id) = store.raise_finding(finding(""), t0()).await.unwrap() else { panic!("opened") };
+    assert_eq!(store.raise_finding(finding(""), t0()).await.unwrap(), Raised::AlreadyOpen(id));
+    let x = store.exception(id).await.unwrap().unwrap();
+    assert_eq!(
+        (x.channel.as_deref(), x.amount.as_deref(), x.subject.as_deref()),
+        (Some("shop"), Some("28.58"), Some(""))
+    );
+    assert!(store.clear_finding(Pattern::MissingOrder, "#1".into(), "".into(), t0()).await.unwrap());
+    assert_eq!(store.exception(id).await.unwrap().unwrap().state, "auto_resolved");
+    assert!(!store.clear_finding(Pattern::MissingOrder, "#1".into(), "".into(), t0()).await.unwrap());
+    assert_eq!(store.raise_finding(finding(""), t0()).await.unwrap(), Raised::Reopened(id));
+
+    assert!(store.take_rechecks(10).await.unwrap().is_empty());
+    store.move_exception(id, ExceptionState::Resolved, "ada".into(), None, t0()).await.unwrap();
+    let rechecks = store.take_rechecks(10).await.unwrap();
+    assert_eq!(rechecks.iter().map(|x| x.id).collect::<Vec<_>>(), vec![id]);
+    assert!(store.take_rechecks(10).await.unwrap().is_empty(), "handed out once");
+    assert_eq!(store.raise_finding(finding(""), t0()).await.unwrap(), Raised::Reopened(id));
+    let audit = store.order_timeline("#1".into()).await.unwrap().audit;
+    assert!(audit.iter().any(|a| a.actor == "rule:missing_order" && a.action == "exception reopened"), "{audit:?}");
+}
+
+async fn an_action_queues_a_command_once<S: Store + Clone>(store: S) {
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    let c = command("#1", CommandKind::CreateOrder);
+    let id = store.enqueue_action(7, row, c.clone(), "ada".into(), t0()).await.unwrap();
+    assert!(id.is_some());
+    assert_eq!(store.enqueue_action(7, row, c, "ada".into(), t0()).await.unwrap(), None);
+    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
+    let audit = store.order_timeline("#1".into()).await.unwrap().audit;
+    assert!(audit.iter().any(|a| a.actor == "ada" && a.action == "action"), "{audit:?}");
 }

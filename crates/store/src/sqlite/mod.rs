@@ -19,8 +19,8 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::watch;
 
 use crate::{
-    AttemptRecord, Command, ExceptionRow, NewEvent, OrderState, Plan, Recorded, Replay, Result, Store, StoreError,
-    StoredEvent, Timeline,
+    AttemptRecord, Command, ExceptionRow, FactRow, NewCommand, NewEvent, NewFinding, OrderState, Plan, Raised,
+    Recorded, Replay, Result, Store, StoreError, StoredEvent, Timeline,
 };
 use writer::Writer;
 
@@ -70,6 +70,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0002_inbox_raw.sql")),
         M::up(include_str!("../../migrations/sqlite/0003_poll_cursor.sql")),
         M::up(include_str!("../../migrations/sqlite/0004_attempt_mapping.sql")),
+        M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
     ])
 }
 
@@ -211,6 +212,46 @@ impl Store for SqliteStore {
 
     async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
         self.read(move |conn| reads::exceptions(conn, state.as_deref(), limit)).await
+    }
+
+    async fn exception(&self, id: i64) -> Result<Option<ExceptionRow>> {
+        self.read(move |conn| reads::exception(conn, id)).await
+    }
+
+    async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
+        self.read(move |conn| reads::facts_after(conn, after, limit)).await
+    }
+
+    async fn raise_finding(&self, finding: NewFinding, now: Timestamp) -> Result<Raised> {
+        self.inner.writer.run(move |conn| writes::raise_finding(conn, &finding, now)).await
+    }
+
+    async fn clear_finding(
+        &self,
+        pattern: handoff_model::Pattern,
+        order_ref: String,
+        subject: String,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.inner.writer.run(move |conn| writes::clear_finding(conn, pattern, &order_ref, &subject, now)).await
+    }
+
+    async fn take_rechecks(&self, limit: usize) -> Result<Vec<ExceptionRow>> {
+        self.inner.writer.run(move |conn| writes::take_rechecks(conn, limit)).await
+    }
+
+    async fn enqueue_action(
+        &self,
+        exception_id: i64,
+        event_row: i64,
+        command: NewCommand,
+        actor: String,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        self.inner
+            .writer
+            .run(move |conn| writes::enqueue_action(conn, exception_id, event_row, &command, &actor, now))
+            .await
     }
 
     async fn order_timeline(&self, order_ref: String) -> Result<Timeline> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EXCEPTION_COLUMNS, ts};
 use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, Result, StoredEvent, Timeline};
@@ -136,4 +136,31 @@ pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timel
         .collect::<rusqlite::Result<Vec<_>>>()?
     };
     Ok(Timeline { order_ref: order_ref.to_owned(), events, commands, attempts, ledger, exceptions, audit })
+}
+
+pub(super) fn exception(conn: &Connection, id: i64) -> Result<Option<ExceptionRow>> {
+    let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], rows::exception).optional()?)
+}
+
+pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<crate::FactRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id,
+                coalesce(i.payload, o.payload), f.at
+         FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox o ON o.id = f.command_id
+         WHERE f.id > ?1 ORDER BY f.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit as i64], |r| {
+        Ok(crate::FactRow {
+            id: r.get(0)?,
+            order_ref: r.get(1)?,
+            system: r.get(2)?,
+            kind: r.get(3)?,
+            record_id: r.get(4)?,
+            command_id: r.get(5)?,
+            payload: r.get(6)?,
+            at: ts(r.get(7)?)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

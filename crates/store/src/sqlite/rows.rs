@@ -61,8 +61,8 @@ pub(super) fn command(r: &Row) -> rusqlite::Result<Command> {
     })
 }
 
-pub(super) const EXCEPTION_COLUMNS: &str =
-    "id, pattern, order_ref, flow, command_id, field, detail, state, opened_at, updated_at";
+pub(super) const EXCEPTION_COLUMNS: &str = "id, pattern, order_ref, flow, command_id, field, detail, state, \
+     opened_at, updated_at, subject, channel, mapping, amount, currency, action, evidence";
 
 pub(super) fn exception(r: &Row) -> rusqlite::Result<ExceptionRow> {
     Ok(ExceptionRow {
@@ -76,5 +76,12 @@ pub(super) fn exception(r: &Row) -> rusqlite::Result<ExceptionRow> {
         state: r.get(7)?,
         opened_at: ts(r.get(8)?)?,
         updated_at: ts(r.get(9)?)?,
+        subject: r.get(10)?,
+        channel: r.get(11)?,
+        mapping: r.get(12)?,
+        amount: r.get(13)?,
+        currency: r.get(14)?,
+        action: r.get(15)?,
+        evidence: r.get(16)?,
     })
 }

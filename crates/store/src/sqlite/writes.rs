@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, COMMAND_COLUMNS, micros};
 use crate::{
-    AttemptRecord, Command, NewCommand, NewEvent, Outcome, Plan, Recorded, Replay, Result, acknowledged_state,
+    AttemptRecord, Command, NewCommand, NewEvent, NewFinding, Outcome, Plan, Raised, Recorded, Replay, Result,
+    acknowledged_state,
 };
 
 pub(super) fn record_event(conn: &Connection, e: &NewEvent) -> Result<Recorded> {
@@ -105,6 +106,11 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
         for command in &plan.commands {
             enqueue(conn, plan.event_row, command, now)?;
         }
+        conn.prepare_cached(
+            "INSERT INTO facts (order_ref, system, kind, event_row, at)
+             SELECT order_ref, system, kind, id, ?2 FROM inbox WHERE id = ?1",
+        )?
+        .execute(params![plan.event_row, at])?;
         for detail in &plan.audit {
             audit(conn, now, "engine", "event", &plan.order_ref, detail)?;
         }
@@ -112,7 +118,8 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
     Ok(())
 }
 
-fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<()> {
+/// Writes a command to the outbox; `None` when its idempotency key was already used.
+fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<Option<i64>> {
     let mut moot = false;
     if c.supersede_unsent {
         let mut stmt = conn.prepare_cached(
@@ -140,7 +147,7 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?11)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )?;
-    insert.execute(params![
+    let inserted = insert.execute(params![
         c.flow,
         c.target,
         c.order_ref,
@@ -153,11 +160,15 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
         state,
         micros(now),
     ])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let id = conn.last_insert_rowid();
     if moot {
         let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);
         audit(conn, now, "engine", "superseded", &c.order_ref, &detail)?;
     }
-    Ok(())
+    Ok(Some(id))
 }
 
 /// Claims due pending commands that head their (order, target) sequence: no earlier command
@@ -206,6 +217,7 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
             )?
             .execute(params![record_id, micros(now), c.id])?;
             set_ledger(conn, &c.order_ref, &c.target, acknowledged_state(c.kind), Some(record_id), now)?;
+            fact(conn, c, "acknowledged", Some(record_id), now)?;
             let resolved = conn
                 .prepare_cached(
                     "UPDATE exceptions SET state = 'auto_resolved', updated_at = ?1
@@ -231,14 +243,16 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
             .execute(params![micros(*at), ambiguous, error, micros(now), c.id])?;
         }
         Outcome::DeadLettered { ambiguous, error, field, pattern } => {
+            fact(conn, c, "dead_lettered", None, now)?;
             conn.prepare_cached(
                 "UPDATE outbox SET state = 'dead_lettered', ambiguous = ?1, last_error = ?2, updated_at = ?3
                  WHERE id = ?4",
             )?
             .execute(params![ambiguous, error, micros(now), c.id])?;
             conn.prepare_cached(
-                "INSERT INTO exceptions (pattern, order_ref, flow, command_id, field, detail, state, opened_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
+                "INSERT INTO exceptions (pattern, order_ref, flow, command_id, field, detail, state, opened_at, updated_at,
+                                         mapping)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7, ?8)",
             )?
             .execute(params![
                 pattern.as_str(),
@@ -248,11 +262,129 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                 field,
                 format!("{} to {} dead-lettered after {} attempts: {error}", c.kind, c.target, c.budget_attempts),
                 micros(now),
+                a.mapping,
             ])?;
             audit(conn, now, "engine", "dead-lettered", &c.order_ref, &format!("command {}: {error}", c.id))?;
         }
     }
     Ok(())
+}
+
+/// Journals a command's outcome for the rules.
+fn fact(conn: &Connection, c: &Command, outcome: &str, record_id: Option<&str>, now: Timestamp) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO facts (order_ref, system, kind, command_id, record_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![c.order_ref, c.target, format!("{outcome}:{}", c.kind), c.id, record_id, micros(now)])?;
+    Ok(())
+}
+
+pub(super) fn raise_finding(conn: &Connection, f: &NewFinding, now: Timestamp) -> Result<Raised> {
+    let existing: Option<(i64, String)> = conn
+        .prepare_cached("SELECT id, state FROM exceptions WHERE pattern = ?1 AND order_ref = ?2 AND subject = ?3")?
+        .query_row(params![f.pattern.as_str(), f.order_ref, f.subject], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let actor = format!("rule:{}", f.pattern);
+    match existing {
+        Some((id, state)) if state == "open" || state == "acknowledged" => Ok(Raised::AlreadyOpen(id)),
+        // Ignored with a reason by a person: the rules respect it.
+        Some((id, state)) if state == "ignored" => Ok(Raised::AlreadyOpen(id)),
+        Some((id, _)) => {
+            conn.prepare_cached(
+                "UPDATE exceptions SET state = 'open', detail = ?1, evidence = ?2, action = ?3, updated_at = ?4,
+                        rechecked = 1 WHERE id = ?5",
+            )?
+            .execute(params![f.detail, f.evidence, f.action, micros(now), id])?;
+            audit(
+                conn,
+                now,
+                &actor,
+                "exception reopened",
+                &f.order_ref,
+                &format!("exception {id}: the cause persists: {}", f.detail),
+            )?;
+            Ok(Raised::Reopened(id))
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, subject,
+                                         channel, amount, currency, action, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                f.pattern.as_str(),
+                f.order_ref,
+                f.flow,
+                f.field,
+                f.detail,
+                micros(now),
+                f.subject,
+                f.channel,
+                f.amount,
+                f.currency,
+                f.action,
+                f.evidence
+            ])?;
+            let id = conn.last_insert_rowid();
+            audit(conn, now, &actor, "exception raised", &f.order_ref, &format!("exception {id}: {}", f.detail))?;
+            Ok(Raised::Opened(id))
+        }
+    }
+}
+
+pub(super) fn clear_finding(
+    conn: &Connection,
+    pattern: handoff_model::Pattern,
+    order_ref: &str,
+    subject: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let id: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE exceptions SET state = 'auto_resolved', updated_at = ?1
+             WHERE pattern = ?2 AND order_ref = ?3 AND subject = ?4 AND state IN ('open', 'acknowledged')
+             RETURNING id",
+        )?
+        .query_row(params![micros(now), pattern.as_str(), order_ref, subject], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = id {
+        audit(
+            conn,
+            now,
+            &format!("rule:{pattern}"),
+            "exception auto-resolved",
+            order_ref,
+            &format!("exception {id}: the cause is gone"),
+        )?;
+    }
+    Ok(id.is_some())
+}
+
+pub(super) fn take_rechecks(conn: &Connection, limit: usize) -> Result<Vec<crate::ExceptionRow>> {
+    let sql = format!(
+        "UPDATE exceptions SET rechecked = 1 WHERE id IN (SELECT id FROM exceptions WHERE rechecked = 0 LIMIT ?1)
+         RETURNING {}",
+        super::rows::EXCEPTION_COLUMNS
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([limit as i64], super::rows::exception)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub(super) fn enqueue_action(
+    conn: &Connection,
+    exception_id: i64,
+    event_row: i64,
+    command: &NewCommand,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    let id = enqueue(conn, event_row, command, now)?;
+    if let Some(id) = id {
+        let detail = format!("exception {exception_id}: {} to {} queued as command {id}", command.kind, command.target);
+        audit(conn, now, actor, "action", &command.order_ref, &detail)?;
+    }
+    Ok(id)
 }
 
 fn join(note: &Option<String>, s: &str) -> String {
@@ -295,11 +427,13 @@ pub(super) fn move_exception(
     if !from.is_some_and(|from| from.person_may_move(to)) {
         return Ok(crate::Moved::Refused { from: row.state });
     }
-    conn.prepare_cached("UPDATE exceptions SET state = ?1, updated_at = ?2 WHERE id = ?3")?.execute(params![
-        to.as_str(),
-        micros(now),
-        id
-    ])?;
+    // A rules exception resolved by a person is checked again by the rules.
+    conn.prepare_cached(
+        "UPDATE exceptions SET state = ?1, updated_at = ?2,
+                rechecked = CASE WHEN ?1 = 'resolved' AND subject IS NOT NULL THEN 0 ELSE rechecked END
+         WHERE id = ?3",
+    )?
+    .execute(params![to.as_str(), micros(now), id])?;
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     audit(conn, now, actor, to.as_str(), &row.order_ref, &format!("exception {id} ({}){why}", row.pattern))?;
     Ok(crate::Moved::Done(crate::ExceptionRow { state: to.as_str().into(), updated_at: now, ..row }))

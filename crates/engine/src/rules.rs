@@ -1,0 +1,270 @@
+//! The live driver of the rules: follows the store's journal of events and command outcomes,
+//! feeds each order's facts to the board, and raises or clears exceptions as findings appear
+//! and go, as facts arrive and as deadlines pass.
+
+use std::sync::Arc;
+
+use handoff_contract::{Contract, Role};
+use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern};
+use handoff_rules::{Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
+use handoff_store::{FactRow, NewFinding, Raised, Store};
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::Clock;
+
+/// Journal entries read per store round trip.
+const BATCH: usize = 4096;
+
+/// What one step of the watch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stepped {
+    pub facts: usize,
+    pub raised: usize,
+    pub cleared: usize,
+}
+
+pub struct RulesWatch<S> {
+    contract: Arc<Contract>,
+    store: S,
+    clock: Arc<dyn Clock>,
+    board: Board,
+    /// The last journal entry applied; the board is rebuilt from the start on boot.
+    cursor: i64,
+}
+
+impl<S: Store> RulesWatch<S> {
+    pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
+        let board = Board::new(deadlines(&contract));
+        RulesWatch { contract, store, clock, board, cursor: 0 }
+    }
+
+    /// Orders the rules follow.
+    pub fn orders(&self) -> usize {
+        self.board.len()
+    }
+
+    pub fn ledger(&self, order_ref: &str) -> Option<&Ledger> {
+        self.board.ledger(order_ref)
+    }
+
+    /// Applies the journal's new entries, wakes the orders whose deadlines passed, checks the
+    /// exceptions people resolved, and writes what changed.
+    pub async fn step(&mut self) -> handoff_store::Result<Stepped> {
+        let now = self.clock.now();
+        let mut changes = Vec::new();
+        let mut stepped = Stepped::default();
+        loop {
+            let rows = self.store.facts_after(self.cursor, BATCH).await?;
+            let Some(last) = rows.last() else { break };
+            self.cursor = last.id;
+            stepped.facts += rows.len();
+            for row in &rows {
+                for fact in facts_of(&self.contract, row) {
+                    self.board.apply(&row.order_ref, fact, now, &mut changes);
+                }
+            }
+            if rows.len() < BATCH {
+                break;
+            }
+        }
+        self.board.advance(now, &mut changes);
+        for x in self.store.take_rechecks(BATCH).await? {
+            let (Some(pattern), Some(subject)) = (parse_pattern(&x.pattern), x.subject) else { continue };
+            self.board.recheck(&x.order_ref, pattern, &subject, now, &mut changes);
+        }
+        for change in changes {
+            match change {
+                Change::Raised { order_ref, finding } => {
+                    let new = self.finding(&order_ref, finding);
+                    if !matches!(self.store.raise_finding(new, now).await?, Raised::AlreadyOpen(_)) {
+                        stepped.raised += 1;
+                    }
+                }
+                Change::Cleared { order_ref, pattern, subject } => {
+                    if self.store.clear_finding(pattern, order_ref, subject, now).await? {
+                        stepped.cleared += 1;
+                    }
+                }
+            }
+        }
+        Ok(stepped)
+    }
+
+    /// Steps whenever the store changes or the next deadline passes, until `shutdown`.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut changed = self.store.subscribe();
+        while !*shutdown.borrow() {
+            if let Err(error) = self.step().await {
+                tracing::error!(message = "rules step failed", error = %error);
+            }
+            // The store's change counter wakes us for new facts; the deadline timer and a
+            // periodic look for people's resolves cover the rest.
+            let wait = self
+                .board
+                .next_deadline()
+                .and_then(|at| std::time::Duration::try_from(at.duration_since(self.clock.now())).ok())
+                .unwrap_or(std::time::Duration::from_secs(1))
+                .min(std::time::Duration::from_secs(1));
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// The exception row for a finding, with its evidence pack: the rule that fired, what it
+    /// found, and the ledger it judged.
+    fn finding(&self, order_ref: &str, f: Finding) -> NewFinding {
+        let ledger = self.board.ledger(order_ref).cloned().unwrap_or_else(|| Ledger::new(order_ref));
+        let money = match f.pattern {
+            Pattern::OrphanedPayment => ledger.payments.iter().find(|p| p.payment_id == f.subject).map(|p| p.amount),
+            _ => ledger.total,
+        };
+        let evidence = json!({ "rule": f.pattern, "finding": &f, "ledger": &ledger });
+        NewFinding {
+            pattern: f.pattern,
+            order_ref: order_ref.to_owned(),
+            flow: flow_of(&self.contract, f.pattern, ledger.channel.as_deref()),
+            field: f.field.map(str::to_owned),
+            channel: ledger.channel.clone(),
+            amount: money.map(|m| m.amount.to_string()),
+            currency: money.map(|m| m.currency.to_string()),
+            detail: f.detail.clone(),
+            action: serde_json::to_string(&f.action).expect("actions serialize"),
+            evidence: evidence.to_string(),
+            subject: f.subject,
+        }
+    }
+}
+
+/// The deadlines of the patterns, from the flows that keep each promise; a contract without
+/// such a flow keeps the defaults.
+pub fn deadlines(contract: &Contract) -> Deadlines {
+    let mut d = Deadlines::default();
+    let longest =
+        |kind: EventKind| contract.flows.values().filter(|f| f.events.contains(&kind)).map(|f| f.deadline).max();
+    if let Some(t) = longest(EventKind::OrderCreated) {
+        d.erp_order = t;
+        d.payment = t;
+    }
+    if let Some(t) = longest(EventKind::FulfillmentCreated) {
+        d.fulfillment = t;
+    }
+    if let Some(t) = longest(EventKind::OrderCancelled) {
+        d.cancellation = t;
+    }
+    d
+}
+
+/// The flow whose promise a finding says was broken, where one is.
+fn flow_of(contract: &Contract, pattern: Pattern, channel: Option<&str>) -> Option<String> {
+    let kind = match pattern {
+        Pattern::MissingOrder | Pattern::DuplicateDraft | Pattern::TransformMismatch => EventKind::OrderCreated,
+        Pattern::StatusVoid => EventKind::FulfillmentCreated,
+        Pattern::RollbackGap => EventKind::OrderCancelled,
+        Pattern::OrphanedPayment | Pattern::DeadDelivery => return None,
+    };
+    let from_channel = |f: &&handoff_contract::Flow| channel.is_none_or(|c| f.from == c || f.to == c);
+    contract.flows.iter().find(|(_, f)| f.events.contains(&kind) && from_channel(f)).map(|(name, _)| name.clone())
+}
+
+fn parse_pattern(s: &str) -> Option<Pattern> {
+    serde_json::from_value(json!(s)).ok()
+}
+
+/// What a journal entry tells the rules, by the role of the system it concerns.
+pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
+    let Some(role) = contract.systems.get(&row.system).map(|s| s.role) else { return Vec::new() };
+    let at = row.at;
+    if let Some(kind) = row.kind.strip_prefix("acknowledged:") {
+        let command = row.command_id.map(|id| id.to_string()).unwrap_or_default();
+        let mut facts = vec![Fact::Delivered { command }];
+        facts.extend(acknowledged(role, kind, row, at));
+        return facts;
+    }
+    if row.kind.starts_with("dead_lettered:") {
+        return vec![Fact::DeadLettered { command: row.command_id.map(|id| id.to_string()).unwrap_or_default() }];
+    }
+    let Ok(event) = serde_json::from_str::<InboundEvent>(&row.payload) else { return Vec::new() };
+    match role {
+        Role::Storefront | Role::Marketplace | Role::Channel => channel_event(&row.system, event, at),
+        Role::Payment => match (event.kind, event.payment) {
+            (EventKind::OrderPaid, Some(p)) => vec![payment(p, at)],
+            _ => Vec::new(),
+        },
+        Role::Erp | Role::Wms => match event.kind {
+            EventKind::OrderCreated | EventKind::OrderUpdated => match event.order {
+                Some(order) if role == Role::Erp => {
+                    let id = order.name.clone().unwrap_or_else(|| event.order_ref.clone());
+                    vec![erp_record(id, &order, at)]
+                }
+                _ => Vec::new(),
+            },
+            EventKind::FulfillmentCreated => vec![Fact::ErpFulfilled { id: None, at }],
+            EventKind::OrderCancelled if role == Role::Erp => vec![Fact::ErpCancelled { id: None, at }],
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn channel_event(system: &str, event: InboundEvent, at: Timestamp) -> Vec<Fact> {
+    match event.kind {
+        EventKind::OrderCreated | EventKind::OrderUpdated => {
+            let Some(order) = event.order else { return Vec::new() };
+            let mut facts = vec![Fact::Placed {
+                channel: system.to_owned(),
+                at,
+                total: order.total(),
+                lines: order.lines.len() as u32,
+                email: order.customer.email.clone(),
+            }];
+            facts.extend(event.payment.map(|p| payment(p, at)));
+            facts
+        }
+        EventKind::OrderPaid => event.payment.map(|p| vec![payment(p, at)]).unwrap_or_default(),
+        EventKind::OrderCancelled => vec![Fact::Closed { at }],
+        EventKind::RefundCreated => {
+            event.refund.map(|r| vec![Fact::Refunded { amount: r.amount, at }]).unwrap_or_default()
+        }
+        EventKind::FulfillmentCreated => vec![Fact::ChannelFulfilled { at }],
+    }
+}
+
+fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fact> {
+    let record = row.record_id.clone();
+    match (role, kind) {
+        (Role::Erp, "create_order" | "update_order") => {
+            let order: Option<CanonicalOrder> = serde_json::from_str::<serde_json::Value>(&row.payload)
+                .ok()
+                .and_then(|v| serde_json::from_value(v.get("order")?.clone()).ok());
+            let id = record.unwrap_or_else(|| row.order_ref.clone());
+            match order {
+                Some(order) => vec![erp_record(id, &order, at)],
+                None => vec![Fact::ErpRecord { id, at, total: None, lines: None, confidence: 1.0 }],
+            }
+        }
+        (Role::Erp, "cancel_order") => vec![Fact::ErpCancelled { id: None, at }],
+        (Role::Erp | Role::Wms, "create_fulfillment") => vec![Fact::ErpFulfilled { id: None, at }],
+        (Role::Storefront | Role::Marketplace | Role::Channel, "create_fulfillment") => {
+            vec![Fact::ChannelFulfilled { at }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn erp_record(id: String, order: &CanonicalOrder, at: Timestamp) -> Fact {
+    Fact::ErpRecord { id, at, total: Some(order.total()), lines: Some(order.lines.len() as u32), confidence: 1.0 }
+}
+
+fn payment(p: handoff_model::Payment, at: Timestamp) -> Fact {
+    Fact::Payment(PaymentFact {
+        payment_id: p.payment_id.to_string(),
+        amount: p.amount,
+        captured_at: at,
+        email: p.email,
+        refunded: false,
+        confidence: 1.0,
+    })
+}
