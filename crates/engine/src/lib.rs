@@ -79,6 +79,10 @@ impl<S: Store + Clone> Engine<S> {
         Intake::new(self.contract.clone(), self.store.clone(), self.clock.clone())
     }
 
+    pub fn rules(&self) -> RulesWatch<S> {
+        RulesWatch::new(self.contract.clone(), self.store.clone(), self.clock.clone())
+    }
+
     pub fn dispatcher(&self) -> Dispatcher<S> {
         Dispatcher::new(
             self.contract.clone(),

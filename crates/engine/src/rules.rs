@@ -198,7 +198,7 @@ pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
             EventKind::OrderCreated | EventKind::OrderUpdated => match event.order {
                 Some(order) if role == Role::Erp => {
                     let id = order.name.clone().unwrap_or_else(|| event.order_ref.clone());
-                    vec![erp_record(id, &order, at)]
+                    vec![erp_record(&row.system, id, &order, at)]
                 }
                 _ => Vec::new(),
             },
@@ -241,8 +241,15 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
                 .and_then(|v| serde_json::from_value(v.get("order")?.clone()).ok());
             let id = record.unwrap_or_else(|| row.order_ref.clone());
             match order {
-                Some(order) => vec![erp_record(id, &order, at)],
-                None => vec![Fact::ErpRecord { id, at, total: None, lines: None, confidence: 1.0 }],
+                Some(order) => vec![erp_record(&row.system, id, &order, at)],
+                None => vec![Fact::ErpRecord {
+                    system: row.system.clone(),
+                    id,
+                    at,
+                    total: None,
+                    lines: None,
+                    confidence: 1.0,
+                }],
             }
         }
         (Role::Erp, "cancel_order") => vec![Fact::ErpCancelled { id: None, at }],
@@ -254,8 +261,15 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
     }
 }
 
-fn erp_record(id: String, order: &CanonicalOrder, at: Timestamp) -> Fact {
-    Fact::ErpRecord { id, at, total: Some(order.total()), lines: Some(order.lines.len() as u32), confidence: 1.0 }
+fn erp_record(system: &str, id: String, order: &CanonicalOrder, at: Timestamp) -> Fact {
+    Fact::ErpRecord {
+        system: system.to_owned(),
+        id,
+        at,
+        total: Some(order.total()),
+        lines: Some(order.lines.len() as u32),
+        confidence: 1.0,
+    }
 }
 
 fn payment(p: handoff_model::Payment, at: Timestamp) -> Fact {

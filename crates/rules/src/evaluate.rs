@@ -106,14 +106,20 @@ pub fn evaluate(l: &Ledger, d: &Deadlines, now: Timestamp) -> Verdict {
     }
 
     let live: Vec<_> = l.live_records().collect();
-    if live.len() > 1 {
-        let mut ordered = live.clone();
+    let mut systems: Vec<&str> = live.iter().map(|r| r.system.as_str()).collect();
+    systems.sort_unstable();
+    systems.dedup();
+    for system in systems {
+        let mut ordered: Vec<_> = live.iter().filter(|r| r.system == system).collect();
+        if ordered.len() < 2 {
+            continue;
+        }
         // The record that names the reference, then the oldest, is the one to keep.
         ordered.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.seen_at.cmp(&b.seen_at)));
         let ids: Vec<String> = ordered.iter().map(|r| r.id.clone()).collect();
         let at = ordered.iter().map(|r| r.seen_at).max().expect("two records");
         let confidence = ordered.iter().map(|r| r.confidence).fold(1.0, f32::min);
-        let detail = format!("{} live ERP records for one order: {}", ids.len(), ids.join(", "));
+        let detail = format!("{} live records in {system} for one order: {}", ids.len(), ids.join(", "));
         let action = Action::CancelDuplicates { keep: ids[0].clone(), cancel: ids[1..].to_vec() };
         due(&mut v, at, &|| {
             finding(Pattern::DuplicateDraft, &ids.join(","), at, detail.clone(), action.clone(), confidence)

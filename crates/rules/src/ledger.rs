@@ -16,6 +16,8 @@ pub enum ErpState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErpRecord {
+    /// The ERP holding it (a stack may run more than one).
+    pub system: String,
     /// The ERP's own id for the record.
     pub id: String,
     pub seen_at: Timestamp,
@@ -110,6 +112,7 @@ pub enum Fact {
     },
     /// The ERP holds (or changed) a record of the order.
     ErpRecord {
+        system: String,
         id: String,
         at: Timestamp,
         total: Option<Money>,
@@ -172,22 +175,25 @@ impl Ledger {
                     self.closed_at.get_or_insert(at);
                 }
             }
-            Fact::ErpRecord { id, at, total, lines, confidence } => match self.erp.iter_mut().find(|r| r.id == id) {
-                Some(r) => {
-                    r.total = total.or(r.total);
-                    r.lines = lines.or(r.lines);
-                    r.seen_at = r.seen_at.max(at);
+            Fact::ErpRecord { system, id, at, total, lines, confidence } => {
+                match self.erp.iter_mut().find(|r| r.id == id && r.system == system) {
+                    Some(r) => {
+                        r.total = total.or(r.total);
+                        r.lines = lines.or(r.lines);
+                        r.seen_at = r.seen_at.max(at);
+                    }
+                    None => self.erp.push(ErpRecord {
+                        system,
+                        id,
+                        seen_at: at,
+                        state: ErpState::Open,
+                        fulfilled_at: None,
+                        total,
+                        lines,
+                        confidence,
+                    }),
                 }
-                None => self.erp.push(ErpRecord {
-                    id,
-                    seen_at: at,
-                    state: ErpState::Open,
-                    fulfilled_at: None,
-                    total,
-                    lines,
-                    confidence,
-                }),
-            },
+            }
             Fact::ErpFulfilled { id, at } => {
                 if let Some(r) = self.record_mut(id.as_deref()) {
                     if r.state == ErpState::Open {

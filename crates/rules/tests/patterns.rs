@@ -23,7 +23,14 @@ fn placed(minutes: i64) -> Fact {
 }
 
 fn erp(id: &str, minutes: i64) -> Fact {
-    Fact::ErpRecord { id: id.into(), at: at(minutes), total: Some(eur("28.58")), lines: Some(1), confidence: 1.0 }
+    Fact::ErpRecord {
+        system: "erp".into(),
+        id: id.into(),
+        at: at(minutes),
+        total: Some(eur("28.58")),
+        lines: Some(1),
+        confidence: 1.0,
+    }
 }
 
 fn paid(id: &str, minutes: i64, email: Option<&str>) -> Fact {
@@ -147,6 +154,7 @@ fn rollback_gap_when_the_erp_keeps_a_cancelled_order() {
 fn transform_mismatch_when_the_erp_total_differs_beyond_rounding() {
     let mut l = ledger(vec![placed(0)]);
     l.apply(Fact::ErpRecord {
+        system: "erp".into(),
         id: "SO-1".into(),
         at: at(1),
         total: Some(eur("28.59")),
@@ -155,6 +163,7 @@ fn transform_mismatch_when_the_erp_total_differs_beyond_rounding() {
     });
     assert_eq!(found(&l, 100), vec![]);
     l.apply(Fact::ErpRecord {
+        system: "erp".into(),
         id: "SO-1".into(),
         at: at(1),
         total: Some(eur("25.58")),
