@@ -123,7 +123,9 @@ impl<S: Store + Clone> Dispatcher<S> {
         if let Some(field) = permanent_field
             && flow.dead_letter == DeadLetterRule::PermanentAtOnce
         {
-            return Outcome::DeadLettered { ambiguous, error, field, pattern: Pattern::DeadDelivery };
+            // A target that refuses a field refuses the mapping's output: a Transform Mismatch.
+            let pattern = if field.is_some() { Pattern::TransformMismatch } else { Pattern::DeadDelivery };
+            return Outcome::DeadLettered { ambiguous, error, field, pattern };
         }
         match next_attempt(&flow.retry, c.budget_attempts, c.budget_start, now, retry_after, &self.rng) {
             Some(at) => Outcome::Retry { at, ambiguous, error },

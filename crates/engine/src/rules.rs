@@ -39,6 +39,11 @@ impl<S: Store> RulesWatch<S> {
         RulesWatch { contract, store, clock, board, cursor: 0 }
     }
 
+    /// When the earliest followed order is due to be judged again.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.board.next_deadline()
+    }
+
     /// Orders the rules follow.
     pub fn orders(&self) -> usize {
         self.board.len()

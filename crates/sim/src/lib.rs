@@ -3,6 +3,7 @@
 //! for the real binary (`handoff mock`), and tests can call it in-process.
 
 pub mod checker;
+pub mod demo;
 pub mod dialect;
 pub mod http;
 pub mod profile;
@@ -10,6 +11,7 @@ pub mod runner;
 pub mod system;
 pub mod target;
 pub mod vendors;
+pub mod week;
 pub mod world;
 
 pub use checker::{Checker, Violation};
