@@ -56,6 +56,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         iterations: usize,
     },
+    /// Events through the failure-pattern rules on one core, with many orders open.
+    Rules {
+        /// Open orders before each run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000, 1_000_000])]
+        open: Vec<usize>,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
     /// Idle RSS of the hub, then its RSS while a backlog of commands drains.
     Rss {
         #[arg(long, default_value_t = 1_000_000)]
@@ -66,6 +74,9 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     if let BenchCommand::Mapping { payload, iterations } = &command {
         return crate::bench_mapping::run(payload.as_deref(), *iterations);
+    }
+    if let BenchCommand::Rules { open, events } = &command {
+        return crate::bench_rules::run(open, *events);
     }
     let dir = tempfile_dir()?;
     println!(
@@ -80,7 +91,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::E2e { orders, concurrency } => e2e(&dir, orders, concurrency).await,
         BenchCommand::Rss { backlog } => rss(&dir, backlog).await,
-        BenchCommand::Mapping { .. } => unreachable!("run above"),
+        BenchCommand::Mapping { .. } | BenchCommand::Rules { .. } => unreachable!("run above"),
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -428,7 +439,7 @@ async fn e2e(dir: &Path, orders: usize, concurrency: usize) -> anyhow::Result<()
     Ok(())
 }
 
-fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)

@@ -2,7 +2,9 @@
 
 mod bench;
 mod bench_mapping;
+mod bench_rules;
 mod contract;
+mod demo;
 mod held;
 mod inspect;
 mod mapping;
@@ -35,6 +37,9 @@ pub struct DataDir {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A simulated week of orders through a naive relay and through Handoff, compared pattern
+    /// by pattern; then the hub serves what it did. The first command to run.
+    Demo(demo::DemoArgs),
     /// Run the hub: webhooks in, commands out, with acknowledgment, retries and dead letters.
     Serve {
         /// The contract.
@@ -223,6 +228,7 @@ fn main() -> anyhow::Result<()> {
             Command::Exceptions { command: ExceptionsCommand::Ignore { id, reason, actor, data } } => {
                 inspect::exception_move(&data.data_dir, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
+            Command::Demo(args) => demo::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
             Command::Mapping { command } => mapping::run(command).await,

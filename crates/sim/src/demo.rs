@@ -18,7 +18,7 @@ use crate::target::SimTarget;
 use crate::week::{self, Fate, Observed, RelayFaults, Story};
 
 /// The stack of the week: a storefront, a marketplace, a payment processor and an ERP.
-fn contract(shadow: bool) -> Contract {
+pub fn contract(shadow: bool) -> Contract {
     let flows = [
         ("shop-orders", "shop", "erp", r#"["order.created", "order.updated", "order.cancelled"]"#, "15m"),
         ("market-orders", "market", "erp", r#"["order.created", "order.updated", "order.cancelled"]"#, "15m"),
@@ -54,6 +54,9 @@ base_url = "http://erp.sim"
     Contract::parse(&toml, Path::new("demo contract")).expect("a valid contract")
 }
 
+/// Hears the simulated time as a run goes on.
+pub type Progress<'a> = dyn Fn(Timestamp) + 'a;
+
 /// One exception the hub raised, reduced to what the judgement needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Raised {
@@ -88,7 +91,7 @@ fn new_event(system: &str, event: &InboundEvent, at: Timestamp) -> NewEvent {
 /// Handoff in shadow mode over the relay's week: every system's announcements recorded, the
 /// rules judging, nothing sent. Time steps to each announcement and to each deadline, so an
 /// exception opens exactly when its deadline passes.
-pub async fn observe<S: Store + Clone>(store: S, history: &[Observed]) -> Vec<Raised> {
+pub async fn observe<S: Store + Clone>(store: S, history: &[Observed], progress: &Progress<'_>) -> Vec<Raised> {
     let contract = Arc::new(contract(true));
     let start = history.first().map_or_else(|| week::WEEK_START.parse().expect("a start"), |o| o.at);
     let clock = Arc::new(ManualClock::new(start));
@@ -101,6 +104,7 @@ pub async fn observe<S: Store + Clone>(store: S, history: &[Observed]) -> Vec<Ra
         let event_at = history.get(next).map(|o| o.at);
         let Some(at) = [due, event_at].into_iter().flatten().min().filter(|at| *at <= end) else { break };
         clock.set(at.max(clock.now()));
+        progress(clock.now());
         while history.get(next).is_some_and(|o| o.at <= at) {
             let o = &history[next];
             store.record_event(new_event(o.system, &o.event, o.at)).await.expect("record");
@@ -136,7 +140,7 @@ pub struct Comparison {
     /// Orders Handoff delivered to the ERP, and duplicates it made there (must be none).
     pub erp_orders: usize,
     pub erp_duplicates: usize,
-    /// Simulated seconds from the last event to the last resolution.
+    /// The fields Handoff held Transform Mismatches for.
     pub held_fields: Vec<String>,
 }
 
@@ -175,6 +179,7 @@ pub async fn through_handoff<S: Store + Clone>(
     stories: &[Story],
     faults: &RelayFaults,
     seed: u64,
+    progress: &Progress<'_>,
 ) -> (Vec<Raised>, usize, usize) {
     let contract = Arc::new(contract(false));
     let start: Timestamp = week::WEEK_START.parse().expect("a start");
@@ -238,6 +243,7 @@ pub async fn through_handoff<S: Store + Clone>(
         let at = [schedule.get(next).map(|s| s.0), due, rules.next_deadline()].into_iter().flatten().min();
         let Some(at) = at else { break };
         clock.set(at.max(clock.now()));
+        progress(clock.now());
         while schedule.get(next).is_some_and(|s| s.0 <= clock.now()) {
             let (at, i, said) = &schedule[next];
             next += 1;
@@ -282,13 +288,16 @@ pub async fn compare<S: Store + Clone>(
     seed: u64,
     orders: usize,
     faults: &RelayFaults,
+    relay_progress: &Progress<'_>,
+    handoff_progress: &Progress<'_>,
 ) -> Comparison {
     let stories = week::stories(seed, orders, faults);
     let history = week::relay_history(&stories);
-    let found = observe(relay_store, &history).await;
+    let found = observe(relay_store, &history, relay_progress).await;
     let mut c = Comparison { orders, ..Comparison::default() };
     c.false_in_relay = judge_relay(&stories, &found, &mut c.rows);
-    let (raised, erp_orders, duplicates) = through_handoff(handoff_store, &stories, faults, seed).await;
+    let (raised, erp_orders, duplicates) =
+        through_handoff(handoff_store, &stories, faults, seed, handoff_progress).await;
     (c.erp_orders, c.erp_duplicates) = (erp_orders, duplicates);
     for x in raised {
         let row = c.rows.entry(x.pattern).or_default();

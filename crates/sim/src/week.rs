@@ -5,8 +5,8 @@
 //! which Handoff observes in shadow mode, and the same stories run through Handoff itself.
 
 use handoff_model::{
-    CanonicalOrder, Customer, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, Money, OrderLine,
-    Pattern, Payment, Totals,
+    CanonicalOrder, Customer, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, OrderLine, Pattern,
+    Payment, Totals,
 };
 use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, SeedableRng};
@@ -62,14 +62,6 @@ pub struct Story {
     pub fate: Fate,
     /// What the relay gets wrong with this order, if anything.
     pub planted: Option<Pattern>,
-}
-
-impl Story {
-    /// The order's reference in the ERP: what the rules key its ledger by (a failed checkout
-    /// has only its cart).
-    pub fn ledger_key(&self) -> &str {
-        &self.order_ref
-    }
 }
 
 pub const WEEK_START: &str = "2026-11-16T00:00:00Z";
@@ -276,9 +268,4 @@ pub fn event(event_id: String, kind: EventKind, order_ref: &str, at: Timestamp) 
         payment: None,
         source_version: None,
     }
-}
-
-/// The money a story puts at stake.
-pub fn money(s: &Story) -> Money {
-    s.order.total()
 }

@@ -32,7 +32,7 @@ fn deadline(s: &week::Story) -> Timestamp {
 async fn every_planted_divergence_is_detected_at_its_deadline_and_nothing_else() {
     for seed in [1, 2] {
         let stories = week::stories(seed, ORDERS, &RelayFaults::default());
-        let found = demo::observe(MemoryStore::new(), &week::relay_history(&stories)).await;
+        let found = demo::observe(MemoryStore::new(), &week::relay_history(&stories), &|_| {}).await;
         let planted = week::planted(&stories);
         for pattern in demo::PATTERNS.into_iter().filter(|p| *p != Pattern::DeadDelivery) {
             let truth: Vec<_> = planted.iter().filter(|(_, p)| *p == pattern).collect();
@@ -68,13 +68,14 @@ async fn a_clean_week_raises_nothing() {
     };
     let stories = week::stories(3, ORDERS, &none);
     assert!(stories.iter().any(|s| matches!(s.fate, Fate::Cancel(_))), "cancellations travel too");
-    let found = demo::observe(MemoryStore::new(), &week::relay_history(&stories)).await;
+    let found = demo::observe(MemoryStore::new(), &week::relay_history(&stories), &|_| {}).await;
     assert_eq!(found, vec![], "no false exception on a clean run");
 }
 
 #[tokio::test]
 async fn through_handoff_the_week_leaves_nothing_unresolved_but_what_needs_a_person() {
-    let c = demo::compare(MemoryStore::new(), MemoryStore::new(), 4, ORDERS, &RelayFaults::default()).await;
+    let c = demo::compare(MemoryStore::new(), MemoryStore::new(), 4, ORDERS, &RelayFaults::default(), &|_| {}, &|_| {})
+        .await;
     assert_eq!(c.false_in_relay, 0);
     assert_eq!(c.erp_duplicates, 0, "no duplicate ERP order");
     for pattern in [Pattern::MissingOrder, Pattern::DuplicateDraft, Pattern::RollbackGap, Pattern::StatusVoid] {
