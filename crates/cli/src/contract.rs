@@ -141,10 +141,13 @@ fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
                     .push(Finding::ok(at.clone(), format!("{} passes its {} golden cases", mapping.id, results.len())));
             }
             let Some(diff) = mappings.schema_diff(connector, resource) else { continue };
+            let lookups = handoff_mapping::preflight::lookups_for(connector, resource);
             for field in &diff.newly_required {
                 let missing: Vec<&str> = outputs
                     .iter()
-                    .filter(|(_, out)| out.as_ref().map_or(true, |v| v.get(field).is_none_or(|f| f.is_null())))
+                    .filter(|(_, out)| {
+                        out.as_ref().map_or(true, |v| !handoff_mapping::preflight::provides(v, field, lookups))
+                    })
                     .map(|(case, _)| case.as_str())
                     .collect();
                 let message = format!("the refreshed {resource} snapshot newly requires {field}");
