@@ -395,4 +395,14 @@ async fn a_refreshed_odoo_snapshot_names_a_newly_required_field_and_holds_the_or
         client().get(format!("{}/_records", odoo.url)).send().await.unwrap().json().await.unwrap();
     assert!(records.iter().all(|r| r.collection != Collection::Orders), "no sale order in Odoo");
 
+    // The event names the Shopify API version it came in and the inbound mapping that read it;
+    // the attempt names the outbound mapping.
+    let order = hub.order("18446744073709551001").await;
+    let event = &order["events"][0];
+    assert_eq!(event["source_version"], "2026-07", "{order}");
+    assert_eq!(event["inbound_mapping"], "shopify/order@total_shipping_price_set", "{order}");
+    assert_eq!(order["attempts"][0]["mapping"], "odoo/sale_order@1", "{order}");
+    let out = hub.cli(&["order", "show", "18446744073709551001"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[api 2026-07, shopify/order@total_shipping_price_set]"), "{text}");
 }

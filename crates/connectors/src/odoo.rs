@@ -937,6 +937,7 @@ impl OdooPoller {
                 refund: None,
                 payment: None,
                 source_version: None,
+                inbound_mapping: Some("odoo/stock_picking@search_read".into()),
             };
             if let Err(e) = event.validate() {
                 // Nothing of it maps (no product with an internal reference, no whole units).
