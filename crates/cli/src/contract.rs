@@ -186,7 +186,7 @@ fn mapping_section(contract: &Contract, config: &Path) -> Option<docs::Section> 
         let mut facts = vec![("Flows".to_owned(), flows.join(", ")), ("Golden cases".to_owned(), cases.to_string())];
         if let Some(schema) = mappings.schema(connector, resource) {
             let required: Vec<&str> =
-                schema.fields.iter().filter(|(_, f)| f.required).map(|(n, _)| n.as_str()).collect();
+                schema.fields.iter().filter(|(_, f)| f.must_send()).map(|(n, _)| n.as_str()).collect();
             facts.push((format!("{} requires", schema.record), required.join(", ")));
         }
         blocks.push(docs::Block::Facts(facts));

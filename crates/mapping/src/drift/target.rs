@@ -441,4 +441,38 @@ mod tests {
         let back: TargetSchema = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, schema);
     }
+
+    /// A required field Odoo fills (a default, a computation, the inverse of the lines) is not
+    /// demanded of a payload; one without becomes newly required, in a line record too.
+    #[test]
+    fn odoo_fields_it_fills_are_not_newly_required_and_line_fields_are_named_through_their_field() {
+        let mut order = odoo_sale_order(true, &SALE_STATES);
+        order["name"] = json!({"type": "char", "string": "Order Reference", "required": true});
+        order["partner_invoice_id"] = json!({"type": "many2one", "required": true, "relation": "res.partner",
+            "depends": ["partner_id"]});
+        let line = json!({
+            "order_id": {"type": "many2one", "required": true, "relation": "sale.order"},
+            "name": {"type": "text", "required": true, "depends": ["product_id"]},
+        });
+        let snapshot = |order: &Value, line: &Value| {
+            let lines = TargetSchema::from_odoo("sale.order.line", line).expect("valid");
+            TargetSchema::from_odoo("sale.order", order)
+                .expect("valid")
+                .with_odoo_defaults(&json!({"name": "New", "date_order": "2026-11-26 10:00:00"}))
+                .with_lines("order_line", lines, Some("order_id"))
+        };
+        let old = snapshot(&order, &line);
+        assert!(old.fields["name"].required && !old.fields["name"].must_send());
+        assert!(!old.fields["partner_invoice_id"].must_send() && old.fields["partner_id"].must_send());
+        assert!(!old.lines["order_line"].fields["order_id"].must_send());
+
+        let mut line2 = line.clone();
+        line2["x_batch"] = json!({"type": "char", "required": true});
+        order["x_studio_channel"] = json!({"type": "char", "required": true});
+        let diff = TargetSchema::diff(&old, &snapshot(&order, &line2));
+        assert_eq!(diff.newly_required, vec!["order_line.x_batch", "x_studio_channel"]);
+        assert_eq!(diff.added, vec!["order_line.x_batch", "x_studio_channel"]);
+        let text = serde_json::to_string(&old).expect("serialises");
+        assert_eq!(serde_json::from_str::<TargetSchema>(&text).expect("parses"), old);
+    }
 }
