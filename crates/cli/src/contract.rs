@@ -141,10 +141,13 @@ fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
                     .push(Finding::ok(at.clone(), format!("{} passes its {} golden cases", mapping.id, results.len())));
             }
             let Some(diff) = mappings.schema_diff(connector, resource) else { continue };
+            let lookups = handoff_mapping::preflight::lookups_for(connector, resource);
             for field in &diff.newly_required {
                 let missing: Vec<&str> = outputs
                     .iter()
-                    .filter(|(_, out)| out.as_ref().map_or(true, |v| v.get(field).is_none_or(|f| f.is_null())))
+                    .filter(|(_, out)| {
+                        out.as_ref().map_or(true, |v| !handoff_mapping::preflight::provides(v, field, lookups))
+                    })
                     .map(|(case, _)| case.as_str())
                     .collect();
                 let message = format!("the refreshed {resource} snapshot newly requires {field}");
@@ -183,7 +186,7 @@ fn mapping_section(contract: &Contract, config: &Path) -> Option<docs::Section> 
         let mut facts = vec![("Flows".to_owned(), flows.join(", ")), ("Golden cases".to_owned(), cases.to_string())];
         if let Some(schema) = mappings.schema(connector, resource) {
             let required: Vec<&str> =
-                schema.fields.iter().filter(|(_, f)| f.required).map(|(n, _)| n.as_str()).collect();
+                schema.fields.iter().filter(|(_, f)| f.must_send()).map(|(n, _)| n.as_str()).collect();
             facts.push((format!("{} requires", schema.record), required.join(", ")));
         }
         blocks.push(docs::Block::Facts(facts));

@@ -42,7 +42,12 @@ pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow:
     }
     let mut lines: Vec<(Timestamp, String)> = Vec::new();
     for e in &t.events {
-        lines.push((e.received_at, format!("event    {:<14} {} ({})", e.system, e.kind, e.event_id)));
+        let stamps: Vec<String> = [e.source_version.as_ref().map(|v| format!("api {v}")), e.inbound_mapping.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let stamps = if stamps.is_empty() { String::new() } else { format!(" [{}]", stamps.join(", ")) };
+        lines.push((e.received_at, format!("event    {:<14} {} ({}){stamps}", e.system, e.kind, e.event_id)));
     }
     for c in &t.commands {
         lines.push((c.created_at, format!("command  {:<14} #{} {} [{}]", c.target, c.id, c.kind, c.state)));

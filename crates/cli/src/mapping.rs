@@ -30,7 +30,8 @@ pub enum MappingCommand {
         #[arg(long, default_value = "mappings")]
         dir: PathBuf,
     },
-    /// Refresh a target's schema snapshot from its own metadata (NetSuite's metadata catalog):
+    /// Refresh a target's schema snapshot from its own metadata (NetSuite's metadata catalog,
+    /// Odoo's `fields_get` of `sale.order` and `sale.order.line`):
     /// the current snapshot is kept as `schema.previous.json`, and `contract check` reports
     /// what the refresh made newly required.
     Refresh {
@@ -131,15 +132,25 @@ fn test(dir: &Path) -> anyhow::Result<()> {
 async fn refresh(name: &str, config: &Path) -> anyhow::Result<()> {
     let transform = crate::held::Transform::load(config)?;
     let system = transform.contract.systems.get(name).with_context(|| format!("no system {name:?} in the contract"))?;
-    if system.connector != handoff_contract::ConnectorKind::Netsuite {
-        anyhow::bail!("refresh reads NetSuite's metadata catalog; {name} is {}", system.connector.as_str());
-    }
-    let (record, resource) = ("salesOrder", "sales_order");
-    let settings = handoff_connectors::netsuite::Settings::from_contract(name, system)?;
-    let target = handoff_connectors::netsuite::NetSuiteTarget::new(settings, std::sync::Arc::new(transform.mappings))?;
-    let metadata = target.metadata(record).await?;
-    let fresh = TargetSchema::from_netsuite(record, &metadata)?;
-    let dir = transform.dir.join("netsuite").join(resource);
+    let (connector, resource, fresh) = match system.connector {
+        handoff_contract::ConnectorKind::Netsuite => {
+            let record = "salesOrder";
+            let settings = handoff_connectors::netsuite::Settings::from_contract(name, system)?;
+            let target =
+                handoff_connectors::netsuite::NetSuiteTarget::new(settings, std::sync::Arc::new(transform.mappings))?;
+            let metadata = target.metadata(record).await?;
+            ("netsuite", "sales_order", TargetSchema::from_netsuite(record, &metadata)?)
+        }
+        handoff_contract::ConnectorKind::Odoo => {
+            let odoo = handoff_connectors::odoo::client(name, system)?;
+            ("odoo", "sale_order", odoo.sale_order_schema().await?)
+        }
+        other => anyhow::bail!(
+            "refresh reads NetSuite's metadata catalog or Odoo's fields_get; {name} is {}",
+            other.as_str()
+        ),
+    };
+    let dir = transform.dir.join(connector).join(resource);
     std::fs::create_dir_all(&dir)?;
     let current = dir.join("schema.json");
     if current.is_file() {
@@ -149,8 +160,13 @@ async fn refresh(name: &str, config: &Path) -> anyhow::Result<()> {
         let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
         println!("newly required: {}; removed: {}", list(&diff.newly_required), list(&diff.removed));
     }
-    std::fs::write(&current, serde_json::to_string_pretty(&fresh)?)?;
-    let required = fresh.fields.values().filter(|f| f.required).count();
-    println!("{}: {} fields, {required} required", current.display(), fresh.fields.len());
+    std::fs::write(&current, serde_json::to_string_pretty(&fresh)? + "\n")?;
+    let must = fresh.fields.values().filter(|f| f.must_send()).count();
+    let filled = fresh.fields.values().filter(|f| f.required && !f.must_send()).count();
+    println!(
+        "{}: {} fields, {must} required of the payload ({filled} more required but filled by {connector})",
+        current.display(),
+        fresh.fields.len()
+    );
     Ok(())
 }

@@ -75,6 +75,13 @@ fn docs_writes_markdown_and_html() {
     let html = std::fs::read_to_string(html).unwrap();
     // The mappings: version, the target's required fields, the field-by-field table.
     assert!(html.contains("netsuite/sales_order@1") && html.contains("salesOrder requires"));
+    // Odoo's snapshot: only what a draft must carry (Odoo fills `name`, `date_order`, ...).
+    let odoo_requires = html.split("sale.order requires").nth(1).and_then(|rest| rest.split("</tr>").next());
+    assert_eq!(
+        odoo_requires.map(|row| row.contains("partner_id") && !row.contains("date_order")),
+        Some(true),
+        "{html}"
+    );
     assert!(html.contains("item.items[].amount") && html.contains("command.order.lines[].net_amount"));
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("shop-to-odoo"), "{html}");
 

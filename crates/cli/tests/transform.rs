@@ -71,8 +71,13 @@ async fn order_created(hub: &Hub, event_id: &str, body: Vec<u8>) -> u16 {
 }
 
 fn copy_mappings(to: &Path) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/netsuite/sales_order");
-    let to = to.join("mappings/netsuite/sales_order");
+    copy_mapping(to, "netsuite/sales_order");
+}
+
+/// Copies one shipped mapping (`target/resource`: its versions, cases and schema snapshot).
+fn copy_mapping(to: &Path, mapping: &str) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings").join(mapping);
+    let to = to.join("mappings").join(mapping);
     std::fs::create_dir_all(&to).unwrap();
     for file in ["v1.jq", "schema.json"] {
         std::fs::copy(from.join(file), to.join(file)).unwrap();
@@ -300,4 +305,104 @@ async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is ignored; it cannot become resolved")
     );
+}
+
+fn odoo_contract(port: u16, odoo: &str) -> String {
+    let (key, database) = (handoff_sim::vendors::odoo::API_KEY, handoff_sim::vendors::odoo::DATABASE);
+    format!(
+        r#"
+[hub]
+listen = "127.0.0.1:{port}"
+mappings = "mappings"
+
+[systems.shop]
+role = "storefront"
+connector = "shopify"
+webhook_secrets = ["shop-secret"]
+
+[systems.odoo]
+role = "erp"
+connector = "odoo"
+base_url = "{odoo}"
+credentials = {{ api_key = "{key}", database = "{database}" }}
+timeout = "2s"
+settle = "200ms"
+
+[flows.shop-to-odoo]
+from = "shop"
+to = "odoo"
+events = ["order.created", "order.updated", "order.cancelled"]
+proof = "record-id"
+deadline = "15m"
+retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
+"#
+    )
+}
+
+/// Odoo starts requiring a custom field: `mapping refresh` reads `fields_get` (the shipped
+/// snapshot is the simulator's, so a first refresh finds nothing new), `contract check` reports
+/// that `odoo/sale_order` does not write the field, and an order is held naming it; nothing
+/// reaches Odoo.
+#[tokio::test]
+async fn a_refreshed_odoo_snapshot_names_a_newly_required_field_and_holds_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_mapping(dir.path(), "odoo/sale_order");
+    let port = free_port();
+    let odoo = Mock::start("odoo", &["--connector", "odoo"]).await;
+    let config = dir.path().join("handoff.toml");
+    std::fs::write(&config, odoo_contract(port, &odoo.url)).unwrap();
+    let run = |args: &[&str]| std::process::Command::new(BIN).args(args).arg("--config").arg(&config).output().unwrap();
+    let snapshot = dir.path().join("mappings/odoo/sale_order/schema.json");
+    let shipped = std::fs::read_to_string(&snapshot).unwrap();
+
+    let out = run(&["mapping", "refresh", "--system", "odoo"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("newly required: none; removed: none"), "{text}");
+    assert_eq!(std::fs::read_to_string(&snapshot).unwrap(), shipped, "the shipped snapshot is fields_get's");
+    let text = String::from_utf8_lossy(&run(&["contract", "check"]).stdout).into_owned();
+    assert!(text.contains("odoo/sale_order@1 passes its 1 golden cases") && !text.contains("newly requires"), "{text}");
+
+    odoo.set_faults(json!({"required_fields": ["sale_order.x_studio_channel"], "idempotency_keys": false})).await;
+    let out = run(&["mapping", "refresh", "--system", "odoo"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("newly required: x_studio_channel; removed: none"), "{text}");
+    assert!(dir.path().join("mappings/odoo/sale_order/schema.previous.json").is_file());
+
+    let out = run(&["contract", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "the refreshed sale_order snapshot newly requires x_studio_channel; odoo/sale_order@1 does not produce it"
+        ),
+        "{text}"
+    );
+
+    let hub = Hub::start(dir.path(), port, &odoo_contract(port, &odoo.url)).await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
+    assert_eq!(order_created(&hub, "evt-channel", std::fs::read(path).unwrap()).await, 202);
+    hub.drained().await;
+    let exceptions: Vec<Value> = serde_json::from_slice(&hub.cli(&["exceptions", "list", "--json"]).stdout).unwrap();
+    assert_eq!(exceptions.len(), 1, "{exceptions:?}");
+    let x = &exceptions[0];
+    assert_eq!((x["pattern"].as_str(), x["field"].as_str()), (Some("transform_mismatch"), Some("x_studio_channel")));
+    assert!(x["detail"].as_str().unwrap().contains("odoo/sale_order@1"), "{x}");
+    assert!(x["detail"].as_str().unwrap().contains("sale.order requires x_studio_channel"), "{x}");
+    assert!(odoo.applied().await.is_empty(), "held, not sent to Odoo");
+    let records: Vec<Record> =
+        client().get(format!("{}/_records", odoo.url)).send().await.unwrap().json().await.unwrap();
+    assert!(records.iter().all(|r| r.collection != Collection::Orders), "no sale order in Odoo");
+
+    // The event names the Shopify API version it came in and the inbound mapping that read it;
+    // the attempt names the outbound mapping.
+    let order = hub.order("18446744073709551001").await;
+    let event = &order["events"][0];
+    assert_eq!(event["source_version"], "2026-07", "{order}");
+    assert_eq!(event["inbound_mapping"], "shopify/order@total_shipping_price_set", "{order}");
+    assert_eq!(order["attempts"][0]["mapping"], "odoo/sale_order@1", "{order}");
+    let out = hub.cli(&["order", "show", "18446744073709551001"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[api 2026-07, shopify/order@total_shipping_price_set]"), "{text}");
 }

@@ -14,6 +14,7 @@ use handoff_contract::{PollSettings, System};
 use handoff_engine::poll::{Page, PollError};
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Poller, Target};
 use handoff_mapping::Mappings;
+use handoff_mapping::drift::TargetSchema;
 use handoff_model::{CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
 use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
@@ -27,6 +28,10 @@ use crate::http_json::{retry_after, transport_error};
 
 /// Products remembered by `default_code`; past this many the cache starts over.
 const PRODUCT_CACHE_LIMIT: usize = 10_000;
+
+/// The `fields_get` attributes a schema snapshot reads.
+const FIELD_ATTRIBUTES: [&str; 7] =
+    ["type", "string", "required", "selection", "relation", "relation_field", "depends"];
 
 /// The tag in `origin` that carries the order's version.
 const VERSION_TAG: &str = " [handoff v";
@@ -226,6 +231,40 @@ impl Odoo {
             })
             .await?;
         Ok(*found)
+    }
+
+    /// A model's fields as `fields_get` describes them (type, label, required, selection
+    /// values, related model, what a computed field depends on): `{field: {attribute: value}}`.
+    pub async fn fields_get(&self, model: &str) -> Result<Value, DeliveryError> {
+        let call = Call::new(model, "fields_get").kwarg("attributes", json!(FIELD_ATTRIBUTES));
+        self.call(call).await
+    }
+
+    /// The defaults `default_get` answers for these fields of a model (only those that have one).
+    pub async fn default_get(&self, model: &str, fields: &[&str]) -> Result<Value, DeliveryError> {
+        self.call(Call::new(model, "default_get").arg("fields", json!(fields))).await
+    }
+
+    /// The `sale.order` schema snapshot the `odoo/sale_order` mapping is checked against, with
+    /// its `order_line` records (`sale.order.line`): `fields_get` of both, and `default_get` of
+    /// their required fields so that the ones Odoo fills are told apart.
+    pub async fn sale_order_schema(&self) -> Result<TargetSchema, DeliveryError> {
+        let (order, raw) = self.schema_of("sale.order").await?;
+        let (lines, _) = self.schema_of("sale.order.line").await?;
+        let inverse = raw.pointer("/order_line/relation_field").and_then(Value::as_str);
+        Ok(order.with_lines("order_line", lines, inverse))
+    }
+
+    /// One model's snapshot, and its `fields_get` as answered.
+    async fn schema_of(&self, model: &str) -> Result<(TargetSchema, Value), DeliveryError> {
+        let fields = self.fields_get(model).await?;
+        let schema = TargetSchema::from_odoo(model, &fields).map_err(|e| DeliveryError::Permanent {
+            reason: format!("Odoo's fields_get of {model} is unreadable: {e}"),
+            field: None,
+        })?;
+        let required: Vec<&str> = schema.required_fields().collect();
+        let defaults = if required.is_empty() { json!({}) } else { self.default_get(model, &required).await? };
+        Ok((schema.with_odoo_defaults(&defaults), fields))
     }
 
     /// The orders whose `client_order_ref` is `external_ref`, oldest first.
@@ -898,6 +937,7 @@ impl OdooPoller {
                 refund: None,
                 payment: None,
                 source_version: None,
+                inbound_mapping: Some("odoo/stock_picking@search_read".into()),
             };
             if let Err(e) = event.validate() {
                 // Nothing of it maps (no product with an internal reference, no whole units).

@@ -15,6 +15,16 @@ use crate::SourceError;
 use crate::http_json::invalid;
 use crate::signature::{self, SignatureError};
 
+/// The inbound mappings of this connector, stamped on each event (`InboundEvent::inbound_mapping`).
+/// An order's shipping is read from `total_shipping_price_set` where the payload has it (the
+/// price-set shape: 2022-04 and 2026-07 alike) and summed from `shipping_lines` where it does
+/// not (the 2014 shape); nothing else in the order differs between the versions read.
+pub const ORDER_PRICE_SET: &str = "shopify/order@total_shipping_price_set";
+pub const ORDER_SHIPPING_LINES: &str = "shopify/order@shipping_lines";
+/// Fulfillments and refunds have one reader each, of the REST resource.
+pub const FULFILLMENT: &str = "shopify/fulfillment@rest";
+pub const REFUND: &str = "shopify/refund@rest";
+
 /// Shopify sends each header both with and without the `X-` prefix (newer deliveries).
 fn shopify_header<'h>(header: &impl Fn(&str) -> Option<&'h str>, name: &str) -> Option<&'h str> {
     header(&format!("x-shopify-{name}")).or_else(|| header(&format!("shopify-{name}")))
@@ -58,6 +68,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
                     carrier: f.tracking_company,
                     tracking_number: f.tracking_number,
                 }),
+                inbound_mapping: Some(FULFILLMENT.into()),
                 ..blank(EventKind::FulfillmentCreated)
             }
         }
@@ -73,6 +84,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
                 order_ref: r.order_id.to_string(),
                 occurred_at: r.created_at,
                 refund: Some(Refund { refund_id: r.id, amount: Money::new(amount, currency), reason: r.note }),
+                inbound_mapping: Some(REFUND.into()),
                 ..blank(EventKind::RefundCreated)
             }
         }
@@ -119,6 +131,7 @@ fn blank(kind: EventKind) -> InboundEvent {
         refund: None,
         payment: None,
         source_version: None,
+        inbound_mapping: None,
     }
 }
 
@@ -138,9 +151,9 @@ fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError
         amount: Money::new(o.total_price, o.currency),
         email: o.email.clone(),
     });
-    let shipping = match &o.total_shipping_price_set {
-        Some(set) => set.shop_money.amount,
-        None => o.shipping_lines.iter().map(|s| s.price).sum(),
+    let (shipping, mapping) = match &o.total_shipping_price_set {
+        Some(set) => (set.shop_money.amount, ORDER_PRICE_SET),
+        None => (o.shipping_lines.iter().map(|s| s.price).sum(), ORDER_SHIPPING_LINES),
     };
     let customer = o.customer.as_ref();
     let name = customer
@@ -181,7 +194,8 @@ fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError
         },
         placed_at: o.created_at.unwrap_or(occurred_at),
     };
-    Ok(InboundEvent { order_ref, occurred_at, version, order: Some(order), payment, ..blank(kind) })
+    let inbound_mapping = Some(mapping.to_owned());
+    Ok(InboundEvent { order_ref, occurred_at, version, order: Some(order), payment, inbound_mapping, ..blank(kind) })
 }
 
 mod dec {

@@ -47,6 +47,15 @@ fn money(minor: i64, currency: &str) -> Result<Money, SourceError> {
     Ok(Money::new(Decimal::new(minor, minor_unit_exponent(currency)), currency))
 }
 
+/// The inbound mappings of this connector, stamped on each event. A PaymentIntent of the older
+/// shape lists its `charges` (the email may come from the first one's billing details); the
+/// newer one names only its `latest_charge` (the email is `receipt_email`). Checkout sessions
+/// and refunded charges have one reader each.
+pub const PAYMENT_INTENT_CHARGES: &str = "stripe/payment_intent@charges";
+pub const PAYMENT_INTENT_LATEST_CHARGE: &str = "stripe/payment_intent@latest_charge";
+pub const CHECKOUT_SESSION: &str = "stripe/checkout_session@rest";
+pub const CHARGE_REFUNDED: &str = "stripe/charge@rest";
+
 #[derive(Deserialize)]
 struct Envelope {
     id: ExternalId,
@@ -83,22 +92,24 @@ pub fn event(body: &[u8]) -> Result<InboundEvent, SourceError> {
     let currency = text(o, &["currency"]).ok_or_else(|| invalid("data.object.currency", "is missing"))?;
     let minor = |field: &str| o.get(field).and_then(Value::as_i64);
     let occurred_at = Timestamp::from_second(envelope.created).map_err(|e| invalid("created", e.to_string()))?;
-    let (kind, order_ref, payment, refund) = match envelope.kind.as_str() {
+    let (kind, order_ref, payment, refund, mapping) = match envelope.kind.as_str() {
         "payment_intent.succeeded" => {
             let id = id_of("id")?;
             let amount = minor("amount_received")
                 .or(minor("amount"))
                 .ok_or_else(|| invalid("data.object.amount", "is missing"))?;
             // Older API versions list the charges; newer ones name only the latest charge.
+            let charges = o.get("charges").filter(|c| c.is_object());
             let email = text(o, &["receipt_email"])
-                .or_else(|| o["charges"]["data"].get(0).and_then(|c| text(c, &["billing_details", "email"])))
+                .or_else(|| charges?["data"].get(0).and_then(|c| text(c, &["billing_details", "email"])))
                 .map(str::to_owned);
+            let mapping = if charges.is_some() { PAYMENT_INTENT_CHARGES } else { PAYMENT_INTENT_LATEST_CHARGE };
             let payment = Payment {
                 payment_id: ExternalId::new(id.clone()).map_err(|e| invalid("id", e))?,
                 amount: money(amount, currency)?,
                 email,
             };
-            (EventKind::OrderPaid, order_ref_of(o, &id), Some(payment), None)
+            (EventKind::OrderPaid, order_ref_of(o, &id), Some(payment), None, mapping)
         }
         "checkout.session.completed" => {
             let session = id_of("id")?;
@@ -111,7 +122,7 @@ pub fn event(body: &[u8]) -> Result<InboundEvent, SourceError> {
                 amount: money(amount, currency)?,
                 email,
             };
-            (EventKind::OrderPaid, order_ref_of(o, &id), Some(payment), None)
+            (EventKind::OrderPaid, order_ref_of(o, &id), Some(payment), None, CHECKOUT_SESSION)
         }
         "charge.refunded" => {
             let charge = id_of("id")?;
@@ -124,7 +135,7 @@ pub fn event(body: &[u8]) -> Result<InboundEvent, SourceError> {
                 amount: money(amount, currency)?,
                 reason: None,
             };
-            (EventKind::RefundCreated, order_ref_of(o, &payment_id), None, Some(refund))
+            (EventKind::RefundCreated, order_ref_of(o, &payment_id), None, Some(refund), CHARGE_REFUNDED)
         }
         other => return Err(invalid("type", format!("event type {other:?} is not one Handoff reads"))),
     };
@@ -139,5 +150,6 @@ pub fn event(body: &[u8]) -> Result<InboundEvent, SourceError> {
         refund,
         payment,
         source_version: envelope.api_version,
+        inbound_mapping: Some(mapping.to_owned()),
     })
 }

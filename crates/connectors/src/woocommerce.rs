@@ -54,6 +54,11 @@ fn dec(v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
     }
 }
 
+/// The inbound mappings of this connector: a wp-api v3 order (flat), or a legacy REST API v3
+/// order (`{"order": {...}}`, read after unwrapping).
+pub const ORDER_WC_V3: &str = "woocommerce/order@wc_v3";
+pub const ORDER_LEGACY_V3: &str = "woocommerce/order@legacy_v3";
+
 #[derive(Deserialize)]
 struct Wrapped {
     order: Value,
@@ -63,8 +68,10 @@ struct Wrapped {
 pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Result<InboundEvent, SourceError> {
     let topic = header("x-wc-webhook-topic").ok_or_else(|| invalid("X-WC-Webhook-Topic", "is missing"))?;
     let mut o: Value = serde_json::from_slice(body)?;
+    let mut mapping = ORDER_WC_V3;
     if let Ok(Wrapped { order }) = serde_json::from_value::<Wrapped>(o.clone()) {
         o = order;
+        mapping = ORDER_LEGACY_V3;
     }
     let status = text(&o, "status").unwrap_or_default();
     let kind = match topic {
@@ -75,7 +82,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
         other => return Err(invalid("X-WC-Webhook-Topic", format!("topic {other:?} is not one Handoff reads"))),
     };
     let source_version = header("x-wc-webhook-resource").map(|_| "wc/v3".to_owned());
-    order_event(kind, &o, source_version)
+    order_event(kind, &o, source_version, mapping)
 }
 
 /// One order as `GET /wp-json/wc/v3/orders` lists it into the event its webhook would have
@@ -92,10 +99,15 @@ pub fn polled_order(o: &Value) -> Result<InboundEvent, SourceError> {
     } else {
         EventKind::OrderUpdated
     };
-    order_event(kind, o, Some("wc/v3".to_owned()))
+    order_event(kind, o, Some("wc/v3".to_owned()), ORDER_WC_V3)
 }
 
-fn order_event(kind: EventKind, o: &Value, source_version: Option<String>) -> Result<InboundEvent, SourceError> {
+fn order_event(
+    kind: EventKind,
+    o: &Value,
+    source_version: Option<String>,
+    mapping: &str,
+) -> Result<InboundEvent, SourceError> {
     let id = match &o["id"] {
         Value::Number(n) if n.is_u64() => n.to_string(),
         Value::String(s) if !s.is_empty() => s.clone(),
@@ -125,6 +137,7 @@ fn order_event(kind: EventKind, o: &Value, source_version: Option<String>) -> Re
         refund: None,
         payment: None,
         source_version,
+        inbound_mapping: Some(mapping.to_owned()),
     })
 }
 

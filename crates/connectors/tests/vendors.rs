@@ -29,7 +29,12 @@ fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a s
 }
 
 fn shopify_event(topic: &str, body: &[u8]) -> InboundEvent {
-    let h = [("x-shopify-topic", topic), ("x-shopify-event-id", "evt-1"), ("x-shopify-api-version", "2026-07")];
+    shopify_event_in("2026-07", topic, body)
+}
+
+/// A Shopify delivery announcing API `version`.
+fn shopify_event_in(version: &str, topic: &str, body: &[u8]) -> InboundEvent {
+    let h = [("x-shopify-topic", topic), ("x-shopify-event-id", "evt-1"), ("x-shopify-api-version", version)];
     shopify::event(&headers(&h), body).unwrap()
 }
 
@@ -97,6 +102,8 @@ fn stripe_payment_intents_of_both_shapes_agree_and_carry_their_version() {
     assert_eq!((a.order_ref.as_str(), b.order_ref.as_str()), ("18446744073709551001", "18446744073709551001"));
     assert_eq!(a.source_version.as_deref(), Some("2026-07-30"));
     assert_eq!(b.source_version.as_deref(), Some("2020-08-27"));
+    assert_eq!(a.inbound_mapping.as_deref(), Some(stripe::PAYMENT_INTENT_LATEST_CHARGE));
+    assert_eq!(b.inbound_mapping.as_deref(), Some(stripe::PAYMENT_INTENT_CHARGES));
 }
 
 #[test]
@@ -175,18 +182,60 @@ fn shopify_samples_of_three_api_versions_map() {
     }
 }
 
+/// 2022-04 and 2026-07 give the same canonical order, each event stamped with the version it
+/// came in and with the inbound mapping applied: both are read in the price-set shape (the
+/// fields 2026-07 adds are not read), the 2014 sample by summing its shipping lines.
 #[test]
 fn the_two_recent_shopify_versions_agree_on_the_order() {
-    let (Some(a), Some(b)) =
-        (fixture("shopify/rest_2022-04_order_get.json"), fixture("shopify/rest_2026-07_order_get.json"))
-    else {
+    let (Some(a), Some(b), Some(legacy)) = (
+        fixture("shopify/rest_2022-04_order_get.json"),
+        fixture("shopify/rest_2026-07_order_get.json"),
+        fixture("shopify/rest_legacy_python_order.json"),
+    ) else {
         return;
     };
-    let a = shopify_event("orders/create", &unwrap_resource(&a, "order")).order.unwrap();
-    let b = shopify_event("orders/create", &unwrap_resource(&b, "order")).order.unwrap();
-    assert_eq!(a, b);
-    assert_eq!(a.total().to_string(), "598.94 USD");
-    assert_eq!(a.check_totals(), Ok(()));
+    let a = shopify_event_in("2022-04", "orders/create", &unwrap_resource(&a, "order"));
+    let b = shopify_event_in("2026-07", "orders/create", &unwrap_resource(&b, "order"));
+    assert_eq!(a.order, b.order);
+    let order = a.order.as_ref().unwrap();
+    assert_eq!(order.total().to_string(), "598.94 USD");
+    assert_eq!(order.check_totals(), Ok(()));
+    assert_eq!((a.source_version.as_deref(), b.source_version.as_deref()), (Some("2022-04"), Some("2026-07")));
+    assert_eq!(a.inbound_mapping.as_deref(), Some(shopify::ORDER_PRICE_SET));
+    assert_eq!(b.inbound_mapping.as_deref(), Some(shopify::ORDER_PRICE_SET));
+    let legacy = shopify_event_in("2014-01", "orders/create", &unwrap_resource(&legacy, "order"));
+    assert_eq!(legacy.inbound_mapping.as_deref(), Some(shopify::ORDER_SHIPPING_LINES));
+}
+
+/// Stripe's own PaymentIntent samples: the 2020-08-27 event lists its `charges`; the same
+/// payment in the newer shape (the list gone, `latest_charge` naming the charge) is the same
+/// canonical payment, each stamped with its shape; the 2026 OpenAPI resource is read in the
+/// newer shape.
+#[test]
+fn stripe_samples_of_both_payment_intent_shapes_agree_and_carry_their_mapping() {
+    let (Some(old), Some(resource)) = (
+        fixture("stripe/event_payment_intent.succeeded.json"),
+        fixture("stripe/openapi_fixtures3_payment_intent.json"),
+    ) else {
+        return;
+    };
+    let mut newer: Value = serde_json::from_slice(&old).unwrap();
+    newer["api_version"] = json!("2026-07-30");
+    let intent = newer["data"]["object"].as_object_mut().unwrap();
+    let charges = intent.remove("charges").unwrap();
+    intent.insert("latest_charge".into(), charges["data"][0]["id"].clone());
+    let a = stripe::event(&old).unwrap();
+    let b = stripe::event(&serde_json::to_vec(&newer).unwrap()).unwrap();
+    assert_eq!((a.payment.clone(), a.order_ref.as_str()), (b.payment.clone(), b.order_ref.as_str()));
+    assert_eq!(a.payment.unwrap().amount.to_string(), "20.00 USD");
+    assert_eq!(a.inbound_mapping.as_deref(), Some(stripe::PAYMENT_INTENT_CHARGES));
+    assert_eq!(b.inbound_mapping.as_deref(), Some(stripe::PAYMENT_INTENT_LATEST_CHARGE));
+    assert_eq!((a.source_version.as_deref(), b.source_version.as_deref()), (Some("2020-08-27"), Some("2026-07-30")));
+
+    let mut wrapped: Value = serde_json::from_slice(&old).unwrap();
+    wrapped["data"]["object"] = serde_json::from_slice(&resource).unwrap();
+    let c = stripe::event(&serde_json::to_vec(&wrapped).unwrap()).unwrap();
+    assert_eq!(c.inbound_mapping.as_deref(), Some(stripe::PAYMENT_INTENT_LATEST_CHARGE));
 }
 
 #[test]

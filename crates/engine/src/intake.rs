@@ -313,6 +313,8 @@ mod tests {
             received_at: "2026-11-26T10:00:00Z".parse().unwrap(),
             payload: event.to_string(),
             raw: None,
+            source_version: None,
+            inbound_mapping: None,
         }
     }
 

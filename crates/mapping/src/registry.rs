@@ -41,8 +41,10 @@ const SHIPPED_CASES: &[(&str, &str, &str)] = &[
 ];
 
 /// The target schema snapshots shipped with Handoff: (target/resource, snapshot).
-const SHIPPED_SCHEMAS: &[(&str, &str)] =
-    &[("netsuite/sales_order", include_str!("../../../mappings/netsuite/sales_order/schema.json"))];
+const SHIPPED_SCHEMAS: &[(&str, &str)] = &[
+    ("netsuite/sales_order", include_str!("../../../mappings/netsuite/sales_order/schema.json")),
+    ("odoo/sale_order", include_str!("../../../mappings/odoo/sale_order/schema.json")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -275,7 +277,8 @@ impl Mappings {
         let payload = mapping.apply(command, settings).map_err(|e| held("mapping".into(), e.to_string()))?;
         if let Some(schema) = self.schema(target, resource) {
             let value: Value = serde_json::from_str(&payload).map_err(|e| held("mapping".into(), e.to_string()))?;
-            crate::preflight::check(schema, &value).map_err(|v| held(v.field, v.reason))?;
+            let lookups = crate::preflight::lookups_for(target, resource);
+            crate::preflight::check(schema, &value, lookups).map_err(|v| held(v.field, v.reason))?;
         }
         Ok((mapping.id.clone(), payload))
     }

@@ -88,6 +88,12 @@ pub struct InboundEvent {
     /// recorded so that every event says which shape it came in.
     #[serde(default)]
     pub source_version: Option<String>,
+    /// The inbound mapping that made this canonical event from the vendor's payload: the
+    /// connector's reader and the payload shape it took (`shopify/order@total_shipping_price_set`,
+    /// `stripe/payment_intent@latest_charge`, `amazon/order@2026-01-01`). `None` for events that
+    /// came canonical (`http-json`) and for rows stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_mapping: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -148,6 +154,7 @@ mod tests {
             refund: None,
             payment: None,
             source_version: None,
+            inbound_mapping: None,
         }
     }
 

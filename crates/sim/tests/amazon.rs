@@ -415,6 +415,11 @@ async fn both_api_generations_give_the_same_canonical_order_stamped_with_their_v
             let page = poller.poll(cursor.as_deref(), now).await.unwrap();
             for event in &page.events {
                 let parsed: InboundEvent = serde_json::from_str(&event.payload).unwrap();
+                assert_eq!(
+                    parsed.inbound_mapping.as_deref(),
+                    Some(if version.is_some() { "amazon/order@2026-01-01" } else { "amazon/order@v0" }),
+                    "each event names the reader of its generation"
+                );
                 orders.push((parsed.source_version.clone(), parsed.order.clone()));
             }
             cursor = Some(page.cursor);

@@ -267,3 +267,45 @@ async fn deliveries_page_through_and_are_recorded_once() {
     }
     assert_eq!(again, 0);
 }
+
+/// `fields_get` and `default_get` over both wires make the `sale.order` snapshot: Odoo calls
+/// `name` and `date_order` required but fills them, the partner must be named, and a fault
+/// makes a custom field required, which a create without it is refused on.
+#[tokio::test]
+async fn fields_get_makes_the_sale_order_snapshot_over_both_wires() {
+    let (system, url) = serve().await;
+    for protocol in ["json-2", "json-rpc"] {
+        let odoo = handoff_connectors::odoo::client("erp", &contract(&url, protocol, API_KEY)).unwrap();
+        let raw = odoo.fields_get("sale.order").await.unwrap();
+        assert_eq!(raw["partner_id"]["relation"], "res.partner", "{protocol}");
+        assert_eq!(raw["state"]["selection"][2], json!(["sale", "Sales Order"]), "{protocol}");
+        assert!(raw["partner_id"].get("readonly").is_none(), "only the attributes asked for");
+        let schema = odoo.sale_order_schema().await.unwrap();
+        let must: Vec<&str> = schema.fields.iter().filter(|(_, f)| f.must_send()).map(|(n, _)| n.as_str()).collect();
+        assert_eq!(must, ["partner_id"], "{protocol}");
+        assert!(schema.fields["name"].required && schema.fields["partner_invoice_id"].defaulted);
+        let lines = &schema.lines["order_line"];
+        assert_eq!(lines.record, "sale.order.line");
+        assert!(lines.fields["order_id"].defaulted, "the inverse of order_line is Odoo's to fill");
+        assert_eq!(lines.fields["product_id"].lookup.as_deref(), Some("product.product"));
+    }
+
+    system.set_faults(Faults {
+        idempotency_keys: false,
+        required_fields: vec!["sale_order.x_studio_channel".into()],
+        ..Faults::default()
+    });
+    let contract = contract(&url, "json-2", API_KEY);
+    let odoo = handoff_connectors::odoo::client("erp", &contract).unwrap();
+    let field = &odoo.sale_order_schema().await.unwrap().fields["x_studio_channel"];
+    assert!(field.must_send() && field.label.as_deref() == Some("Studio Channel"));
+    // Without a snapshot that knows it, the order reaches Odoo and is refused naming the field.
+    let target = handoff_connectors::target("erp", &contract).unwrap().unwrap();
+    let create =
+        command(CommandKind::CreateOrder, "2001", Some(1), Some(order("2001", Some("ada@example.com"), &[("A", 1)])));
+    match target.send(&create).await {
+        Err(DeliveryError::Permanent { field, .. }) => assert_eq!(field.as_deref(), Some("x_studio_channel")),
+        other => panic!("refused for the custom field, got {other:?}"),
+    }
+    assert!(system.find(Collection::Orders, "2001").is_empty());
+}

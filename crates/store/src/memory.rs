@@ -53,6 +53,8 @@ impl Mem {
             received_at: e.received_at,
             payload: e.payload,
             raw: e.raw,
+            source_version: None,
+            inbound_mapping: None,
         });
         Recorded::New(row)
     }
@@ -631,7 +633,13 @@ impl Store for MemoryStore {
             let mut ledger = m.ledger.get(&order_ref).cloned().unwrap_or_default();
             ledger.sort_by_key(|l| l.updated_at);
             Timeline {
-                events: m.inbox.iter().filter(|e| e.order_ref == order_ref).cloned().collect(),
+                events: m
+                    .inbox
+                    .iter()
+                    .filter(|e| e.order_ref == order_ref)
+                    .cloned()
+                    .map(StoredEvent::stamped)
+                    .collect(),
                 attempts: m.attempts.iter().filter(|a| ids.contains(&a.command_id)).cloned().collect(),
                 ledger,
                 exceptions: m.exceptions.iter().filter(|x| x.order_ref == order_ref).cloned().collect(),

@@ -37,6 +37,30 @@ pub struct StoredEvent {
     pub payload: String,
     #[serde(skip)]
     pub raw: Option<String>,
+    /// The vendor's API version and the inbound mapping the canonical event was made with, read
+    /// from its payload for an order's timeline ([`StoredEvent::stamped`]); `None` elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_mapping: Option<String>,
+}
+
+impl StoredEvent {
+    /// Reads `source_version` and `inbound_mapping` out of the canonical payload.
+    pub fn stamped(mut self) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Stamps {
+            #[serde(default)]
+            source_version: Option<String>,
+            #[serde(default)]
+            inbound_mapping: Option<String>,
+        }
+        if let Ok(stamps) = serde_json::from_str::<Stamps>(&self.payload) {
+            self.source_version = stamps.source_version;
+            self.inbound_mapping = stamps.inbound_mapping;
+        }
+        self
+    }
 }
 
 /// What the sequencer remembers of an order between events.

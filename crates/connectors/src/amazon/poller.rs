@@ -44,6 +44,15 @@ impl ApiVersion {
             ApiVersion::V2026 => "2026-01-01",
         }
     }
+
+    /// The inbound mapping of an order read in this generation: `order_v0` (PascalCase,
+    /// `getOrder` joined with `getOrderItems`) or `order_2026` (camelCase, items nested).
+    pub fn inbound_mapping(self) -> &'static str {
+        match self {
+            ApiVersion::V0 => "amazon/order@v0",
+            ApiVersion::V2026 => "amazon/order@2026-01-01",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,6 +290,7 @@ fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> Result<(InboundE
         refund: None,
         payment: None,
         source_version: Some(api.as_str().to_owned()),
+        inbound_mapping: Some(api.inbound_mapping().to_owned()),
     };
     Ok((event, raw.to_string()))
 }
@@ -303,6 +313,7 @@ fn cancelled(
         refund: None,
         payment: None,
         source_version: Some(api.as_str().to_owned()),
+        inbound_mapping: Some(api.inbound_mapping().to_owned()),
     };
     Ok((event, raw.to_string()))
 }

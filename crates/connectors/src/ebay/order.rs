@@ -10,6 +10,9 @@ use crate::SourceError;
 use crate::fields::{self, AddressKeys, text, time};
 use crate::http_json::{currency as currency_of, invalid};
 
+/// The inbound mapping stamped on each event: a Sell Fulfillment API v1 `Order`.
+pub const INBOUND_MAPPING: &str = "ebay/order@sell_fulfillment_v1";
+
 const ADDRESS: AddressKeys = AddressKeys {
     line1: "addressLine1",
     line2: "addressLine2",
@@ -67,6 +70,7 @@ impl EbayOrder {
             refund: None,
             payment: None,
             source_version: Some("sell/fulfillment/v1".into()),
+            inbound_mapping: Some(INBOUND_MAPPING.into()),
         };
         event.validate()?;
         Ok(event)

@@ -187,6 +187,7 @@ fn fulfillment_event(
         refund: None,
         payment: None,
         source_version: None,
+        inbound_mapping: Some("netsuite/item_fulfillment@suiteql".into()),
     };
     event.validate().ok()?;
     Some(event)

@@ -25,11 +25,28 @@ pub struct TargetField {
     pub lookup: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The target fills it when a payload leaves it out: it has a default, is computed from
+    /// other fields, or is the inverse of the one2many it is created through (Odoo reports such
+    /// fields as required all the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub defaulted: bool,
 }
 
 impl TargetField {
     pub fn new(field_type: impl Into<String>, required: bool) -> Self {
-        TargetField { required, field_type: field_type.into(), enum_values: None, lookup: None, label: None }
+        TargetField {
+            required,
+            field_type: field_type.into(),
+            enum_values: None,
+            lookup: None,
+            label: None,
+            defaulted: false,
+        }
+    }
+
+    /// Whether a payload must carry it: required, and not filled by the target.
+    pub fn must_send(&self) -> bool {
+        self.required && !self.defaulted
     }
 }
 
@@ -38,6 +55,10 @@ impl TargetField {
 pub struct TargetSchema {
     pub record: String,
     pub fields: BTreeMap<String, TargetField>,
+    /// The records written through a field as a list (Odoo `order_line` → `sale.order.line`),
+    /// each checked against its own schema.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lines: BTreeMap<String, TargetSchema>,
 }
 
 /// A change of a field's type between snapshots.
@@ -66,7 +87,8 @@ pub struct LookupChange {
 /// What changed from one snapshot of a target record to the next. Field lists are sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaDiff {
-    /// Required now and not before: fields that became required and new required fields.
+    /// Required now and not before (and not filled by the target): fields that became
+    /// required and new required fields. A line record's fields are named `order_line.x`.
     pub newly_required: Vec<String>,
     pub no_longer_required: Vec<String>,
     pub added: Vec<String>,
@@ -94,50 +116,29 @@ impl SchemaDiff {
 
 impl TargetSchema {
     pub fn new(record: impl Into<String>) -> Self {
-        TargetSchema { record: record.into(), fields: BTreeMap::new() }
+        TargetSchema { record: record.into(), fields: BTreeMap::new(), lines: BTreeMap::new() }
     }
 
     pub fn required_fields(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().filter(|(_, f)| f.required).map(|(name, _)| name.as_str())
     }
 
-    /// What changed from `old` to `new`.
+    /// What changed from `old` to `new`, line records included (their fields prefixed with
+    /// the field they are written through).
     pub fn diff(old: &TargetSchema, new: &TargetSchema) -> SchemaDiff {
         let mut diff = SchemaDiff::default();
-        for (name, field) in &new.fields {
-            let Some(before) = old.fields.get(name) else {
-                diff.added.push(name.clone());
-                if field.required {
-                    diff.newly_required.push(name.clone());
-                }
-                continue;
-            };
-            match (before.required, field.required) {
-                (false, true) => diff.newly_required.push(name.clone()),
-                (true, false) => diff.no_longer_required.push(name.clone()),
-                _ => {}
-            }
-            if before.field_type != field.field_type {
-                let (old, new) = (before.field_type.clone(), field.field_type.clone());
-                diff.type_changed.push(FieldTypeChange { field: name.clone(), old, new });
-            }
-            if let (Some(was), Some(now)) = (&before.enum_values, &field.enum_values) {
-                let (was, now): (BTreeSet<&String>, BTreeSet<&String>) = (was.iter().collect(), now.iter().collect());
-                let removed: Vec<String> = was.difference(&now).map(|v| (*v).clone()).collect();
-                let added: Vec<String> = now.difference(&was).map(|v| (*v).clone()).collect();
-                if !removed.is_empty() {
-                    diff.enum_removed.push(EnumChange { field: name.clone(), values: removed });
-                }
-                if !added.is_empty() {
-                    diff.enum_added.push(EnumChange { field: name.clone(), values: added });
-                }
-            }
-            if before.lookup != field.lookup {
-                let (old, new) = (before.lookup.clone(), field.lookup.clone());
-                diff.lookup_changed.push(LookupChange { field: name.clone(), old, new });
-            }
+        diff_into(old, new, "", &mut diff);
+        for (through, lines) in &new.lines {
+            let empty = TargetSchema::new(lines.record.clone());
+            let before = old.lines.get(through).unwrap_or(&empty);
+            diff_into(before, lines, &format!("{through}."), &mut diff);
         }
-        diff.removed = old.fields.keys().filter(|name| !new.fields.contains_key(*name)).cloned().collect();
+        for (through, lines) in old.lines.iter().filter(|(through, _)| !new.lines.contains_key(*through)) {
+            diff.removed.extend(lines.fields.keys().map(|name| format!("{through}.{name}")));
+        }
+        for list in [&mut diff.newly_required, &mut diff.no_longer_required, &mut diff.added, &mut diff.removed] {
+            list.sort();
+        }
         diff
     }
 
@@ -185,16 +186,19 @@ impl TargetSchema {
                 enum_values,
                 lookup,
                 label,
+                defaulted: false,
             };
             fields.insert(name.clone(), field);
         }
-        Ok(TargetSchema { record, fields })
+        Ok(TargetSchema { record, fields, lines: BTreeMap::new() })
     }
 
     /// From Odoo `fields_get` (`/json/2/<model>/fields_get` or `execute_kw(model, 'fields_get', …)`):
-    /// a map field → `{type, string, required, selection: [[value, label]], relation}`.
-    /// Odoo's `required` ignores defaults (`name` on `sale.order` is required but defaults to
-    /// "New"), so a mapping may still leave such a field out.
+    /// a map field → `{type, string, required, selection: [[value, label]], relation, depends}`.
+    /// Odoo's `required` ignores defaults and computations (`name` on `sale.order` is required
+    /// but defaults to "New"; `partner_invoice_id` is computed from `partner_id`): a field with
+    /// a non-empty `depends` is marked `defaulted` here, and [`TargetSchema::with_odoo_defaults`]
+    /// marks the ones `default_get` fills.
     pub fn from_odoo(model: impl Into<String>, fields_get: &Value) -> Result<Self, DriftError> {
         let record = model.into();
         let map = fields_get
@@ -216,10 +220,33 @@ impl TargetSchema {
                 enum_values,
                 lookup,
                 label: attrs.get("string").and_then(Value::as_str).map(str::to_owned),
+                defaulted: attrs.get("depends").and_then(Value::as_array).is_some_and(|d| !d.is_empty()),
             };
             fields.insert(name.clone(), field);
         }
-        Ok(TargetSchema { record, fields })
+        Ok(TargetSchema { record, fields, lines: BTreeMap::new() })
+    }
+
+    /// Marks the fields Odoo's `default_get` answered a value for as filled by the target.
+    pub fn with_odoo_defaults(mut self, defaults: &Value) -> Self {
+        if let Some(defaults) = defaults.as_object() {
+            for name in defaults.keys() {
+                if let Some(field) = self.fields.get_mut(name) {
+                    field.defaulted = true;
+                }
+            }
+        }
+        self
+    }
+
+    /// Adds the schema of the records written through `field` (an Odoo one2many); the field
+    /// that points back at this record (`relation_field`, e.g. `order_id`) is filled by Odoo.
+    pub fn with_lines(mut self, field: &str, mut lines: TargetSchema, inverse: Option<&str>) -> Self {
+        if let Some(back) = inverse.and_then(|name| lines.fields.get_mut(name)) {
+            back.defaulted = true;
+        }
+        self.lines.insert(field.to_owned(), lines);
+        self
     }
 
     pub fn load(path: &Path) -> Result<Self, DriftError> {
@@ -229,6 +256,45 @@ impl TargetSchema {
     pub fn save(&self, path: &Path) -> Result<(), DriftError> {
         super::save_json(path, self)
     }
+}
+
+/// The differences of one record's fields, their names prefixed with `prefix`.
+fn diff_into(old: &TargetSchema, new: &TargetSchema, prefix: &str, diff: &mut SchemaDiff) {
+    let named = |name: &str| format!("{prefix}{name}");
+    for (name, field) in &new.fields {
+        let Some(before) = old.fields.get(name) else {
+            diff.added.push(named(name));
+            if field.must_send() {
+                diff.newly_required.push(named(name));
+            }
+            continue;
+        };
+        match (before.must_send(), field.must_send()) {
+            (false, true) => diff.newly_required.push(named(name)),
+            (true, false) => diff.no_longer_required.push(named(name)),
+            _ => {}
+        }
+        if before.field_type != field.field_type {
+            let (old, new) = (before.field_type.clone(), field.field_type.clone());
+            diff.type_changed.push(FieldTypeChange { field: named(name), old, new });
+        }
+        if let (Some(was), Some(now)) = (&before.enum_values, &field.enum_values) {
+            let (was, now): (BTreeSet<&String>, BTreeSet<&String>) = (was.iter().collect(), now.iter().collect());
+            let removed: Vec<String> = was.difference(&now).map(|v| (*v).clone()).collect();
+            let added: Vec<String> = now.difference(&was).map(|v| (*v).clone()).collect();
+            if !removed.is_empty() {
+                diff.enum_removed.push(EnumChange { field: named(name), values: removed });
+            }
+            if !added.is_empty() {
+                diff.enum_added.push(EnumChange { field: named(name), values: added });
+            }
+        }
+        if before.lookup != field.lookup {
+            let (old, new) = (before.lookup.clone(), field.lookup.clone());
+            diff.lookup_changed.push(LookupChange { field: named(name), old, new });
+        }
+    }
+    diff.removed.extend(old.fields.keys().filter(|name| !new.fields.contains_key(*name)).map(|name| named(name)));
 }
 
 /// The record a NetSuite `$ref` points at (`…/metadata-catalog/customer` → `customer`). `nsLink`
@@ -374,5 +440,39 @@ mod tests {
         assert!(text.contains(r#""type":"many2one""#) && text.contains(r#""lookup":"res.partner""#));
         let back: TargetSchema = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, schema);
+    }
+
+    /// A required field Odoo fills (a default, a computation, the inverse of the lines) is not
+    /// demanded of a payload; one without becomes newly required, in a line record too.
+    #[test]
+    fn odoo_fields_it_fills_are_not_newly_required_and_line_fields_are_named_through_their_field() {
+        let mut order = odoo_sale_order(true, &SALE_STATES);
+        order["name"] = json!({"type": "char", "string": "Order Reference", "required": true});
+        order["partner_invoice_id"] = json!({"type": "many2one", "required": true, "relation": "res.partner",
+            "depends": ["partner_id"]});
+        let line = json!({
+            "order_id": {"type": "many2one", "required": true, "relation": "sale.order"},
+            "name": {"type": "text", "required": true, "depends": ["product_id"]},
+        });
+        let snapshot = |order: &Value, line: &Value| {
+            let lines = TargetSchema::from_odoo("sale.order.line", line).expect("valid");
+            TargetSchema::from_odoo("sale.order", order)
+                .expect("valid")
+                .with_odoo_defaults(&json!({"name": "New", "date_order": "2026-11-26 10:00:00"}))
+                .with_lines("order_line", lines, Some("order_id"))
+        };
+        let old = snapshot(&order, &line);
+        assert!(old.fields["name"].required && !old.fields["name"].must_send());
+        assert!(!old.fields["partner_invoice_id"].must_send() && old.fields["partner_id"].must_send());
+        assert!(!old.lines["order_line"].fields["order_id"].must_send());
+
+        let mut line2 = line.clone();
+        line2["x_batch"] = json!({"type": "char", "required": true});
+        order["x_studio_channel"] = json!({"type": "char", "required": true});
+        let diff = TargetSchema::diff(&old, &snapshot(&order, &line2));
+        assert_eq!(diff.newly_required, vec!["order_line.x_batch", "x_studio_channel"]);
+        assert_eq!(diff.added, vec!["order_line.x_batch", "x_studio_channel"]);
+        let text = serde_json::to_string(&old).expect("serialises");
+        assert_eq!(serde_json::from_str::<TargetSchema>(&text).expect("parses"), old);
     }
 }

@@ -170,6 +170,8 @@ impl Odoo {
                 }
                 Ok(Outcome::Value(json!(ids)))
             }
+            (_, "fields_get") => Ok(Outcome::Value(fields_get(system, model, p)?)),
+            (_, "default_get") => Ok(Outcome::Value(default_get(model, p)?)),
             ("sale.order", "create") => self.create_order(p).map(Outcome::Write),
             ("sale.order", "write") => {
                 let record = self.order_of(system, p)?;
@@ -222,7 +224,11 @@ impl Odoo {
             idempotency_key: None,
             body: json!({
                 "external_ref": external_ref, "version": version,
-                "order": {"name": origin, "customer": {"email": email, "name": name}, "lines": sku_lines(&lines)},
+                "order": {
+                    "name": origin, "customer": {"email": email, "name": name}, "lines": sku_lines(&lines),
+                    // The values as sent, so a fault can require a sale.order field by its own name.
+                    "sale_order": vals,
+                },
             }),
         })
     }
@@ -393,6 +399,8 @@ fn positional_names(method: &str) -> &'static [&'static str] {
         "search_read" | "search" | "search_count" => &["domain"],
         "create" => &["vals_list"],
         "write" => &["ids", "vals"],
+        "fields_get" => &["allfields", "attributes"],
+        "default_get" => &["fields"],
         "read" => &["ids", "fields"],
         _ => &["ids"],
     }
@@ -426,6 +434,119 @@ fn order_by_id(system: &MockSystem, id: i64) -> Option<Record> {
 
 fn order_name(id: i64) -> String {
     format!("S{id:05}")
+}
+
+/// How a fault makes this Odoo require a `sale.order` field by its own name
+/// (`sale_order.x_studio_channel` in `required_fields`): `fields_get` reports it required, with
+/// no default, and a create without it is refused.
+pub const REQUIRED_PREFIX: &str = "sale_order.";
+
+/// A field's attributes as `fields_get` answers them.
+fn field(kind: &str, label: &str, required: bool, depends: &[&str]) -> Value {
+    json!({
+        "type": kind, "string": label, "required": required, "readonly": false,
+        "store": true, "searchable": true, "sortable": true, "depends": depends,
+    })
+}
+
+fn relational(kind: &str, label: &str, relation: &str, required: bool, depends: &[&str]) -> Value {
+    let mut f = field(kind, label, required, depends);
+    f["relation"] = json!(relation);
+    f
+}
+
+fn selection(label: &str, values: &[(&str, &str)], depends: &[&str]) -> Value {
+    let mut f = field("selection", label, false, depends);
+    f["selection"] = values.iter().map(|(v, l)| json!([v, l])).collect();
+    f
+}
+
+/// "x_studio_channel" → "Studio Channel", as Studio labels its fields.
+fn label_of(name: &str) -> String {
+    let name = name.strip_prefix("x_").unwrap_or(name);
+    name.split('_').filter(|w| !w.is_empty()).map(|w| w[..1].to_uppercase() + &w[1..]).collect::<Vec<_>>().join(" ")
+}
+
+/// `fields_get(allfields, attributes)` of `sale.order` and `sale.order.line`, in Odoo 19's
+/// shape (a subset of the fields; Odoo reports `required` regardless of defaults and
+/// computations, which `depends` and `default_get` tell apart). A `sale_order.<field>` in the
+/// faults' `required_fields` is a required custom field without a default.
+fn fields_get(system: &MockSystem, model: &str, p: &Map<String, Value>) -> Result<Value, Raised> {
+    let partner = ["partner_id"];
+    let mut fields = match model {
+        "sale.order" => json!({
+            "name": field("char", "Order Reference", true, &[]),
+            "partner_id": relational("many2one", "Customer", "res.partner", true, &[]),
+            "partner_invoice_id": relational("many2one", "Invoice Address", "res.partner", true, &partner),
+            "partner_shipping_id": relational("many2one", "Delivery Address", "res.partner", true, &partner),
+            "client_order_ref": field("char", "Customer Reference", false, &[]),
+            "origin": field("char", "Source Document", false, &[]),
+            "date_order": field("datetime", "Order Date", true, &[]),
+            "commitment_date": field("datetime", "Delivery Date", false, &[]),
+            "company_id": relational("many2one", "Company", "res.company", true, &[]),
+            "currency_id": relational("many2one", "Currency", "res.currency", false, &["company_id", "pricelist_id"]),
+            "pricelist_id": relational("many2one", "Pricelist", "product.pricelist", false, &["partner_id", "company_id"]),
+            "user_id": relational("many2one", "Salesperson", "res.users", false, &partner),
+            "note": field("html", "Terms and conditions", false, &partner),
+            "state": selection(
+                "Status",
+                &[("draft", "Quotation"), ("sent", "Quotation Sent"), ("sale", "Sales Order"), ("cancel", "Cancelled")],
+                &[],
+            ),
+            "order_line": {
+                "type": "one2many", "string": "Order Lines", "required": false, "readonly": false,
+                "relation": "sale.order.line", "relation_field": "order_id", "store": true, "depends": [],
+            },
+            "amount_total": field("monetary", "Total", false, &["order_line.price_total"]),
+        }),
+        "sale.order.line" => json!({
+            "order_id": relational("many2one", "Order Reference", "sale.order", true, &[]),
+            "sequence": field("integer", "Sequence", false, &[]),
+            "display_type": selection("Display Type", &[("line_section", "Section"), ("line_note", "Note")], &[]),
+            "name": field("text", "Description", true, &["product_id"]),
+            "product_id": relational("many2one", "Product", "product.product", false, &[]),
+            "product_template_id": relational("many2one", "Product Template", "product.template", false, &["product_id"]),
+            "product_uom_qty": field("float", "Quantity", true, &["display_type", "product_id", "product_packaging_qty"]),
+            "product_uom_id": relational("many2one", "Unit", "uom.uom", false, &["product_id"]),
+            "price_unit": field("float", "Unit Price", true, &["product_id", "product_uom_id", "product_uom_qty"]),
+            "discount": field("float", "Discount (%)", false, &["product_id", "product_uom_id", "product_uom_qty"]),
+            "tax_ids": relational("many2many", "Taxes", "account.tax", false, &["product_id", "company_id"]),
+            "customer_lead": field("float", "Lead Time", true, &["product_id"]),
+            "price_subtotal": field("monetary", "Subtotal", false, &["product_uom_qty", "discount", "price_unit", "tax_ids"]),
+        }),
+        _ => return Err(Raised(404, "werkzeug.exceptions.NotFound", format!("model {model} is not simulated"))),
+    };
+    if model == "sale.order" {
+        for name in system.faults().required_fields.iter().filter_map(|f| f.strip_prefix(REQUIRED_PREFIX)) {
+            fields[name] = field("char", &label_of(name), true, &[]);
+        }
+    }
+    let Value::Object(mut fields) = fields else { return Ok(fields) };
+    if let Some(wanted) = p.get("allfields").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+        fields.retain(|name, _| wanted.iter().any(|w| w == name));
+    }
+    if let Some(attributes) = p.get("attributes").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+        for attrs in fields.values_mut().filter_map(Value::as_object_mut) {
+            attrs.retain(|name, _| attributes.iter().any(|a| a == name));
+        }
+    }
+    Ok(Value::Object(fields))
+}
+
+/// `default_get(fields)`: the defaults of the fields asked for that have one.
+fn default_get(model: &str, p: &Map<String, Value>) -> Result<Value, Raised> {
+    let defaults = match model {
+        "sale.order" => json!({
+            "name": "New", "date_order": "2026-11-26 10:00:00", "company_id": 1, "state": "draft",
+        }),
+        "sale.order.line" => json!({"sequence": 10, "product_uom_qty": 1.0, "discount": 0.0}),
+        _ => return Err(Raised(404, "werkzeug.exceptions.NotFound", format!("model {model} is not simulated"))),
+    };
+    let wanted =
+        p.get("fields").or_else(|| p.get("fields_list")).and_then(Value::as_array).cloned().unwrap_or_default();
+    let Value::Object(mut defaults) = defaults else { return Ok(defaults) };
+    defaults.retain(|name, _| wanted.iter().any(|w| w == name));
+    Ok(Value::Object(defaults))
 }
 
 /// A mandatory field left empty, as Odoo words it.
@@ -583,6 +704,10 @@ impl Dialect for Odoo {
                     "customer" => missing("Sales Order", "sale.order", "Customer", "partner_id"),
                     "external_ref" => missing("Sales Order", "sale.order", "Customer Reference", "client_order_ref"),
                     "lines" => missing("Sales Order", "sale.order", "Order Lines", "order_line"),
+                    other if other.starts_with(REQUIRED_PREFIX) => {
+                        let own = &other[REQUIRED_PREFIX.len()..];
+                        missing("Sales Order", "sale.order", &label_of(own), own)
+                    }
                     other => missing("Sales Order", "sale.order", other, other.rsplit('.').next().unwrap_or(other)),
                 };
                 render(wire, Err(raised))

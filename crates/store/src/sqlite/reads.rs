@@ -87,7 +87,8 @@ pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timel
     let events = {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM inbox WHERE order_ref = ?1 ORDER BY id");
         let mut stmt = conn.prepare_cached(&sql)?;
-        stmt.query_map([order_ref], rows::event)?.collect::<rusqlite::Result<Vec<_>>>()?
+        let events = stmt.query_map([order_ref], rows::event)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        events.into_iter().map(StoredEvent::stamped).collect::<Vec<_>>()
     };
     let commands = {
         let sql = format!("SELECT {COMMAND_COLUMNS} FROM outbox WHERE order_ref = ?1 ORDER BY id");

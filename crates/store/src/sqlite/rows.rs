@@ -30,6 +30,8 @@ pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
         received_at: ts(r.get(5)?)?,
         payload: r.get(6)?,
         raw: r.get(7)?,
+        source_version: None,
+        inbound_mapping: None,
     })
 }
 
