@@ -267,5 +267,6 @@ pub fn event(event_id: String, kind: EventKind, order_ref: &str, at: Timestamp) 
         refund: None,
         payment: None,
         source_version: None,
+        inbound_mapping: None,
     }
 }
