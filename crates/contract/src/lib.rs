@@ -32,6 +32,9 @@ pub struct Contract {
     /// Which system owns the order record at each stage (see [`Owner`]).
     #[serde(default)]
     pub ownership: Ownership,
+    /// `handoff reconcile`'s columns per input (`[reconcile.erp]` ...), read by that command.
+    #[serde(default)]
+    pub reconcile: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
