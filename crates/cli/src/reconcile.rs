@@ -148,7 +148,7 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
         let contract = Contract::load(path)?;
         deadline = deadlines(&contract);
         for (input, table) in contract.reconcile {
-            let columns: Columns = table.try_into().with_context(|| format!("[reconcile.{input}] in {}", path.display()))?;
+            let columns: Columns = toml::Value::Table(table).try_into().with_context(|| format!("[reconcile.{input}] in {}", path.display()))?;
             overrides.0.insert(input, columns);
         }
     }

@@ -627,9 +627,10 @@ impl Generator {
             Plan::InFlight => self.rng.random_bool(0.5),
             _ => !(cancelled_clean && self.rng.random_bool(0.2)),
         };
-        let paid_by_reference = !self.rng.random_range(0..10_000).lt(&self.spec.rates.payment_without_reference);
+        let paid_by_reference = self.rng.random_range(0..10_000u32) >= self.spec.rates.payment_without_reference;
+        let paid_at = placed + secs(&mut self.rng, 1, 60);
         let payment = match o.shopify {
-            true => Some(self.payment(&o, placed + secs(&mut self.rng, 1, 60), paid_by_reference, cancelled, w)?),
+            true => Some(self.payment(&o, paid_at, paid_by_reference, cancelled, w)?),
             false => None,
         };
         if o.shopify {
@@ -659,7 +660,8 @@ impl Generator {
             let modified = if erp_shipped { shipped_at } else { created + secs(&mut self.rng, 60, 7_200) };
             let id = self.erp(&o, (created, modified), state, by_reference, mismatch, w)?;
             if erp_shipped {
-                self.fulfillment(&id, shipped_at + secs(&mut self.rng, 0, 600), w)?;
+                let at = shipped_at + secs(&mut self.rng, 0, 600);
+                self.fulfillment(&id, at, w)?;
             }
             if !by_reference {
                 let link = Truth::Link { link: "erp".into(), id: id.clone(), order_ref: o.reference.clone() };
