@@ -9,4 +9,4 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet duckdb
 fi
-exec /usr/bin/time -v "$venv/bin/python" "$here/duckdb.py" "$1" "$2"
+exec /usr/bin/time -v "$venv/bin/python" "$here/duckdb_reconcile.py" "$1" "$2"

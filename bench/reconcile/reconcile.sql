@@ -2,7 +2,7 @@
 -- (by reference, then fuzzy by amount, email, lines and time with the same windows, scores and
 -- tie-breaks as handoff_rules::fuzzy), and the same rules as handoff_rules::evaluate with the
 -- default deadlines (15 minutes for an ERP order, a payment and a cancellation; 30 for a
--- fulfillment). `{dir}` and `{as_of}` are filled in by duckdb.py.
+-- fulfillment). `{dir}` and `{as_of}` are filled in by duckdb_reconcile.py.
 
 CREATE TEMP TABLE shop AS
 SELECT "Name" AS ref,
@@ -45,7 +45,7 @@ CREATE TEMP TABLE orders AS SELECT * FROM shop UNION ALL SELECT * FROM amazon;
 CREATE TEMP TABLE pay AS
 SELECT id,
        nullif("order_id (metadata)", '') AS ref,
-       strptime("Created (UTC)", '%Y-%m-%d %H:%M:%S')::TIMESTAMPTZ AS at,
+       strptime("Created (UTC)", '%Y-%m-%d %H:%M:%S')::TIMESTAMPTZ AS ts,
        "Amount"::DECIMAL(18, 2) AS amount,
        upper("Currency") AS currency,
        nullif(lower("Customer Email"), '') AS email,
@@ -57,14 +57,14 @@ WHERE "Status" NOT IN ('Failed', 'Canceled') AND "Captured" <> 'false';
 
 CREATE TEMP TABLE shipped AS
 SELECT replace("Created From", 'Sales Order #', '') AS id,
-       min(strptime("Date Created", '%m/%d/%Y %I:%M %p')::TIMESTAMPTZ) AS at
+       min(strptime("Date Created", '%m/%d/%Y %I:%M %p')::TIMESTAMPTZ) AS ts
 FROM read_csv('{dir}/netsuite_fulfillments.csv', header = true, all_varchar = true)
 GROUP BY 1;
 
 CREATE TEMP TABLE erp AS
 SELECT e."Document Number" AS id,
        nullif(e."External ID", '') AS ref,
-       strptime(e."Date Created", '%m/%d/%Y %I:%M %p')::TIMESTAMPTZ AS at,
+       strptime(e."Date Created", '%m/%d/%Y %I:%M %p')::TIMESTAMPTZ AS ts,
        nullif(e."Amount (Transaction Total)", '')::DECIMAL(18, 2) AS total,
        nullif(e."Currency", '') AS currency,
        nullif(e."Line Count", '')::INTEGER AS lines,
@@ -72,7 +72,7 @@ SELECT e."Document Number" AS id,
        least(CASE WHEN e."Status" IN ('Pending Billing', 'Billed', 'Fulfilled')
                   THEN coalesce(strptime(nullif(e."Last Modified", ''), '%m/%d/%Y %I:%M %p'),
                                 strptime(e."Date Created", '%m/%d/%Y %I:%M %p'))::TIMESTAMPTZ END,
-             s.at) AS fulfilled,
+             s.ts) AS fulfilled,
        e."Status" IN ('Cancelled', 'Closed') AS cancelled
 FROM read_csv('{dir}/netsuite_orders.csv', header = true, all_varchar = true) e
 LEFT JOIN shipped s ON s.id = e."Document Number";
@@ -85,7 +85,7 @@ SELECT e.id, o.ref,
          + (CASE WHEN o.lines IS NOT NULL AND e.lines IS NOT NULL THEN 0.05 ELSE 0 END) AS confidence
 FROM erp e
 JOIN orders o ON o.total = e.total AND o.currency = e.currency
-             AND o.placed BETWEEN e.at - INTERVAL 72 HOUR AND e.at + INTERVAL 1 HOUR
+             AND o.placed BETWEEN e.ts - INTERVAL 72 HOUR AND e.ts + INTERVAL 1 HOUR
 WHERE e.ref IS NULL
   AND (o.email IS NULL OR e.email IS NULL OR o.email = e.email)
   AND (o.lines IS NULL OR e.lines IS NULL OR o.lines = e.lines)
@@ -93,7 +93,7 @@ QUALIFY row_number() OVER (
   PARTITION BY e.id
   ORDER BY confidence DESC,
            (o.ref NOT IN (SELECT ref FROM erp WHERE ref IS NOT NULL)) DESC,
-           abs(epoch(e.at) - epoch(o.placed)) ASC) = 1;
+           abs(epoch(e.ts) - epoch(o.placed)) ASC) = 1;
 
 -- Fuzzy: payments that name no order, to the best order of the same amount and currency
 -- placed within an hour: an order not yet paid first.
@@ -102,14 +102,14 @@ SELECT p.id, o.ref,
        CASE WHEN o.email IS NOT NULL AND p.email IS NOT NULL THEN 0.95 ELSE 0.6 END AS confidence
 FROM pay p
 JOIN orders o ON o.total = p.amount AND o.currency = p.currency
-             AND o.placed BETWEEN p.at - INTERVAL 1 HOUR AND p.at + INTERVAL 1 HOUR
+             AND o.placed BETWEEN p.ts - INTERVAL 1 HOUR AND p.ts + INTERVAL 1 HOUR
 WHERE p.ref IS NULL
   AND (o.email IS NULL OR p.email IS NULL OR o.email = p.email)
 QUALIFY row_number() OVER (
   PARTITION BY p.id
   ORDER BY (o.ref NOT IN (SELECT ref FROM pay WHERE ref IS NOT NULL)) DESC,
            confidence DESC,
-           abs(epoch(p.at) - epoch(o.placed)) ASC) = 1;
+           abs(epoch(p.ts) - epoch(o.placed)) ASC) = 1;
 
 -- Each ERP record and payment under its order: by reference, else by fuzzy match; a payment
 -- matched to nothing is its own ledger, keyed by its id.
@@ -129,7 +129,7 @@ erp_agg AS (
   SELECT ref, count(*) AS records,
          count(*) FILTER (WHERE state <> 'cancelled') AS live,
          count(*) FILTER (WHERE state = 'open') AS live_open,
-         max(at) FILTER (WHERE state <> 'cancelled') AS live_seen,
+         max(ts) FILTER (WHERE state <> 'cancelled') AS live_seen,
          min(fulfilled) AS erp_fulfilled
   FROM erp_of GROUP BY ref)
 SELECT r.ref, o.channel, o.placed, greatest(o.placed, o.updated) AS updated, o.total, o.currency, o.lines,
@@ -145,7 +145,7 @@ WHERE placed IS NOT NULL AND closed IS NULL AND records = 0
 UNION ALL
 SELECT 'orphaned_payment', p.id FROM pay_of p JOIN ledger l USING (ref)
 WHERE l.placed IS NULL AND l.records = 0 AND NOT p.refunded
-  AND TIMESTAMPTZ '{as_of}' >= p.at + INTERVAL 15 MINUTE
+  AND TIMESTAMPTZ '{as_of}' >= p.ts + INTERVAL 15 MINUTE
 UNION ALL
 SELECT 'duplicate_draft', ref FROM ledger
 WHERE live > 1 AND TIMESTAMPTZ '{as_of}' >= live_seen
@@ -166,6 +166,6 @@ SELECT 'transform_mismatch', l.ref FROM ledger l JOIN erp_of e USING (ref)
 WHERE e.state <> 'cancelled' AND l.total IS NOT NULL AND e.total IS NOT NULL
   AND (e.currency <> l.currency OR abs(e.total - l.total) > 0.01
        OR (e.lines IS NOT NULL AND l.lines IS NOT NULL AND e.lines <> l.lines))
-  AND TIMESTAMPTZ '{as_of}' >= greatest(e.at, coalesce(l.updated, e.at)) + INTERVAL 15 MINUTE;
+  AND TIMESTAMPTZ '{as_of}' >= greatest(e.ts, coalesce(l.updated, e.ts)) + INTERVAL 15 MINUTE;
 
 SELECT pattern, count(*) AS exceptions FROM findings GROUP BY pattern ORDER BY pattern;

@@ -1,6 +1,6 @@
 """Runs reconcile.sql on a generated data set with DuckDB; prints wall time and the counts.
 
-Usage: duckdb.py DIR AS_OF
+Usage: duckdb_reconcile.py DIR AS_OF
 """
 
 import pathlib
@@ -20,4 +20,5 @@ for statement in [s for s in sql.split(";\n") if s.strip()]:
 elapsed = time.monotonic() - start
 for pattern, n in rows:
     print(f"{pattern:<20} {n:>9}")
-print(f"duckdb {duckdb.__version__}: {elapsed:.2f}s wall, threads {con.execute('select current_setting(''threads'')').fetchone()[0]}")
+threads = con.execute("select current_setting('threads')").fetchone()[0]
+print(f"duckdb {duckdb.__version__}: {elapsed:.2f}s wall, {threads} threads")
