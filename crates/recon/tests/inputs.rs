@@ -127,7 +127,7 @@ fn columns_override_names_dates_and_decimal_commas() {
         "Beleg;Erstellt;Bestellnr;Betrag;Waehrung;Status\nSO1;15.01.2026 09:30;1001;28,58;EUR;Offen\nSO2;15.01.2026 10:05;1002;10,00;EUR;Storniert\n",
     );
     let over: Columns = toml::from_str(
-        r#"
+        r##"
         format = "csv"
         id = "Beleg"
         created_at = "Erstellt"
@@ -142,7 +142,7 @@ fn columns_override_names_dates_and_decimal_commas() {
         updated_at = "Erstellt"
         email = "Erstellt"
         lines = "Beleg"
-        "#,
+        "##,
     )
     .unwrap();
     // The semicolon is not CSV's comma: everything lands in one column, and the reader says so.
