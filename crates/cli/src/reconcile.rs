@@ -148,7 +148,9 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
         let contract = Contract::load(path)?;
         deadline = deadlines(&contract);
         for (input, table) in contract.reconcile {
-            let columns: Columns = toml::Value::Table(table).try_into().with_context(|| format!("[reconcile.{input}] in {}", path.display()))?;
+            let columns: Columns = toml::Value::Table(table)
+                .try_into()
+                .with_context(|| format!("[reconcile.{input}] in {}", path.display()))?;
             overrides.0.insert(input, columns);
         }
     }
@@ -193,7 +195,10 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
     let options = Options { deadlines: deadline, as_of: a.as_of.unwrap_or_else(Timestamp::now), threads };
 
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {human_pos} rows read ({per_sec}) {elapsed}").expect("a valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} rows read ({per_sec}) {elapsed}")
+            .expect("a valid template"),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     let outcome = handoff_recon::reconcile(&inputs, &options, &|rows| bar.set_position(rows))?;
     bar.finish_and_clear();

@@ -80,12 +80,14 @@ fn exception(l: &Ledger, f: Finding, occurred_at: Option<Timestamp>) -> Exceptio
         .iter()
         .filter(|r| r.confidence < 1.0 && erp_ids.contains(&r.id))
         .map(|r| format!("ERP record {} names no order; matched by amount, email and time ({:.2})", r.id, r.confidence))
-        .chain(
-            l.payments
-                .iter()
-                .filter(|p| p.confidence < 1.0 && Some(&p.payment_id) == payment_id.as_ref())
-                .map(|p| format!("payment {} names no order; matched by amount, email and time ({:.2})", p.payment_id, p.confidence)),
-        )
+        .chain(l.payments.iter().filter(|p| p.confidence < 1.0 && Some(&p.payment_id) == payment_id.as_ref()).map(
+            |p| {
+                format!(
+                    "payment {} names no order; matched by amount, email and time ({:.2})",
+                    p.payment_id, p.confidence
+                )
+            },
+        ))
         .collect();
     if !fuzzy.is_empty() {
         evidence = format!("{evidence}; {}", fuzzy.join("; "));

@@ -84,7 +84,7 @@ pub struct PatternRow {
     pub pattern: Pattern,
     #[serde(flatten)]
     pub blast: Blast,
-    /// By channel (`-` for a payment no channel shows).
+    /// By channel (`no channel` for a payment no channel shows).
     pub by_channel: BTreeMap<String, Blast>,
 }
 
@@ -104,8 +104,10 @@ fn pattern_index(p: Pattern) -> usize {
 
 pub fn summarise(findings: &[Exception]) -> Summary {
     let mut total = Blast::default();
-    let mut by_pattern: Vec<PatternRow> =
-        PATTERNS.iter().map(|&pattern| PatternRow { pattern, blast: Blast::default(), by_channel: BTreeMap::new() }).collect();
+    let mut by_pattern: Vec<PatternRow> = PATTERNS
+        .iter()
+        .map(|&pattern| PatternRow { pattern, blast: Blast::default(), by_channel: BTreeMap::new() })
+        .collect();
     let mut orders: Vec<HashSet<&str>> = vec![HashSet::new(); PATTERNS.len()];
     let mut all_orders: HashSet<&str> = HashSet::new();
     type Key = (usize, Option<String>, Option<&'static str>, &'static str);
@@ -119,7 +121,7 @@ pub fn summarise(findings: &[Exception]) -> Summary {
         let row = &mut by_pattern[p];
         row.blast.add(e);
         orders[p].insert(key_ref);
-        let by_channel = row.by_channel.entry(e.channel.clone().unwrap_or_else(|| "-".into())).or_default();
+        let by_channel = row.by_channel.entry(e.channel.clone().unwrap_or_else(|| "no channel".into())).or_default();
         by_channel.add(e);
         by_channel.orders += 1;
         let action = action_kind(&e.action_detail);
@@ -161,7 +163,8 @@ pub fn summarise(findings: &[Exception]) -> Summary {
             c
         })
         .collect();
-    clusters.sort_by(|a, b| b.blast.exceptions.cmp(&a.blast.exceptions).then(a.pattern.as_str().cmp(b.pattern.as_str())));
+    clusters
+        .sort_by(|a, b| b.blast.exceptions.cmp(&a.blast.exceptions).then(a.pattern.as_str().cmp(b.pattern.as_str())));
     Summary { total, by_pattern, clusters, monthly }
 }
 

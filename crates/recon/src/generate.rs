@@ -280,8 +280,26 @@ const NETSUITE_FULFILLMENT_COLUMNS: &[&str] =
     &["Internal ID", "Document Number", "Date", "Date Created", "Created From", "Status", "Memo"];
 
 const FIRST: &[&str] = &[
-    "ada", "alan", "grace", "linus", "ken", "barbara", "edsger", "margaret", "donald", "frances", "john", "radia",
-    "tim", "sophie", "dennis", "hedy", "claude", "katherine", "niklaus", "anita",
+    "ada",
+    "alan",
+    "grace",
+    "linus",
+    "ken",
+    "barbara",
+    "edsger",
+    "margaret",
+    "donald",
+    "frances",
+    "john",
+    "radia",
+    "tim",
+    "sophie",
+    "dennis",
+    "hedy",
+    "claude",
+    "katherine",
+    "niklaus",
+    "anita",
 ];
 const LAST: &[&str] = &[
     "lovelace", "turing", "hopper", "torvalds", "thompson", "liskov", "dijkstra", "hamilton", "knuth", "allen",
@@ -327,9 +345,13 @@ enum Plan {
     VoidErpShipped,
     /// The channel shipped, the ERP record is still open.
     VoidChannelShipped,
-    Duplicate { fuzzy: bool },
+    Duplicate {
+        fuzzy: bool,
+    },
     Mismatch(Mismatch),
-    Rollback { erp_shipped: bool },
+    Rollback {
+        erp_shipped: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -120,14 +120,10 @@ fn clusters(summary: &Summary) -> String {
     for (i, c) in shown.iter().enumerate() {
         let y = 5.0 + row * i as f64;
         let p = PATTERNS.iter().position(|q| *q == c.pattern).unwrap_or(0);
-        let label = format!(
-            "{} · {} · {} → {}",
-            c.pattern.as_str(),
-            c.channel.as_deref().unwrap_or("-"),
-            c.field.unwrap_or("-"),
-            c.action
-        );
-        let bw = (w - left - 220.0) * c.blast.exceptions as f64 / max;
+        let mut label = vec![c.pattern.as_str(), c.channel.as_deref().unwrap_or("no channel")];
+        label.extend(c.field);
+        let label = format!("{} → {}", label.join(" · "), c.action);
+        let bw = (w - left - 320.0) * c.blast.exceptions as f64 / max;
         let _ = write!(
             s,
             r##"<text x="{}" y="{:.1}" font-size="12" text-anchor="end" fill="#222">{}</text><rect x="{left}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{}" rx="2"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#333">{} · {}</text>"##,

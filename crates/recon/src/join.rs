@@ -238,12 +238,14 @@ impl Join {
                     o.lines += lines;
                 }
                 Rec::Payment { id, reference, at, amount, currency, email, refunded } => {
+                    // An email only serves the fuzzy pass: kept for payments naming no order.
+                    let email = if reference.is_empty() { batch.text(email) } else { "" };
                     let row = PayRow {
                         id: self.strings.push(batch.text(id)),
                         at,
                         amount,
                         currency,
-                        email: self.strings.push(batch.text(email)),
+                        email: self.strings.push(email),
                         refunded,
                         confidence: 1.0,
                         next: NO,
@@ -260,6 +262,7 @@ impl Join {
                     }
                 }
                 Rec::Erp { id, reference, at, total, currency, lines, email, fulfilled, cancelled } => {
+                    let email = if reference.is_empty() { batch.text(email) } else { "" };
                     let row = ErpRow {
                         id: self.strings.push(batch.text(id)),
                         at,
@@ -268,7 +271,7 @@ impl Join {
                         total,
                         currency,
                         lines: lines.unwrap_or(NO),
-                        email: self.strings.push(batch.text(email)),
+                        email: self.strings.push(email),
                         confidence: 1.0,
                         next: NO,
                     };

@@ -162,7 +162,14 @@ impl Columns {
                 created_at: s("purchase-date"),
                 updated_at: s("last-updated-date"),
                 currency: s("currency"),
-                add: list(&["item-price", "item-tax", "shipping-price", "shipping-tax", "gift-wrap-price", "gift-wrap-tax"]),
+                add: list(&[
+                    "item-price",
+                    "item-tax",
+                    "shipping-price",
+                    "shipping-tax",
+                    "gift-wrap-price",
+                    "gift-wrap-tax",
+                ]),
                 subtract: list(&["item-promotion-discount", "ship-promotion-discount"]),
                 fulfilled_status: s("order-status"),
                 fulfilled_values: list(&["Shipped"]),
@@ -295,7 +302,8 @@ mod tests {
         assert_eq!(c.decimal, Some(','));
         assert_eq!(c.id.as_deref(), Some("Document Number"));
         assert_eq!(c.preset, Some(Preset::Netsuite));
-        let file: ColumnsFile = toml::from_str("[erp]\npreset = \"odoo\"\n[payments]\nreference = \"order\"\n").unwrap();
+        let file: ColumnsFile =
+            toml::from_str("[erp]\npreset = \"odoo\"\n[payments]\nreference = \"order\"\n").unwrap();
         assert_eq!(Columns::resolve(Preset::Netsuite, file.0["erp"].clone()).id.as_deref(), Some("Order Reference"));
         assert!(toml::from_str::<Columns>("colour = \"red\"").is_err());
     }

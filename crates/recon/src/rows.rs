@@ -76,7 +76,10 @@ pub enum Rec {
         cancelled: Ts,
     },
     /// An ERP fulfillment of the record `erp_id`.
-    Shipment { erp_id: Span, at: Ts },
+    Shipment {
+        erp_id: Span,
+        at: Ts,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -146,7 +149,8 @@ impl Dates {
         let parsed = match &self.format {
             Some(format) => self.strtime(format, text),
             None => iso(field).map(|(dt, offset)| match offset {
-                Some(secs) => dt.to_zoned(TimeZone::UTC).map(|z| z.timestamp().as_second() - secs as i64),
+                Some(secs) => Ok(utc_seconds(dt) - secs as i64),
+                None if self.tz == TimeZone::UTC => Ok(utc_seconds(dt)),
                 None => dt.to_zoned(self.tz.clone()).map(|z| z.timestamp().as_second()),
             }),
         };
@@ -202,6 +206,19 @@ fn iso(b: &[u8]) -> Option<(DateTime, Option<i32>)> {
     };
     let dt = DateTime::new(y as i16, mo as i8, d as i8, h as i8, mi as i8, sec as i8, 0).ok()?;
     Some((dt, offset))
+}
+
+/// Seconds since the epoch of a civil time read as UTC, by arithmetic (days from civil, after
+/// H. Hinnant): a time zone lookup per field would be most of the parsing time.
+fn utc_seconds(dt: DateTime) -> Ts {
+    let (y, m, d) = (dt.year() as i64, dt.month() as i64, dt.day() as i64);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + dt.hour() as i64 * 3600 + dt.minute() as i64 * 60 + dt.second() as i64
 }
 
 /// How amounts are read.
@@ -551,6 +568,11 @@ mod tests {
         assert_eq!(auto.parse(b"2026-01-15 10:23").unwrap(), t("2026-01-15T10:23:00Z"));
         assert_eq!(auto.parse(b"2026-01-15T10:23:45.123Z").unwrap(), t("2026-01-15T10:23:45Z"));
         assert!(auto.parse(b"15/01/2026").is_err());
+        assert!(auto.parse(b"2026-02-30 10:00").is_err());
+        for t in ["1970-01-01T00:00:00Z", "2000-02-29T23:59:59Z", "2026-12-31T12:00:00Z", "1969-07-20T20:17:00Z"] {
+            let dt: DateTime = t.trim_end_matches('Z').parse().unwrap();
+            assert_eq!(utc_seconds(dt), self::t(t), "{t}");
+        }
         let netsuite = Dates::new(Some("%m/%d/%Y %I:%M %p".into()), Some("America/New_York")).unwrap();
         assert_eq!(netsuite.parse(b"1/15/2026 10:23 am").unwrap(), t("2026-01-15T15:23:00Z"));
         assert_eq!(netsuite.parse(b"01/15/2026 12:05 PM").unwrap(), t("2026-01-15T17:05:00Z"));

@@ -72,10 +72,7 @@ fn csv_exports_join_by_reference_and_by_fuzzy_keys() {
     // #1001: two lines, by reference; #1002's record names no order but matches by amount,
     // email and time, and its fulfillment shows in both; #1003 never reached the ERP, and its
     // payment (no reference) is the evidence; ch_9 belongs to no order at all.
-    assert_eq!(
-        patterns(&o),
-        vec![(Pattern::MissingOrder, Some("#1003".into())), (Pattern::OrphanedPayment, None)]
-    );
+    assert_eq!(patterns(&o), vec![(Pattern::MissingOrder, Some("#1003".into())), (Pattern::OrphanedPayment, None)]);
     let missing = &o.findings.iter().find(|e| e.pattern == Pattern::MissingOrder).unwrap();
     assert_eq!(missing.payment_id.as_deref(), Some("ch_3"));
     let orphan = &o.findings.iter().find(|e| e.pattern == Pattern::OrphanedPayment).unwrap();
@@ -151,7 +148,7 @@ fn columns_override_names_dates_and_decimal_commas() {
         &Options { deadlines: Deadlines::default(), as_of: AS_OF.parse().unwrap(), threads: 1 },
         &|_| {},
     );
-    let err = refused.err().expect("a missing column refuses the input").to_string();
+    let err = refused.expect_err("a missing column refuses the input").to_string();
     assert!(err.contains("has no column \"Beleg\""), "{err}");
     std::fs::write(&erp, std::fs::read_to_string(&erp).unwrap().replace(';', "\t")).unwrap();
     let over = Columns { format: Some(handoff_recon::Format::Tsv), lines: None, email: None, ..over };
