@@ -10,8 +10,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exception {
     pub pattern: Pattern,
-    /// The order's reference as its storefront or marketplace export shows it; `None` when no
-    /// channel shows the order (a payment that stands alone).
+    /// The order's reference as its storefront or marketplace export shows it (or, when no
+    /// channel export was given, as the ERP record names it); `None` for a payment that stands
+    /// alone.
     pub order_ref: Option<String>,
     pub channel: Option<String>,
     /// The payment involved: the one that stands alone, or the one that paid a missing order.
@@ -50,7 +51,7 @@ pub fn classify(
 }
 
 fn exception(l: &Ledger, f: Finding, occurred_at: Option<Timestamp>) -> Exception {
-    let shown = l.placed_at.is_some();
+    let orphan = f.pattern == Pattern::OrphanedPayment;
     let mut confidence = f.confidence;
     let (payment_id, amount) = match &f.action {
         Action::RefundPayment { payment_id } => {
@@ -92,9 +93,12 @@ fn exception(l: &Ledger, f: Finding, occurred_at: Option<Timestamp>) -> Exceptio
     if !fuzzy.is_empty() {
         evidence = format!("{evidence}; {}", fuzzy.join("; "));
     }
+    if orphan && payment_id.as_ref() != Some(&l.order_ref) {
+        evidence = format!("{evidence}; the payment names order {}, which no export holds", l.order_ref);
+    }
     Exception {
         pattern: f.pattern,
-        order_ref: shown.then(|| l.order_ref.clone()),
+        order_ref: (!orphan).then(|| l.order_ref.clone()),
         channel: l.channel.clone(),
         payment_id,
         erp_ids,
