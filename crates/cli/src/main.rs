@@ -9,6 +9,7 @@ mod held;
 mod inspect;
 mod mapping;
 mod mock;
+mod reconcile;
 mod serve;
 mod sim;
 
@@ -86,6 +87,8 @@ enum Command {
         #[command(subcommand)]
         command: mapping::MappingCommand,
     },
+    /// Find every existing exception in plain exports of each system (see docs/reconcile.md).
+    Reconcile(reconcile::ReconcileArgs),
     /// Benchmarks of the write path; each prints its figures (see docs/BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -232,6 +235,7 @@ fn main() -> anyhow::Result<()> {
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
             Command::Mapping { command } => mapping::run(command).await,
+            Command::Reconcile(args) => reconcile::run(args),
             Command::Sim(_) | Command::Contract { .. } => unreachable!("run above"),
         }
     })

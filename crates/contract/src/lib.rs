@@ -35,6 +35,9 @@ pub struct Contract {
     /// What the hub may do by itself about each failure pattern (see [`AutoResolve`]).
     #[serde(default)]
     pub auto_resolve: AutoResolve,
+    /// `handoff reconcile`'s columns per input (`[reconcile.erp]` ...), read by that command.
+    #[serde(default)]
+    pub reconcile: BTreeMap<String, toml::Table>,
 }
 
 /// Auto-resolve policies: for each pattern, the action the hub takes by itself when the rule

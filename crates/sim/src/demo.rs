@@ -282,8 +282,8 @@ pub async fn through_handoff<S: Store + Clone>(
 }
 
 /// Runs the week twice and compares, pattern by pattern.
-pub async fn compare<S: Store + Clone>(
-    relay_store: S,
+pub async fn compare<R: Store + Clone, S: Store + Clone>(
+    relay_store: R,
     handoff_store: S,
     seed: u64,
     orders: usize,

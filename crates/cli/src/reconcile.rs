@@ -1,0 +1,240 @@
+//! `handoff reconcile`: every existing exception from plain exports (see docs/reconcile.md);
+//! `handoff reconcile generate`: realistic exports with planted exceptions and ground truth.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use handoff_contract::Contract;
+use handoff_model::EventKind;
+use handoff_recon::{Columns, ColumnsFile, Input, Options, Preset, cluster, generate, html, report, truth};
+use handoff_rules::Deadlines;
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::{SignedDuration, Timestamp};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReconcileArgs {
+    #[command(subcommand)]
+    command: Option<ReconcileCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum ReconcileCommand {
+    /// Write realistic exports of a Shopify + Amazon + Stripe + NetSuite stack with every
+    /// pattern planted, and the ground truth (ground_truth.jsonl) to score a reconcile with.
+    Generate {
+        /// Orders across the storefront and the marketplace.
+        #[arg(long, default_value_t = 10_000)]
+        orders: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Compress every export with gzip.
+        #[arg(long)]
+        gzip: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Jsonl,
+    Csv,
+    Html,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The storefront's order export (Shopify's order CSV by default).
+    #[arg(long)]
+    storefront: Option<PathBuf>,
+    /// The marketplace's order report (Amazon's All Orders report by default).
+    #[arg(long)]
+    marketplace: Option<PathBuf>,
+    /// The payment processor's export (Stripe's payments CSV by default).
+    #[arg(long)]
+    payments: Option<PathBuf>,
+    /// The ERP's sales orders (a NetSuite saved search CSV by default).
+    #[arg(long)]
+    erp: Option<PathBuf>,
+    /// The ERP's fulfillments (a NetSuite item fulfillment saved search by default).
+    #[arg(long)]
+    erp_fulfillments: Option<PathBuf>,
+    /// Another preset for an input: `erp=odoo`, `storefront=shopify` (repeatable).
+    #[arg(long = "preset", value_name = "INPUT=PRESET")]
+    presets: Vec<String>,
+    /// Column names and formats per input (TOML: `[erp]`, `[payments]` ...).
+    #[arg(long)]
+    columns: Option<PathBuf>,
+    /// The contract: its flow deadlines time the rules, its `[reconcile.<input>]` tables name
+    /// columns.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Judge the exports as of this time (RFC 3339); now by default.
+    #[arg(long)]
+    as_of: Option<Timestamp>,
+    /// The report's format; `text` is the terminal summary.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the report here; the summary still goes to the terminal.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// A ground truth (from `reconcile generate`) to score the findings against.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Threads that evaluate ledgers; all cores by default.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(ReconcileCommand::Generate { orders, seed, out, gzip }) => {
+            let mut spec = generate::Spec::new(orders, seed, out);
+            spec.gzip = gzip;
+            let m = generate::generate(&spec).context("writing the exports")?;
+            println!("{}", serde_json::to_string_pretty(&m)?);
+            let f = &m.files;
+            println!(
+                "reconcile with: handoff reconcile --storefront {} --marketplace {} --payments {} --erp {} --erp-fulfillments {} --as-of {} --truth {}",
+                f.storefront.display(),
+                f.marketplace.display(),
+                f.payments.display(),
+                f.erp.display(),
+                f.erp_fulfillments.display(),
+                m.as_of,
+                f.ground_truth.display()
+            );
+            Ok(())
+        }
+        None => reconcile(args.run),
+    }
+}
+
+/// The rules' deadlines from the contract's flows: the longest deadline of the flows that carry
+/// each kind of event, so that no rule fires before any flow's promise is due.
+fn deadlines(contract: &Contract) -> Deadlines {
+    let longest = |kinds: &[EventKind], default: SignedDuration| {
+        contract
+            .flows
+            .values()
+            .filter(|f| f.events.iter().any(|e| kinds.contains(e)))
+            .map(|f| f.deadline)
+            .max()
+            .unwrap_or(default)
+    };
+    let d = Deadlines::default();
+    let erp_order = longest(&[EventKind::OrderCreated], d.erp_order);
+    Deadlines {
+        erp_order,
+        fulfillment: longest(&[EventKind::FulfillmentCreated], d.fulfillment),
+        cancellation: longest(&[EventKind::OrderCancelled, EventKind::RefundCreated], d.cancellation),
+        payment: longest(&[EventKind::OrderPaid, EventKind::OrderCreated], erp_order),
+    }
+}
+
+fn reconcile(a: RunArgs) -> anyhow::Result<()> {
+    let mut overrides: ColumnsFile = ColumnsFile::default();
+    let mut deadline = Deadlines::default();
+    if let Some(path) = &a.config {
+        let contract = Contract::load(path)?;
+        deadline = deadlines(&contract);
+        for (input, table) in contract.reconcile {
+            let columns: Columns = toml::Value::Table(table)
+                .try_into()
+                .with_context(|| format!("[reconcile.{input}] in {}", path.display()))?;
+            overrides.0.insert(input, columns);
+        }
+    }
+    if let Some(path) = &a.columns {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ColumnsFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        for (input, columns) in file.0 {
+            let merged = overrides.0.remove(&input).unwrap_or_default().with(columns);
+            overrides.0.insert(input, merged);
+        }
+    }
+    for p in &a.presets {
+        let Some((input, name)) = p.split_once('=') else { bail!("--preset wants INPUT=PRESET, got {p:?}") };
+        let Some(preset) = Preset::parse(name) else {
+            bail!("unknown preset {name:?}: shopify, amazon, stripe, netsuite, netsuite-fulfillments, odoo")
+        };
+        overrides.0.entry(input.to_owned()).or_default().preset = Some(preset);
+    }
+    let given = [
+        ("storefront", &a.storefront, Preset::Shopify),
+        ("marketplace", &a.marketplace, Preset::Amazon),
+        ("payments", &a.payments, Preset::Stripe),
+        ("erp", &a.erp, Preset::Netsuite),
+        ("erp-fulfillments", &a.erp_fulfillments, Preset::NetsuiteFulfillments),
+    ];
+    for name in overrides.0.keys() {
+        if !given.iter().any(|(n, _, _)| n == name) {
+            bail!("columns for an unknown input {name:?}: storefront, marketplace, payments, erp, erp-fulfillments");
+        }
+    }
+    let mut inputs = Vec::new();
+    for (name, path, default) in given {
+        let Some(path) = path else { continue };
+        let columns = Columns::resolve(default, overrides.0.remove(name).unwrap_or_default());
+        let role = columns.preset.unwrap_or(default).role();
+        inputs.push(Input { name: name.to_owned(), path: path.clone(), role, columns });
+    }
+    if inputs.is_empty() {
+        bail!("give at least one export: --storefront, --marketplace, --payments, --erp, --erp-fulfillments");
+    }
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = Options { deadlines: deadline, as_of: a.as_of.unwrap_or_else(Timestamp::now), threads };
+
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} rows read ({per_sec}) {elapsed}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let outcome = handoff_recon::reconcile(&inputs, &options, &|rows| bar.set_position(rows))?;
+    bar.finish_and_clear();
+
+    let summary = cluster::summarise(&outcome.findings);
+    let score = match &a.truth {
+        Some(path) => {
+            let t = truth::load(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(truth::score(&t, &outcome.findings, &outcome.links))
+        }
+        None => None,
+    };
+    let text = report::text(&outcome, &summary, score.as_ref());
+    let write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        match a.format {
+            Format::Text => out.write_all(text.as_bytes())?,
+            Format::Json => report::json(&outcome, &summary, score.as_ref(), out)?,
+            Format::Jsonl => report::jsonl(&outcome, out)?,
+            Format::Csv => report::csv(&outcome, out)?,
+            Format::Html => out.write_all(html::render(&outcome, &summary, score.as_ref())?.as_bytes())?,
+        }
+        out.flush()?;
+        Ok(())
+    };
+    match (&a.output, a.format) {
+        (Some(path), _) => {
+            let mut file = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
+            write(&mut file)?;
+            print!("{text}");
+            println!("report written to {}", path.display());
+        }
+        (None, Format::Text) => print!("{text}"),
+        (None, _) => {
+            eprint!("{text}");
+            write(&mut std::io::stdout().lock())?;
+        }
+    }
+    Ok(())
+}
