@@ -496,7 +496,14 @@ impl Join {
             let at = ts(row.at).expect("an ERP record has a creation time");
             let total = row.total.zip(row.currency).map(|(a, c)| Money::new(a, c));
             let lines = (row.lines != NO).then_some(row.lines);
-            l.apply(Fact::ErpRecord { system: "erp".into(), id: id.clone(), at, total, lines, confidence: row.confidence });
+            l.apply(Fact::ErpRecord {
+                system: "erp".into(),
+                id: id.clone(),
+                at,
+                total,
+                lines,
+                confidence: row.confidence,
+            });
             if let Some(at) = ts(row.fulfilled) {
                 l.apply(Fact::ErpFulfilled { id: Some(id.clone()), at });
             }

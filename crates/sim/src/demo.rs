@@ -265,9 +265,11 @@ pub async fn through_handoff<S: Store + Clone>(
             store.record_event(new_event(system, &event, *at)).await.expect("record");
         }
         while intake.step().await.expect("intake") > 0 {}
-        for command in store.claim_due(clock.now(), 4096).await.expect("claim") {
-            let record = dispatcher.attempt(command).await;
-            dispatcher.record(record).await;
+        if store.next_due_at().await.expect("store").is_some_and(|d| d <= clock.now()) {
+            for command in store.claim_due(clock.now(), 4096).await.expect("claim") {
+                let record = dispatcher.attempt(command).await;
+                dispatcher.record(record).await;
+            }
         }
         rules.step().await.expect("rules");
     }
