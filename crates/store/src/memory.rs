@@ -11,9 +11,9 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::{
-    AttemptRecord, AttemptRow, AuditRow, Command, CommandSample, ExceptionRow, FlowStats, FactRow, LedgerRow, NewCommand, NewEvent, NewFinding,
-    OrderState, Outcome, Plan, Raised, Recorded, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state,
-    flow_stats_of,
+    AttemptRecord, AttemptRow, AuditRow, Command, CommandSample, ExceptionRow, FactRow, FlowStats, LedgerRow,
+    NewCommand, NewEvent, NewFinding, OrderState, Outcome, Plan, Raised, Recorded, Replay, Result, Store, StoredEvent,
+    Timeline, acknowledged_state, flow_stats_of,
 };
 
 #[derive(Clone, Default)]

@@ -349,7 +349,15 @@ pub fn flow_stats_of(samples: impl IntoIterator<Item = CommandSample>) -> Vec<Fl
     let mut groups: std::collections::BTreeMap<(String, String), (FlowStats, Vec<i64>)> = Default::default();
     for s in samples {
         let (stats, latencies) = groups.entry((s.flow.clone(), s.kind.clone())).or_insert_with(|| {
-            (FlowStats { flow: s.flow.clone(), target: s.target.clone(), kind: s.kind.clone(), ..Default::default() }, vec![])
+            (
+                FlowStats {
+                    flow: s.flow.clone(),
+                    target: s.target.clone(),
+                    kind: s.kind.clone(),
+                    ..Default::default()
+                },
+                vec![],
+            )
         });
         stats.commands += 1;
         match s.state {
