@@ -529,7 +529,7 @@ fn clusters(f: &Facts) -> Answer {
             (Verdict::Ok, format!("no exceptions in the window ({})", if f.measured { "measured" } else { "no store" }))
         }
         Some(_) if open_total == 0 => (Verdict::Ok, format!("{total} exception(s), all closed")),
-        Some(top) if total >= 3 && top.exceptions * 2 >= total && !top.actionable.is_empty() => (
+        Some(top) if total >= 2 && top.exceptions * 2 >= total && !top.actionable.is_empty() => (
             Verdict::Gap,
             format!(
                 "{} of {total} exceptions share one cause ({}): a handoff point to fix once, then \
