@@ -64,10 +64,7 @@ impl ActionOutcome {
 
 /// The action an exception suggests, by its tag (`retry` for a dead letter).
 pub fn action_of(x: &ExceptionRow) -> Option<Result<Action, String>> {
-    match &x.action {
-        Some(json) => Some(serde_json::from_str(json).map_err(|e| e.to_string())),
-        None => None,
-    }
+    x.action.as_ref().map(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
 }
 
 /// Whether an exception is a dead letter of the write path that a replay retries.

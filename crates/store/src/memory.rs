@@ -155,6 +155,7 @@ impl Mem {
         &mut self.outbox[(id - 1) as usize]
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one journal row's columns")]
     fn fact(
         &mut self,
         order_ref: &str,

@@ -250,6 +250,7 @@ pub struct FactRow {
 
 /// What became of a person's move of an exception.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "returned once per person's move, never stored")]
 pub enum Moved {
     Done(ExceptionRow),
     NotFound,
