@@ -110,7 +110,7 @@ fn mapped_flows(contract: &Contract) -> BTreeMap<(&'static str, &'static str), V
 
 /// The mappings the contract's flows go through: each exists, passes its golden cases, and
 /// still produces every field the target's refreshed schema snapshot newly requires.
-fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
+pub(crate) fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
     let mappings = match crate::held::mappings_of(contract, config) {
         Ok(m) => m,
         Err(e) => return vec![Finding::error("hub.mappings", format!("{e:#}"))],

@@ -30,6 +30,12 @@ pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow:
         return Ok(());
     }
     println!("order {order_ref}");
+    print_timeline(&t);
+    Ok(())
+}
+
+/// The ledger and the time-ordered events, commands, attempts, exceptions and audit of an order.
+fn print_timeline(t: &handoff_store::Timeline) {
     println!("\nledger");
     for l in &t.ledger {
         println!(
@@ -69,7 +75,6 @@ pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow:
     for (at, line) in lines {
         println!("  {}  {line}", time(at));
     }
-    Ok(())
 }
 
 pub async fn dlq_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
@@ -212,6 +217,153 @@ pub async fn exceptions_list(data_dir: &Path, state: Option<String>, json: bool)
             x.field.as_deref().unwrap_or("-"),
             x.detail
         );
+    }
+    Ok(())
+}
+
+/// `exceptions show ID`: the evidence pack.
+pub async fn exception_show(data_dir: &Path, id: i64, json: bool) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let Some(pack) = handoff_engine::actions::evidence(&store, id).await? else { bail!("no exception {id}") };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&pack)?);
+        return Ok(());
+    }
+    let x = &pack.exception;
+    println!("exception {} [{}]: {} on order {}", x.id, x.state, x.pattern, x.order_ref);
+    println!("  {}", x.detail);
+    let facts = [
+        ("flow", x.flow.clone()),
+        ("channel", x.channel.clone()),
+        ("field", x.field.clone()),
+        ("mapping", x.mapping.clone()),
+        ("command", x.command_id.map(|c| c.to_string())),
+        ("subject", x.subject.clone().filter(|s| !s.is_empty())),
+        ("money", x.amount.as_ref().map(|a| format!("{a} {}", x.currency.as_deref().unwrap_or("")))),
+    ];
+    for (name, value) in facts {
+        if let Some(value) = value {
+            println!("  {name:<8} {value}");
+        }
+    }
+    println!("  opened   {}   updated {}", time(x.opened_at), time(x.updated_at));
+    if !pack.action.is_null() {
+        println!("\naction (`handoff exceptions act {id}`)\n  {}", pack.action);
+    }
+    if !pack.evidence.is_null() {
+        println!("\nrule {}", pack.evidence["rule"].as_str().unwrap_or("?"));
+        println!("finding\n  {}", pack.evidence["finding"]);
+        println!("ledger the rule judged\n{}", serde_json::to_string_pretty(&pack.evidence["ledger"])?);
+    }
+    print_timeline(&pack.timeline);
+    Ok(())
+}
+
+/// `exceptions act ID | --cluster KEY`: take the suggested action on one exception, or on every
+/// open member of a cluster.
+pub async fn exception_act(
+    data_dir: &Path,
+    config: &Path,
+    id: Option<i64>,
+    cluster: Option<String>,
+    approve: bool,
+    actor: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let contract = handoff_contract::Contract::load(config)?;
+    let ids = match (id, cluster) {
+        (Some(id), _) => vec![id],
+        (None, Some(key)) => {
+            let rows = store.exceptions(None, CLUSTERED).await?;
+            let clusters = handoff_engine::clusters::clusters(&rows);
+            let Some(c) = handoff_engine::clusters::find(&clusters, &key) else {
+                bail!("no cluster {key:?} (see `handoff exceptions clusters`)")
+            };
+            if c.actionable.is_empty() {
+                bail!("cluster {} has no open exception to act on", c.id);
+            }
+            c.actionable.iter().rev().copied().collect()
+        }
+        (None, None) => bail!("name an exception id or --cluster KEY"),
+    };
+    let mut outcomes = Vec::new();
+    let mut failed = 0;
+    for id in ids {
+        match handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now()).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                failed += 1;
+                eprintln!("exception {id}: {e}");
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else {
+        for o in &outcomes {
+            println!("exception {} ({}, order {}): {}", o.exception_id, o.pattern, o.order_ref, o.action);
+            for line in &o.lines {
+                println!("  {line}");
+            }
+        }
+        let queued: usize = outcomes.iter().map(|o| o.queued.len()).sum();
+        if outcomes.len() + failed > 1 {
+            println!("{} acted on, {queued} command(s) queued, {failed} refused", outcomes.len());
+        }
+        if queued > 0 {
+            println!("a running hub sends queued commands within a second");
+        }
+    }
+    if outcomes.is_empty() {
+        bail!("no action taken");
+    }
+    Ok(())
+}
+
+/// Exceptions clustered at most (the newest).
+const CLUSTERED: usize = 100_000;
+
+/// `exceptions clusters`: exceptions grouped by cause, largest first.
+pub async fn exception_clusters(data_dir: &Path, state: Option<String>, json: bool) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    let rows = store.exceptions(state, CLUSTERED).await?;
+    let clusters = handoff_engine::clusters::clusters(&rows);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&clusters)?);
+        return Ok(());
+    }
+    if clusters.is_empty() {
+        println!("no exceptions");
+    }
+    let total = rows.len().max(1);
+    for (rank, c) in clusters.iter().enumerate() {
+        let money: Vec<String> = c.money.iter().map(|(cur, a)| format!("{a} {cur}")).collect();
+        let states: Vec<String> = c.states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!(
+            "{:>3}. {}  {} exception(s), {} order(s), {:.0}% of all{}",
+            rank + 1,
+            c.id,
+            c.exceptions,
+            c.orders,
+            100.0 * c.exceptions as f64 / total as f64,
+            if money.is_empty() { String::new() } else { format!(", {}", money.join(" + ")) }
+        );
+        let key = &c.key;
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        println!(
+            "     pattern {}  flow {}  field {}  channel {}  mapping {}",
+            key.pattern,
+            opt(&key.flow),
+            opt(&key.field),
+            opt(&key.channel),
+            opt(&key.mapping)
+        );
+        println!("     {}", key.fingerprint);
+        println!("     {}  first {}  last {}", states.join(", "), time(c.first_seen), time(c.last_seen));
+    }
+    if !clusters.is_empty() {
+        println!("\nfix the cause once, then `handoff exceptions act --cluster ID` acts on every open member");
     }
     Ok(())
 }

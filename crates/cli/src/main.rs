@@ -5,6 +5,7 @@ mod bench_mapping;
 mod bench_rules;
 mod contract;
 mod demo;
+mod doctor;
 mod held;
 mod inspect;
 mod mapping;
@@ -76,6 +77,9 @@ enum Command {
         #[command(subcommand)]
         command: ExceptionsCommand,
     },
+    /// The handoff checklist's ten questions, each answered from the contract and the traffic
+    /// the store measured, with evidence and a verdict (ok, warn, gap).
+    Doctor(doctor::DoctorArgs),
     /// Run a simulated system (ERP, storefront, marketplace) that speaks Handoff's http-json
     /// protocol or, with --connector, a vendor's API.
     Mock(mock::MockArgs),
@@ -175,6 +179,49 @@ enum ExceptionsCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// The evidence pack of one exception: the exception, the rule and its finding, the ledger
+    /// it judged, and the order's timeline (events, commands, attempts with mapping versions,
+    /// audit).
+    Show {
+        id: i64,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take the action an exception suggests (a dead letter: replay it), or, with --cluster,
+    /// on every open member of a cluster. Commands are queued with intake's idempotency keys,
+    /// so nothing is queued twice; a refund is never sent, only approved and audited.
+    Act {
+        #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
+        id: Option<i64>,
+        /// A cluster's id or rank (see `exceptions clusters`).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// A person's approval, required for a refund.
+        #[arg(long)]
+        approve: bool,
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        /// The contract: which flows carry the commands an action queues.
+        #[arg(long, env = "HANDOFF_CONFIG", default_value = "handoff.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exceptions grouped by pattern, flow, field, channel, mapping and error fingerprint, with
+    /// orders, money and states; largest first.
+    Clusters {
+        /// Only exceptions in this state.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
     /// List exceptions, newest first.
     List {
         /// Only exceptions in this state (open, acknowledged, resolved, auto_resolved, ignored).
@@ -222,6 +269,15 @@ fn main() -> anyhow::Result<()> {
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
                 inspect::exceptions_list(&data.data_dir, state, json).await
             }
+            Command::Exceptions { command: ExceptionsCommand::Show { id, data, json } } => {
+                inspect::exception_show(&data.data_dir, id, json).await
+            }
+            Command::Exceptions {
+                command: ExceptionsCommand::Act { id, cluster, approve, actor, config, data, json },
+            } => inspect::exception_act(&data.data_dir, &config, id, cluster, approve, actor, json).await,
+            Command::Exceptions { command: ExceptionsCommand::Clusters { state, data, json } } => {
+                inspect::exception_clusters(&data.data_dir, state, json).await
+            }
             Command::Exceptions { command: ExceptionsCommand::Ack { id, actor, data } } => {
                 inspect::exception_move(&data.data_dir, id, ExceptionState::Acknowledged, actor, None).await
             }
@@ -232,6 +288,7 @@ fn main() -> anyhow::Result<()> {
                 inspect::exception_move(&data.data_dir, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
             Command::Demo(args) => demo::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
             Command::Mapping { command } => mapping::run(command).await,

@@ -2,7 +2,8 @@
 //! JSON to `/webhooks/{system}`. As a target, a system implements a small record API:
 //! `POST /orders`, `POST /orders/update`, `POST /orders/cancel`, `POST /fulfillments`,
 //! `POST /refunds` (each with `Idempotency-Key`), and `GET /{collection}?external_ref=...`
-//! for read-back.
+//! for read-back. A cancel whose body names a `record_id` (a duplicate draft's) cancels that
+//! one record, and is read back as applied only once that record is cancelled.
 
 use std::time::Duration;
 
@@ -138,14 +139,22 @@ pub fn collection(kind: CommandKind) -> &'static str {
 }
 
 /// Whether a read-back shows the command applied: a record under its external reference (for
-/// a cancel, cancelled; for an update, at least the command's version).
+/// a cancel, cancelled, and the very record when the cancel names one; for an update, at least
+/// the command's version).
 pub fn applied_record(c: &Command, records: Vec<FoundRecord>) -> Option<Ack> {
+    let record_id = (c.kind == CommandKind::CancelOrder).then(|| record_id(c)).flatten();
     let applied = records.into_iter().find(|r| match c.kind {
-        CommandKind::CancelOrder => r.status == "cancelled",
+        CommandKind::CancelOrder => r.status == "cancelled" && record_id.as_ref().is_none_or(|id| *id == r.id),
         CommandKind::UpdateOrder => r.version >= c.version,
         _ => true,
     });
     applied.map(|r| Ack { record_id: r.id })
+}
+
+/// The one record a command addresses, when its payload names it (`record_id`).
+pub fn record_id(c: &Command) -> Option<String> {
+    let payload: serde_json::Value = serde_json::from_str(&c.payload).ok()?;
+    payload.get("record_id")?.as_str().map(str::to_owned)
 }
 
 #[derive(Deserialize)]
@@ -244,6 +253,39 @@ mod tests {
                 field: Some("order.customer.email".into())
             }
         );
+    }
+
+    #[test]
+    fn a_cancel_naming_a_record_is_applied_only_when_that_record_is_cancelled() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let command = |payload: &str| {
+            let c = handoff_store::NewCommand {
+                flow: "orders".into(),
+                target: "erp".into(),
+                order_ref: "#1".into(),
+                kind: CommandKind::CancelOrder,
+                idempotency_key: "k".into(),
+                external_ref: "#1".into(),
+                version: None,
+                payload: payload.into(),
+                supersede_unsent: false,
+            };
+            Command::new_pending(1, c, now)
+        };
+        let records = || {
+            vec![
+                FoundRecord { id: "R1".into(), status: "cancelled".into(), version: None },
+                FoundRecord { id: "R2".into(), status: "open".into(), version: None },
+            ]
+        };
+        let one = command(r##"{"external_ref":"#1","record_id":"R2"}"##);
+        assert_eq!(record_id(&one).as_deref(), Some("R2"));
+        assert_eq!(applied_record(&one, records()), None);
+        let mut cancelled = records();
+        cancelled[1].status = "cancelled".into();
+        assert_eq!(applied_record(&one, cancelled).map(|a| a.record_id).as_deref(), Some("R2"));
+        let any = command(r##"{"external_ref":"#1"}"##);
+        assert_eq!(applied_record(&any, records()).map(|a| a.record_id).as_deref(), Some("R1"));
     }
 
     #[test]

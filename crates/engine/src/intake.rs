@@ -202,8 +202,10 @@ fn travels_to(contract: &Contract, target: &str, state: &OrderState) -> bool {
     !channel || target == state.source
 }
 
-/// Builds the command and its canonical payload (the `http-json` mapping, version 1).
-fn command_for_event(
+/// Builds the command and its canonical payload (the `http-json` mapping, version 1), with the
+/// idempotency key that depends only on (target, order, kind, subject): intake and the
+/// resolution actions share it, so an action never queues what intake already queued.
+pub fn command_for_event(
     flow: &str,
     target: &str,
     kind: CommandKind,

@@ -2,7 +2,9 @@
 //! delivers commands with acknowledgment, read-back, retry and dead letters. It knows the model,
 //! the contract and the `Store` and `Target` traits; the binary wires real implementations in.
 
+pub mod actions;
 pub mod clock;
+pub mod clusters;
 pub mod dispatcher;
 pub mod intake;
 pub mod poll;

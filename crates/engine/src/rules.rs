@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use handoff_contract::{Contract, Role};
+use handoff_contract::{AutoAction, Contract, Role};
 use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern};
-use handoff_rules::{Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
+use handoff_rules::{Action, Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
 use handoff_store::{FactRow, NewFinding, Raised, Store};
 use jiff::Timestamp;
 use serde_json::json;
@@ -22,6 +22,8 @@ pub struct Stepped {
     pub facts: usize,
     pub raised: usize,
     pub cleared: usize,
+    /// Actions an auto-resolve policy took on findings just raised.
+    pub auto_actions: usize,
 }
 
 pub struct RulesWatch<S> {
@@ -81,9 +83,16 @@ impl<S: Store> RulesWatch<S> {
         for change in changes {
             match change {
                 Change::Raised { order_ref, finding } => {
+                    let (pattern, action) = (finding.pattern, finding.action.clone());
                     let new = self.finding(&order_ref, finding);
-                    if !matches!(self.store.raise_finding(new, now).await?, Raised::AlreadyOpen(_)) {
-                        stepped.raised += 1;
+                    match self.store.raise_finding(new, now).await? {
+                        Raised::AlreadyOpen(_) => {}
+                        Raised::Opened(id) | Raised::Reopened(id) => {
+                            stepped.raised += 1;
+                            if self.auto_resolve(id, pattern, &action, now).await {
+                                stepped.auto_actions += 1;
+                            }
+                        }
                     }
                 }
                 Change::Cleared { order_ref, pattern, subject } => {
@@ -94,6 +103,35 @@ impl<S: Store> RulesWatch<S> {
             }
         }
         Ok(stepped)
+    }
+
+    /// Takes the action the contract's auto-resolve policy sets for `pattern`, when it is the
+    /// action the finding suggests; never for an orphaned payment (money moves only with a
+    /// person's approval, and validation refuses such a policy anyway). `true` if taken.
+    async fn auto_resolve(&self, id: i64, pattern: Pattern, action: &Action, now: Timestamp) -> bool {
+        let Some(policy) = self.contract.auto_resolve.for_pattern(pattern) else { return false };
+        let fits = matches!(
+            (policy, action),
+            (AutoAction::CreateErpOrder, Action::CreateErpOrder)
+                | (AutoAction::SendFulfillment, Action::SendFulfillmentToChannel)
+                | (AutoAction::SendCancellation, Action::SendCancellation { .. })
+                | (AutoAction::CancelDuplicates, Action::CancelDuplicates { .. })
+        );
+        if pattern == Pattern::OrphanedPayment || !fits {
+            return false;
+        }
+        let actor = format!("rule:auto:{pattern}");
+        match crate::actions::take(&self.store, &self.contract, id, &actor, false, now).await {
+            Ok(outcome) => {
+                tracing::info!(message = "auto-resolve action taken", exception = id, action = %outcome.action,
+                    outcome = %outcome.lines.join("; "));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(message = "auto-resolve action failed", exception = id, error = %error);
+                false
+            }
+        }
     }
 
     /// Steps whenever the store changes or the next deadline passes, until `shutdown`.
@@ -257,7 +295,13 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
                 }],
             }
         }
-        (Role::Erp, "cancel_order") => vec![Fact::ErpCancelled { id: None, at }],
+        (Role::Erp, "cancel_order") => {
+            // A cancel that names one record (a duplicate's) closes only that one.
+            let id = serde_json::from_str::<serde_json::Value>(&row.payload)
+                .ok()
+                .and_then(|v| v.get("record_id")?.as_str().map(str::to_owned));
+            vec![Fact::ErpCancelled { id, at }]
+        }
         (Role::Erp | Role::Wms, "create_fulfillment") => vec![Fact::ErpFulfilled { id: None, at }],
         (Role::Storefront | Role::Marketplace | Role::Channel, "create_fulfillment") => {
             vec![Fact::ChannelFulfilled { at }]

@@ -3,12 +3,12 @@
 use handoff_model::Pattern;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Deadlines, ErpState, Ledger};
 
 /// What a person (or an auto-resolve policy) can do about a finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     CreateErpOrder,

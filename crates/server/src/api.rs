@@ -95,3 +95,35 @@ pub(crate) async fn drift<S: Store + Clone>(State(state): State<Arc<AppState<S>>
         sources.into_iter().map(|(source, stats)| json!({"source": source, "stats": stats})).collect();
     Json(json!({ "sources": sources, "raised": raised })).into_response()
 }
+
+/// One exception's evidence pack: the exception, the rule's evidence and the order's timeline.
+pub(crate) async fn exception<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(id): Path<i64>,
+) -> Response {
+    match handoff_engine::actions::evidence(&state.store, id).await {
+        Ok(Some(pack)) => Json(pack).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no exception {id}") }))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ClusterQuery {
+    state: Option<String>,
+}
+
+/// Exceptions clustered by pattern, flow, field, channel, mapping and error fingerprint,
+/// largest first.
+pub(crate) async fn clusters<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Query(q): Query<ClusterQuery>,
+) -> Response {
+    match state.store.exceptions(q.state, CLUSTERED).await {
+        Ok(rows) => Json(handoff_engine::clusters::clusters(&rows)).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// Exceptions clustered at most (the newest).
+const CLUSTERED: usize = 100_000;

@@ -35,6 +35,8 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/ready", get(api::ready::<S>))
         .route("/api/v1/orders/{order_ref}", get(api::order::<S>))
         .route("/api/v1/exceptions", get(api::exceptions::<S>))
+        .route("/api/v1/exceptions/{id}", get(api::exception::<S>))
+        .route("/api/v1/clusters", get(api::clusters::<S>))
         .route("/api/v1/dead-letters", get(api::dead_letters::<S>))
         .route("/api/v1/dead-letters/{id}/replay", post(api::replay::<S>))
         .route("/api/v1/outbox", get(api::outbox::<S>))

@@ -147,6 +147,21 @@ pub trait Store: Send + Sync + 'static {
     /// Everything known about one order across systems, in time order.
     fn order_timeline(&self, order_ref: String) -> impl Future<Output = Result<Timeline>> + Send;
 
+    /// Writes one line to the audit log (a person's approval, an action that sent nothing).
+    fn record_audit(
+        &self,
+        order_ref: String,
+        actor: String,
+        action: String,
+        detail: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Measured delivery per (flow, command kind) over the commands created since `since`:
+    /// counts, attempts, retries, dead letters and the latency from the event that produced a
+    /// command to its acknowledgment.
+    fn flow_stats(&self, since: Timestamp) -> impl Future<Output = Result<Vec<FlowStats>>> + Send;
+
     /// Counts of commands per state; the backlog and the health of the outbox.
     fn command_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
 

@@ -11,8 +11,9 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::{
-    AttemptRecord, AttemptRow, AuditRow, Command, ExceptionRow, FactRow, LedgerRow, NewCommand, NewEvent, NewFinding,
-    OrderState, Outcome, Plan, Raised, Recorded, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state,
+    AttemptRecord, AttemptRow, AuditRow, Command, CommandSample, ExceptionRow, FactRow, FlowStats, LedgerRow,
+    NewCommand, NewEvent, NewFinding, OrderState, Outcome, Plan, Raised, Recorded, Replay, Result, Store, StoredEvent,
+    Timeline, acknowledged_state, flow_stats_of,
 };
 
 #[derive(Clone, Default)]
@@ -34,6 +35,8 @@ struct Mem {
     facts: Vec<FactRow>,
     /// Rules exceptions a person resolved, for the rules to check again.
     rechecks: BTreeSet<i64>,
+    /// The inbox row each command was planned from.
+    event_rows: HashMap<i64, i64>,
 }
 
 impl Mem {
@@ -154,6 +157,7 @@ impl Mem {
         &mut self.outbox[(id - 1) as usize]
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one journal row's columns")]
     fn fact(
         &mut self,
         order_ref: &str,
@@ -174,7 +178,7 @@ impl Mem {
         self.fact(&c.order_ref, &c.target, format!("{outcome}:{}", c.kind), record_id, Some(id), c.payload, at);
     }
 
-    fn enqueue(&mut self, c: &NewCommand, now: Timestamp) -> Option<i64> {
+    fn enqueue(&mut self, event_row: i64, c: &NewCommand, now: Timestamp) -> Option<i64> {
         let mut moot = false;
         if c.supersede_unsent {
             let ids = self.sequences.get(&(c.order_ref.clone(), c.target.clone())).cloned().unwrap_or_default();
@@ -202,6 +206,7 @@ impl Mem {
         let state = if moot { CommandState::Superseded } else { CommandState::Pending };
         self.outbox.push(Command { state, ..Command::new_pending(id, c.clone(), now) });
         self.sequences.entry((c.order_ref.clone(), c.target.clone())).or_default().push(id);
+        self.event_rows.insert(id, event_row);
         if moot {
             let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);
             self.audit(now, "engine", "superseded", &c.order_ref, detail);
@@ -310,7 +315,7 @@ impl Store for MemoryStore {
                     m.set_ledger(&plan.order_ref, system, state, None, now);
                 }
                 for command in &plan.commands {
-                    m.enqueue(command, now);
+                    m.enqueue(plan.event_row, command, now);
                 }
                 let e = m.inbox[(plan.event_row - 1) as usize].clone();
                 m.fact(&e.order_ref, &e.system, e.kind.as_str().into(), None, None, e.payload, now);
@@ -612,13 +617,13 @@ impl Store for MemoryStore {
     async fn enqueue_action(
         &self,
         exception_id: i64,
-        _event_row: i64,
+        event_row: i64,
         command: NewCommand,
         actor: String,
         now: Timestamp,
     ) -> Result<Option<i64>> {
         Ok(self.write(|m| {
-            let id = m.enqueue(&command, now)?;
+            let id = m.enqueue(event_row, &command, now)?;
             let detail =
                 format!("exception {exception_id}: {} to {} queued as command {id}", command.kind, command.target);
             m.audit(now, &actor, "action", &command.order_ref, detail);
@@ -647,6 +652,46 @@ impl Store for MemoryStore {
                 commands,
                 order_ref,
             }
+        }))
+    }
+
+    async fn record_audit(
+        &self,
+        order_ref: String,
+        actor: String,
+        action: String,
+        detail: String,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write(|m| m.audit(now, &actor, &action, &order_ref, detail));
+        Ok(())
+    }
+
+    async fn flow_stats(&self, since: Timestamp) -> Result<Vec<FlowStats>> {
+        Ok(self.read(|m| {
+            let mut per_command: HashMap<i64, Vec<&AttemptRow>> = HashMap::new();
+            for a in &m.attempts {
+                per_command.entry(a.command_id).or_default().push(a);
+            }
+            let samples = m.outbox.iter().filter(|c| c.created_at >= since).map(|c| {
+                let attempts = per_command.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+                let received = m.event_rows.get(&c.id).and_then(|row| m.inbox.get((*row - 1) as usize));
+                let acked = attempts.iter().filter(|a| a.outcome == "acknowledged").map(|a| a.finished_at).min();
+                CommandSample {
+                    flow: c.flow.clone(),
+                    target: c.target.clone(),
+                    kind: c.kind.as_str().to_owned(),
+                    state: c.state,
+                    attempts: attempts.len() as u64,
+                    retries: attempts.iter().filter(|a| matches!(a.outcome.as_str(), "retry" | "ambiguous")).count()
+                        as u64,
+                    dead_lettered: attempts.iter().any(|a| a.outcome == "dead_lettered"),
+                    latency_ms: acked
+                        .zip(received)
+                        .map(|(a, e)| a.duration_since(e.received_at).as_millis().max(0) as i64),
+                }
+            });
+            flow_stats_of(samples)
         }))
     }
 

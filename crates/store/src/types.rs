@@ -274,6 +274,7 @@ pub struct FactRow {
 
 /// What became of a person's move of an exception.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "returned once per person's move, never stored")]
 pub enum Moved {
     Done(ExceptionRow),
     NotFound,
@@ -326,6 +327,95 @@ impl Timeline {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.commands.is_empty()
     }
+}
+
+/// Measured delivery of one (flow, command kind) over a window (see `Store::flow_stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowStats {
+    pub flow: String,
+    pub target: String,
+    pub kind: String,
+    pub commands: u64,
+    /// Commands acknowledged by the target (with its record id or a read-back).
+    pub acknowledged: u64,
+    /// Commands dead-lettered at least once (replayed or not).
+    pub dead_lettered: u64,
+    /// Commands superseded before they were ever sent.
+    pub superseded: u64,
+    /// Commands still pending or in flight.
+    pub unfinished: u64,
+    /// Attempts made, and those that ended in a retry (ambiguous ones included).
+    pub attempts: u64,
+    pub retries: u64,
+    /// Commands that needed more than one attempt.
+    pub retried_commands: u64,
+    /// From the event that produced the command being received to its acknowledgment.
+    pub latency_p50_ms: Option<i64>,
+    pub latency_p99_ms: Option<i64>,
+    pub latency_max_ms: Option<i64>,
+}
+
+/// One command as `flow_stats` counts it; both stores feed these to [`flow_stats_of`].
+#[derive(Debug, Clone)]
+pub struct CommandSample {
+    pub flow: String,
+    pub target: String,
+    pub kind: String,
+    pub state: CommandState,
+    pub attempts: u64,
+    pub retries: u64,
+    pub dead_lettered: bool,
+    /// Milliseconds from the event to the acknowledgment, when acknowledged.
+    pub latency_ms: Option<i64>,
+}
+
+/// Folds command samples into per (flow, kind) statistics, sorted by flow then kind.
+pub fn flow_stats_of(samples: impl IntoIterator<Item = CommandSample>) -> Vec<FlowStats> {
+    let mut groups: std::collections::BTreeMap<(String, String), (FlowStats, Vec<i64>)> = Default::default();
+    for s in samples {
+        let (stats, latencies) = groups.entry((s.flow.clone(), s.kind.clone())).or_insert_with(|| {
+            (
+                FlowStats {
+                    flow: s.flow.clone(),
+                    target: s.target.clone(),
+                    kind: s.kind.clone(),
+                    ..Default::default()
+                },
+                vec![],
+            )
+        });
+        stats.commands += 1;
+        match s.state {
+            CommandState::Acknowledged => stats.acknowledged += 1,
+            CommandState::Superseded => stats.superseded += 1,
+            CommandState::Pending | CommandState::InFlight => stats.unfinished += 1,
+            CommandState::DeadLettered => {}
+        }
+        stats.dead_lettered += u64::from(s.dead_lettered || s.state == CommandState::DeadLettered);
+        stats.attempts += s.attempts;
+        stats.retries += s.retries;
+        stats.retried_commands += u64::from(s.attempts > 1);
+        latencies.extend(s.latency_ms);
+    }
+    groups
+        .into_values()
+        .map(|(mut stats, mut latencies)| {
+            latencies.sort_unstable();
+            stats.latency_p50_ms = percentile(&latencies, 50);
+            stats.latency_p99_ms = percentile(&latencies, 99);
+            stats.latency_max_ms = latencies.last().copied();
+            stats
+        })
+        .collect()
+}
+
+/// The nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 /// The ledger state a target reaches when a command of this kind is acknowledged.

@@ -43,6 +43,8 @@ conformance!(
     the_rules_journal_holds_events_and_command_outcomes_in_order,
     a_finding_is_raised_once_clears_itself_and_reopens_after_a_person_resolves_it,
     an_action_queues_a_command_once,
+    flow_stats_count_attempts_retries_dead_letters_and_latency,
+    an_audit_line_is_written_with_its_actor,
 );
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
@@ -386,4 +388,53 @@ async fn an_action_queues_a_command_once<S: Store + Clone>(store: S) {
     assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     let audit = store.order_timeline("#1".into()).await.unwrap().audit;
     assert!(audit.iter().any(|a| a.actor == "ada" && a.action == "action"), "{audit:?}");
+}
+
+async fn attempt<S: Store>(store: &S, c: handoff_store::Command, at: Timestamp, outcome: Outcome) {
+    let record = AttemptRecord { command: c, started_at: at, finished_at: at, outcome, note: None, mapping: None };
+    store.record_attempt(record).await.unwrap();
+}
+
+async fn flow_stats_count_attempts_retries_dead_letters_and_latency<S: Store + Clone>(store: S) {
+    let secs = |n| t0().checked_add(SignedDuration::from_secs(n)).unwrap();
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let row = new_event(&store, "e2", EventKind::OrderCreated, "#2").await;
+    plan(&store, row, vec![command("#2", CommandKind::CreateOrder)]).await;
+    let row = new_event(&store, "e3", EventKind::OrderCancelled, "#3").await;
+    plan(&store, row, vec![command("#3", CommandKind::CancelOrder)]).await;
+
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    let (one, two) = (claimed[0].clone(), claimed[1].clone());
+    let retry = Outcome::Retry { at: secs(1), ambiguous: true, error: "timeout".into() };
+    attempt(&store, one, t0(), retry).await;
+    let dead = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422".into(),
+        field: None,
+        pattern: handoff_model::Pattern::DeadDelivery,
+    };
+    attempt(&store, two, t0(), dead).await;
+    let one = store.claim_due(secs(1), 10).await.unwrap().into_iter().find(|c| c.order_ref == "#1").unwrap();
+    attempt(&store, one, secs(2), Outcome::Acknowledged { record_id: "R1".into() }).await;
+
+    let stats = store.flow_stats(t0()).await.unwrap();
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    let cancel = &stats[0];
+    // Claimed, in flight, no attempt recorded yet.
+    assert_eq!((cancel.kind.as_str(), cancel.commands, cancel.attempts, cancel.unfinished), ("cancel_order", 1, 0, 1));
+    let creates = &stats[1];
+    assert_eq!(creates.kind, "create_order");
+    assert_eq!((creates.commands, creates.acknowledged, creates.dead_lettered), (2, 1, 1));
+    assert_eq!((creates.attempts, creates.retries, creates.retried_commands), (3, 1, 1));
+    assert_eq!((creates.latency_p50_ms, creates.latency_p99_ms), (Some(2000), Some(2000)));
+    // Nothing was created after the window starts.
+    assert!(store.flow_stats(secs(60)).await.unwrap().is_empty());
+}
+
+async fn an_audit_line_is_written_with_its_actor<S: Store + Clone>(store: S) {
+    store.record_audit("#1".into(), "ada".into(), "approved".into(), "refund of P1".into(), t0()).await.unwrap();
+    let audit = store.order_timeline("#1".into()).await.unwrap().audit;
+    assert_eq!(audit.len(), 1);
+    assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("ada", "approved"));
 }

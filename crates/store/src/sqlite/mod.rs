@@ -275,6 +275,21 @@ impl Store for SqliteStore {
         self.read(move |conn| reads::order_timeline(conn, &order_ref)).await
     }
 
+    async fn record_audit(
+        &self,
+        order_ref: String,
+        actor: String,
+        action: String,
+        detail: String,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.inner.writer.run(move |conn| writes::audit(conn, now, &actor, &action, &order_ref, &detail)).await
+    }
+
+    async fn flow_stats(&self, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
+        self.read(move |conn| reads::flow_stats(conn, since)).await
+    }
+
     async fn command_counts(&self) -> Result<Vec<(String, u64)>> {
         self.read(reads::command_counts).await
     }

@@ -165,3 +165,36 @@ pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+pub(super) fn flow_stats(conn: &Connection, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.flow, c.target, c.kind, c.state,
+                (SELECT count(*) FROM attempts a WHERE a.command_id = c.id),
+                (SELECT count(*) FROM attempts a WHERE a.command_id = c.id AND a.outcome IN ('retry', 'ambiguous')),
+                (SELECT count(*) FROM attempts a WHERE a.command_id = c.id AND a.outcome = 'dead_lettered'),
+                (SELECT min(a.finished_at) FROM attempts a WHERE a.command_id = c.id AND a.outcome = 'acknowledged'),
+                i.received_at
+         FROM outbox c LEFT JOIN inbox i ON i.id = c.event_row
+         WHERE c.created_at >= ?1",
+    )?;
+    let samples = stmt
+        .query_map([super::rows::micros(since)], |r| {
+            let state: String = r.get(3)?;
+            let acked: Option<i64> = r.get(7)?;
+            let received: Option<i64> = r.get(8)?;
+            Ok(crate::CommandSample {
+                flow: r.get(0)?,
+                target: r.get(1)?,
+                kind: r.get(2)?,
+                state: state.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+                })?,
+                attempts: r.get::<_, i64>(4)? as u64,
+                retries: r.get::<_, i64>(5)? as u64,
+                dead_lettered: r.get::<_, i64>(6)? > 0,
+                latency_ms: acked.zip(received).map(|(a, e)| (a - e).max(0) / 1000),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(crate::flow_stats_of(samples))
+}

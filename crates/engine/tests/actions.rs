@@ -1,0 +1,190 @@
+//! Resolution actions and auto-resolve policies over the memory store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use handoff_contract::Contract;
+use handoff_engine::{Intake, ManualClock, RulesWatch, actions};
+use handoff_model::{CommandKind, Pattern};
+use handoff_store::memory::MemoryStore;
+use handoff_store::{AttemptRecord, NewEvent, NewFinding, Outcome, Raised, Store};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+fn t0() -> Timestamp {
+    "2026-11-26T10:00:00Z".parse().unwrap()
+}
+
+fn contract(extra: &str) -> Arc<Contract> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+    Arc::new(Contract::parse(&format!("{text}\n{extra}"), Path::new("handoff.toml")).unwrap())
+}
+
+fn order_event(id: &str, kind: &str, order_ref: &str) -> NewEvent {
+    let payload = json!({
+        "event_id": id, "kind": kind, "order_ref": order_ref, "occurred_at": "2026-11-26T10:00:00Z", "version": 1,
+        "order": {
+            "order_ref": order_ref, "customer": {"email": "ada@example.com"}, "currency": "EUR",
+            "placed_at": "2026-11-26T10:00:00Z",
+            "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}],
+            "totals": {"subtotal": "5.00", "total": "5.00"},
+        },
+    });
+    NewEvent {
+        system: "shop".into(),
+        event_id: id.into(),
+        kind: kind.parse().unwrap(),
+        order_ref: order_ref.into(),
+        received_at: t0(),
+        payload: payload.to_string(),
+        raw: None,
+    }
+}
+
+async fn intake(store: &MemoryStore, contract: &Arc<Contract>, clock: &Arc<ManualClock>) {
+    Intake::new(contract.clone(), store.clone(), clock.clone()).step().await.unwrap();
+}
+
+fn finding(pattern: Pattern, order_ref: &str, subject: &str, action: serde_json::Value) -> NewFinding {
+    NewFinding {
+        pattern,
+        order_ref: order_ref.into(),
+        subject: subject.into(),
+        flow: Some("orders-to-erp".into()),
+        field: None,
+        channel: Some("shop".into()),
+        amount: Some("5.00".into()),
+        currency: Some("EUR".into()),
+        detail: format!("{pattern} for {order_ref}"),
+        action: action.to_string(),
+        evidence: json!({"ledger": {"erp": [
+            {"system": "erp", "id": "R1", "seen_at": "2026-11-26T10:00:00Z", "state": "open", "confidence": 1.0},
+            {"system": "erp", "id": "R2", "seen_at": "2026-11-26T10:01:00Z", "state": "open", "confidence": 1.0},
+        ]}})
+        .to_string(),
+    }
+}
+
+async fn raise(store: &MemoryStore, f: NewFinding) -> i64 {
+    match store.raise_finding(f, t0()).await.unwrap() {
+        Raised::Opened(id) => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn creating_the_erp_order_reports_the_create_intake_already_queued() {
+    let (store, c, clock) = (MemoryStore::new(), contract(""), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &c, &clock).await;
+    let id = raise(&store, finding(Pattern::MissingOrder, "#1", "", json!({"action": "create_erp_order"}))).await;
+    let out = actions::take(&store, &c, id, "ada", false, t0()).await.unwrap();
+    assert_eq!(out.action, "create_erp_order");
+    assert!(out.queued.is_empty());
+    assert_eq!(out.already_queued, vec![1]);
+    assert!(out.lines[0].contains("already queued as command 1 (pending)"), "{:?}", out.lines);
+    assert_eq!(store.exception(id).await.unwrap().unwrap().state, "acknowledged");
+    let audit = store.order_timeline("#1".into()).await.unwrap().audit;
+    assert!(audit.iter().any(|a| a.actor == "ada" && a.action == "action taken"), "{audit:?}");
+}
+
+#[tokio::test]
+async fn duplicates_are_cancelled_one_record_at_a_time_and_once() {
+    let (store, c, clock) = (MemoryStore::new(), contract(""), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &c, &clock).await;
+    let action = json!({"action": "cancel_duplicates", "keep": "R1", "cancel": ["R2"]});
+    let id = raise(&store, finding(Pattern::DuplicateDraft, "#1", "R1,R2", action)).await;
+    let out = actions::take(&store, &c, id, "ada", false, t0()).await.unwrap();
+    assert_eq!(out.queued.len(), 1, "{:?}", out.lines);
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    let cancel = timeline.commands.iter().find(|x| x.id == out.queued[0]).unwrap();
+    assert_eq!((cancel.kind, cancel.target.as_str()), (CommandKind::CancelOrder, "erp"));
+    let payload: serde_json::Value = serde_json::from_str(&cancel.payload).unwrap();
+    assert_eq!(payload["record_id"], "R2");
+    // The create of the record kept is not superseded by this cancel.
+    assert_eq!(timeline.commands[0].state.as_str(), "pending");
+    let again = actions::take(&store, &c, id, "bob", false, t0()).await.unwrap();
+    assert!(again.queued.is_empty() && again.already_queued == out.queued, "{:?}", again.lines);
+}
+
+#[tokio::test]
+async fn a_refund_waits_for_a_person_and_is_only_ever_recorded() {
+    let store = MemoryStore::new();
+    let c = contract("");
+    let action = json!({"action": "refund_payment", "payment_id": "pi_1"});
+    let id = raise(&store, finding(Pattern::OrphanedPayment, "pi_1", "pi_1", action)).await;
+    let out = actions::take(&store, &c, id, "rule:auto:orphaned_payment", true, t0()).await.unwrap();
+    assert!(out.needs_person && out.lines[0].contains("awaits a person's approval"), "{:?}", out.lines);
+    let out = actions::take(&store, &c, id, "ada", false, t0()).await.unwrap();
+    assert!(out.lines[0].contains("awaits a person's approval"), "{:?}", out.lines);
+    let out = actions::take(&store, &c, id, "ada", true, t0()).await.unwrap();
+    assert!(out.lines[0].contains("issue it in the payment system"), "{:?}", out.lines);
+    assert!(out.queued.is_empty());
+    let audit = store.order_timeline("pi_1".into()).await.unwrap().audit;
+    assert!(audit.iter().any(|a| a.actor == "ada" && a.action == "refund approved"), "{audit:?}");
+    assert!(store.order_timeline("pi_1".into()).await.unwrap().commands.is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_retried_by_replaying_it() {
+    let (store, c, clock) = (MemoryStore::new(), contract(""), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &c, &clock).await;
+    let command = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    let dead = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422: name required".into(),
+        field: Some("order.customer.name".into()),
+        pattern: Pattern::DeadDelivery,
+    };
+    let record =
+        AttemptRecord { command, started_at: t0(), finished_at: t0(), outcome: dead, note: None, mapping: None };
+    store.record_attempt(record).await.unwrap();
+    let x = store.exceptions(None, 10).await.unwrap().remove(0);
+    let out = actions::take(&store, &c, x.id, "ada", false, t0()).await.unwrap();
+    assert_eq!((out.action.as_str(), out.queued.clone()), ("retry", vec![1]));
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(store.exception(x.id).await.unwrap().unwrap().state, "acknowledged");
+}
+
+#[tokio::test]
+async fn an_auto_resolve_policy_acts_when_the_rule_fires_and_a_shadow_flow_sends_nothing() {
+    let shadowed = contract("[auto_resolve]\nmissing_order = \"create-erp-order\"\n");
+    let mut shadowed = (*shadowed).clone();
+    shadowed.flows.get_mut("orders-to-erp").unwrap().shadow = true;
+    let c = Arc::new(shadowed);
+    let (store, clock) = (MemoryStore::new(), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &c, &clock).await;
+    let mut rules = RulesWatch::new(c.clone(), store.clone(), clock.clone());
+    rules.step().await.unwrap();
+    clock.advance(SignedDuration::from_mins(16));
+    let stepped = rules.step().await.unwrap();
+    assert_eq!((stepped.raised, stepped.auto_actions), (1, 1));
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    assert!(timeline.commands.is_empty(), "a shadow flow sends nothing");
+    let auto = timeline.audit.iter().find(|a| a.actor == "rule:auto:missing_order").expect("audited");
+    assert!(auto.detail.contains("in shadow"), "{auto:?}");
+}
+
+#[tokio::test]
+async fn an_auto_resolve_policy_queues_the_create_that_was_never_planned() {
+    // The order reached the hub before the flow existed: no create was planned.
+    let c = contract("[auto_resolve]\nmissing_order = \"create-erp-order\"\n");
+    let mut without = (*c).clone();
+    without.flows.get_mut("orders-to-erp").unwrap().shadow = true;
+    let (store, clock) = (MemoryStore::new(), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &Arc::new(without), &clock).await;
+    let mut rules = RulesWatch::new(c.clone(), store.clone(), clock.clone());
+    rules.step().await.unwrap();
+    clock.advance(SignedDuration::from_mins(16));
+    assert_eq!(rules.step().await.unwrap().auto_actions, 1);
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    assert_eq!(timeline.commands.len(), 1);
+    assert_eq!(timeline.commands[0].kind, CommandKind::CreateOrder);
+    assert_eq!(timeline.commands[0].idempotency_key, "handoff:erp:#1:create_order:#1");
+    let x = store.exceptions(None, 10).await.unwrap().remove(0);
+    assert_eq!((x.pattern.as_str(), x.state.as_str()), ("missing_order", "acknowledged"));
+}
