@@ -9,11 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use handoff_contract::Contract;
-use handoff_model::EventKind;
 use handoff_recon::{Columns, ColumnsFile, Input, Options, Preset, cluster, generate, html, report, truth};
 use handoff_rules::Deadlines;
 use indicatif::{ProgressBar, ProgressStyle};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -93,6 +92,11 @@ struct RunArgs {
     /// Threads that evaluate ledgers; all cores by default.
     #[arg(long)]
     threads: Option<usize>,
+    /// Raise every finding as an exception in the hub's queue (in --data-dir), once each.
+    #[arg(long)]
+    import: bool,
+    #[command(flatten)]
+    data: crate::DataDir,
 }
 
 pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {
@@ -119,34 +123,12 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The rules' deadlines from the contract's flows: the longest deadline of the flows that carry
-/// each kind of event, so that no rule fires before any flow's promise is due.
-fn deadlines(contract: &Contract) -> Deadlines {
-    let longest = |kinds: &[EventKind], default: SignedDuration| {
-        contract
-            .flows
-            .values()
-            .filter(|f| f.events.iter().any(|e| kinds.contains(e)))
-            .map(|f| f.deadline)
-            .max()
-            .unwrap_or(default)
-    };
-    let d = Deadlines::default();
-    let erp_order = longest(&[EventKind::OrderCreated], d.erp_order);
-    Deadlines {
-        erp_order,
-        fulfillment: longest(&[EventKind::FulfillmentCreated], d.fulfillment),
-        cancellation: longest(&[EventKind::OrderCancelled, EventKind::RefundCreated], d.cancellation),
-        payment: longest(&[EventKind::OrderPaid, EventKind::OrderCreated], erp_order),
-    }
-}
-
 fn reconcile(a: RunArgs) -> anyhow::Result<()> {
     let mut overrides: ColumnsFile = ColumnsFile::default();
     let mut deadline = Deadlines::default();
     if let Some(path) = &a.config {
         let contract = Contract::load(path)?;
-        deadline = deadlines(&contract);
+        deadline = handoff_engine::rules::deadlines(&contract);
         for (input, table) in contract.reconcile {
             let columns: Columns = toml::Value::Table(table)
                 .try_into()
@@ -236,5 +218,41 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
             write(&mut std::io::stdout().lock())?;
         }
     }
+    if a.import {
+        let (opened, already) = import(&a.data.data_dir, &outcome.findings)?;
+        println!("imported into {}: {opened} exceptions opened, {already} already there", a.data.data_dir.display());
+    }
     Ok(())
+}
+
+/// Raises each finding in the live queue under the identity the hub's rules give it, so that
+/// importing twice changes nothing and the hub resolves it when its cause goes.
+fn import(dir: &std::path::Path, findings: &[handoff_recon::classify::Exception]) -> anyhow::Result<(usize, usize)> {
+    use handoff_store::{NewFinding, Raised, Store};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = handoff_store::sqlite::SqliteStore::open(dir, Default::default())?;
+        let now = Timestamp::now();
+        let (mut opened, mut already) = (0, 0);
+        for x in findings {
+            let finding = NewFinding {
+                pattern: x.pattern,
+                order_ref: x.ledger_key.clone(),
+                subject: x.subject.clone(),
+                flow: None,
+                field: x.field.map(str::to_owned),
+                channel: x.channel.clone(),
+                amount: x.amount.map(|m| m.amount.to_string()),
+                currency: x.amount.map(|m| m.currency.to_string()),
+                detail: format!("from reconcile: {}", x.evidence),
+                action: serde_json::to_string(&x.action_detail)?,
+                evidence: serde_json::to_string(x)?,
+            };
+            match store.raise_finding(finding, now).await? {
+                Raised::AlreadyOpen(_) => already += 1,
+                Raised::Opened(_) | Raised::Reopened(_) => opened += 1,
+            }
+        }
+        Ok((opened, already))
+    })
 }

@@ -97,7 +97,7 @@ async fn a_data_error_is_dead_lettered_then_replayed_after_the_fix() {
     let out = hub.cli(&["exceptions", "list", "--json"]);
     let exceptions: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(exceptions.len(), 1);
-    assert_eq!(exceptions[0]["pattern"], "dead_delivery");
+    assert_eq!(exceptions[0]["pattern"], "transform_mismatch");
     assert_eq!(exceptions[0]["state"], "open");
     assert_eq!(exceptions[0]["field"], "order.customer.name");
 

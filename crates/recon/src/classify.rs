@@ -10,6 +10,12 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exception {
     pub pattern: Pattern,
+    /// The finding's identity, as the live rules key it (`--import` raises it under these, so
+    /// the hub's rules resolve it when its cause goes).
+    #[serde(skip)]
+    pub ledger_key: String,
+    #[serde(skip)]
+    pub subject: String,
     /// The order's reference as its storefront or marketplace export shows it (or, when no
     /// channel export was given, as the ERP record names it); `None` for a payment that stands
     /// alone.
@@ -98,6 +104,8 @@ fn exception(l: &Ledger, f: Finding, occurred_at: Option<Timestamp>) -> Exceptio
     }
     Exception {
         pattern: f.pattern,
+        ledger_key: l.order_ref.clone(),
+        subject: f.subject.clone(),
         order_ref: (!orphan).then(|| l.order_ref.clone()),
         channel: l.channel.clone(),
         payment_id,

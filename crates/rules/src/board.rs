@@ -77,11 +77,12 @@ impl Board {
             Fact::Payment(p) => Some(p.amount),
             _ => None,
         };
-        let entry = self.orders.entry(order_ref.to_owned()).or_insert_with(|| Entry {
-            ledger: Ledger::new(order_ref),
-            raised: Vec::new(),
-            next_check: None,
-        });
+        // Most facts are about an order already followed: look up before allocating a key.
+        if !self.orders.contains_key(order_ref) {
+            let entry = Entry { ledger: Ledger::new(order_ref), raised: Vec::new(), next_check: None };
+            self.orders.insert(order_ref.to_owned(), entry);
+        }
+        let entry = self.orders.get_mut(order_ref).expect("inserted above");
         let was_placed = entry.ledger.placed_at.is_some();
         let was_paid = !entry.ledger.payments.is_empty();
         entry.ledger.apply(fact);

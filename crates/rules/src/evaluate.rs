@@ -106,7 +106,10 @@ pub fn evaluate(l: &Ledger, d: &Deadlines, now: Timestamp) -> Verdict {
     }
 
     let live: Vec<_> = l.live_records().collect();
-    let mut systems: Vec<&str> = live.iter().map(|r| r.system.as_str()).collect();
+    let mut systems: Vec<&str> = match live.len() {
+        0 | 1 => Vec::new(),
+        _ => live.iter().map(|r| r.system.as_str()).collect(),
+    };
     systems.sort_unstable();
     systems.dedup();
     for system in systems {

@@ -207,7 +207,7 @@ pub async fn through_handoff<S: Store + Clone>(
     let mut rules = RulesWatch::new(contract, store.clone(), clock.clone());
 
     // The channels' and processor's announcements, and the ERP's shipping dates.
-    let mut schedule: Vec<(Timestamp, usize, Option<(&'static str, InboundEvent)>)> = Vec::new();
+    let mut schedule: Vec<(Timestamp, usize, Option<Said>)> = Vec::new();
     for (i, s) in stories.iter().enumerate() {
         let mut say =
             |at: Timestamp, system: &'static str, kind: EventKind, order_ref: &str, f: &dyn Fn(&mut InboundEvent)| {
@@ -282,6 +282,9 @@ pub async fn through_handoff<S: Store + Clone>(
     let found = raised(store.exceptions(None, usize::MAX >> 1).await.expect("exceptions"));
     (found, unique.len(), orders.len() - unique.len())
 }
+
+/// An announcement of a system in the Handoff run; `None` in its place is the ERP's shipping date.
+type Said = (&'static str, InboundEvent);
 
 /// Runs the week twice and compares, pattern by pattern.
 pub async fn compare<R: Store + Clone, S: Store + Clone>(
