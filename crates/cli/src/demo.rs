@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use handoff_engine::SystemClock;
 use handoff_model::Pattern;
-use handoff_sim::demo::{self, Comparison, PATTERNS};
+use handoff_sim::demo::{self, Comparison};
 use handoff_sim::week::{self, RelayFaults};
 use handoff_store::memory::MemoryStore;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
@@ -99,11 +99,11 @@ fn print_table(c: &Comparison, seconds: f64) {
         "pattern", "relay left", "detected", "Handoff", "resolved", "open"
     );
     println!("{:<20} {:>14} {:>10} | {:>12} {:>10} {:>12}", "", "behind", "in shadow", "raised", "", "(needs you)");
-    for pattern in PATTERNS {
+    for pattern in Pattern::ALL {
         let r = c.rows.get(&pattern).cloned().unwrap_or_default();
         println!(
             "{:<20} {:>14} {:>10} | {:>12} {:>10} {:>12}",
-            words(pattern),
+            pattern.name(),
             r.relay,
             r.detected_in_relay,
             r.raised,
@@ -120,18 +120,6 @@ fn print_table(c: &Comparison, seconds: f64) {
         c.false_in_relay
     );
     println!("Ran in {seconds:.1} s.");
-}
-
-fn words(p: Pattern) -> &'static str {
-    match p {
-        Pattern::MissingOrder => "Missing Order",
-        Pattern::StatusVoid => "Status Void",
-        Pattern::DuplicateDraft => "Duplicate Draft",
-        Pattern::TransformMismatch => "Transform Mismatch",
-        Pattern::OrphanedPayment => "Orphaned Payment",
-        Pattern::RollbackGap => "Rollback Gap",
-        Pattern::DeadDelivery => "Dead Delivery",
-    }
 }
 
 async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {

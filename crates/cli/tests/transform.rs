@@ -13,8 +13,8 @@ use handoff_connectors::signature::sign_base64;
 use handoff_sim::system::{Collection, Record};
 use serde_json::{Value, json};
 
-fn contract(port: u16, netsuite: &str) -> String {
-    let credentials = handoff_sim::vendors::netsuite::contract_credentials(&[]);
+/// A Shopify storefront whose orders go to one ERP system, `name`, configured by `system`.
+fn erp_contract(port: u16, name: &str, system: &str) -> String {
     format!(
         r#"
 [hub]
@@ -26,23 +26,27 @@ role = "storefront"
 connector = "shopify"
 webhook_secrets = ["shop-secret"]
 
-[systems.netsuite]
+[systems.{name}]
 role = "erp"
-connector = "netsuite"
-base_url = "{netsuite}"
-credentials = {credentials}
+{system}
 timeout = "2s"
 settle = "200ms"
 
-[flows.shop-to-netsuite]
+[flows.shop-to-{name}]
 from = "shop"
-to = "netsuite"
+to = "{name}"
 events = ["order.created", "order.updated", "order.cancelled"]
 proof = "record-id"
 deadline = "15m"
 retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
 "#
     )
+}
+
+fn contract(port: u16, netsuite: &str) -> String {
+    let credentials = handoff_sim::vendors::netsuite::contract_credentials(&[]);
+    let system = format!("connector = \"netsuite\"\nbase_url = \"{netsuite}\"\ncredentials = {credentials}");
+    erp_contract(port, "netsuite", &system)
 }
 
 /// A Shopify order with no email anywhere: NetSuite cannot name its customer.
@@ -309,34 +313,10 @@ async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_
 
 fn odoo_contract(port: u16, odoo: &str) -> String {
     let (key, database) = (handoff_sim::vendors::odoo::API_KEY, handoff_sim::vendors::odoo::DATABASE);
-    format!(
-        r#"
-[hub]
-listen = "127.0.0.1:{port}"
-mappings = "mappings"
-
-[systems.shop]
-role = "storefront"
-connector = "shopify"
-webhook_secrets = ["shop-secret"]
-
-[systems.odoo]
-role = "erp"
-connector = "odoo"
-base_url = "{odoo}"
-credentials = {{ api_key = "{key}", database = "{database}" }}
-timeout = "2s"
-settle = "200ms"
-
-[flows.shop-to-odoo]
-from = "shop"
-to = "odoo"
-events = ["order.created", "order.updated", "order.cancelled"]
-proof = "record-id"
-deadline = "15m"
-retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
-"#
-    )
+    let system = format!(
+        "connector = \"odoo\"\nbase_url = \"{odoo}\"\ncredentials = {{ api_key = \"{key}\", database = \"{database}\" }}"
+    );
+    erp_contract(port, "odoo", &system)
 }
 
 /// Odoo starts requiring a custom field: `mapping refresh` reads `fields_get` (the shipped

@@ -120,19 +120,7 @@ pub fn polled_order(order: serde_json::Value) -> Result<InboundEvent, SourceErro
 }
 
 fn blank(kind: EventKind) -> InboundEvent {
-    InboundEvent {
-        event_id: ExternalId::new("-").expect("a valid id"),
-        kind,
-        order_ref: String::new(),
-        occurred_at: Timestamp::UNIX_EPOCH,
-        version: None,
-        order: None,
-        fulfillment: None,
-        refund: None,
-        payment: None,
-        source_version: None,
-        inbound_mapping: None,
-    }
+    InboundEvent::new(ExternalId::new("-").expect("a valid id"), kind, String::new(), Timestamp::UNIX_EPOCH)
 }
 
 fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError> {

@@ -173,18 +173,6 @@ fn ownership(contract: &Contract) -> Section {
     }
 }
 
-fn pattern_name(pattern: Pattern) -> &'static str {
-    match pattern {
-        Pattern::MissingOrder => "Missing Order",
-        Pattern::StatusVoid => "Status Void",
-        Pattern::DuplicateDraft => "Duplicate Draft",
-        Pattern::TransformMismatch => "Transform Mismatch",
-        Pattern::OrphanedPayment => "Orphaned Payment",
-        Pattern::RollbackGap => "Rollback Gap",
-        Pattern::DeadDelivery => "Dead Delivery",
-    }
-}
-
 /// The failure patterns each flow is watched for, with when each fires (T = the flow's deadline).
 fn deadlines(contract: &Contract) -> Section {
     let payments: Vec<&str> =
@@ -192,8 +180,7 @@ fn deadlines(contract: &Contract) -> Section {
     let mut rows = Vec::new();
     for (name, f) in &contract.flows {
         let t = words::duration(f.deadline);
-        let mut row =
-            |pattern: Pattern, rule: String| rows.push(vec![name.clone(), pattern_name(pattern).into(), rule]);
+        let mut row = |pattern: Pattern, rule: String| rows.push(vec![name.clone(), pattern.name().into(), rule]);
         if f.events.contains(&EventKind::OrderCreated) {
             row(Pattern::MissingOrder, format!("an order created in {} has no {} order after {t}", f.from, f.to));
             if !payments.is_empty() {

@@ -46,15 +46,6 @@ impl<S: Store> RulesWatch<S> {
         self.board.next_deadline()
     }
 
-    /// Orders the rules follow.
-    pub fn orders(&self) -> usize {
-        self.board.len()
-    }
-
-    pub fn ledger(&self, order_ref: &str) -> Option<&Ledger> {
-        self.board.ledger(order_ref)
-    }
-
     /// Applies the journal's new entries, wakes the orders whose deadlines passed, checks the
     /// exceptions people resolved, and writes what changed.
     pub async fn step(&mut self) -> handoff_store::Result<Stepped> {
@@ -77,7 +68,7 @@ impl<S: Store> RulesWatch<S> {
         }
         self.board.advance(now, &mut changes);
         for x in self.store.take_rechecks(BATCH).await? {
-            let (Some(pattern), Some(subject)) = (parse_pattern(&x.pattern), x.subject) else { continue };
+            let (Some(pattern), Some(subject)) = (Pattern::parse(&x.pattern), x.subject) else { continue };
             self.board.recheck(&x.order_ref, pattern, &subject, now, &mut changes);
         }
         for change in changes {
@@ -213,10 +204,6 @@ fn flow_of(contract: &Contract, pattern: Pattern, channel: Option<&str>) -> Opti
     contract.flows.iter().find(|(_, f)| f.events.contains(&kind) && from_channel(f)).map(|(name, _)| name.clone())
 }
 
-fn parse_pattern(s: &str) -> Option<Pattern> {
-    serde_json::from_value(json!(s)).ok()
-}
-
 /// What a journal entry tells the rules, by the role of the system it concerns.
 pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
     let Some(role) = contract.systems.get(&row.system).map(|s| s.role) else { return Vec::new() };
@@ -279,9 +266,12 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
     let record = row.record_id.clone();
     match (role, kind) {
         (Role::Erp, "create_order" | "update_order") => {
-            let order: Option<CanonicalOrder> = serde_json::from_str::<serde_json::Value>(&row.payload)
-                .ok()
-                .and_then(|v| serde_json::from_value(v.get("order")?.clone()).ok());
+            /// What of a sent order command the rules read: the order as the ERP got it.
+            #[derive(serde::Deserialize)]
+            struct Sent {
+                order: Option<CanonicalOrder>,
+            }
+            let order = serde_json::from_str::<Sent>(&row.payload).ok().and_then(|sent| sent.order);
             let id = record.unwrap_or_else(|| row.order_ref.clone());
             match order {
                 Some(order) => vec![erp_record(&row.system, id, &order, at)],

@@ -107,6 +107,23 @@ pub struct EventError {
 pub const MAX_ORDER_REF_LEN: usize = 200;
 
 impl InboundEvent {
+    /// An event with its envelope only; the body (order, fulfillment, ...) is set after.
+    pub fn new(event_id: ExternalId, kind: EventKind, order_ref: impl Into<String>, occurred_at: Timestamp) -> Self {
+        InboundEvent {
+            event_id,
+            kind,
+            order_ref: order_ref.into(),
+            occurred_at,
+            version: None,
+            order: None,
+            fulfillment: None,
+            refund: None,
+            payment: None,
+            source_version: None,
+            inbound_mapping: None,
+        }
+    }
+
     /// Checks what the types alone cannot: each kind carries the body it needs, and that body
     /// agrees with the envelope.
     pub fn validate(&self) -> Result<(), EventError> {

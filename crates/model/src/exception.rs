@@ -17,6 +17,33 @@ pub enum Pattern {
 }
 
 impl Pattern {
+    pub const ALL: [Pattern; 7] = [
+        Pattern::MissingOrder,
+        Pattern::DuplicateDraft,
+        Pattern::StatusVoid,
+        Pattern::RollbackGap,
+        Pattern::TransformMismatch,
+        Pattern::OrphanedPayment,
+        Pattern::DeadDelivery,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Pattern::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The pattern's name as people say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::MissingOrder => "Missing Order",
+            Pattern::StatusVoid => "Status Void",
+            Pattern::DuplicateDraft => "Duplicate Draft",
+            Pattern::TransformMismatch => "Transform Mismatch",
+            Pattern::OrphanedPayment => "Orphaned Payment",
+            Pattern::RollbackGap => "Rollback Gap",
+            Pattern::DeadDelivery => "Dead Delivery",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Pattern::MissingOrder => "missing_order",

@@ -166,27 +166,13 @@ impl Board {
             return;
         }
         let keys = order_keys(order, total);
-        let best = self.unclaimed_payments.get(&total).and_then(|refs| {
-            refs.iter()
-                .filter_map(|r| {
-                    let p = self.orders.get(r)?.ledger.payments.first()?;
-                    let score = fuzzy::payment(keys, payment_keys(p))?;
-                    Some((r.clone(), score))
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1))
+        let best = self.best_match(self.unclaimed_payments.get(&total), |l| {
+            fuzzy::payment(keys, payment_keys(l.payments.first()?))
         });
         match best {
             Some((orphan, score)) => {
                 self.remove_index(Index::Payments, total, &orphan);
-                let orphan_entry = self.orders.get_mut(&orphan).expect("indexed");
-                let mut payments = std::mem::take(&mut orphan_entry.ledger.payments);
-                self.evaluate(&orphan, now, changes);
-                self.orders.remove(&orphan);
-                let order = &mut self.orders.get_mut(order_ref).expect("placed").ledger;
-                for p in &mut payments {
-                    p.confidence = score;
-                }
-                order.payments.extend(payments);
+                self.move_payments(&orphan, order_ref, score, now, changes);
             }
             None => self.unpaid_orders.entry(total).or_default().push(order_ref.to_owned()),
         }
@@ -201,28 +187,40 @@ impl Board {
             return;
         }
         let payment = payment_keys(ledger.payments.first().expect("just paid"));
-        let best = self.unpaid_orders.get(&amount).and_then(|refs| {
-            refs.iter()
-                .filter_map(|r| {
-                    let order = &self.orders.get(r)?.ledger;
-                    let score = fuzzy::payment(order_keys(order, order.total?), payment)?;
-                    Some((r.clone(), score))
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-        });
+        let best =
+            self.best_match(self.unpaid_orders.get(&amount), |l| fuzzy::payment(order_keys(l, l.total?), payment));
         match best {
             Some((owner, score)) => {
                 self.remove_index(Index::Orders, amount, &owner);
-                let mut payments = std::mem::take(&mut self.orders.get_mut(order_ref).expect("paid").ledger.payments);
-                self.orders.remove(order_ref);
-                for p in &mut payments {
-                    p.confidence = score;
-                }
-                self.orders.get_mut(&owner).expect("indexed").ledger.payments.extend(payments);
+                self.move_payments(order_ref, &owner, score, now, changes);
                 self.evaluate(&owner, now, changes);
             }
             None => self.unclaimed_payments.entry(amount).or_default().push(order_ref.to_owned()),
         }
+    }
+
+    /// The candidate order the fuzzy score likes best.
+    fn best_match(
+        &self,
+        candidates: Option<&Vec<String>>,
+        score: impl Fn(&Ledger) -> Option<f32>,
+    ) -> Option<(String, f32)> {
+        candidates?
+            .iter()
+            .filter_map(|r| Some((r.clone(), score(&self.orders.get(r)?.ledger)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// Moves the payments of a ledger that holds nothing else onto the order they were matched
+    /// to, at the match's confidence; the emptied ledger clears what it raised and goes.
+    fn move_payments(&mut self, from: &str, to: &str, score: f32, now: Timestamp, changes: &mut Vec<Change>) {
+        let mut payments = std::mem::take(&mut self.orders.get_mut(from).expect("indexed").ledger.payments);
+        self.evaluate(from, now, changes);
+        self.orders.remove(from);
+        for p in &mut payments {
+            p.confidence = score;
+        }
+        self.orders.get_mut(to).expect("matched").ledger.payments.extend(payments);
     }
 
     fn remove_index(&mut self, index: Index, amount: Money, order_ref: &str) {

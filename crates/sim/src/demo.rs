@@ -70,7 +70,7 @@ pub struct Raised {
 fn raised(rows: Vec<ExceptionRow>) -> Vec<Raised> {
     rows.into_iter()
         .filter_map(|x| {
-            let pattern = serde_json::from_value(serde_json::json!(x.pattern)).ok()?;
+            let pattern = Pattern::parse(&x.pattern)?;
             Some(Raised { order_ref: x.order_ref, pattern, state: x.state, field: x.field, opened_at: x.opened_at })
         })
         .collect()
@@ -144,16 +144,6 @@ pub struct Comparison {
     pub held_fields: Vec<String>,
 }
 
-pub const PATTERNS: [Pattern; 7] = [
-    Pattern::MissingOrder,
-    Pattern::DuplicateDraft,
-    Pattern::StatusVoid,
-    Pattern::RollbackGap,
-    Pattern::TransformMismatch,
-    Pattern::OrphanedPayment,
-    Pattern::DeadDelivery,
-];
-
 /// Judges shadow-mode findings against what the relay planted.
 pub fn judge_relay(stories: &[Story], found: &[Raised], rows: &mut BTreeMap<Pattern, Row>) -> usize {
     let planted = week::planted(stories);
@@ -207,32 +197,20 @@ pub async fn through_handoff<S: Store + Clone>(
     let mut rules = RulesWatch::new(contract, store.clone(), clock.clone());
 
     // The channels' and processor's announcements, and the ERP's shipping dates.
-    let mut schedule: Vec<(Timestamp, usize, Option<Said>)> = Vec::new();
+    let mut schedule: Vec<(Timestamp, usize, Option<Observed>)> = Vec::new();
     for (i, s) in stories.iter().enumerate() {
-        let mut say =
-            |at: Timestamp, system: &'static str, kind: EventKind, order_ref: &str, f: &dyn Fn(&mut InboundEvent)| {
-                let mut e = week::event(format!("{system}-{i}-{}", kind.as_str()), kind, order_ref, at);
-                f(&mut e);
-                schedule.push((at, i, Some((system, e))));
-            };
-        let paid_at = s.placed_at + SignedDuration::from_secs(5);
-        if s.planted == Some(Pattern::OrphanedPayment) {
-            let cart = format!("cart-{}", s.order_ref.trim_start_matches('#'));
-            let p = s.payment.clone().expect("paid");
-            say(paid_at, "pay", EventKind::OrderPaid, &cart, &|e| e.payment = Some(p.clone()));
-            continue;
-        }
         let mut order = s.order.clone();
         if s.planted == Some(Pattern::TransformMismatch) {
             order.customer.email = None;
         }
-        say(s.placed_at, s.channel, EventKind::OrderCreated, &s.order_ref, &|e| e.order = Some(order.clone()));
-        if let Some(p) = &s.payment {
-            say(paid_at, "pay", EventKind::OrderPaid, &s.order_ref, &|e| e.payment = Some(p.clone()));
-        }
+        schedule.extend(s.placed(i, &order).into_iter().map(|o| (o.at, i, Some(o))));
         match s.fate {
+            _ if s.planted == Some(Pattern::OrphanedPayment) => {}
             Fate::Ship(at) => schedule.push((at, i, None)),
-            Fate::Cancel(at) => say(at, s.channel, EventKind::OrderCancelled, &s.order_ref, &|_| {}),
+            Fate::Cancel(at) => {
+                let cancelled = week::announce(i, at, s.channel, EventKind::OrderCancelled, &s.order_ref);
+                schedule.push((at, i, Some(cancelled)));
+            }
         }
     }
     schedule.sort_by_key(|(at, i, _)| (*at, *i));
@@ -247,8 +225,8 @@ pub async fn through_handoff<S: Store + Clone>(
         while schedule.get(next).is_some_and(|s| s.0 <= clock.now()) {
             let (at, i, said) = &schedule[next];
             next += 1;
-            let (system, event) = match said {
-                Some((system, event)) => (*system, event.clone()),
+            let o = match said {
+                Some(o) => o.clone(),
                 None => {
                     // The ERP ships what it holds and has not cancelled.
                     let s = &stories[*i];
@@ -256,13 +234,12 @@ pub async fn through_handoff<S: Store + Clone>(
                     if !held.iter().any(|r| r.status == "open") {
                         continue;
                     }
-                    let mut e =
-                        week::event(format!("erp-{i}-shipped"), EventKind::FulfillmentCreated, &s.order_ref, *at);
-                    e.fulfillment = Some(week::fulfillment(s, *i));
-                    ("erp", e)
+                    let mut shipped = week::announce(*i, *at, "erp", EventKind::FulfillmentCreated, &s.order_ref);
+                    shipped.event.fulfillment = Some(week::fulfillment(s, *i));
+                    shipped
                 }
             };
-            store.record_event(new_event(system, &event, *at)).await.expect("record");
+            store.record_event(new_event(o.system, &o.event, o.at)).await.expect("record");
         }
         while intake.step().await.expect("intake") > 0 {}
         if store.next_due_at().await.expect("store").is_some_and(|d| d <= clock.now()) {
@@ -282,9 +259,6 @@ pub async fn through_handoff<S: Store + Clone>(
     let found = raised(store.exceptions(None, usize::MAX >> 1).await.expect("exceptions"));
     (found, unique.len(), orders.len() - unique.len())
 }
-
-/// An announcement of a system in the Handoff run; `None` in its place is the ERP's shipping date.
-type Said = (&'static str, InboundEvent);
 
 /// Runs the week twice and compares, pattern by pattern.
 pub async fn compare<R: Store + Clone, S: Store + Clone>(

@@ -64,6 +64,31 @@ pub struct Story {
     pub planted: Option<Pattern>,
 }
 
+impl Story {
+    /// A failed checkout's ledger key: its cart, which never became an order.
+    pub fn cart(&self) -> String {
+        format!("cart-{}", self.order_ref.trim_start_matches('#'))
+    }
+
+    /// Story `i` being placed, as the channel (showing `order`) and the processor announce it;
+    /// a checkout that failed after capture announces only its payment, for its cart.
+    pub fn placed(&self, i: usize, order: &CanonicalOrder) -> Vec<Observed> {
+        let paid = |order_ref: &str| {
+            self.payment.clone().map(|p| {
+                let mut o = announce(i, after(self.placed_at, 5), "pay", EventKind::OrderPaid, order_ref);
+                o.event.payment = Some(p);
+                o
+            })
+        };
+        if self.planted == Some(Pattern::OrphanedPayment) {
+            return paid(&self.cart()).into_iter().collect();
+        }
+        let mut created = announce(i, self.placed_at, self.channel, EventKind::OrderCreated, &self.order_ref);
+        created.event.order = Some(order.clone());
+        std::iter::once(created).chain(paid(&self.order_ref)).collect()
+    }
+}
+
 pub const WEEK_START: &str = "2026-11-16T00:00:00Z";
 const WEEK_S: i64 = 7 * 24 * 3600;
 
@@ -169,24 +194,16 @@ pub struct Observed {
 pub fn relay_history(stories: &[Story]) -> Vec<Observed> {
     let mut out = Vec::new();
     for (i, s) in stories.iter().enumerate() {
-        let mut say =
-            |at: Timestamp, system: &'static str, kind: EventKind, order_ref: &str, f: &dyn Fn(&mut InboundEvent)| {
-                let mut event =
-                    event(format!("{system}-{i}-{}-{}", kind.as_str(), at.as_second()), kind, order_ref, at);
-                f(&mut event);
-                out.push(Observed { at, system, event });
-            };
+        out.extend(s.placed(i, &s.order));
         if s.planted == Some(Pattern::OrphanedPayment) {
-            // Checkout failed after capture: a payment for a cart that never became an order.
-            let cart = format!("cart-{}", s.order_ref.trim_start_matches('#'));
-            let payment = s.payment.clone().expect("shop orders are paid");
-            say(after(s.placed_at, 5), "pay", EventKind::OrderPaid, &cart, &|e| e.payment = Some(payment.clone()));
             continue;
         }
-        say(s.placed_at, s.channel, EventKind::OrderCreated, &s.order_ref, &|e| e.order = Some(s.order.clone()));
-        if let Some(p) = &s.payment {
-            say(after(s.placed_at, 5), "pay", EventKind::OrderPaid, &s.order_ref, &|e| e.payment = Some(p.clone()));
-        }
+        let mut say =
+            |at: Timestamp, system: &'static str, kind: EventKind, order_ref: &str, f: &dyn Fn(&mut InboundEvent)| {
+                let mut o = announce(i, at, system, kind, order_ref);
+                f(&mut o.event);
+                out.push(o);
+            };
         let erp = |name: String, total_off: bool| {
             let mut order = s.order.clone();
             order.name = Some(name);
@@ -238,7 +255,7 @@ pub fn planted(stories: &[Story]) -> Vec<(String, Pattern)> {
         .filter_map(|s| {
             let pattern = s.planted?;
             let key = match pattern {
-                Pattern::OrphanedPayment => format!("cart-{}", s.order_ref.trim_start_matches('#')),
+                Pattern::OrphanedPayment => s.cart(),
                 _ => s.order_ref.clone(),
             };
             Some((key, pattern))
@@ -255,18 +272,8 @@ pub fn fulfillment(s: &Story, i: usize) -> Fulfillment {
     }
 }
 
-pub fn event(event_id: String, kind: EventKind, order_ref: &str, at: Timestamp) -> InboundEvent {
-    InboundEvent {
-        event_id: ExternalId::new(event_id).expect("an id"),
-        kind,
-        order_ref: order_ref.to_owned(),
-        occurred_at: at,
-        version: None,
-        order: None,
-        fulfillment: None,
-        refund: None,
-        payment: None,
-        source_version: None,
-        inbound_mapping: None,
-    }
+/// One announcement of story `i`, with its envelope only.
+pub fn announce(i: usize, at: Timestamp, system: &'static str, kind: EventKind, order_ref: &str) -> Observed {
+    let id = ExternalId::new(format!("{system}-{i}-{}-{}", kind.as_str(), at.as_second())).expect("an id");
+    Observed { at, system, event: InboundEvent::new(id, kind, order_ref, at) }
 }

@@ -34,7 +34,7 @@ async fn every_planted_divergence_is_detected_at_its_deadline_and_nothing_else()
         let stories = week::stories(seed, ORDERS, &RelayFaults::default());
         let found = demo::observe(MemoryStore::new(), &week::relay_history(&stories), &|_| {}).await;
         let planted = week::planted(&stories);
-        for pattern in demo::PATTERNS.into_iter().filter(|p| *p != Pattern::DeadDelivery) {
+        for pattern in Pattern::ALL.into_iter().filter(|p| *p != Pattern::DeadDelivery) {
             let truth: Vec<_> = planted.iter().filter(|(_, p)| *p == pattern).collect();
             assert!(!truth.is_empty(), "seed {seed}: the relay planted no {pattern}");
             for (key, _) in &truth {

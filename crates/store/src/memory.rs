@@ -157,25 +157,23 @@ impl Mem {
         &mut self.outbox[(id - 1) as usize]
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one journal row's columns")]
-    fn fact(
-        &mut self,
-        order_ref: &str,
-        system: &str,
-        kind: String,
-        record_id: Option<&str>,
-        command_id: Option<i64>,
-        payload: String,
-        at: Timestamp,
-    ) {
-        let id = self.facts.len() as i64 + 1;
-        let (order_ref, system, record_id) = (order_ref.to_owned(), system.to_owned(), record_id.map(str::to_owned));
-        self.facts.push(FactRow { id, order_ref, system, kind, record_id, command_id, payload, at });
+    /// Journals a fact for the rules; its id is its place in the journal.
+    fn fact(&mut self, row: FactRow) {
+        self.facts.push(FactRow { id: self.facts.len() as i64 + 1, ..row });
     }
 
     fn command_fact(&mut self, id: i64, outcome: &str, record_id: Option<&str>, at: Timestamp) {
         let c = self.command(id).clone();
-        self.fact(&c.order_ref, &c.target, format!("{outcome}:{}", c.kind), record_id, Some(id), c.payload, at);
+        self.fact(FactRow {
+            id: 0,
+            kind: format!("{outcome}:{}", c.kind),
+            record_id: record_id.map(str::to_owned),
+            command_id: Some(id),
+            order_ref: c.order_ref,
+            system: c.target,
+            payload: c.payload,
+            at,
+        });
     }
 
     fn enqueue(&mut self, event_row: i64, c: &NewCommand, now: Timestamp) -> Option<i64> {
@@ -318,7 +316,9 @@ impl Store for MemoryStore {
                     m.enqueue(plan.event_row, command, now);
                 }
                 let e = m.inbox[(plan.event_row - 1) as usize].clone();
-                m.fact(&e.order_ref, &e.system, e.kind.as_str().into(), None, None, e.payload, now);
+                let kind = e.kind.as_str().into();
+                let (order_ref, system, payload) = (e.order_ref, e.system, e.payload);
+                m.fact(FactRow { id: 0, order_ref, system, kind, record_id: None, command_id: None, payload, at: now });
                 for detail in plan.audit {
                     m.audit(now, "engine", "event", &plan.order_ref, detail);
                 }

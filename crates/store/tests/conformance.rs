@@ -217,9 +217,7 @@ async fn a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited<S
         field: None,
         pattern: handoff_model::Pattern::DeadDelivery,
     };
-    let attempt =
-        AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: dead, note: None, mapping: None };
-    store.record_attempt(attempt).await.unwrap();
+    attempt(&store, c, t0(), dead).await;
     let id = store.exceptions(None, 10).await.unwrap()[0].id;
     let moved = |to, reason: Option<&str>| store.move_exception(id, to, "ada".into(), reason.map(Into::into), t0());
 
@@ -249,17 +247,7 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Sto
         field: Some("order.customer.name".into()),
         pattern: handoff_model::Pattern::DeadDelivery,
     };
-    store
-        .record_attempt(AttemptRecord {
-            command: c,
-            started_at: t0(),
-            finished_at: t0(),
-            outcome: dead,
-            note: None,
-            mapping: None,
-        })
-        .await
-        .unwrap();
+    attempt(&store, c, t0(), dead).await;
     assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);
     let open = store.exceptions(Some("open".into()), 10).await.unwrap();
     assert_eq!(open.len(), 1);
@@ -287,17 +275,7 @@ async fn a_retry_waits_until_it_is_due<S: Store + Clone>(store: S) {
     let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
     let at = t0().checked_add(SignedDuration::from_secs(5)).unwrap();
     let retry = Outcome::Retry { at, ambiguous: true, error: "timeout".into() };
-    store
-        .record_attempt(AttemptRecord {
-            command: c,
-            started_at: t0(),
-            finished_at: t0(),
-            outcome: retry,
-            note: None,
-            mapping: None,
-        })
-        .await
-        .unwrap();
+    attempt(&store, c, t0(), retry).await;
     assert!(store.claim_due(t0(), 10).await.unwrap().is_empty());
     assert_eq!(store.next_due_at().await.unwrap(), Some(at));
     let c = store.claim_due(at, 10).await.unwrap().remove(0);
@@ -327,10 +305,7 @@ async fn the_rules_journal_holds_events_and_command_outcomes_in_order<S: Store +
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
-    let ack = Outcome::Acknowledged { record_id: "SO-1".into() };
-    let attempt =
-        AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: ack, note: None, mapping: None };
-    store.record_attempt(attempt).await.unwrap();
+    attempt(&store, c, t0(), Outcome::Acknowledged { record_id: "SO-1".into() }).await;
     let facts = store.facts_after(0, 10).await.unwrap();
     let seen: Vec<_> = facts.iter().map(|f| (f.system.as_str(), f.kind.as_str(), f.record_id.as_deref())).collect();
     assert_eq!(seen, vec![("shop", "order.created", None), ("erp", "acknowledged:create_order", Some("SO-1"))]);
