@@ -5,7 +5,7 @@
 
 use handoff_model::{
     Address, CanonicalOrder, Currency, Customer, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent,
-    Money, OrderLine, Payment, Refund, Totals,
+    Money, OrderLine, Payment, PaymentStatus, Refund, Totals,
 };
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -74,11 +74,17 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
         }
         "refunds/create" => {
             let r: ShopifyRefund = serde_json::from_slice(body)?;
-            let refunds: Vec<&Transaction> = r.transactions.iter().filter(|t| t.kind == "refund").collect();
+            // Only money that moved: a refund transaction that failed or is still pending
+            // refunds nothing (yet).
+            let refunds: Vec<&Transaction> = r
+                .transactions
+                .iter()
+                .filter(|t| t.kind == "refund" && t.status.as_deref().is_none_or(|s| s == "success"))
+                .collect();
             let currency = refunds
                 .first()
                 .and_then(|t| t.currency)
-                .ok_or_else(|| invalid("transactions", "no refund transaction with a currency"))?;
+                .ok_or_else(|| invalid("transactions", "no successful refund transaction with a currency"))?;
             let amount: Decimal = refunds.iter().map(|t| t.amount).sum();
             InboundEvent {
                 order_ref: r.order_id.to_string(),
@@ -125,6 +131,8 @@ fn blank(kind: EventKind) -> InboundEvent {
 
 fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError> {
     let kind = match topic {
+        // An order that arrives already cancelled stays cancelled.
+        "orders/create" | "orders/updated" if o.cancelled_at.is_some() => EventKind::OrderCancelled,
         "orders/create" => EventKind::OrderCreated,
         "orders/updated" => EventKind::OrderUpdated,
         "orders/cancelled" => EventKind::OrderCancelled,
@@ -134,10 +142,11 @@ fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError
     // updated_at only moves forward for one order: it orders Shopify's deliveries.
     let version = o.updated_at.map(|t| t.as_millisecond().max(0) as u64);
     let occurred_at = o.updated_at.or(o.created_at).unwrap_or(Timestamp::UNIX_EPOCH);
+    let email = o.email.clone().filter(|e| !e.is_empty());
     let payment = (kind == EventKind::OrderPaid).then(|| Payment {
         payment_id: ExternalId::new(format!("shopify-order-{}", o.id)).expect("a valid id"),
         amount: Money::new(o.total_price, o.currency),
-        email: o.email.clone(),
+        email: email.clone(),
     });
     let (shipping, mapping) = match &o.total_shipping_price_set {
         Some(set) => (set.shop_money.amount, ORDER_PRICE_SET),
@@ -147,11 +156,61 @@ fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError
     let name = customer
         .map(|c| [c.first_name.as_deref(), c.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "))
         .filter(|n| !n.is_empty());
+    let lines: Vec<OrderLine> = o
+        .line_items
+        .iter()
+        .map(|l| OrderLine {
+            sku: sku_or_line(&l.sku, &l.id),
+            quantity: l.quantity,
+            unit_price: l.price,
+            tax: l.tax_lines.iter().map(|t| t.price).sum(),
+            discount: l.discount(),
+        })
+        .collect();
+    let subtotal: Decimal = lines.iter().map(OrderLine::net).sum();
+    let shipping_discount: Decimal =
+        o.shipping_lines.iter().flat_map(|s| &s.discount_allocations).map(Allocation::amount).sum();
+    let allocated = lines.iter().map(|l| l.discount).sum::<Decimal>() + shipping_discount;
+    // `total_discounts` is every discount of the order; what no line or shipping line carries
+    // (a legacy payload without allocations) is an order-level discount.
+    let discount = o.total_discounts.unwrap_or_default() - allocated;
+    if discount < Decimal::ZERO {
+        return Err(invalid(
+            "total_discounts",
+            format!(
+                "the allocations add up to {allocated}, more than total_discounts {}",
+                o.total_discounts.unwrap_or_default()
+            ),
+        ));
+    }
+    let totals = Totals {
+        shipping_discount,
+        discount,
+        tip: o.total_tip_received.unwrap_or_default(),
+        duties: o.original_total_duties_set.as_ref().map_or(Decimal::ZERO, |d| d.shop_money.amount),
+        taxes_included: o.taxes_included.unwrap_or(false),
+        ..Totals::new(subtotal, o.total_tax.unwrap_or_default(), shipping, o.total_price)
+    };
+    // `total_price` is what Shopify charged: the parts must add up to it, or the order is not
+    // read as something it is not.
+    if totals.computed_total() != totals.total {
+        return Err(invalid(
+            "total_price",
+            format!(
+                "lines, shipping, discounts, tips, duties and tax add up to {}, not {}",
+                totals.computed_total(),
+                o.total_price
+            ),
+        ));
+    }
     let order = CanonicalOrder {
         order_ref: order_ref.clone(),
         name: o.name,
         channel: Some("shopify".into()),
-        customer: Customer { email: o.email.or_else(|| customer.and_then(|c| c.email.clone())), name },
+        customer: Customer {
+            email: email.or_else(|| customer.and_then(|c| c.email.clone()).filter(|e| !e.is_empty())),
+            name,
+        },
         shipping_address: o.shipping_address.map(|a| Address {
             name: a.name,
             line1: a.address1.unwrap_or_default(),
@@ -161,29 +220,31 @@ fn order_event(topic: &str, o: ShopifyOrder) -> Result<InboundEvent, SourceError
             postal_code: a.zip.unwrap_or_default(),
             country: a.country_code.unwrap_or_default(),
         }),
-        lines: o
-            .line_items
-            .iter()
-            .map(|l| OrderLine {
-                sku: sku_or_line(&l.sku, &l.id),
-                quantity: l.quantity,
-                unit_price: l.price,
-                tax: l.tax_lines.iter().map(|t| t.price).sum(),
-                discount: l.total_discount.unwrap_or_default(),
-            })
-            .collect(),
+        lines,
         currency: o.currency,
-        totals: Totals {
-            subtotal: o.subtotal_price.unwrap_or_default(),
-            tax: o.total_tax.unwrap_or_default(),
-            shipping,
-            discount: o.total_discounts.unwrap_or_default(),
-            total: o.total_price,
-        },
+        totals,
         placed_at: o.created_at.unwrap_or(occurred_at),
+        payment_status: o.financial_status.as_deref().map(payment_status).transpose()?,
+        cancelled_at: o.cancelled_at,
     };
     let inbound_mapping = Some(mapping.to_owned());
     Ok(InboundEvent { order_ref, occurred_at, version, order: Some(order), payment, inbound_mapping, ..blank(kind) })
+}
+
+/// Shopify's `financial_status`, one to one.
+fn payment_status(s: &str) -> Result<PaymentStatus, SourceError> {
+    Ok(match s {
+        "pending" => PaymentStatus::Pending,
+        "authorized" => PaymentStatus::Authorized,
+        "partially_paid" => PaymentStatus::PartiallyPaid,
+        "paid" => PaymentStatus::Paid,
+        "partially_refunded" => PaymentStatus::PartiallyRefunded,
+        "refunded" => PaymentStatus::Refunded,
+        "voided" => PaymentStatus::Voided,
+        other => {
+            return Err(invalid("financial_status", format!("{other:?} is not one of Shopify's financial statuses")));
+        }
+    })
 }
 
 mod dec {
@@ -206,13 +267,17 @@ struct ShopifyOrder {
     created_at: Option<Timestamp>,
     updated_at: Option<Timestamp>,
     #[serde(default, deserialize_with = "dec::opt")]
-    subtotal_price: Option<Decimal>,
-    #[serde(default, deserialize_with = "dec::opt")]
     total_tax: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::str")]
     total_price: Decimal,
     #[serde(default, deserialize_with = "dec::opt")]
     total_discounts: Option<Decimal>,
+    #[serde(default, deserialize_with = "dec::opt")]
+    total_tip_received: Option<Decimal>,
+    original_total_duties_set: Option<PriceSet>,
+    taxes_included: Option<bool>,
+    financial_status: Option<String>,
+    cancelled_at: Option<Timestamp>,
     #[serde(default)]
     shipping_lines: Vec<ShippingLine>,
     total_shipping_price_set: Option<PriceSet>,
@@ -225,6 +290,23 @@ struct ShopifyOrder {
 struct ShippingLine {
     #[serde(with = "rust_decimal::serde::str")]
     price: Decimal,
+    #[serde(default)]
+    discount_allocations: Vec<Allocation>,
+}
+
+/// One discount application's share of a line or shipping line. Its amount is in shop money
+/// (`amount`, and `amount_set.shop_money` where the payload has the set).
+#[derive(Deserialize)]
+struct Allocation {
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    amount_set: Option<PriceSet>,
+}
+
+impl Allocation {
+    fn amount(&self) -> Decimal {
+        self.amount_set.as_ref().map_or(self.amount, |set| set.shop_money.amount)
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,8 +329,20 @@ struct LineItem {
     price: Decimal,
     #[serde(default, deserialize_with = "dec::opt")]
     total_discount: Option<Decimal>,
+    discount_allocations: Option<Vec<Allocation>>,
     #[serde(default)]
     tax_lines: Vec<TaxLine>,
+}
+
+impl LineItem {
+    /// The line's discounts: its `discount_allocations` (the field Shopify documents), else
+    /// the deprecated `total_discount` of payloads older than allocations.
+    fn discount(&self) -> Decimal {
+        match &self.discount_allocations {
+            Some(allocations) => allocations.iter().map(Allocation::amount).sum(),
+            None => self.total_discount.unwrap_or_default(),
+        }
+    }
 }
 
 /// A line without a SKU is still a line: it is named by its Shopify id.
@@ -312,6 +406,7 @@ struct ShopifyRefund {
 struct Transaction {
     #[serde(default)]
     kind: String,
+    status: Option<String>,
     #[serde(with = "rust_decimal::serde::str")]
     amount: Decimal,
     currency: Option<Currency>,
@@ -325,7 +420,7 @@ mod tests {
         serde_json::json!({
             "id": 450789469, "name": "#1001", "email": "bob@example.com", "currency": "USD",
             "created_at": "2026-07-01T10:00:00-05:00", "updated_at": updated_at, "cancelled_at": cancelled_at,
-            "total_price": "21.00", "subtotal_price": "20.00",
+            "total_price": "20.00", "subtotal_price": "20.00",
             "line_items": [{"id": 11, "sku": "RED", "quantity": 2, "price": "10.00"}],
         })
     }

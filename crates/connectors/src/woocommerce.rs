@@ -172,10 +172,11 @@ fn order(id: &str, o: &Value, placed_at: Timestamp) -> Result<CanonicalOrder, So
             subtotal,
             tax: dec(o, "total_tax")?,
             shipping: dec(o, "shipping_total")?,
-            discount: Decimal::ZERO,
-            total: dec(o, "total")?,
+            ..Totals::new(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, dec(o, "total")?)
         },
         placed_at,
+        payment_status: None,
+        cancelled_at: None,
     })
 }
 

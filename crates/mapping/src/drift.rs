@@ -123,17 +123,7 @@ mod tests {
     }
 
     fn fixture_bytes(relative: &str) -> Option<Vec<u8>> {
-        let root = std::env::var_os("HANDOFF_FIXTURES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-        let path = root.join(relative);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(_) => {
-                eprintln!("fixture {} not present: skipping the fixture part of this test", path.display());
-                None
-            }
-        }
+        crate::samples::read(relative)
     }
 
     fn learned(source: SourceKey, payload: &Value) -> Baseline {

@@ -9,6 +9,7 @@ pub mod jq;
 pub mod preflight;
 mod prepare;
 mod registry;
+pub mod samples;
 pub mod table;
 
 /// The resource a target connector's command is mapped to, when it goes through a mapping.

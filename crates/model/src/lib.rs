@@ -13,4 +13,6 @@ pub use event::{EventError, EventKind, InboundEvent};
 pub use exception::{ExceptionState, Pattern};
 pub use ids::ExternalId;
 pub use money::{Currency, Money};
-pub use order::{Address, CanonicalOrder, Customer, Fulfillment, FulfillmentLine, OrderLine, Payment, Refund, Totals};
+pub use order::{
+    Address, CanonicalOrder, Customer, Fulfillment, FulfillmentLine, OrderLine, Payment, PaymentStatus, Refund, Totals,
+};

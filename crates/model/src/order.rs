@@ -25,6 +25,37 @@ pub struct CanonicalOrder {
     pub currency: Currency,
     pub totals: Totals,
     pub placed_at: Timestamp,
+    /// Where the order's payment stands at its channel, when the channel says (Shopify
+    /// `financial_status`, WooCommerce `status`). `None`: the channel does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<PaymentStatus>,
+    /// When the channel cancelled the order, if it did: an order that arrives already cancelled
+    /// stays cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Timestamp>,
+}
+
+/// The payment state of an order at its channel, in the channel's own terms mapped to one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Nothing authorised yet (a bank transfer, cash on delivery, a failed card).
+    Pending,
+    /// Authorised, not captured.
+    Authorized,
+    PartiallyPaid,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    /// The authorisation was voided: no money will come.
+    Voided,
+}
+
+impl PaymentStatus {
+    /// Whether the channel holds the order's money (captured, even if partly refunded since).
+    pub fn is_paid(self) -> bool {
+        matches!(self, PaymentStatus::Paid | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +82,10 @@ pub struct Address {
     pub country: String,
 }
 
+/// One line of an order. Its money, in the order's currency:
+/// `unit_price` before any discount (and including tax when `Totals::taxes_included`),
+/// `discount` every discount allocated to the line, all units together (line promotions and
+/// the line's share of order-level discounts), `tax` the line's tax.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
@@ -64,6 +99,23 @@ pub struct OrderLine {
     pub discount: Decimal,
 }
 
+impl OrderLine {
+    /// The line's amount after its discounts: unit price x quantity - discount.
+    pub fn net(&self) -> Decimal {
+        self.unit_price * Decimal::from(self.quantity) - self.discount
+    }
+}
+
+/// An order's money. What the customer was charged is
+/// `total = subtotal + shipping - shipping_discount - discount + tip + duties + fees
+///          + (tax unless taxes_included)`:
+/// - `subtotal`: the lines after their discounts (the sum of [`OrderLine::net`]);
+/// - `shipping`: shipping before its discounts, `shipping_discount` what was taken off it;
+/// - `discount`: order-level discounts allocated to no line and no shipping (most channels
+///   allocate them; a legacy payload may not);
+/// - `tip`, `duties`: charged on top where the channel has them; `fees`: other charges and
+///   adjustments (signed: a negative adjustment lowers the total);
+/// - `tax`: all tax of the order; inside the prices when `taxes_included`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Totals {
@@ -73,10 +125,53 @@ pub struct Totals {
     pub tax: Decimal,
     #[serde(default, with = "rust_decimal::serde::str")]
     pub shipping: Decimal,
+    #[serde(default, with = "rust_decimal::serde::str", skip_serializing_if = "Decimal::is_zero")]
+    pub shipping_discount: Decimal,
     #[serde(default, with = "rust_decimal::serde::str")]
     pub discount: Decimal,
+    #[serde(default, with = "rust_decimal::serde::str", skip_serializing_if = "Decimal::is_zero")]
+    pub tip: Decimal,
+    #[serde(default, with = "rust_decimal::serde::str", skip_serializing_if = "Decimal::is_zero")]
+    pub duties: Decimal,
+    #[serde(default, with = "rust_decimal::serde::str", skip_serializing_if = "Decimal::is_zero")]
+    pub fees: Decimal,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taxes_included: bool,
     #[serde(with = "rust_decimal::serde::str")]
     pub total: Decimal,
+}
+
+impl Totals {
+    /// Every amount zero but the ones given: for readers and tests.
+    pub fn new(subtotal: Decimal, tax: Decimal, shipping: Decimal, total: Decimal) -> Self {
+        Totals {
+            subtotal,
+            tax,
+            shipping,
+            shipping_discount: Decimal::ZERO,
+            discount: Decimal::ZERO,
+            tip: Decimal::ZERO,
+            duties: Decimal::ZERO,
+            fees: Decimal::ZERO,
+            taxes_included: false,
+            total,
+        }
+    }
+
+    /// What the parts add up to (see the type's formula).
+    pub fn computed_total(&self) -> Decimal {
+        let tax = if self.taxes_included { Decimal::ZERO } else { self.tax };
+        self.subtotal + self.shipping - self.shipping_discount - self.discount
+            + self.tip
+            + self.duties
+            + self.fees
+            + tax
+    }
+
+    /// Shipping as charged: after its discounts.
+    pub fn net_shipping(&self) -> Decimal {
+        self.shipping - self.shipping_discount
+    }
 }
 
 impl CanonicalOrder {
@@ -90,17 +185,14 @@ impl CanonicalOrder {
         if self.lines.is_empty() {
             return Err("lines: an order needs at least one line".into());
         }
-        let lines: Decimal = self.lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
+        let lines: Decimal = self.lines.iter().map(OrderLine::net).sum();
         if lines != self.totals.subtotal {
             return Err(format!("totals.subtotal: lines add up to {lines}, subtotal says {}", self.totals.subtotal));
         }
         let t = &self.totals;
-        let expected = t.subtotal + t.tax + t.shipping - t.discount;
+        let expected = t.computed_total();
         if expected != t.total {
-            return Err(format!(
-                "totals.total: subtotal + tax + shipping - discount is {expected}, total says {}",
-                t.total
-            ));
+            return Err(format!("totals.total: the parts add up to {expected}, total says {}", t.total));
         }
         Ok(())
     }
@@ -165,6 +257,45 @@ pub(crate) mod tests {
         let o = order("#1001");
         assert_eq!(o.check_totals(), Ok(()));
         assert_eq!(o.total().to_string(), "28.58 EUR");
+    }
+
+    #[test]
+    fn discounts_are_taken_once_and_included_tax_is_not_added() {
+        // Shopify's order #1001: three lines of 199.00, 10.00 of discounts allocated to them
+        // (3.34 + 3.33 + 3.33), 11.94 of tax on top, no shipping: 598.94 charged.
+        let mut o = order("#1001");
+        o.lines = ["3.34", "3.33", "3.33"]
+            .iter()
+            .map(|d| OrderLine {
+                sku: "IPOD".into(),
+                quantity: 1,
+                unit_price: "199.00".parse().unwrap(),
+                tax: "3.98".parse().unwrap(),
+                discount: d.parse().unwrap(),
+            })
+            .collect();
+        o.totals =
+            Totals::new("587.00".parse().unwrap(), "11.94".parse().unwrap(), Decimal::ZERO, "598.94".parse().unwrap());
+        assert_eq!(o.check_totals(), Ok(()));
+        // The same prices with VAT inside them: the tax is part of the lines already.
+        o.totals.taxes_included = true;
+        o.totals.total = "587.00".parse().unwrap();
+        assert_eq!(o.check_totals(), Ok(()));
+        // Shipping 5.00 with 5.00 off, a 2.00 tip and 1.50 of duties.
+        o.totals.shipping = "5.00".parse().unwrap();
+        o.totals.shipping_discount = "5.00".parse().unwrap();
+        o.totals.tip = "2.00".parse().unwrap();
+        o.totals.duties = "1.50".parse().unwrap();
+        o.totals.total = "590.50".parse().unwrap();
+        assert_eq!(o.check_totals(), Ok(()));
+    }
+
+    #[test]
+    fn older_rows_without_the_new_fields_still_read() {
+        let o = order("#1001");
+        let json = serde_json::to_value(&o).unwrap();
+        assert!(json["totals"].get("tip").is_none() && json.get("payment_status").is_none());
+        assert_eq!(serde_json::from_value::<CanonicalOrder>(json).unwrap(), o);
     }
 
     #[test]

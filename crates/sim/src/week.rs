@@ -131,13 +131,12 @@ pub fn stories(seed: u64, orders: usize, faults: &RelayFaults) -> Vec<Story> {
                 lines,
                 currency: eur,
                 totals: Totals {
-                    subtotal,
-                    tax: Decimal::ZERO,
-                    shipping,
                     discount,
-                    total: subtotal + shipping - discount,
+                    ..Totals::new(subtotal, Decimal::ZERO, shipping, subtotal + shipping - discount)
                 },
                 placed_at,
+                payment_status: None,
+                cancelled_at: None,
             };
             let payment = (channel == "shop").then(|| Payment {
                 payment_id: ExternalId::new(format!("ch_{seed}_{i}")).expect("an id"),

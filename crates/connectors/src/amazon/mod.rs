@@ -106,8 +106,10 @@ pub fn order_v0(order: &Value, items: &Value) -> Result<AmazonOrder, SourceError
         shipping_address: fields::address(address, &V0_ADDRESS, text(address, "Name")),
         lines,
         currency,
-        totals: Totals { subtotal, tax, shipping, discount: Decimal::ZERO, total },
+        totals: Totals::new(subtotal, tax, shipping, total),
         placed_at: time(order, "PurchaseDate")?,
+        payment_status: None,
+        cancelled_at: None,
     };
     Ok(AmazonOrder {
         order: canonical,
@@ -154,10 +156,11 @@ pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
             subtotal: breakdown(proceeds, "ITEM")? - breakdown(proceeds, "DISCOUNT")?.abs(),
             tax: breakdown(proceeds, "TAX")?,
             shipping: breakdown(proceeds, "SHIPPING")?,
-            discount: Decimal::ZERO,
-            total,
+            ..Totals::new(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, total)
         },
         placed_at: time(order, "createdTime")?,
+        payment_status: None,
+        cancelled_at: None,
     };
     let status = text(&order["fulfillment"], "fulfillmentStatus").unwrap_or_default();
     Ok(AmazonOrder {

@@ -140,8 +140,10 @@ pub fn order(v: &Value) -> Result<EbayOrder, SourceError> {
         shipping_address: fields::address(address, &ADDRESS, text(ship_to, "fullName")),
         lines,
         currency,
-        totals: Totals { subtotal, tax, shipping, discount: Decimal::ZERO, total },
+        totals: Totals::new(subtotal, tax, shipping, total),
         placed_at: time(v, "creationDate")?,
+        payment_status: None,
+        cancelled_at: None,
     };
     Ok(EbayOrder {
         order: canonical,
