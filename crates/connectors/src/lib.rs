@@ -152,7 +152,10 @@ pub fn target_with(
             let settings = netsuite::Settings::from_contract(name, system)?;
             Arc::new(netsuite::NetSuiteTarget::new(settings, mappings.clone()).map_err(http)?)
         }
-        ConnectorKind::Odoo => Arc::new(odoo::OdooTarget::new(odoo::client(name, system)?, mappings.clone())),
+        ConnectorKind::Odoo => Arc::new(
+            odoo::OdooTarget::new(odoo::client(name, system)?, mappings.clone())
+                .with_settings(money_settings(&system.tax, &system.charge_items)),
+        ),
         ConnectorKind::Ebay => Arc::new(ebay::EbayTarget::new(name, system, base_url)?),
         ConnectorKind::Amazon => Arc::new(amazon::ShipmentTarget::new(amazon::SpApi::from_contract(name, system)?)),
         ConnectorKind::Woocommerce | ConnectorKind::Stripe => return Ok(None),
@@ -195,8 +198,18 @@ pub fn poller(name: &str, system: &System) -> Result<Option<Arc<dyn Poller>>, Co
 pub fn mapping_settings(name: &str, system: &System) -> Result<serde_json::Value, ConfigError> {
     Ok(match system.connector {
         ConnectorKind::Netsuite => netsuite::Settings::from_contract(name, system)?.for_mapping(),
+        ConnectorKind::Odoo => money_settings(&system.tax, &system.charge_items),
         _ => serde_json::Value::Null,
     })
+}
+
+/// What an ERP mapping reads of a system's order-money settings: where tax goes and the items
+/// of its charges (`System::tax`, `System::charge_items`).
+pub(crate) fn money_settings(
+    tax: &handoff_contract::TaxMode,
+    charge_items: &std::collections::BTreeMap<String, String>,
+) -> serde_json::Value {
+    serde_json::json!({"tax": tax.as_str(), "charge_items": charge_items})
 }
 
 /// The mapping version a target that maps will use for `command`: the one a replay pinned in

@@ -49,13 +49,20 @@ pub struct Settings {
     /// without it, the customer whose external id is the order's email.
     pub customer_id: Option<String>,
     pub version_field: String,
+    /// Where the order's tax goes and the items of its charges (the contract's `tax` and
+    /// `charge_items`).
+    pub tax: handoff_contract::TaxMode,
+    pub charge_items: std::collections::BTreeMap<String, String>,
     pub timeout: Duration,
 }
 
 impl Settings {
     /// What a mapping may read of the connector's settings (never its credentials).
     pub fn for_mapping(&self) -> Value {
-        json!({"customer_id": self.customer_id, "version_field": self.version_field})
+        let mut settings = crate::money_settings(&self.tax, &self.charge_items);
+        settings["customer_id"] = json!(self.customer_id);
+        settings["version_field"] = json!(self.version_field);
+        settings
     }
 
     pub fn from_contract(name: &str, system: &System) -> Result<Self, ConfigError> {
@@ -77,6 +84,8 @@ impl Settings {
             credentials,
             customer_id: optional("customer_id"),
             version_field: optional("version_field").unwrap_or_else(|| DEFAULT_VERSION_FIELD.to_owned()),
+            tax: system.tax,
+            charge_items: system.charge_items.clone(),
             timeout: system.timeout.unsigned_abs(),
         })
     }

@@ -412,14 +412,14 @@ impl Odoo {
         })
     }
 
-    async fn send_command(&self, c: &Command, mappings: &Mappings) -> Result<Ack, DeliveryError> {
+    async fn send_command(&self, c: &Command, mappings: &Mappings, settings: &Value) -> Result<Ack, DeliveryError> {
         let draft = || -> Result<Draft, DeliveryError> {
             let command: Value = serde_json::from_str(&c.payload).map_err(|e| DeliveryError::Permanent {
                 reason: format!("command payload unreadable: {e}"),
                 field: None,
             })?;
             let (_, draft) = mappings
-                .transform("odoo", "sale_order", &command, &Value::Null)
+                .transform("odoo", "sale_order", &command, settings)
                 .map_err(|h| DeliveryError::Held { reason: h.reason, field: h.field, mapping: h.mapping })?;
             serde_json::from_str(&draft).map_err(|e| DeliveryError::Held {
                 reason: format!("the mapping's output is not a sale order draft: {e}"),
@@ -740,17 +740,25 @@ pub struct OdooTarget {
     odoo: Arc<Odoo>,
     /// The sale order comes from the latest `odoo/sale_order` mapping (or a replay's pin).
     mappings: Arc<Mappings>,
+    /// What the mapping reads of the contract: where tax goes, the items of charges.
+    settings: Value,
 }
 
 impl OdooTarget {
     pub fn new(odoo: Arc<Odoo>, mappings: Arc<Mappings>) -> Self {
-        OdooTarget { odoo, mappings }
+        OdooTarget { odoo, mappings, settings: Value::Null }
+    }
+
+    /// The contract's order-money settings for the mapping (`crate::money_settings`).
+    pub fn with_settings(mut self, settings: Value) -> Self {
+        self.settings = settings;
+        self
     }
 }
 
 impl Target for OdooTarget {
     fn send<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>> {
-        Box::pin(self.odoo.send_command(command, &self.mappings))
+        Box::pin(self.odoo.send_command(command, &self.mappings, &self.settings))
     }
 
     fn mapping(&self, command: &Command) -> Option<String> {
@@ -1150,20 +1158,21 @@ mod tests {
         assert_eq!(origin_version("edited [handoff v4x]"), None);
     }
 
+    /// Three at 19.99 less 6.00 of discount: 53.97, three at 17.99 exactly.
     #[test]
-    fn the_mapping_writes_the_version_exact_prices_and_a_percentage_discount() {
+    fn the_mapping_writes_the_version_and_exact_net_prices() {
         let mappings = Mappings::shipped().unwrap();
         let command = json!({"external_ref": "1001", "version": 42, "order": {
             "order_ref": "1001", "name": "#1001", "customer": {"email": "a@b.c"}, "currency": "EUR",
-            "placed_at": "2026-11-26T10:00:00Z", "totals": {"total": "53.97"},
-            "lines": [{"sku": "A", "quantity": 3, "unit_price": "19.99", "discount": "5.997"}]}});
+            "placed_at": "2026-11-26T10:00:00Z", "totals": {"subtotal": "53.97", "total": "53.97"},
+            "lines": [{"sku": "A", "quantity": 3, "unit_price": "19.99", "discount": "6.00"}]}});
         let (id, draft) = mappings.transform("odoo", "sale_order", &command, &Value::Null).unwrap();
-        assert_eq!(id.to_string(), "odoo/sale_order@1");
+        assert_eq!(id.to_string(), "odoo/sale_order@2");
         let draft: Value = serde_json::from_str(&draft).unwrap();
         assert_eq!(draft["origin"], format!("#1001{VERSION_TAG}42]"));
         assert_eq!(
-            draft["order_line"][0],
-            json!({"default_code": "A", "product_uom_qty": 3, "price_unit": "19.99", "name": "A", "discount": "10"})
+            draft["order_line"],
+            json!([{"default_code": "A", "product_uom_qty": 3, "price_unit": "17.99", "name": "A"}])
         );
     }
 

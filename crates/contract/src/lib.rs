@@ -268,6 +268,34 @@ pub struct System {
     /// Poll the system's API for changes (needs `base_url`).
     #[serde(default)]
     pub poll: Option<PollSettings>,
+    /// For an ERP that maps orders (NetSuite, Odoo): where an order's tax goes. `erp` (the
+    /// default): the ERP computes tax from its own set-up and is sent every amount net of tax;
+    /// `line`: the channel's tax is sent as a line of its own item, and the ERP computes none.
+    #[serde(default)]
+    pub tax: TaxMode,
+    /// For an ERP that maps orders: the items (NetSuite external ids, Odoo internal references)
+    /// that carry the money of an order that is not a product line: `shipping` (Odoo),
+    /// `discount`, `tip`, `duties`, `fees`, `tax`. Each defaults to `HANDOFF-<NAME>`.
+    #[serde(default)]
+    pub charge_items: BTreeMap<String, String>,
+}
+
+/// Where an order's tax goes in an ERP (`System::tax`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaxMode {
+    #[default]
+    Erp,
+    Line,
+}
+
+impl TaxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaxMode::Erp => "erp",
+            TaxMode::Line => "line",
+        }
+    }
 }
 
 impl System {

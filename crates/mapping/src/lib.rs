@@ -7,10 +7,11 @@
 pub mod drift;
 pub mod jq;
 pub mod preflight;
-mod prepare;
+pub mod prepare;
 mod registry;
 pub mod samples;
 pub mod table;
+mod totals;
 
 /// The resource a target connector's command is mapped to, when it goes through a mapping.
 pub fn resource_for(connector: &str, command_kind: &str) -> Option<&'static str> {

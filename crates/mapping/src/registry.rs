@@ -18,7 +18,9 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 /// The mappings shipped with Handoff (the `mappings/` directory of the repository).
 const SHIPPED: &[(&str, &str)] = &[
     ("netsuite/sales_order@1", include_str!("../../../mappings/netsuite/sales_order/v1.jq")),
+    ("netsuite/sales_order@2", include_str!("../../../mappings/netsuite/sales_order/v2.jq")),
     ("odoo/sale_order@1", include_str!("../../../mappings/odoo/sale_order/v1.jq")),
+    ("odoo/sale_order@2", include_str!("../../../mappings/odoo/sale_order/v2.jq")),
 ];
 
 /// The golden cases shipped with them: (mapping, case name, case).
@@ -32,6 +34,16 @@ const SHIPPED_CASES: &[(&str, &str, &str)] = &[
         "netsuite/sales_order@1",
         "web_customer_no_address",
         include_str!("../../../mappings/netsuite/sales_order/v1.cases/web_customer_no_address.json"),
+    ),
+    (
+        "netsuite/sales_order@2",
+        "shopify_order_1001_net_of_discounts",
+        include_str!("../../../mappings/netsuite/sales_order/v2.cases/shopify_order_1001_net_of_discounts.json"),
+    ),
+    (
+        "odoo/sale_order@2",
+        "split_line_shipping_and_charges",
+        include_str!("../../../mappings/odoo/sale_order/v2.cases/split_line_shipping_and_charges.json"),
     ),
     (
         "odoo/sale_order@1",
@@ -105,7 +117,7 @@ impl Mapping {
     /// (JSON text, money digits as the source gave them).
     pub fn apply(&self, command: &Value, settings: &Value) -> Result<String, MappingError> {
         let mut command = command.clone();
-        prepare(&mut command);
+        prepare(&mut command, settings);
         self.run(&json!({"command": command, "settings": settings}))
     }
 
@@ -275,11 +287,14 @@ impl Mappings {
             },
         };
         let payload = mapping.apply(command, settings).map_err(|e| held("mapping".into(), e.to_string()))?;
+        let value: Value = serde_json::from_str(&payload).map_err(|e| held("mapping".into(), e.to_string()))?;
         if let Some(schema) = self.schema(target, resource) {
-            let value: Value = serde_json::from_str(&payload).map_err(|e| held("mapping".into(), e.to_string()))?;
             let lookups = crate::preflight::lookups_for(target, resource);
             crate::preflight::check(schema, &value, lookups).map_err(|v| held(v.field, v.reason))?;
         }
+        // The money invariant: what reaches the ERP adds up to what the channel charged.
+        crate::totals::check(target, resource, command, settings, &value)
+            .map_err(|crate::totals::Mismatch(reason)| held("totals".into(), reason))?;
         Ok((mapping.id.clone(), payload))
     }
 
@@ -323,7 +338,7 @@ impl Mappings {
         let case = cases.first()?;
         let output = self.case_outputs(target, resource).into_iter().next()?.1.ok()?;
         let mut command = case.command.clone();
-        prepare(&mut command);
+        prepare(&mut command, &case.settings);
         Some(crate::table::field_table(&json!({"command": command, "settings": case.settings}), &output))
     }
 
@@ -459,10 +474,39 @@ mod tests {
             "order_ref": "1", "customer": {}, "currency": "EUR", "placed_at": "2026-11-26T10:00:00Z",
             "totals": {"total": "1.00"}, "lines": [{"sku": "A", "quantity": 1, "unit_price": "1.00"}]}});
         let held = m.transform("netsuite", "sales_order", &command, &json!({})).unwrap_err();
-        assert_eq!((held.mapping.as_str(), held.field.as_str()), ("netsuite/sales_order@1", "entity"));
+        assert_eq!((held.mapping.as_str(), held.field.as_str()), ("netsuite/sales_order@2", "entity"));
         let (id, _) = m.transform("netsuite", "sales_order", &command, &json!({"customer_id": "42"})).unwrap();
-        assert_eq!(id.to_string(), "netsuite/sales_order@1");
+        assert_eq!(id.to_string(), "netsuite/sales_order@2");
         assert_eq!(m.transform("shopify", "fulfillment", &command, &json!({})).unwrap_err().field, "mapping");
+    }
+
+    /// The invariant of the write path: a payload that does not add up to the order, by as
+    /// little as a cent, is held naming `totals`, whichever mapping made it.
+    #[test]
+    fn a_payload_a_cent_off_the_order_is_held_naming_totals() {
+        let mut m = Mappings::shipped().unwrap();
+        let order = json!({"order_ref": "1", "customer": {"email": "a@b.c"}, "currency": "USD",
+            "placed_at": "2026-11-26T10:00:00Z",
+            "totals": {"subtotal": "19.99", "tax": "1.60", "shipping": "5.00", "total": "26.59"},
+            "lines": [{"sku": "A", "quantity": 1, "unit_price": "19.99"}]});
+        let command = json!({"external_ref": "1", "order": order});
+        let settings = json!({"customer_id": "42"});
+        for target in [("netsuite", "sales_order"), ("odoo", "sale_order")] {
+            let (_, payload) = m.transform(target.0, target.1, &command, &settings).unwrap();
+            assert!(!payload.is_empty());
+        }
+        // The tax as a line of its own: the payload then carries the whole 26.59.
+        let (_, payload) = m.transform("odoo", "sale_order", &command, &json!({"tax": "line"})).unwrap();
+        assert!(payload.contains(r#""default_code":"HANDOFF-TAX""#), "{payload}");
+        // A mapping that loses a cent of shipping.
+        let lossy = m.latest("netsuite", "sales_order").unwrap().source.replace(
+            "shippingCost: ($erp.shipping | tonumber)",
+            r#"shippingCost: (if $erp.shipping == "5.00" then 4.99 else ($erp.shipping | tonumber) end)"#,
+        );
+        m.insert(Mapping::compile("netsuite/sales_order@3".parse().unwrap(), &lossy).unwrap(), Vec::new());
+        let held = m.transform("netsuite", "sales_order", &command, &settings).unwrap_err();
+        assert_eq!((held.mapping.as_str(), held.field.as_str()), ("netsuite/sales_order@3", "totals"));
+        assert!(held.reason.contains("24.98") && held.reason.contains("24.99"), "{}", held.reason);
     }
 
     #[test]
@@ -497,7 +541,7 @@ mod tests {
             "placed_at": "2026-11-26T10:00:00Z", "totals": {"shipping": "4.90", "total": "0.30"},
             "lines": [{"sku": "A", "quantity": 3, "unit_price": "0.10"}]}});
         let out = ns.apply(&command, &json!({"version_field": "custbody_v"})).unwrap();
-        assert!(out.contains(r#""rate":0.10,"amount":0.3"#), "{out}");
+        assert!(out.contains(r#""rate":0.10,"amount":0.30"#), "{out}");
         assert!(out.contains(r#""shippingCost":4.90"#), "{out}");
         let got: Value = serde_json::from_str(&out).unwrap();
         let mut expected = got.clone();

@@ -15,6 +15,23 @@ pub struct Currency([u8; 3]);
 pub struct CurrencyError(pub String);
 
 impl Currency {
+    /// Digits after the decimal point of the currency's minor unit (ISO 4217): 0 for the yen,
+    /// 3 for the Kuwaiti dinar, 2 for most.
+    pub fn exponent(&self) -> u32 {
+        const ZERO: [&str; 16] = [
+            "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF",
+            "XPF",
+        ];
+        const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+        if ZERO.contains(&self.as_str()) {
+            0
+        } else if THREE.contains(&self.as_str()) {
+            3
+        } else {
+            2
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII letters are ever stored.
         std::str::from_utf8(&self.0).expect("currency is ASCII")

@@ -66,6 +66,8 @@ fn contract_entry(sim: &Sim, api_version: Option<&str>, refresh_token: &str) -> 
             page_size: 2,
             initial: SignedDuration::from_hours(1),
         }),
+        tax: Default::default(),
+        charge_items: Default::default(),
     }
 }
 
