@@ -45,14 +45,18 @@ fn contract(base_url: &str, credentials: &[(&str, &str)]) -> System {
     .unwrap()
 }
 
+/// `quantity` mugs at 9.95 and a tee at 20.00, 4.90 of shipping, no tax.
 fn order(order_ref: &str, email: Option<&str>, quantity: u32) -> serde_json::Value {
+    let subtotal =
+        rust_decimal::Decimal::new(995, 2) * rust_decimal::Decimal::from(quantity) + rust_decimal::Decimal::from(20);
+    let total = subtotal + rust_decimal::Decimal::new(490, 2);
     json!({
         "order_ref": order_ref,
         "name": format!("#{order_ref}"),
         "customer": {"email": email, "name": "Ada"},
         "lines": [{"sku": "MUG-1", "quantity": quantity, "unit_price": "9.95"}, {"sku": "TEE-2", "quantity": 1, "unit_price": "20.00"}],
         "currency": "EUR",
-        "totals": {"subtotal": "39.90", "tax": "0", "shipping": "4.90", "total": "44.80"},
+        "totals": {"subtotal": subtotal.to_string(), "tax": "0", "shipping": "4.90", "total": total.to_string()},
         "placed_at": "2026-11-26T10:00:00Z"
     })
 }

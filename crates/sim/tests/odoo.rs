@@ -48,14 +48,17 @@ fn contract_paged(base_url: &str, protocol: &str, api_key: &str, page_size: u32)
     .unwrap()
 }
 
+/// Every unit at 12.50, nothing else charged.
 fn order(order_ref: &str, email: Option<&str>, lines: &[(&str, u32)]) -> Value {
+    let units: u32 = lines.iter().map(|(_, q)| q).sum();
+    let total = (rust_decimal::Decimal::new(1250, 2) * rust_decimal::Decimal::from(units)).to_string();
     let lines: Vec<Value> =
         lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity, "unit_price": "12.50"})).collect();
     json!({
         "order_ref": order_ref, "name": format!("#{order_ref}"),
         "customer": {"email": email, "name": "Ada Lovelace"},
         "lines": lines, "currency": "EUR",
-        "totals": {"subtotal": "0", "total": "0"}, "placed_at": "2026-11-26T10:00:00Z",
+        "totals": {"subtotal": total, "total": total}, "placed_at": "2026-11-26T10:00:00Z",
     })
 }
 

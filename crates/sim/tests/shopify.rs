@@ -52,9 +52,11 @@ async fn place(base_url: &str, order: Value) -> Value {
 /// Places a Shopify order with these (sku, quantity) lines and returns its id.
 async fn place_shopify(base_url: &str, lines: &[(&str, u32)]) -> String {
     let items: Vec<Value> = lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q, "price": "10.00"})).collect();
+    // Ten dollars a unit, nothing else charged: what Shopify's total_price would say.
+    let total = format!("{}.00", 10 * lines.iter().map(|(_, q)| q).sum::<u32>());
     let placed = place(
         base_url,
-        json!({"order": {"email": "bob@example.com", "currency": "USD", "total_price": "30.00", "line_items": items}}),
+        json!({"order": {"email": "bob@example.com", "currency": "USD", "total_price": total, "line_items": items}}),
     )
     .await;
     placed["order"]["id"].as_u64().unwrap().to_string()
