@@ -74,7 +74,7 @@ fn docs_writes_markdown_and_html() {
     assert_eq!(out.status.code(), Some(0));
     let html = std::fs::read_to_string(html).unwrap();
     // The mappings: version, the target's required fields, the field-by-field table.
-    assert!(html.contains("netsuite/sales_order@1") && html.contains("salesOrder requires"));
+    assert!(html.contains("netsuite/sales_order@2") && html.contains("salesOrder requires"));
     // Odoo's snapshot: only what a draft must carry (Odoo fills `name`, `date_order`, ...).
     let odoo_requires = html.split("sale.order requires").nth(1).and_then(|rest| rest.split("</tr>").next());
     assert_eq!(

@@ -78,16 +78,16 @@ fn copy_mappings(to: &Path) {
     copy_mapping(to, "netsuite/sales_order");
 }
 
-/// Copies one shipped mapping (`target/resource`: its versions, cases and schema snapshot).
+/// Copies one shipped mapping (`target/resource`) into the test's own mapping directory: its
+/// latest version, as the directory's v1, with that version's cases and the schema snapshot.
 fn copy_mapping(to: &Path, mapping: &str) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings").join(mapping);
+    let latest = (1..).take_while(|n| from.join(format!("v{n}.jq")).is_file()).last().expect("a shipped version");
     let to = to.join("mappings").join(mapping);
-    std::fs::create_dir_all(&to).unwrap();
-    for file in ["v1.jq", "schema.json"] {
-        std::fs::copy(from.join(file), to.join(file)).unwrap();
-    }
     std::fs::create_dir_all(to.join("v1.cases")).unwrap();
-    for case in std::fs::read_dir(from.join("v1.cases")).unwrap() {
+    std::fs::copy(from.join(format!("v{latest}.jq")), to.join("v1.jq")).unwrap();
+    std::fs::copy(from.join("schema.json"), to.join("schema.json")).unwrap();
+    for case in std::fs::read_dir(from.join(format!("v{latest}.cases"))).unwrap() {
         let case = case.unwrap().path();
         std::fs::copy(&case, to.join("v1.cases").join(case.file_name().unwrap())).unwrap();
     }
