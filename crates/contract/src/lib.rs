@@ -342,6 +342,21 @@ pub struct Flow {
     /// sent, so Handoff can measure an existing integration before it replaces it.
     #[serde(default)]
     pub shadow: bool,
+    /// When the target's order is created: on the channel's order (`created`, the default), or
+    /// only once the channel shows it paid (`paid`): an order still pending, authorised,
+    /// partially paid or voided waits, audited, and the first event of it that shows it paid
+    /// (an `order.updated`, or Shopify's `orders/paid`, which carries the whole order) creates it.
+    #[serde(default)]
+    pub create_on: CreateOn,
+}
+
+/// When a flow creates the target's order (`Flow::create_on`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreateOn {
+    #[default]
+    Created,
+    Paid,
 }
 
 /// What counts as the target's acknowledgment of a command.

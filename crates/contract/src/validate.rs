@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use handoff_model::EventKind;
 use jiff::SignedDuration;
 
 use crate::{Contract, RetryPolicy, command_for};
@@ -120,6 +121,19 @@ impl Contract {
             }
             positive(key("deadline"), flow.deadline)?;
             validate_retry(&key("retry"), &flow.retry)?;
+            if flow.create_on == crate::CreateOn::Paid && !flow.events.contains(&EventKind::OrderCreated) {
+                return Err((key("create_on"), "\"paid\" needs a flow that carries order.created".into()));
+            }
+            // An order is created once for all its flows: they must agree on when.
+            let creating = self.flows_for(&flow.from, EventKind::OrderCreated);
+            if flow.events.contains(&EventKind::OrderCreated)
+                && creating.into_iter().any(|(_, f)| f.create_on != flow.create_on)
+            {
+                return Err((
+                    key("create_on"),
+                    format!("every flow that creates {}'s orders must agree on create_on", flow.from),
+                ));
+            }
         }
         self.validate_ownership()
     }

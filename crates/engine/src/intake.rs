@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use handoff_contract::{Contract, Role};
-use handoff_model::{CommandKind, EventKind, InboundEvent, idempotency_key};
+use handoff_contract::{Contract, CreateOn, Role};
+use handoff_model::{CommandKind, EventKind, InboundEvent, PaymentStatus, idempotency_key};
 use handoff_store::{NewCommand, OrderState, Plan, Store, StoredEvent};
 use serde_json::json;
 
@@ -101,7 +101,27 @@ pub fn plan(
     let stale = matches!((event.version, state.last_version), (Some(v), Some(last)) if v <= last);
     let skip = |why: &str| format!("{} {} from {} not sent: {why}", event.kind, stored.event_id, stored.system);
 
+    // With `create_on = "paid"`, an order is created in the ERP only once its channel shows
+    // it paid; an order event of an unpaid order waits (the next one that shows it paid creates it).
+    let creates_on_paid =
+        contract.flows_for(&stored.system, EventKind::OrderCreated).any(|(_, f)| f.create_on == CreateOn::Paid);
+    let shows_paid = event.kind == EventKind::OrderPaid
+        || event.order.as_ref().and_then(|o| o.payment_status).is_none_or(PaymentStatus::is_paid);
     let command = match event.kind {
+        EventKind::OrderCreated | EventKind::OrderUpdated | EventKind::OrderPaid
+            if !state.created && !state.cancelled && creates_on_paid && !shows_paid =>
+        {
+            plan.audit
+                .push(skip("awaiting payment: the contract creates the order once it is paid (create_on = \"paid\")"));
+            None
+        }
+        // Shopify's orders/paid carries the whole order: the create that waited for payment.
+        EventKind::OrderPaid if !state.created && !state.cancelled && creates_on_paid && event.order.is_some() => {
+            state.source = stored.system.clone();
+            state.created = true;
+            plan.ledger = Some((stored.system.clone(), "paid".into()));
+            Some(CommandKind::CreateOrder)
+        }
         EventKind::OrderCreated | EventKind::OrderUpdated if state.cancelled => {
             plan.audit.push(skip("the order is already cancelled"));
             None
@@ -161,7 +181,9 @@ pub fn plan(
         state.last_version = Some(state.last_version.map_or(v, |last| last.max(v)));
     }
     if let Some(kind) = command {
-        for (flow, f) in contract.flows_for(&stored.system, event.kind) {
+        // A paid event that creates the order goes where the order's creation goes.
+        let routed = if event.kind == EventKind::OrderPaid { EventKind::OrderCreated } else { event.kind };
+        for (flow, f) in contract.flows_for(&stored.system, routed) {
             if f.shadow {
                 plan.audit.push(format!(
                     "{} {} from {}: flow {flow} is in shadow, observed and not sent",
@@ -350,6 +372,43 @@ mod tests {
         let late_create = plan(&c, &stored(2, "order.created", 1), &mut states, Safety::default());
         assert!(late_create.commands.is_empty());
         assert!(late_create.audit[0].contains("already created"));
+    }
+
+    /// `create_on = "paid"`: an order still pending payment waits, the update that shows it
+    /// paid creates it; an order whose channel does not say is not held back.
+    #[test]
+    fn an_order_waits_for_its_payment_when_the_flow_creates_on_paid() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml"))
+            .unwrap()
+            .replace(
+                r#"events = ["order.created", "order.updated", "order.cancelled"]"#,
+                "events = [\"order.created\", \"order.updated\", \"order.cancelled\"]\ncreate_on = \"paid\"",
+            );
+        let c = Contract::parse(&text, Path::new("handoff.toml")).unwrap();
+        let with_status = |row, kind, version, status: &str| {
+            let mut e = stored(row, kind, version);
+            let mut payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+            payload["order"]["payment_status"] = serde_json::json!(status);
+            e.payload = payload.to_string();
+            e
+        };
+        let mut states = HashMap::new();
+        let pending = plan(&c, &with_status(1, "order.created", 1, "pending"), &mut states, Safety::default());
+        assert!(pending.commands.is_empty());
+        assert!(pending.audit[0].contains("awaiting payment"), "{:?}", pending.audit);
+        assert!(!pending.state.created);
+        let authorized = plan(&c, &with_status(2, "order.updated", 2, "authorized"), &mut states, Safety::default());
+        assert!(authorized.commands.is_empty());
+        let paid = plan(&c, &with_status(3, "order.updated", 3, "paid"), &mut states, Safety::default());
+        assert_eq!(kinds(&paid), vec![CommandKind::CreateOrder]);
+        // Shopify's orders/paid carries the order: it creates one that waited.
+        let mut states = HashMap::new();
+        plan(&c, &with_status(1, "order.created", 1, "pending"), &mut states, Safety::default());
+        let orders_paid = plan(&c, &with_status(2, "order.paid", 2, "paid"), &mut states, Safety::default());
+        assert_eq!(kinds(&orders_paid), vec![CommandKind::CreateOrder]);
+        // No payment status at all (a channel that does not say): created at once.
+        let unknown = plan(&c, &stored(1, "order.created", 1), &mut HashMap::new(), Safety::default());
+        assert_eq!(kinds(&unknown), vec![CommandKind::CreateOrder]);
     }
 
     #[test]
