@@ -142,6 +142,18 @@ pub struct Record {
     pub lines: Vec<(String, u64)>,
 }
 
+/// Whether an ERP line is one of the items that carry an order's charges (shipping, discounts,
+/// tips, duties, fees, tax: Handoff's `HANDOFF-*` defaults). A merchant creates them as
+/// non-inventory or service items, so a simulated ERP ships none of them, as a real one would not.
+pub fn is_charge_item(sku: &str) -> bool {
+    handoff_mapping::prepare::DEFAULT_CHARGE_ITEMS.iter().any(|(_, item)| *item == sku)
+}
+
+/// The lines of an order that a delivery ships: its products, not its charges.
+pub fn shippable(lines: &[(String, u64)]) -> Vec<(String, u64)> {
+    lines.iter().filter(|(sku, _)| !is_charge_item(sku)).cloned().collect()
+}
+
 /// One write the system applied, in the order it applied them: the history the checker reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applied {

@@ -460,7 +460,7 @@ impl Dialect for NetSuite {
         let fulfillment = ItemFulfillment {
             id: format!("{}", 9000 + n),
             order_ref: external_ref.to_owned(),
-            lines: order.lines.clone(),
+            lines: crate::system::shippable(&order.lines),
             carrier: "UPS".into(),
             tracking_number: format!("1Z{n:08}"),
             last_modified: Timestamp::from_second(now.as_second()).unwrap_or(now),

@@ -727,7 +727,7 @@ impl Dialect for Odoo {
         let write_date =
             jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string();
         let mut state = self.state();
-        state.pickings.push(Picking { order, write_date, lines: record.lines.clone() });
+        state.pickings.push(Picking { order, write_date, lines: crate::system::shippable(&record.lines) });
         let id = state.pickings.len();
         Some(HttpResponse::json(201, json!({"picking_id": id, "name": format!("WH/OUT/{id:05}"), "order": order})))
     }
