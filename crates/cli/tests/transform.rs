@@ -386,3 +386,101 @@ async fn a_refreshed_odoo_snapshot_names_a_newly_required_field_and_holds_the_or
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[api 2026-07, shopify/order@total_shipping_price_set]"), "{text}");
 }
+
+/// Shopify's 2026-07 order #1001 (the vendor's own sample) through the real binary into the
+/// simulated NetSuite and Odoo. By Shopify's docs: three lines of 199.00 with 10.00 of
+/// discounts allocated to them, 11.94 of tax on top, 598.94 charged. Both ERPs compute their
+/// own tax, so each must hold 587.00 (598.94 less 11.94), as each sums its order: NetSuite its
+/// line amounts and shipping cost, Odoo its lines' price x quantity.
+#[tokio::test]
+async fn shopify_order_1001_reaches_both_erps_net_of_its_discounts() {
+    let Some(sample) = handoff_mapping::samples::read("shopify/rest_2026-07_order_get.json") else { return };
+    let order: Value = serde_json::from_slice(&sample).unwrap();
+    let body = serde_json::to_vec(&order["order"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_mapping(dir.path(), "netsuite/sales_order");
+    copy_mapping(dir.path(), "odoo/sale_order");
+    let port = free_port();
+    let netsuite = Mock::start("netsuite", &["--connector", "netsuite"]).await;
+    let odoo = Mock::start("odoo", &["--connector", "odoo"]).await;
+    let ns = handoff_sim::vendors::netsuite::contract_credentials(&[("customer_id", "42")]);
+    let (key, db) = (handoff_sim::vendors::odoo::API_KEY, handoff_sim::vendors::odoo::DATABASE);
+    let mut contract = erp_contract(
+        port,
+        "netsuite",
+        &format!("connector = \"netsuite\"\nbase_url = \"{}\"\ncredentials = {ns}", netsuite.url),
+    );
+    contract.push_str(&format!(
+        r#"
+[systems.odoo]
+role = "erp"
+connector = "odoo"
+base_url = "{}"
+credentials = {{ api_key = "{key}", database = "{db}" }}
+timeout = "2s"
+settle = "200ms"
+
+[flows.shop-to-odoo]
+from = "shop"
+to = "odoo"
+events = ["order.created", "order.updated", "order.cancelled"]
+proof = "record-id"
+deadline = "15m"
+retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
+"#,
+        odoo.url
+    ));
+    let hub = Hub::start(dir.path(), port, &contract).await;
+    assert_eq!(order_created(&hub, "evt-1001", body).await, 202);
+    hub.drained().await;
+    for erp in [&netsuite, &odoo] {
+        let records: Vec<Record> = wait_for("the order in the ERP", Duration::from_secs(20), || async {
+            let records: Vec<Record> =
+                client().get(format!("{}/_records", erp.url)).send().await.ok()?.json().await.ok()?;
+            let orders: Vec<Record> = records.into_iter().filter(|r| r.collection == Collection::Orders).collect();
+            (!orders.is_empty()).then_some(orders)
+        })
+        .await;
+        assert_eq!(records.len(), 1, "{}", erp.url);
+        let amount: rust_decimal::Decimal = records[0].amount.as_deref().expect("the ERP's sum").parse().unwrap();
+        assert_eq!(amount, "587.00".parse().unwrap(), "{}", erp.url);
+        assert_eq!(
+            amount + rust_decimal::Decimal::new(1194, 2),
+            "598.94".parse().unwrap(),
+            "with Shopify's tax, what was charged"
+        );
+    }
+    let out = hub.cli(&["exceptions", "list", "--json"]);
+    let exceptions: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(exceptions.is_empty(), "{exceptions:?}");
+}
+
+/// A mapping that loses one cent of a line: the payload is held naming `totals` and NetSuite
+/// receives nothing.
+#[tokio::test]
+async fn a_payload_one_cent_off_the_order_is_held_naming_totals() {
+    let Some(sample) = handoff_mapping::samples::read("shopify/rest_2026-07_order_get.json") else { return };
+    let order: Value = serde_json::from_slice(&sample).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_mapping(dir.path(), "netsuite/sales_order");
+    let v1 = std::fs::read_to_string(dir.path().join("mappings/netsuite/sales_order/v1.jq")).unwrap();
+    let lossy = v1.replacen("amount: (.amount | tonumber),", "amount: ((.amount | tonumber) - 0.01),", 1);
+    assert_ne!(v1, lossy);
+    std::fs::write(dir.path().join("mappings/netsuite/sales_order/v2.jq"), lossy).unwrap();
+    let port = free_port();
+    let netsuite = Mock::start("netsuite", &["--connector", "netsuite"]).await;
+    let credentials = handoff_sim::vendors::netsuite::contract_credentials(&[("customer_id", "42")]);
+    let system = format!("connector = \"netsuite\"\nbase_url = \"{}\"\ncredentials = {credentials}", netsuite.url);
+    let hub = Hub::start(dir.path(), port, &erp_contract(port, "netsuite", &system)).await;
+    assert_eq!(order_created(&hub, "evt-1001", serde_json::to_vec(&order["order"]).unwrap()).await, 202);
+    hub.drained().await;
+    let out = hub.cli(&["exceptions", "list", "--json"]);
+    let exceptions: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(exceptions.len(), 1, "{exceptions:?}");
+    assert_eq!(
+        (exceptions[0]["pattern"].as_str(), exceptions[0]["field"].as_str()),
+        (Some("transform_mismatch"), Some("totals"))
+    );
+    assert!(exceptions[0]["detail"].as_str().unwrap().contains("netsuite/sales_order@2"), "{}", exceptions[0]);
+    assert!(netsuite_orders(&netsuite).await.is_empty(), "nothing reached NetSuite");
+}

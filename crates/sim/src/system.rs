@@ -140,6 +140,10 @@ pub struct Record {
     /// The order's lines as (sku, quantity), for fulfilling it.
     #[serde(default)]
     pub lines: Vec<(String, u64)>,
+    /// What the order adds up to in the system's own terms (a decimal), when its dialect sums
+    /// it: the money a test compares with what the channel charged.
+    #[serde(default)]
+    pub amount: Option<String>,
 }
 
 /// Whether an ERP line is one of the items that carry an order's charges (shipping, discounts,
@@ -189,6 +193,10 @@ fn error(status: u16, message: &str, field: Option<&str>) -> Reply {
 
 fn lookup<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(body, |v, key| v.get(key)).filter(|v| !v.is_null())
+}
+
+fn amount_of(body: &Value) -> Option<String> {
+    body["order"]["amount"].as_str().map(str::to_owned)
 }
 
 fn lines_of(body: &Value) -> Vec<(String, u64)> {
@@ -330,6 +338,7 @@ impl MockSystem {
                     status: status.into(),
                     version: version(&body),
                     lines: lines_of(&body),
+                    amount: amount_of(&body),
                 });
                 state.by_ref.entry((collection, external_ref.clone())).or_default().push(i);
                 if let Some(key) = &idempotency_key {
@@ -348,7 +357,7 @@ impl MockSystem {
                 Ok((201, json!({ "id": id })))
             }
             Request::Update { body } => {
-                let lines = lines_of(&body);
+                let lines = (lines_of(&body), amount_of(&body));
                 self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(lines))
             }
             Request::Cancel { body } => self.change(&mut state, &external_ref(&body)?, "cancel", version(&body), None),
@@ -362,7 +371,7 @@ impl MockSystem {
         external_ref: &str,
         op: &str,
         version: Option<u64>,
-        lines: Option<Vec<(String, u64)>>,
+        lines: Option<(Vec<(String, u64)>, Option<String>)>,
     ) -> Result<(u16, Value), Reply> {
         let first = state.by_ref.get(&(Collection::Orders, external_ref.to_owned())).and_then(|rows| rows.first());
         let Some(&i) = first else {
@@ -371,8 +380,9 @@ impl MockSystem {
         let record = &mut state.records[i];
         if op == "cancel" {
             record.status = "cancelled".into();
-        } else if let Some(lines) = lines {
+        } else if let Some((lines, amount)) = lines {
             record.lines = lines;
+            record.amount = amount;
             record.version = version;
         }
         let id = record.id.clone();

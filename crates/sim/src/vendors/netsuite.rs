@@ -165,10 +165,20 @@ fn system_body(external_ref: &str, so: &Value) -> Value {
     } else {
         Value::Null
     };
+    // NetSuite's order amount before its own tax: the line amounts plus the shipping cost.
+    let decimal = |v: &Value| v.to_string().trim_matches('"').parse::<rust_decimal::Decimal>().ok();
+    let amount = so["item"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| decimal(&i["amount"]))
+        .sum::<Option<rust_decimal::Decimal>>();
+    let amount = amount.map(|a| a + decimal(&so["shippingCost"]).unwrap_or_default()).map(|a| a.to_string());
     json!({
         "external_ref": external_ref,
         "version": so[DEFAULT_VERSION_FIELD],
         "order": {
+            "amount": amount,
             "name": so["otherRefNum"],
             "customer": {"email": so["email"], "name": so["entity"]["id"].as_str().or(so["entity"]["externalId"].as_str())},
             "currency": so["currency"]["externalId"],

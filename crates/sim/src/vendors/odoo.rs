@@ -225,6 +225,7 @@ impl Odoo {
             body: json!({
                 "external_ref": external_ref, "version": version,
                 "order": {
+                    "amount": amount_untaxed(&vals["order_line"]),
                     "name": origin, "customer": {"email": email, "name": name}, "lines": sku_lines(&lines),
                     // The values as sent, so a fault can require a sale.order field by its own name.
                     "sale_order": vals,
@@ -412,6 +413,23 @@ fn vals_list(p: &Map<String, Value>) -> Vec<Value> {
         Some(one @ Value::Object(_)) => vec![one.clone()],
         _ => Vec::new(),
     }
+}
+
+/// `amount_untaxed` as Odoo computes it: each new line's `price_unit x product_uom_qty x
+/// (1 - discount / 100)`, rounded to the cent, summed.
+fn amount_untaxed(commands: &Value) -> Option<String> {
+    let decimal = |v: &Value| v.to_string().trim_matches('"').parse::<rust_decimal::Decimal>().ok();
+    let mut sum = rust_decimal::Decimal::ZERO;
+    for command in commands.as_array()? {
+        let vals = &command[2];
+        let discount =
+            if vals["discount"].is_null() { rust_decimal::Decimal::ZERO } else { decimal(&vals["discount"])? };
+        let subtotal = decimal(&vals["price_unit"])?
+            * decimal(&vals["product_uom_qty"])?
+            * (rust_decimal::Decimal::ONE - discount / rust_decimal::Decimal::ONE_HUNDRED);
+        sum += subtotal.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    }
+    Some(sum.to_string())
 }
 
 fn sku_lines(lines: &[(String, u64)]) -> Value {
