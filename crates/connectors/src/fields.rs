@@ -44,9 +44,9 @@ pub(crate) fn address(v: &Value, keys: &AddressKeys, name: Option<String>) -> Op
 
 /// The unit price of a line that a vendor prices as a whole (Amazon `ItemPrice`, eBay
 /// `lineItemCost`, WooCommerce `subtotal`), and the rounding to add to the line's discount.
-/// When the amount does not divide by the quantity (25.00 for 3), the unit price is rounded up
-/// to the amount's own decimals (8.34) and the difference (0.02) is returned, so that
-/// unit price x quantity - discount is still the vendor's amount to the cent.
+/// The unit price has the amount's own decimals; when the amount does not divide by the
+/// quantity (25.00 for 3) it is rounded up (8.34) and the difference (0.02) is returned, so
+/// that unit price x quantity - discount is still the vendor's amount to the cent.
 pub(crate) fn unit_price(
     amount: Decimal,
     quantity: u32,
@@ -59,12 +59,10 @@ pub(crate) fn unit_price(
             Err(invalid(field, format!("a line of quantity 0 costs {amount}")))
         };
     }
+    // At the amount's own decimals, so that the product is exact (a 28-digit quotient times
+    // the quantity can round back to the amount and hide a remainder).
     let quantity = Decimal::from(quantity);
-    let exact = amount / quantity;
-    if exact * quantity == amount {
-        return Ok((exact, Decimal::ZERO));
-    }
-    let unit = exact.round_dp_with_strategy(amount.scale(), RoundingStrategy::AwayFromZero);
+    let unit = (amount / quantity).round_dp_with_strategy(amount.scale(), RoundingStrategy::AwayFromZero);
     Ok((unit, unit * quantity - amount))
 }
 
@@ -83,6 +81,8 @@ mod tests {
         assert_eq!((unit, rounding), (dec("8.34"), dec("0.02")));
         assert_eq!(unit * Decimal::from(3) - rounding, dec("25.00"));
         assert_eq!(unit_price(dec("1000"), 3, "f").unwrap(), (dec("334"), dec("2")), "zero decimals");
+        assert_eq!(unit_price(dec("1.000"), 3, "f").unwrap(), (dec("0.334"), dec("0.002")), "three decimals");
+        assert_eq!(unit_price(dec("1.00"), 8, "f").unwrap(), (dec("0.13"), dec("0.04")), "never below a cent");
         assert_eq!(unit_price(Decimal::ZERO, 0, "f").unwrap(), (Decimal::ZERO, Decimal::ZERO));
         assert_eq!(unit_price(dec("1.00"), 0, "f").unwrap_err().field(), Some("f"));
     }

@@ -166,7 +166,10 @@ pub fn order_v0(order: &Value, items: &Value) -> Result<AmazonOrder, SourceError
         order_ref: order_ref.clone(),
         name: None,
         channel: Some("amazon".into()),
-        customer: Customer { email: text(&order["BuyerInfo"], "BuyerEmail"), name: text(address, "Name") },
+        customer: Customer {
+            email: text(&order["BuyerInfo"], "BuyerEmail"),
+            name: text(&order["BuyerInfo"], "BuyerName").or_else(|| text(address, "Name")),
+        },
         shipping_address: fields::address(address, &V0_ADDRESS, text(address, "Name")),
         lines,
         currency,
