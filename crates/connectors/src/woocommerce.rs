@@ -215,8 +215,7 @@ fn order(id: &str, o: &Value, shape: &Shape, placed_at: Timestamp) -> Result<Can
     }
     // `discount_total` is every discount of the order, the lines' included; what no line carries
     // (an order-level discount of an old order) is the order's own.
-    let discount_total =
-        dec(o, shape.discount_total)? + if taxes_included { dec(o, "discount_tax")? } else { Decimal::ZERO };
+    let discount_total = gross(o, shape.discount_total, "discount_tax")?;
     let discount = discount_total - allocated;
     if discount < Decimal::ZERO {
         return Err(invalid(
@@ -224,7 +223,7 @@ fn order(id: &str, o: &Value, shape: &Shape, placed_at: Timestamp) -> Result<Can
             format!("the lines' discounts add up to {allocated}, more than {discount_total}"),
         ));
     }
-    let shipping = dec(o, shape.shipping_total)? + if taxes_included { dec(o, "shipping_tax")? } else { Decimal::ZERO };
+    let shipping = gross(o, shape.shipping_total, "shipping_tax")?;
     let totals = Totals {
         discount,
         fees,
