@@ -117,3 +117,39 @@ async fn signed_vendor_webhooks_are_recorded_and_forged_ones_refused_unread() {
     .await;
     assert_eq!(timeline["events"][1]["kind"], "order.paid", "the Stripe payment links to its order");
 }
+
+/// A Stripe checkout session paid by a delayed method completes `unpaid`: answered 200, nothing
+/// recorded, no payment; its `checkout.session.async_payment_succeeded` (the session now
+/// `paid`) is the payment of order 7001.
+#[tokio::test]
+async fn an_unpaid_stripe_checkout_session_is_no_payment_until_its_async_payment_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let erp = Mock::start("erp", &[]).await;
+    let hub = Hub::start(dir.path(), port, &contract(port, &erp.url)).await;
+    let c = client();
+    let post = |body: Vec<u8>| {
+        let signature = sign_timestamped("whsec_test", jiff::Timestamp::now().as_second(), &body);
+        c.post(format!("{}/webhooks/stripe", hub.url)).header("Stripe-Signature", signature).body(body).send()
+    };
+    let unpaid = payload("stripe_checkout_session_unpaid.json");
+    let r = post(unpaid.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["status"], "no money moved");
+    let r = c.get(format!("{}/api/v1/orders/7001", hub.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing was recorded");
+
+    let mut paid: serde_json::Value = serde_json::from_slice(&unpaid).unwrap();
+    paid["id"] = "evt_handoff_0102".into();
+    paid["type"] = "checkout.session.async_payment_succeeded".into();
+    paid["data"]["object"]["payment_status"] = "paid".into();
+    let r = post(serde_json::to_vec(&paid).unwrap()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let timeline = wait_for("the payment in the order's timeline", Duration::from_secs(10), || async {
+        let t = hub.order("7001").await;
+        (t["events"].as_array()?.len() == 1).then_some(t)
+    })
+    .await;
+    assert_eq!(timeline["events"][0]["kind"], "order.paid");
+}

@@ -2,6 +2,7 @@
 
 use handoff_model::Address;
 use jiff::Timestamp;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
 use crate::SourceError;
@@ -39,4 +40,50 @@ pub(crate) fn address(v: &Value, keys: &AddressKeys, name: Option<String>) -> Op
         postal_code: text(v, keys.postal_code).unwrap_or_default(),
         country: text(v, keys.country).unwrap_or_default(),
     })
+}
+
+/// The unit price of a line that a vendor prices as a whole (Amazon `ItemPrice`, eBay
+/// `lineItemCost`, WooCommerce `subtotal`), and the rounding to add to the line's discount.
+/// The unit price has the amount's own decimals; when the amount does not divide by the
+/// quantity (25.00 for 3) it is rounded up (8.34) and the difference (0.02) is returned, so
+/// that unit price x quantity - discount is still the vendor's amount to the cent.
+pub(crate) fn unit_price(
+    amount: Decimal,
+    quantity: u32,
+    field: &'static str,
+) -> Result<(Decimal, Decimal), SourceError> {
+    if quantity == 0 {
+        return if amount.is_zero() {
+            Ok((Decimal::ZERO, Decimal::ZERO))
+        } else {
+            Err(invalid(field, format!("a line of quantity 0 costs {amount}")))
+        };
+    }
+    // At the amount's own decimals, so that the product is exact (a 28-digit quotient times
+    // the quantity can round back to the amount and hide a remainder).
+    let quantity = Decimal::from(quantity);
+    let unit = (amount / quantity).round_dp_with_strategy(amount.scale(), RoundingStrategy::AwayFromZero);
+    Ok((unit, unit * quantity - amount))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_line_amount_that_does_not_divide_keeps_its_cents_in_the_discount() {
+        assert_eq!(unit_price(dec("49.98"), 2, "f").unwrap(), (dec("24.99"), Decimal::ZERO));
+        let (unit, rounding) = unit_price(dec("25.00"), 3, "f").unwrap();
+        assert_eq!((unit, rounding), (dec("8.34"), dec("0.02")));
+        assert_eq!(unit * Decimal::from(3) - rounding, dec("25.00"));
+        assert_eq!(unit_price(dec("1000"), 3, "f").unwrap(), (dec("334"), dec("2")), "zero decimals");
+        assert_eq!(unit_price(dec("1.000"), 3, "f").unwrap(), (dec("0.334"), dec("0.002")), "three decimals");
+        assert_eq!(unit_price(dec("1.00"), 8, "f").unwrap(), (dec("0.13"), dec("0.04")), "never below a cent");
+        assert_eq!(unit_price(Decimal::ZERO, 0, "f").unwrap(), (Decimal::ZERO, Decimal::ZERO));
+        assert_eq!(unit_price(dec("1.00"), 0, "f").unwrap_err().field(), Some("f"));
+    }
 }

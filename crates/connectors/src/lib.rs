@@ -34,6 +34,10 @@ pub enum Inbound {
     /// A vendor's "is this endpoint alive" call (WooCommerce's activation ping): answer 200,
     /// store nothing.
     Ping,
+    /// A verified delivery that moves no money (a Stripe checkout session completed unpaid, a
+    /// refund still pending): answer 200 so the vendor does not retry it, book nothing, and log
+    /// why.
+    NoMoney { reason: String },
 }
 
 /// Turns a webhook posted by `system` into its inbox row, or says why it is refused: first its
@@ -71,7 +75,10 @@ pub fn inbound<'h>(
         }
         ConnectorKind::Stripe => {
             stripe::verify(&header, body, secrets, received_at, system.signature_tolerance)?;
-            stripe::event(body)?
+            match stripe::event(body)? {
+                stripe::Read::Event(event) => *event,
+                stripe::Read::NoMoney(reason) => return Ok(Inbound::NoMoney { reason }),
+            }
         }
         // Verified with a key fetched by `kid`, which needs a network call first: the server
         // resolves it and calls `ebay::inbound`.

@@ -1,11 +1,12 @@
 //! WooCommerce webhooks into the canonical model: `order.created`, `order.updated` (a status
 //! of `cancelled` is a cancellation) and `order.deleted`. The body is the REST v3 order; the
-//! legacy v3 `{"order": ...}` wrapper maps too. WooCommerce signs the raw body
-//! (`X-WC-Webhook-Signature`) and sends an unsigned form-encoded ping when a webhook is saved.
+//! legacy v3 `{"order": ...}` wrapper maps too, with its own field names. WooCommerce signs the
+//! raw body (`X-WC-Webhook-Signature`) and sends an unsigned form-encoded ping when a webhook is
+//! saved. The money is read as WooCommerce documents it (see `docs/connectors/woocommerce.md`).
 
 use handoff_engine::BoxFuture;
 use handoff_engine::poll::{Page, PollError, Poller};
-use handoff_model::{CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
+use handoff_model::{CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, PaymentStatus, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -59,6 +60,32 @@ fn dec(v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
 pub const ORDER_WC_V3: &str = "woocommerce/order@wc_v3";
 pub const ORDER_LEGACY_V3: &str = "woocommerce/order@legacy_v3";
 
+/// Where each order shape keeps what the reader needs: the legacy v3 API names its fields
+/// differently, and has no `prices_include_tax`, `discount_tax`, `date_paid` or `refunds`.
+struct Shape {
+    number: &'static str,
+    billing: &'static str,
+    shipping: &'static str,
+    shipping_total: &'static str,
+    discount_total: &'static str,
+}
+
+const WC_V3: Shape = Shape {
+    number: "number",
+    billing: "billing",
+    shipping: "shipping",
+    shipping_total: "shipping_total",
+    discount_total: "discount_total",
+};
+
+const LEGACY_V3: Shape = Shape {
+    number: "order_number",
+    billing: "billing_address",
+    shipping: "shipping_address",
+    shipping_total: "total_shipping",
+    discount_total: "total_discount",
+};
+
 #[derive(Deserialize)]
 struct Wrapped {
     order: Value,
@@ -76,6 +103,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
     let status = text(&o, "status").unwrap_or_default();
     let kind = match topic {
         "order.deleted" => EventKind::OrderCancelled,
+        // An order created already cancelled stays cancelled.
         "order.created" | "order.updated" if status == "cancelled" => EventKind::OrderCancelled,
         "order.created" => EventKind::OrderCreated,
         "order.updated" => EventKind::OrderUpdated,
@@ -122,9 +150,17 @@ fn order_event(
     // WooCommerce never retries, and each delivery has its own id: the order's state is the
     // dedup key, so the same state delivered twice has no second effect.
     let event_id = ExternalId::new(format!("{id}@{}", version.unwrap_or(0))).map_err(|e| invalid("id", e))?;
+    let shape = if mapping == ORDER_LEGACY_V3 { &LEGACY_V3 } else { &WC_V3 };
+    // `order.deleted` carries only the id; any other body is the whole order, cancelled or not.
     let order = match kind {
-        EventKind::OrderCancelled => None,
-        _ => Some(order(&id, o, created.unwrap_or(occurred_at))?),
+        EventKind::OrderCancelled if o.get("line_items").is_none() => None,
+        _ => {
+            let mut order = order(&id, o, shape, created.unwrap_or(occurred_at))?;
+            // WooCommerce keeps no cancellation date: the change that made the order
+            // cancelled is its last modification.
+            order.cancelled_at = (kind == EventKind::OrderCancelled).then_some(occurred_at);
+            Some(order)
+        }
     };
     Ok(InboundEvent {
         event_id,
@@ -141,43 +177,119 @@ fn order_event(
     })
 }
 
-fn order(id: &str, o: &Value, placed_at: Timestamp) -> Result<CanonicalOrder, SourceError> {
+/// The order's money as WooCommerce documents it: a line's `subtotal` is before discounts and
+/// its `total` after, both without tax (`subtotal_tax`, `total_tax` beside them); shipping
+/// lines and fee lines (signed: a negative fee lowers the total) likewise; `total` is the
+/// grand total charged. With `prices_include_tax` the canonical prices carry their tax, as the
+/// customer saw them. The parts must add up to `total`, or the order is refused naming it.
+fn order(id: &str, o: &Value, shape: &Shape, placed_at: Timestamp) -> Result<CanonicalOrder, SourceError> {
     let code = text(o, "currency").ok_or_else(|| invalid("currency", "is missing"))?;
     let currency = currency("currency", &code)?;
-    let mut lines = Vec::new();
-    for l in o["line_items"].as_array().into_iter().flatten() {
-        let quantity =
-            l["quantity"].as_u64().ok_or_else(|| invalid("line_items.quantity", "is not a whole number"))? as u32;
-        let subtotal = dec(l, "subtotal")?;
-        let total = dec(l, "total")?;
+    let taxes_included = o["prices_include_tax"].as_bool().unwrap_or(false);
+    // A price with its tax when the shop's prices include tax, else without.
+    let gross = |v: &Value, amount: &'static str, tax: &'static str| -> Result<Decimal, SourceError> {
+        Ok(dec(v, amount)? + if taxes_included { dec(v, tax)? } else { Decimal::ZERO })
+    };
+    let items = o["line_items"].as_array().filter(|l| !l.is_empty());
+    let items = items.ok_or_else(|| invalid("line_items", "an order needs at least one line"))?;
+    let (mut lines, mut allocated) = (Vec::with_capacity(items.len()), Decimal::ZERO);
+    for l in items {
+        let quantity = l["quantity"].as_u64().and_then(|q| u32::try_from(q).ok());
+        let quantity = quantity.ok_or_else(|| invalid("line_items.quantity", "is not a whole number"))?;
+        let before = gross(l, "subtotal", "subtotal_tax")?;
+        let after = gross(l, "total", "total_tax")?;
+        let (unit_price, rounding) = fields::unit_price(before, quantity, "line_items.subtotal")?;
+        allocated += before - after;
         let sku = text(l, "sku").unwrap_or_else(|| format!("wc-product-{}", l["product_id"]));
-        let unit_price = if quantity == 0 { Decimal::ZERO } else { subtotal / Decimal::from(quantity) };
-        lines.push(OrderLine { sku, quantity, unit_price, tax: dec(l, "total_tax")?, discount: subtotal - total });
+        lines.push(OrderLine {
+            sku,
+            quantity,
+            unit_price,
+            tax: dec(l, "total_tax")?,
+            discount: before - after + rounding,
+        });
     }
-    let billing = &o["billing"];
-    let shipping = &o["shipping"];
+    let mut fees = Decimal::ZERO;
+    for f in o["fee_lines"].as_array().into_iter().flatten() {
+        fees += gross(f, "total", "total_tax")?;
+    }
+    // `discount_total` is every discount of the order, the lines' included; what no line carries
+    // (an order-level discount of an old order) is the order's own.
+    let discount_total = gross(o, shape.discount_total, "discount_tax")?;
+    let discount = discount_total - allocated;
+    if discount < Decimal::ZERO {
+        return Err(invalid(
+            shape.discount_total,
+            format!("the lines' discounts add up to {allocated}, more than {discount_total}"),
+        ));
+    }
+    let shipping = gross(o, shape.shipping_total, "shipping_tax")?;
+    let totals = Totals {
+        discount,
+        fees,
+        taxes_included,
+        ..Totals::new(lines.iter().map(OrderLine::net).sum(), dec(o, "total_tax")?, shipping, dec(o, "total")?)
+    };
+    if totals.computed_total() != totals.total {
+        return Err(invalid(
+            "total",
+            format!(
+                "lines, shipping, fees, discounts and tax add up to {}, not {}",
+                totals.computed_total(),
+                totals.total
+            ),
+        ));
+    }
+    let billing = &o[shape.billing];
+    let shipping = &o[shape.shipping];
     let full_name =
         |v: &Value| [text(v, "first_name"), text(v, "last_name")].into_iter().flatten().collect::<Vec<_>>().join(" ");
     let name = full_name(billing);
-    let subtotal: Decimal = lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
+    let number = match &o[shape.number] {
+        Value::Number(n) => Some(n.to_string()),
+        other => other.as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+    };
     Ok(CanonicalOrder {
         order_ref: id.to_owned(),
-        name: text(o, "number"),
+        name: number,
         channel: Some("woocommerce".into()),
-        customer: Customer { email: text(billing, "email"), name: Some(name).filter(|n| !n.is_empty()) },
+        customer: Customer {
+            email: text(billing, "email").or_else(|| text(&o["customer"], "email")),
+            name: Some(name).filter(|n| !n.is_empty()),
+        },
         shipping_address: fields::address(shipping, &ADDRESS, Some(full_name(shipping))),
         lines,
         currency,
-        totals: Totals {
-            subtotal,
-            tax: dec(o, "total_tax")?,
-            shipping: dec(o, "shipping_total")?,
-            ..Totals::new(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, dec(o, "total")?)
-        },
+        totals,
         placed_at,
-        payment_status: None,
+        payment_status: payment_status(o)?,
         cancelled_at: None,
     })
+}
+
+/// WooCommerce's order `status` as a payment status: `pending`, `on-hold` (awaiting payment)
+/// and `failed` hold no money; `processing` and `completed` are paid; `refunded` is refunded.
+/// A cancelled or trashed order, or one in a status a plugin added, is paid only if it has a
+/// `date_paid` (legacy: `payment_details.paid`). A paid order with `refunds` (their `total` is
+/// negative in the order) is partly refunded, or refunded when they cover its total.
+fn payment_status(o: &Value) -> Result<Option<PaymentStatus>, SourceError> {
+    let paid = text(o, "date_paid_gmt").is_some() || o["payment_details"]["paid"].as_bool() == Some(true);
+    let status = match text(o, "status").unwrap_or_default().as_str() {
+        "pending" | "on-hold" | "failed" | "checkout-draft" => PaymentStatus::Pending,
+        "processing" | "completed" => PaymentStatus::Paid,
+        "refunded" => return Ok(Some(PaymentStatus::Refunded)),
+        _ if paid => PaymentStatus::Paid,
+        _ => return Ok(None),
+    };
+    let mut refunded = Decimal::ZERO;
+    for r in o["refunds"].as_array().into_iter().flatten() {
+        refunded += dec(r, "total")?.abs();
+    }
+    Ok(Some(match status {
+        PaymentStatus::Paid if refunded >= dec(o, "total")? && !refunded.is_zero() => PaymentStatus::Refunded,
+        PaymentStatus::Paid if !refunded.is_zero() => PaymentStatus::PartiallyRefunded,
+        other => other,
+    }))
 }
 
 /// Where the orders poll stands: the window's start, the page inside it, and the latest
@@ -322,7 +434,8 @@ mod tests {
         assert_eq!(updated.kind, EventKind::OrderUpdated);
         for status in ["cancelled", "trash"] {
             let cancelled = polled_order(&order(status, "2026-11-03T10:00:00")).unwrap();
-            assert_eq!((cancelled.kind, cancelled.order), (EventKind::OrderCancelled, None));
+            assert_eq!(cancelled.kind, EventKind::OrderCancelled);
+            assert_eq!(cancelled.order.unwrap().cancelled_at, Some(cancelled.occurred_at), "kept cancelled");
         }
     }
 }

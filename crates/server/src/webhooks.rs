@@ -37,6 +37,10 @@ pub(crate) async fn receive<S: Store + Clone>(
     let (new, source_version) = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now()) {
         Ok(Inbound::Event { event, source_version }) => (event, source_version),
         Ok(Inbound::Ping) => return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response(),
+        Ok(Inbound::NoMoney { reason }) => {
+            tracing::info!(message = "webhook books nothing", system = %system, reason);
+            return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
+        }
         Err(e) => {
             let status = match e {
                 SourceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

@@ -690,7 +690,7 @@ impl<S: Store + Clone> World<S> {
                 return;
             }
             Ok(Inbound::Event { event, .. }) => event,
-            Ok(Inbound::Ping) => unreachable!("simulated sources send no pings"),
+            Ok(Inbound::Ping | Inbound::NoMoney { .. }) => unreachable!("simulated sources send only events"),
             Err(SourceError::Unauthenticated(SignatureError::Stale { .. })) if replay => {
                 self.sometimes("stale replay refused");
                 return;

@@ -42,21 +42,56 @@ const ADDRESS_2026: AddressKeys = AddressKeys {
 };
 
 /// A `{Amount|amount, CurrencyCode|currencyCode}` money object; Amazon sends decimal strings.
-fn money(v: &Value) -> Result<Option<(Decimal, Currency)>, SourceError> {
+fn money(v: &Value, field: &'static str) -> Result<Option<(Decimal, Currency)>, SourceError> {
     if v.is_null() {
         return Ok(None);
     }
-    let amount = text(v, "Amount").or_else(|| text(v, "amount")).ok_or_else(|| invalid("Amount", "is missing"))?;
+    let amount = text(v, "Amount").or_else(|| text(v, "amount")).ok_or_else(|| invalid(field, "Amount is missing"))?;
     let currency = text(v, "CurrencyCode")
         .or_else(|| text(v, "currencyCode"))
-        .ok_or_else(|| invalid("CurrencyCode", "is missing"))?;
-    let amount: Decimal = amount.parse().map_err(|_| invalid("Amount", format!("{amount:?} is not a decimal")))?;
-    let currency = currency_of("CurrencyCode", &currency)?;
-    Ok(Some((amount, currency)))
+        .ok_or_else(|| invalid(field, "CurrencyCode is missing"))?;
+    let amount: Decimal = amount.parse().map_err(|_| invalid(field, format!("{amount:?} is not a decimal")))?;
+    Ok(Some((amount, currency_of(field, &currency)?)))
 }
 
-fn amount(v: &Value) -> Result<Decimal, SourceError> {
-    Ok(money(v)?.map_or(Decimal::ZERO, |(a, _)| a))
+/// Reads the money of one order, every amount in the order's currency.
+struct Amounts {
+    currency: Currency,
+}
+
+impl Amounts {
+    /// The amount of a money object (zero when absent); one in another currency is refused.
+    fn of(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
+        match money(v, field)? {
+            None => Ok(Decimal::ZERO),
+            Some((amount, currency)) if currency == self.currency => Ok(amount),
+            Some((_, currency)) => Err(invalid(field, format!("is in {currency}, the order in {}", self.currency))),
+        }
+    }
+
+    /// A discount: Amazon does not document its sign, so its size is taken and subtracted.
+    fn discount(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
+        Ok(self.of(v, field)?.abs())
+    }
+}
+
+/// Amazon does not say whether its prices include tax (its US marketplaces add sales tax on
+/// top, its European ones show VAT inside the price, often with `ItemTax` 0.00): the order's
+/// own total decides which reading adds up, and an order neither reading adds up is refused.
+fn settle(mut totals: Totals, field: &'static str) -> Result<Totals, SourceError> {
+    let excluded = totals.computed_total();
+    totals.taxes_included = excluded != totals.total;
+    if totals.computed_total() == totals.total {
+        return Ok(totals);
+    }
+    Err(invalid(
+        field,
+        format!(
+            "the parts add up to {excluded} with tax on top and {} with tax inside the prices, not {}",
+            totals.computed_total(),
+            totals.total
+        ),
+    ))
 }
 
 /// An Amazon order, whichever generation it came from.
@@ -67,83 +102,178 @@ pub struct AmazonOrder {
     pub cancelled: bool,
 }
 
-/// Orders v0: the `getOrder` payload and the `getOrderItems` payload of the same order.
+/// Orders v0: the `getOrder` payload and the `getOrderItems` payload of the same order (both
+/// name it in `AmazonOrderId`; items of another order are refused). Per item, as the v0 model
+/// documents them: `ItemPrice` is the price of the whole quantity before its promotions
+/// (`PromotionDiscount`, tax `PromotionDiscountTax`); `ItemTax` the tax on it; `ShippingPrice`,
+/// `ShippingTax`, `ShippingDiscount`, `ShippingDiscountTax` the same for shipping; gift wrap
+/// (`BuyerInfo.GiftWrapPrice`, `GiftWrapTax`) and cash on delivery (`CODFee`, `CODFeeDiscount`)
+/// are fees. `OrderTotal` is the total charged; the parts must add up to it.
 pub fn order_v0(order: &Value, items: &Value) -> Result<AmazonOrder, SourceError> {
     let order = order.get("payload").unwrap_or(order);
     let items = items.get("payload").unwrap_or(items);
     let order_ref = text(order, "AmazonOrderId").ok_or_else(|| invalid("AmazonOrderId", "is missing"))?;
-    let mut lines = Vec::new();
-    let (mut tax, mut shipping, mut currency) = (Decimal::ZERO, Decimal::ZERO, None);
-    for item in items["OrderItems"].as_array().into_iter().flatten() {
-        let quantity = item["QuantityOrdered"].as_u64().ok_or_else(|| invalid("QuantityOrdered", "is missing"))? as u32;
-        // v0's ItemPrice is the price of the whole quantity.
-        let price = money(&item["ItemPrice"])?;
-        currency = currency.or(price.map(|(_, c)| c));
-        let total = price.map_or(Decimal::ZERO, |(a, _)| a);
-        let unit_price = if quantity == 0 { Decimal::ZERO } else { total / Decimal::from(quantity) };
-        let line_tax = amount(&item["ItemTax"])?;
-        tax += line_tax;
-        shipping += amount(&item["ShippingPrice"])?;
+    match text(items, "AmazonOrderId") {
+        Some(of) if of == order_ref => {}
+        of => {
+            return Err(invalid(
+                "AmazonOrderId",
+                format!("the items are of order {}, not of {order_ref}", of.as_deref().unwrap_or("(unnamed)")),
+            ));
+        }
+    }
+    let items = items["OrderItems"].as_array().filter(|i| !i.is_empty());
+    let items = items.ok_or_else(|| invalid("OrderItems", "an order needs at least one item"))?;
+    let order_total = money(&order["OrderTotal"], "OrderTotal")?;
+    let first_price = money(&items[0]["ItemPrice"], "ItemPrice")?;
+    let currency =
+        order_total.or(first_price).map(|(_, c)| c).ok_or_else(|| invalid("OrderTotal", "no currency anywhere"))?;
+    let read = Amounts { currency };
+    let mut lines = Vec::with_capacity(items.len());
+    let mut totals = Totals::new(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for item in items {
+        let quantity = item["QuantityOrdered"].as_u64().and_then(|q| u32::try_from(q).ok());
+        let quantity = quantity.ok_or_else(|| invalid("QuantityOrdered", "is missing"))?;
+        let (unit_price, rounding) =
+            fields::unit_price(read.of(&item["ItemPrice"], "ItemPrice")?, quantity, "ItemPrice")?;
+        let tax = read.of(&item["ItemTax"], "ItemTax")?
+            - read.discount(&item["PromotionDiscountTax"], "PromotionDiscountTax")?;
+        totals.shipping += read.of(&item["ShippingPrice"], "ShippingPrice")?;
+        totals.shipping_discount += read.discount(&item["ShippingDiscount"], "ShippingDiscount")?;
+        let buyer = &item["BuyerInfo"];
+        totals.tax += tax + read.of(&item["ShippingTax"], "ShippingTax")?
+            - read.discount(&item["ShippingDiscountTax"], "ShippingDiscountTax")?
+            + read.of(&buyer["GiftWrapTax"], "BuyerInfo.GiftWrapTax")?;
+        totals.fees += read.of(&buyer["GiftWrapPrice"], "BuyerInfo.GiftWrapPrice")?
+            + read.of(&item["CODFee"], "CODFee")?
+            - read.discount(&item["CODFeeDiscount"], "CODFeeDiscount")?;
         lines.push(OrderLine {
             sku: text(item, "SellerSKU").or_else(|| text(item, "ASIN")).unwrap_or_default(),
             quantity,
             unit_price,
-            tax: line_tax,
-            discount: amount(&item["PromotionDiscount"])?,
+            tax,
+            discount: read.discount(&item["PromotionDiscount"], "PromotionDiscount")? + rounding,
         });
     }
-    let order_total = money(&order["OrderTotal"])?;
-    let currency =
-        order_total.map(|(_, c)| c).or(currency).ok_or_else(|| invalid("OrderTotal", "no currency anywhere"))?;
-    let subtotal: Decimal = lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
-    let total = order_total.map_or(subtotal + tax + shipping, |(a, _)| a);
+    totals.subtotal = lines.iter().map(OrderLine::net).sum();
+    // `OrderTotal` is not returned for Pending and Canceled orders: their parts are their total.
+    totals.total = order_total.map_or_else(|| totals.computed_total(), |(a, _)| a);
+    let totals = settle(totals, "OrderTotal")?;
     let address = &order["ShippingAddress"];
+    let last_updated = time(order, "LastUpdateDate")?;
+    let cancelled = text(order, "OrderStatus").as_deref() == Some("Canceled");
     let canonical = CanonicalOrder {
         order_ref: order_ref.clone(),
         name: None,
         channel: Some("amazon".into()),
-        customer: Customer { email: text(&order["BuyerInfo"], "BuyerEmail"), name: text(address, "Name") },
+        customer: Customer {
+            email: text(&order["BuyerInfo"], "BuyerEmail"),
+            name: text(&order["BuyerInfo"], "BuyerName").or_else(|| text(address, "Name")),
+        },
         shipping_address: fields::address(address, &V0_ADDRESS, text(address, "Name")),
         lines,
         currency,
-        totals: Totals::new(subtotal, tax, shipping, total),
+        totals,
         placed_at: time(order, "PurchaseDate")?,
         payment_status: None,
-        cancelled_at: None,
+        cancelled_at: cancelled.then_some(last_updated),
     };
-    Ok(AmazonOrder {
-        order: canonical,
-        last_updated: time(order, "LastUpdateDate")?,
-        cancelled: text(order, "OrderStatus").as_deref() == Some("Canceled"),
-    })
+    Ok(AmazonOrder { order: canonical, last_updated, cancelled })
 }
 
-/// The amount of one `proceeds.breakdowns` entry of this type, if any.
-fn breakdown(proceeds: &Value, kind: &str) -> Result<Decimal, SourceError> {
-    let found = proceeds["breakdowns"].as_array().into_iter().flatten().find(|b| b["type"] == kind);
-    found.map_or(Ok(Decimal::ZERO), |b| amount(&b["subtotal"]))
+/// The `proceeds.breakdowns` entries of one order or item, by type.
+struct Breakdowns<'a> {
+    entries: &'a [Value],
+    read: &'a Amounts,
 }
 
-/// Orders 2026-01-01: one `order` object (from `getOrder`, or one of `searchOrders`).
+impl<'a> Breakdowns<'a> {
+    fn of(proceeds: &'a Value, read: &'a Amounts) -> Self {
+        Breakdowns { entries: proceeds["breakdowns"].as_array().map_or(&[], Vec::as_slice), read }
+    }
+
+    /// The sum of the entries of this type (zero when none).
+    fn sum(&self, kind: &str) -> Result<Decimal, SourceError> {
+        let mut sum = Decimal::ZERO;
+        for b in self.entries.iter().filter(|b| b["type"] == kind) {
+            sum += self.read.of(&b["subtotal"], "proceeds.breakdowns.subtotal")?;
+        }
+        Ok(sum)
+    }
+
+    /// The part of this type's entries that its `detailedBreakdowns` give to `subtype`, or, when
+    /// an entry has no details, all of it when `subtype` is the default one.
+    fn detail(&self, kind: &str, subtype: &str, default: bool) -> Result<Decimal, SourceError> {
+        let mut sum = Decimal::ZERO;
+        for b in self.entries.iter().filter(|b| b["type"] == kind) {
+            match b["detailedBreakdowns"].as_array() {
+                Some(details) => {
+                    for d in details.iter().filter(|d| d["subtype"] == subtype) {
+                        sum += self.read.of(&d["value"], "proceeds.breakdowns.detailedBreakdowns.value")?;
+                    }
+                }
+                None if default => sum += self.read.of(&b["subtotal"], "proceeds.breakdowns.subtotal")?,
+                None => {}
+            }
+        }
+        Ok(sum)
+    }
+}
+
+/// Orders 2026-01-01: one `order` object (from `getOrder`, or one of `searchOrders`). Its
+/// `proceeds.grandTotal` is the total; `proceeds.breakdowns` give the parts (`ITEM`, `SHIPPING`,
+/// `GIFT_WRAP`, `COD_FEE`, `OTHER`, `TAX`, `DISCOUNT`, and `DELIVERY_TIP`, which is charged
+/// apart). Each item's own proceeds give its price (`ITEM`, the whole quantity), its discounts
+/// (`DISCOUNT`, split by `detailedBreakdowns` into the item's and its shipping's) and its tax.
 pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
     let order = order.get("order").unwrap_or(order);
     let order_ref = text(order, "orderId").ok_or_else(|| invalid("orderId", "is missing"))?;
-    let (total, currency) =
-        money(&order["proceeds"]["grandTotal"])?.ok_or_else(|| invalid("proceeds.grandTotal", "is missing"))?;
-    let mut lines = Vec::new();
-    for item in order["orderItems"].as_array().into_iter().flatten() {
-        let quantity = item["quantityOrdered"].as_u64().ok_or_else(|| invalid("quantityOrdered", "is missing"))? as u32;
+    let proceeds = &order["proceeds"];
+    let (total, currency) = money(&proceeds["grandTotal"], "proceeds.grandTotal")?
+        .ok_or_else(|| invalid("proceeds.grandTotal", "is missing"))?;
+    let read = Amounts { currency };
+    let items = order["orderItems"].as_array().filter(|i| !i.is_empty());
+    let items = items.ok_or_else(|| invalid("orderItems", "an order needs at least one item"))?;
+    let (mut lines, mut shipping_discount, mut allocated) =
+        (Vec::with_capacity(items.len()), Decimal::ZERO, Decimal::ZERO);
+    for item in items {
+        let quantity = item["quantityOrdered"].as_u64().and_then(|q| u32::try_from(q).ok());
+        let quantity = quantity.ok_or_else(|| invalid("quantityOrdered", "is missing"))?;
         let product = &item["product"];
+        let parts = Breakdowns::of(&item["proceeds"], &read);
+        let price = match parts.entries.iter().any(|b| b["type"] == "ITEM") {
+            true => parts.sum("ITEM")?,
+            false => read.of(&product["price"]["unitPrice"], "product.price.unitPrice")? * Decimal::from(quantity),
+        };
+        let (unit_price, rounding) = fields::unit_price(price, quantity, "proceeds.breakdowns.ITEM")?;
+        let discount = parts.detail("DISCOUNT", "ITEM", true)?.abs();
+        shipping_discount += parts.detail("DISCOUNT", "SHIPPING", false)?.abs();
+        allocated += discount;
         lines.push(OrderLine {
             sku: text(product, "sellerSku").or_else(|| text(product, "asin")).unwrap_or_default(),
             quantity,
-            unit_price: amount(&product["price"]["unitPrice"])?,
-            tax: breakdown(&item["proceeds"], "TAX")?,
-            discount: breakdown(&item["proceeds"], "DISCOUNT")?.abs(),
+            unit_price,
+            tax: parts.detail("TAX", "ITEM", true)?,
+            discount: discount + rounding,
         });
     }
-    let proceeds = &order["proceeds"];
+    let parts = Breakdowns::of(proceeds, &read);
+    // The order's DISCOUNT is every discount; what no item or shipping carries is the order's own.
+    let discount = parts.sum("DISCOUNT")?.abs() - allocated - shipping_discount;
+    if discount < Decimal::ZERO {
+        return Err(invalid("proceeds.breakdowns.DISCOUNT", "the items' discounts add up to more than the order's"));
+    }
+    let totals = Totals {
+        shipping_discount,
+        discount,
+        tip: parts.sum("DELIVERY_TIP")?,
+        fees: parts.sum("GIFT_WRAP")? + parts.sum("COD_FEE")? + parts.sum("OTHER")?,
+        ..Totals::new(lines.iter().map(OrderLine::net).sum(), parts.sum("TAX")?, parts.sum("SHIPPING")?, total)
+    };
+    let totals = settle(totals, "proceeds.grandTotal")?;
     let address = &order["recipient"]["deliveryAddress"];
+    let last_updated = time(order, "lastUpdatedTime")?;
+    let cancelled = text(&order["fulfillment"], "fulfillmentStatus").as_deref() == Some("CANCELLED");
     let canonical = CanonicalOrder {
         order_ref,
         name: None,
@@ -152,22 +282,12 @@ pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
         shipping_address: fields::address(address, &ADDRESS_2026, text(address, "name")),
         lines,
         currency,
-        totals: Totals {
-            subtotal: breakdown(proceeds, "ITEM")? - breakdown(proceeds, "DISCOUNT")?.abs(),
-            tax: breakdown(proceeds, "TAX")?,
-            shipping: breakdown(proceeds, "SHIPPING")?,
-            ..Totals::new(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, total)
-        },
+        totals,
         placed_at: time(order, "createdTime")?,
         payment_status: None,
-        cancelled_at: None,
+        cancelled_at: cancelled.then_some(last_updated),
     };
-    let status = text(&order["fulfillment"], "fulfillmentStatus").unwrap_or_default();
-    Ok(AmazonOrder {
-        order: canonical,
-        last_updated: time(order, "lastUpdatedTime")?,
-        cancelled: status == "CANCELLED",
-    })
+    Ok(AmazonOrder { order: canonical, last_updated, cancelled })
 }
 
 /// An `ORDER_CHANGE` notification: which order changed, and the key that makes a redelivered

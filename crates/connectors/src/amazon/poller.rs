@@ -170,7 +170,9 @@ impl OrdersPoller {
                 "Canceled" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V0)),
                 _ => {
                     let items = self.api.order_items(&order_id).await.map_err(|e| self.item_failed(e))?;
-                    let items = json!({ "OrderItems": items });
+                    // The items were asked for by this order's id: the join names it, as
+                    // getOrderItems does.
+                    let items = json!({ "AmazonOrderId": order_id, "OrderItems": items });
                     let raw = json!({ "order": order, "items": items });
                     Some(
                         order_v0(order, &items)

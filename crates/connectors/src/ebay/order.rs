@@ -1,7 +1,9 @@
 //! A Sell Fulfillment API `Order` into the canonical model. eBay sends amounts as decimal
 //! strings in `{value, currency}` objects; `lineItemCost` is the price of the whole quantity.
 
-use handoff_model::{CanonicalOrder, Currency, Customer, EventKind, ExternalId, InboundEvent, OrderLine, Totals};
+use handoff_model::{
+    CanonicalOrder, Currency, Customer, EventKind, ExternalId, InboundEvent, OrderLine, PaymentStatus, Totals,
+};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -31,10 +33,6 @@ fn money(v: &Value, field: &'static str) -> Result<Option<(Decimal, Currency)>, 
     let amount = value.parse().map_err(|_| invalid(field, format!("{value:?} is not a decimal")))?;
     let currency = text(v, "currency").ok_or_else(|| invalid(field, "currency is missing"))?;
     Ok(Some((amount, currency_of(field, &currency)?)))
-}
-
-fn amount(v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
-    Ok(money(v, field)?.map_or(Decimal::ZERO, |(a, _)| a))
 }
 
 /// An eBay order in canonical form, with what the poller needs besides.
@@ -77,35 +75,67 @@ impl EbayOrder {
     }
 }
 
-/// Discounts eBay applied to one line (`appliedPromotions[].discountAmount`), as a positive amount.
-fn line_discount(item: &Value) -> Result<Decimal, SourceError> {
-    let mut discount = Decimal::ZERO;
-    for promotion in item["appliedPromotions"].as_array().into_iter().flatten() {
-        discount += amount(&promotion["discountAmount"], "lineItems.appliedPromotions.discountAmount")?.abs();
-    }
-    Ok(discount)
+/// Reads the money of one order, every amount in the order's currency.
+struct Amounts {
+    currency: Currency,
 }
 
-/// Maps one `Order` (from `getOrder`, or one of `getOrders`' `orders`). Totals are eBay's own
-/// `pricingSummary.total`; the lines, tax and delivery must add up to it to the cent, or the
-/// order is refused rather than booked with a guessed difference.
+impl Amounts {
+    /// The amount of an `Amount` (zero when absent); one in another currency is refused.
+    fn of(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
+        match money(v, field)? {
+            None => Ok(Decimal::ZERO),
+            Some((amount, currency)) if currency == self.currency => Ok(amount),
+            Some((_, currency)) => Err(invalid(field, format!("is in {currency}, the order in {}", self.currency))),
+        }
+    }
+
+    /// A discount's size: eBay documents discounts as negative, and a positive one is the same
+    /// discount.
+    fn discount(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
+        Ok(self.of(v, field)?.abs())
+    }
+}
+
+/// Maps one `Order` (from `getOrder`, or one of `getOrders`' `orders`), its money as eBay's
+/// Sell Fulfillment API documents it. A line's `lineItemCost` is its whole quantity before
+/// discounts; its discount is `lineItemCost - discountedLineItemCost` (else the sum of its
+/// `appliedPromotions`); its tax the sum of its `taxes`. `pricingSummary`: `priceSubtotal` (all
+/// lines before discounts, which must be the lines' sum), `priceDiscount` (all item discounts,
+/// negative; what no line carries is an order-level discount), `deliveryCost` (before its
+/// discounts) and `deliveryDiscount` (negative), `tax`, `fee` (special fees), `adjustment`
+/// (a credit or a debit, signed) and `total`. The parts must add up to `total` to the cent, or
+/// the order is refused naming `pricingSummary.total` rather than booked with a guessed
+/// difference.
 pub fn order(v: &Value) -> Result<EbayOrder, SourceError> {
     let order_ref = text(v, "orderId").ok_or_else(|| invalid("orderId", "is missing"))?;
     let pricing = &v["pricingSummary"];
     let (total, currency) = money(&pricing["total"], "pricingSummary.total")?
         .ok_or_else(|| invalid("pricingSummary.total", "is missing"))?;
-    let mut lines = Vec::new();
-    let mut line_tax = Decimal::ZERO;
-    for item in v["lineItems"].as_array().into_iter().flatten() {
+    let read = Amounts { currency };
+    let items = v["lineItems"].as_array().filter(|l| !l.is_empty());
+    let items = items.ok_or_else(|| invalid("lineItems", "an order needs at least one line"))?;
+    let (mut lines, mut line_costs, mut allocated) = (Vec::with_capacity(items.len()), Decimal::ZERO, Decimal::ZERO);
+    for item in items {
         let quantity = item["quantity"].as_u64().ok_or_else(|| invalid("lineItems.quantity", "is missing"))?;
         let quantity = u32::try_from(quantity).map_err(|_| invalid("lineItems.quantity", "is too large"))?;
-        let cost = amount(&item["lineItemCost"], "lineItems.lineItemCost")?;
-        let unit_price = if quantity == 0 { Decimal::ZERO } else { cost / Decimal::from(quantity) };
+        let cost = read.of(&item["lineItemCost"], "lineItems.lineItemCost")?;
+        let (unit_price, rounding) = fields::unit_price(cost, quantity, "lineItems.lineItemCost")?;
+        let discount = if item["discountedLineItemCost"].is_object() {
+            cost - read.of(&item["discountedLineItemCost"], "lineItems.discountedLineItemCost")?
+        } else {
+            let mut sum = Decimal::ZERO;
+            for p in item["appliedPromotions"].as_array().into_iter().flatten() {
+                sum += read.discount(&p["discountAmount"], "lineItems.appliedPromotions.discountAmount")?;
+            }
+            sum
+        };
         let mut tax = Decimal::ZERO;
         for t in item["taxes"].as_array().into_iter().flatten() {
-            tax += amount(&t["amount"], "lineItems.taxes.amount")?;
+            tax += read.of(&t["amount"], "lineItems.taxes.amount")?;
         }
-        line_tax += tax;
+        line_costs += cost;
+        allocated += discount;
         let line_item_id = text(item, "lineItemId").ok_or_else(|| invalid("lineItems.lineItemId", "is missing"))?;
         lines.push(OrderLine {
             // A listing without a seller SKU is still one line: name it by its line item.
@@ -113,22 +143,58 @@ pub fn order(v: &Value) -> Result<EbayOrder, SourceError> {
             quantity,
             unit_price,
             tax,
-            discount: line_discount(item)?,
+            discount: discount + rounding,
         });
     }
-    let subtotal: Decimal = lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity) - l.discount).sum();
-    let tax = money(&pricing["tax"], "pricingSummary.tax")?.map_or(line_tax, |(a, _)| a);
-    let shipping = amount(&pricing["deliveryCost"], "pricingSummary.deliveryCost")?
-        - amount(&pricing["deliveryDiscount"], "pricingSummary.deliveryDiscount")?.abs();
-    if subtotal + tax + shipping != total {
+    if pricing["priceSubtotal"].is_object() {
+        let subtotal = read.of(&pricing["priceSubtotal"], "pricingSummary.priceSubtotal")?;
+        if subtotal != line_costs {
+            return Err(invalid(
+                "pricingSummary.priceSubtotal",
+                format!("is {subtotal}, the lines' lineItemCost add up to {line_costs}"),
+            ));
+        }
+    }
+    // Without `priceDiscount` no discount is applied beyond the lines' own.
+    let discount = match pricing["priceDiscount"].is_object() {
+        true => read.discount(&pricing["priceDiscount"], "pricingSummary.priceDiscount")? - allocated,
+        false => Decimal::ZERO,
+    };
+    if discount < Decimal::ZERO {
+        return Err(invalid("pricingSummary.priceDiscount", format!("is less than the lines' discounts, {allocated}")));
+    }
+    // `tax` is returned when the order has any; else the lines' taxes (none) stand.
+    let tax = match pricing["tax"].is_object() {
+        true => read.of(&pricing["tax"], "pricingSummary.tax")?,
+        false => lines.iter().map(|l| l.tax).sum(),
+    };
+    let totals = Totals {
+        shipping_discount: read.discount(&pricing["deliveryDiscount"], "pricingSummary.deliveryDiscount")?,
+        discount,
+        fees: read.of(&pricing["fee"], "pricingSummary.fee")?
+            + read.of(&pricing["adjustment"], "pricingSummary.adjustment")?,
+        ..Totals::new(
+            lines.iter().map(OrderLine::net).sum(),
+            tax,
+            read.of(&pricing["deliveryCost"], "pricingSummary.deliveryCost")?,
+            total,
+        )
+    };
+    if totals.computed_total() != total {
         return Err(invalid(
             "pricingSummary.total",
-            format!("lines {subtotal} + tax {tax} + delivery {shipping} do not add up to {total}"),
+            format!(
+                "lines, delivery, discounts, fees, adjustments and tax add up to {}, not {total}",
+                totals.computed_total()
+            ),
         ));
     }
     let ship_to = &v["fulfillmentStartInstructions"][0]["shippingStep"]["shipTo"];
     let address = &ship_to["contactAddress"];
     let registration = &v["buyer"]["buyerRegistrationAddress"];
+    let cancel = &v["cancelStatus"];
+    let cancelled = text(cancel, "cancelState").as_deref() == Some("CANCELED");
+    let last_modified = time(v, "lastModifiedDate")?;
     let canonical = CanonicalOrder {
         order_ref,
         name: None,
@@ -140,15 +206,27 @@ pub fn order(v: &Value) -> Result<EbayOrder, SourceError> {
         shipping_address: fields::address(address, &ADDRESS, text(ship_to, "fullName")),
         lines,
         currency,
-        totals: Totals::new(subtotal, tax, shipping, total),
+        totals,
         placed_at: time(v, "creationDate")?,
-        payment_status: None,
-        cancelled_at: None,
+        payment_status: text(v, "orderPaymentStatus").as_deref().map(payment_status).transpose()?,
+        cancelled_at: match cancelled {
+            true => {
+                Some(if cancel["cancelledDate"].is_string() { time(cancel, "cancelledDate")? } else { last_modified })
+            }
+            false => None,
+        },
     };
-    Ok(EbayOrder {
-        order: canonical,
-        last_modified: time(v, "lastModifiedDate")?,
-        cancelled: text(&v["cancelStatus"], "cancelState").as_deref() == Some("CANCELED"),
+    Ok(EbayOrder { order: canonical, last_modified, cancelled })
+}
+
+/// eBay's `orderPaymentStatus`: `FAILED` brought no money, so it is still pending.
+fn payment_status(s: &str) -> Result<PaymentStatus, SourceError> {
+    Ok(match s {
+        "PENDING" | "FAILED" => PaymentStatus::Pending,
+        "PAID" => PaymentStatus::Paid,
+        "PARTIALLY_REFUNDED" => PaymentStatus::PartiallyRefunded,
+        "FULLY_REFUNDED" => PaymentStatus::Refunded,
+        other => return Err(invalid("orderPaymentStatus", format!("{other:?} is not one of eBay's payment statuses"))),
     })
 }
 
