@@ -8,7 +8,7 @@ use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
 use handoff_store::{Replay, Store};
 use jiff::Timestamp;
 
-fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     if !data_dir.join(DB_FILE).exists() {
         bail!("no Handoff store in {} (set --data-dir or HANDOFF_DATA_DIR)", data_dir.display());
     }
@@ -69,6 +69,10 @@ fn print_timeline(t: &handoff_store::Timeline) {
     }
     for a in &t.audit {
         lines.push((a.at, format!("audit    {} {}: {}", a.actor, a.action, a.detail)));
+    }
+    for q in &t.quarantined {
+        let line = format!("held     {:<14} quarantine {} [{}] {}: {}", q.system, q.id, q.state, q.field, q.reason);
+        lines.push((q.received_at, line));
     }
     lines.sort_by_key(|(at, _)| *at);
     println!("\ntimeline");
