@@ -18,7 +18,17 @@ use crate::SourceError;
 impl From<SourceError> for Unmapped {
     fn from(e: SourceError) -> Self {
         // A body that is not JSON at all stops before any field.
-        Unmapped { field: e.field().unwrap_or("body").to_owned(), reason: e.reason() }
+        let field = e.field().unwrap_or("body").to_owned();
+        let reason = e.reason();
+        // An order that does not add up names the part of it that does not in its reason
+        // (`totals.total: ...`, `lines: ...`).
+        if field == "order"
+            && let Some((part, why)) = reason.split_once(": ")
+            && (part == "lines" || part.starts_with("totals."))
+        {
+            return Unmapped { field: format!("order.{part}"), reason: why.to_owned() };
+        }
+        Unmapped { field, reason }
     }
 }
 
