@@ -294,11 +294,18 @@ pub async fn exception_act(
     let mut outcomes = Vec::new();
     let mut failed = 0;
     for id in ids {
-        match handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now()).await {
+        let held = store.exception(id).await?.and_then(|x| Some((crate::quarantine::held_by(&x)?, x)));
+        let taken = match held {
+            Some((held, x)) => crate::quarantine::act(&store, &contract, &x, held, &actor).await,
+            None => handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now())
+                .await
+                .map_err(anyhow::Error::from),
+        };
+        match taken {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
                 failed += 1;
-                eprintln!("exception {id}: {e}");
+                eprintln!("exception {id}: {e:#}");
             }
         }
     }

@@ -5,8 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use handoff_contract::Contract;
-use handoff_engine::quarantine::{self, ReplayError, Replayed};
-use handoff_store::{QuarantineState, Quarantined, Recorded, Store};
+use handoff_engine::actions::ActionOutcome;
+use handoff_engine::quarantine::{self, ReplayError, Replayed, Unmapped};
+use handoff_model::Pattern;
+use handoff_store::sqlite::SqliteStore;
+use handoff_store::{ExceptionRow, NewEvent, QuarantineState, Quarantined, Recorded, Store};
 use jiff::Timestamp;
 
 #[derive(clap::Subcommand)]
@@ -120,6 +123,52 @@ async fn show(data_dir: &Path, id: i64, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This build's reader of each system of the contract.
+fn reader(contract: &Contract) -> impl Fn(&Quarantined) -> Result<NewEvent, Unmapped> + '_ {
+    |held: &Quarantined| match contract.systems.get(&held.system) {
+        Some(source) => handoff_connectors::reread(&held.system, source, held),
+        None => Err(Unmapped { field: "system".into(), reason: format!("{:?} is not in the contract", held.system) }),
+    }
+}
+
+/// The held body an exception was raised for, if it was one (see `docs/quarantine.md`).
+pub(crate) fn held_by(x: &ExceptionRow) -> Option<i64> {
+    if x.pattern != Pattern::TransformMismatch.as_str() || x.command_id.is_some() {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(x.evidence.as_deref()?).ok()?["quarantine"].as_i64()
+}
+
+/// `exceptions act` on a held body's exception: its action is the body's replay.
+pub(crate) async fn act(
+    store: &SqliteStore,
+    contract: &Contract,
+    x: &ExceptionRow,
+    held: i64,
+    actor: &str,
+) -> anyhow::Result<ActionOutcome> {
+    let lines = match quarantine::replay(store, held, reader(contract), actor, Timestamp::now()).await? {
+        Replayed::Recorded(recorded) => {
+            let (Recorded::New(row) | Recorded::Duplicate(row)) = recorded;
+            vec![format!("quarantine {held} replayed as event {row}; intake plans it like any other")]
+        }
+        Replayed::Before { event_row } => {
+            let row = event_row.map_or_else(|| "-".to_owned(), |r| r.to_string());
+            vec![format!("quarantine {held} was replayed before, as event {row}: nothing to do")]
+        }
+    };
+    Ok(ActionOutcome {
+        exception_id: x.id,
+        order_ref: x.order_ref.clone(),
+        pattern: x.pattern.clone(),
+        action: "replay_quarantined".into(),
+        queued: Vec::new(),
+        already_queued: Vec::new(),
+        needs_person: false,
+        lines,
+    })
+}
+
 async fn replay(
     data_dir: &Path,
     contract: &Contract,
@@ -135,17 +184,11 @@ async fn replay(
             held.into_iter().filter(|q| system.as_ref().is_none_or(|s| &q.system == s)).map(|q| q.id).rev().collect()
         }
     };
-    let read = |held: &Quarantined| match contract.systems.get(&held.system) {
-        Some(source) => handoff_connectors::reread(&held.system, source, held),
-        None => Err(handoff_engine::quarantine::Unmapped {
-            field: "system".into(),
-            reason: format!("{:?} is not in the contract", held.system),
-        }),
-    };
+    let read = reader(contract);
     let single = id.is_some();
     let (mut replayed, mut still) = (0, 0);
     for id in ids {
-        match quarantine::replay(&store, id, read, actor, Timestamp::now()).await {
+        match quarantine::replay(&store, id, &read, actor, Timestamp::now()).await {
             Ok(Replayed::Recorded(Recorded::New(row))) => {
                 replayed += 1;
                 println!("quarantine {id}: replayed as event {row}");

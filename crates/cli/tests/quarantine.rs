@@ -123,6 +123,10 @@ async fn a_signed_body_that_cannot_be_mapped_is_held_raised_and_replayed_once_a_
     let (_, stderr) = text(&refused);
     assert!(!refused.status.success());
     assert!(stderr.contains("still cannot be mapped") && stderr.contains("line_items"), "{stderr}");
+    // Its exception's action is the same replay.
+    let acted = hub.cli(&["exceptions", "act", &x["id"].to_string(), "--config", &config]);
+    let (_, stderr) = text(&acted);
+    assert!(!acted.status.success() && stderr.contains("still cannot be mapped"), "{stderr}");
     assert_eq!(quarantine().await["held"], 1);
     assert_eq!(exceptions().await[0]["state"], "open");
     assert!(hub.order(ORDER).await["events"].as_array().unwrap().is_empty());

@@ -1,5 +1,6 @@
 //! The eBay connector against the simulated Sell Fulfillment API on loopback: the poller pages
-//! through orders and a second poll finds nothing new; shipping fulfillments survive a lost
+//! through orders and a second poll finds nothing new, and an order that does not add up is held
+//! while the feed goes on; shipping fulfillments survive a lost
 //! acknowledgment without a second record; an unknown SKU is a permanent error naming it. And
 //! the hub's notification route: eBay's challenge answered, a signed notification acknowledged
 //! with nothing stored, a forged one refused with 401 before its body is read.

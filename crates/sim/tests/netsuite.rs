@@ -1,6 +1,7 @@
 //! The NetSuite connector against the simulated NetSuite on loopback: the salesOrder upsert
 //! under a lost acknowledgment, read-back, update, close, a refused order, and item
-//! fulfillments found by the SuiteQL poller exactly once.
+//! fulfillments found by the SuiteQL poller exactly once (one it cannot read held while the
+//! others come in).
 
 use std::sync::Arc;
 

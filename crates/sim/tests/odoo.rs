@@ -1,6 +1,7 @@
 //! The Odoo connector against the simulated Odoo on loopback, over JSON-2 and over JSON-RPC:
 //! orders are found by `client_order_ref` before any create, so a lost acknowledgment never
-//! makes a second sale order; deliveries come back as `fulfillment.created` events.
+//! makes a second sale order; deliveries come back as `fulfillment.created` events (one of which
+//! nothing maps is held while the others come in).
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The Shopify target and poller, and the WooCommerce poller, against their simulated APIs on
-//! loopback: paging, read-back after lost acknowledgments, remaining quantities, refunds
-//! deduplicated by their idempotency key.
+//! loopback: paging, an order that cannot be mapped held while the feed goes on, read-back after
+//! lost acknowledgments, remaining quantities, refunds deduplicated by their idempotency key.
 
 use std::sync::Arc;
 
