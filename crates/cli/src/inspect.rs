@@ -294,7 +294,7 @@ pub async fn exception_act(
     let mut outcomes = Vec::new();
     let mut failed = 0;
     for id in ids {
-        let held = store.exception(id).await?.and_then(|x| Some((crate::quarantine::held_by(&x)?, x)));
+        let held = store.exception(id).await?.and_then(|x| Some((handoff_engine::quarantine::held_by(&x)?, x)));
         let taken = match held {
             Some((held, x)) => crate::quarantine::act(&store, &contract, &x, held, &actor).await,
             None => handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now())

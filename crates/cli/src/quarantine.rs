@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 use handoff_contract::Contract;
 use handoff_engine::actions::ActionOutcome;
 use handoff_engine::quarantine::{self, ReplayError, Replayed, Unmapped};
-use handoff_model::Pattern;
 use handoff_store::sqlite::SqliteStore;
 use handoff_store::{ExceptionRow, NewEvent, QuarantineState, Quarantined, Recorded, Store};
 use jiff::Timestamp;
@@ -129,14 +128,6 @@ fn reader(contract: &Contract) -> impl Fn(&Quarantined) -> Result<NewEvent, Unma
         Some(source) => handoff_connectors::reread(&held.system, source, held),
         None => Err(Unmapped { field: "system".into(), reason: format!("{:?} is not in the contract", held.system) }),
     }
-}
-
-/// The held body an exception was raised for, if it was one (see `docs/quarantine.md`).
-pub(crate) fn held_by(x: &ExceptionRow) -> Option<i64> {
-    if x.pattern != Pattern::TransformMismatch.as_str() || x.command_id.is_some() {
-        return None;
-    }
-    serde_json::from_str::<serde_json::Value>(x.evidence.as_deref()?).ok()?["quarantine"].as_i64()
 }
 
 /// `exceptions act` on a held body's exception: its action is the body's replay.

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use handoff_contract::Contract;
-use handoff_store::{NewEvent, Quarantined, Recorded, Released, Store, StoreError};
+use handoff_model::Pattern;
+use handoff_store::{ExceptionRow, NewEvent, Quarantined, Recorded, Released, Store, StoreError};
 use jiff::Timestamp;
 
 use crate::BoxFuture;
@@ -61,6 +62,15 @@ pub async fn replay<S: Store>(
         Released::AlreadyReplayed { event_row } => Ok(Replayed::Before { event_row }),
         Released::NotFound => Err(ReplayError::NotFound(id)),
     }
+}
+
+/// The held body an exception was raised for, if it was one: a Transform Mismatch of no command
+/// whose evidence names it. Its action is the body's replay.
+pub fn held_by(x: &ExceptionRow) -> Option<i64> {
+    if x.pattern != Pattern::TransformMismatch.as_str() || x.command_id.is_some() {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(x.evidence.as_deref()?).ok()?["quarantine"].as_i64()
 }
 
 /// The inbound flow of `system` that a held body of it is raised on: the first flow (by name)

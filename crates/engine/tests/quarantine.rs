@@ -85,6 +85,10 @@ async fn a_held_body_is_refused_until_its_reader_maps_it_then_becomes_an_order_o
     let exception = store.quarantined_one(id).await.unwrap().unwrap().exception_id.unwrap();
     let x = store.exception(exception).await.unwrap().unwrap();
     assert_eq!((x.flow.as_deref(), x.field.as_deref()), (Some("orders-to-erp"), Some("line_items")));
+    assert_eq!(quarantine::held_by(&x), Some(id));
+    let pack = handoff_engine::actions::evidence(&store, exception).await.unwrap().unwrap();
+    assert_eq!(pack.action, json!({"action": "replay_quarantined", "quarantine": id}));
+    assert_eq!(pack.timeline.quarantined.len(), 1, "the order's timeline shows the held body");
 
     let refused = quarantine::replay(&store, id, reader_of_today, "ada", t0()).await.unwrap_err();
     assert!(matches!(&refused, ReplayError::StillUnmapped { unmapped, .. } if unmapped.field == "line_items"));
