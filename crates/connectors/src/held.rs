@@ -164,3 +164,94 @@ pub(crate) fn polled(name: &str, event: InboundEvent, raw: String, now: Timestam
     let payload = serde_json::to_string(&event).map_err(SourceError::from)?;
     Ok(crate::new_event(name, event, payload, Some(raw), now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Inbound;
+    use crate::signature::sign_base64;
+
+    fn shopify() -> System {
+        let text = "[systems.shop]\nrole = \"storefront\"\nconnector = \"shopify\"\nwebhook_secrets = [\"s\"]\n";
+        handoff_contract::Contract::parse(text, std::path::Path::new("handoff.toml")).unwrap().systems["shop"].clone()
+    }
+
+    fn deliver(body: &[u8], secret: &str) -> Result<Inbound, SourceError> {
+        let signature = sign_base64(secret, body);
+        let headers = [
+            ("x-shopify-topic", "orders/create"),
+            ("x-shopify-event-id", "evt-9"),
+            ("x-shopify-api-version", "2027-01"),
+            ("x-shopify-hmac-sha256", signature.as_str()),
+        ];
+        let header = |n: &str| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+        crate::inbound("shop", &shopify(), header, body, Timestamp::UNIX_EPOCH)
+    }
+
+    fn held(body: &str) -> NewQuarantined {
+        match deliver(body.as_bytes(), "s") {
+            Ok(Inbound::Held(held)) => held,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_verified_body_is_held_naming_the_field_path_where_its_reader_stopped() {
+        let order = r#"{"id":1001,"currency":"EUR","total_price":"5.00","subtotal_price":"5.00"}"#;
+        let h = held(order);
+        assert_eq!(h.field, "line_items");
+        assert!(h.reason.starts_with("missing field `line_items`"), "{}", h.reason);
+        assert_eq!((h.order_ref.as_deref(), h.source_version.as_deref()), (Some("1001"), Some("2027-01")));
+        assert_eq!(
+            h.headers.keys().collect::<Vec<_>>(),
+            ["x-shopify-api-version", "x-shopify-event-id", "x-shopify-topic"]
+        );
+        assert_eq!(h.body, order.as_bytes());
+        assert_eq!(h.fingerprint, held(order).fingerprint, "a redelivery is the same body");
+
+        let typed = r#"{"id":1,"currency":"EUR","total_price":"5.00","line_items":[{"id":7,"quantity":"1"}]}"#;
+        assert_eq!(held(typed).field, "line_items[0].quantity");
+        let nested = r#"{"id":1,"currency":"EUR","total_price":"5.00","line_items":[{"id":7}]}"#;
+        assert_eq!(held(nested).field, "line_items[0].quantity");
+        let unbalanced = r#"{"id":1,"currency":"EUR","total_price":"9.00","subtotal_price":"5.00",
+            "line_items":[{"id":7,"sku":"A","quantity":1,"price":"5.00"}]}"#;
+        assert_eq!(held(unbalanced).field, "order.totals.total");
+        assert_eq!(held("not json").field, "body");
+    }
+
+    #[test]
+    fn a_forged_body_is_refused_unread_and_a_readable_one_is_an_event() {
+        assert!(matches!(deliver(b"not json", "wrong"), Err(SourceError::Unauthenticated(_))));
+        let order = r#"{"id":1001,"currency":"EUR","total_price":"5.00","subtotal_price":"5.00",
+            "line_items":[{"id":7,"sku":"A","quantity":1,"price":"5.00"}]}"#;
+        assert!(matches!(deliver(order.as_bytes(), "s"), Ok(Inbound::Event { .. })));
+    }
+
+    #[test]
+    fn a_held_webhook_is_read_again_with_the_headers_kept_and_without_its_signature() {
+        let order = r#"{"id":1001,"currency":"EUR","total_price":"5.00","subtotal_price":"5.00",
+            "line_items":[{"id":7,"sku":"A","quantity":1,"price":"5.00"}]}"#;
+        // As a body held by a build whose reader refused it.
+        let h = NewQuarantined { body: order.as_bytes().to_vec(), ..held("{}") };
+        let row = Quarantined {
+            id: 1,
+            system: h.system,
+            source: h.source,
+            order_ref: None,
+            headers: h.headers,
+            body: h.body,
+            field: h.field,
+            reason: h.reason,
+            source_version: h.source_version,
+            flow: None,
+            received_at: h.received_at,
+            state: handoff_store::QuarantineState::Held,
+            exception_id: None,
+            event_row: None,
+            replayed_at: None,
+        };
+        let event = reread("shop", &shopify(), &row).unwrap();
+        assert_eq!((event.event_id.as_str(), event.order_ref.as_str()), ("evt-9", "1001"));
+        assert_eq!(event.raw.as_deref(), Some(order));
+    }
+}
