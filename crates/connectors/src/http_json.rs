@@ -80,14 +80,16 @@ impl SourceError {
     }
 }
 
-/// Deserialises a vendor body, keeping the field path where it stops.
+/// Deserialises a vendor body; one that does not deserialise is read again to find the field
+/// path where it stops (tracking paths costs every read, and only a failed one needs it).
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SourceError> {
-    Ok(serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))?)
+    serde_json::from_slice(body)
+        .or_else(|_| Ok(serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))?))
 }
 
 /// [`read_json`] of a record already parsed (a polled one).
 pub(crate) fn read_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, SourceError> {
-    Ok(serde_path_to_error::deserialize(value)?)
+    T::deserialize(&value).or_else(|_| Ok(serde_path_to_error::deserialize(value)?))
 }
 
 /// A field of a vendor body that cannot be mapped.
