@@ -460,6 +460,11 @@ fn format_changes(f: &Facts) -> Answer {
     } else {
         let names: Vec<&str> = vendors.iter().map(|s| s.as_str()).collect();
         evidence.push(format!("drift watch on the webhooks of {}: payload shapes against baselines", names.join(", ")));
+        let quarantined = f.exceptions.iter().filter(|x| handoff_engine::quarantine::held_by(x).is_some()).count();
+        evidence.push(format!(
+            "a vendor body or polled record no reader maps is held in quarantine, never refused or skipped: \
+             {quarantined} held in the window (`handoff quarantine list`)"
+        ));
     }
     let mut preflight_missing = false;
     match crate::held::mappings_of(f.contract, f.config) {

@@ -8,7 +8,7 @@ use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
 use handoff_store::{Replay, Store};
 use jiff::Timestamp;
 
-fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     if !data_dir.join(DB_FILE).exists() {
         bail!("no Handoff store in {} (set --data-dir or HANDOFF_DATA_DIR)", data_dir.display());
     }
@@ -69,6 +69,10 @@ fn print_timeline(t: &handoff_store::Timeline) {
     }
     for a in &t.audit {
         lines.push((a.at, format!("audit    {} {}: {}", a.actor, a.action, a.detail)));
+    }
+    for q in &t.quarantined {
+        let line = format!("held     {:<14} quarantine {} [{}] {}: {}", q.system, q.id, q.state, q.field, q.reason);
+        lines.push((q.received_at, line));
     }
     lines.sort_by_key(|(at, _)| *at);
     println!("\ntimeline");
@@ -290,11 +294,18 @@ pub async fn exception_act(
     let mut outcomes = Vec::new();
     let mut failed = 0;
     for id in ids {
-        match handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now()).await {
+        let held = store.exception(id).await?.and_then(|x| Some((handoff_engine::quarantine::held_by(&x)?, x)));
+        let taken = match held {
+            Some((held, x)) => crate::quarantine::act(&store, &contract, &x, held, &actor).await,
+            None => handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now())
+                .await
+                .map_err(anyhow::Error::from),
+        };
+        match taken {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
                 failed += 1;
-                eprintln!("exception {id}: {e}");
+                eprintln!("exception {id}: {e:#}");
             }
         }
     }

@@ -10,6 +10,7 @@ mod held;
 mod inspect;
 mod mapping;
 mod mock;
+mod quarantine;
 mod reconcile;
 mod serve;
 mod sim;
@@ -71,6 +72,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Vendor bodies no reader could map, held until a fixed reader replays them.
+    Quarantine {
+        #[command(subcommand)]
+        command: quarantine::QuarantineCommand,
     },
     /// Detected exceptions.
     Exceptions {
@@ -287,6 +293,7 @@ fn main() -> anyhow::Result<()> {
             Command::Exceptions { command: ExceptionsCommand::Ignore { id, reason, actor, data } } => {
                 inspect::exception_move(&data.data_dir, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
+            Command::Quarantine { command } => quarantine::run(command).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Mock(args) => mock::run(args).await,

@@ -47,6 +47,8 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
             continue;
         };
         let every = settings.every.unsigned_abs();
+        let poller =
+            handoff_engine::quarantine::naming_flow(poller, handoff_engine::quarantine::inbound_flow(&contract, name));
         let run = handoff_engine::poll::run(name.clone(), poller, store.clone(), clock.clone(), every, stopped.clone());
         pollers.push(tokio::spawn(run));
     }

@@ -13,11 +13,12 @@ use handoff_store::Command;
 use jiff::SignedDuration;
 use serde::Deserialize;
 
-/// Why a webhook body was refused (400, nothing stored).
+/// Why a body cannot be read: refused (401 unauthenticated; 400 for a canonical event), or held
+/// in quarantine (a vendor body whose signature verified).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("body is not a canonical event: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("body cannot be read: {0}")]
+    Json(JsonError),
     #[error("{0}")]
     Invalid(#[from] handoff_model::EventError),
     #[error("body is not UTF-8")]
@@ -26,17 +27,72 @@ pub enum SourceError {
     Unauthenticated(#[from] crate::signature::SignatureError),
 }
 
+/// A JSON body that does not deserialise, and the field path where it stopped when the reader
+/// tracked it (a missing field is named by its own path, not its parent's).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct JsonError {
+    pub path: Option<String>,
+    #[source]
+    pub error: serde_json::Error,
+}
+
+impl From<serde_json::Error> for SourceError {
+    fn from(error: serde_json::Error) -> Self {
+        SourceError::Json(JsonError { path: None, error })
+    }
+}
+
+impl From<serde_path_to_error::Error<serde_json::Error>> for SourceError {
+    fn from(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let parent = e.path().to_string();
+        let error = e.into_inner();
+        // serde names a missing field in its message only: "missing field `line_items`".
+        let missing =
+            error.to_string().strip_prefix("missing field `").and_then(|m| m.split('`').next().map(str::to_owned));
+        let path = match (parent.as_str(), missing) {
+            (".", Some(field)) => Some(field),
+            (".", None) => None,
+            (parent, Some(field)) => Some(format!("{parent}.{field}")),
+            (parent, None) => Some(parent.to_owned()),
+        };
+        SourceError::Json(JsonError { path, error })
+    }
+}
+
 impl SourceError {
     /// The field at fault, when one is.
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             SourceError::Invalid(invalid) => Some(invalid.field),
-            SourceError::Json(_) | SourceError::NotUtf8 | SourceError::Unauthenticated(_) => None,
+            SourceError::Json(JsonError { path, .. }) => path.as_deref(),
+            SourceError::NotUtf8 | SourceError::Unauthenticated(_) => None,
+        }
+    }
+
+    /// Why, without the field (which [`SourceError::field`] names).
+    pub fn reason(&self) -> String {
+        match self {
+            SourceError::Invalid(invalid) => invalid.reason.clone(),
+            SourceError::Json(JsonError { error, .. }) => error.to_string(),
+            other => other.to_string(),
         }
     }
 }
 
-/// A field of a vendor body that cannot be mapped (400, nothing stored).
+/// Deserialises a vendor body; one that does not deserialise is read again to find the field
+/// path where it stops (tracking paths costs every read, and only a failed one needs it).
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SourceError> {
+    serde_json::from_slice(body)
+        .or_else(|_| Ok(serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))?))
+}
+
+/// [`read_json`] of a record already parsed (a polled one).
+pub(crate) fn read_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, SourceError> {
+    T::deserialize(&value).or_else(|_| Ok(serde_path_to_error::deserialize(value)?))
+}
+
+/// A field of a vendor body that cannot be mapped.
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> SourceError {
     SourceError::Invalid(handoff_model::EventError { field, reason: reason.into() })
 }

@@ -5,6 +5,7 @@
 pub mod amazon;
 pub mod ebay;
 mod fields;
+mod held;
 pub mod http_json;
 pub mod netsuite;
 pub mod odoo;
@@ -18,9 +19,10 @@ use std::sync::Arc;
 
 use handoff_contract::{ConnectorKind, System};
 use handoff_engine::{Poller, Target};
-use handoff_store::NewEvent;
+use handoff_store::{NewEvent, NewQuarantined};
 use jiff::Timestamp;
 
+pub use held::reread;
 pub use http_json::SourceError;
 
 /// The header a signed `http-json` source sends: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
@@ -28,6 +30,7 @@ pub const HANDOFF_SIGNATURE: &str = "handoff-signature";
 
 /// What a webhook turned out to be.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per request, moved straight into the store")]
 pub enum Inbound {
     /// An event to record, and the API version its vendor sent it in (for the drift watch).
     Event { event: NewEvent, source_version: Option<String> },
@@ -38,11 +41,17 @@ pub enum Inbound {
     /// refund still pending): answer 200 so the vendor does not retry it, book nothing, and log
     /// why.
     NoMoney { reason: String },
+    /// Authenticated, but no reader maps it: hold it in quarantine and answer 2xx, so the
+    /// vendor neither retries it forever nor disables the subscription.
+    Held(NewQuarantined),
 }
 
-/// Turns a webhook posted by `system` into its inbox row, or says why it is refused: first its
-/// signature on the raw bytes, then its body; nothing is stored either way. One place for the
-/// server and the simulation. `header` looks a request header up by lower-case name.
+/// Turns a webhook posted by `system` into its inbox row, or into a body to hold, or says why
+/// it is refused. First its signature on the raw bytes: a refusal stores nothing. A vendor body
+/// that verified is never refused: what cannot be mapped is [`Inbound::Held`]. A canonical
+/// (`http-json`) body that does not parse is refused, naming the field, since its sender speaks
+/// Handoff's own format. One place for the server and the simulation. `header` looks a
+/// request header up by lower-case name.
 pub fn inbound<'h>(
     name: &str,
     system: &System,
@@ -51,7 +60,7 @@ pub fn inbound<'h>(
     received_at: Timestamp,
 ) -> Result<Inbound, SourceError> {
     let secrets = &system.webhook_secrets;
-    let event = match system.connector {
+    match system.connector {
         ConnectorKind::HttpJson => {
             if !secrets.is_empty() {
                 let header = header(HANDOFF_SIGNATURE);
@@ -64,22 +73,10 @@ pub fn inbound<'h>(
             let event = new_event(name, event, payload, None, received_at);
             return Ok(Inbound::Event { event, source_version });
         }
-        ConnectorKind::Shopify => {
-            shopify::verify(&header, body, secrets)?;
-            shopify::event(&header, body)?
-        }
+        ConnectorKind::Shopify => shopify::verify(&header, body, secrets)?,
         ConnectorKind::Woocommerce if woocommerce::is_ping(body) => return Ok(Inbound::Ping),
-        ConnectorKind::Woocommerce => {
-            woocommerce::verify(&header, body, secrets)?;
-            woocommerce::event(&header, body)?
-        }
-        ConnectorKind::Stripe => {
-            stripe::verify(&header, body, secrets, received_at, system.signature_tolerance)?;
-            match stripe::event(body)? {
-                stripe::Read::Event(event) => *event,
-                stripe::Read::NoMoney(reason) => return Ok(Inbound::NoMoney { reason }),
-            }
-        }
+        ConnectorKind::Woocommerce => woocommerce::verify(&header, body, secrets)?,
+        ConnectorKind::Stripe => stripe::verify(&header, body, secrets, received_at, system.signature_tolerance)?,
         // Verified with a key fetched by `kid`, which needs a network call first: the server
         // resolves it and calls `ebay::inbound`.
         ConnectorKind::Ebay => {
@@ -94,11 +91,47 @@ pub fn inbound<'h>(
                 format!("{} sends no webhooks to Handoff; its changes are polled", system.connector.as_str()),
             ));
         }
+    }
+    Ok(match map_webhook(name, system.connector, &header, body, received_at) {
+        Ok(Mapped::Event(event, source_version)) => Inbound::Event { event, source_version },
+        Ok(Mapped::NoMoney(reason)) => Inbound::NoMoney { reason },
+        Err(e) => Inbound::Held(held::webhook(name, system, &header, body, e, received_at)),
+    })
+}
+
+/// What a verified vendor webhook reads as.
+pub(crate) enum Mapped {
+    /// Its inbox row, and the API version its vendor sent it in.
+    Event(NewEvent, Option<String>),
+    /// A delivery that moves no money, and why.
+    NoMoney(String),
+}
+
+/// Maps a vendor webhook whose signature verified (or a held one, read again) to its inbox
+/// row, checked as every event is before it is recorded.
+fn map_webhook<'h>(
+    name: &str,
+    connector: ConnectorKind,
+    header: &impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+    received_at: Timestamp,
+) -> Result<Mapped, SourceError> {
+    let event = match connector {
+        ConnectorKind::Shopify => shopify::event(header, body)?,
+        ConnectorKind::Woocommerce => woocommerce::event(header, body)?,
+        ConnectorKind::Stripe => match stripe::event(body)? {
+            stripe::Read::Event(event) => *event,
+            stripe::Read::NoMoney(reason) => return Ok(Mapped::NoMoney(reason)),
+        },
+        other => {
+            return Err(http_json::invalid("connector", format!("{} webhooks are not read", other.as_str())));
+        }
     };
+    event.validate()?;
     let raw = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
     let payload = serde_json::to_string(&event)?;
     let source_version = event.source_version.clone();
-    Ok(Inbound::Event { event: new_event(name, event, payload, Some(raw), received_at), source_version })
+    Ok(Mapped::Event(new_event(name, event, payload, Some(raw), received_at), source_version))
 }
 
 pub(crate) fn new_event(

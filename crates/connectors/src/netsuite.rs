@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::ConfigError;
 use crate::http_json::{retry_after, transport_error};
 
+pub(crate) use poll::reread;
 pub use poll::{Cursor, NetSuitePoller, fulfillment_lines_query, fulfillments_query};
 
 /// Where record requests go, under the account's base URL.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use handoff_contract::{PollSettings, System};
 use handoff_engine::poll::{Page, PollError};
+use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Poller, Target};
 use handoff_mapping::Mappings;
 use handoff_mapping::drift::TargetSchema;
@@ -872,7 +873,7 @@ impl OdooPoller {
             pickings.push(picking);
         }
         let full = pickings.len() >= self.settings.page_size as usize && !pickings.is_empty();
-        let events = self.events(&pickings, now).await?;
+        let (events, held) = self.events(&pickings, now).await?;
         let next = match pickings.last() {
             Some(last) if full => Cursor {
                 since: last.write_date.clone(),
@@ -888,12 +889,14 @@ impl OdooPoller {
             }
         };
         let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more: full })
+        Ok(Page { events, held, cursor, more: full })
     }
 
-    async fn events(&self, pickings: &[Picking], now: Timestamp) -> Result<Vec<handoff_store::NewEvent>, PollError> {
+    /// The events of a page's deliveries, and the deliveries of Handoff's orders that cannot be
+    /// read (held).
+    async fn events(&self, pickings: &[Picking], now: Timestamp) -> Result<Delivered, PollError> {
         if pickings.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let ids: Vec<i64> = pickings.iter().map(|p| p.id).collect();
         let call = Call::search_read(
@@ -910,54 +913,32 @@ impl OdooPoller {
         let product_ids: Vec<i64> = moves.iter().filter_map(|(m, _)| m.product_id.0.as_ref().map(|p| p.0)).collect();
         let codes = self.codes(&product_ids).await?;
         let refs = self.order_refs(pickings).await?;
-        let mut events = Vec::new();
+        let (mut events, mut held) = (Vec::new(), Vec::new());
         for picking in pickings {
             let Some(order_ref) = refs.get(&picking.id) else { continue };
-            let mut lines: BTreeMap<String, u32> = BTreeMap::new();
             let mine: Vec<&(Move, Value)> =
                 moves.iter().filter(|(m, _)| m.picking_id.0.as_ref().map(|p| p.0) == Some(picking.id)).collect();
-            for (m, _) in mine.iter().copied() {
-                let Some(sku) = m.product_id.0.as_ref().and_then(|p| codes.get(&p.0).cloned().flatten()) else {
-                    continue;
-                };
-                // Handoff counts whole units; a fractional quantity (kg, m) is not one of ours.
-                let Some(quantity) = whole(&m.quantity) else { continue };
-                if quantity > 0 {
-                    *lines.entry(sku).or_default() += quantity;
+            let moves_of = mine.iter().map(|(m, _)| m).collect::<Vec<_>>();
+            let raw = json!({"picking": picking.raw, "moves": mine.iter().map(|(_, raw)| raw).collect::<Vec<_>>()});
+            let read = delivery_event(picking, &moves_of, &codes, order_ref, now)
+                .and_then(|event| crate::held::polled(&self.system, event, raw.to_string(), now));
+            match read {
+                Ok(event) => events.push(event),
+                // Nothing of it maps (no product with an internal reference, no whole units):
+                // held, with the references it was read with, while the others come in.
+                Err(unmapped) => {
+                    let mut record = raw;
+                    record["order_ref"] = json!(order_ref);
+                    let used = moves_of.iter().filter_map(|m| m.product_id.0.as_ref().map(|p| p.0));
+                    let used: serde_json::Map<String, Value> =
+                        used.map(|id| (id.to_string(), json!(codes.get(&id).cloned().flatten()))).collect();
+                    record["codes"] = Value::Object(used);
+                    let order_ref = Some(order_ref.clone());
+                    held.push(crate::held::record(&self.system, &record, order_ref, None, unmapped, now));
                 }
             }
-            let occurred = picking.date_done.0.as_deref().or(Some(picking.write_date.as_str()));
-            let event = InboundEvent {
-                event_id: id(&format!("odoo-picking-{}", picking.id))?,
-                kind: EventKind::FulfillmentCreated,
-                order_ref: order_ref.clone(),
-                occurred_at: occurred.and_then(parse_odoo_time).unwrap_or(now),
-                // No version: Odoo's clock would be compared with the storefront's order
-                // versions; one event per picking dedups by its id.
-                version: None,
-                order: None,
-                fulfillment: Some(Fulfillment {
-                    fulfillment_id: id(&picking.id.to_string())?,
-                    lines: lines.into_iter().map(|(sku, quantity)| FulfillmentLine { sku, quantity }).collect(),
-                    carrier: picking.carrier_id.0.as_ref().map(|c| c.1.clone()).filter(|c| !c.is_empty()),
-                    tracking_number: picking.carrier_tracking_ref.clone().into_code(),
-                }),
-                refund: None,
-                payment: None,
-                source_version: None,
-                inbound_mapping: Some("odoo/stock_picking@search_read".into()),
-            };
-            if let Err(e) = event.validate() {
-                // Nothing of it maps (no product with an internal reference, no whole units).
-                tracing::warn!(message = "odoo delivery not read as a fulfillment", picking = picking.id, error = %e);
-                continue;
-            }
-            let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
-            let raw = json!({"picking": picking.raw, "moves": mine.iter().map(|(_, raw)| raw).collect::<Vec<_>>()});
-            let raw = Some(raw.to_string());
-            events.push(crate::new_event(&self.system, event, payload, raw, now));
         }
-        Ok(events)
+        Ok((events, held))
     }
 
     /// `default_code` of each product, from the cache or one read.
@@ -1010,8 +991,64 @@ impl OdooPoller {
     }
 }
 
-fn id(s: &str) -> Result<ExternalId, PollError> {
-    ExternalId::new(s).map_err(PollError::new)
+/// A page's events, and its deliveries held.
+type Delivered = (Vec<handoff_store::NewEvent>, Vec<handoff_store::NewQuarantined>);
+
+/// One done delivery of `order_ref` as a `fulfillment.created` event: its moves' products by
+/// internal reference (`codes`), in whole units.
+fn delivery_event(
+    picking: &Picking,
+    moves: &[&Move],
+    codes: &HashMap<i64, Option<String>>,
+    order_ref: &str,
+    now: Timestamp,
+) -> Result<InboundEvent, Unmapped> {
+    let mut lines: BTreeMap<String, u32> = BTreeMap::new();
+    for m in moves {
+        let Some(sku) = m.product_id.0.as_ref().and_then(|p| codes.get(&p.0).cloned().flatten()) else {
+            continue;
+        };
+        // Handoff counts whole units; a fractional quantity (kg, m) is not one of ours.
+        let Some(quantity) = whole(&m.quantity) else { continue };
+        if quantity > 0 {
+            *lines.entry(sku).or_default() += quantity;
+        }
+    }
+    let occurred = picking.date_done.0.as_deref().or(Some(picking.write_date.as_str()));
+    let id = |s: &str| ExternalId::new(s).map_err(|reason| Unmapped { field: "id".into(), reason });
+    let event = InboundEvent {
+        event_id: id(&format!("odoo-picking-{}", picking.id))?,
+        kind: EventKind::FulfillmentCreated,
+        order_ref: order_ref.to_owned(),
+        occurred_at: occurred.and_then(parse_odoo_time).unwrap_or(now),
+        // No version: Odoo's clock would be compared with the storefront's order
+        // versions; one event per picking dedups by its id.
+        version: None,
+        order: None,
+        fulfillment: Some(Fulfillment {
+            fulfillment_id: id(&picking.id.to_string())?,
+            lines: lines.into_iter().map(|(sku, quantity)| FulfillmentLine { sku, quantity }).collect(),
+            carrier: picking.carrier_id.0.as_ref().map(|c| c.1.clone()).filter(|c| !c.is_empty()),
+            tracking_number: picking.carrier_tracking_ref.clone().into_code(),
+        }),
+        refund: None,
+        payment: None,
+        source_version: None,
+        inbound_mapping: Some("odoo/stock_picking@search_read".into()),
+    };
+    Ok(event)
+}
+
+/// Reads a held delivery again: `{"picking", "moves"}` as polled, with the `order_ref` and the
+/// products' internal references (`codes`) it was read with.
+pub(crate) fn reread(raw: &Value, received_at: Timestamp) -> Result<InboundEvent, Unmapped> {
+    let unreadable = |field: &str, e: serde_json::Error| Unmapped { field: field.into(), reason: e.to_string() };
+    let picking: Picking = serde_json::from_value(raw["picking"].clone()).map_err(|e| unreadable("picking", e))?;
+    let moves: Vec<Move> = serde_json::from_value(raw["moves"].clone()).map_err(|e| unreadable("moves", e))?;
+    let codes = raw["codes"].as_object().into_iter().flatten();
+    let codes = codes.filter_map(|(id, code)| Some((id.parse().ok()?, code.as_str().map(str::to_owned)))).collect();
+    let order_ref = raw["order_ref"].as_str().unwrap_or_default();
+    delivery_event(&picking, &moves.iter().collect::<Vec<_>>(), &codes, order_ref, received_at)
 }
 
 /// A quantity that is a whole, non-negative number of units.

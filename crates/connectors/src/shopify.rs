@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::SourceError;
-use crate::http_json::invalid;
+use crate::http_json::{invalid, read_json, read_value};
 use crate::signature::{self, SignatureError};
 
 /// The inbound mappings of this connector, stamped on each event (`InboundEvent::inbound_mapping`).
@@ -24,6 +24,21 @@ pub const ORDER_SHIPPING_LINES: &str = "shopify/order@shipping_lines";
 /// Fulfillments and refunds have one reader each, of the REST resource.
 pub const FULFILLMENT: &str = "shopify/fulfillment@rest";
 pub const REFUND: &str = "shopify/refund@rest";
+
+/// The delivery headers [`event`] reads, in both spellings: all of a request kept beside a
+/// body held in quarantine, to read it again.
+pub(crate) const READ_HEADERS: [&str; 10] = [
+    "x-shopify-topic",
+    "shopify-topic",
+    "x-shopify-event-id",
+    "shopify-event-id",
+    "x-shopify-webhook-id",
+    "shopify-webhook-id",
+    "x-shopify-triggered-at",
+    "shopify-triggered-at",
+    "x-shopify-api-version",
+    "shopify-api-version",
+];
 
 /// Shopify sends each header both with and without the `X-` prefix (newer deliveries).
 fn shopify_header<'h>(header: &impl Fn(&str) -> Option<&'h str>, name: &str) -> Option<&'h str> {
@@ -50,11 +65,11 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
     let source_version = shopify_header(header, "api-version").map(str::to_owned);
     let mut event = match topic {
         "orders/create" | "orders/updated" | "orders/cancelled" | "orders/paid" => {
-            let order: ShopifyOrder = serde_json::from_slice(body)?;
+            let order: ShopifyOrder = read_json(body)?;
             order_event(topic, order)?
         }
         "fulfillments/create" => {
-            let f: ShopifyFulfillment = serde_json::from_slice(body)?;
+            let f: ShopifyFulfillment = read_json(body)?;
             InboundEvent {
                 order_ref: f.order_id.to_string(),
                 occurred_at: f.created_at,
@@ -73,7 +88,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
             }
         }
         "refunds/create" => {
-            let r: ShopifyRefund = serde_json::from_slice(body)?;
+            let r: ShopifyRefund = read_json(body)?;
             // Only money that moved: a refund transaction that failed or is still pending
             // refunds nothing (yet).
             let refunds: Vec<&Transaction> = r
@@ -110,7 +125,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
 /// The id `poll:{id}@{updated_at}` names one state of the order, so overlapping polls dedup.
 pub fn polled_order(order: serde_json::Value) -> Result<InboundEvent, SourceError> {
     let cancelled = order.get("cancelled_at").is_some_and(|c| !c.is_null());
-    let o: ShopifyOrder = serde_json::from_value(order)?;
+    let o: ShopifyOrder = read_value(order)?;
     let updated_at = o.updated_at.ok_or_else(|| invalid("updated_at", "is missing"))?;
     let topic = if cancelled {
         "orders/cancelled"

@@ -12,6 +12,7 @@
 
 use handoff_contract::System;
 use handoff_engine::poll::{Page, PollError, Poller};
+use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Target};
 use handoff_model::{CommandKind, Fulfillment, Refund};
 use handoff_store::Command;
@@ -600,17 +601,23 @@ impl OrdersPoller {
         let answer = answer.map_err(PollError::from)?;
         let orders = answer.json["orders"].as_array().cloned().unwrap_or_default();
         let mut events = Vec::with_capacity(orders.len());
+        let mut held = Vec::new();
         let mut seen = cursor.seen;
         for order in orders {
             let raw = order.to_string();
-            match crate::shopify::polled_order(order) {
-                Ok(event) => {
-                    seen = seen.max(Some(event.occurred_at));
-                    let canonical = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
-                    events.push(crate::new_event(&self.name, event, canonical, Some(raw), now));
+            let read = crate::shopify::polled_order(order.clone()).map_err(Unmapped::from).and_then(|event| {
+                seen = seen.max(Some(event.occurred_at));
+                crate::held::polled(&self.name, event, raw, now)
+            });
+            match read {
+                Ok(event) => events.push(event),
+                // One order Handoff cannot read must not stop the others from coming in: it
+                // is held, with a Transform Mismatch, until a fixed reader replays it.
+                Err(unmapped) => {
+                    let order_ref = crate::held::id_of(&order["id"]);
+                    let version = Some(self.api.version.as_str());
+                    held.push(crate::held::record(&self.name, &order, order_ref, version, unmapped, now));
                 }
-                // One order Handoff cannot read must not stop the others from coming in.
-                Err(e) => tracing::warn!(message = "polled order skipped", system = %self.name, error = %e, raw),
             }
         }
         let next = match next_page_info(&answer.headers) {
@@ -622,7 +629,7 @@ impl OrdersPoller {
         };
         let more = next.page_info.is_some();
         let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more })
+        Ok(Page { events, held, cursor, more })
     }
 }
 

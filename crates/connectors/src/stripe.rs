@@ -103,7 +103,7 @@ fn order_ref_of(object: &Value, payment_id: &str) -> String {
 
 /// Maps one verified Stripe event.
 pub fn event(body: &[u8]) -> Result<Read, SourceError> {
-    let envelope: Envelope = serde_json::from_slice(body)?;
+    let envelope: Envelope = crate::http_json::read_json(body)?;
     let o = &envelope.data.object;
     let id_of = |field: &'static str| -> Result<String, SourceError> {
         text(o, &[field]).map(str::to_owned).ok_or_else(|| invalid("data.object.id", format!("{field} is missing")))

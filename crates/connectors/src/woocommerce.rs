@@ -6,6 +6,7 @@
 
 use handoff_engine::BoxFuture;
 use handoff_engine::poll::{Page, PollError, Poller};
+use handoff_engine::quarantine::Unmapped;
 use handoff_model::{CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, PaymentStatus, Totals};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -25,6 +26,13 @@ const ADDRESS: AddressKeys = AddressKeys {
     country: "country",
 };
 use crate::signature::{self, SignatureError};
+
+/// The delivery headers [`event`] reads: all of a request kept beside a body held in
+/// quarantine, to read it again.
+pub(crate) const READ_HEADERS: [&str; 2] = ["x-wc-webhook-topic", "x-wc-webhook-resource"];
+
+/// The REST API version of a v3 order, webhook or poll.
+pub(crate) const WC_V3: &str = "wc/v3";
 
 /// The activation ping (`webhook_id=12`), which carries no signature and no order.
 pub fn is_ping(body: &[u8]) -> bool {
@@ -70,7 +78,7 @@ struct Shape {
     discount_total: &'static str,
 }
 
-const WC_V3: Shape = Shape {
+const WC_V3_SHAPE: Shape = Shape {
     number: "number",
     billing: "billing",
     shipping: "shipping",
@@ -78,7 +86,7 @@ const WC_V3: Shape = Shape {
     discount_total: "discount_total",
 };
 
-const LEGACY_V3: Shape = Shape {
+const LEGACY_V3_SHAPE: Shape = Shape {
     number: "order_number",
     billing: "billing_address",
     shipping: "shipping_address",
@@ -109,7 +117,7 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
         "order.updated" => EventKind::OrderUpdated,
         other => return Err(invalid("X-WC-Webhook-Topic", format!("topic {other:?} is not one Handoff reads"))),
     };
-    let source_version = header("x-wc-webhook-resource").map(|_| "wc/v3".to_owned());
+    let source_version = header("x-wc-webhook-resource").map(|_| WC_V3.to_owned());
     order_event(kind, &o, source_version, mapping)
 }
 
@@ -127,7 +135,7 @@ pub fn polled_order(o: &Value) -> Result<InboundEvent, SourceError> {
     } else {
         EventKind::OrderUpdated
     };
-    order_event(kind, o, Some("wc/v3".to_owned()), ORDER_WC_V3)
+    order_event(kind, o, Some(WC_V3.to_owned()), ORDER_WC_V3)
 }
 
 fn order_event(
@@ -150,7 +158,7 @@ fn order_event(
     // WooCommerce never retries, and each delivery has its own id: the order's state is the
     // dedup key, so the same state delivered twice has no second effect.
     let event_id = ExternalId::new(format!("{id}@{}", version.unwrap_or(0))).map_err(|e| invalid("id", e))?;
-    let shape = if mapping == ORDER_LEGACY_V3 { &LEGACY_V3 } else { &WC_V3 };
+    let shape = if mapping == ORDER_LEGACY_V3 { &LEGACY_V3_SHAPE } else { &WC_V3_SHAPE };
     // `order.deleted` carries only the id; any other body is the whole order, cancelled or not.
     let order = match kind {
         EventKind::OrderCancelled if o.get("line_items").is_none() => None,
@@ -383,16 +391,21 @@ impl OrdersPoller {
         let orders: Vec<Value> =
             serde_json::from_slice(&body).map_err(|e| PollError::new(format!("GET orders: not a list: {e}")))?;
         let mut events = Vec::with_capacity(orders.len());
+        let mut held = Vec::new();
         let mut seen = cursor.seen;
         for o in &orders {
-            match polled_order(o) {
-                Ok(event) => {
-                    seen = seen.max(Some(event.occurred_at));
-                    let canonical = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
-                    events.push(crate::new_event(&self.name, event, canonical, Some(o.to_string()), now));
+            let read = polled_order(o).map_err(Unmapped::from).and_then(|event| {
+                seen = seen.max(Some(event.occurred_at));
+                crate::held::polled(&self.name, event, o.to_string(), now)
+            });
+            match read {
+                Ok(event) => events.push(event),
+                // One order Handoff cannot read must not stop the others from coming in: it
+                // is held, with a Transform Mismatch, until a fixed reader replays it.
+                Err(unmapped) => {
+                    let order_ref = crate::held::id_of(&o["id"]);
+                    held.push(crate::held::record(&self.name, o, order_ref, Some(WC_V3), unmapped, now));
                 }
-                // One order Handoff cannot read must not stop the others from coming in.
-                Err(e) => tracing::warn!(message = "polled order skipped", system = %self.name, error = %e),
             }
         }
         let more = cursor.page < total_pages && !orders.is_empty();
@@ -403,7 +416,7 @@ impl OrdersPoller {
             Cursor { since, page: 1, seen: None }
         };
         let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more })
+        Ok(Page { events, held, cursor, more })
     }
 }
 

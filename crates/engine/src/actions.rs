@@ -401,11 +401,13 @@ pub struct EvidencePack {
 pub async fn evidence<S: Store>(store: &S, id: i64) -> handoff_store::Result<Option<EvidencePack>> {
     let Some(mut exception) = store.exception(id).await? else { return Ok(None) };
     // Given once, parsed, below.
+    let held = crate::quarantine::held_by(&exception);
     let evidence = exception.evidence.take().and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default();
-    let action = match (&exception.action, is_dead_letter(&exception)) {
-        (Some(a), _) => serde_json::from_str(a).unwrap_or_default(),
-        (None, true) => json!({ "action": "retry", "command_id": exception.command_id }),
-        (None, false) => serde_json::Value::Null,
+    let action = match (&exception.action, is_dead_letter(&exception), held) {
+        (Some(a), _, _) => serde_json::from_str(a).unwrap_or_default(),
+        (None, true, _) => json!({ "action": "retry", "command_id": exception.command_id }),
+        (None, false, Some(held)) => json!({ "action": "replay_quarantined", "quarantine": held }),
+        (None, false, None) => serde_json::Value::Null,
     };
     let timeline = store.order_timeline(exception.order_ref.clone()).await?;
     Ok(Some(EvidencePack { exception, evidence, action, timeline }))

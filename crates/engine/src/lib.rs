@@ -8,6 +8,7 @@ pub mod clusters;
 pub mod dispatcher;
 pub mod intake;
 pub mod poll;
+pub mod quarantine;
 pub mod retry;
 pub mod rules;
 pub mod target;

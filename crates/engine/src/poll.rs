@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use handoff_store::{NewEvent, Recorded, Store};
+use handoff_store::{NewEvent, NewQuarantined, Recorded, Store};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::{BoxFuture, Clock};
@@ -20,6 +20,9 @@ const MAX_ERROR_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Page {
     pub events: Vec<NewEvent>,
+    /// Records of the page no reader could map: held in quarantine with the events and the
+    /// cursor, so that one record never stalls the feed and is never skipped unseen.
+    pub held: Vec<NewQuarantined>,
     /// Where the next poll starts; opaque to everyone but the poller that wrote it.
     pub cursor: String,
     /// More pages are ready now: poll again at once.
@@ -93,11 +96,17 @@ pub async fn poll_once<S: Store>(
     let store_error = |e: handoff_store::StoreError| PollError::new(format!("store: {e}"));
     let cursor = store.poll_cursor(system.to_owned()).await.map_err(store_error)?;
     let page = poller.poll(cursor.as_deref(), clock.now()).await?;
-    let recorded =
-        store.record_polled(system.to_owned(), page.events, page.cursor, clock.now()).await.map_err(store_error)?;
+    let held = page.held.len();
+    let recorded = store
+        .record_polled(system.to_owned(), page.events, page.held, page.cursor, clock.now())
+        .await
+        .map_err(store_error)?;
     let new = recorded.iter().filter(|r| matches!(r, Recorded::New(_))).count();
     if new > 0 {
         tracing::info!(message = "poll recorded events", system = %system, new, seen = recorded.len());
+    }
+    if held > 0 {
+        tracing::warn!(message = "poll held records it cannot map", system = %system, held);
     }
     Ok((new, page.more))
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use handoff_store::{Replay, Store};
+use handoff_store::{QuarantineState, Replay, Store};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -127,3 +127,33 @@ pub(crate) async fn clusters<S: Store + Clone>(
 
 /// Exceptions clustered at most (the newest).
 const CLUSTERED: usize = 100_000;
+
+#[derive(Deserialize)]
+pub(crate) struct QuarantineQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Held bodies (newest first, without their bytes) and the quarantine's depth per system.
+pub(crate) async fn quarantine<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Query(q): Query<QuarantineQuery>,
+) -> Response {
+    let which = match q.state.as_deref().map(str::parse::<QuarantineState>).transpose() {
+        Ok(which) => which,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
+    };
+    let listed = async {
+        let depth = state.store.quarantine_depth().await?;
+        let rows = state.store.quarantined(which, q.limit.unwrap_or(100).min(MAX_LIST)).await?;
+        Ok::<_, handoff_store::StoreError>((depth, rows))
+    };
+    match listed.await {
+        Ok((depth, rows)) => {
+            let held: u64 = depth.iter().map(|(_, n)| n).sum();
+            let by_system: std::collections::BTreeMap<_, _> = depth.into_iter().collect();
+            Json(json!({ "held": held, "by_system": by_system, "rows": rows })).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}

@@ -41,6 +41,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/api/v1/dead-letters/{id}/replay", post(api::replay::<S>))
         .route("/api/v1/outbox", get(api::outbox::<S>))
         .route("/api/v1/drift", get(api::drift::<S>))
+        .route("/api/v1/quarantine", get(api::quarantine::<S>))
         .with_state(state)
         .layer(Extension(ebay_keys))
 }

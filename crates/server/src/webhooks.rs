@@ -14,7 +14,7 @@ use handoff_connectors::{Inbound, SourceError};
 use handoff_contract::{ConnectorKind, System};
 use handoff_mapping::drift::{SourceKey, Watch};
 use handoff_model::EventKind;
-use handoff_store::{NewEvent, Recorded, Store};
+use handoff_store::{NewEvent, NewQuarantined, Recorded, Store};
 use serde_json::json;
 
 use crate::AppState;
@@ -41,6 +41,7 @@ pub(crate) async fn receive<S: Store + Clone>(
             tracing::info!(message = "webhook books nothing", system = %system, reason);
             return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
         }
+        Ok(Inbound::Held(held)) => return hold(&state, held).await,
         Err(e) => {
             let status = match e {
                 SourceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -63,6 +64,28 @@ pub(crate) async fn receive<S: Store + Clone>(
         Err(error) => {
             tracing::error!(message = "recording a webhook failed", error = %error);
             // 503 tells the sender nothing was kept and to try again.
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
+        }
+    }
+}
+
+/// A body that verified but that no reader maps: held, raised, and answered 2xx only once it
+/// is durable, so the vendor neither retries it forever nor disables the subscription.
+async fn hold<S: Store + Clone>(state: &AppState<S>, mut held: NewQuarantined) -> Response {
+    held.flow = handoff_engine::quarantine::inbound_flow(&state.contract, &held.system);
+    let (system, field, reason) = (held.system.clone(), held.field.clone(), held.reason.clone());
+    match state.store.quarantine(held, state.clock.now()).await {
+        Ok(recorded) => {
+            let (status, id) = match recorded {
+                Recorded::New(id) => (StatusCode::ACCEPTED, id),
+                Recorded::Duplicate(id) => (StatusCode::OK, id),
+            };
+            tracing::warn!(message = "webhook held: it cannot be mapped", system = %system, quarantine = id, field = %field, reason = %reason);
+            (status, Json(json!({ "status": "quarantined", "quarantine": id, "field": field, "error": reason })))
+                .into_response()
+        }
+        Err(error) => {
+            tracing::error!(message = "holding a webhook failed", error = %error);
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
         }
     }

@@ -691,6 +691,7 @@ impl<S: Store + Clone> World<S> {
             }
             Ok(Inbound::Event { event, .. }) => event,
             Ok(Inbound::Ping | Inbound::NoMoney { .. }) => unreachable!("simulated sources send only events"),
+            Ok(Inbound::Held(held)) => panic!("a simulated source sent a body no reader maps: {}", held.reason),
             Err(SourceError::Unauthenticated(SignatureError::Stale { .. })) if replay => {
                 self.sometimes("stale replay refused");
                 return;

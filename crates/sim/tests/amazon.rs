@@ -365,17 +365,48 @@ async fn a_throttled_or_unauthorised_shipment_is_classified() {
 }
 
 #[tokio::test]
-async fn an_order_that_does_not_add_up_is_left_out_and_the_rest_flow() {
+async fn an_order_that_does_not_add_up_is_held_and_the_rest_flow() {
     let sim = serve(Faults::default()).await;
     let now = Timestamp::now();
     let mut wrong = order("302-0000010-0000010", "Unshipped", now - SignedDuration::from_mins(3));
     wrong["order"]["OrderTotal"] = money("99.99");
     place(&sim, wrong).await;
     place(&sim, order("302-0000011-0000011", "Unshipped", now - SignedDuration::from_mins(2))).await;
-    let page = poller(&sim, None).poll(None, now).await.unwrap();
+    let poller = poller(&sim, None);
+    let page = poller.poll(None, now).await.unwrap();
     let ids: Vec<&str> = page.events.iter().map(|e| e.order_ref.as_str()).collect();
     assert_eq!(ids, ["302-0000011-0000011"]);
     assert!(!page.more);
+    let held: Vec<_> = page.held.iter().map(|h| (h.order_ref.as_deref(), h.field.as_str())).collect();
+    assert_eq!(held, [(Some("302-0000010-0000010"), "OrderTotal")]);
+    assert!(page.held[0].reason.contains("99.99"), "{}", page.held[0].reason);
+    assert_eq!(page.held[0].source_version.as_deref(), Some("v0"));
+
+    // Through the store: held with its exception, the cursor past it; a later order still
+    // comes in, and the held one, read again by the overlap, is held once.
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(now);
+    assert_eq!(poll_all(poller.as_ref(), &store, &clock).await, 1);
+    assert!(store.poll_cursor("amazon".into()).await.unwrap().is_some());
+    place(&sim, order("302-0000012-0000012", "Unshipped", now - SignedDuration::from_mins(1))).await;
+    assert_eq!(poll_all(poller.as_ref(), &store, &clock).await, 1);
+    let quarantined = store.quarantined(None, 10).await.unwrap();
+    let exceptions = store.exceptions(None, 10).await.unwrap();
+    assert_eq!((quarantined.len(), exceptions.len()), (1, 1));
+    assert_eq!(
+        (exceptions[0].pattern.as_str(), exceptions[0].field.as_deref()),
+        ("transform_mismatch", Some("OrderTotal"))
+    );
+    // Today's reader still refuses it, from the order and items kept.
+    let entry = contract_entry(&sim, None, SIM_REFRESH_TOKEN);
+    let refused = handoff_connectors::reread("amazon", &entry, &quarantined[0]);
+    assert_eq!(refused.unwrap_err().field, "OrderTotal");
+    // What was kept is enough to read it: once its total adds up, it is the order's update.
+    let mut body: Value = serde_json::from_slice(&quarantined[0].body).unwrap();
+    body["order"]["OrderTotal"] = money("36.75");
+    let fixed = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..quarantined[0].clone() };
+    let event = handoff_connectors::reread("amazon", &entry, &fixed).unwrap();
+    assert_eq!((event.order_ref.as_str(), event.kind), ("302-0000010-0000010", EventKind::OrderUpdated));
 }
 
 #[tokio::test]

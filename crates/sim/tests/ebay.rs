@@ -1,5 +1,6 @@
 //! The eBay connector against the simulated Sell Fulfillment API on loopback: the poller pages
-//! through orders and a second poll finds nothing new; shipping fulfillments survive a lost
+//! through orders and a second poll finds nothing new, and an order that does not add up is held
+//! while the feed goes on; shipping fulfillments survive a lost
 //! acknowledgment without a second record; an unknown SKU is a permanent error naming it. And
 //! the hub's notification route: eBay's challenge answered, a signed notification acknowledged
 //! with nothing stored, a forged one refused with 401 before its body is read.
@@ -172,6 +173,66 @@ async fn the_poller_pages_through_orders_and_a_second_poll_finds_nothing_new() {
     let last = events.iter().find(|e| e.kind == EventKind::OrderCancelled).expect("the cancellation");
     assert_eq!(last.order_ref, "12-00000-00002");
     assert_eq!(sim.dialect.tokens_minted(), 1);
+}
+
+#[tokio::test]
+async fn an_order_that_does_not_add_up_is_held_while_the_feed_goes_on() {
+    let sim = serve(Ebay::default()).await;
+    let contract = contract(&sim.url, 2);
+    let now = Timestamp::now();
+    let at = |minutes| now - SignedDuration::from_mins(minutes);
+    place(&sim, &ebay_order("12-55555-00001", at(30), at(30))).await;
+    // A cent more than its lines, tax and delivery.
+    let mut wrong = ebay_order("12-55555-00002", at(29), at(29));
+    wrong["pricingSummary"]["total"]["value"] = "81.01".into();
+    place(&sim, &wrong).await;
+    place(&sim, &ebay_order("12-55555-00003", at(28), at(28))).await;
+
+    let poller = handoff_connectors::poller("ebay", system(&contract)).unwrap().expect("poll is configured");
+    let store = MemoryStore::new();
+    let drain = async || {
+        let mut new = 0;
+        loop {
+            let (n, more) = poll_once("ebay", poller.as_ref(), &store, &SystemClock).await.unwrap();
+            new += n;
+            if !more {
+                return new;
+            }
+        }
+    };
+    assert_eq!(drain().await, 2, "the orders around it came in");
+    assert!(store.poll_cursor("ebay".into()).await.unwrap().is_some());
+    let held = store.quarantined(None, 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].order_ref.as_deref(), held[0].field.as_str()),
+        (Some("12-55555-00002"), "pricingSummary.total")
+    );
+    assert_eq!(held[0].source_version.as_deref(), Some("sell/fulfillment/v1"));
+    let exceptions = store.exceptions(None, 10).await.unwrap();
+    assert_eq!(exceptions.len(), 1);
+    assert_eq!(
+        (exceptions[0].pattern.as_str(), exceptions[0].order_ref.as_str(), exceptions[0].field.as_deref()),
+        ("transform_mismatch", "12-55555-00002", Some("pricingSummary.total"))
+    );
+
+    // The feed goes on: a later order arrives, and the held one is not held twice.
+    place(&sim, &ebay_order("12-55555-00004", now, now)).await;
+    assert_eq!(drain().await, 1);
+    assert_eq!(
+        (store.quarantined(None, 10).await.unwrap().len(), store.exceptions(None, 10).await.unwrap().len()),
+        (1, 1)
+    );
+    let refs: Vec<String> = store.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.order_ref).collect();
+    assert_eq!(refs, ["12-55555-00001", "12-55555-00003", "12-55555-00004"]);
+    let refused = handoff_connectors::reread("ebay", system(&contract), &held[0]).unwrap_err();
+    assert_eq!(refused.field, "pricingSummary.total", "today's reader still refuses it");
+    // What was kept is the order as eBay sent it: once it adds up, it reads into its event.
+    let mut body: Value = serde_json::from_slice(&held[0].body).unwrap();
+    body["pricingSummary"]["total"]["value"] = "81.00".into();
+    let fixed = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held[0].clone() };
+    let event = handoff_connectors::reread("ebay", system(&contract), &fixed).unwrap();
+    assert_eq!((event.order_ref.as_str(), event.kind), ("12-55555-00002", EventKind::OrderCreated));
 }
 
 #[tokio::test]

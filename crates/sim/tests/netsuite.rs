@@ -1,6 +1,7 @@
 //! The NetSuite connector against the simulated NetSuite on loopback: the salesOrder upsert
 //! under a lost acknowledgment, read-back, update, close, a refused order, and item
-//! fulfillments found by the SuiteQL poller exactly once.
+//! fulfillments found by the SuiteQL poller exactly once (one it cannot read held while the
+//! others come in).
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use handoff_sim::http::MockServer;
 use handoff_sim::system::Collection;
 use handoff_sim::vendors::netsuite::CREDENTIALS;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::{Command, NewCommand};
+use handoff_store::{Command, NewCommand, Store};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -258,4 +259,65 @@ async fn fulfillments_are_polled_once_each() {
     assert_eq!(f.carrier.as_deref(), Some("UPS"));
     assert!(f.tracking_number.as_deref().is_some_and(|t| t.starts_with("1Z")));
     assert!(polled.iter().all(|e| e.event_id.starts_with("netsuite:itemFulfillment:") && e.raw.is_some()));
+}
+
+#[tokio::test]
+async fn a_fulfillment_the_poll_cannot_map_is_held_and_the_feed_goes_on() {
+    let sim = serve(Faults::default()).await;
+    let target = target(&sim);
+    // 6102 ships nothing countable: its one line is of no units, so its fulfillment has no line
+    // Handoff can report.
+    let mut empty = order("6102", Some("e@example.com"), 0);
+    empty["lines"] = json!([{"sku": "MUG-1", "quantity": 0, "unit_price": "9.95"}]);
+    empty["totals"] = json!({"subtotal": "0", "tax": "0", "shipping": "0", "total": "0"});
+    for (order_ref, order) in [("6101", order("6101", Some("e@example.com"), 1)), ("6102", empty)] {
+        target.send(&command(CommandKind::CreateOrder, order_ref, 1, Some(order))).await.unwrap();
+    }
+    let system = contract(&sim.base_url, &CREDENTIALS);
+    let poller: Arc<dyn Poller> = handoff_connectors::poller("netsuite", &system).unwrap().unwrap();
+    let store = handoff_store::memory::MemoryStore::new();
+    let clock = ManualClock::new(Timestamp::now());
+    let http = reqwest::Client::new();
+    let fulfil = async |order_ref: &str| {
+        let r = http.post(format!("{}/_fulfil", sim.base_url)).json(&json!({"external_ref": order_ref})).send();
+        assert_eq!(r.await.unwrap().status(), 201);
+    };
+    let drain = async || {
+        let mut new = 0;
+        loop {
+            let (n, more) = poll_once("netsuite", poller.as_ref(), &store, &clock).await.unwrap();
+            new += n;
+            if !more {
+                return new;
+            }
+        }
+    };
+    fulfil("6102").await;
+    fulfil("6101").await;
+    assert_eq!(drain().await, 1);
+    assert!(store.poll_cursor("netsuite".into()).await.unwrap().is_some());
+    let held = store.quarantined(None, 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!((held[0].order_ref.as_deref(), held[0].field.as_str()), (Some("6102"), "fulfillment.lines"));
+    let exceptions = store.exceptions(None, 10).await.unwrap();
+    assert_eq!((exceptions.len(), exceptions[0].field.as_deref()), (1, Some("fulfillment.lines")));
+
+    // Later fulfillments still come in, and the held one is held once.
+    target
+        .send(&command(CommandKind::CreateOrder, "6103", 1, Some(order("6103", Some("e@example.com"), 1))))
+        .await
+        .unwrap();
+    fulfil("6103").await;
+    assert_eq!(drain().await, 1);
+    assert_eq!(store.quarantined(None, 10).await.unwrap().len(), 1);
+    let refs: Vec<String> = store.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.order_ref).collect();
+    assert_eq!(refs, ["6101", "6103"]);
+    let refused = handoff_connectors::reread("netsuite", &system, &held[0]).unwrap_err();
+    assert_eq!(refused.field, "fulfillment.lines", "today's reader still refuses it");
+    // What was kept is enough to read it: with a unit shipped, it is 6102's fulfillment.
+    let mut body: serde_json::Value = serde_json::from_slice(&held[0].body).unwrap();
+    body["lines"][0]["quantity"] = json!(1);
+    let shipped = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held[0].clone() };
+    let event = handoff_connectors::reread("netsuite", &system, &shipped).unwrap();
+    assert_eq!((event.order_ref.as_str(), event.kind), ("6102", EventKind::FulfillmentCreated));
 }

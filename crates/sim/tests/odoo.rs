@@ -1,6 +1,7 @@
 //! The Odoo connector against the simulated Odoo on loopback, over JSON-2 and over JSON-RPC:
 //! orders are found by `client_order_ref` before any create, so a lost acknowledgment never
-//! makes a second sale order; deliveries come back as `fulfillment.created` events.
+//! makes a second sale order; deliveries come back as `fulfillment.created` events (one of which
+//! nothing maps is held while the others come in).
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use handoff_sim::system::{Collection, Faults, MockSystem};
 use handoff_sim::vendors::odoo::{API_KEY, DATABASE, Odoo};
 use handoff_sim::{Dialect, http::MockServer};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{Command, NewCommand};
+use handoff_store::{Command, NewCommand, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -311,4 +312,58 @@ async fn fields_get_makes_the_sale_order_snapshot_over_both_wires() {
         other => panic!("refused for the custom field, got {other:?}"),
     }
     assert!(system.find(Collection::Orders, "2001").is_empty());
+}
+
+#[tokio::test]
+async fn a_delivery_the_poll_cannot_map_is_held_and_the_feed_goes_on() {
+    let (_system, url) = serve_as(Odoo::for_system(&contract("unused", "json-2", "our-own-key"))).await;
+    let contract = contract_paged(&url, "json-2", "our-own-key", 2);
+    let target = handoff_connectors::target("erp", &contract).unwrap().unwrap();
+    let client = reqwest::Client::new();
+    let ship = async |order_ref: &str, quantity: u32| {
+        let order = order(order_ref, Some("c@example.com"), &[("SKU-P", quantity)]);
+        target.send(&command(CommandKind::CreateOrder, order_ref, Some(1), Some(order))).await.unwrap();
+        let r = client.post(format!("{url}/_fulfil")).json(&json!({"external_ref": order_ref})).send();
+        assert_eq!(r.await.unwrap().status(), 201);
+    };
+    // 3002's delivery moves no whole unit: nothing of it can be reported.
+    ship("3001", 1).await;
+    ship("3002", 0).await;
+    let poller = handoff_connectors::poller("erp", &contract).unwrap().unwrap();
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(Timestamp::now());
+    let drain = async || {
+        let mut new = 0;
+        loop {
+            let (n, more) = poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap();
+            new += n;
+            if !more {
+                return new;
+            }
+        }
+    };
+    assert_eq!(drain().await, 1);
+    assert!(store.poll_cursor("erp".into()).await.unwrap().is_some());
+    let held = store.quarantined(None, 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!((held[0].order_ref.as_deref(), held[0].field.as_str()), (Some("3002"), "fulfillment.lines"));
+    assert_eq!(store.exceptions(None, 10).await.unwrap().len(), 1);
+
+    // Later deliveries still come in, and the held one is held once.
+    ship("3003", 2).await;
+    assert_eq!(drain().await, 1);
+    assert_eq!(store.quarantined(None, 10).await.unwrap().len(), 1);
+    let refs: Vec<String> = store.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.order_ref).collect();
+    assert_eq!(refs, ["3001", "3003"]);
+    // Read again from what was kept (the picking, its moves, the references it was read with).
+    let refused = handoff_connectors::reread("erp", &contract, &held[0]).unwrap_err();
+    assert_eq!(refused.field, "fulfillment.lines", "today's reader still refuses it");
+    // What was kept is enough to read it: with a unit moved, it is 3002's fulfillment.
+    let mut body: Value = serde_json::from_slice(&held[0].body).unwrap();
+    body["moves"][0]["quantity"] = json!(1);
+    let moved = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held[0].clone() };
+    let event = handoff_connectors::reread("erp", &contract, &moved).unwrap();
+    let event: InboundEvent = serde_json::from_str(&event.payload).unwrap();
+    let lines: Vec<_> = event.fulfillment.unwrap().lines.into_iter().map(|l| (l.sku, l.quantity)).collect();
+    assert_eq!((event.order_ref.as_str(), lines), ("3002", vec![("SKU-P".to_owned(), 1)]));
 }

@@ -1,6 +1,6 @@
 //! The Shopify target and poller, and the WooCommerce poller, against their simulated APIs on
-//! loopback: paging, read-back after lost acknowledgments, remaining quantities, refunds
-//! deduplicated by their idempotency key.
+//! loopback: paging, an order that cannot be mapped held while the feed goes on, read-back after
+//! lost acknowledgments, remaining quantities, refunds deduplicated by their idempotency key.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use handoff_sim::vendors::shopify::ShopifyAdmin;
 use handoff_sim::vendors::woocommerce::WooCommerce;
 use handoff_sim::{Faults, MockSystem};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{Command, NewCommand};
+use handoff_store::{Command, NewCommand, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -358,4 +358,78 @@ async fn a_partial_fulfillment_whose_ack_was_lost_is_found_by_its_tracking_numbe
     assert_eq!(target.send(&c).await.unwrap(), found);
     assert_eq!(fulfillment_records(&system), 1);
     assert_eq!(remaining(&url, &order).await, vec![2]);
+}
+
+/// The one held record of `store` and its exception's field, after checking there is one of each.
+async fn held_once(store: &MemoryStore) -> (handoff_store::Quarantined, String) {
+    let held = store.quarantined(None, 10).await.unwrap();
+    let exceptions = store.exceptions(None, 10).await.unwrap();
+    assert_eq!((held.len(), exceptions.len()), (1, 1), "held once, raised once");
+    assert_eq!(exceptions[0].pattern, "transform_mismatch");
+    (held[0].clone(), exceptions[0].field.clone().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn an_order_the_shopify_poll_cannot_map_is_held_and_the_feed_goes_on() {
+    let (_system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let first = place_shopify(&url, &[("RED", 1)]).await;
+    // A shape never seen: the currency is not an ISO 4217 code.
+    let odd = place(&url, json!({"order": {"email": "eve@example.com", "currency": "US Dollar",
+        "subtotal_price": "10.00", "total_price": "10.00", "line_items": [{"sku": "RED", "quantity": 1, "price": "10.00"}]}}))
+    .await;
+    let odd = odd["order"]["id"].to_string();
+    let system = shopify(&url, 2);
+    let poller = handoff_connectors::poller("shop", &system).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    assert_eq!(poll_through("shop", poller.as_ref(), &store).await, (1, 1));
+    assert!(store.poll_cursor("shop".into()).await.unwrap().is_some(), "the cursor moved past it");
+    let (held, field) = held_once(&store).await;
+    assert_eq!(
+        (held.order_ref.as_deref(), held.field.as_str(), field.as_str()),
+        (Some(odd.as_str()), "currency", "currency")
+    );
+    assert_eq!(held.source_version.as_deref(), Some("2026-07"));
+
+    // Later orders still arrive; the held one, read again by the overlap, is held once.
+    let later = place_shopify(&url, &[("BLUE", 2)]).await;
+    assert_eq!(poll_through("shop", poller.as_ref(), &store).await.0, 1);
+    held_once(&store).await;
+    let refs: Vec<String> = store.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.order_ref).collect();
+    assert_eq!(refs, [first, later]);
+    // Today's reader still refuses it.
+    let refused = handoff_connectors::reread("shop", &system, &held).unwrap_err();
+    assert_eq!(refused.field, "currency");
+    // What was kept is the order as Shopify listed it: with a currency it reads.
+    let mut body: Value = serde_json::from_slice(&held.body).unwrap();
+    body["currency"] = json!("USD");
+    let fixed = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held.clone() };
+    assert_eq!(handoff_connectors::reread("shop", &system, &fixed).unwrap().order_ref, odd);
+}
+
+#[tokio::test]
+async fn an_order_the_woocommerce_poll_cannot_map_is_held_and_the_feed_goes_on() {
+    let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
+    let now = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).datetime();
+    let at = |minutes: i64| (now - jiff::SignedDuration::from_mins(minutes)).strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    place(&url, woo_order(201, "processing", &at(30))).await;
+    // A type change: the quantity came as text.
+    let mut odd = woo_order(202, "processing", &at(29));
+    odd["line_items"][0]["quantity"] = json!("2");
+    place(&url, odd).await;
+    let system = woocommerce(&url, 2);
+    let poller = handoff_connectors::poller("store", &system).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await, (1, 1));
+    assert!(store.poll_cursor("store".into()).await.unwrap().is_some());
+    let (held, field) = held_once(&store).await;
+    assert_eq!((held.order_ref.as_deref(), field.as_str()), (Some("202"), "line_items.quantity"));
+
+    place(&url, woo_order(203, "processing", &at(1))).await;
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await.0, 1);
+    held_once(&store).await;
+    assert!(handoff_connectors::reread("store", &system, &held).is_err(), "still refused");
+    let mut body: Value = serde_json::from_slice(&held.body).unwrap();
+    body["line_items"][0]["quantity"] = json!(2);
+    let fixed = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held.clone() };
+    assert_eq!(handoff_connectors::reread("store", &system, &fixed).unwrap().order_ref, "202");
 }

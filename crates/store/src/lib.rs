@@ -6,6 +6,7 @@
 //! wall clock, so a simulated run is deterministic.
 
 pub mod memory;
+mod quarantine;
 pub mod sqlite;
 mod types;
 
@@ -13,6 +14,7 @@ use std::future::Future;
 
 use jiff::Timestamp;
 
+pub use quarantine::*;
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +44,46 @@ pub trait Store: Send + Sync + 'static {
     fn poll_cursor(&self, system: String) -> impl Future<Output = Result<Option<String>>> + Send;
 
     /// Records the events one poll of `system` found (each deduplicated as by
-    /// [`Store::record_event`]) and moves its cursor, in one transaction.
+    /// [`Store::record_event`]), holds the records it could not map (as by
+    /// [`Store::quarantine`]) and moves its cursor, in one transaction. Returns what became of
+    /// the events.
     fn record_polled(
         &self,
         system: String,
         events: Vec<NewEvent>,
+        held: Vec<NewQuarantined>,
         cursor: String,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<Recorded>>> + Send;
+
+    /// Holds a body no reader could map and raises its Transform Mismatch exception, in one
+    /// transaction, deduplicated on (system, fingerprint): a body held before is `Duplicate`
+    /// and raises nothing again.
+    fn quarantine(&self, held: NewQuarantined, now: Timestamp) -> impl Future<Output = Result<Recorded>> + Send;
+
+    /// Held bodies, newest first, optionally only those in one state.
+    fn quarantined(
+        &self,
+        state: Option<QuarantineState>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Quarantined>>> + Send;
+
+    /// One held body, with its bytes.
+    fn quarantined_one(&self, id: i64) -> impl Future<Output = Result<Option<Quarantined>>> + Send;
+
+    /// Bodies still held, per system: the quarantine's depth.
+    fn quarantine_depth(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// A held body was read again into `event`: records it in the inbox (deduplicated as by
+    /// [`Store::record_event`]), marks the row replayed and resolves its exception, audited
+    /// with `actor`, in one transaction. A row replayed before changes nothing.
+    fn release_quarantined(
+        &self,
+        id: i64,
+        event: NewEvent,
+        actor: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Released>> + Send;
 
     /// Events recorded but not yet planned, oldest first.
     fn unprocessed_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;

@@ -12,8 +12,8 @@ use tokio::sync::watch;
 
 use crate::{
     AttemptRecord, AttemptRow, AuditRow, Command, CommandSample, ExceptionRow, FactRow, FlowStats, LedgerRow,
-    NewCommand, NewEvent, NewFinding, OrderState, Outcome, Plan, Raised, Recorded, Replay, Result, Store, StoredEvent,
-    Timeline, acknowledged_state, flow_stats_of,
+    NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Outcome, Plan, QuarantineState, Quarantined, Raised,
+    Recorded, Released, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state, flow_stats_of,
 };
 
 #[derive(Clone, Default)]
@@ -37,6 +37,8 @@ struct Mem {
     rechecks: BTreeSet<i64>,
     /// The inbox row each command was planned from.
     event_rows: HashMap<i64, i64>,
+    quarantine: Vec<Quarantined>,
+    quarantine_keys: HashMap<(String, String), i64>,
 }
 
 impl Mem {
@@ -60,6 +62,89 @@ impl Mem {
             inbound_mapping: None,
         });
         Recorded::New(row)
+    }
+}
+
+impl Mem {
+    fn hold(&mut self, h: NewQuarantined, now: Timestamp) -> Recorded {
+        let key = (h.system.clone(), h.fingerprint.clone());
+        if let Some(&id) = self.quarantine_keys.get(&key) {
+            return Recorded::Duplicate(id);
+        }
+        let id = self.quarantine.len() as i64 + 1;
+        let exception = self.exceptions.len() as i64 + 1;
+        let order_ref = h.order_ref.clone().unwrap_or_default();
+        let detail = h.detail(id);
+        self.exceptions.push(ExceptionRow {
+            id: exception,
+            pattern: handoff_model::Pattern::TransformMismatch.as_str().into(),
+            order_ref: order_ref.clone(),
+            flow: h.flow.clone(),
+            field: Some(h.field.clone()),
+            detail: detail.clone(),
+            state: "open".into(),
+            opened_at: now,
+            updated_at: now,
+            channel: Some(h.system.clone()),
+            evidence: Some(h.evidence(id)),
+            ..ExceptionRow::default()
+        });
+        self.audit(now, "engine", "quarantined", &order_ref, format!("exception {exception}: {detail}"));
+        self.quarantine_keys.insert(key, id);
+        self.quarantine.push(Quarantined {
+            id,
+            system: h.system,
+            source: h.source,
+            order_ref: h.order_ref,
+            headers: h.headers,
+            body: h.body,
+            field: h.field,
+            reason: h.reason,
+            source_version: h.source_version,
+            flow: h.flow,
+            received_at: h.received_at,
+            state: QuarantineState::Held,
+            exception_id: Some(exception),
+            event_row: None,
+            replayed_at: None,
+        });
+        Recorded::New(id)
+    }
+
+    fn release(&mut self, id: i64, event: NewEvent, actor: &str, now: Timestamp) -> Released {
+        let Some(q) = self.quarantine.get((id - 1) as usize) else { return Released::NotFound };
+        if q.state == QuarantineState::Replayed {
+            return Released::AlreadyReplayed { event_row: q.event_row };
+        }
+        let order_ref = event.order_ref.clone();
+        let recorded = self.record_event(event);
+        let (Recorded::New(row) | Recorded::Duplicate(row)) = recorded;
+        let q = &mut self.quarantine[(id - 1) as usize];
+        q.state = QuarantineState::Replayed;
+        q.event_row = Some(row);
+        q.replayed_at = Some(now);
+        q.order_ref.get_or_insert_with(|| order_ref.clone());
+        if let Some(x) = q.exception_id.and_then(|x| self.exceptions.get_mut((x - 1) as usize)) {
+            if x.order_ref.is_empty() {
+                x.order_ref = order_ref.clone();
+            }
+            if crate::quarantine::resolves(&x.state) {
+                x.state = "resolved".into();
+            }
+            x.updated_at = now;
+        }
+        let how = match recorded {
+            Recorded::New(_) => "",
+            Recorded::Duplicate(_) => ", which was already in the inbox",
+        };
+        self.audit(
+            now,
+            actor,
+            "quarantine replayed",
+            &order_ref,
+            format!("quarantine {id} replayed as event {row}{how}"),
+        );
+        Released::Replayed(recorded)
     }
 }
 
@@ -239,14 +324,46 @@ impl Store for MemoryStore {
         &self,
         system: String,
         events: Vec<NewEvent>,
+        held: Vec<NewQuarantined>,
         cursor: String,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Result<Vec<Recorded>> {
         Ok(self.write(|m| {
             let recorded = events.into_iter().map(|e| m.record_event(e)).collect();
+            for h in held {
+                m.hold(h, now);
+            }
             m.poll_cursors.insert(system, cursor);
             recorded
         }))
+    }
+
+    async fn quarantine(&self, held: NewQuarantined, now: Timestamp) -> Result<Recorded> {
+        Ok(self.write(|m| m.hold(held, now)))
+    }
+
+    async fn quarantined(&self, state: Option<QuarantineState>, limit: usize) -> Result<Vec<Quarantined>> {
+        Ok(self.read(|m| {
+            m.quarantine.iter().rev().filter(|q| state.is_none_or(|s| q.state == s)).take(limit).cloned().collect()
+        }))
+    }
+
+    async fn quarantined_one(&self, id: i64) -> Result<Option<Quarantined>> {
+        Ok(self.read(|m| m.quarantine.iter().find(|q| q.id == id).cloned()))
+    }
+
+    async fn quarantine_depth(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self.read(|m| {
+            let mut depth: std::collections::BTreeMap<String, u64> = Default::default();
+            for q in m.quarantine.iter().filter(|q| q.state == QuarantineState::Held) {
+                *depth.entry(q.system.clone()).or_default() += 1;
+            }
+            depth.into_iter().collect()
+        }))
+    }
+
+    async fn release_quarantined(&self, id: i64, event: NewEvent, actor: String, now: Timestamp) -> Result<Released> {
+        Ok(self.write(|m| m.release(id, event, &actor, now)))
     }
 
     async fn set_dead_letter_payload(&self, id: i64, payload: String, actor: String, now: Timestamp) -> Result<bool> {
@@ -649,6 +766,12 @@ impl Store for MemoryStore {
                 ledger,
                 exceptions: m.exceptions.iter().filter(|x| x.order_ref == order_ref).cloned().collect(),
                 audit: m.audit.iter().filter(|(r, _)| *r == order_ref).map(|(_, a)| a.clone()).collect(),
+                quarantined: m
+                    .quarantine
+                    .iter()
+                    .filter(|q| q.order_ref.as_ref() == Some(&order_ref))
+                    .cloned()
+                    .collect(),
                 commands,
                 order_ref,
             }

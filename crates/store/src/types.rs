@@ -321,11 +321,13 @@ pub struct Timeline {
     pub ledger: Vec<LedgerRow>,
     pub exceptions: Vec<ExceptionRow>,
     pub audit: Vec<AuditRow>,
+    /// Bodies about this order that no reader could map.
+    pub quarantined: Vec<crate::Quarantined>,
 }
 
 impl Timeline {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.commands.is_empty()
+        self.events.is_empty() && self.commands.is_empty() && self.quarantined.is_empty()
     }
 }
 

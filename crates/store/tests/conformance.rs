@@ -3,7 +3,10 @@
 use handoff_model::{CommandKind, CommandState, EventKind};
 use handoff_store::memory::MemoryStore;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
-use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded, Replay, Store};
+use handoff_store::{
+    AttemptRecord, NewCommand, NewEvent, NewQuarantined, OrderState, Outcome, Plan, QuarantineSource, QuarantineState,
+    Recorded, Released, Replay, Store,
+};
 use jiff::{SignedDuration, Timestamp};
 
 fn t0() -> Timestamp {
@@ -45,6 +48,9 @@ conformance!(
     an_action_queues_a_command_once,
     flow_stats_count_attempts_retries_dead_letters_and_latency,
     an_audit_line_is_written_with_its_actor,
+    a_body_no_reader_maps_is_held_once_with_its_exception,
+    a_poll_holds_the_records_it_cannot_map_and_still_moves_its_cursor,
+    a_held_body_replays_into_the_inbox_once,
 );
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
@@ -105,7 +111,7 @@ async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: 
     assert_eq!(store.poll_cursor("shop".into()).await.unwrap(), None);
     let webhook = store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     let page = vec![event("e1", EventKind::OrderCreated, "#1"), event("e2", EventKind::OrderCreated, "#2")];
-    let recorded = store.record_polled("shop".into(), page, "c1".into(), t0()).await.unwrap();
+    let recorded = store.record_polled("shop".into(), page, vec![], "c1".into(), t0()).await.unwrap();
     assert_eq!(
         recorded[0],
         Recorded::Duplicate(match webhook {
@@ -115,7 +121,7 @@ async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: 
     );
     assert!(matches!(recorded[1], Recorded::New(_)));
     assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c1"));
-    store.record_polled("shop".into(), vec![], "c2".into(), t0()).await.unwrap();
+    store.record_polled("shop".into(), vec![], vec![], "c2".into(), t0()).await.unwrap();
     assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c2"));
     assert_eq!(store.poll_cursor("erp".into()).await.unwrap(), None);
     assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 2);
@@ -412,4 +418,97 @@ async fn an_audit_line_is_written_with_its_actor<S: Store + Clone>(store: S) {
     let audit = store.order_timeline("#1".into()).await.unwrap().audit;
     assert_eq!(audit.len(), 1);
     assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("ada", "approved"));
+}
+
+/// A Shopify order delivery whose reader stopped at `line_items`.
+fn unmapped(fingerprint: &str, order_ref: Option<&str>) -> NewQuarantined {
+    NewQuarantined {
+        system: "shop".into(),
+        source: QuarantineSource::Webhook,
+        fingerprint: fingerprint.into(),
+        order_ref: order_ref.map(str::to_owned),
+        headers: [("x-shopify-topic".to_owned(), "orders/create".to_owned())].into(),
+        body: br#"{"id":1001}"#.to_vec(),
+        field: "line_items".into(),
+        reason: "missing field `line_items`".into(),
+        source_version: Some("2026-07".into()),
+        flow: Some("orders".into()),
+        received_at: t0(),
+    }
+}
+
+async fn a_body_no_reader_maps_is_held_once_with_its_exception<S: Store + Clone>(store: S) {
+    let Recorded::New(id) = store.quarantine(unmapped("f1", Some("1001")), t0()).await.unwrap() else {
+        panic!("first is new")
+    };
+    assert_eq!(store.quarantine(unmapped("f1", Some("1001")), t0()).await.unwrap(), Recorded::Duplicate(id));
+
+    let held = store.quarantined_one(id).await.unwrap().unwrap();
+    assert_eq!((held.state, held.body.as_slice()), (QuarantineState::Held, br#"{"id":1001}"#.as_slice()));
+    assert_eq!(held.headers["x-shopify-topic"], "orders/create");
+    assert_eq!((held.field.as_str(), held.source_version.as_deref()), ("line_items", Some("2026-07")));
+
+    let exceptions = store.exceptions(None, 10).await.unwrap();
+    assert_eq!(exceptions.len(), 1, "a redelivery raises nothing again");
+    let x = &exceptions[0];
+    assert_eq!(Some(x.id), held.exception_id);
+    assert_eq!(
+        (x.pattern.as_str(), x.state.as_str(), x.order_ref.as_str(), x.flow.as_deref(), x.field.as_deref()),
+        ("transform_mismatch", "open", "1001", Some("orders"), Some("line_items"))
+    );
+    assert!(x.detail.contains("2026-07") && x.detail.contains(&format!("quarantine replay {id}")), "{}", x.detail);
+    assert_eq!(store.quarantine_depth().await.unwrap(), [("shop".to_owned(), 1)]);
+    let timeline = store.order_timeline("1001".into()).await.unwrap();
+    assert_eq!(timeline.quarantined.len(), 1);
+    assert!(!timeline.is_empty(), "an order known only by a held body still has a timeline");
+    assert_eq!(timeline.audit[0].action, "quarantined");
+    assert!(store.unprocessed_events(10).await.unwrap().is_empty(), "nothing held reaches intake");
+}
+
+async fn a_poll_holds_the_records_it_cannot_map_and_still_moves_its_cursor<S: Store + Clone>(store: S) {
+    let held = NewQuarantined { source: QuarantineSource::Poll, headers: Default::default(), ..unmapped("f1", None) };
+    let page = vec![event("e2", EventKind::OrderCreated, "#2")];
+    let recorded = store.record_polled("shop".into(), page, vec![held.clone()], "c1".into(), t0()).await.unwrap();
+    assert!(matches!(recorded[..], [Recorded::New(_)]));
+    assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c1"));
+    // The same record read again by an overlapping window is held once.
+    store.record_polled("shop".into(), vec![], vec![held], "c2".into(), t0()).await.unwrap();
+    let rows = store.quarantined(Some(QuarantineState::Held), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].source, rows[0].order_ref.as_deref()), (QuarantineSource::Poll, None));
+    assert_eq!(store.exceptions(None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c2"));
+}
+
+async fn a_held_body_replays_into_the_inbox_once<S: Store + Clone>(store: S) {
+    let Recorded::New(id) = store.quarantine(unmapped("f1", None), t0()).await.unwrap() else { panic!("new") };
+    let later = t0() + SignedDuration::from_mins(5);
+    let replayed = event("evt-1001", EventKind::OrderCreated, "1001");
+    let Released::Replayed(Recorded::New(row)) =
+        store.release_quarantined(id, replayed.clone(), "ada".into(), later).await.unwrap()
+    else {
+        panic!("the replay is recorded")
+    };
+    let again = store.release_quarantined(id, replayed.clone(), "ada".into(), later).await.unwrap();
+    assert_eq!(again, Released::AlreadyReplayed { event_row: Some(row) });
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1, "replayed once");
+
+    let q = store.quarantined_one(id).await.unwrap().unwrap();
+    assert_eq!((q.state, q.event_row, q.replayed_at), (QuarantineState::Replayed, Some(row), Some(later)));
+    assert_eq!(q.order_ref.as_deref(), Some("1001"), "the replay names the order");
+    let x = store.exception(q.exception_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!((x.state.as_str(), x.order_ref.as_str()), ("resolved", "1001"));
+    let audit = store.order_timeline("1001".into()).await.unwrap().audit;
+    assert!(audit.iter().any(|a| a.actor == "ada" && a.action == "quarantine replayed"), "{audit:?}");
+    assert!(store.quarantine_depth().await.unwrap().is_empty());
+
+    // A second held body that reads into the same event is replayed onto the same inbox row.
+    let Recorded::New(other) = store.quarantine(unmapped("f2", None), t0()).await.unwrap() else { panic!("new") };
+    let onto = store.release_quarantined(other, replayed, "ada".into(), later).await.unwrap();
+    assert_eq!(onto, Released::Replayed(Recorded::Duplicate(row)));
+    assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.release_quarantined(99, event("e", EventKind::OrderCreated, "x"), "ada".into(), later).await.unwrap(),
+        Released::NotFound
+    );
 }

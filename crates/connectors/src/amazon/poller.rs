@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use handoff_contract::PollSettings;
+use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{BoxFuture, Page, PollError, Poller};
 use handoff_model::{EventKind, ExternalId, InboundEvent};
 use jiff::Timestamp;
@@ -78,8 +79,10 @@ pub struct OrdersPoller {
 struct Seen {
     order_id: String,
     last_updated: Timestamp,
+    /// What [`reread`] reads again if it is held: v0 `{"order", "items"}`, 2026 the order.
+    record: Value,
     /// `None`: skipped (still pending); `Err`: the mapping refused it.
-    event: Option<Result<(InboundEvent, String), String>>,
+    event: Option<Result<(InboundEvent, String), Unmapped>>,
 }
 
 impl OrdersPoller {
@@ -103,27 +106,22 @@ impl OrdersPoller {
             tracing::warn!(message = "Amazon refused the page token; reading the window again", system = %self.system);
             let cursor = Cursor { since: cursor.since, newest: cursor.newest, page: None };
             let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
-            return Ok(Page { events: Vec::new(), cursor, more: true });
+            return Ok(Page { events: Vec::new(), held: Vec::new(), cursor, more: true });
         };
         let newest = seen.iter().map(|s| s.last_updated).chain(cursor.newest).max();
         let mut events = Vec::new();
-        for Seen { order_id, event, .. } in seen {
+        let mut held = Vec::new();
+        for Seen { order_id, record, event, .. } in seen {
             let Some(event) = event else { continue };
-            let checked = event.and_then(|(event, raw)| match event.validate() {
-                Ok(()) => Ok((event, raw)),
-                Err(e) => Err(e.to_string()),
-            });
-            let (event, raw) = match checked {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // One malformed order must not stop the feed; it is reported, not dropped
-                    // quietly, and polled again when it changes.
-                    tracing::error!(message = "Amazon order not recorded", order = %order_id, error = %e);
-                    continue;
+            match event.and_then(|(event, raw)| crate::held::polled(&self.system, event, raw, now)) {
+                Ok(event) => events.push(event),
+                // One malformed order must not stop the feed: it is held with a Transform
+                // Mismatch until a fixed reader replays it.
+                Err(unmapped) => {
+                    let version = Some(self.version.as_str());
+                    held.push(crate::held::record(&self.system, &record, Some(order_id), version, unmapped, now));
                 }
-            };
-            let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
-            events.push(crate::new_event(&self.system, event, payload, Some(raw), now));
+            }
         }
         let more = next.is_some();
         let cursor = match next {
@@ -134,7 +132,7 @@ impl OrdersPoller {
             }
         };
         let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more })
+        Ok(Page { events, held, cursor, more })
     }
 
     /// One page of orders and the next page's token; `None` when Amazon refused the token.
@@ -164,24 +162,18 @@ impl OrdersPoller {
         for order in payload["Orders"].as_array().into_iter().flatten() {
             let order_id = text(order, "AmazonOrderId")?;
             let last_updated = timestamp(order, "LastUpdateDate")?;
-            let status = order["OrderStatus"].as_str().unwrap_or_default();
-            let event = match status {
-                "Pending" | "PendingAvailability" => None,
-                "Canceled" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V0)),
+            let items = match order["OrderStatus"].as_str().unwrap_or_default() {
+                "Pending" | "PendingAvailability" | "Canceled" => Value::Null,
                 _ => {
                     let items = self.api.order_items(&order_id).await.map_err(|e| self.item_failed(e))?;
                     // The items were asked for by this order's id: the join names it, as
                     // getOrderItems does.
-                    let items = json!({ "AmazonOrderId": order_id, "OrderItems": items });
-                    let raw = json!({ "order": order, "items": items });
-                    Some(
-                        order_v0(order, &items)
-                            .map_err(|e| e.to_string())
-                            .and_then(|m| changed(m, raw, ApiVersion::V0)),
-                    )
+                    json!({ "AmazonOrderId": order_id, "OrderItems": items })
                 }
             };
-            seen.push(Seen { order_id, last_updated, event });
+            let event = read_v0(order, &items);
+            let record = json!({ "order": order, "items": items });
+            seen.push(Seen { order_id, last_updated, record, event });
         }
         Ok(Some((seen, token(&payload["NextToken"]))))
     }
@@ -210,17 +202,8 @@ impl OrdersPoller {
         for order in answer.body["orders"].as_array().into_iter().flatten() {
             let order_id = text(order, "orderId")?;
             let last_updated = timestamp(order, "lastUpdatedTime")?;
-            let status = order["fulfillment"]["fulfillmentStatus"].as_str().unwrap_or_default();
-            let event = match status {
-                "PENDING" | "PENDING_AVAILABILITY" => None,
-                "CANCELLED" => Some(cancelled(&order_id, last_updated, order.clone(), ApiVersion::V2026)),
-                _ => Some(
-                    order_2026(order)
-                        .map_err(|e| e.to_string())
-                        .and_then(|m| changed(m, order.clone(), ApiVersion::V2026)),
-                ),
-            };
-            seen.push(Seen { order_id, last_updated, event });
+            let event = read_2026(order);
+            seen.push(Seen { order_id, last_updated, record: order.clone(), event });
         }
         Ok(Some((seen, token(&answer.body["pagination"]["nextToken"]))))
     }
@@ -268,8 +251,52 @@ fn timestamp(v: &Value, key: &str) -> Result<Timestamp, PollError> {
 
 /// The stable id of one change of one order; an order id too long for an event id is a
 /// mapping error of that order.
-fn event_id(order_id: &str, last_updated: Timestamp) -> Result<ExternalId, String> {
+fn event_id(order_id: &str, last_updated: Timestamp) -> Result<ExternalId, Unmapped> {
     ExternalId::new(format!("poll:{order_id}@{last_updated}"))
+        .map_err(|reason| Unmapped { field: "order id".into(), reason })
+}
+
+/// One v0 order and its `getOrderItems` answer (`{"OrderItems": [...]}`, null where it needs
+/// none) as an event and its raw body; `None` while it is pending.
+fn read_v0(order: &Value, items: &Value) -> Option<Result<(InboundEvent, String), Unmapped>> {
+    Some(match order["OrderStatus"].as_str().unwrap_or_default() {
+        "Pending" | "PendingAvailability" => return None,
+        "Canceled" => envelope(order, "AmazonOrderId", "LastUpdateDate")
+            .and_then(|(id, at)| cancelled(&id, at, order.clone(), ApiVersion::V0)),
+        _ => order_v0(order, items)
+            .map_err(Unmapped::from)
+            .and_then(|m| changed(m, json!({ "order": order, "items": items }), ApiVersion::V0)),
+    })
+}
+
+/// One 2026-01-01 order (items nested) as an event and its raw body; `None` while pending.
+fn read_2026(order: &Value) -> Option<Result<(InboundEvent, String), Unmapped>> {
+    Some(match order["fulfillment"]["fulfillmentStatus"].as_str().unwrap_or_default() {
+        "PENDING" | "PENDING_AVAILABILITY" => return None,
+        "CANCELLED" => envelope(order, "orderId", "lastUpdatedTime")
+            .and_then(|(id, at)| cancelled(&id, at, order.clone(), ApiVersion::V2026)),
+        _ => order_2026(order).map_err(Unmapped::from).and_then(|m| changed(m, order.clone(), ApiVersion::V2026)),
+    })
+}
+
+/// An order's id and last update, for a cancellation (which needs nothing else of it).
+fn envelope(order: &Value, id: &str, updated: &str) -> Result<(String, Timestamp), Unmapped> {
+    let missing = |field: &str| Unmapped { field: field.to_owned(), reason: "is missing or not a timestamp".into() };
+    let order_id = token(&order[id]).ok_or_else(|| missing(id))?;
+    let at = token(&order[updated]).and_then(|t| t.parse().ok()).ok_or_else(|| missing(updated))?;
+    Ok((order_id, at))
+}
+
+/// Reads a held order again (`version`: the API generation it was polled in; `record` as
+/// [`Seen::record`] keeps it).
+pub(crate) fn reread(version: Option<&str>, record: &Value) -> Result<InboundEvent, Unmapped> {
+    let version = ApiVersion::parse(version).map_err(|reason| Unmapped { field: "source_version".into(), reason })?;
+    let read = match version {
+        ApiVersion::V0 => read_v0(&record["order"], &record["items"]),
+        ApiVersion::V2026 => read_2026(record),
+    };
+    let pending = || Unmapped { field: "status".into(), reason: "the order is pending: nothing to read yet".into() };
+    Ok(read.ok_or_else(pending)??.0)
 }
 
 fn version(last_updated: Timestamp) -> Option<u64> {
@@ -278,7 +305,7 @@ fn version(last_updated: Timestamp) -> Option<u64> {
 
 /// A polled order is a snapshot, not a transition: it is `order.updated`, which intake turns
 /// into a create when the order is new to it.
-fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> Result<(InboundEvent, String), String> {
+fn changed(mapped: AmazonOrder, raw: Value, api: ApiVersion) -> Result<(InboundEvent, String), Unmapped> {
     let order_id = mapped.order.order_ref.clone();
     let kind = if mapped.cancelled { EventKind::OrderCancelled } else { EventKind::OrderUpdated };
     let event = InboundEvent {
@@ -303,7 +330,7 @@ fn cancelled(
     last_updated: Timestamp,
     raw: Value,
     api: ApiVersion,
-) -> Result<(InboundEvent, String), String> {
+) -> Result<(InboundEvent, String), Unmapped> {
     let event = InboundEvent {
         event_id: event_id(order_id, last_updated)?,
         kind: EventKind::OrderCancelled,

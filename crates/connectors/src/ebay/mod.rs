@@ -14,8 +14,12 @@ pub use keys::{KeyError, PublicKeys};
 pub use notification::{Notification, inbound};
 pub use order::{EbayOrder, order};
 pub use poller::EbayPoller;
+pub(crate) use poller::reread;
 pub use signature::{challenge_response, key_id, verify};
 pub use target::{EbayTarget, classify};
+
+/// The API version stamped on each event read from it.
+const API_VERSION: &str = "sell/fulfillment/v1";
 
 /// The Sell Fulfillment API's base path.
 const FULFILLMENT: &str = "/sell/fulfillment/v1";

@@ -67,7 +67,7 @@ impl EbayOrder {
             fulfillment: None,
             refund: None,
             payment: None,
-            source_version: Some("sell/fulfillment/v1".into()),
+            source_version: Some(super::API_VERSION.into()),
             inbound_mapping: Some(INBOUND_MAPPING.into()),
         };
         event.validate()?;

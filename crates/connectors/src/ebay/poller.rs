@@ -5,13 +5,15 @@
 
 use handoff_contract::{PollSettings, System};
 use handoff_engine::poll::{Page, PollError};
+use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{BoxFuture, Poller};
+use handoff_model::InboundEvent;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::FULFILLMENT;
 use super::auth::Tokens;
+use super::{API_VERSION, FULFILLMENT};
 use crate::ConfigError;
 use crate::http_json::retry_after;
 
@@ -81,18 +83,22 @@ impl EbayPoller {
         let page: Value = serde_json::from_slice(&body).map_err(|e| PollError::new(format!("getOrders: {e}")))?;
         let orders = page["orders"].as_array().cloned().unwrap_or_default();
         let mut events = Vec::with_capacity(orders.len());
+        let mut held = Vec::new();
         let mut latest = cursor.latest;
         for raw in &orders {
-            // One order that cannot be mapped stops the intake loudly rather than being skipped.
-            let refused = |e: crate::SourceError| {
-                PollError::new(format!("eBay order {}: {e}", raw["orderId"].as_str().unwrap_or("?")))
-            };
-            let mapped = super::order(raw).map_err(refused)?;
-            let modified_raw = raw["lastModifiedDate"].as_str().unwrap_or_default();
-            let event = mapped.event(modified_raw).map_err(refused)?;
-            latest = Some(latest.map_or(mapped.last_modified, |l: Timestamp| l.max(mapped.last_modified)));
-            let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
-            events.push(crate::new_event(&self.name, event, payload, Some(raw.to_string()), now));
+            let read = reread(raw).and_then(|event| crate::held::polled(&self.name, event, raw.to_string(), now));
+            match read {
+                Ok(event) => events.push(event),
+                // One order that cannot be mapped (one that does not add up to the cent, say)
+                // is held with a Transform Mismatch while the feed goes on.
+                Err(unmapped) => {
+                    let order_ref = crate::held::id_of(&raw["orderId"]);
+                    held.push(crate::held::record(&self.name, raw, order_ref, Some(API_VERSION), unmapped, now));
+                }
+            }
+            // Every order read, held or not, moves the window on.
+            let modified = raw["lastModifiedDate"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
+            latest = latest.max(modified);
         }
         let total = page["total"].as_u64().unwrap_or(0);
         let offset = cursor.offset + orders.len() as u64;
@@ -104,8 +110,14 @@ impl EbayPoller {
             Cursor { since, offset: 0, latest: None }
         };
         let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more })
+        Ok(Page { events, held, cursor, more })
     }
+}
+
+/// One `Order` as the poller reads it (kept as is when held): the event of this change of it.
+pub(crate) fn reread(raw: &Value) -> Result<InboundEvent, Unmapped> {
+    let mapped = super::order(raw)?;
+    Ok(mapped.event(raw["lastModifiedDate"].as_str().unwrap_or_default())?)
 }
 
 impl Poller for EbayPoller {

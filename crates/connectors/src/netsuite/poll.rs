@@ -3,6 +3,7 @@
 
 use handoff_contract::PollSettings;
 use handoff_engine::poll::{Page, PollError};
+use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{BoxFuture, Poller};
 use handoff_model::{EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
 use jiff::Timestamp;
@@ -115,13 +116,26 @@ impl NetSuitePoller {
             }
         }
         let mut events = Vec::new();
+        let mut held = Vec::new();
         let mut latest: Option<Timestamp> = None;
         for header in &headers.items {
-            let Some(seen) = fulfillment_event(header, &lines) else { continue };
-            latest = latest.max(Some(seen.occurred_at));
-            let raw = json!({"fulfillment": header, "lines": lines_of(header, &lines)}).to_string();
-            let payload = serde_json::to_string(&seen).map_err(|e| PollError::new(e.to_string()))?;
-            events.push(crate::new_event(&self.system, seen, payload, Some(raw), now));
+            let raw = json!({"fulfillment": header, "lines": lines_of(header, &lines)});
+            let read = match fulfillment_event(header, &lines) {
+                Ok(None) => continue,
+                Ok(Some(seen)) => {
+                    latest = latest.max(Some(seen.occurred_at));
+                    crate::held::polled(&self.system, seen, raw.to_string(), now)
+                }
+                Err(unmapped) => Err(unmapped),
+            };
+            match read {
+                Ok(event) => events.push(event),
+                // One fulfillment Handoff cannot read is held while the others come in.
+                Err(unmapped) => {
+                    let order_ref = header.get("order_ref").and_then(text);
+                    held.push(crate::held::record(&self.system, &raw, order_ref, None, unmapped, now));
+                }
+            }
         }
         let next = if headers.has_more {
             Cursor { since: cursor.since, offset: cursor.offset + limit }
@@ -131,7 +145,7 @@ impl NetSuitePoller {
             Cursor { since, offset: 0 }
         };
         let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more: headers.has_more })
+        Ok(Page { events, held, cursor, more: headers.has_more })
     }
 }
 
@@ -152,18 +166,23 @@ fn quantity(v: &Value) -> Option<u32> {
     u32::try_from(d.normalize().mantissa()).ok().filter(|_| d.normalize().scale() == 0)
 }
 
-/// One fulfillment row and its lines as a `fulfillment.created` event, or `None` for one
-/// Handoff cannot report: of an order without an external id (not Handoff's), or without lines
-/// whose items have an external id.
+/// One fulfillment row and its lines as a `fulfillment.created` event; `None` for one of an
+/// order without an external id (not Handoff's to report); `Err` for one Handoff cannot read
+/// (without lines whose items have an external id, say).
 fn fulfillment_event(
     header: &serde_json::Map<String, Value>,
     lines: &[serde_json::Map<String, Value>],
-) -> Option<InboundEvent> {
-    let id = header.get("id").and_then(text)?;
-    let order_ref = header.get("order_ref").and_then(text)?;
-    let modified = header.get("last_modified").and_then(Value::as_str)?;
-    let occurred_at =
-        modified.parse::<jiff::civil::DateTime>().ok()?.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+) -> Result<Option<InboundEvent>, Unmapped> {
+    let Some(order_ref) = header.get("order_ref").and_then(text) else { return Ok(None) };
+    let unmapped = |field: &str, reason: String| Unmapped { field: field.to_owned(), reason };
+    let id = header.get("id").and_then(text).ok_or_else(|| unmapped("id", "is missing".into()))?;
+    let modified = header.get("last_modified").and_then(Value::as_str).unwrap_or_default();
+    let occurred_at = modified
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .ok_or_else(|| unmapped("last_modified", format!("{modified:?} is not a date and time")))?
+        .timestamp();
     let lines: Vec<FulfillmentLine> = lines_of(header, lines)
         .into_iter()
         .filter_map(|l| {
@@ -172,14 +191,14 @@ fn fulfillment_event(
         .filter(|l| l.quantity > 0)
         .collect();
     let event = InboundEvent {
-        event_id: ExternalId::new(format!("netsuite:itemFulfillment:{id}")).ok()?,
+        event_id: ExternalId::new(format!("netsuite:itemFulfillment:{id}")).map_err(|e| unmapped("id", e))?,
         kind: EventKind::FulfillmentCreated,
         order_ref,
         occurred_at,
         version: u64::try_from(occurred_at.as_millisecond()).ok(),
         order: None,
         fulfillment: Some(Fulfillment {
-            fulfillment_id: ExternalId::new(id).ok()?,
+            fulfillment_id: ExternalId::new(id).map_err(|e| unmapped("id", e))?,
             lines,
             carrier: header.get("carrier").and_then(text),
             tracking_number: header.get("tracking_number").and_then(text),
@@ -189,8 +208,16 @@ fn fulfillment_event(
         source_version: None,
         inbound_mapping: Some("netsuite/item_fulfillment@suiteql".into()),
     };
-    event.validate().ok()?;
-    Some(event)
+    event.validate().map_err(crate::SourceError::from)?;
+    Ok(Some(event))
+}
+
+/// Reads a held fulfillment again (`{"fulfillment", "lines"}` as the poll read them).
+pub(crate) fn reread(raw: &Value) -> Result<InboundEvent, Unmapped> {
+    let header = raw["fulfillment"].as_object().cloned().unwrap_or_default();
+    let lines: Vec<_> = raw["lines"].as_array().into_iter().flatten().filter_map(|l| l.as_object().cloned()).collect();
+    let unowned = || Unmapped { field: "order_ref".into(), reason: "names no order Handoff sent".into() };
+    fulfillment_event(&header, &lines)?.ok_or_else(unowned)
 }
 
 impl Poller for NetSuitePoller {
@@ -214,7 +241,7 @@ mod tests {
         ]);
         let header = header.as_object().unwrap().clone();
         let lines: Vec<_> = lines.as_array().unwrap().iter().map(|l| l.as_object().unwrap().clone()).collect();
-        let event = fulfillment_event(&header, &lines).unwrap();
+        let event = fulfillment_event(&header, &lines).unwrap().unwrap();
         assert_eq!(event.event_id.as_str(), "netsuite:itemFulfillment:88");
         assert_eq!(event.order_ref, "1001");
         let f = event.fulfillment.unwrap();
@@ -227,6 +254,6 @@ mod tests {
         // Without the order's external id it is not Handoff's to report.
         let mut foreign = header.clone();
         foreign.remove("order_ref");
-        assert!(fulfillment_event(&foreign, &lines).is_none());
+        assert!(fulfillment_event(&foreign, &lines).unwrap().is_none());
     }
 }

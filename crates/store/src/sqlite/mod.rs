@@ -3,6 +3,7 @@
 //! use a small pool of read connections beside it (WAL lets them run during a write).
 
 mod checkpointer;
+mod quarantine;
 mod reads;
 mod rows;
 mod writer;
@@ -19,8 +20,8 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::watch;
 
 use crate::{
-    AttemptRecord, Command, ExceptionRow, FactRow, NewCommand, NewEvent, NewFinding, OrderState, Plan, Raised,
-    Recorded, Replay, Result, Store, StoreError, StoredEvent, Timeline,
+    AttemptRecord, Command, ExceptionRow, FactRow, NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Plan,
+    QuarantineState, Quarantined, Raised, Recorded, Released, Replay, Result, Store, StoreError, StoredEvent, Timeline,
 };
 use writer::Writer;
 
@@ -74,6 +75,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0003_poll_cursor.sql")),
         M::up(include_str!("../../migrations/sqlite/0004_attempt_mapping.sql")),
         M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
+        M::up(include_str!("../../migrations/sqlite/0006_quarantine.sql")),
     ])
 }
 
@@ -159,10 +161,31 @@ impl Store for SqliteStore {
         &self,
         system: String,
         events: Vec<NewEvent>,
+        held: Vec<NewQuarantined>,
         cursor: String,
         now: Timestamp,
     ) -> Result<Vec<Recorded>> {
-        self.inner.writer.run(move |conn| writes::record_polled(conn, &system, &events, &cursor, now)).await
+        self.inner.writer.run(move |conn| writes::record_polled(conn, &system, &events, &held, &cursor, now)).await
+    }
+
+    async fn quarantine(&self, held: NewQuarantined, now: Timestamp) -> Result<Recorded> {
+        self.inner.writer.run(move |conn| quarantine::hold(conn, &held, now)).await
+    }
+
+    async fn quarantined(&self, state: Option<QuarantineState>, limit: usize) -> Result<Vec<Quarantined>> {
+        self.read(move |conn| quarantine::list(conn, state, limit)).await
+    }
+
+    async fn quarantined_one(&self, id: i64) -> Result<Option<Quarantined>> {
+        self.read(move |conn| quarantine::one(conn, id)).await
+    }
+
+    async fn quarantine_depth(&self) -> Result<Vec<(String, u64)>> {
+        self.read(quarantine::depth).await
+    }
+
+    async fn release_quarantined(&self, id: i64, event: NewEvent, actor: String, now: Timestamp) -> Result<Released> {
+        self.inner.writer.run(move |conn| quarantine::release(conn, id, &event, &actor, now)).await
     }
 
     async fn set_dead_letter_payload(&self, id: i64, payload: String, actor: String, now: Timestamp) -> Result<bool> {

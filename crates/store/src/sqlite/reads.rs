@@ -136,7 +136,8 @@ pub(super) fn order_timeline(conn: &Connection, order_ref: &str) -> Result<Timel
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?
     };
-    Ok(Timeline { order_ref: order_ref.to_owned(), events, commands, attempts, ledger, exceptions, audit })
+    let quarantined = super::quarantine::of_order(conn, order_ref)?;
+    Ok(Timeline { order_ref: order_ref.to_owned(), events, commands, attempts, ledger, exceptions, audit, quarantined })
 }
 
 pub(super) fn exception(conn: &Connection, id: i64) -> Result<Option<ExceptionRow>> {

@@ -35,10 +35,14 @@ pub(super) fn record_polled(
     conn: &Connection,
     system: &str,
     events: &[NewEvent],
+    held: &[crate::NewQuarantined],
     cursor: &str,
     now: Timestamp,
 ) -> Result<Vec<Recorded>> {
     let recorded = events.iter().map(|e| record_event(conn, e)).collect::<Result<Vec<_>>>()?;
+    for h in held {
+        super::quarantine::hold(conn, h, now)?;
+    }
     conn.prepare_cached(
         "INSERT INTO poll_cursor (system, cursor, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (system) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
