@@ -74,6 +74,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0003_poll_cursor.sql")),
         M::up(include_str!("../../migrations/sqlite/0004_attempt_mapping.sql")),
         M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
+        M::up(include_str!("../../migrations/sqlite/0006_order_fingerprint.sql")),
     ])
 }
 
