@@ -15,7 +15,7 @@ use handoff_sim::vendors::shopify::ShopifyAdmin;
 use handoff_sim::vendors::woocommerce::WooCommerce;
 use handoff_sim::{Faults, MockSystem};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{Command, NewCommand};
+use handoff_store::{Command, NewCommand, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -355,6 +355,45 @@ async fn the_woocommerce_poll_pages_through_and_sees_a_cancel() {
 }
 
 #[tokio::test]
+async fn a_woocommerce_order_edited_while_its_window_is_paged_is_neither_skipped_nor_duplicated() {
+    let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
+    let second = clock_at();
+    let gmt = |s: i64| second(s).to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = |id: u64, quantity: u64, at: &str| {
+        let mut o = woo_order(id, "processing", at);
+        o["line_items"][0]["quantity"] = json!(quantity);
+        o
+    };
+    // Five orders changed within one second: a page boundary falls inside it.
+    for id in 101..=105 {
+        place(&url, order(id, 1, &gmt(0))).await;
+    }
+    let poller = handoff_connectors::poller("store", &woocommerce(&url, 2)).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    let first = poller.poll(None, Timestamp::now()).await.unwrap();
+    let read: Vec<String> = first.events.iter().map(|e| e.order_ref.clone()).collect();
+    assert_eq!(read.len(), 2);
+    store.record_polled("store".into(), first.events, first.cursor, Timestamp::now()).await.unwrap();
+    let unread: Vec<u64> = (101..=105).filter(|id| !read.contains(&id.to_string())).collect();
+
+    // Between two page reads: an order already read is edited within the same second, one not
+    // yet read too, and another already read a second later (it moves ahead of the reader).
+    let (read_a, read_b) = (read[0].parse::<u64>().unwrap(), read[1].parse::<u64>().unwrap());
+    place(&url, order(read_a, 7, &gmt(0))).await;
+    place(&url, order(unread[0], 9, &gmt(0))).await;
+    place(&url, order(read_b, 4, &gmt(1))).await;
+    poll_through("store", poller.as_ref(), &store).await;
+    poll_through("store", poller.as_ref(), &store).await;
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await.0, 0);
+
+    let mut expected: Vec<(String, u64)> = vec![(read_a.to_string(), 1), (read_a.to_string(), 7)];
+    expected.extend([(read_b.to_string(), 1), (read_b.to_string(), 4), (unread[0].to_string(), 9)]);
+    expected.extend(unread[1..].iter().map(|id| (id.to_string(), 1)));
+    expected.sort();
+    assert_eq!(recorded_quantities(&store).await, expected, "every state a page could see, each once");
+}
+
+#[tokio::test]
 async fn a_polled_cancelled_woocommerce_order_is_a_cancellation() {
     let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
     let soon = (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).datetime() + jiff::SignedDuration::from_mins(1))
@@ -387,7 +426,6 @@ async fn a_partial_fulfillment_whose_ack_was_lost_is_found_by_its_tracking_numbe
 
 /// (order, first line's quantity) of every event the store recorded, sorted.
 async fn recorded_quantities(store: &MemoryStore) -> Vec<(String, u64)> {
-    use handoff_store::Store;
     let mut seen: Vec<(String, u64)> = store
         .unprocessed_events(1000)
         .await
@@ -440,7 +478,6 @@ async fn an_order_edited_while_its_window_is_paged_is_neither_skipped_nor_duplic
 #[tokio::test]
 async fn two_changes_of_one_order_within_one_second_both_reach_the_erp() {
     use handoff_engine::{Dispatcher, Intake, Rng};
-    use handoff_store::Store;
 
     let second = clock_at();
     let shop = Arc::new(ShopifyAdmin::default());
