@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::ConfigError;
 use crate::http_json::{retry_after, transport_error};
 
-pub use poll::{Cursor, NetSuitePoller, fulfillment_lines_query, fulfillments_query};
+pub use poll::{NetSuitePoller, fulfillment_lines_query, fulfillments_query};
 
 /// Where record requests go, under the account's base URL.
 pub const RECORD_PATH: &str = "/services/rest/record/v1";
