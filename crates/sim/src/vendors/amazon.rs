@@ -88,11 +88,14 @@ fn status_2026(v0: &str) -> &'static str {
 /// A page token: the window, the filter's marketplaces and where the next page starts.
 /// A page token: the window's filter and the last (update, order id) served, so the next page
 /// goes on after that position: an order changed meanwhile moves on ahead of it.
-fn page_token(after: Timestamp, last: &(Timestamp, String), size: usize) -> String {
+fn page_token(after: Timestamp, last: &Position, size: usize) -> String {
     format!("{after}|{}|{}|{size}", last.0, last.1)
 }
 
-fn read_token(token: &str) -> Option<(Timestamp, Option<(Timestamp, String)>, usize)> {
+/// An order's place in a window: (last update, order id).
+type Position = (Timestamp, String);
+
+fn read_token(token: &str) -> Option<(Timestamp, Option<Position>, usize)> {
     let mut parts = token.split('|');
     let after = parts.next()?.parse().ok()?;
     let last = (parts.next()?.parse().ok()?, parts.next()?.to_owned());
