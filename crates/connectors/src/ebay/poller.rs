@@ -1,13 +1,15 @@
-//! The order intake: `getOrders` filtered by `lastmodifieddate`, paged by offset. The cursor
-//! is the window's start, the offset within it and the latest change seen; a finished window
-//! starts the next one `lookback` before that change, and overlapping polls deduplicate by
-//! event id (`poll:{orderId}@{lastModifiedDate}`).
+//! The order intake: `getOrders` filtered by `lastmodifieddate`, paged by `offset` (the one
+//! paging eBay offers, over an order it does not document). So each window is closed
+//! (`lastmodifieddate:[since..until]`, `until` fixed at its first page): an order edited while
+//! the window is read moves past `until` and out of it, the window's `total` drops, and the
+//! engine's [`Cursor`] reads the window again from its start rather than let an offset step
+//! over an order; the order left is in the next window, which starts `lookback` before the
+//! newest change. What a window shows twice is dropped by (id, modified, content).
 
 use handoff_contract::{PollSettings, System};
-use handoff_engine::poll::{Page, PollError};
+use handoff_engine::poll::{Cursor, Page, PollError};
 use handoff_engine::{BoxFuture, Poller};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::FULFILLMENT;
@@ -21,16 +23,6 @@ pub struct EbayPoller {
     client: reqwest::Client,
     tokens: Tokens,
     settings: PollSettings,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    since: Timestamp,
-    #[serde(default)]
-    offset: u64,
-    /// The latest `lastModifiedDate` seen in this window.
-    #[serde(default)]
-    latest: Option<Timestamp>,
 }
 
 /// eBay's filter syntax wants milliseconds and a `Z`.
@@ -49,15 +41,13 @@ impl EbayPoller {
         Ok(EbayPoller { name: name.to_owned(), base_url, client, tokens, settings })
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(c) => serde_json::from_str(c).map_err(|e| PollError::new(format!("unreadable cursor {c:?}: {e}")))?,
-            None => Cursor { since: now - self.settings.initial, offset: 0, latest: None },
-        };
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.settings.initial)?;
+        let (until, offset) = cursor.offset_window(now);
         let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", &format!("lastmodifieddate:[{}..]", ebay_time(cursor.since)))
+            .append_pair("filter", &format!("lastmodifieddate:[{}..{}]", ebay_time(cursor.since), ebay_time(until)))
             .append_pair("limit", &self.settings.page_size.to_string())
-            .append_pair("offset", &cursor.offset.to_string())
+            .append_pair("offset", &offset.to_string())
             .finish();
         let token =
             self.tokens.bearer().await.map_err(|e| PollError { reason: e.reason, retry_after: e.retry_after })?;
@@ -81,7 +71,6 @@ impl EbayPoller {
         let page: Value = serde_json::from_slice(&body).map_err(|e| PollError::new(format!("getOrders: {e}")))?;
         let orders = page["orders"].as_array().cloned().unwrap_or_default();
         let mut events = Vec::with_capacity(orders.len());
-        let mut latest = cursor.latest;
         for raw in &orders {
             // One order that cannot be mapped stops the intake loudly rather than being skipped.
             let refused = |e: crate::SourceError| {
@@ -90,21 +79,14 @@ impl EbayPoller {
             let mapped = super::order(raw).map_err(refused)?;
             let modified_raw = raw["lastModifiedDate"].as_str().unwrap_or_default();
             let event = mapped.event(modified_raw).map_err(refused)?;
-            latest = Some(latest.map_or(mapped.last_modified, |l: Timestamp| l.max(mapped.last_modified)));
+            let order_id = mapped.order.order_ref.clone();
+            let Some(event) = cursor.take(&order_id, mapped.last_modified, event)? else { continue };
             let payload = serde_json::to_string(&event).map_err(|e| PollError::new(e.to_string()))?;
             events.push(crate::new_event(&self.name, event, payload, Some(raw.to_string()), now));
         }
         let total = page["total"].as_u64().unwrap_or(0);
-        let offset = cursor.offset + orders.len() as u64;
-        let more = !orders.is_empty() && page.get("next").is_some_and(|n| !n.is_null()) && offset < total;
-        let next = if more {
-            Cursor { since: cursor.since, offset, latest }
-        } else {
-            let since = latest.map_or(cursor.since, |l| (l - self.settings.lookback).max(cursor.since));
-            Cursor { since, offset: 0, latest: None }
-        };
-        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, cursor, more })
+        let more = cursor.offset_page(orders.len() as u64, total, self.settings.lookback);
+        Ok(Page { events, cursor: cursor.to_text()?, more })
     }
 }
 
