@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use handoff_contract::{ConnectorKind, System};
+use handoff_engine::poll::{Cursor, Page, PollError};
 use handoff_engine::quarantine::Unmapped;
 use handoff_model::InboundEvent;
 use handoff_store::{NewEvent, NewQuarantined, QuarantineSource, Quarantined};
@@ -111,6 +112,57 @@ pub(crate) fn record(
         source_version: source_version.map(str::to_owned),
         flow: None,
         received_at,
+    }
+}
+
+/// What one poll page read: the events to record, each change once through the engine's
+/// [`Cursor`], and the records to hold. One place for every poller.
+pub(crate) struct PageRead<'a> {
+    system: &'a str,
+    now: Timestamp,
+    events: Vec<NewEvent>,
+    held: Vec<NewQuarantined>,
+}
+
+impl<'a> PageRead<'a> {
+    pub(crate) fn new(system: &'a str, now: Timestamp) -> Self {
+        PageRead { system, now, events: Vec::new(), held: Vec::new() }
+    }
+
+    /// Record `id`, changed at `modified` (else when its event says it happened), as its
+    /// reader read it: its event and the raw body kept beside it, recorded unless the cursor
+    /// took this very change already; or, when it cannot be read or checked, held (made by
+    /// `hold`) while the page goes on.
+    pub(crate) fn take(
+        &mut self,
+        cursor: &mut Cursor,
+        id: &str,
+        modified: Option<Timestamp>,
+        read: Result<(InboundEvent, String), Unmapped>,
+        hold: impl FnOnce(Unmapped) -> NewQuarantined,
+    ) -> Result<(), PollError> {
+        let checked = match read {
+            Ok((event, raw)) => match cursor.take(id, modified.unwrap_or(event.occurred_at), event)? {
+                Some(event) => polled(self.system, event, raw, self.now),
+                None => return Ok(()),
+            },
+            Err(unmapped) => {
+                if let Some(modified) = modified {
+                    cursor.saw(modified);
+                }
+                Err(unmapped)
+            }
+        };
+        match checked {
+            Ok(event) => self.events.push(event),
+            Err(unmapped) => self.held.push(hold(unmapped)),
+        }
+        Ok(())
+    }
+
+    /// The page, with the cursor after it.
+    pub(crate) fn page(self, cursor: &Cursor, more: bool) -> Result<Page, PollError> {
+        Ok(Page { events: self.events, held: self.held, cursor: cursor.to_text()?, more })
     }
 }
 

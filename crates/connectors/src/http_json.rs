@@ -268,14 +268,27 @@ pub fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<Si
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date.
+/// `Retry-After` of an answer, read by [`parse_retry_after`]: every connector reads it here.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<SignedDuration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<i64>() {
-        return Some(SignedDuration::from_secs(seconds.clamp(0, 86_400)));
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, jiff::Timestamp::now())
+}
+
+/// `Retry-After` as vendors send it: delay-seconds (RFC 9110), a decimal number of seconds
+/// (Shopify's `2.0`), or an HTTP date in any of the three forms RFC 9110 asks recipients to
+/// read; a date in the past is no wait. Capped at a day; `None` for anything else.
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<SignedDuration> {
+    const DAY_MS: i64 = 86_400_000;
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<rust_decimal::Decimal>() {
+        // Whole milliseconds, rounded up: a wait shorter than asked is a wait too short.
+        let ms = (seconds.max(rust_decimal::Decimal::ZERO) * rust_decimal::Decimal::from(1000)).ceil();
+        let ms = i64::try_from(ms.mantissa() / 10i128.pow(ms.scale())).unwrap_or(DAY_MS);
+        return Some(SignedDuration::from_millis(ms.min(DAY_MS)));
     }
-    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-    Some(at.duration_since(jiff::Timestamp::now()).max(SignedDuration::ZERO))
+    let at = jiff::Timestamp::try_from(httpdate::parse_http_date(value).ok()?).ok()?;
+    let wait = at.duration_since(now).max(SignedDuration::ZERO);
+    Some(wait.min(SignedDuration::from_millis(DAY_MS)))
 }
 
 impl Target for HttpJsonTarget {
@@ -349,5 +362,25 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(SignedDuration::from_secs(7)));
+    }
+
+    /// RFC 9110 section 10.2.3 (delay-seconds or HTTP-date, whose three forms section 5.6.7
+    /// gives for `Sun, 06 Nov 1994 08:49:37 GMT`) and Shopify's REST throttle (`2.0`).
+    #[test]
+    fn retry_after_reads_what_vendors_send() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:30Z".parse().unwrap();
+        let secs = |s| Some(SignedDuration::from_secs(s));
+        assert_eq!(parse_retry_after("120", now), secs(120));
+        assert_eq!(parse_retry_after("2.0", now), secs(2));
+        assert_eq!(parse_retry_after("0.25", now), Some(SignedDuration::from_millis(250)));
+        assert_eq!(parse_retry_after("1.0001", now), Some(SignedDuration::from_millis(1001)), "rounded up");
+        for date in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(parse_retry_after(date, now), secs(7), "{date}");
+        }
+        let later: jiff::Timestamp = "1994-11-06T09:00:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later), secs(0), "a past date is no wait");
+        assert_eq!(parse_retry_after("9999999", now), secs(86_400));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), secs(0));
     }
 }

@@ -28,7 +28,7 @@ use crate::ConfigError;
 use crate::http_json::{retry_after, transport_error};
 
 pub(crate) use poll::reread;
-pub use poll::{Cursor, NetSuitePoller, fulfillment_lines_query, fulfillments_query};
+pub use poll::{NetSuitePoller, fulfillment_lines_query, fulfillments_query};
 
 /// Where record requests go, under the account's base URL.
 pub const RECORD_PATH: &str = "/services/rest/record/v1";

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use handoff_contract::{PollSettings, System};
-use handoff_engine::poll::{Page, PollError};
+use handoff_engine::poll::{Cursor, Page, PollError};
 use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Poller, Target};
 use handoff_mapping::Mappings;
@@ -21,7 +21,7 @@ use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::ConfigError;
@@ -378,11 +378,45 @@ impl Odoo {
 
     async fn update(&self, c: &Command, draft: &Draft) -> Result<Ack, DeliveryError> {
         let existing = self.existing(c).await?;
-        let mut lines = vec![json!([5, 0, 0])];
-        lines.extend(self.order_lines(&draft.order_line).await?);
+        let wanted = self.order_lines(&draft.order_line).await?;
+        let lines = if existing.state == "sale" {
+            self.rewrite_lines(existing.id, wanted).await?
+        } else {
+            // A quotation's lines are simply replaced.
+            std::iter::once(json!([5, 0, 0])).chain(wanted).collect()
+        };
         let vals = json!({"origin": draft.origin, "order_line": lines});
         self.call(Call::new("sale.order", "write").ids(vec![existing.id]).arg("vals", vals)).await?;
         Ok(existing.ack())
+    }
+
+    /// The `order_line` commands that bring a confirmed order to the `wanted` lines without
+    /// removing one: Odoo refuses that once an order is confirmed ("Once a sales order is
+    /// confirmed, you can't remove one of its lines ... Set the quantity to 0 instead."), so a
+    /// line of a product still ordered is rewritten in place, a new product is added, and a line
+    /// no longer ordered is set to zero.
+    async fn rewrite_lines(&self, order: i64, wanted: Vec<Value>) -> Result<Vec<Value>, DeliveryError> {
+        let call = Call::search_read("sale.order.line", json!([["order_id", "=", order]]), &["id", "product_id"])
+            .kwarg("order", json!("sequence asc, id asc"));
+        let current: Vec<OrderLine> = decode(self.call(call).await?)?;
+        let mut open: Vec<&OrderLine> = current.iter().filter(|l| l.product_id.0.is_some()).collect();
+        let mut commands = Vec::with_capacity(wanted.len() + open.len());
+        for command in wanted {
+            let mut vals = command.get(2).cloned().unwrap_or(Value::Null);
+            let product = vals["product_id"].as_i64();
+            match open.iter().position(|l| l.product_id.0.as_ref().map(|p| p.0) == product) {
+                Some(i) => {
+                    let line = open.remove(i);
+                    if let Some(object) = vals.as_object_mut() {
+                        object.remove("product_id");
+                    }
+                    commands.push(json!([1, line.id, vals]));
+                }
+                None => commands.push(command),
+            }
+        }
+        commands.extend(open.into_iter().map(|l| json!([1, l.id, {"product_uom_qty": 0}])));
+        Ok(commands)
     }
 
     async fn cancel(&self, c: &Command) -> Result<Ack, DeliveryError> {
@@ -481,6 +515,14 @@ struct Draft {
 struct DraftPartner {
     email: Option<String>,
     name: Option<String>,
+}
+
+/// A `sale.order.line` as a confirmed order's update reads it.
+#[derive(Debug, Deserialize)]
+struct OrderLine {
+    id: i64,
+    #[serde(default)]
+    product_id: Many2one,
 }
 
 /// A `sale.order` as read back.
@@ -776,16 +818,6 @@ impl Target for OdooTarget {
     }
 }
 
-/// Where a delivery poll stands: the next page starts strictly after (`since`, `after_id`) in
-/// (`write_date`, `id`) order; `high` is the latest `write_date` seen, from which a caught-up
-/// poll steps back `lookback`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    pub since: String,
-    pub after_id: i64,
-    pub high: String,
-}
-
 /// Reads done outgoing deliveries (`stock.picking`) as `fulfillment.created` events of the
 /// orders Handoff sent (those with a `client_order_ref`).
 pub struct OdooPoller {
@@ -843,60 +875,53 @@ impl OdooPoller {
         OdooPoller { odoo, system: system.to_owned(), settings }
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(text) => serde_json::from_str::<Cursor>(text)
-                .map_err(|e| PollError::new(format!("cursor {text:?} unreadable: {e}")))?,
-            None => {
-                let start = format_odoo_time(now - self.settings.initial);
-                Cursor { since: start.clone(), after_id: 0, high: start }
-            }
-        };
-        let domain = json!([
-            ["picking_type_code", "=", "outgoing"],
-            ["state", "=", "done"],
-            "|",
-            ["write_date", ">", cursor.since],
-            "&",
-            ["write_date", "=", cursor.since],
-            ["id", ">", cursor.after_id],
-        ]);
+    /// A keyset page of the engine's [`Cursor`]: done deliveries whose `write_date` is at or
+    /// after the page's second, less the ones read at that second (`id not in`, since Odoo keeps
+    /// `write_date` finer than the second it shows and ids do not follow it).
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.settings.initial)?;
+        let excluded: Vec<i64> = cursor.excluded().iter().filter_map(|id| id.parse().ok()).collect();
+        let mut domain = vec![
+            json!(["picking_type_code", "=", "outgoing"]),
+            json!(["state", "=", "done"]),
+            json!(["write_date", ">=", format_odoo_time(cursor.from())]),
+        ];
+        if !excluded.is_empty() {
+            domain.push(json!(["id", "not in", excluded]));
+        }
         let fields = ["id", "sale_id", "origin", "write_date", "date_done", "carrier_id", "carrier_tracking_ref"];
-        let call = Call::search_read("stock.picking", domain, &fields)
+        let call = Call::search_read("stock.picking", Value::Array(domain), &fields)
             .kwarg("order", json!("write_date asc, id asc"))
             .kwarg("limit", json!(self.settings.page_size));
         let rows: Vec<Value> = decode(self.odoo.call(call).await.map_err(PollError::from)?).map_err(PollError::from)?;
         let mut pickings = Vec::with_capacity(rows.len());
+        let mut listed = Vec::with_capacity(rows.len());
         for row in rows {
             let mut picking: Picking = decode(row.clone()).map_err(PollError::from)?;
             picking.raw = row;
+            let modified = parse_odoo_time(&picking.write_date)
+                .ok_or_else(|| PollError::new(format!("write_date {:?} unreadable", picking.write_date)))?;
+            listed.push((picking.id.to_string(), modified));
             pickings.push(picking);
         }
-        let full = pickings.len() >= self.settings.page_size as usize && !pickings.is_empty();
-        let (events, held) = self.events(&pickings, now).await?;
-        let next = match pickings.last() {
-            Some(last) if full => Cursor {
-                since: last.write_date.clone(),
-                after_id: last.id,
-                high: last.write_date.clone().max(cursor.high.clone()),
-            },
-            last => {
-                let high = last.map_or(cursor.high.clone(), |l| l.write_date.clone().max(cursor.high.clone()));
-                let since = parse_odoo_time(&high)
-                    .map(|h| format_odoo_time(h - self.settings.lookback))
-                    .ok_or_else(|| PollError::new(format!("write_date {high:?} unreadable")))?;
-                Cursor { since, after_id: 0, high }
-            }
-        };
-        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, held, cursor, more: full })
+        let full = !pickings.is_empty() && pickings.len() >= self.settings.page_size as usize;
+        let mut read = crate::held::PageRead::new(&self.system, now);
+        self.deliveries(&pickings, &mut cursor, &mut read, now).await?;
+        let more = cursor.keyset_page(&listed, full, self.settings.lookback)?;
+        read.page(&cursor, more)
     }
 
-    /// The events of a page's deliveries, and the deliveries of Handoff's orders that cannot be
-    /// read (held).
-    async fn events(&self, pickings: &[Picking], now: Timestamp) -> Result<Delivered, PollError> {
+    /// Reads a page's deliveries of Handoff's orders into `read`: each one's event, or the
+    /// delivery held when it cannot be read.
+    async fn deliveries(
+        &self,
+        pickings: &[Picking],
+        cursor: &mut Cursor,
+        read: &mut crate::held::PageRead<'_>,
+        now: Timestamp,
+    ) -> Result<(), PollError> {
         if pickings.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(());
         }
         let ids: Vec<i64> = pickings.iter().map(|p| p.id).collect();
         let call = Call::search_read(
@@ -913,32 +938,28 @@ impl OdooPoller {
         let product_ids: Vec<i64> = moves.iter().filter_map(|(m, _)| m.product_id.0.as_ref().map(|p| p.0)).collect();
         let codes = self.codes(&product_ids).await?;
         let refs = self.order_refs(pickings).await?;
-        let (mut events, mut held) = (Vec::new(), Vec::new());
         for picking in pickings {
             let Some(order_ref) = refs.get(&picking.id) else { continue };
             let mine: Vec<&(Move, Value)> =
                 moves.iter().filter(|(m, _)| m.picking_id.0.as_ref().map(|p| p.0) == Some(picking.id)).collect();
             let moves_of = mine.iter().map(|(m, _)| m).collect::<Vec<_>>();
             let raw = json!({"picking": picking.raw, "moves": mine.iter().map(|(_, raw)| raw).collect::<Vec<_>>()});
-            let read = delivery_event(picking, &moves_of, &codes, order_ref, now)
-                .and_then(|event| crate::held::polled(&self.system, event, raw.to_string(), now));
-            match read {
-                Ok(event) => events.push(event),
-                // Nothing of it maps (no product with an internal reference, no whole units):
-                // held, with the references it was read with, while the others come in.
-                Err(unmapped) => {
-                    let mut record = raw;
-                    record["order_ref"] = json!(order_ref);
-                    let used = moves_of.iter().filter_map(|m| m.product_id.0.as_ref().map(|p| p.0));
-                    let used: serde_json::Map<String, Value> =
-                        used.map(|id| (id.to_string(), json!(codes.get(&id).cloned().flatten()))).collect();
-                    record["codes"] = Value::Object(used);
-                    let order_ref = Some(order_ref.clone());
-                    held.push(crate::held::record(&self.system, &record, order_ref, None, unmapped, now));
-                }
-            }
+            let event = delivery_event(picking, &moves_of, &codes, order_ref, now).map(|e| (e, raw.to_string()));
+            // Nothing of it maps (no product with an internal reference, no whole units): held,
+            // with the references it was read with, while the others come in.
+            let hold = |unmapped| {
+                let mut record = raw;
+                record["order_ref"] = json!(order_ref);
+                let used = moves_of.iter().filter_map(|m| m.product_id.0.as_ref().map(|p| p.0));
+                let used: serde_json::Map<String, Value> =
+                    used.map(|id| (id.to_string(), json!(codes.get(&id).cloned().flatten()))).collect();
+                record["codes"] = Value::Object(used);
+                crate::held::record(&self.system, &record, Some(order_ref.clone()), None, unmapped, now)
+            };
+            let modified = parse_odoo_time(&picking.write_date);
+            read.take(cursor, &picking.id.to_string(), modified, event, hold)?;
         }
-        Ok((events, held))
+        Ok(())
     }
 
     /// `default_code` of each product, from the cache or one read.
@@ -990,9 +1011,6 @@ impl OdooPoller {
         Ok(refs)
     }
 }
-
-/// A page's events, and its deliveries held.
-type Delivered = (Vec<handoff_store::NewEvent>, Vec<handoff_store::NewQuarantined>);
 
 /// One done delivery of `order_ref` as a `fulfillment.created` event: its moves' products by
 /// internal reference (`codes`), in whole units.

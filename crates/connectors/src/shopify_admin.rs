@@ -8,10 +8,11 @@
 //! `@idempotent(key: ...)`, the one way Shopify deduplicates a retried refund.
 //!
 //! The reconciliation poll reads `orders.json` by `updated_at_min`, following the `Link` header,
-//! and maps each order as its webhook would: it catches the webhooks that never came.
+//! and maps each order as its webhook would: it catches the webhooks that never came. Its
+//! windows, overlap and dedup are the engine's [`Cursor`]'s.
 
 use handoff_contract::System;
-use handoff_engine::poll::{Page, PollError, Poller};
+use handoff_engine::poll::{Cursor, Page, PollError, Poller};
 use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Target};
 use handoff_model::{CommandKind, Fulfillment, Refund};
@@ -19,7 +20,7 @@ use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ConfigError;
@@ -545,18 +546,9 @@ impl Target for ShopifyTarget {
 
 // --- The reconciliation poll --------------------------------------------------------------
 
-/// Where the orders poll stands: the window's start, the page inside it, and the latest
-/// `updated_at` seen in the window (the next window starts `lookback` before it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    since: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page_info: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    seen: Option<Timestamp>,
-}
-
-/// Polls the shop's orders changed since the cursor.
+/// Polls the shop's orders changed since the cursor: a window by `updated_at_min`, paged by
+/// Shopify's own `page_info` (its keyset over `updated_at` and id), through the engine's
+/// [`Cursor`].
 pub struct OrdersPoller {
     name: String,
     api: AdminApi,
@@ -577,21 +569,17 @@ impl OrdersPoller {
         })
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(text) => serde_json::from_str::<Cursor>(text)
-                .map_err(|e| PollError::new(format!("cursor {text:?} is not this poller's: {e}")))?,
-            None => Cursor { since: now - self.initial, page_info: None, seen: None },
-        };
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.initial)?;
         let query = {
             let mut query = form_urlencoded::Serializer::new(String::new());
             query.append_pair("limit", &self.page_size.to_string());
-            match &cursor.page_info {
+            match cursor.token() {
                 // With page_info Shopify allows only limit and fields: the rest is in the token.
                 Some(page_info) => query.append_pair("page_info", page_info),
+                // Whole seconds: the bound is inclusive, and the cursor's start is one already.
                 None => query
-                    // Whole seconds, rounded down: the bound is inclusive, an earlier one is safe.
-                    .append_pair("updated_at_min", &whole_seconds(cursor.since).to_string())
+                    .append_pair("updated_at_min", &cursor.since.to_string())
                     .append_pair("status", "any")
                     .append_pair("order", "updated_at asc"),
             };
@@ -600,36 +588,21 @@ impl OrdersPoller {
         let answer = self.api.call(reqwest::Method::GET, &format!("orders.json?{query}"), None).await;
         let answer = answer.map_err(PollError::from)?;
         let orders = answer.json["orders"].as_array().cloned().unwrap_or_default();
-        let mut events = Vec::with_capacity(orders.len());
-        let mut held = Vec::new();
-        let mut seen = cursor.seen;
+        let mut read = crate::held::PageRead::new(&self.name, now);
+        let version = Some(self.api.version.as_str());
         for order in orders {
-            let raw = order.to_string();
-            let read = crate::shopify::polled_order(order.clone()).map_err(Unmapped::from).and_then(|event| {
-                seen = seen.max(Some(event.occurred_at));
-                crate::held::polled(&self.name, event, raw, now)
-            });
-            match read {
-                Ok(event) => events.push(event),
-                // One order Handoff cannot read must not stop the others from coming in: it
-                // is held, with a Transform Mismatch, until a fixed reader replays it.
-                Err(unmapped) => {
-                    let order_ref = crate::held::id_of(&order["id"]);
-                    let version = Some(self.api.version.as_str());
-                    held.push(crate::held::record(&self.name, &order, order_ref, version, unmapped, now));
-                }
-            }
+            let id = order["id"].to_string();
+            let updated_at = order["updated_at"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
+            let event = crate::shopify::polled_order(order.clone()).map(|e| (e, order.to_string()));
+            // One order Handoff cannot read must not stop the others from coming in: it is
+            // held, with a Transform Mismatch, until a fixed reader replays it.
+            let hold = |unmapped| {
+                crate::held::record(&self.name, &order, crate::held::id_of(&order["id"]), version, unmapped, now)
+            };
+            read.take(&mut cursor, &id, updated_at, event.map_err(Unmapped::from), hold)?;
         }
-        let next = match next_page_info(&answer.headers) {
-            Some(page_info) => Cursor { since: cursor.since, page_info: Some(page_info), seen },
-            None => {
-                let since = seen.map_or(cursor.since, |s| (s - self.lookback).max(cursor.since));
-                Cursor { since, page_info: None, seen: None }
-            }
-        };
-        let more = next.page_info.is_some();
-        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, held, cursor, more })
+        let more = cursor.token_page(next_page_info(&answer.headers), self.lookback);
+        read.page(&cursor, more)
     }
 }
 
@@ -637,10 +610,6 @@ impl Poller for OrdersPoller {
     fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>> {
         Box::pin(self.page(cursor, now))
     }
-}
-
-fn whole_seconds(t: Timestamp) -> Timestamp {
-    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 /// The `page_info` of the `rel="next"` link in Shopify's `Link` header.
@@ -795,12 +764,6 @@ mod tests {
         o.cancelled_at = Some("2026-07-02T10:00:00Z".into());
         let refused = plan(&o, &fulfillment_orders(0, 0), &fulfillment(&[("RED", 1)], Some("TRK1")));
         assert!(matches!(refused, Err(DeliveryError::Permanent { field: Some(f), .. }) if f == "order_ref"));
-    }
-
-    #[test]
-    fn the_poll_window_starts_on_a_whole_second_at_or_before_it() {
-        let t: Timestamp = "2026-07-01T10:00:00.900Z".parse().unwrap();
-        assert_eq!(whole_seconds(t).to_string(), "2026-07-01T10:00:00Z");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! saved. The money is read as WooCommerce documents it (see `docs/connectors/woocommerce.md`).
 
 use handoff_engine::BoxFuture;
-use handoff_engine::poll::{Page, PollError, Poller};
+use handoff_engine::poll::{Cursor, Page, PollError, Poller};
 use handoff_engine::quarantine::Unmapped;
 use handoff_model::{CanonicalOrder, Customer, EventKind, ExternalId, InboundEvent, OrderLine, PaymentStatus, Totals};
 use jiff::Timestamp;
@@ -124,8 +124,8 @@ pub fn event<'h>(header: &impl Fn(&str) -> Option<&'h str>, body: &[u8]) -> Resu
 /// One order as `GET /wp-json/wc/v3/orders` lists it into the event its webhook would have
 /// given, for the poll that closes WooCommerce's gap (it never retries a webhook): status
 /// `cancelled` or `trash` is a cancellation; an order never modified since it was created is
-/// `order.created`. Its id is the webhook's (`{id}@{modified ms}`), so a change seen both ways
-/// is one event.
+/// `order.created`. Its id is the webhook's (`{id}@{modified ms}`); the poll's cursor adds the
+/// content's fingerprint, and intake finds a change seen both ways stale by version and content.
 pub fn polled_order(o: &Value) -> Result<InboundEvent, SourceError> {
     let status = text(o, "status").unwrap_or_default();
     let kind = if status == "cancelled" || status == "trash" {
@@ -300,23 +300,11 @@ fn payment_status(o: &Value) -> Result<Option<PaymentStatus>, SourceError> {
     }))
 }
 
-/// Where the orders poll stands: the window's start, the page inside it, and the latest
-/// modification seen in the window (the next window starts `lookback` before it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
-struct Cursor {
-    since: Timestamp,
-    #[serde(default = "first_page")]
-    page: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    seen: Option<Timestamp>,
-}
-
-fn first_page() -> u32 {
-    1
-}
-
-/// Polls `GET /wp-json/wc/v3/orders` by `modified_after` (HTTP basic auth with the REST API
-/// key): WooCommerce drops a webhook its endpoint did not take, this finds the change anyway.
+/// Polls `GET /wp-json/wc/v3/orders` (HTTP basic auth with the REST API key): WooCommerce
+/// drops a webhook its endpoint did not take, this finds the change anyway. Keyset pages of
+/// the engine's [`Cursor`]: `modified_after` one second before the page's second (the bound is
+/// exclusive and in seconds), oldest change first, `exclude` naming the orders already read
+/// at that second; never `page=2`, which slips when an order is edited between two reads.
 pub struct OrdersPoller {
     name: String,
     url: String,
@@ -351,23 +339,23 @@ impl OrdersPoller {
         })
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(text) => serde_json::from_str::<Cursor>(text)
-                .map_err(|e| PollError::new(format!("cursor {text:?} is not this poller's: {e}")))?,
-            None => Cursor { since: now - self.initial, page: 1, seen: None },
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.initial)?;
+        // WooCommerce reads dates without a zone (dates_are_gmt: UTC), after the one given.
+        let after = (cursor.from() - jiff::SignedDuration::from_secs(1)).to_zoned(jiff::tz::TimeZone::UTC);
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query
+                .append_pair("modified_after", &after.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+                .append_pair("dates_are_gmt", "true")
+                .append_pair("per_page", &self.page_size.to_string())
+                .append_pair("orderby", "modified")
+                .append_pair("order", "asc");
+            if !cursor.excluded().is_empty() {
+                query.append_pair("exclude", &cursor.excluded().join(","));
+            }
+            query.finish()
         };
-        // WooCommerce reads dates without a zone; dates_are_gmt says they are UTC.
-        let since = cursor.since.to_zoned(jiff::tz::TimeZone::UTC).datetime().round(jiff::Unit::Second);
-        let since = since.map_err(|e| PollError::new(e.to_string()))?;
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("modified_after", &since.strftime("%Y-%m-%dT%H:%M:%S").to_string())
-            .append_pair("dates_are_gmt", "true")
-            .append_pair("per_page", &self.page_size.to_string())
-            .append_pair("page", &cursor.page.to_string())
-            .append_pair("orderby", "modified")
-            .append_pair("order", "asc")
-            .finish();
         let response = self
             .client
             .get(format!("{}?{query}", self.url))
@@ -377,12 +365,6 @@ impl OrdersPoller {
             .map_err(|e| PollError::new(format!("GET orders: {e}")))?;
         let status = response.status();
         let retry_after = crate::http_json::retry_after(response.headers());
-        let total_pages = response
-            .headers()
-            .get("x-wp-totalpages")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .unwrap_or(1);
         let body = response.bytes().await.map_err(|e| PollError::new(format!("GET orders: {e}")))?;
         if !status.is_success() {
             let message = String::from_utf8_lossy(&body).chars().take(300).collect::<String>();
@@ -390,33 +372,27 @@ impl OrdersPoller {
         }
         let orders: Vec<Value> =
             serde_json::from_slice(&body).map_err(|e| PollError::new(format!("GET orders: not a list: {e}")))?;
-        let mut events = Vec::with_capacity(orders.len());
-        let mut held = Vec::new();
-        let mut seen = cursor.seen;
+        let mut read = crate::held::PageRead::new(&self.name, now);
+        let mut listed = Vec::with_capacity(orders.len());
         for o in &orders {
-            let read = polled_order(o).map_err(Unmapped::from).and_then(|event| {
-                seen = seen.max(Some(event.occurred_at));
-                crate::held::polled(&self.name, event, o.to_string(), now)
-            });
-            match read {
-                Ok(event) => events.push(event),
-                // One order Handoff cannot read must not stop the others from coming in: it
-                // is held, with a Transform Mismatch, until a fixed reader replays it.
-                Err(unmapped) => {
-                    let order_ref = crate::held::id_of(&o["id"]);
-                    held.push(crate::held::record(&self.name, o, order_ref, Some(WC_V3), unmapped, now));
-                }
-            }
+            let id = match &o["id"] {
+                Value::Number(n) => n.to_string(),
+                other => return Err(PollError::new(format!("GET orders: an order with the id {other}"))),
+            };
+            let modified = text(o, "date_modified_gmt").and_then(|m| gmt(m.trim_end_matches('Z')));
+            let Some(modified) = modified else {
+                return Err(PollError::new(format!("GET orders: order {id} has no date_modified_gmt")));
+            };
+            listed.push((id.clone(), modified));
+            let event = polled_order(o).map(|e| (e, o.to_string())).map_err(Unmapped::from);
+            // One order Handoff cannot read must not stop the others from coming in: it is
+            // held, with a Transform Mismatch, until a fixed reader replays it.
+            let hold = |unmapped| crate::held::record(&self.name, o, Some(id.clone()), Some(WC_V3), unmapped, now);
+            read.take(&mut cursor, &id, Some(modified), event, hold)?;
         }
-        let more = cursor.page < total_pages && !orders.is_empty();
-        let next = if more {
-            Cursor { since: cursor.since, page: cursor.page + 1, seen }
-        } else {
-            let since = seen.map_or(cursor.since, |s| (s - self.lookback).max(cursor.since));
-            Cursor { since, page: 1, seen: None }
-        };
-        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, held, cursor, more })
+        let full = orders.len() >= self.page_size as usize;
+        let more = cursor.keyset_page(&listed, full, self.lookback)?;
+        read.page(&cursor, more)
     }
 }
 

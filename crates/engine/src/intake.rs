@@ -98,7 +98,17 @@ pub fn plan(
             return plan;
         }
     };
-    let stale = matches!((event.version, state.last_version), (Some(v), Some(last)) if v <= last);
+    let fingerprint = crate::fingerprint(&event);
+    // Versions count whole seconds at some sources: a version equal to the last one is stale
+    // only when it says the same (or when what it said then is not known).
+    let stale = match (event.version, state.last_version) {
+        (Some(v), Some(last)) if v == last => state.last_fingerprint.as_deref().is_none_or(|f| f == fingerprint),
+        (Some(v), Some(last)) => v < last,
+        _ => false,
+    };
+    // A snapshot read as a create (a poll sees created_at == updated_at while both changes fall
+    // in one second) of an order already created is a revision when its content is new.
+    let revision = stored.system == state.source && event.version.is_some() && !stale;
     let skip = |why: &str| format!("{} {} from {} not sent: {why}", event.kind, stored.event_id, stored.system);
 
     // With `create_on = "paid"`, an order is created in the ERP only once its channel shows
@@ -126,7 +136,7 @@ pub fn plan(
             plan.audit.push(skip("the order is already cancelled"));
             None
         }
-        EventKind::OrderCreated if state.created && safety.dedup => {
+        EventKind::OrderCreated if state.created && safety.dedup && !revision => {
             plan.audit.push(skip("the order was already created"));
             None
         }
@@ -177,8 +187,10 @@ pub fn plan(
     // version (an ERP fulfillment's) says nothing about the order's revisions.
     if let Some(v) = event.version
         && stored.system == state.source
+        && state.last_version.is_none_or(|last| v >= last)
     {
-        state.last_version = Some(state.last_version.map_or(v, |last| last.max(v)));
+        state.last_version = Some(v);
+        state.last_fingerprint = Some(fingerprint.clone());
     }
     if let Some(kind) = command {
         // A paid event that creates the order goes where the order's creation goes.
@@ -244,7 +256,11 @@ pub fn command_for_event(
             }),
         ),
         CommandKind::UpdateOrder => {
-            let subject = event.version.map_or_else(|| format!("event-{}", stored.event_id), |v| format!("v{v}"));
+            // Two revisions of one version (a second-resolution clock) are two updates.
+            let subject = event.version.map_or_else(
+                || format!("event-{}", stored.event_id),
+                |v| format!("v{v}.{}", crate::fingerprint(event)),
+            );
             (
                 subject,
                 order_ref.clone(),
@@ -419,6 +435,47 @@ mod tests {
         let stale = plan(&c, &stored(3, "order.updated", 2), &mut states, Safety::default());
         assert!(stale.commands.is_empty());
         assert!(stale.audit[0].contains("stale"));
+    }
+
+    /// The same event with another quantity: the same version, another content.
+    fn revised(mut e: StoredEvent, quantity: u32) -> StoredEvent {
+        let mut payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+        payload["order"]["lines"][0]["quantity"] = serde_json::json!(quantity);
+        payload["order"]["totals"] =
+            serde_json::json!({"subtotal": format!("{}.00", 5 * quantity), "total": format!("{}.00", 5 * quantity)});
+        e.payload = payload.to_string();
+        e
+    }
+
+    #[test]
+    fn two_changes_within_one_second_are_two_updates_and_a_repeat_is_stale() {
+        let (c, mut states) = (contract(), HashMap::new());
+        plan(&c, &stored(1, "order.created", 1000), &mut states, Safety::default());
+        let first = plan(&c, &revised(stored(2, "order.updated", 2000), 2), &mut states, Safety::default());
+        let second = plan(&c, &revised(stored(3, "order.updated", 2000), 3), &mut states, Safety::default());
+        assert_eq!((kinds(&first), kinds(&second)), (vec![CommandKind::UpdateOrder], vec![CommandKind::UpdateOrder]));
+        assert_ne!(first.commands[0].idempotency_key, second.commands[0].idempotency_key);
+        let repeat = plan(&c, &revised(stored(4, "order.updated", 2000), 3), &mut states, Safety::default());
+        assert!(repeat.commands.is_empty());
+        assert!(repeat.audit[0].contains("stale"), "{:?}", repeat.audit);
+        // What the order said at version 2000 before this change is stale too.
+        let older = plan(&c, &revised(stored(5, "order.updated", 2000), 2), &mut states, Safety::default());
+        assert_eq!(
+            kinds(&older),
+            vec![CommandKind::UpdateOrder],
+            "same second, other content: told apart, not dropped"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_read_as_a_create_with_new_content_is_an_update() {
+        let (c, mut states) = (contract(), HashMap::new());
+        plan(&c, &stored(1, "order.created", 1000), &mut states, Safety::default());
+        let again = plan(&c, &stored(2, "order.created", 1000), &mut states, Safety::default());
+        assert!(again.commands.is_empty());
+        assert!(again.audit[0].contains("already created"));
+        let edited = plan(&c, &revised(stored(3, "order.created", 1000), 4), &mut states, Safety::default());
+        assert_eq!(kinds(&edited), vec![CommandKind::UpdateOrder]);
     }
 
     #[test]

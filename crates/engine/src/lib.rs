@@ -6,6 +6,7 @@ pub mod actions;
 pub mod clock;
 pub mod clusters;
 pub mod dispatcher;
+pub mod fingerprint;
 pub mod intake;
 pub mod poll;
 pub mod quarantine;
@@ -23,8 +24,9 @@ use rand_chacha::ChaCha8Rng;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::Dispatcher;
+pub use fingerprint::fingerprint;
 pub use intake::Intake;
-pub use poll::{Page, PollError, Poller};
+pub use poll::{Cursor, Page, PollError, Poller};
 pub use rules::RulesWatch;
 pub use target::{Ack, BoxFuture, DeliveryError, Target};
 

@@ -81,6 +81,12 @@ pub trait Dialect: Send + Sync + 'static {
     /// `{"error": ..., "field": ...}`) in the vendor's shape.
     fn reply(&self, system: &MockSystem, request: &HttpRequest, status: u16, body: &Value) -> HttpResponse;
 
+    /// The `Retry-After` of a throttled write, as this vendor writes it: delay-seconds by
+    /// default; Shopify writes a decimal (`2.0`), Handoff's own protocol an HTTP date.
+    fn retry_after(&self, seconds: u64) -> String {
+        seconds.to_string()
+    }
+
     /// `POST /_orders`: a customer places an order on this (source) system, in the vendor's
     /// own JSON; the system's order API then serves it to pollers.
     fn place_order(&self, _order: Value) -> Result<Value, String> {
@@ -117,6 +123,16 @@ impl Dialect for HttpJson {
     fn reply(&self, _system: &MockSystem, _request: &HttpRequest, status: u16, body: &Value) -> HttpResponse {
         HttpResponse::json(status, body.clone())
     }
+
+    /// RFC 9110's other form: the HTTP date to come back at.
+    fn retry_after(&self, seconds: u64) -> String {
+        http_date(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds as i64))
+    }
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate): `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(at: jiff::Timestamp) -> String {
+    at.to_zoned(jiff::tz::TimeZone::UTC).strftime("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 /// The dialect of a connector kind, for `handoff mock --connector` and `serve --simulate`.

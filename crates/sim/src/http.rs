@@ -123,8 +123,10 @@ impl MockServer {
         let (status, body) = match self.system.handle(write) {
             Reply::Answer { status, body, retry_after_s } => {
                 let mut response = vendor_response(self.dialect.reply(&self.system, &request, status, &body));
-                if let Some(s) = retry_after_s {
-                    response.headers_mut().insert("retry-after", s.into());
+                if let Some(s) = retry_after_s
+                    && let Ok(value) = hyper::header::HeaderValue::from_str(&self.dialect.retry_after(s))
+                {
+                    response.headers_mut().insert("retry-after", value);
                 }
                 return Ok(response);
             }

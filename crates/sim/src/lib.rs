@@ -6,6 +6,7 @@ pub mod checker;
 pub mod demo;
 pub mod dialect;
 pub mod http;
+pub mod oauth1;
 pub mod profile;
 pub mod runner;
 pub mod system;

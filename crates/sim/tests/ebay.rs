@@ -422,3 +422,42 @@ async fn the_notification_endpoint_answers_the_challenge_and_verifies_before_rea
 
     assert!(hub.store.unprocessed_events(100).await.unwrap().is_empty(), "nothing stored");
 }
+
+#[tokio::test]
+async fn an_order_edited_while_its_window_is_paged_is_neither_skipped_nor_duplicated() {
+    let sim = serve(Ebay::default()).await;
+    let contract = contract(&sim.url, 2);
+    let t = Timestamp::now() - SignedDuration::from_mins(30);
+    for i in 0..5 {
+        let at = t + SignedDuration::from_secs(i);
+        place(&sim, &ebay_order(&format!("12-55555-0000{i}"), at, at)).await;
+    }
+    let poller = handoff_connectors::poller("ebay", system(&contract)).unwrap().unwrap();
+    let store = MemoryStore::new();
+    let clock = SystemClock;
+    assert_eq!(poll_once("ebay", poller.as_ref(), &store, &clock).await.unwrap(), (2, true));
+    // Between two page reads an order already read is cancelled: it leaves the closed window,
+    // and every order after it moves up one place under the offset.
+    let mut cancelled = ebay_order("12-55555-00000", t, Timestamp::now());
+    cancelled["cancelStatus"]["cancelState"] = "CANCELED".into();
+    place(&sim, &cancelled).await;
+    for _ in 0..2 {
+        while poll_once("ebay", poller.as_ref(), &store, &clock).await.unwrap().1 {}
+    }
+    let mut seen: Vec<(String, EventKind)> =
+        store.unprocessed_events(100).await.unwrap().iter().map(|e| (e.order_ref.clone(), e.kind)).collect();
+    seen.sort();
+    let o = |i: u32, kind| (format!("12-55555-0000{i}"), kind);
+    assert_eq!(
+        seen,
+        vec![
+            o(0, EventKind::OrderCreated),
+            o(0, EventKind::OrderCancelled),
+            o(1, EventKind::OrderCreated),
+            o(2, EventKind::OrderCreated),
+            o(3, EventKind::OrderCreated),
+            o(4, EventKind::OrderCreated),
+        ],
+        "every order once, the cancellation once"
+    );
+}

@@ -25,8 +25,12 @@ struct Sim {
 }
 
 async fn serve(faults: Faults) -> Sim {
+    serve_with(faults, for_connector(handoff_contract::ConnectorKind::Netsuite)).await
+}
+
+async fn serve_with(faults: Faults, dialect: Arc<dyn handoff_sim::Dialect>) -> Sim {
     let system = Arc::new(MockSystem::new("netsuite", faults, 7));
-    let server = MockServer::new(system.clone(), for_connector(handoff_contract::ConnectorKind::Netsuite), None);
+    let server = MockServer::new(system.clone(), dialect, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     Sim { system, base_url, _server: tokio::spawn(server.serve(listener)) }
@@ -320,4 +324,122 @@ async fn a_fulfillment_the_poll_cannot_map_is_held_and_the_feed_goes_on() {
     let shipped = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held[0].clone() };
     let event = handoff_connectors::reread("netsuite", &system, &shipped).unwrap();
     assert_eq!((event.order_ref.as_str(), event.kind), ("6102", EventKind::FulfillmentCreated));
+}
+
+/// Polls until caught up; the events recorded, as (order, tracking number).
+async fn poll_through(poller: &dyn Poller, store: &handoff_store::memory::MemoryStore) -> Vec<(String, String)> {
+    use handoff_store::Store;
+    let clock = handoff_engine::SystemClock;
+    for _ in 0..50 {
+        if !poll_once("netsuite", poller, store, &clock).await.unwrap().1 {
+            let events = store.unprocessed_events(1000).await.unwrap();
+            let mut seen: Vec<(String, String)> = events
+                .iter()
+                .map(|e| {
+                    let event: InboundEvent = serde_json::from_str(&e.payload).unwrap();
+                    let tracking = event.fulfillment.and_then(|f| f.tracking_number).unwrap_or_default();
+                    (e.order_ref.clone(), tracking)
+                })
+                .collect();
+            seen.sort();
+            return seen;
+        }
+    }
+    panic!("the poll never caught up");
+}
+
+async fn orders(sim: &Sim, refs: &[&str]) {
+    let target = target(sim);
+    for order_ref in refs {
+        let create = command(CommandKind::CreateOrder, order_ref, 1, Some(order(order_ref, Some("e@example.com"), 1)));
+        target.send(&create).await.unwrap();
+    }
+}
+
+fn ten_minutes_ago(s: i64) -> Timestamp {
+    let base = handoff_engine::poll::whole_second(Timestamp::now() - jiff::SignedDuration::from_mins(10));
+    base + jiff::SignedDuration::from_secs(s)
+}
+
+#[tokio::test]
+async fn a_fulfillment_is_reported_once_shipped_and_again_when_its_tracking_changes() {
+    use handoff_sim::vendors::netsuite::{NetSuite, ShipStatus};
+    let ns = Arc::new(NetSuite::default());
+    let sim = serve_with(Faults::default(), ns.clone()).await;
+    orders(&sim, &["7001"]).await;
+    let poller = handoff_connectors::poller("netsuite", &contract(&sim.base_url, &CREDENTIALS)).unwrap().unwrap();
+    let store = handoff_store::memory::MemoryStore::new();
+
+    // Picked, then packed: not shipments yet.
+    ns.set_clock(Some(ten_minutes_ago(0)));
+    let id = ns.record_fulfillment(&sim.system, "7001", ShipStatus::Picked, None).unwrap();
+    assert_eq!(poll_through(poller.as_ref(), &store).await, vec![]);
+    ns.set_clock(Some(ten_minutes_ago(1)));
+    ns.update_fulfillment(id, ShipStatus::Packed, None);
+    assert_eq!(poll_through(poller.as_ref(), &store).await, vec![]);
+    // Shipped: reported; its tracking corrected within the same second, and a minute later.
+    ns.set_clock(Some(ten_minutes_ago(2)));
+    ns.update_fulfillment(id, ShipStatus::Shipped, Some("1ZAAA"));
+    let once = vec![("7001".to_owned(), "1ZAAA".to_owned())];
+    assert_eq!(poll_through(poller.as_ref(), &store).await, once);
+    assert_eq!(poll_through(poller.as_ref(), &store).await, once, "read again, not reported again");
+    ns.update_fulfillment(id, ShipStatus::Shipped, Some("1ZBBB"));
+    ns.set_clock(Some(ten_minutes_ago(62)));
+    assert_eq!(poll_through(poller.as_ref(), &store).await.len(), 2);
+    ns.update_fulfillment(id, ShipStatus::Shipped, Some("1ZCCC"));
+    let tracked: Vec<String> = poll_through(poller.as_ref(), &store).await.into_iter().map(|(_, t)| t).collect();
+    assert_eq!(tracked, ["1ZAAA", "1ZBBB", "1ZCCC"]);
+}
+
+#[tokio::test]
+async fn a_fulfillment_edited_while_its_window_is_paged_is_neither_skipped_nor_duplicated() {
+    use handoff_sim::vendors::netsuite::{NetSuite, ShipStatus};
+    let ns = Arc::new(NetSuite::default());
+    let sim = serve_with(Faults::default(), ns.clone()).await;
+    orders(&sim, &["8001", "8002", "8003"]).await;
+    ns.set_clock(Some(ten_minutes_ago(0)));
+    let ids: Vec<u64> = ["8001", "8002", "8003"]
+        .iter()
+        .map(|r| ns.record_fulfillment(&sim.system, r, ShipStatus::Shipped, Some(&format!("T{r}"))).unwrap())
+        .collect();
+    // Page size 1: each page ends inside the second all three share.
+    let poller = handoff_connectors::poller("netsuite", &contract(&sim.base_url, &CREDENTIALS)).unwrap().unwrap();
+    let store = handoff_store::memory::MemoryStore::new();
+    let clock = handoff_engine::SystemClock;
+    assert_eq!(poll_once("netsuite", poller.as_ref(), &store, &clock).await.unwrap(), (1, true));
+    // Between two pages: the one read is re-tracked within the same second, one not yet read a
+    // second later (it moves behind the reader's position).
+    ns.update_fulfillment(ids[0], ShipStatus::Shipped, Some("T8001-b"));
+    ns.set_clock(Some(ten_minutes_ago(1)));
+    ns.update_fulfillment(ids[1], ShipStatus::Shipped, Some("T8002-b"));
+    poll_through(poller.as_ref(), &store).await;
+    let seen = poll_through(poller.as_ref(), &store).await;
+    let t = |o: &str, t: &str| (o.to_owned(), t.to_owned());
+    assert_eq!(seen, vec![t("8001", "T8001"), t("8001", "T8001-b"), t("8002", "T8002-b"), t("8003", "T8003")]);
+}
+
+#[tokio::test]
+async fn suiteql_naming_a_field_netsuite_does_not_expose_is_refused() {
+    let sim = serve(Faults::default()).await;
+    let url =
+        reqwest::Url::parse(&format!("{}/services/rest/query/v1/suiteql?limit=10&offset=0", sim.base_url)).unwrap();
+    let c = handoff_sim::vendors::netsuite::credentials();
+    let answer = |q: &'static str, nonce: &'static str| {
+        let authorization =
+            handoff_connectors::netsuite::oauth::authorization(&c, "POST", &url, Timestamp::now().as_second(), nonce);
+        reqwest::Client::new()
+            .post(url.clone())
+            .header("authorization", authorization)
+            .header("prefer", "transient")
+            .json(&json!({"q": q}))
+            .send()
+    };
+    let refused = answer("SELECT t.id, t.shipstatuss FROM transaction t", "n1").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let detail = &body["o:errorDetails"][0];
+    assert_eq!((&detail["o:errorCode"], &detail["o:errorQueryParam"]), (&json!("INVALID_PARAMETER"), &json!("q")));
+    assert!(detail["detail"].as_str().unwrap().contains("Field 'shipstatuss' for record 'transaction' was not found"));
+    let fine = answer("SELECT t.id, t.shipstatus FROM transaction t WHERE t.type = 'ItemShip'", "n2").await.unwrap();
+    assert_eq!(fine.status(), 200);
 }

@@ -367,3 +367,115 @@ async fn a_delivery_the_poll_cannot_map_is_held_and_the_feed_goes_on() {
     let lines: Vec<_> = event.fulfillment.unwrap().lines.into_iter().map(|l| (l.sku, l.quantity)).collect();
     assert_eq!((event.order_ref.as_str(), lines), ("3002", vec![("SKU-P".to_owned(), 1)]));
 }
+
+/// Odoo 19's JSON-2 call of `model.method` with named arguments.
+async fn json2(url: &str, model: &str, method: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/json/2/{model}/{method}"))
+        .bearer_auth(API_KEY)
+        .header("x-odoo-database", DATABASE)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_confirmed_order_keeps_its_lines_and_an_update_rewrites_them_in_place() {
+    let (system, url) = serve().await;
+    let target = handoff_connectors::target("erp", &contract(&url, "json-2", API_KEY)).unwrap().unwrap();
+    let lines = [("SKU-A", 2), ("SKU-B", 1)];
+    let create = command(CommandKind::CreateOrder, "3001", Some(1), Some(order("3001", Some("a@b.c"), &lines)));
+    let id: i64 = target.send(&create).await.unwrap().record_id.parse().unwrap();
+    let state = |system: &MockSystem| system.find(Collection::Orders, "3001")[0].lines.clone();
+
+    // Confirmed: Odoo refuses to drop its lines, in its own words, and changes nothing.
+    assert_eq!(json2(&url, "sale.order", "action_confirm", json!({"ids": [id]})).await.status(), 200);
+    let replace = json2(&url, "sale.order", "write", json!({"ids": [id], "vals": {"order_line": [[5, 0, 0]]}})).await;
+    assert_eq!(replace.status(), 422);
+    let refused: Value = replace.json().await.unwrap();
+    assert_eq!(refused["name"], "odoo.exceptions.UserError");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Once a sales order is confirmed, you can't remove one of its lines")
+    );
+    assert_eq!(state(&system), vec![("SKU-A".to_owned(), 2), ("SKU-B".to_owned(), 1)]);
+
+    // The connector's update rewrites the kept product, adds the new one, zeroes the dropped one.
+    let update = command(
+        CommandKind::UpdateOrder,
+        "3001",
+        Some(2),
+        Some(order("3001", Some("a@b.c"), &[("SKU-A", 5), ("SKU-C", 1)])),
+    );
+    target.send(&update).await.unwrap();
+    assert_eq!(
+        state(&system),
+        vec![("SKU-A".to_owned(), 5), ("SKU-B".to_owned(), 0), ("SKU-C".to_owned(), 1)],
+        "no line of a confirmed order removed"
+    );
+    assert_eq!(target.read_back(&update).await.unwrap().map(|a| a.record_id), Some(id.to_string()));
+}
+
+#[tokio::test]
+async fn a_delivery_edited_while_its_window_is_paged_is_neither_skipped_nor_duplicated() {
+    use handoff_store::Store;
+    let odoo = Arc::new(Odoo::default());
+    let faults = Faults { idempotency_keys: false, ..Faults::default() };
+    let system = Arc::new(MockSystem::new("odoo", faults, 7));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(MockServer::new(system.clone(), odoo.clone(), None).serve(listener));
+    let contract = contract_paged(&url, "json-2", API_KEY, 1);
+    let target = handoff_connectors::target("erp", &contract).unwrap().unwrap();
+    let at = |s: i64| {
+        Some(
+            handoff_engine::poll::whole_second(Timestamp::now() - jiff::SignedDuration::from_mins(10))
+                + jiff::SignedDuration::from_secs(s),
+        )
+    };
+    let base = at(0);
+    odoo.set_clock(base);
+    for n in ["4001", "4002", "4003"] {
+        let create =
+            command(CommandKind::CreateOrder, n, Some(1), Some(order(n, Some("c@example.com"), &[("SKU-P", 1)])));
+        target.send(&create).await.unwrap();
+        let fulfilled = reqwest::Client::new()
+            .post(format!("{url}/_fulfil"))
+            .json(&json!({"external_ref": n}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fulfilled.status(), 201);
+    }
+    let poller = handoff_connectors::poller("erp", &contract).unwrap().unwrap();
+    let store = MemoryStore::new();
+    let clock = handoff_engine::SystemClock;
+    assert_eq!(poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap(), (1, true));
+    // Between two pages: the delivery read is re-tracked within the same second, one not yet
+    // read a second later.
+    odoo.retrack(1, "JD-FIXED-1");
+    odoo.set_clock(base.map(|b| b + jiff::SignedDuration::from_secs(1)));
+    odoo.retrack(2, "JD-FIXED-2");
+    for _ in 0..2 {
+        while poll_once("erp", poller.as_ref(), &store, &clock).await.unwrap().1 {}
+    }
+    let mut seen: Vec<(String, String)> = store
+        .unprocessed_events(100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let event: InboundEvent = serde_json::from_str(&e.payload).unwrap();
+            (e.order_ref.clone(), event.fulfillment.and_then(|f| f.tracking_number).unwrap_or_default())
+        })
+        .collect();
+    seen.sort();
+    let t = |o: &str, t: &str| (o.to_owned(), t.to_owned());
+    assert_eq!(
+        seen,
+        vec![t("4001", "JD-FIXED-1"), t("4001", "JD0000000001"), t("4002", "JD-FIXED-2"), t("4003", "JD0000000003")]
+    );
+}

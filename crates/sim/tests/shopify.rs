@@ -43,6 +43,22 @@ fn shopify(base_url: &str, page_size: u32) -> System {
     system("shopify", base_url, json!({"access_token": "shpat_test"}), page_size)
 }
 
+/// The Shopify REST order of `lines` (sku, quantity) at 10.00 each; `id` edits that order.
+fn shopify_order(id: Option<u64>, lines: &[(&str, u32)]) -> Value {
+    let items: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(n, (sku, q))| json!({"id": 9000 + n, "sku": sku, "quantity": q, "price": "10.00"}))
+        .collect();
+    let total: u32 = lines.iter().map(|(_, q)| q * 10).sum();
+    let mut order = json!({"email": "bob@example.com", "currency": "USD", "total_price": format!("{total}.00"),
+        "subtotal_price": format!("{total}.00"), "line_items": items});
+    if let Some(id) = id {
+        order["id"] = json!(id);
+    }
+    json!({ "order": order })
+}
+
 async fn place(base_url: &str, order: Value) -> Value {
     let r = reqwest::Client::new().post(format!("{base_url}/_orders")).json(&order).send().await.unwrap();
     assert_eq!(r.status(), 201);
@@ -141,9 +157,18 @@ async fn poll_through(name: &str, poller: &dyn Poller, store: &MemoryStore) -> (
     }
 }
 
+/// A shop clock held still: `s` seconds after a whole second ten minutes ago.
+fn clock_at() -> impl Fn(i64) -> Timestamp {
+    let base = handoff_engine::poll::whole_second(Timestamp::now() - jiff::SignedDuration::from_mins(10));
+    move |s| base + jiff::SignedDuration::from_secs(s)
+}
+
 #[tokio::test]
 async fn the_orders_poll_pages_through_and_a_second_poll_finds_nothing_new() {
-    let (_system, url) = serve(Arc::new(ShopifyAdmin::default())).await;
+    let second = clock_at();
+    let shop = Arc::new(ShopifyAdmin::default());
+    let (_system, url) = serve(shop.clone()).await;
+    shop.set_clock(Some(second(0)));
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(place_shopify(&url, &[("RED", 1)]).await);
@@ -154,6 +179,7 @@ async fn the_orders_poll_pages_through_and_a_second_poll_finds_nothing_new() {
     assert_eq!(poll_through("shop", poller.as_ref(), &store).await.0, 0, "the overlap is deduplicated");
 
     // A cancel that no webhook announced is found by the next poll, as order.cancelled.
+    shop.set_clock(Some(second(1)));
     target(&url).send(&cancel(&ids[2])).await.unwrap();
     assert_eq!(poll_through("shop", poller.as_ref(), &store).await.0, 1);
     let mut cursor = None;
@@ -162,6 +188,7 @@ async fn the_orders_poll_pages_through_and_a_second_poll_finds_nothing_new() {
         let page = poller.poll(cursor.as_deref(), Timestamp::now()).await.unwrap();
         kinds.extend(page.events.iter().map(|e| (e.order_ref.clone(), e.kind)));
         assert!(page.events.iter().all(|e| e.event_id.starts_with("poll:") && e.raw.is_some()));
+        assert!(page.events.iter().all(|e| e.event_id.contains('#')), "the content's fingerprint is in the id");
         cursor = Some(page.cursor);
         if !page.more {
             break;
@@ -330,6 +357,45 @@ async fn the_woocommerce_poll_pages_through_and_sees_a_cancel() {
 }
 
 #[tokio::test]
+async fn a_woocommerce_order_edited_while_its_window_is_paged_is_neither_skipped_nor_duplicated() {
+    let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
+    let second = clock_at();
+    let gmt = |s: i64| second(s).to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let order = |id: u64, quantity: u64, at: &str| {
+        let mut o = woo_order(id, "processing", at);
+        o["line_items"][0]["quantity"] = json!(quantity);
+        o
+    };
+    // Five orders changed within one second: a page boundary falls inside it.
+    for id in 101..=105 {
+        place(&url, order(id, 1, &gmt(0))).await;
+    }
+    let poller = handoff_connectors::poller("store", &woocommerce(&url, 2)).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    let first = poller.poll(None, Timestamp::now()).await.unwrap();
+    let read: Vec<String> = first.events.iter().map(|e| e.order_ref.clone()).collect();
+    assert_eq!(read.len(), 2);
+    store.record_polled("store".into(), first.events, first.held, first.cursor, Timestamp::now()).await.unwrap();
+    let unread: Vec<u64> = (101..=105).filter(|id| !read.contains(&id.to_string())).collect();
+
+    // Between two page reads: an order already read is edited within the same second, one not
+    // yet read too, and another already read a second later (it moves ahead of the reader).
+    let (read_a, read_b) = (read[0].parse::<u64>().unwrap(), read[1].parse::<u64>().unwrap());
+    place(&url, order(read_a, 7, &gmt(0))).await;
+    place(&url, order(unread[0], 9, &gmt(0))).await;
+    place(&url, order(read_b, 4, &gmt(1))).await;
+    poll_through("store", poller.as_ref(), &store).await;
+    poll_through("store", poller.as_ref(), &store).await;
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await.0, 0);
+
+    let mut expected: Vec<(String, u64)> = vec![(read_a.to_string(), 1), (read_a.to_string(), 7)];
+    expected.extend([(read_b.to_string(), 1), (read_b.to_string(), 4), (unread[0].to_string(), 9)]);
+    expected.extend(unread[1..].iter().map(|id| (id.to_string(), 1)));
+    expected.sort();
+    assert_eq!(recorded_quantities(&store).await, expected, "every state a page could see, each once");
+}
+
+#[tokio::test]
 async fn a_polled_cancelled_woocommerce_order_is_a_cancellation() {
     let (_system, url) = serve(Arc::new(WooCommerce::default())).await;
     let soon = (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).datetime() + jiff::SignedDuration::from_mins(1))
@@ -419,7 +485,8 @@ async fn an_order_the_woocommerce_poll_cannot_map_is_held_and_the_feed_goes_on()
     let system = woocommerce(&url, 2);
     let poller = handoff_connectors::poller("store", &system).unwrap().expect("a poller");
     let store = MemoryStore::new();
-    assert_eq!(poll_through("store", poller.as_ref(), &store).await, (1, 1));
+    // Two orders fill the first keyset page of two; an empty second page ends the window.
+    assert_eq!(poll_through("store", poller.as_ref(), &store).await, (1, 2));
     assert!(store.poll_cursor("store".into()).await.unwrap().is_some());
     let (held, field) = held_once(&store).await;
     assert_eq!((held.order_ref.as_deref(), field.as_str()), (Some("202"), "line_items.quantity"));
@@ -432,4 +499,102 @@ async fn an_order_the_woocommerce_poll_cannot_map_is_held_and_the_feed_goes_on()
     body["line_items"][0]["quantity"] = json!(2);
     let fixed = handoff_store::Quarantined { body: body.to_string().into_bytes(), ..held.clone() };
     assert_eq!(handoff_connectors::reread("store", &system, &fixed).unwrap().order_ref, "202");
+}
+
+/// (order, first line's quantity) of every event the store recorded, sorted.
+async fn recorded_quantities(store: &MemoryStore) -> Vec<(String, u64)> {
+    let mut seen: Vec<(String, u64)> = store
+        .unprocessed_events(1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let payload: Value = serde_json::from_str(&e.payload).unwrap();
+            (e.order_ref.clone(), payload["order"]["lines"][0]["quantity"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+#[tokio::test]
+async fn an_order_edited_while_its_window_is_paged_is_neither_skipped_nor_duplicated() {
+    let second = clock_at();
+    let shop = Arc::new(ShopifyAdmin::default());
+    let (_system, url) = serve(shop.clone()).await;
+    shop.set_clock(Some(second(0)));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let placed = place(&url, shopify_order(None, &[("RED", 1)])).await;
+        ids.push(placed["order"]["id"].as_u64().unwrap());
+    }
+    let poller = handoff_connectors::poller("shop", &shopify(&url, 2)).unwrap().expect("a poller");
+    let store = MemoryStore::new();
+    let (new, more) = poll_once("shop", poller.as_ref(), &store, &SystemClock).await.unwrap();
+    assert_eq!((new, more), (2, true), "the first page: the first two orders");
+
+    // Between two page reads, within the same second: an order already read and one not yet
+    // read are edited (their updated_at stays), and one already read is edited a second later.
+    place(&url, shopify_order(Some(ids[0]), &[("RED", 7)])).await;
+    place(&url, shopify_order(Some(ids[3]), &[("RED", 9)])).await;
+    shop.set_clock(Some(second(1)));
+    place(&url, shopify_order(Some(ids[1]), &[("RED", 4)])).await;
+    poll_through("shop", poller.as_ref(), &store).await;
+    // The next window starts the overlap back and reads the same-second edit by its content.
+    poll_through("shop", poller.as_ref(), &store).await;
+    assert_eq!(poll_through("shop", poller.as_ref(), &store).await.0, 0);
+
+    let o = |n: usize, q: u64| (ids[n].to_string(), q);
+    assert_eq!(
+        recorded_quantities(&store).await,
+        vec![o(0, 1), o(0, 7), o(1, 1), o(1, 4), o(2, 1), o(3, 9), o(4, 1)],
+        "every state an order had when a page could see it, each once"
+    );
+}
+
+#[tokio::test]
+async fn two_changes_of_one_order_within_one_second_both_reach_the_erp() {
+    use handoff_engine::{Dispatcher, Intake, Rng};
+
+    let second = clock_at();
+    let shop = Arc::new(ShopifyAdmin::default());
+    let (_system, url) = serve(shop.clone()).await;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+    let contract = Arc::new(handoff_contract::Contract::parse(&text, std::path::Path::new("handoff.toml")).unwrap());
+    let erp = Arc::new(MockSystem::new("erp", Faults::default(), 3));
+    let targets = [("erp".to_owned(), Arc::new(handoff_sim::target::SimTarget::new(erp.clone(), 1000, true)) as _)];
+    let store = MemoryStore::new();
+    let clock: Arc<dyn handoff_engine::Clock> = Arc::new(SystemClock);
+    let intake = Intake::new(contract.clone(), store.clone(), clock.clone());
+    let dispatcher = Dispatcher::new(contract, store.clone(), targets.into_iter().collect(), clock, Rng::seeded(1));
+    let poller = handoff_connectors::poller("shop", &shopify(&url, 10)).unwrap().expect("a poller");
+    let deliver = || async {
+        poll_through("shop", poller.as_ref(), &store).await;
+        while intake.step().await.unwrap() > 0 {}
+        loop {
+            let claimed = store.claim_due(Timestamp::now(), 10).await.unwrap();
+            if claimed.is_empty() {
+                break;
+            }
+            for c in claimed {
+                let record = dispatcher.attempt(c).await;
+                dispatcher.record(record).await;
+            }
+        }
+    };
+
+    shop.set_clock(Some(second(0)));
+    let id = place(&url, shopify_order(None, &[("RED", 1)])).await["order"]["id"].as_u64().unwrap();
+    deliver().await;
+    shop.set_clock(Some(second(1)));
+    place(&url, shopify_order(Some(id), &[("RED", 2)])).await;
+    deliver().await;
+    place(&url, shopify_order(Some(id), &[("RED", 3)])).await;
+    deliver().await;
+
+    let ops: Vec<(String, Option<u64>)> = erp.applied().iter().map(|a| (a.op.clone(), a.version)).collect();
+    let v = |s: i64| Some(u64::try_from(second(s).as_millisecond()).unwrap());
+    assert_eq!(ops, vec![("create".into(), v(0)), ("update".into(), v(1)), ("update".into(), v(1))]);
+    let record = erp.find(Collection::Orders, &id.to_string()).remove(0);
+    assert_eq!(record.lines, vec![("RED".to_owned(), 3)], "the ERP holds the second change of that second");
 }

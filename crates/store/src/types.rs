@@ -72,6 +72,9 @@ pub struct OrderState {
     pub cancelled: bool,
     /// Highest source version planned; older events are stale.
     pub last_version: Option<u64>,
+    /// The content fingerprint of the last event planned at `last_version`: an event of the
+    /// same version is stale only if it says the same (sources count versions in whole seconds).
+    pub last_fingerprint: Option<String>,
 }
 
 /// The effects of one event, written atomically.

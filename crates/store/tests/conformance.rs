@@ -51,6 +51,7 @@ conformance!(
     a_body_no_reader_maps_is_held_once_with_its_exception,
     a_poll_holds_the_records_it_cannot_map_and_still_moves_its_cursor,
     a_held_body_replays_into_the_inbox_once,
+    an_order_keeps_its_last_version_and_what_it_said,
 );
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
@@ -125,6 +126,27 @@ async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: 
     assert_eq!(store.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c2"));
     assert_eq!(store.poll_cursor("erp".into()).await.unwrap(), None);
     assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 2);
+}
+
+async fn an_order_keeps_its_last_version_and_what_it_said<S: Store + Clone>(store: S) {
+    let row = new_event(&store, "e1", EventKind::OrderUpdated, "#1").await;
+    let state = OrderState {
+        source: "shop".into(),
+        created: true,
+        cancelled: false,
+        last_version: Some(1_782_918_000_000),
+        last_fingerprint: Some("0123456789abcdef".into()),
+    };
+    let p = Plan {
+        event_row: row,
+        order_ref: "#1".into(),
+        state: state.clone(),
+        ledger: None,
+        commands: vec![],
+        audit: vec![],
+    };
+    store.apply_plans(vec![p], t0()).await.unwrap();
+    assert_eq!(store.order_states(vec!["#1".into()]).await.unwrap().get("#1"), Some(&state));
 }
 
 async fn many_concurrent_writers_share_commits_and_all_land<S: Store + Clone>(store: S) {

@@ -2,20 +2,21 @@
 //! update. Orders v0 `getOrders` (then `getOrderItems` per order) or Orders 2026-01-01
 //! `searchOrders` (items nested), one event per changed order.
 //!
-//! The cursor keeps the window's start, the newest `LastUpdateDate` seen, and the page token
-//! while a window is being paged through; the next window starts `lookback` before that newest
-//! change. Event ids are `poll:{order id}@{last update}`, so overlapping windows deduplicate,
-//! and the version is the last update in milliseconds, so an older snapshot never overtakes a
-//! newer one. Orders still `Pending` carry no prices yet and are skipped until they change.
+//! Windows by `LastUpdatedAfter`, paged by Amazon's own token (read as a cursor: it "doesn't
+//! affect filters; it only impacts the pagination"), through the engine's [`Cursor`]: the next
+//! window starts `lookback` before the newest change, and what the overlap shows again is
+//! dropped by (id, last update, content). Event ids are `poll:{order id}@{last update}#{content
+//! fingerprint}`, and the version is the last update in milliseconds, so an older snapshot never
+//! overtakes a newer one. Orders still `Pending` carry no prices yet and are skipped until they
+//! change.
 
 use std::sync::Arc;
 
 use handoff_contract::PollSettings;
 use handoff_engine::quarantine::Unmapped;
-use handoff_engine::{BoxFuture, Page, PollError, Poller};
+use handoff_engine::{BoxFuture, Cursor, Page, PollError, Poller};
 use handoff_model::{EventKind, ExternalId, InboundEvent};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::api::{CallError, SpApi};
@@ -56,18 +57,6 @@ impl ApiVersion {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    /// The window's start: orders updated at or after it.
-    since: Timestamp,
-    /// The newest last update seen so far.
-    #[serde(default)]
-    newest: Option<Timestamp>,
-    /// The next page of the current window.
-    #[serde(default)]
-    page: Option<String>,
-}
-
 pub struct OrdersPoller {
     api: Arc<SpApi>,
     system: String,
@@ -90,12 +79,8 @@ impl OrdersPoller {
         OrdersPoller { api, system: system.to_owned(), version, settings }
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| PollError::new(format!("cursor {text:?} is not an Amazon cursor: {e}")))?,
-            None => Cursor { since: now - self.settings.initial, newest: None, page: None },
-        };
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.settings.initial)?;
         let listed = match self.version {
             ApiVersion::V0 => self.page_v0(&cursor).await?,
             ApiVersion::V2026 => self.page_2026(&cursor).await?,
@@ -104,43 +89,32 @@ impl OrdersPoller {
             // The page token was refused (expired, say): page through the same window again.
             // Nothing is skipped; what was already recorded deduplicates.
             tracing::warn!(message = "Amazon refused the page token; reading the window again", system = %self.system);
-            let cursor = Cursor { since: cursor.since, newest: cursor.newest, page: None };
-            let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
-            return Ok(Page { events: Vec::new(), held: Vec::new(), cursor, more: true });
+            cursor.restart_window();
+            return crate::held::PageRead::new(&self.system, now).page(&cursor, true);
         };
-        let newest = seen.iter().map(|s| s.last_updated).chain(cursor.newest).max();
-        let mut events = Vec::new();
-        let mut held = Vec::new();
-        for Seen { order_id, record, event, .. } in seen {
-            let Some(event) = event else { continue };
-            match event.and_then(|(event, raw)| crate::held::polled(&self.system, event, raw, now)) {
-                Ok(event) => events.push(event),
-                // One malformed order must not stop the feed: it is held with a Transform
-                // Mismatch until a fixed reader replays it.
-                Err(unmapped) => {
-                    let version = Some(self.version.as_str());
-                    held.push(crate::held::record(&self.system, &record, Some(order_id), version, unmapped, now));
-                }
-            }
+        let mut read = crate::held::PageRead::new(&self.system, now);
+        let version = Some(self.version.as_str());
+        for Seen { order_id, last_updated, record, event } in seen {
+            let Some(event) = event else {
+                cursor.saw(last_updated);
+                continue;
+            };
+            // One malformed order must not stop the feed: it is held with a Transform
+            // Mismatch until a fixed reader replays it.
+            let hold =
+                |unmapped| crate::held::record(&self.system, &record, Some(order_id.clone()), version, unmapped, now);
+            read.take(&mut cursor, &order_id, Some(last_updated), event, hold)?;
         }
-        let more = next.is_some();
-        let cursor = match next {
-            Some(page) => Cursor { since: cursor.since, newest, page: Some(page) },
-            None => {
-                let since = newest.map_or(cursor.since, |n| (n - self.settings.lookback).max(cursor.since));
-                Cursor { since, newest, page: None }
-            }
-        };
-        let cursor = serde_json::to_string(&cursor).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, held, cursor, more })
+        let more = cursor.token_page(next, self.settings.lookback);
+        read.page(&cursor, more)
     }
 
     /// One page of orders and the next page's token; `None` when Amazon refused the token.
     async fn page_v0(&self, cursor: &Cursor) -> Result<Option<(Vec<Seen>, Option<String>)>, PollError> {
         let marketplaces = ("MarketplaceIds", self.api.marketplaces());
-        let query = match &cursor.page {
+        let query = match cursor.token() {
             // A next page is asked for by its token alone (and the marketplaces).
-            Some(token) => vec![("NextToken", token.clone()), marketplaces],
+            Some(token) => vec![("NextToken", token.to_owned()), marketplaces],
             None => vec![
                 marketplaces,
                 ("LastUpdatedAfter", iso_seconds(cursor.since)),
@@ -185,8 +159,8 @@ impl OrdersPoller {
             ("maxResultsPerPage", self.settings.page_size.clamp(1, 100).to_string()),
             ("includedData", "BUYER,RECIPIENT,PROCEEDS,FULFILLMENT".to_owned()),
         ];
-        if let Some(token) = &cursor.page {
-            query.push(("paginationToken", token.clone()));
+        if let Some(token) = cursor.token() {
+            query.push(("paginationToken", token.to_owned()));
         }
         let answer = self
             .api
@@ -210,7 +184,7 @@ impl OrdersPoller {
 
     /// A failed listing: `None` when it was a page token Amazon refused (400), else the error.
     fn failed(&self, e: CallError, op: Operation, cursor: &Cursor) -> Option<PollError> {
-        if cursor.page.is_some() && e.is_invalid_input() {
+        if cursor.token().is_some() && e.is_invalid_input() {
             return None;
         }
         Some(self.error(e, op))

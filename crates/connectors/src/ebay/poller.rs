@@ -1,15 +1,17 @@
-//! The order intake: `getOrders` filtered by `lastmodifieddate`, paged by offset. The cursor
-//! is the window's start, the offset within it and the latest change seen; a finished window
-//! starts the next one `lookback` before that change, and overlapping polls deduplicate by
-//! event id (`poll:{orderId}@{lastModifiedDate}`).
+//! The order intake: `getOrders` filtered by `lastmodifieddate`, paged by `offset` (the one
+//! paging eBay offers, over an order it does not document). So each window is closed
+//! (`lastmodifieddate:[since..until]`, `until` fixed at its first page): an order edited while
+//! the window is read moves past `until` and out of it, the window's `total` drops, and the
+//! engine's [`Cursor`] reads the window again from its start rather than let an offset step
+//! over an order; the order left is in the next window, which starts `lookback` before the
+//! newest change. What a window shows twice is dropped by (id, modified, content).
 
 use handoff_contract::{PollSettings, System};
-use handoff_engine::poll::{Page, PollError};
+use handoff_engine::poll::{Cursor, Page, PollError};
 use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{BoxFuture, Poller};
 use handoff_model::InboundEvent;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::Tokens;
@@ -23,16 +25,6 @@ pub struct EbayPoller {
     client: reqwest::Client,
     tokens: Tokens,
     settings: PollSettings,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    since: Timestamp,
-    #[serde(default)]
-    offset: u64,
-    /// The latest `lastModifiedDate` seen in this window.
-    #[serde(default)]
-    latest: Option<Timestamp>,
 }
 
 /// eBay's filter syntax wants milliseconds and a `Z`.
@@ -51,15 +43,13 @@ impl EbayPoller {
         Ok(EbayPoller { name: name.to_owned(), base_url, client, tokens, settings })
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(c) => serde_json::from_str(c).map_err(|e| PollError::new(format!("unreadable cursor {c:?}: {e}")))?,
-            None => Cursor { since: now - self.settings.initial, offset: 0, latest: None },
-        };
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.settings.initial)?;
+        let (until, offset) = cursor.offset_window(now);
         let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", &format!("lastmodifieddate:[{}..]", ebay_time(cursor.since)))
+            .append_pair("filter", &format!("lastmodifieddate:[{}..{}]", ebay_time(cursor.since), ebay_time(until)))
             .append_pair("limit", &self.settings.page_size.to_string())
-            .append_pair("offset", &cursor.offset.to_string())
+            .append_pair("offset", &offset.to_string())
             .finish();
         let token =
             self.tokens.bearer().await.map_err(|e| PollError { reason: e.reason, retry_after: e.retry_after })?;
@@ -82,35 +72,20 @@ impl EbayPoller {
         }
         let page: Value = serde_json::from_slice(&body).map_err(|e| PollError::new(format!("getOrders: {e}")))?;
         let orders = page["orders"].as_array().cloned().unwrap_or_default();
-        let mut events = Vec::with_capacity(orders.len());
-        let mut held = Vec::new();
-        let mut latest = cursor.latest;
+        let mut read = crate::held::PageRead::new(&self.name, now);
         for raw in &orders {
-            let read = reread(raw).and_then(|event| crate::held::polled(&self.name, event, raw.to_string(), now));
-            match read {
-                Ok(event) => events.push(event),
-                // One order that cannot be mapped (one that does not add up to the cent, say)
-                // is held with a Transform Mismatch while the feed goes on.
-                Err(unmapped) => {
-                    let order_ref = crate::held::id_of(&raw["orderId"]);
-                    held.push(crate::held::record(&self.name, raw, order_ref, Some(API_VERSION), unmapped, now));
-                }
-            }
-            // Every order read, held or not, moves the window on.
+            let order_ref = crate::held::id_of(&raw["orderId"]);
+            let id = order_ref.clone().unwrap_or_default();
             let modified = raw["lastModifiedDate"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
-            latest = latest.max(modified);
+            let event = reread(raw).map(|e| (e, raw.to_string()));
+            // One order that cannot be mapped (one that does not add up to the cent, say) is
+            // held with a Transform Mismatch while the feed goes on.
+            let hold = |unmapped| crate::held::record(&self.name, raw, order_ref, Some(API_VERSION), unmapped, now);
+            read.take(&mut cursor, &id, modified, event, hold)?;
         }
         let total = page["total"].as_u64().unwrap_or(0);
-        let offset = cursor.offset + orders.len() as u64;
-        let more = !orders.is_empty() && page.get("next").is_some_and(|n| !n.is_null()) && offset < total;
-        let next = if more {
-            Cursor { since: cursor.since, offset, latest }
-        } else {
-            let since = latest.map_or(cursor.since, |l| (l - self.settings.lookback).max(cursor.since));
-            Cursor { since, offset: 0, latest: None }
-        };
-        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, held, cursor, more })
+        let more = cursor.offset_page(orders.len() as u64, total, self.settings.lookback);
+        read.page(&cursor, more)
     }
 }
 

@@ -1,23 +1,32 @@
-//! Item fulfillments read back from NetSuite through SuiteQL, as `fulfillment.created` events
-//! against the sales order's external id.
+//! Shipped item fulfillments read back from NetSuite through SuiteQL, as `fulfillment.created`
+//! events against the sales order's external id: once when a fulfillment ships, and again when
+//! its tracking changes (a new content fingerprint). Keyset pages of the engine's [`Cursor`].
 
 use handoff_contract::PollSettings;
-use handoff_engine::poll::{Page, PollError};
+use handoff_engine::poll::{Cursor, Page, PollError};
 use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{BoxFuture, Poller};
 use handoff_model::{EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
 use jiff::Timestamp;
 use reqwest::Method;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Client, SUITEQL_MAX_LIMIT, SUITEQL_PATH, Settings, classify, text};
 
-/// The SuiteQL that lists item fulfillments changed at or after `since` (UTC), oldest first.
-/// Times are read in the integration user's time zone, which must be GMT.
-pub fn fulfillments_query(since: Timestamp) -> String {
-    let since = since.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string();
+/// The SuiteQL that lists shipped item fulfillments (`shipstatus` C: picked or packed ones are
+/// not shipments yet) changed at or after `from` (UTC), but for the `excluded` ids, oldest
+/// first: a keyset page of the engine's [`Cursor`]. Times are read in the integration user's
+/// time zone, which must be GMT. A fulfillment changes (`lastmodifieddate`) when it ships and
+/// when its packages' tracking numbers change, so it is reported again then.
+pub fn fulfillments_query(from: Timestamp, excluded: &[String]) -> String {
+    let from = from.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let excluded = if excluded.is_empty() {
+        String::new()
+    } else {
+        format!(" AND f.id NOT IN ({})", excluded.iter().map(|id| literal(id)).collect::<Vec<_>>().join(", "))
+    };
     format!(
         "SELECT f.id AS id, TO_CHAR(f.lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS last_modified, \
          so.externalid AS order_ref, BUILTIN.DF(f.shipcarrier) AS carrier, \
@@ -26,9 +35,19 @@ pub fn fulfillments_query(since: Timestamp) -> String {
          FROM transaction f \
          JOIN previoustransactionlink ptl ON ptl.nextdoc = f.id \
          JOIN transaction so ON so.id = ptl.previousdoc AND so.type = 'SalesOrd' \
-         WHERE f.type = 'ItemShip' AND f.lastmodifieddate >= TO_TIMESTAMP('{since}', 'YYYY-MM-DD HH24:MI:SS') \
+         WHERE f.type = 'ItemShip' AND f.shipstatus = 'C' \
+         AND f.lastmodifieddate >= TO_TIMESTAMP('{from}', 'YYYY-MM-DD HH24:MI:SS'){excluded} \
          ORDER BY f.lastmodifieddate, f.id"
     )
+}
+
+/// An id as a SuiteQL literal: a number as it is, anything else quoted.
+fn literal(id: &str) -> String {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        id.to_owned()
+    } else {
+        format!("'{}'", id.replace('\'', "''"))
+    }
 }
 
 /// The SuiteQL that lists the item lines of some fulfillments, SKU by the item's external id.
@@ -51,15 +70,6 @@ struct Rows {
     items: Vec<serde_json::Map<String, Value>>,
     #[serde(default)]
     has_more: bool,
-}
-
-/// Where the next poll starts: fulfillments modified at or after `since`, skipping `offset`
-/// rows of that query (while paging through one window).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cursor {
-    pub since: Timestamp,
-    #[serde(default)]
-    pub offset: u32,
 }
 
 pub struct NetSuitePoller {
@@ -91,15 +101,10 @@ impl NetSuitePoller {
         serde_json::from_slice(&answer.body).map_err(|e| PollError::new(format!("SuiteQL answer unreadable: {e}")))
     }
 
-    async fn page(&self, cursor: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
-        let cursor = match cursor {
-            Some(text) => {
-                serde_json::from_str(text).map_err(|e| PollError::new(format!("bad cursor {text:?}: {e}")))?
-            }
-            None => Cursor { since: now - self.poll.initial, offset: 0 },
-        };
+    async fn page(&self, stored: Option<&str>, now: Timestamp) -> Result<Page, PollError> {
+        let mut cursor = Cursor::resume(stored, now, self.poll.initial)?;
         let limit = self.poll.page_size.clamp(1, SUITEQL_MAX_LIMIT);
-        let headers = self.query(&fulfillments_query(cursor.since), limit, cursor.offset).await?;
+        let headers = self.query(&fulfillments_query(cursor.from(), cursor.excluded()), limit, 0).await?;
         let ids: Vec<String> = headers.items.iter().filter_map(|r| r.get("id").and_then(text)).collect();
         let mut lines: Vec<serde_json::Map<String, Value>> = Vec::new();
         if !ids.is_empty() {
@@ -115,38 +120,35 @@ impl NetSuitePoller {
                 offset += SUITEQL_MAX_LIMIT;
             }
         }
-        let mut events = Vec::new();
-        let mut held = Vec::new();
-        let mut latest: Option<Timestamp> = None;
+        let mut read = crate::held::PageRead::new(&self.system, now);
+        let mut listed = Vec::with_capacity(headers.items.len());
         for header in &headers.items {
+            let (Some(id), Some(modified)) = (header.get("id").and_then(text), last_modified(header)) else {
+                return Err(PollError::new(format!("SuiteQL row without id or last_modified: {header:?}")));
+            };
+            listed.push((id.clone(), modified));
             let raw = json!({"fulfillment": header, "lines": lines_of(header, &lines)});
-            let read = match fulfillment_event(header, &lines) {
+            let event = match fulfillment_event(header, &lines) {
                 Ok(None) => continue,
-                Ok(Some(seen)) => {
-                    latest = latest.max(Some(seen.occurred_at));
-                    crate::held::polled(&self.system, seen, raw.to_string(), now)
-                }
+                Ok(Some(event)) => Ok((event, raw.to_string())),
                 Err(unmapped) => Err(unmapped),
             };
-            match read {
-                Ok(event) => events.push(event),
-                // One fulfillment Handoff cannot read is held while the others come in.
-                Err(unmapped) => {
-                    let order_ref = header.get("order_ref").and_then(text);
-                    held.push(crate::held::record(&self.system, &raw, order_ref, None, unmapped, now));
-                }
-            }
+            // One fulfillment Handoff cannot read is held while the others come in.
+            let hold = |unmapped| {
+                let order_ref = header.get("order_ref").and_then(text);
+                crate::held::record(&self.system, &raw, order_ref, None, unmapped, now)
+            };
+            read.take(&mut cursor, &id, Some(modified), event, hold)?;
         }
-        let next = if headers.has_more {
-            Cursor { since: cursor.since, offset: cursor.offset + limit }
-        } else {
-            // Start the next window a lookback before the newest change, never behind this one.
-            let since = latest.map_or(cursor.since, |l| (l - self.poll.lookback).max(cursor.since));
-            Cursor { since, offset: 0 }
-        };
-        let cursor = serde_json::to_string(&next).map_err(|e| PollError::new(e.to_string()))?;
-        Ok(Page { events, held, cursor, more: headers.has_more })
+        let more = cursor.keyset_page(&listed, headers.has_more, self.poll.lookback)?;
+        read.page(&cursor, more)
     }
+}
+
+/// `last_modified` of a fulfillment row, UTC.
+fn last_modified(header: &serde_json::Map<String, Value>) -> Option<Timestamp> {
+    let modified = header.get("last_modified").and_then(Value::as_str)?;
+    modified.parse::<jiff::civil::DateTime>().ok()?.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
 }
 
 fn lines_of<'a>(
@@ -176,13 +178,9 @@ fn fulfillment_event(
     let Some(order_ref) = header.get("order_ref").and_then(text) else { return Ok(None) };
     let unmapped = |field: &str, reason: String| Unmapped { field: field.to_owned(), reason };
     let id = header.get("id").and_then(text).ok_or_else(|| unmapped("id", "is missing".into()))?;
-    let modified = header.get("last_modified").and_then(Value::as_str).unwrap_or_default();
-    let occurred_at = modified
-        .parse::<jiff::civil::DateTime>()
-        .ok()
-        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .ok_or_else(|| unmapped("last_modified", format!("{modified:?} is not a date and time")))?
-        .timestamp();
+    let occurred_at = last_modified(header).ok_or_else(|| {
+        unmapped("last_modified", format!("{:?} is not a date and time", header.get("last_modified")))
+    })?;
     let lines: Vec<FulfillmentLine> = lines_of(header, lines)
         .into_iter()
         .filter_map(|l| {

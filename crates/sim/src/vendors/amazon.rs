@@ -86,13 +86,20 @@ fn status_2026(v0: &str) -> &'static str {
 }
 
 /// A page token: the window, the filter's marketplaces and where the next page starts.
-fn page_token(after: Timestamp, offset: usize, size: usize) -> String {
-    format!("{after}|{offset}|{size}")
+/// A page token: the window's filter and the last (update, order id) served, so the next page
+/// goes on after that position: an order changed meanwhile moves on ahead of it.
+fn page_token(after: Timestamp, last: &Position, size: usize) -> String {
+    format!("{after}|{}|{}|{size}", last.0, last.1)
 }
 
-fn read_token(token: &str) -> Option<(Timestamp, usize, usize)> {
+/// An order's place in a window: (last update, order id).
+type Position = (Timestamp, String);
+
+fn read_token(token: &str) -> Option<(Timestamp, Option<Position>, usize)> {
     let mut parts = token.split('|');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    let after = parts.next()?.parse().ok()?;
+    let last = (parts.next()?.parse().ok()?, parts.next()?.to_owned());
+    Some((after, Some(last), parts.next()?.parse().ok()?))
 }
 
 impl Amazon {
@@ -262,7 +269,7 @@ impl Amazon {
     }
 
     /// Orders of these marketplaces updated at or after `after`, oldest change first.
-    fn window(&self, marketplaces: &str, after: Timestamp) -> Vec<String> {
+    fn window(&self, marketplaces: &str, after: Timestamp) -> Vec<(Timestamp, String)> {
         let marketplaces: Vec<&str> = marketplaces.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
         let state = self.state.lock().expect("state lock");
         let mut found: Vec<(Timestamp, String)> = state
@@ -276,7 +283,7 @@ impl Amazon {
             .filter(|(at, _)| *at >= after)
             .collect();
         found.sort();
-        found.into_iter().map(|(_, id)| id).collect()
+        found
     }
 
     /// One page of a window: the ids on it and the token of the next.
@@ -287,7 +294,7 @@ impl Amazon {
         size: Option<String>,
         marketplaces: &str,
     ) -> Result<(Vec<String>, Option<String>), HttpResponse> {
-        let (after, offset, size) = match token {
+        let (after, last, size) = match token {
             Some(token) => read_token(&token).ok_or_else(|| sp_error(400, "InvalidInput", "Invalid NextToken"))?,
             None => {
                 let after = after
@@ -300,12 +307,14 @@ impl Amazon {
                 if !(1..=100).contains(&size) {
                     return Err(sp_error(400, "InvalidInput", "MaxResultsPerPage must be between 1 and 100"));
                 }
-                (after, 0, size)
+                (after, None, size)
             }
         };
-        let ids = self.window(marketplaces, after);
-        let next = (offset + size < ids.len()).then(|| page_token(after, offset + size, size));
-        Ok((ids.into_iter().skip(offset).take(size).collect(), next))
+        let rest: Vec<(Timestamp, String)> =
+            self.window(marketplaces, after).into_iter().filter(|key| last.as_ref().is_none_or(|l| key > l)).collect();
+        let page: Vec<(Timestamp, String)> = rest.iter().take(size).cloned().collect();
+        let next = (rest.len() > size).then(|| page.last().map(|l| page_token(after, l, size))).flatten();
+        Ok((page.into_iter().map(|(_, id)| id).collect(), next))
     }
 
     fn get_orders(&self, system: &MockSystem, r: &HttpRequest) -> HttpResponse {

@@ -6,4 +6,5 @@ pub mod ebay;
 pub mod netsuite;
 pub mod odoo;
 pub mod shopify;
+pub mod suiteql;
 pub mod woocommerce;

@@ -1,22 +1,31 @@
 //! A simulated NetSuite account: SuiteTalk REST's salesOrder upsert by external id, read by
-//! external id, closing an order's lines, and the SuiteQL the NetSuite connector sends for item
-//! fulfillments. Every request must carry an OAuth 1.0 `Authorization` signed with
-//! [`credentials`] (HMAC-SHA256), or it is refused 401 as NetSuite does. Errors are RFC 7807
+//! external id, closing an order's lines, and SuiteQL. It checks NetSuite's rules, not a
+//! connector's: every request must carry an OAuth 1.0 `Authorization` that verifies by RFC 5849
+//! (HMAC-SHA256, the account's realm, a fresh nonce; [`crate::oauth1`]), or it is refused 401
+//! as NetSuite does; SuiteQL is parsed and every field it names is looked up among the record
+//! fields NetSuite exposes ([`catalog`]), an unknown one refused with NetSuite's error, and the
+//! query is evaluated over the account's rows ([`crate::vendors::suiteql`]). Errors are RFC 7807
 //! bodies with NetSuite's `o:errorDetails`.
 //!
-//! Orders live in the [`MockSystem`] (its faults, idempotency and history); only item
-//! fulfillments, which the system does not model, live here. A write is a create the first
-//! time an external id is seen (its idempotency key is derived from the external id, so two
-//! racing creates still make one order) and an update after.
+//! Orders live in the [`MockSystem`] (its faults, idempotency and history); item fulfillments,
+//! which the system does not model, live here with their ship status (picked, packed, shipped),
+//! carrier and package tracking numbers, and change under a test's hand
+//! ([`NetSuite::record_fulfillment`], [`NetSuite::update_fulfillment`]). A write is a create the
+//! first time an external id is seen (its idempotency key is derived from the external id, so
+//! two racing creates still make one order) and an update after.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use handoff_connectors::netsuite::{DEFAULT_VERSION_FIELD, RECORD_PATH, SUITEQL_PATH, oauth};
+use handoff_engine::poll::whole_second;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::dialect::{Dialect, HttpRequest, HttpResponse, Routed};
+use crate::oauth1::{self, Verifier};
 use crate::system::{Collection, MockSystem, Record, Request};
+use crate::vendors::suiteql::{self, Catalog, Data, Row, STORED};
 
 /// The fixed test account the simulator accepts (document them in a test `handoff.toml`):
 /// `account`, `consumer_key`, `consumer_secret`, `token_id`, `token_secret`.
@@ -47,28 +56,152 @@ pub fn credentials() -> oauth::Credentials {
     }
 }
 
-/// An item fulfillment recorded by `POST /_fulfil`.
+/// An item fulfillment's `shipStatus`: NetSuite's pick, pack and ship steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipStatus {
+    Picked,
+    Packed,
+    Shipped,
+}
+
+impl ShipStatus {
+    /// The value SuiteQL answers for `transaction.shipstatus`.
+    fn code(self) -> &'static str {
+        match self {
+            ShipStatus::Picked => "A",
+            ShipStatus::Packed => "B",
+            ShipStatus::Shipped => "C",
+        }
+    }
+}
+
+/// An item fulfillment of a sales order.
 #[derive(Debug, Clone)]
 struct ItemFulfillment {
-    id: String,
+    id: u64,
     /// The sales order's external id.
     order_ref: String,
     lines: Vec<(String, u64)>,
-    carrier: String,
-    tracking_number: String,
+    status: ShipStatus,
+    tracking_number: Option<String>,
     /// NetSuite keeps seconds.
     last_modified: Timestamp,
 }
 
+#[derive(Default)]
+struct Fulfillments {
+    records: Vec<ItemFulfillment>,
+    /// The account's clock when a test holds it still (`None`: the wall clock).
+    clock: Option<Timestamp>,
+}
+
+impl Fulfillments {
+    fn now(&self) -> Timestamp {
+        whole_second(self.clock.unwrap_or_else(Timestamp::now))
+    }
+}
+
 pub struct NetSuite {
-    credentials: oauth::Credentials,
-    fulfillments: Mutex<Vec<ItemFulfillment>>,
+    verifier: Verifier,
+    fulfillments: Mutex<Fulfillments>,
 }
 
 impl Default for NetSuite {
     fn default() -> Self {
-        NetSuite { credentials: credentials(), fulfillments: Mutex::default() }
+        let c = credentials();
+        let verifier = Verifier::new(
+            Some(c.realm),
+            oauth1::Method::HmacSha256,
+            (c.consumer_key, c.consumer_secret),
+            (c.token_id, c.token_secret),
+        );
+        NetSuite { verifier, fulfillments: Mutex::default() }
     }
+}
+
+/// The record fields SuiteQL exposes, for the tables the simulator holds: NetSuite's own
+/// names (Records Catalog), a subset of each record.
+pub fn catalog() -> Catalog {
+    let tables: [(&'static str, &'static [&'static str]); 6] = [
+        (
+            "transaction",
+            &[
+                "id",
+                "tranid",
+                "type",
+                "status",
+                "trandate",
+                "createddate",
+                "lastmodifieddate",
+                "externalid",
+                "entity",
+                "currency",
+                "memo",
+                "otherrefnum",
+                "foreigntotal",
+                "shipstatus",
+                "shipcarrier",
+                "shipmethod",
+            ],
+        ),
+        (
+            "transactionline",
+            &[
+                "id",
+                "transaction",
+                "linesequencenumber",
+                "item",
+                "itemtype",
+                "quantity",
+                "rate",
+                "netamount",
+                "mainline",
+                "iscogs",
+                "taxline",
+                "isclosed",
+                "createdfrom",
+                "location",
+            ],
+        ),
+        ("previoustransactionlink", &["previousdoc", "nextdoc", "linktype", "amount", "foreignamount"]),
+        (
+            "itemfulfillmentpackage",
+            &["id", "itemfulfillment", "packagetrackingnumber", "packageweight", "packagedescr"],
+        ),
+        ("item", &["id", "itemid", "externalid", "displayname", "itemtype", "isinactive"]),
+        ("customer", &["id", "entityid", "externalid", "email", "companyname", "isinactive"]),
+    ];
+    Catalog { tables: tables.into_iter().collect() }
+}
+
+/// What `BUILTIN.DF` shows for a list field's stored value.
+fn display(field: &str, value: &str) -> Option<String> {
+    let shown = match (field, value) {
+        ("transaction.shipcarrier", "ups") => "UPS",
+        ("transaction.shipcarrier", "nonups") => "FedEx/USPS/More",
+        ("transaction.shipstatus", "A") => "Picked",
+        ("transaction.shipstatus", "B") => "Packed",
+        ("transaction.shipstatus", "C") => "Shipped",
+        ("transaction.status", "B") => "Sales Order : Pending Fulfillment",
+        ("transaction.status", "H") => "Sales Order : Closed",
+        _ => return None,
+    };
+    Some(shown.to_owned())
+}
+
+/// A row of `table` with every catalog field, NULL where `set` gives no value.
+fn row(table: &str, set: &[(&str, Option<String>)]) -> Row {
+    let fields = catalog().tables.get(table).copied().unwrap_or_default();
+    let mut row: Row = fields.iter().map(|f| ((*f).to_owned(), None)).collect();
+    for (k, v) in set {
+        row.insert((*k).to_owned(), v.clone());
+    }
+    row
+}
+
+/// The numeric internal id of a system record (`netsuite-12` → 12).
+fn internal_id(record: &Record) -> u64 {
+    record.id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// An RFC 7807 body as NetSuite writes it.
@@ -224,27 +357,67 @@ fn sales_order(record: &Record, expanded: bool) -> Value {
     })
 }
 
-/// The text between `open` and the next `close` after it.
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = text.find(open)? + open.len();
-    let len = text[start..].find(close)?;
-    Some(&text[start..start + len])
-}
-
 impl NetSuite {
-    /// The URL the client signed: it reached us through `Host`.
-    fn signed_url(r: &HttpRequest) -> Option<reqwest::Url> {
-        let query = if r.query.is_empty() { String::new() } else { format!("?{}", r.query) };
-        reqwest::Url::parse(&format!("http://{}{}{query}", r.header("host")?, r.path)).ok()
+    /// Holds the account's clock at `at` (`None`: the wall clock again).
+    pub fn set_clock(&self, at: Option<Timestamp>) {
+        self.fulfillments.lock().expect("fulfillments lock").clock = at;
     }
 
+    /// Fulfils every line of a sales order with this ship status and tracking number; returns
+    /// the fulfillment's internal id.
+    pub fn record_fulfillment(
+        &self,
+        system: &MockSystem,
+        external_ref: &str,
+        status: ShipStatus,
+        tracking_number: Option<&str>,
+    ) -> Result<u64, String> {
+        let order = system.find(Collection::Orders, external_ref).into_iter().next();
+        let order = order.ok_or_else(|| format!("no sales order {external_ref}"))?;
+        let mut fulfillments = self.fulfillments.lock().expect("fulfillments lock");
+        let id = 9_000_000 + fulfillments.records.len() as u64 + 1;
+        let last_modified = fulfillments.now();
+        fulfillments.records.push(ItemFulfillment {
+            id,
+            order_ref: external_ref.to_owned(),
+            lines: crate::system::shippable(&order.lines),
+            status,
+            tracking_number: tracking_number.map(str::to_owned),
+            last_modified,
+        });
+        Ok(id)
+    }
+
+    /// A change to a fulfillment in the UI (picked → packed → shipped, a tracking number
+    /// added or corrected): its `lastmodifieddate` moves.
+    pub fn update_fulfillment(&self, id: u64, status: ShipStatus, tracking_number: Option<&str>) {
+        let mut fulfillments = self.fulfillments.lock().expect("fulfillments lock");
+        let now = fulfillments.now();
+        if let Some(f) = fulfillments.records.iter_mut().find(|f| f.id == id) {
+            f.status = status;
+            f.tracking_number = tracking_number.map(str::to_owned);
+            f.last_modified = now;
+        }
+    }
+
+    /// Checks the request's OAuth 1.0 signature as NetSuite does.
     fn authenticate(&self, r: &HttpRequest) -> Result<(), HttpResponse> {
         let refused = |why: String| {
             problem(401, "Unauthorized", "INVALID_LOGIN_ATTEMPT", &format!("Invalid login attempt: {why}"), None)
         };
-        let header = r.header("authorization").ok_or_else(|| refused("no Authorization header".into()))?;
-        let url = Self::signed_url(r).ok_or_else(|| refused("no Host".into()))?;
-        oauth::verify(&self.credentials, &r.method, &url, header).map_err(refused)
+        let authorization = r.header("authorization").ok_or_else(|| refused("no Authorization header".into()))?;
+        let host = r.header("host").ok_or_else(|| refused("no Host".into()))?;
+        let signed = oauth1::Signed {
+            method: &r.method,
+            scheme: "http",
+            host,
+            path: &r.path,
+            query: &r.query,
+            content_type: r.header("content-type"),
+            body: &r.body,
+            authorization,
+        };
+        self.verifier.verify(&signed).map_err(refused)
     }
 
     /// The external id in `salesOrder/eid:{id}`.
@@ -253,7 +426,118 @@ impl NetSuite {
         percent_encoding::percent_decode_str(eid).decode_utf8().ok().map(|s| s.into_owned())
     }
 
-    fn suiteql(&self, r: &HttpRequest) -> HttpResponse {
+    /// The account's rows, as SuiteQL sees them.
+    fn tables(&self, system: &MockSystem) -> BTreeMap<String, Vec<Row>> {
+        let orders: Vec<Record> = system.records().into_iter().filter(|r| r.collection == Collection::Orders).collect();
+        let fulfillments = self.fulfillments.lock().expect("fulfillments lock").records.clone();
+        let stored = |t: Timestamp| Some(t.to_zoned(jiff::tz::TimeZone::UTC).strftime(STORED).to_string());
+        let some = |v: &str| Some(v.to_owned());
+        let mut skus: Vec<String> = fulfillments.iter().flat_map(|f| f.lines.iter().map(|(s, _)| s.clone())).collect();
+        skus.sort();
+        skus.dedup();
+        let item_id = |sku: &str| skus.iter().position(|s| s == sku).map_or(0, |i| i + 1);
+        let mut tables: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        let mut add = |table: &str, r: Row| tables.entry(table.to_owned()).or_default().push(r);
+        for o in &orders {
+            let status = if o.status == "cancelled" { "H" } else { "B" };
+            add(
+                "transaction",
+                row(
+                    "transaction",
+                    &[
+                        ("id", Some(internal_id(o).to_string())),
+                        ("type", some("SalesOrd")),
+                        ("tranid", Some(format!("SO{}", internal_id(o)))),
+                        ("status", some(status)),
+                        ("externalid", some(&o.external_ref)),
+                    ],
+                ),
+            );
+        }
+        for (i, sku) in skus.iter().enumerate() {
+            let id = Some((i + 1).to_string());
+            add(
+                "item",
+                row(
+                    "item",
+                    &[("id", id), ("itemid", some(sku)), ("externalid", some(sku)), ("itemtype", some("InvtPart"))],
+                ),
+            );
+        }
+        for f in &fulfillments {
+            let id = Some(f.id.to_string());
+            let order = orders.iter().find(|o| o.external_ref == f.order_ref).map(|o| internal_id(o).to_string());
+            add(
+                "transaction",
+                row(
+                    "transaction",
+                    &[
+                        ("id", id.clone()),
+                        ("type", some("ItemShip")),
+                        ("tranid", Some(format!("IF{}", f.id))),
+                        ("shipstatus", some(f.status.code())),
+                        ("shipcarrier", some("ups")),
+                        ("lastmodifieddate", stored(f.last_modified)),
+                    ],
+                ),
+            );
+            add(
+                "previoustransactionlink",
+                row(
+                    "previoustransactionlink",
+                    &[("previousdoc", order.clone()), ("nextdoc", id.clone()), ("linktype", some("ShipRcpt"))],
+                ),
+            );
+            // A fulfillment's mainline, then per item a line and its cost-of-goods mirror.
+            let first = f.lines.first().map(|(sku, q)| (item_id(sku).to_string(), format!("-{q}")));
+            add(
+                "transactionline",
+                row(
+                    "transactionline",
+                    &[
+                        ("id", some("0")),
+                        ("transaction", id.clone()),
+                        ("mainline", some("T")),
+                        ("iscogs", some("F")),
+                        ("item", first.as_ref().map(|f| f.0.clone())),
+                        ("quantity", first.map(|f| f.1)),
+                    ],
+                ),
+            );
+            for (n, (sku, quantity)) in f.lines.iter().enumerate() {
+                for (offset, cogs, sign) in [(1, "F", ""), (2, "T", "-")] {
+                    add(
+                        "transactionline",
+                        row(
+                            "transactionline",
+                            &[
+                                ("id", Some((2 * n + offset).to_string())),
+                                ("transaction", id.clone()),
+                                ("mainline", some("F")),
+                                ("iscogs", some(cogs)),
+                                ("item", Some(item_id(sku).to_string())),
+                                ("itemtype", some("InvtPart")),
+                                ("quantity", Some(format!("{sign}{quantity}"))),
+                                ("createdfrom", order.clone()),
+                            ],
+                        ),
+                    );
+                }
+            }
+            if let Some(tracking) = &f.tracking_number {
+                add(
+                    "itemfulfillmentpackage",
+                    row(
+                        "itemfulfillmentpackage",
+                        &[("id", id.clone()), ("itemfulfillment", id), ("packagetrackingnumber", some(tracking))],
+                    ),
+                );
+            }
+        }
+        tables
+    }
+
+    fn suiteql(&self, system: &MockSystem, r: &HttpRequest) -> HttpResponse {
         if r.header("prefer") != Some("transient") {
             return problem(
                 400,
@@ -268,49 +552,14 @@ impl NetSuite {
         };
         let limit: usize = r.param("limit").and_then(|l| l.parse().ok()).unwrap_or(1000).clamp(1, 1000);
         let offset: usize = r.param("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
-        let fulfillments = self.fulfillments.lock().expect("fulfillments lock").clone();
-        let rows: Vec<Value> = if q.contains("FROM transactionline l") {
-            let ids: Vec<String> = between(&q, "IN (", ")")
-                .unwrap_or("")
-                .split(',')
-                .map(|id| id.trim().trim_matches('\'').replace("''", "'"))
-                .collect();
-            fulfillments
-                .iter()
-                .filter(|f| ids.contains(&f.id))
-                .flat_map(|f| {
-                    f.lines.iter().map(|(sku, quantity)| {
-                        json!({"links": [], "fulfillment": f.id, "sku": sku, "quantity": quantity.to_string()})
-                    })
-                })
-                .collect()
-        } else if q.contains("f.type = 'ItemShip'") {
-            let since = between(&q, "TO_TIMESTAMP('", "'")
-                .and_then(|s| jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).ok())
-                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-                .map(|z| z.timestamp());
-            let Some(since) = since else {
-                return problem(400, "Bad Request", "INVALID_SEARCH", "Unreadable TO_TIMESTAMP.", None);
-            };
-            let mut changed: Vec<&ItemFulfillment> = fulfillments.iter().filter(|f| f.last_modified >= since).collect();
-            changed.sort_by(|a, b| (a.last_modified, &a.id).cmp(&(b.last_modified, &b.id)));
-            changed
-                .into_iter()
-                .map(|f| {
-                    let modified =
-                        f.last_modified.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M:%S").to_string();
-                    json!({"links": [], "id": f.id, "last_modified": modified, "order_ref": f.order_ref,
-                        "carrier": f.carrier, "tracking_number": f.tracking_number})
-                })
-                .collect()
-        } else {
-            return problem(
-                400,
-                "Bad Request",
-                "INVALID_SEARCH",
-                "The simulator answers the connector's own queries only.",
-                None,
-            );
+        let tables = self.tables(system);
+        let rows = match suiteql::answer(&q, &catalog(), &Data { tables: &tables, display: &display }) {
+            Ok(rows) => rows,
+            Err(suiteql::Refused(detail)) => {
+                let mut refused = problem(400, "Bad Request", "INVALID_PARAMETER", &detail, None);
+                refused.body["o:errorDetails"][0]["o:errorQueryParam"] = json!("q");
+                return refused;
+            }
         };
         let total = rows.len();
         let items: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
@@ -371,7 +620,7 @@ impl Dialect for NetSuite {
         let suiteql_path: Vec<&str> = SUITEQL_PATH.split('/').filter(|s| !s.is_empty()).collect();
         let segments = r.segments();
         if r.method == "POST" && segments == suiteql_path {
-            return Routed::Answer(self.suiteql(r));
+            return Routed::Answer(self.suiteql(system, r));
         }
         if r.method == "GET"
             && segments.strip_prefix(record_path.as_slice()) == Some(&["metadata-catalog", "salesOrder"])
@@ -460,24 +709,13 @@ impl Dialect for NetSuite {
         }
     }
 
+    /// Ships every line of the order at once, with a tracking number.
     fn fulfil(&self, system: &MockSystem, external_ref: &str) -> Option<HttpResponse> {
-        let Some(order) = system.find(Collection::Orders, external_ref).into_iter().next() else {
-            return Some(HttpResponse::json(404, json!({"error": format!("no sales order {external_ref}")})));
-        };
-        let mut fulfillments = self.fulfillments.lock().expect("fulfillments lock");
-        let n = fulfillments.len() + 1;
-        let now = Timestamp::now();
-        let fulfillment = ItemFulfillment {
-            id: format!("{}", 9000 + n),
-            order_ref: external_ref.to_owned(),
-            lines: crate::system::shippable(&order.lines),
-            carrier: "UPS".into(),
-            tracking_number: format!("1Z{n:08}"),
-            last_modified: Timestamp::from_second(now.as_second()).unwrap_or(now),
-        };
-        let answer = json!({"id": fulfillment.id, "order_ref": external_ref, "created_from": order.id});
-        fulfillments.push(fulfillment);
-        Some(HttpResponse::json(201, answer))
+        let tracking = format!("1Z{:08}", self.fulfillments.lock().expect("fulfillments lock").records.len() + 1);
+        Some(match self.record_fulfillment(system, external_ref, ShipStatus::Shipped, Some(&tracking)) {
+            Ok(id) => HttpResponse::json(201, json!({"id": id.to_string(), "order_ref": external_ref})),
+            Err(e) => HttpResponse::json(404, json!({"error": e})),
+        })
     }
 }
 
@@ -489,7 +727,9 @@ mod tests {
     /// A request signed with the simulator's own test account.
     fn signed(method: &str, path_and_query: &str, body: Value, extra: &[(&str, &str)]) -> HttpRequest {
         let url = reqwest::Url::parse(&format!("http://ns.test{path_and_query}")).unwrap();
-        let authorization = oauth::authorization(&credentials(), method, &url, 1_800_000_000, "nonce");
+        static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nonce = format!("nonce{}", NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let authorization = oauth::authorization(&credentials(), method, &url, 1_800_000_000, &nonce);
         let mut headers = vec![("host".to_owned(), "ns.test".to_owned()), ("authorization".to_owned(), authorization)];
         headers.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         HttpRequest {
@@ -548,7 +788,7 @@ mod tests {
     fn suiteql_needs_prefer_transient_and_fulfil_needs_an_order() {
         let ns = NetSuite::default();
         let system = MockSystem::new("netsuite", Faults::default(), 1);
-        let q = json!({"q": handoff_connectors::netsuite::fulfillments_query(Timestamp::UNIX_EPOCH)});
+        let q = json!({"q": handoff_connectors::netsuite::fulfillments_query(Timestamp::UNIX_EPOCH, &[])});
         let path = format!("{SUITEQL_PATH}?limit=10&offset=0");
         let refused = answer(ns.route(&system, &signed("POST", &path, q.clone(), &[])));
         assert_eq!(refused.status, 400);

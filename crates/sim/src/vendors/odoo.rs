@@ -2,10 +2,12 @@
 //! `execute_kw` endpoint (`POST /jsonrpc`) over the same models. Sale orders are the system's
 //! order records (so a create sent twice makes two, exactly as Odoo, which has no idempotency
 //! keys); products exist for any `default_code` asked for; partners and deliveries are kept
-//! here. `POST /_fulfil` validates a delivery of the order's lines, which a poller then reads
-//! from `stock.picking`.
+//! here. A sale order is a quotation (`draft`) until `action_confirm` or a delivery confirms it
+//! (`sale`); from then on Odoo's rule holds: none of its lines may be removed (`(5,)`, `(2,)`,
+//! `(3,)` raise its `UserError`), only rewritten (`(1, id, vals)`) or added. `POST /_fulfil`
+//! validates a delivery of the order's lines, which a poller then reads from `stock.picking`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use handoff_connectors::odoo::origin_version;
@@ -33,14 +35,32 @@ struct State {
     /// What `origin` said for an order at a version, from the writes asked for; shown only
     /// once the system holds the record at that version.
     origins: HashMap<(String, Option<u64>), String>,
+    /// Sale orders confirmed (`action_confirm`, or a delivery made): state `sale`.
+    confirmed: HashSet<i64>,
     pickings: Vec<Picking>,
+    /// The server's clock when a test holds it still (`None`: the wall clock).
+    clock: Option<jiff::Timestamp>,
+}
+
+impl State {
+    /// Now, as Odoo writes a datetime: UTC, whole seconds.
+    fn now(&self) -> String {
+        let now = self.clock.unwrap_or_else(jiff::Timestamp::now);
+        now.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    }
 }
 
 struct Picking {
     order: i64,
     write_date: String,
     lines: Vec<(String, u64)>,
+    tracking: String,
 }
+
+/// What Odoo raises on a confirmed order asked to drop a line (`sale.order.line`'s
+/// `_unlink_except_confirmed`, word for word).
+pub const CONFIRMED_LINE_REMOVED: &str = "Once a sales order is confirmed, you can't remove one of its lines (we need to \
+     track if something gets invoiced or delivered).\n                Set the quantity to 0 instead.";
 
 /// Which wire a request came on, for rendering its answer.
 #[derive(Clone, Copy, PartialEq)]
@@ -82,6 +102,21 @@ impl Odoo {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("odoo state lock")
+    }
+
+    /// Holds the server's clock at `at` (`None`: the wall clock again).
+    pub fn set_clock(&self, at: Option<jiff::Timestamp>) {
+        self.state().clock = at;
+    }
+
+    /// A delivery's tracking reference changed in the UI: its `write_date` moves.
+    pub fn retrack(&self, picking_id: usize, tracking: &str) {
+        let mut state = self.state();
+        let now = state.now();
+        if let Some(p) = state.pickings.get_mut(picking_id.wrapping_sub(1)) {
+            p.tracking = tracking.to_owned();
+            p.write_date = now;
+        }
     }
 
     /// The call a request stands for: (wire, model, method, named arguments).
@@ -175,17 +210,34 @@ impl Odoo {
             ("sale.order", "create") => self.create_order(p).map(Outcome::Write),
             ("sale.order", "write") => {
                 let record = self.order_of(system, p)?;
+                let id = p["ids"].as_array().and_then(|ids| ids.first()).and_then(Value::as_i64).unwrap_or_default();
                 let vals = &p["vals"];
                 let version = vals["origin"].as_str().and_then(origin_version).or(record.version);
+                let lines = match vals.get("order_line") {
+                    Some(commands) => {
+                        let confirmed = self.state().confirmed.contains(&id);
+                        self.apply_lines(id, &record.lines, commands, confirmed)?
+                    }
+                    None => record.lines.clone(),
+                };
                 if let Some(origin) = vals["origin"].as_str() {
                     self.state().origins.insert((record.external_ref.clone(), version), origin.to_owned());
                 }
-                let lines = match vals.get("order_line") {
-                    Some(commands) => self.lines(commands)?,
-                    None => record.lines.clone(),
-                };
                 let body = json!({"external_ref": record.external_ref, "version": version, "order": {"lines": sku_lines(&lines)}});
                 Ok(Outcome::Write(Request::Update { body }))
+            }
+            ("sale.order", "action_confirm") => {
+                let record = self.order_of(system, p)?;
+                let id = p["ids"].as_array().and_then(|ids| ids.first()).and_then(Value::as_i64).unwrap_or_default();
+                if record.status == "cancelled" {
+                    return Err(Raised(
+                        422,
+                        "odoo.exceptions.UserError",
+                        "A cancelled order cannot be confirmed.".into(),
+                    ));
+                }
+                self.state().confirmed.insert(id);
+                Ok(Outcome::Value(json!(true)))
             }
             ("sale.order", "action_cancel") => {
                 let record = self.order_of(system, p)?;
@@ -212,7 +264,7 @@ impl Odoo {
                 None => return Err(missing("Sales Order", "sale.order", "Customer", "partner_id")),
             }
         };
-        let lines = self.lines(&vals["order_line"])?;
+        let lines = self.apply_lines(0, &[], &vals["order_line"], false)?;
         let origin = vals["origin"].as_str();
         let version = origin.and_then(origin_version);
         let external_ref = vals["client_order_ref"].as_str();
@@ -234,22 +286,45 @@ impl Odoo {
         })
     }
 
-    /// The (sku, quantity) lines an `order_line` command list leaves: `(5, 0, 0)` clears,
-    /// `(0, 0, vals)` adds.
-    fn lines(&self, commands: &Value) -> Result<Vec<(String, u64)>, Raised> {
+    /// The (sku, quantity) lines an `order_line` command list leaves of `current` (the lines
+    /// of order `order`, ids [`line_id`]): `(0, 0, vals)` adds, `(1, id, vals)` rewrites,
+    /// `(2, id)`/`(3, id)` remove one and `(5, 0, 0)` all; removing a line of a confirmed
+    /// order is refused as Odoo refuses it.
+    fn apply_lines(
+        &self,
+        order: i64,
+        current: &[(String, u64)],
+        commands: &Value,
+        confirmed: bool,
+    ) -> Result<Vec<(String, u64)>, Raised> {
         let state = self.state();
-        let mut lines = Vec::new();
+        let product = |vals: &Value| -> Result<String, Raised> {
+            let id = vals["product_id"].as_u64().map(|id| id as usize);
+            id.and_then(|id| state.products.get(id.wrapping_sub(1)))
+                .cloned()
+                .ok_or_else(|| missing("Sales Order Line", "sale.order.line", "Product", "product_id"))
+        };
+        let removed = || Raised(422, "odoo.exceptions.UserError", CONFIRMED_LINE_REMOVED.to_owned());
+        let mut lines: Vec<Option<(String, u64)>> = current.iter().cloned().map(Some).collect();
+        let index = |id: Option<i64>| -> Result<usize, Raised> {
+            let n = id.and_then(|id| usize::try_from(id - order * 1000 - 1).ok()).filter(|&n| n < current.len());
+            n.ok_or_else(|| {
+                Raised(404, "odoo.exceptions.MissingError", "Record does not exist or has been deleted.".into())
+            })
+        };
         for command in commands.as_array().into_iter().flatten() {
+            let vals = &command[2];
             match command[0].as_u64() {
-                Some(5) => lines.clear(),
-                Some(0) => {
-                    let vals = &command[2];
-                    let product = vals["product_id"].as_u64().map(|id| id as usize);
-                    let Some(sku) = product.and_then(|id| state.products.get(id.wrapping_sub(1))) else {
-                        return Err(missing("Sales Order Line", "sale.order.line", "Product", "product_id"));
-                    };
-                    let quantity = vals["product_uom_qty"].as_u64().unwrap_or(1);
-                    lines.push((sku.clone(), quantity));
+                Some(5) if confirmed && lines.iter().any(Option::is_some) => return Err(removed()),
+                Some(5) => lines.iter_mut().for_each(|l| *l = None),
+                Some(2 | 3) if confirmed => return Err(removed()),
+                Some(2 | 3) => lines[index(command[1].as_i64())?] = None,
+                Some(0) => lines.push(Some((product(vals)?, vals["product_uom_qty"].as_u64().unwrap_or(1)))),
+                Some(1) => {
+                    let n = index(command[1].as_i64())?;
+                    let Some((sku, quantity)) = lines[n].clone() else { return Err(index(None).unwrap_err()) };
+                    let sku = if vals.get("product_id").is_some() { product(vals)? } else { sku };
+                    lines[n] = Some((sku, vals["product_uom_qty"].as_u64().unwrap_or(quantity)));
                 }
                 _ => {
                     return Err(Raised(
@@ -260,7 +335,7 @@ impl Odoo {
                 }
             }
         }
-        Ok(lines)
+        Ok(lines.into_iter().flatten().collect())
     }
 
     fn order_of(&self, system: &MockSystem, p: &Map<String, Value>) -> Result<Record, Raised> {
@@ -349,8 +424,21 @@ impl Odoo {
                     let origin = state.origins.get(&(r.external_ref.clone(), r.version)).cloned();
                     json!({
                         "id": id, "name": order_name(id), "client_order_ref": r.external_ref,
-                        "state": if r.status == "cancelled" { "cancel" } else { "sale" },
+                        "state": order_state(&state, id, &r),
                         "origin": origin.map_or(Value::Bool(false), Value::String),
+                    })
+                })
+                .collect(),
+            "sale.order.line" => orders(system)
+                .flat_map(|(id, r)| {
+                    let state = order_state(&state, id, &r);
+                    let product_id = &product_id;
+                    r.lines.into_iter().enumerate().map(move |(n, (sku, quantity))| {
+                        json!({
+                            "id": line_id(id, n), "order_id": [id, order_name(id)], "sequence": 10,
+                            "product_id": [product_id(&sku), format!("[{sku}] {sku}")],
+                            "product_uom_qty": quantity as f64, "state": state, "display_type": false,
+                        })
                     })
                 })
                 .collect(),
@@ -364,7 +452,7 @@ impl Odoo {
                         "id": id, "name": format!("WH/OUT/{id:05}"), "origin": order_name(p.order),
                         "sale_id": [p.order, order_name(p.order)], "state": "done", "picking_type_code": "outgoing",
                         "write_date": p.write_date, "date_done": p.write_date,
-                        "carrier_id": [1, "DHL Express"], "carrier_tracking_ref": format!("JD{id:010}"),
+                        "carrier_id": [1, "DHL Express"], "carrier_tracking_ref": p.tracking,
                         "move_ids": (0..p.lines.len()).map(|j| id * 1000 + j).collect::<Vec<_>>(),
                     })
                 })
@@ -434,6 +522,22 @@ fn amount_untaxed(commands: &Value) -> Option<String> {
 
 fn sku_lines(lines: &[(String, u64)]) -> Value {
     lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect()
+}
+
+/// A sale order's `state`: cancelled, confirmed, or still a quotation.
+fn order_state(state: &State, id: i64, record: &Record) -> &'static str {
+    if record.status == "cancelled" {
+        "cancel"
+    } else if state.confirmed.contains(&id) {
+        "sale"
+    } else {
+        "draft"
+    }
+}
+
+/// The id of an order's `n`th line.
+fn line_id(order: i64, n: usize) -> i64 {
+    order * 1000 + n as i64 + 1
 }
 
 /// The sale orders with their Odoo ids: a record's place among the system's records.
@@ -742,10 +846,12 @@ impl Dialect for Odoo {
                 json!({"error": format!("no sale order with client_order_ref {external_ref}")}),
             ));
         };
-        let write_date =
-            jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d %H:%M:%S").to_string();
         let mut state = self.state();
-        state.pickings.push(Picking { order, write_date, lines: crate::system::shippable(&record.lines) });
+        let write_date = state.now();
+        // A delivery is made of a confirmed order.
+        state.confirmed.insert(order);
+        let tracking = format!("JD{:010}", state.pickings.len() + 1);
+        state.pickings.push(Picking { order, write_date, lines: crate::system::shippable(&record.lines), tracking });
         let id = state.pickings.len();
         Some(HttpResponse::json(201, json!({"picking_id": id, "name": format!("WH/OUT/{id:05}"), "order": order})))
     }

@@ -1,6 +1,8 @@
 //! A simulated Shopify shop behind its Admin API (`/admin/api/{version}/...`): the orders its
-//! customers placed (`POST /_orders`, REST order JSON), listed by `updated_at_min` with `Link`
-//! pagination; fulfillment orders whose remaining quantities are the order's lines minus the
+//! customers placed (`POST /_orders`, REST order JSON; posting a known `id` again is an edit in
+//! the admin), `updated_at` in whole seconds as Shopify writes it, listed by `updated_at_min`
+//! with `Link` pagination whose `page_info` is a keyset over (`updated_at`, id), so an order
+//! edited between two page reads moves ahead of the reader, never behind it; fulfillment orders whose remaining quantities are the order's lines minus the
 //! fulfillments the [`MockSystem`] recorded; `fulfillments.json` and `cancel.json` through the
 //! system's faults (no idempotency key: a blind retry duplicates, as at Shopify); GraphQL
 //! `refundCreate` with `@idempotent(key:)`, which the system honours.
@@ -8,7 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use jiff::{SignedDuration, Timestamp};
+use handoff_engine::poll::whole_second;
+use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::dialect::{Dialect, HttpRequest, HttpResponse, Routed};
@@ -33,28 +36,46 @@ struct Placed {
 struct Shop {
     orders: BTreeMap<u64, Placed>,
     next_id: u64,
-    last_change: Option<Timestamp>,
+    /// The shop's clock when a test holds it still (`None`: the wall clock).
+    clock: Option<Timestamp>,
     /// What a refund request asked for, by idempotency key: the system keeps the record, the
     /// shop the note and amount it renders.
     refund_requests: HashMap<String, Value>,
 }
 
 impl Shop {
-    /// Strictly increasing change times, so each state of an order has its own `updated_at`.
-    fn tick(&mut self) -> Timestamp {
-        let now = Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| Timestamp::now());
-        let at = match self.last_change {
-            Some(last) if now <= last => last + SignedDuration::from_millis(1),
-            _ => now,
-        };
-        self.last_change = Some(at);
-        at
+    /// A change made in the admin: the fields given replace the order's, `updated_at` moves.
+    fn edit(&mut self, id: u64, fields: Value) -> Value {
+        let at = self.tick();
+        let placed = self.orders.get_mut(&id).expect("the caller checked");
+        for (key, value) in fields.as_object().into_iter().flatten() {
+            if !matches!(key.as_str(), "id" | "created_at" | "updated_at" | "cancelled_at") {
+                placed.json[key] = value.clone();
+            }
+        }
+        placed.updated_at = at;
+        placed.json["updated_at"] = json!(at);
+        placed.json.clone()
+    }
+
+    /// The time of a change, as Shopify writes `updated_at`: in whole seconds, so two changes
+    /// within one second carry one `updated_at`.
+    fn tick(&self) -> Timestamp {
+        whole_second(self.clock.unwrap_or_else(Timestamp::now))
     }
 }
 
 #[derive(Default)]
 pub struct ShopifyAdmin {
     shop: Mutex<Shop>,
+}
+
+impl ShopifyAdmin {
+    /// Holds the shop's clock at `at` (`None`: the wall clock again), so that a test can make
+    /// several changes within one second.
+    pub fn set_clock(&self, at: Option<Timestamp>) {
+        self.shop.lock().expect("shop lock").clock = at;
+    }
 }
 
 fn numeric(record_id: &str) -> u64 {
@@ -508,6 +529,11 @@ impl Dialect for ShopifyAdmin {
         }
     }
 
+    /// Shopify's REST throttle answers `Retry-After: 2.0`.
+    fn retry_after(&self, seconds: u64) -> String {
+        format!("{seconds}.0")
+    }
+
     fn place_order(&self, order: Value) -> Result<Value, String> {
         let mut order = match order.get("order") {
             Some(inner) if inner.is_object() => inner.clone(),
@@ -520,11 +546,13 @@ impl Dialect for ShopifyAdmin {
             return Err("a Shopify order needs currency and total_price".into());
         }
         let mut shop = self.shop.lock().expect("shop lock");
+        if let Some(id) = order["id"].as_u64()
+            && shop.orders.contains_key(&id)
+        {
+            return Ok(json!({ "order": shop.edit(id, order) }));
+        }
         shop.next_id = shop.next_id.max(450_789_468) + 1;
         let id = order["id"].as_u64().unwrap_or(shop.next_id);
-        if shop.orders.contains_key(&id) {
-            return Err(format!("order {id} exists"));
-        }
         for (n, line) in order["line_items"].as_array_mut().into_iter().flatten().enumerate() {
             if line["id"].as_u64().is_none() {
                 line["id"] = json!(id * 100 + n as u64 + 1);

@@ -1,7 +1,9 @@
 //! A simulated WooCommerce store behind its REST API (`/wp-json/wc/v3/orders`): the orders its
 //! customers placed or changed (`POST /_orders`, REST v3 order JSON; posting a known id again
-//! is a change), listed by `modified_after` with `per_page`/`page` and the `X-WP-Total` and
-//! `X-WP-TotalPages` headers, behind HTTP basic auth with a REST API key. Handoff writes
+//! is a change), listed by `modified_after`/`modified_before` (exclusive, in seconds),
+//! `exclude`, `orderby` (the schema's values; ties of a date in no documented order) and
+//! `per_page`/`page` with the `X-WP-Total` and `X-WP-TotalPages` headers, behind HTTP basic
+//! auth with a REST API key. Handoff writes
 //! nothing to WooCommerce, so no request goes through the system's faults.
 
 use std::collections::BTreeMap;
@@ -38,26 +40,55 @@ fn modified(order: &Value) -> Option<DateTime> {
     order["date_modified_gmt"].as_str()?.parse().ok()
 }
 
+/// The ids of an array parameter: `exclude=1,2` or `exclude[]=1&exclude[]=2`, as WordPress
+/// reads them (`wp_parse_id_list`).
+fn ids(r: &HttpRequest, name: &str) -> Vec<u64> {
+    let bracketed = format!("{name}[]");
+    form_urlencoded::parse(r.query.as_bytes())
+        .filter(|(k, _)| *k == name || *k == bracketed)
+        .flat_map(|(_, v)| v.split([',', ' ']).filter_map(|id| id.trim().parse().ok()).collect::<Vec<u64>>())
+        .collect()
+}
+
+/// `orderby` as the REST controller's schema allows it.
+const ORDER_BY: [&str; 6] = ["date", "id", "include", "title", "slug", "modified"];
+
 impl WooCommerce {
     fn list(&self, r: &HttpRequest) -> HttpResponse {
-        let after = match r.param("modified_after").map(|s| s.trim_end_matches('Z').parse::<DateTime>()) {
-            None => None,
-            Some(Ok(at)) => Some(at),
-            Some(Err(_)) => return refusal(400, "rest_invalid_param", "Invalid parameter(s): modified_after"),
+        let date = |name: &str| match r.param(name).map(|s| s.trim_end_matches('Z').parse::<DateTime>()) {
+            None => Ok(None),
+            Some(Ok(at)) => Ok(Some(at)),
+            Some(Err(_)) => Err(refusal(400, "rest_invalid_param", &format!("Invalid parameter(s): {name}"))),
+        };
+        let (after, before) = match (date("modified_after"), date("modified_before")) {
+            (Ok(after), Ok(before)) => (after, before),
+            (Err(refused), _) | (_, Err(refused)) => return refused,
         };
         let per_page = r.param("per_page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(10);
         if !(1..=100).contains(&per_page) {
             return refusal(400, "rest_invalid_param", "Invalid parameter(s): per_page");
         }
+        let order_by = r.param("orderby").unwrap_or_else(|| "date".into());
+        if !ORDER_BY.contains(&order_by.as_str()) {
+            return refusal(400, "rest_invalid_param", "Invalid parameter(s): orderby");
+        }
         let page = r.param("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+        let excluded = ids(r, "exclude");
         let store = self.store.lock().expect("store lock");
+        // Both date bounds are exclusive, as WP_Query's date_query leaves them.
         let mut orders: Vec<&Value> = store
             .orders
             .values()
             .filter(|o| after.is_none_or(|after| modified(o).is_some_and(|m| m > after)))
+            .filter(|o| before.is_none_or(|before| modified(o).is_some_and(|m| m < before)))
+            .filter(|o| !o["id"].as_u64().is_some_and(|id| excluded.contains(&id)))
             .collect();
-        match r.param("orderby").as_deref() {
-            Some("modified") => orders.sort_by_key(|o| (modified(o), o["id"].as_u64())),
+        // Ties of a date are in no documented order: here the newest id first, so that a
+        // reader relying on ids to break them finds out.
+        let key = |o: &&Value| std::cmp::Reverse(o["id"].as_u64());
+        match order_by.as_str() {
+            "modified" => orders.sort_by_key(|o| (modified(o), key(o))),
+            "date" => orders.sort_by_key(|o| (o["date_created_gmt"].as_str().map(str::to_owned), key(o))),
             _ => orders.sort_by_key(|o| o["id"].as_u64()),
         }
         if r.param("order").as_deref() != Some("asc") {

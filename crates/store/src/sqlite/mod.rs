@@ -76,6 +76,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0004_attempt_mapping.sql")),
         M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
         M::up(include_str!("../../migrations/sqlite/0006_quarantine.sql")),
+        M::up(include_str!("../../migrations/sqlite/0007_order_fingerprint.sql")),
     ])
 }
 

@@ -27,8 +27,9 @@ pub(super) fn poll_cursor(conn: &Connection, system: &str) -> Result<Option<Stri
 }
 
 pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<HashMap<String, OrderState>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT source, created, cancelled, last_version FROM orders WHERE order_ref = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT source, created, cancelled, last_version, last_fingerprint FROM orders WHERE order_ref = ?1",
+    )?;
     let mut states = HashMap::with_capacity(order_refs.len());
     for order_ref in order_refs {
         let mut rows = stmt.query([order_ref])?;
@@ -38,6 +39,7 @@ pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<H
                 created: r.get(1)?,
                 cancelled: r.get(2)?,
                 last_version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                last_fingerprint: r.get(4)?,
             };
             states.insert(order_ref.clone(), state);
         }

@@ -90,11 +90,12 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
     for plan in plans {
         let s = &plan.state;
         conn.prepare_cached(
-            "INSERT INTO orders (order_ref, source, created, cancelled, last_version, first_seen, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint, first_seen,
+                 updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
              ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
-                 cancelled = excluded.cancelled,
-                 last_version = excluded.last_version, updated_at = excluded.updated_at",
+                 cancelled = excluded.cancelled, last_version = excluded.last_version,
+                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at",
         )?
         .execute(params![
             plan.order_ref,
@@ -102,6 +103,7 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
             s.created,
             s.cancelled,
             s.last_version.map(|v| v as i64),
+            s.last_fingerprint,
             at
         ])?;
         if let Some((system, state)) = &plan.ledger {

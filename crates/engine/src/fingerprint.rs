@@ -1,0 +1,43 @@
+//! What an event says, hashed. Shopify's `updated_at` and WooCommerce's `modified` count whole
+//! seconds, so two changes of one order can carry one version: their content tells them apart.
+//! Polls dedup on it and intake compares it when the versions tie.
+
+use handoff_model::InboundEvent;
+use sha2::{Digest, Sha256};
+
+/// Hex characters kept: 64 bits, far beyond the revisions one order has in one second.
+const LEN: usize = 16;
+
+/// The hash of what the event says about its order (kind, order, fulfillment, refund,
+/// payment); the envelope (ids, times, versions, how it was read) is left out, so the same
+/// change read by webhook and by poll has one fingerprint.
+pub fn fingerprint(event: &InboundEvent) -> String {
+    let body = (event.kind, &event.order, &event.fulfillment, &event.refund, &event.payment);
+    // Invariant: the canonical types serialise without error (no maps with non-string keys).
+    let bytes = serde_json::to_vec(&body).expect("canonical events serialise");
+    let mut hex = hex::encode(Sha256::digest(bytes));
+    hex.truncate(LEN);
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use handoff_model::{EventKind, ExternalId};
+
+    use super::*;
+
+    fn event(id: &str, kind: EventKind) -> InboundEvent {
+        InboundEvent::new(ExternalId::new(id).unwrap(), kind, "#1", "2026-11-26T10:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn the_envelope_does_not_count_the_content_does() {
+        let a = event("webhook-1", EventKind::OrderCancelled);
+        let mut b = event("poll:1@2026", EventKind::OrderCancelled);
+        b.version = Some(7);
+        b.occurred_at = "2026-11-27T10:00:00Z".parse().unwrap();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(fingerprint(&a).len(), 16);
+        assert_ne!(fingerprint(&a), fingerprint(&event("webhook-1", EventKind::OrderPaid)));
+    }
+}
