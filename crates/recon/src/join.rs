@@ -55,11 +55,13 @@ struct Order {
     updated: Ts,
     fulfilled: Ts,
     closed: Ts,
-    total: Decimal,
-    items: Decimal,
+    refunded_at: Ts,
+    /// The order's total, or the sum of its items' amounts until a total is seen.
+    amount: Decimal,
+    /// Refunded in the channel (an amount; `REFUNDED_IN_FULL` says all of it).
+    refunded: Decimal,
     currency: Option<Currency>,
-    has_total: bool,
-    has_items: bool,
+    flags: u8,
     /// 0: no channel has shown the order; else the channel's index + 1.
     channel: u8,
     lines: u32,
@@ -69,6 +71,10 @@ struct Order {
     payments: u32,
 }
 
+const HAS_TOTAL: u8 = 1;
+const HAS_ITEMS: u8 = 2;
+const REFUNDED_IN_FULL: u8 = 4;
+
 impl Default for Order {
     fn default() -> Self {
         Order {
@@ -76,11 +82,11 @@ impl Default for Order {
             updated: NONE,
             fulfilled: NONE,
             closed: NONE,
-            total: Decimal::ZERO,
-            items: Decimal::ZERO,
+            refunded_at: NONE,
+            amount: Decimal::ZERO,
+            refunded: Decimal::ZERO,
             currency: None,
-            has_total: false,
-            has_items: false,
+            flags: 0,
             channel: 0,
             lines: 0,
             email: NO,
@@ -92,12 +98,17 @@ impl Default for Order {
 
 impl Order {
     fn total(&self) -> Option<Money> {
-        let amount = match (self.has_total, self.has_items) {
-            (true, _) => self.total,
-            (false, true) => self.items,
-            _ => return None,
-        };
-        Some(Money::new(amount, self.currency?))
+        (self.flags & (HAS_TOTAL | HAS_ITEMS) != 0).then_some(Money::new(self.amount, self.currency?))
+    }
+
+    /// What the channel refunded, and when.
+    fn refund(&self) -> Option<(Money, Ts)> {
+        if self.refunded_at == NONE {
+            return None;
+        }
+        let total = self.total()?;
+        let amount = if self.flags & REFUNDED_IN_FULL != 0 { total.amount } else { self.refunded };
+        Some((Money::new(amount, total.currency), self.refunded_at))
     }
 }
 
@@ -211,6 +222,9 @@ impl Join {
                     lines,
                     fulfilled,
                     closed,
+                    refunded,
+                    refunded_in_full,
+                    refunded_at,
                 } => {
                     let i = self.intern(batch.text(reference)) as usize;
                     let email = match self.orders[i].email {
@@ -228,14 +242,23 @@ impl Join {
                     o.closed = min(o.closed, closed);
                     o.currency = currency.or(o.currency);
                     if let Some(t) = total {
-                        o.total = t;
-                        o.has_total = true;
+                        o.amount = t;
+                        o.flags |= HAS_TOTAL;
                     }
-                    if let Some(a) = items {
-                        o.items += a;
-                        o.has_items = true;
+                    if let Some(a) = items
+                        && o.flags & HAS_TOTAL == 0
+                    {
+                        o.amount += a;
+                        o.flags |= HAS_ITEMS;
                     }
                     o.lines += lines;
+                    if refunded_at != NONE {
+                        o.refunded_at = o.refunded_at.max(refunded_at);
+                        o.refunded += refunded.unwrap_or_default();
+                        if refunded_in_full {
+                            o.flags |= REFUNDED_IN_FULL;
+                        }
+                    }
                 }
                 Rec::Payment { id, reference, at, amount, currency, email, refunded } => {
                     // An email only serves the fuzzy pass: kept for payments naming no order.
@@ -482,6 +505,9 @@ impl Join {
             }
             if let Some(at) = ts(o.closed) {
                 l.apply(Fact::Closed { at });
+            }
+            if let Some((amount, at)) = o.refund() {
+                l.apply(Fact::Refunded { amount, at: ts(at).expect("a refund has a time") });
             }
         }
         // The lists are newest first; facts go in in the order they were read.
