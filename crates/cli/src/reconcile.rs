@@ -296,7 +296,7 @@ fn set_deadlines(d: &mut Deadlines, text: &str) -> anyhow::Result<()> {
             Some(Pattern::RollbackGap) => d.cancellation = t,
             Some(Pattern::OrphanedPayment) => d.payment = t,
             Some(p @ (Pattern::DuplicateDraft | Pattern::DeadDelivery)) => {
-                bail!("{p} has no deadline: it fires once the records exist")
+                bail!("{} has no deadline: it fires once the records exist", p.name())
             }
             None => bail!(
                 "--deadline: unknown rule {rule:?}: missing_order, status_void, transform_mismatch, rollback_gap, orphaned_payment"

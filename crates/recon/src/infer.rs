@@ -414,8 +414,9 @@ fn date_reader(
         }
         _ => String::new(),
     };
-    let time = match evidence.with_time {
-        0 if evidence.values > 0 => ", no time (read as the day's last second)",
+    let time = match (evidence.values, evidence.with_time) {
+        (0, _) => " (no values in the first rows)",
+        (_, 0) => ", no time (read as the day's last second)",
         _ => "",
     };
     let zone_why = match evidence.with_offset == evidence.values - evidence.unreadable && evidence.values > 0 {

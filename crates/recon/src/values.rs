@@ -20,6 +20,8 @@ pub enum DayOrder {
     MonthFirst,
     /// `15/1/2026`, `15.01.2026`
     DayFirst,
+    /// Not known (no values to tell): a value is read only where its numbers decide it.
+    Undecided,
 }
 
 impl DayOrder {
@@ -28,6 +30,7 @@ impl DayOrder {
             DayOrder::YearFirst => "YYYY-MM-DD",
             DayOrder::MonthFirst => "M/D/YYYY",
             DayOrder::DayFirst => "D/M/YYYY",
+            DayOrder::Undecided => "any order a value's own numbers decide",
         }
     }
 }
@@ -220,6 +223,14 @@ impl DateReader {
                 let (month, day) = match (p.year_first, *order) {
                     (true, _) | (false, DayOrder::MonthFirst | DayOrder::YearFirst) => (p.a, p.b),
                     (false, DayOrder::DayFirst) => (p.b, p.a),
+                    (false, DayOrder::Undecided) if p.a > 12 => (p.b, p.a),
+                    (false, DayOrder::Undecided) if p.b > 12 || p.a == p.b => (p.a, p.b),
+                    (false, DayOrder::Undecided) => {
+                        return Err(format!(
+                            "ambiguous date {:?} (M/D or D/M: set date_format)",
+                            String::from_utf8_lossy(field)
+                        ));
+                    }
                 };
                 // A date without a time is read as the day's last second: the latest it can
                 // have happened, so that no deadline passes early.
@@ -299,11 +310,10 @@ impl DateEvidence {
     /// The day order, or why the values cannot tell it.
     pub fn order(&self) -> Result<DayOrder, String> {
         let readable = self.values - self.unreadable;
-        if readable == 0 {
-            return Err(match &self.first_unreadable {
-                Some(v) => format!("its dates (like {v:?}) are not in a format Handoff reads by itself"),
-                None => "it holds no dates".into(),
-            });
+        match (&self.first_unreadable, readable) {
+            (Some(v), 0) => return Err(format!("its dates (like {v:?}) are not in a format Handoff reads by itself")),
+            (None, 0) => return Ok(DayOrder::Undecided),
+            _ => {}
         }
         match (&self.day_first, &self.month_first, &self.open) {
             (Some(d), Some(m), _) => Err(format!("its dates disagree: {d:?} has the day first, {m:?} the month")),
@@ -478,6 +488,12 @@ mod tests {
         let both = evidence(&["13/1/2026", "1/13/2026"]).order().unwrap_err();
         assert!(both.contains("disagree"), "{both}");
         assert!(evidence(&["yesterday"]).order().unwrap_err().contains("\"yesterday\""));
+        // No values: each value's own numbers decide, and one that cannot is a bad row.
+        assert_eq!(evidence(&[]).order(), Ok(DayOrder::Undecided));
+        let mut undecided = numeric(DayOrder::Undecided, "UTC");
+        assert_eq!(undecided.parse(b"13/1/2026 10:00").unwrap(), t("2026-01-13T10:00:00Z"));
+        assert_eq!(undecided.parse(b"1/13/2026 10:00").unwrap(), t("2026-01-13T10:00:00Z"));
+        assert!(undecided.parse(b"1/2/2026 10:00").unwrap_err().contains("ambiguous"));
     }
 
     #[test]
