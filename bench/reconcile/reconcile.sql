@@ -9,29 +9,31 @@
 
 SET TimeZone = 'UTC';
 
--- Shopify's order export: one row per line item, the order's fields on its first row.
+-- Shopify's order export: one row per line item, the order's fields on its first row. Its times
+-- carry an offset: read as TIMESTAMP (DuckDB's CSV reader applies %z only to that type), in UTC.
 CREATE TEMP TABLE shop AS
 SELECT "Name" AS ref,
        'shopify' AS channel,
-       min("Created at") AS placed,
-       min("Created at") AS updated,
+       timezone('UTC', min("Created at")) AS placed,
+       timezone('UTC', min("Created at")) AS updated,
        max("Total") AS total,
        max("Currency") AS currency,
        count(*) AS lines,
        max(lower("Email")) AS email,
-       min(coalesce("Fulfilled at", CASE WHEN "Fulfillment Status" = 'fulfilled' THEN "Created at" END)) AS fulfilled,
+       timezone('UTC', min(coalesce("Fulfilled at", CASE WHEN "Fulfillment Status" = 'fulfilled' THEN "Created at" END))) AS fulfilled,
        -- Cancelled (or voided) first; a refund in full closes it at the order's time (the export
        -- has no refund time).
-       coalesce(min(coalesce("Cancelled at", CASE WHEN "Financial Status" = 'voided' THEN "Created at" END)),
-                min(CASE WHEN "Financial Status" = 'refunded' OR "Refunded Amount" >= "Total" AND "Refunded Amount" > 0
-                         THEN "Created at" END)) AS closed
+       timezone('UTC', coalesce(
+         min(coalesce("Cancelled at", CASE WHEN "Financial Status" = 'voided' THEN "Created at" END)),
+         min(CASE WHEN "Financial Status" = 'refunded' OR "Refunded Amount" >= "Total" AND "Refunded Amount" > 0
+                  THEN "Created at" END))) AS closed
 FROM read_csv('{dir}/shopify_orders.csv', header = true, delim = ',', quote = '"', escape = '"',
               auto_detect = false, timestampformat = '%Y-%m-%d %H:%M:%S %z',
               columns = {'Name': 'VARCHAR', 'Email': 'VARCHAR', 'Financial Status': 'VARCHAR', 'Paid at': 'VARCHAR',
-                         'Fulfillment Status': 'VARCHAR', 'Fulfilled at': 'TIMESTAMPTZ', 'Accepts Marketing': 'VARCHAR',
+                         'Fulfillment Status': 'VARCHAR', 'Fulfilled at': 'TIMESTAMP', 'Accepts Marketing': 'VARCHAR',
                          'Currency': 'VARCHAR', 'Subtotal': 'VARCHAR', 'Shipping': 'VARCHAR', 'Taxes': 'VARCHAR',
                          'Total': 'DECIMAL(18,2)', 'Discount Code': 'VARCHAR', 'Discount Amount': 'VARCHAR',
-                         'Shipping Method': 'VARCHAR', 'Created at': 'TIMESTAMPTZ', 'Lineitem quantity': 'VARCHAR',
+                         'Shipping Method': 'VARCHAR', 'Created at': 'TIMESTAMP', 'Lineitem quantity': 'VARCHAR',
                          'Lineitem name': 'VARCHAR', 'Lineitem price': 'VARCHAR', 'Lineitem compare at price': 'VARCHAR',
                          'Lineitem sku': 'VARCHAR', 'Lineitem requires shipping': 'VARCHAR', 'Lineitem taxable': 'VARCHAR',
                          'Lineitem fulfillment status': 'VARCHAR', 'Billing Name': 'VARCHAR', 'Billing Street': 'VARCHAR',
@@ -41,7 +43,7 @@ FROM read_csv('{dir}/shopify_orders.csv', header = true, delim = ',', quote = '"
                          'Shipping Street': 'VARCHAR', 'Shipping Address1': 'VARCHAR', 'Shipping Address2': 'VARCHAR',
                          'Shipping Company': 'VARCHAR', 'Shipping City': 'VARCHAR', 'Shipping Zip': 'VARCHAR',
                          'Shipping Province': 'VARCHAR', 'Shipping Country': 'VARCHAR', 'Shipping Phone': 'VARCHAR',
-                         'Notes': 'VARCHAR', 'Note Attributes': 'VARCHAR', 'Cancelled at': 'TIMESTAMPTZ',
+                         'Notes': 'VARCHAR', 'Note Attributes': 'VARCHAR', 'Cancelled at': 'TIMESTAMP',
                          'Payment Method': 'VARCHAR', 'Payment Reference': 'VARCHAR', 'Refunded Amount': 'DECIMAL(18,2)',
                          'Vendor': 'VARCHAR', 'Outstanding Balance': 'VARCHAR', 'Employee': 'VARCHAR', 'Location': 'VARCHAR',
                          'Device ID': 'VARCHAR', 'Id': 'VARCHAR', 'Tags': 'VARCHAR', 'Risk Level': 'VARCHAR', 'Source': 'VARCHAR',

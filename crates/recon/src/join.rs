@@ -170,8 +170,12 @@ pub struct JoinStats {
 #[derive(Default)]
 pub struct Join {
     channels: Vec<String>,
-    refs: HashTable<u32>,
+    /// Order references: each entry is its hash's upper half and its index, so that growing the
+    /// table never reads the references again.
+    refs: HashTable<u64>,
     hasher: foldhash::fast::FixedState,
+    /// The last reference interned: a channel export's rows of one order come together.
+    last: Option<u32>,
     ref_text: Arena,
     orders: Vec<Order>,
     strings: Arena,
@@ -191,20 +195,28 @@ impl Join {
     }
 
     fn intern(&mut self, reference: &str) -> u32 {
-        let hash = self.hasher.hash_one(reference);
+        if let Some(i) = self.last.filter(|&i| self.ref_text.get(i) == reference) {
+            return i;
+        }
+        let high = (self.hasher.hash_one(reference) >> 32) as u32;
         let (text, orders) = (&self.ref_text, &mut self.orders);
-        let hasher = &self.hasher;
-        let entry = self.refs.entry(hash, |&i| text.get(i) == reference, |&i| hasher.hash_one(text.get(i)));
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
+        let entry = self.refs.entry(
+            spread(high),
+            |&e| (e >> 32) as u32 == high && text.get(e as u32) == reference,
+            |&e| spread((e >> 32) as u32),
+        );
+        let i = match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => *e.get() as u32,
             hashbrown::hash_table::Entry::Vacant(e) => {
                 let i = self.ref_text.push(reference);
                 debug_assert_eq!(i as usize, orders.len());
                 orders.push(Order::default());
-                e.insert(i);
+                e.insert((high as u64) << 32 | i as u64);
                 i
             }
-        }
+        };
+        self.last = Some(i);
+        i
     }
 
     pub fn apply(&mut self, batch: &Batch) {
@@ -378,6 +390,14 @@ impl Join {
         if self.loose_payments.is_empty() && self.loose_erp.is_empty() {
             return;
         }
+        // The amounts something loose was paid or recorded for: only orders of those amounts
+        // can be candidates, which keeps the index a fraction of the orders.
+        let mut amounts: hashbrown::HashSet<(Currency, Decimal), foldhash::fast::FixedState> = Default::default();
+        amounts.extend(self.loose_payments.iter().map(|&p| &self.payments[p as usize]).map(|r| (r.currency, r.amount)));
+        amounts.extend(self.loose_erp.iter().filter_map(|&r| {
+            let row = &self.erp[r as usize];
+            row.currency.zip(row.total)
+        }));
         // Orders shown by a channel, sorted by (currency, total, placed): a payment's or a
         // record's candidates are one contiguous range.
         let mut index: Vec<(Currency, Decimal, Ts, u32)> = self
@@ -386,7 +406,9 @@ impl Join {
             .enumerate()
             .filter(|(_, o)| o.placed != NONE)
             .filter_map(|(i, o)| o.total().map(|m| (m.currency, m.amount, o.placed, i as u32)))
+            .filter(|&(c, a, _, _)| amounts.contains(&(c, a)))
             .collect();
+        drop(amounts);
         index.sort_unstable();
         let window = |cur: Currency, amount: Decimal, from: Ts, to: Ts| {
             let lo = index.partition_point(|&(c, a, t, _)| (c, a, t) < (cur, amount, from));
@@ -571,6 +593,12 @@ impl Join {
             None => ts(self.payments[self.loose_payments[i - self.orders.len()] as usize].at),
         }
     }
+}
+
+/// A table hash from the stored half: the table takes its buckets from the low bits and its
+/// tags from the high ones, so both must vary.
+fn spread(high: u32) -> u64 {
+    (high as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn min(a: Ts, b: Ts) -> Ts {
