@@ -98,7 +98,7 @@ enum Command {
         command: mapping::MappingCommand,
     },
     /// Find every existing exception in plain exports of each system (see docs/reconcile.md).
-    Reconcile(reconcile::ReconcileArgs),
+    Reconcile(Box<reconcile::ReconcileArgs>),
     /// Benchmarks of the write path; each prints its figures (see docs/BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -299,7 +299,7 @@ fn main() -> anyhow::Result<()> {
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
             Command::Mapping { command } => mapping::run(command).await,
-            Command::Reconcile(args) => reconcile::run(args),
+            Command::Reconcile(args) => reconcile::run(*args),
             Command::Sim(_) | Command::Contract { .. } => unreachable!("run above"),
         }
     })

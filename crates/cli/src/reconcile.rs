@@ -9,10 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use handoff_contract::Contract;
+use handoff_model::Pattern;
 use handoff_recon::{Columns, ColumnsFile, Input, Options, Preset, cluster, generate, html, report, truth};
 use handoff_rules::Deadlines;
 use indicatif::{ProgressBar, ProgressStyle};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -38,7 +39,17 @@ enum ReconcileCommand {
         /// Compress every export with gzip.
         #[arg(long)]
         gzip: bool,
+        /// Which header Stripe's payments export has: `current` (`Created date (UTC)`) or
+        /// `legacy` (`Created (UTC)`).
+        #[arg(long, value_enum, default_value = "current")]
+        stripe_headers: StripeHeaders,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StripeHeaders {
+    Current,
+    Legacy,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,9 +85,21 @@ struct RunArgs {
     #[arg(long)]
     columns: Option<PathBuf>,
     /// The contract: its flow deadlines time the rules, its `[reconcile.<input>]` tables name
-    /// columns.
+    /// columns. Only needed to reuse the live hub's settings.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// How long each promise may take (the exports' lag): `48h` for every rule, or per rule,
+    /// `missing_order=48h,status_void=72h` (units s, m, h, d; repeatable).
+    #[arg(long = "deadline", value_name = "[RULE=]DURATION")]
+    deadlines: Vec<String>,
+    /// The time zone of dates without an offset: `America/New_York` for every input, or
+    /// `erp=America/New_York` for one (repeatable). A column whose name says UTC stays UTC.
+    #[arg(long = "timezone", value_name = "[INPUT=]ZONE")]
+    timezones: Vec<String>,
+    /// Print which column of each input was chosen for what, and how its values are read,
+    /// with why; then stop without reconciling.
+    #[arg(long)]
+    explain: bool,
     /// Judge the exports as of this time (RFC 3339); now by default.
     #[arg(long)]
     as_of: Option<Timestamp>,
@@ -101,20 +124,23 @@ struct RunArgs {
 
 pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     match args.command {
-        Some(ReconcileCommand::Generate { orders, seed, out, gzip }) => {
+        Some(ReconcileCommand::Generate { orders, seed, out, gzip, stripe_headers }) => {
             let mut spec = generate::Spec::new(orders, seed, out);
             spec.gzip = gzip;
+            spec.stripe_legacy = matches!(stripe_headers, StripeHeaders::Legacy);
             let m = generate::generate(&spec).context("writing the exports")?;
             println!("{}", serde_json::to_string_pretty(&m)?);
             let f = &m.files;
             println!(
-                "reconcile with: handoff reconcile --storefront {} --marketplace {} --payments {} --erp {} --erp-fulfillments {} --as-of {} --truth {}",
+                "reconcile with: handoff reconcile --storefront {} --marketplace {} --payments {} --erp {} --erp-fulfillments {} --as-of {} --timezone {} --deadline {} --truth {}",
                 f.storefront.display(),
                 f.marketplace.display(),
                 f.payments.display(),
                 f.erp.display(),
                 f.erp_fulfillments.display(),
                 m.as_of,
+                m.timezone,
+                m.deadline,
                 f.ground_truth.display()
             );
             Ok(())
@@ -136,6 +162,9 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
             overrides.0.insert(input, columns);
         }
     }
+    for d in &a.deadlines {
+        set_deadlines(&mut deadline, d)?;
+    }
     if let Some(path) = &a.columns {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: ColumnsFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
@@ -152,26 +181,51 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
         overrides.0.entry(input.to_owned()).or_default().preset = Some(preset);
     }
     let given = [
-        ("storefront", &a.storefront, Preset::Shopify),
-        ("marketplace", &a.marketplace, Preset::Amazon),
-        ("payments", &a.payments, Preset::Stripe),
-        ("erp", &a.erp, Preset::Netsuite),
-        ("erp-fulfillments", &a.erp_fulfillments, Preset::NetsuiteFulfillments),
+        ("storefront", &a.storefront),
+        ("marketplace", &a.marketplace),
+        ("payments", &a.payments),
+        ("erp", &a.erp),
+        ("erp-fulfillments", &a.erp_fulfillments),
     ];
+    let known = |name: &str| given.iter().any(|(n, _)| *n == name);
+    let mut every_zone = None;
+    for z in &a.timezones {
+        match z.split_once('=') {
+            Some((input, zone)) => {
+                if !known(input) {
+                    bail!(
+                        "--timezone for an unknown input {input:?}: storefront, marketplace, payments, erp, erp-fulfillments"
+                    );
+                }
+                let columns = overrides.0.entry(input.to_owned()).or_default();
+                columns.timezone = columns.timezone.take().or(Some(zone.to_owned()));
+            }
+            None => every_zone = Some(z.clone()),
+        }
+    }
     for name in overrides.0.keys() {
-        if !given.iter().any(|(n, _, _)| n == name) {
+        if !known(name) {
             bail!("columns for an unknown input {name:?}: storefront, marketplace, payments, erp, erp-fulfillments");
         }
     }
     let mut inputs = Vec::new();
-    for (name, path, default) in given {
+    for (name, path) in given {
         let Some(path) = path else { continue };
-        let columns = Columns::resolve(default, overrides.0.remove(name).unwrap_or_default());
-        let role = columns.preset.unwrap_or(default).role();
-        inputs.push(Input { name: name.to_owned(), path: path.clone(), role, columns });
+        let mut columns = overrides.0.remove(name).unwrap_or_default();
+        if columns.timezone.is_none() {
+            columns.timezone = every_zone.clone();
+        }
+        inputs.push(Input::new(name, path.clone(), None, columns));
     }
     if inputs.is_empty() {
         bail!("give at least one export: --storefront, --marketplace, --payments, --erp, --erp-fulfillments");
+    }
+    if a.explain {
+        for layout in handoff_recon::layouts(&inputs)? {
+            print!("{}", layout.text());
+        }
+        print!("{}", deadlines_text(&deadline));
+        return Ok(());
     }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let options = Options { deadlines: deadline, as_of: a.as_of.unwrap_or_else(Timestamp::now), threads };
@@ -223,6 +277,53 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
         println!("imported into {}: {opened} exceptions opened, {already} already there", a.data.data_dir.display());
     }
     Ok(())
+}
+
+/// `48h` for every rule, or `missing_order=48h,status_void=72h`.
+fn set_deadlines(d: &mut Deadlines, text: &str) -> anyhow::Result<()> {
+    if !text.contains('=') {
+        let t = duration(text)?;
+        *d = Deadlines { erp_order: t, fulfillment: t, cancellation: t, payment: t };
+        return Ok(());
+    }
+    for part in text.split(',') {
+        let Some((rule, value)) = part.split_once('=') else { bail!("--deadline wants RULE=DURATION, got {part:?}") };
+        let t = duration(value)?;
+        match Pattern::parse(rule.trim()) {
+            // One deadline times both: an ERP order (and its contents) is due at the same time.
+            Some(Pattern::MissingOrder | Pattern::TransformMismatch) => d.erp_order = t,
+            Some(Pattern::StatusVoid) => d.fulfillment = t,
+            Some(Pattern::RollbackGap) => d.cancellation = t,
+            Some(Pattern::OrphanedPayment) => d.payment = t,
+            Some(p @ (Pattern::DuplicateDraft | Pattern::DeadDelivery)) => {
+                bail!("{} has no deadline: it fires once the records exist", p.name())
+            }
+            None => bail!(
+                "--deadline: unknown rule {rule:?}: missing_order, status_void, transform_mismatch, rollback_gap, orphaned_payment"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// `90s`, `30m`, `48h`, `2d`, `1h30m`.
+fn duration(text: &str) -> anyhow::Result<SignedDuration> {
+    let text = text.trim();
+    let parsed = match text.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
+        Some(days) => Ok(SignedDuration::from_hours(days * 24)),
+        None => text.parse::<SignedDuration>(),
+    };
+    match parsed {
+        Ok(t) if t.is_positive() => Ok(t),
+        _ => bail!("--deadline: {text:?} is not a duration like 90s, 30m, 48h or 2d"),
+    }
+}
+
+fn deadlines_text(d: &Deadlines) -> String {
+    format!(
+        "deadlines: missing_order and transform_mismatch {:#}, status_void {:#}, rollback_gap {:#}, orphaned_payment {:#}\n",
+        d.erp_order, d.fulfillment, d.cancellation, d.payment
+    )
 }
 
 /// Raises each finding in the live queue under the identity the hub's rules give it, so that

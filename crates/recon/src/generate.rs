@@ -1,6 +1,8 @@
-//! Realistic exports of a Shopify + Amazon + Stripe + NetSuite stack, in the vendors' own
-//! column layouts, with every failure pattern planted at known rates and the ground truth
-//! beside them. Seeded: the same seed writes the same bytes.
+//! Realistic exports of a Shopify + Amazon + Stripe + NetSuite stack, in the vendors' current
+//! layouts (Stripe's payments export with its current or legacy headers; a NetSuite saved search
+//! with the column names a merchant chose and dates in the store's time zone; Amazon's promotion
+//! discounts as negative numbers), with every failure pattern planted at known rates on every
+//! channel, and the ground truth beside them. Seeded: the same seed writes the same bytes.
 //!
 //! Planted exceptions sit on orders placed at least [`SETTLED`] before the end, so that every
 //! deadline has passed; the last minutes hold orders still in flight (no ERP record yet), which
@@ -23,6 +25,10 @@ use crate::truth::Truth;
 const SETTLED: SignedDuration = SignedDuration::from_hours(96);
 /// Orders placed this close to the end may not have reached the ERP yet.
 const IN_FLIGHT: SignedDuration = SignedDuration::from_mins(10);
+/// The store's time zone, in which the NetSuite saved searches show their dates.
+pub const STORE_TIMEZONE: &str = "America/New_York";
+/// The exports' lag: every planted exception is older than this, every order in flight younger.
+pub const DEADLINE: &str = "48h";
 
 /// Per order (Orphaned Payment: per order, as extra payments), in parts per 10,000.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -64,6 +70,8 @@ pub struct Spec {
     pub days: i64,
     pub gzip: bool,
     pub rates: Rates,
+    /// Stripe's legacy payments export header (`Created (UTC)`) instead of the current one.
+    pub stripe_legacy: bool,
 }
 
 impl Spec {
@@ -76,6 +84,7 @@ impl Spec {
             days: 365,
             gzip: false,
             rates: Rates::default(),
+            stripe_legacy: false,
         }
     }
 }
@@ -86,6 +95,9 @@ pub struct Manifest {
     pub orders: u64,
     pub seed: u64,
     pub as_of: Timestamp,
+    /// What to reconcile with: the store's time zone and the exports' lag.
+    pub timezone: String,
+    pub deadline: String,
     pub files: Files,
     pub rows: Rows,
     pub planted: std::collections::BTreeMap<String, u64>,
@@ -224,7 +236,7 @@ const STRIPE_COLUMNS: &[&str] = &[
     "id",
     "Description",
     "Seller Message",
-    "Created (UTC)",
+    "Created date (UTC)",
     "Amount",
     "Amount Refunded",
     "Currency",
@@ -259,20 +271,20 @@ const STRIPE_COLUMNS: &[&str] = &[
     "order_id (metadata)",
 ];
 
+/// A merchant's sales order saved search: the reference in `PO/Check Number`, a bare `Date`.
 const NETSUITE_COLUMNS: &[&str] = &[
     "Internal ID",
     "Document Number",
     "Date",
-    "Date Created",
-    "Last Modified",
     "Status",
-    "External ID",
-    "Customer",
+    "Name",
     "Email",
-    "Currency",
-    "Amount (Transaction Total)",
-    "Line Count",
+    "PO/Check Number",
     "Memo",
+    "Currency",
+    "Amount (Total)",
+    "Fulfilled",
+    "Lines",
     "Subsidiary",
 ];
 
@@ -329,6 +341,11 @@ const PRODUCTS: &[&str] = &[
     "Sunglasses",
     "Water Bottle",
 ];
+
+fn stripe_columns(legacy: bool) -> Vec<&'static str> {
+    let created = if legacy { "Created (UTC)" } else { "Created date (UTC)" };
+    STRIPE_COLUMNS.iter().map(|&c| if c == "Created date (UTC)" { created } else { c }).collect()
+}
 
 fn cents(c: i64) -> String {
     let sign = if c < 0 { "-" } else { "" };
@@ -400,6 +417,7 @@ impl Out {
 
 struct Dates {
     shop: TimeZone,
+    store: TimeZone,
 }
 
 impl Dates {
@@ -412,8 +430,8 @@ impl Dates {
     fn stripe(t: Timestamp) -> String {
         t.strftime("%Y-%m-%d %H:%M:%S").to_string()
     }
-    fn netsuite(t: Timestamp) -> String {
-        let z = t.to_zoned(TimeZone::UTC);
+    fn netsuite(&self, t: Timestamp) -> String {
+        let z = t.to_zoned(self.store.clone());
         let (h, ampm) = match z.hour() {
             0 => (12, "am"),
             h @ 1..=11 => (h, "am"),
@@ -422,8 +440,8 @@ impl Dates {
         };
         format!("{}/{}/{} {}:{:02} {ampm}", z.month(), z.day(), z.year(), h, z.minute())
     }
-    fn netsuite_day(t: Timestamp) -> String {
-        let z = t.to_zoned(TimeZone::UTC);
+    fn netsuite_day(&self, t: Timestamp) -> String {
+        let z = t.to_zoned(self.store.clone());
         format!("{}/{}/{}", z.month(), z.day(), z.year())
     }
 }
@@ -452,7 +470,7 @@ pub fn generate(spec: &Spec) -> io::Result<Manifest> {
     let mut w = Writers {
         shopify: Out::create(&files.storefront, SHOPIFY_COLUMNS, false, spec.gzip)?,
         amazon: Out::create(&files.marketplace, AMAZON_COLUMNS, true, spec.gzip)?,
-        stripe: Out::create(&files.payments, STRIPE_COLUMNS, false, spec.gzip)?,
+        stripe: Out::create(&files.payments, &stripe_columns(spec.stripe_legacy), false, spec.gzip)?,
         netsuite: Out::create(&files.erp, NETSUITE_COLUMNS, false, spec.gzip)?,
         fulfillments: Out::create(&files.erp_fulfillments, NETSUITE_FULFILLMENT_COLUMNS, false, spec.gzip)?,
         truth: BufWriter::new(File::create(&files.ground_truth)?),
@@ -460,7 +478,10 @@ pub fn generate(spec: &Spec) -> io::Result<Manifest> {
     let mut g = Generator {
         rng: ChaCha8Rng::seed_from_u64(spec.seed),
         spec: spec.clone(),
-        dates: Dates { shop: TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC) },
+        dates: Dates {
+            shop: TimeZone::get("Europe/Berlin").expect("a known zone"),
+            store: TimeZone::get(STORE_TIMEZONE).expect("a known zone"),
+        },
         shop_seq: 1000,
         so_seq: 100_000,
         if_seq: 500_000,
@@ -493,6 +514,8 @@ pub fn generate(spec: &Spec) -> io::Result<Manifest> {
         orders: spec.orders,
         seed: spec.seed,
         as_of: spec.end,
+        timezone: STORE_TIMEZONE.to_owned(),
+        deadline: DEADLINE.to_owned(),
         files,
         rows,
         planted: g.planted,
@@ -529,6 +552,7 @@ struct Order {
     subtotal: i64,
     shipping: i64,
     tax: i64,
+    promotion: i64,
     total: i64,
 }
 
@@ -602,6 +626,11 @@ impl Generator {
             true => ("USD", (subtotal + shipping) * 8 / 100),
             false => ("USD", lines.iter().map(|l| l.price * l.quantity * 8 / 100).sum::<i64>() + shipping * 8 / 100),
         };
+        // Amazon's report writes a promotion discount as a negative number.
+        let promotion = match shopify {
+            false if self.rng.random_bool(0.1) => subtotal / 10,
+            _ => 0,
+        };
         let reference = if shopify {
             self.shop_seq += 1;
             format!("#{}", self.shop_seq)
@@ -621,7 +650,8 @@ impl Generator {
             name,
             city,
             currency,
-            total: subtotal + shipping + tax,
+            total: subtotal + shipping + tax - promotion,
+            promotion,
             lines,
             subtotal,
             shipping,
@@ -633,6 +663,8 @@ impl Generator {
         let cancelled_clean = settled && plan == Plan::Clean && self.rng.random_bool(0.03);
         let cancelled = cancelled_clean || matches!(plan, Plan::Rollback { .. });
         let closed_at = cancelled.then(|| placed + secs(&mut self.rng, 600, 86_400));
+        // A Shopify order is cancelled, or refunded in full without a cancellation.
+        let refund_only = o.shopify && cancelled && self.rng.random_bool(0.5);
         let ships = settled && !cancelled && self.rng.random_bool(0.9);
         let shipped_at = placed + secs(&mut self.rng, 3_600, 172_800);
         let (channel_shipped, erp_shipped) = match plan {
@@ -656,7 +688,7 @@ impl Generator {
             false => None,
         };
         if o.shopify {
-            self.shopify(&o, channel_shipped.then_some(shipped_at), closed_at, payment.as_deref(), w)?;
+            self.shopify(&o, channel_shipped.then_some(shipped_at), closed_at, refund_only, payment.as_deref(), w)?;
         } else {
             self.amazon(&o, channel_shipped.then_some(shipped_at), closed_at, w)?;
         }
@@ -679,8 +711,7 @@ impl Generator {
                 Plan::Mismatch(m) => Some(m),
                 _ => None,
             };
-            let modified = if erp_shipped { shipped_at } else { created + secs(&mut self.rng, 60, 7_200) };
-            let id = self.erp(&o, (created, modified), state, by_reference, mismatch, w)?;
+            let id = self.erp(&o, created, (state, erp_shipped), by_reference, mismatch, w)?;
             if erp_shipped {
                 let at = shipped_at + secs(&mut self.rng, 0, 600);
                 self.fulfillment(&id, at, w)?;
@@ -692,7 +723,7 @@ impl Generator {
             erp_ids.push(id);
             if let Plan::Duplicate { fuzzy } = plan {
                 let created = placed + secs(&mut self.rng, 600, 86_400);
-                let draft = self.erp(&o, (created, created), "Pending Approval", !fuzzy, None, w)?;
+                let draft = self.erp(&o, created, ("Pending Approval", false), !fuzzy, None, w)?;
                 if fuzzy {
                     let link = Truth::Link { link: "erp".into(), id: draft.clone(), order_ref: o.reference.clone() };
                     self.truth(w, &link)?;
@@ -717,6 +748,7 @@ impl Generator {
                 payment_id: payment.filter(|_| pattern == Pattern::MissingOrder),
                 erp_ids,
                 matched_by: if fuzzy { "fuzzy" } else { "reference" }.into(),
+                channel: Some(if o.shopify { "shopify" } else { "amazon" }.into()),
             },
         )
     }
@@ -845,6 +877,7 @@ impl Generator {
                 payment_id: Some(id),
                 erp_ids: vec![],
                 matched_by: "reference".into(),
+                channel: None,
             },
         )
     }
@@ -854,13 +887,14 @@ impl Generator {
         o: &Order,
         shipped: Option<Timestamp>,
         closed: Option<Timestamp>,
+        refund_only: bool,
         payment: Option<&str>,
         w: &mut Writers,
     ) -> io::Result<()> {
         let created = self.dates.shopify(o.placed);
         let paid = self.dates.shopify(o.placed + SignedDuration::from_secs(30));
         let fulfilled_at = shipped.map(|t| self.dates.shopify(t)).unwrap_or_default();
-        let cancelled_at = closed.map(|t| self.dates.shopify(t)).unwrap_or_default();
+        let cancelled_at = closed.filter(|_| !refund_only).map(|t| self.dates.shopify(t)).unwrap_or_default();
         let financial = if closed.is_some() { "refunded" } else { "paid" };
         let fulfillment = if shipped.is_some() { "fulfilled" } else { "unfulfilled" };
         let full_name = format!("{} {}", o.name.0, o.name.1);
@@ -993,7 +1027,7 @@ impl Generator {
                 &cents(shipping * 8 / 100),
                 "",
                 "",
-                "0.00",
+                &cents(if i == 0 { -o.promotion } else { 0 }),
                 "0.00",
                 o.city.0,
                 "",
@@ -1008,12 +1042,12 @@ impl Generator {
         Ok(())
     }
 
-    /// A NetSuite sales order; its document number.
+    /// A NetSuite sales order in the merchant's saved search; its document number.
     fn erp(
         &mut self,
         o: &Order,
-        (created, modified): (Timestamp, Timestamp),
-        status: &str,
+        created: Timestamp,
+        (status, fulfilled): (&str, bool),
         by_reference: bool,
         mismatch: Option<Mismatch>,
         w: &mut Writers,
@@ -1035,17 +1069,16 @@ impl Generator {
         w.netsuite.row(&[
             &self.internal_seq.to_string(),
             &id,
-            &Dates::netsuite_day(created),
-            &Dates::netsuite(created),
-            &Dates::netsuite(modified),
+            &self.dates.netsuite_day(created),
             status,
-            if by_reference { &o.reference } else { "" },
             &format!("{} {}", o.name.0, o.name.1),
             &email,
+            if by_reference { &o.reference } else { "" },
+            if o.shopify { "Shopify order" } else { "Amazon order" },
             currency,
             &cents(total),
+            if fulfilled { "Yes" } else { "No" },
             &lines.to_string(),
-            if o.shopify { "Shopify order" } else { "Amazon order" },
             "Handoff Goods Ltd",
         ])?;
         Ok(id)
@@ -1057,8 +1090,8 @@ impl Generator {
         w.fulfillments.row(&[
             &self.internal_seq.to_string(),
             &format!("IF{}", self.if_seq),
-            &Dates::netsuite_day(at),
-            &Dates::netsuite(at),
+            &self.dates.netsuite_day(at),
+            &self.dates.netsuite(at),
             &format!("Sales Order #{so}"),
             "Shipped",
             "",

@@ -138,14 +138,14 @@ impl Row<'_> {
 }
 
 impl Table {
-    pub fn open(path: &Path, format: Format, wanted: &[Wanted]) -> Result<Table, InputError> {
+    pub fn open(path: &Path, format: Format, delimiter: u8, wanted: &[Wanted]) -> Result<Table, InputError> {
         let file = path.display().to_string();
         let io = |source| InputError::Io { file: file.clone(), source };
         let reader = open(path).map_err(io)?;
         match format {
             Format::Csv | Format::Tsv => {
                 let mut csv = csv::ReaderBuilder::new()
-                    .delimiter(if format == Format::Tsv { b'\t' } else { b',' })
+                    .delimiter(delimiter)
                     .flexible(true)
                     .has_headers(true)
                     .quoting(format == Format::Csv)
@@ -155,10 +155,7 @@ impl Table {
                     file: file.clone(),
                     reason: format!("no header row: {e}"),
                 })?;
-                let names: Vec<String> = headers
-                    .iter()
-                    .map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_owned())
-                    .collect();
+                let names = header_names(headers);
                 let positions = locate(&file, &names, wanted)?;
                 Ok(Table { file, source: Source::Delimited(csv), positions, width: names.len() })
             }
@@ -228,17 +225,93 @@ impl Table {
                 };
                 record.clear();
                 for w in wanted {
-                    match value.get(&w.name) {
-                        None | Some(serde_json::Value::Null) => record.push_field(b""),
-                        Some(serde_json::Value::String(s)) => record.push_field(s.as_bytes()),
-                        Some(other) => record.push_field(other.to_string().as_bytes()),
-                    }
+                    record.push_field(json_text(value.get(&w.name)).as_bytes());
                 }
                 break *line;
             },
         };
         Ok(Some(Row { record, positions: &self.positions, line }))
     }
+}
+
+/// The delimiter of a CSV file, from its header line: the most frequent of `,`, `;`, tab
+/// and `|` (a European spreadsheet writes `;`).
+pub fn delimiter(path: &Path) -> Result<u8, InputError> {
+    let io = |source| InputError::Io { file: path.display().to_string(), source };
+    let mut line = Vec::new();
+    open(path).map_err(io)?.read_until(b'\n', &mut line).map_err(io)?;
+    let count = |d: u8| line.iter().filter(|&&c| c == d).count();
+    let best = [b',', b';', b'\t', b'|'].into_iter().max_by_key(|&d| (count(d), d == b','));
+    Ok(best.filter(|&d| count(d) > 0).unwrap_or(b','))
+}
+
+/// A file's column names and its first `rows` rows (for JSONL, the keys of those rows).
+pub fn sample(
+    path: &Path,
+    format: Format,
+    delimiter: u8,
+    rows: usize,
+) -> Result<(Vec<String>, Vec<ByteRecord>), InputError> {
+    let file = path.display().to_string();
+    let io = |source| InputError::Io { file: file.clone(), source };
+    let reader = open(path).map_err(io)?;
+    match format {
+        Format::Csv | Format::Tsv => {
+            let mut table = Table::open(path, format, delimiter, &[])?;
+            let Source::Delimited(csv) = &mut table.source else { unreachable!("a delimited table") };
+            let names =
+                header_names(csv.byte_headers().map_err(|e| InputError::Unreadable {
+                    file: file.clone(),
+                    reason: format!("no header row: {e}"),
+                })?);
+            let mut out = Vec::new();
+            let mut record = ByteRecord::new();
+            while out.len() < rows && csv.read_byte_record(&mut record).unwrap_or(false) {
+                out.push(record.clone());
+            }
+            Ok((names, out))
+        }
+        Format::Jsonl => {
+            let mut objects = Vec::new();
+            for line in reader.lines().take(rows) {
+                let line = line.map_err(io)?;
+                if let Ok(v) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line) {
+                    objects.push(v);
+                }
+            }
+            let mut names: Vec<String> = Vec::new();
+            for o in &objects {
+                for k in o.keys() {
+                    if !names.contains(k) {
+                        names.push(k.clone());
+                    }
+                }
+            }
+            let records = objects
+                .iter()
+                .map(|o| {
+                    let mut r = ByteRecord::new();
+                    for n in &names {
+                        r.push_field(json_text(o.get(n)).as_bytes());
+                    }
+                    r
+                })
+                .collect();
+            Ok((names, records))
+        }
+    }
+}
+
+fn json_text(v: Option<&serde_json::Value>) -> std::borrow::Cow<'_, str> {
+    match v {
+        None | Some(serde_json::Value::Null) => "".into(),
+        Some(serde_json::Value::String(s)) => s.as_str().into(),
+        Some(other) => other.to_string().into(),
+    }
+}
+
+fn header_names(headers: &ByteRecord) -> Vec<String> {
+    headers.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_owned()).collect()
 }
 
 /// Where each wanted column is; an exact name first, then ignoring case.

@@ -55,11 +55,13 @@ struct Order {
     updated: Ts,
     fulfilled: Ts,
     closed: Ts,
-    total: Decimal,
-    items: Decimal,
+    refunded_at: Ts,
+    /// The order's total, or the sum of its items' amounts until a total is seen.
+    amount: Decimal,
+    /// Refunded in the channel (an amount; `REFUNDED_IN_FULL` says all of it).
+    refunded: Decimal,
     currency: Option<Currency>,
-    has_total: bool,
-    has_items: bool,
+    flags: u8,
     /// 0: no channel has shown the order; else the channel's index + 1.
     channel: u8,
     lines: u32,
@@ -69,6 +71,10 @@ struct Order {
     payments: u32,
 }
 
+const HAS_TOTAL: u8 = 1;
+const HAS_ITEMS: u8 = 2;
+const REFUNDED_IN_FULL: u8 = 4;
+
 impl Default for Order {
     fn default() -> Self {
         Order {
@@ -76,11 +82,11 @@ impl Default for Order {
             updated: NONE,
             fulfilled: NONE,
             closed: NONE,
-            total: Decimal::ZERO,
-            items: Decimal::ZERO,
+            refunded_at: NONE,
+            amount: Decimal::ZERO,
+            refunded: Decimal::ZERO,
             currency: None,
-            has_total: false,
-            has_items: false,
+            flags: 0,
             channel: 0,
             lines: 0,
             email: NO,
@@ -92,12 +98,17 @@ impl Default for Order {
 
 impl Order {
     fn total(&self) -> Option<Money> {
-        let amount = match (self.has_total, self.has_items) {
-            (true, _) => self.total,
-            (false, true) => self.items,
-            _ => return None,
-        };
-        Some(Money::new(amount, self.currency?))
+        (self.flags & (HAS_TOTAL | HAS_ITEMS) != 0).then_some(Money::new(self.amount, self.currency?))
+    }
+
+    /// What the channel refunded, and when.
+    fn refund(&self) -> Option<(Money, Ts)> {
+        if self.refunded_at == NONE {
+            return None;
+        }
+        let total = self.total()?;
+        let amount = if self.flags & REFUNDED_IN_FULL != 0 { total.amount } else { self.refunded };
+        Some((Money::new(amount, total.currency), self.refunded_at))
     }
 }
 
@@ -159,8 +170,12 @@ pub struct JoinStats {
 #[derive(Default)]
 pub struct Join {
     channels: Vec<String>,
-    refs: HashTable<u32>,
+    /// Order references: each entry is its hash's upper half and its index, so that growing the
+    /// table never reads the references again.
+    refs: HashTable<u64>,
     hasher: foldhash::fast::FixedState,
+    /// The last reference interned: a channel export's rows of one order come together.
+    last: Option<u32>,
     ref_text: Arena,
     orders: Vec<Order>,
     strings: Arena,
@@ -180,20 +195,28 @@ impl Join {
     }
 
     fn intern(&mut self, reference: &str) -> u32 {
-        let hash = self.hasher.hash_one(reference);
+        if let Some(i) = self.last.filter(|&i| self.ref_text.get(i) == reference) {
+            return i;
+        }
+        let high = (self.hasher.hash_one(reference) >> 32) as u32;
         let (text, orders) = (&self.ref_text, &mut self.orders);
-        let hasher = &self.hasher;
-        let entry = self.refs.entry(hash, |&i| text.get(i) == reference, |&i| hasher.hash_one(text.get(i)));
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
+        let entry = self.refs.entry(
+            spread(high),
+            |&e| (e >> 32) as u32 == high && text.get(e as u32) == reference,
+            |&e| spread((e >> 32) as u32),
+        );
+        let i = match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => *e.get() as u32,
             hashbrown::hash_table::Entry::Vacant(e) => {
                 let i = self.ref_text.push(reference);
                 debug_assert_eq!(i as usize, orders.len());
                 orders.push(Order::default());
-                e.insert(i);
+                e.insert((high as u64) << 32 | i as u64);
                 i
             }
-        }
+        };
+        self.last = Some(i);
+        i
     }
 
     pub fn apply(&mut self, batch: &Batch) {
@@ -211,6 +234,9 @@ impl Join {
                     lines,
                     fulfilled,
                     closed,
+                    refunded,
+                    refunded_in_full,
+                    refunded_at,
                 } => {
                     let i = self.intern(batch.text(reference)) as usize;
                     let email = match self.orders[i].email {
@@ -228,14 +254,23 @@ impl Join {
                     o.closed = min(o.closed, closed);
                     o.currency = currency.or(o.currency);
                     if let Some(t) = total {
-                        o.total = t;
-                        o.has_total = true;
+                        o.amount = t;
+                        o.flags |= HAS_TOTAL;
                     }
-                    if let Some(a) = items {
-                        o.items += a;
-                        o.has_items = true;
+                    if let Some(a) = items
+                        && o.flags & HAS_TOTAL == 0
+                    {
+                        o.amount += a;
+                        o.flags |= HAS_ITEMS;
                     }
                     o.lines += lines;
+                    if refunded_at != NONE {
+                        o.refunded_at = o.refunded_at.max(refunded_at);
+                        o.refunded += refunded.unwrap_or_default();
+                        if refunded_in_full {
+                            o.flags |= REFUNDED_IN_FULL;
+                        }
+                    }
                 }
                 Rec::Payment { id, reference, at, amount, currency, email, refunded } => {
                     // An email only serves the fuzzy pass: kept for payments naming no order.
@@ -355,6 +390,14 @@ impl Join {
         if self.loose_payments.is_empty() && self.loose_erp.is_empty() {
             return;
         }
+        // The amounts something loose was paid or recorded for: only orders of those amounts
+        // can be candidates, which keeps the index a fraction of the orders.
+        let mut amounts: hashbrown::HashSet<(Currency, Decimal), foldhash::fast::FixedState> = Default::default();
+        amounts.extend(self.loose_payments.iter().map(|&p| &self.payments[p as usize]).map(|r| (r.currency, r.amount)));
+        amounts.extend(self.loose_erp.iter().filter_map(|&r| {
+            let row = &self.erp[r as usize];
+            row.currency.zip(row.total)
+        }));
         // Orders shown by a channel, sorted by (currency, total, placed): a payment's or a
         // record's candidates are one contiguous range.
         let mut index: Vec<(Currency, Decimal, Ts, u32)> = self
@@ -363,7 +406,9 @@ impl Join {
             .enumerate()
             .filter(|(_, o)| o.placed != NONE)
             .filter_map(|(i, o)| o.total().map(|m| (m.currency, m.amount, o.placed, i as u32)))
+            .filter(|&(c, a, _, _)| amounts.contains(&(c, a)))
             .collect();
+        drop(amounts);
         index.sort_unstable();
         let window = |cur: Currency, amount: Decimal, from: Ts, to: Ts| {
             let lo = index.partition_point(|&(c, a, t, _)| (c, a, t) < (cur, amount, from));
@@ -483,6 +528,9 @@ impl Join {
             if let Some(at) = ts(o.closed) {
                 l.apply(Fact::Closed { at });
             }
+            if let Some((amount, at)) = o.refund() {
+                l.apply(Fact::Refunded { amount, at: ts(at).expect("a refund has a time") });
+            }
         }
         // The lists are newest first; facts go in in the order they were read.
         let mut records = Vec::new();
@@ -545,6 +593,12 @@ impl Join {
             None => ts(self.payments[self.loose_payments[i - self.orders.len()] as usize].at),
         }
     }
+}
+
+/// A table hash from the stored half: the table takes its buckets from the low bits and its
+/// tags from the high ones, so both must vary.
+fn spread(high: u32) -> u64 {
+    (high as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn min(a: Ts, b: Ts) -> Ts {

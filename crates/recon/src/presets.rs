@@ -26,11 +26,14 @@ pub enum Role {
 pub enum Preset {
     /// Shopify's order export CSV: one row per line item, order fields on the first row.
     Shopify,
-    /// Amazon's All Orders report: tab-separated, one row per item.
+    /// Amazon's All Orders report (by order date or by last update): tab-separated, one row
+    /// per item.
     Amazon,
-    /// Stripe's payments export CSV, the order reference in a metadata column.
+    /// Stripe's payments export CSV (current or legacy headers), the order reference in a
+    /// metadata column.
     Stripe,
-    /// A NetSuite sales order saved search (main line), exported as CSV.
+    /// A NetSuite sales order saved search (main line), exported as CSV, with the column names
+    /// NetSuite gives or the ones merchants choose.
     Netsuite,
     /// A NetSuite item fulfillment saved search, exported as CSV.
     NetsuiteFulfillments,
@@ -39,16 +42,22 @@ pub enum Preset {
 }
 
 impl Preset {
+    pub const ALL: [Preset; 6] =
+        [Preset::Shopify, Preset::Amazon, Preset::Stripe, Preset::Netsuite, Preset::NetsuiteFulfillments, Preset::Odoo];
+
     pub fn parse(name: &str) -> Option<Preset> {
-        Some(match name {
-            "shopify" => Preset::Shopify,
-            "amazon" => Preset::Amazon,
-            "stripe" => Preset::Stripe,
-            "netsuite" => Preset::Netsuite,
-            "netsuite-fulfillments" => Preset::NetsuiteFulfillments,
-            "odoo" => Preset::Odoo,
-            _ => return None,
-        })
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Shopify => "shopify",
+            Preset::Amazon => "amazon",
+            Preset::Stripe => "stripe",
+            Preset::Netsuite => "netsuite",
+            Preset::NetsuiteFulfillments => "netsuite-fulfillments",
+            Preset::Odoo => "odoo",
+        }
     }
 
     pub fn role(self) -> Role {
@@ -111,11 +120,13 @@ pub struct Columns {
     /// The column whose values say cancelled, refunded or closed, and those values.
     pub closed_status: Option<String>,
     pub closed_values: Option<Vec<String>>,
+    /// Values of `closed_status` that mean refunded in full (a refund, not a cancellation).
+    pub refunded_values: Option<Vec<String>>,
     /// When it was cancelled; a non-empty value means cancelled.
     pub cancelled_at: Option<String>,
-    /// A payment's refunded amount: refunded in full means not held any more.
+    /// The refunded amount of a payment or an order: refunded in full means not held any more.
     pub amount_refunded: Option<String>,
-    /// A payment's captured flag (`true`/`false`); a payment not captured is skipped.
+    /// A payment's captured flag (yes/no, true/false); a payment not captured is skipped.
     pub captured: Option<String>,
     /// Values of `closed_status` that mean the payment failed (skipped, not refunded).
     pub failed_values: Option<Vec<String>>,
@@ -127,119 +138,7 @@ pub struct Columns {
 #[serde(transparent)]
 pub struct ColumnsFile(pub BTreeMap<String, Columns>);
 
-fn s(v: &str) -> Option<String> {
-    Some(v.to_owned())
-}
-
-fn list(v: &[&str]) -> Option<Vec<String>> {
-    Some(v.iter().map(|s| (*s).to_owned()).collect())
-}
-
 impl Columns {
-    pub fn preset(preset: Preset) -> Columns {
-        let base = Columns { preset: Some(preset), ..Columns::default() };
-        match preset {
-            Preset::Shopify => Columns {
-                system: s("shopify"),
-                format: Some(Format::Csv),
-                reference: s("Name"),
-                created_at: s("Created at"),
-                email: s("Email"),
-                currency: s("Currency"),
-                total: s("Total"),
-                fulfilled_status: s("Fulfillment Status"),
-                fulfilled_values: list(&["fulfilled"]),
-                fulfilled_at: s("Fulfilled at"),
-                closed_status: s("Financial Status"),
-                closed_values: list(&["refunded", "voided"]),
-                cancelled_at: s("Cancelled at"),
-                ..base
-            },
-            Preset::Amazon => Columns {
-                system: s("amazon"),
-                format: Some(Format::Tsv),
-                reference: s("amazon-order-id"),
-                created_at: s("purchase-date"),
-                updated_at: s("last-updated-date"),
-                currency: s("currency"),
-                add: list(&[
-                    "item-price",
-                    "item-tax",
-                    "shipping-price",
-                    "shipping-tax",
-                    "gift-wrap-price",
-                    "gift-wrap-tax",
-                ]),
-                subtract: list(&["item-promotion-discount", "ship-promotion-discount"]),
-                fulfilled_status: s("order-status"),
-                fulfilled_values: list(&["Shipped"]),
-                closed_status: s("order-status"),
-                closed_values: list(&["Cancelled"]),
-                ..base
-            },
-            Preset::Stripe => Columns {
-                system: s("stripe"),
-                format: Some(Format::Csv),
-                id: s("id"),
-                reference: s("order_id (metadata)"),
-                created_at: s("Created (UTC)"),
-                email: s("Customer Email"),
-                currency: s("Currency"),
-                total: s("Amount"),
-                amount_refunded: s("Amount Refunded"),
-                captured: s("Captured"),
-                closed_status: s("Status"),
-                closed_values: list(&["Refunded"]),
-                failed_values: list(&["Failed", "Canceled"]),
-                ..base
-            },
-            Preset::Netsuite => Columns {
-                system: s("netsuite"),
-                format: Some(Format::Csv),
-                date_format: s("%m/%d/%Y %I:%M %p"),
-                id: s("Document Number"),
-                reference: s("External ID"),
-                created_at: s("Date Created"),
-                updated_at: s("Last Modified"),
-                email: s("Email"),
-                currency: s("Currency"),
-                total: s("Amount (Transaction Total)"),
-                lines: s("Line Count"),
-                fulfilled_status: s("Status"),
-                fulfilled_values: list(&["Pending Billing", "Billed", "Fulfilled"]),
-                closed_status: s("Status"),
-                closed_values: list(&["Cancelled", "Closed"]),
-                ..base
-            },
-            Preset::NetsuiteFulfillments => Columns {
-                system: s("netsuite"),
-                format: Some(Format::Csv),
-                date_format: s("%m/%d/%Y %I:%M %p"),
-                id: s("Document Number"),
-                reference: s("Created From"),
-                reference_strip: s("Sales Order #"),
-                created_at: s("Date Created"),
-                ..base
-            },
-            Preset::Odoo => Columns {
-                system: s("odoo"),
-                format: Some(Format::Csv),
-                id: s("Order Reference"),
-                reference: s("Customer Reference"),
-                created_at: s("Creation Date"),
-                updated_at: s("Last Updated on"),
-                email: s("Customer/Email"),
-                currency: s("Currency"),
-                total: s("Total"),
-                fulfilled_status: s("Delivery Status"),
-                fulfilled_values: list(&["Fully Delivered", "full"]),
-                closed_status: s("Status"),
-                closed_values: list(&["Cancelled", "cancel"]),
-                ..base
-            },
-        }
-    }
-
     /// These columns with every field `over` sets replacing this one's.
     pub fn with(self, over: Columns) -> Columns {
         macro_rules! pick {
@@ -270,16 +169,329 @@ impl Columns {
             fulfilled_at,
             closed_status,
             closed_values,
+            refunded_values,
             cancelled_at,
             amount_refunded,
             captured,
             failed_values
         )
     }
+}
 
-    /// The preset named by `over.preset` (or `default`), overridden by `over`.
-    pub fn resolve(default: Preset, over: Columns) -> Columns {
-        Columns::preset(over.preset.unwrap_or(default)).with(over)
+/// What a reader takes from a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Id,
+    Reference,
+    CreatedAt,
+    UpdatedAt,
+    Email,
+    Currency,
+    Total,
+    Add,
+    Subtract,
+    Lines,
+    FulfilledStatus,
+    FulfilledAt,
+    ClosedStatus,
+    CancelledAt,
+    AmountRefunded,
+    Captured,
+}
+
+impl Field {
+    /// Its key in a columns table.
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::Reference => "reference",
+            Field::CreatedAt => "created_at",
+            Field::UpdatedAt => "updated_at",
+            Field::Email => "email",
+            Field::Currency => "currency",
+            Field::Total => "total",
+            Field::Add => "add",
+            Field::Subtract => "subtract",
+            Field::Lines => "lines",
+            Field::FulfilledStatus => "fulfilled_status",
+            Field::FulfilledAt => "fulfilled_at",
+            Field::ClosedStatus => "closed_status",
+            Field::CancelledAt => "cancelled_at",
+            Field::AmountRefunded => "amount_refunded",
+            Field::Captured => "captured",
+        }
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            Field::Id => "record id",
+            Field::Reference => "order reference",
+            Field::CreatedAt => "created",
+            Field::UpdatedAt => "updated",
+            Field::Email => "email",
+            Field::Currency => "currency",
+            Field::Total => "total",
+            Field::Add => "adds to the total",
+            Field::Subtract => "discount",
+            Field::Lines => "line count",
+            Field::FulfilledStatus => "fulfilled",
+            Field::FulfilledAt => "fulfilled at",
+            Field::ClosedStatus => "status",
+            Field::CancelledAt => "cancelled at",
+            Field::AmountRefunded => "refunded",
+            Field::Captured => "captured",
+        }
+    }
+
+    /// The field's column name in `columns`, if named there.
+    pub fn named(self, c: &Columns) -> Option<&str> {
+        match self {
+            Field::Id => c.id.as_deref(),
+            Field::Reference => c.reference.as_deref(),
+            Field::CreatedAt => c.created_at.as_deref(),
+            Field::UpdatedAt => c.updated_at.as_deref(),
+            Field::Email => c.email.as_deref(),
+            Field::Currency => c.currency.as_deref(),
+            Field::Total => c.total.as_deref(),
+            Field::Lines => c.lines.as_deref(),
+            Field::FulfilledStatus => c.fulfilled_status.as_deref(),
+            Field::FulfilledAt => c.fulfilled_at.as_deref(),
+            Field::ClosedStatus => c.closed_status.as_deref(),
+            Field::CancelledAt => c.cancelled_at.as_deref(),
+            Field::AmountRefunded => c.amount_refunded.as_deref(),
+            Field::Captured => c.captured.as_deref(),
+            Field::Add | Field::Subtract => None,
+        }
+    }
+
+    /// Sets the field's column name in `columns`.
+    pub fn set(self, c: &mut Columns, name: String) {
+        let slot = match self {
+            Field::Id => &mut c.id,
+            Field::Reference => &mut c.reference,
+            Field::CreatedAt => &mut c.created_at,
+            Field::UpdatedAt => &mut c.updated_at,
+            Field::Email => &mut c.email,
+            Field::Currency => &mut c.currency,
+            Field::Total => &mut c.total,
+            Field::Lines => &mut c.lines,
+            Field::FulfilledStatus => &mut c.fulfilled_status,
+            Field::FulfilledAt => &mut c.fulfilled_at,
+            Field::ClosedStatus => &mut c.closed_status,
+            Field::CancelledAt => &mut c.cancelled_at,
+            Field::AmountRefunded => &mut c.amount_refunded,
+            Field::Captured => &mut c.captured,
+            Field::Add => return c.add.get_or_insert_with(Vec::new).push(name),
+            Field::Subtract => return c.subtract.get_or_insert_with(Vec::new).push(name),
+        };
+        *slot = Some(name);
+    }
+
+    /// Fields a reader of `role` cannot do without.
+    pub fn required(self, role: Role) -> bool {
+        match self {
+            Field::CreatedAt => true,
+            Field::Id => matches!(role, Role::Payments | Role::Erp),
+            Field::Reference => matches!(role, Role::Channel | Role::ErpFulfillments),
+            Field::Total | Field::Currency => role == Role::Payments,
+            _ => false,
+        }
+    }
+}
+
+/// A column name an export may give a field, and whose name it is. Names of the same rank are
+/// equally likely: a file with two of them with values is ambiguous.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    pub name: &'static str,
+    pub rank: u8,
+    pub source: &'static str,
+}
+
+/// A field and the names it goes by in one preset's exports, most likely first.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    pub field: Field,
+    pub candidates: &'static [Candidate],
+}
+
+/// What Handoff knows of one vendor's export: the names of its columns (in every known
+/// variant) and the values that mean fulfilled, cancelled, refunded or failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    pub system: &'static str,
+    pub format: Format,
+    pub slots: &'static [Slot],
+    pub fulfilled_values: &'static [&'static str],
+    pub closed_values: &'static [&'static str],
+    pub refunded_values: &'static [&'static str],
+    pub failed_values: &'static [&'static str],
+    pub reference_strip: Option<&'static str>,
+}
+
+const fn c(name: &'static str, rank: u8, source: &'static str) -> Candidate {
+    Candidate { name, rank, source }
+}
+
+const fn slot(field: Field, candidates: &'static [Candidate]) -> Slot {
+    Slot { field, candidates }
+}
+
+const SHOPIFY: &str = "Shopify's order export";
+const AMAZON: &str = "Amazon's All Orders report";
+const STRIPE_NOW: &str = "Stripe's payments export";
+const STRIPE_LEGACY: &str = "Stripe's legacy payments export";
+const STRIPE_META: &str = "a Stripe metadata column merchants use for the order";
+const NETSUITE: &str = "NetSuite's saved search";
+const MERCHANT: &str = "a name merchants give this column in a saved search";
+const ODOO: &str = "Odoo's sale order export";
+
+static SHOPIFY_SLOTS: [Slot; 10] = [
+    slot(Field::Reference, &[c("Name", 0, SHOPIFY)]),
+    slot(Field::CreatedAt, &[c("Created at", 0, SHOPIFY)]),
+    slot(Field::Email, &[c("Email", 0, SHOPIFY)]),
+    slot(Field::Currency, &[c("Currency", 0, SHOPIFY)]),
+    slot(Field::Total, &[c("Total", 0, SHOPIFY)]),
+    slot(Field::FulfilledStatus, &[c("Fulfillment Status", 0, SHOPIFY)]),
+    slot(Field::FulfilledAt, &[c("Fulfilled at", 0, SHOPIFY)]),
+    slot(Field::ClosedStatus, &[c("Financial Status", 0, SHOPIFY)]),
+    slot(Field::CancelledAt, &[c("Cancelled at", 0, SHOPIFY)]),
+    slot(Field::AmountRefunded, &[c("Refunded Amount", 0, SHOPIFY)]),
+];
+
+static AMAZON_SLOTS: [Slot; 14] = [
+    slot(Field::Reference, &[c("amazon-order-id", 0, AMAZON), c("order-id", 1, "Amazon's order report")]),
+    slot(Field::CreatedAt, &[c("purchase-date", 0, AMAZON)]),
+    slot(Field::UpdatedAt, &[c("last-updated-date", 0, AMAZON), c("last-update-date", 1, AMAZON)]),
+    slot(Field::Currency, &[c("currency", 0, AMAZON)]),
+    slot(Field::Add, &[c("item-price", 0, AMAZON), c("item price", 1, AMAZON)]),
+    slot(Field::Add, &[c("item-tax", 0, AMAZON)]),
+    slot(Field::Add, &[c("shipping-price", 0, AMAZON)]),
+    slot(Field::Add, &[c("shipping-tax", 0, AMAZON)]),
+    slot(Field::Add, &[c("gift-wrap-price", 0, AMAZON)]),
+    slot(Field::Add, &[c("gift-wrap-tax", 0, AMAZON)]),
+    slot(Field::Subtract, &[c("item-promotion-discount", 0, AMAZON)]),
+    slot(Field::Subtract, &[c("ship-promotion-discount", 0, AMAZON)]),
+    slot(Field::FulfilledStatus, &[c("order-status", 0, AMAZON)]),
+    slot(Field::ClosedStatus, &[c("order-status", 0, AMAZON)]),
+];
+
+static STRIPE_SLOTS: [Slot; 9] = [
+    slot(Field::Id, &[c("id", 0, STRIPE_NOW)]),
+    slot(
+        Field::Reference,
+        &[
+            c("order_id (metadata)", 0, STRIPE_META),
+            c("order_number (metadata)", 1, STRIPE_META),
+            c("order (metadata)", 2, STRIPE_META),
+        ],
+    ),
+    slot(Field::CreatedAt, &[c("Created date (UTC)", 0, STRIPE_NOW), c("Created (UTC)", 1, STRIPE_LEGACY)]),
+    slot(Field::Email, &[c("Customer Email", 0, STRIPE_NOW)]),
+    slot(Field::Currency, &[c("Currency", 0, STRIPE_NOW)]),
+    slot(Field::Total, &[c("Amount", 0, STRIPE_NOW)]),
+    slot(Field::AmountRefunded, &[c("Amount Refunded", 0, STRIPE_NOW)]),
+    slot(Field::Captured, &[c("Captured", 0, STRIPE_NOW)]),
+    slot(Field::ClosedStatus, &[c("Status", 0, STRIPE_NOW)]),
+];
+
+static NETSUITE_SLOTS: [Slot; 10] = [
+    slot(Field::Id, &[c("Document Number", 0, NETSUITE), c("Number", 1, MERCHANT), c("Internal ID", 2, NETSUITE)]),
+    slot(Field::Reference, &[c("External ID", 0, NETSUITE), c("PO/Check Number", 1, MERCHANT), c("Memo", 2, MERCHANT)]),
+    slot(
+        Field::CreatedAt,
+        &[c("Date Created", 0, NETSUITE), c("Date", 1, MERCHANT), c("Transaction Date", 1, MERCHANT)],
+    ),
+    slot(Field::UpdatedAt, &[c("Last Modified", 0, NETSUITE), c("Date Last Modified", 1, MERCHANT)]),
+    slot(Field::Email, &[c("Email", 0, NETSUITE), c("Customer Email", 1, MERCHANT)]),
+    slot(Field::Currency, &[c("Currency", 0, NETSUITE)]),
+    slot(
+        Field::Total,
+        &[
+            c("Amount (Transaction Total)", 0, NETSUITE),
+            c("Amount (Total)", 1, MERCHANT),
+            c("Total", 1, MERCHANT),
+            c("Amount", 2, MERCHANT),
+        ],
+    ),
+    slot(Field::Lines, &[c("Line Count", 0, NETSUITE), c("Lines", 1, MERCHANT), c("Number of Lines", 1, MERCHANT)]),
+    slot(Field::FulfilledStatus, &[c("Fulfilled", 0, MERCHANT), c("Shipped", 0, MERCHANT), c("Status", 1, NETSUITE)]),
+    slot(Field::ClosedStatus, &[c("Status", 0, NETSUITE)]),
+];
+
+static NETSUITE_FULFILLMENT_SLOTS: [Slot; 3] = [
+    slot(Field::Id, &[c("Document Number", 0, NETSUITE)]),
+    slot(Field::Reference, &[c("Created From", 0, NETSUITE)]),
+    slot(Field::CreatedAt, &[c("Date Created", 0, NETSUITE), c("Date", 1, MERCHANT)]),
+];
+
+static ODOO_SLOTS: [Slot; 9] = [
+    slot(Field::Id, &[c("Order Reference", 0, ODOO)]),
+    slot(Field::Reference, &[c("Customer Reference", 0, ODOO)]),
+    slot(Field::CreatedAt, &[c("Creation Date", 0, ODOO), c("Order Date", 1, ODOO)]),
+    slot(Field::UpdatedAt, &[c("Last Updated on", 0, ODOO)]),
+    slot(Field::Email, &[c("Customer/Email", 0, ODOO)]),
+    slot(Field::Currency, &[c("Currency", 0, ODOO)]),
+    slot(Field::Total, &[c("Total", 0, ODOO)]),
+    slot(Field::FulfilledStatus, &[c("Delivery Status", 0, ODOO)]),
+    slot(Field::ClosedStatus, &[c("Status", 0, ODOO)]),
+];
+
+impl Preset {
+    /// What Handoff knows of this preset's exports.
+    pub fn known(self) -> Known {
+        let none: &'static [&'static str] = &[];
+        let base = Known {
+            system: self.name(),
+            format: Format::Csv,
+            slots: &[],
+            fulfilled_values: none,
+            closed_values: none,
+            refunded_values: none,
+            failed_values: none,
+            reference_strip: None,
+        };
+        match self {
+            Preset::Shopify => Known {
+                slots: &SHOPIFY_SLOTS,
+                fulfilled_values: &["fulfilled"],
+                closed_values: &["voided"],
+                refunded_values: &["refunded"],
+                ..base
+            },
+            // The report spells it `Cancelled`; the Orders API `Canceled`.
+            Preset::Amazon => Known {
+                format: Format::Tsv,
+                slots: &AMAZON_SLOTS,
+                fulfilled_values: &["Shipped", "Complete"],
+                closed_values: &["Cancelled", "Canceled"],
+                ..base
+            },
+            Preset::Stripe => Known {
+                slots: &STRIPE_SLOTS,
+                refunded_values: &["Refunded"],
+                failed_values: &["Failed", "Canceled"],
+                ..base
+            },
+            Preset::Netsuite => Known {
+                slots: &NETSUITE_SLOTS,
+                fulfilled_values: &["Pending Billing", "Billed", "Fulfilled"],
+                closed_values: &["Cancelled", "Closed"],
+                ..base
+            },
+            Preset::NetsuiteFulfillments => Known {
+                system: "netsuite",
+                slots: &NETSUITE_FULFILLMENT_SLOTS,
+                reference_strip: Some("Sales Order #"),
+                ..base
+            },
+            Preset::Odoo => Known {
+                slots: &ODOO_SLOTS,
+                fulfilled_values: &["Fully Delivered", "full"],
+                closed_values: &["Cancelled", "cancel"],
+                ..base
+            },
+        }
     }
 }
 
@@ -289,6 +501,7 @@ mod tests {
 
     #[test]
     fn an_override_names_only_what_differs() {
+        let base: Columns = toml::from_str("reference = \"External ID\"\nid = \"Document Number\"").unwrap();
         let over: Columns = toml::from_str(
             r#"
             reference = "PO/Check Number"
@@ -297,14 +510,26 @@ mod tests {
             "#,
         )
         .unwrap();
-        let c = Columns::resolve(Preset::Netsuite, over);
+        let c = base.with(over);
         assert_eq!(c.reference.as_deref(), Some("PO/Check Number"));
         assert_eq!(c.decimal, Some(','));
         assert_eq!(c.id.as_deref(), Some("Document Number"));
-        assert_eq!(c.preset, Some(Preset::Netsuite));
         let file: ColumnsFile =
             toml::from_str("[erp]\npreset = \"odoo\"\n[payments]\nreference = \"order\"\n").unwrap();
-        assert_eq!(Columns::resolve(Preset::Netsuite, file.0["erp"].clone()).id.as_deref(), Some("Order Reference"));
+        assert_eq!(file.0["erp"].preset, Some(Preset::Odoo));
         assert!(toml::from_str::<Columns>("colour = \"red\"").is_err());
+    }
+
+    #[test]
+    fn every_preset_names_what_its_role_requires() {
+        for p in Preset::ALL {
+            let known = p.known();
+            for field in [Field::Id, Field::Reference, Field::CreatedAt, Field::Total, Field::Currency] {
+                if field.required(p.role()) {
+                    assert!(known.slots.iter().any(|s| s.field == field), "{p:?} lacks {field:?}");
+                }
+            }
+            assert_eq!(Preset::parse(p.name()), Some(p));
+        }
     }
 }

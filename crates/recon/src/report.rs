@@ -18,6 +18,12 @@ const BAD_ROWS_SHOWN: usize = 5;
 
 pub fn text(outcome: &Outcome, summary: &Summary, score: Option<&Score>) -> String {
     let mut s = String::new();
+    for layout in &outcome.layouts {
+        s.push_str(layout);
+    }
+    for w in &outcome.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     let rows = outcome.rows_total();
     let _ = writeln!(
@@ -119,6 +125,7 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<&'a Score>,
     fuzzy_links: &'a [crate::FuzzyLink],
+    warnings: &'a [String],
     exceptions: &'a [crate::Exception],
 }
 
@@ -132,6 +139,7 @@ pub fn json(outcome: &Outcome, summary: &Summary, score: Option<&Score>, out: &m
         summary,
         score,
         fuzzy_links: &outcome.links,
+        warnings: &outcome.warnings,
         exceptions: &outcome.findings,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;

@@ -26,6 +26,9 @@ pub enum Truth {
         erp_ids: Vec<String>,
         /// `fuzzy` when finding it needs a fuzzy match.
         matched_by: String,
+        /// The channel the order was placed in; none for a payment no order has.
+        #[serde(default)]
+        channel: Option<String>,
     },
     /// A payment or ERP record that names no order, and the order it belongs to.
     Link { link: String, id: String, order_ref: String },
@@ -51,6 +54,9 @@ pub struct PatternScore {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Score {
     pub by_pattern: BTreeMap<String, PatternScore>,
+    /// By pattern and the channel the order was placed in (`missing_order/amazon`); a payment
+    /// no order has is `orphaned_payment/none`.
+    pub by_channel: BTreeMap<String, PatternScore>,
     pub planted: u64,
     pub found: u64,
     pub recall: f64,
@@ -93,11 +99,14 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
 
 pub fn score(truth: &[Truth], findings: &[Exception], links: &[FuzzyLink]) -> Score {
     let mut planted: HashSet<(Pattern, String)> = HashSet::new();
+    let mut channel_of: HashMap<(Pattern, String), String> = HashMap::new();
     let mut true_links: HashMap<(&str, &str), &str> = HashMap::new();
     for t in truth {
         match t {
-            Truth::Exception { pattern, order_ref, payment_id, .. } => {
-                planted.insert(key(*pattern, order_ref.as_deref(), payment_id.as_deref()));
+            Truth::Exception { pattern, order_ref, payment_id, channel, .. } => {
+                let k = key(*pattern, order_ref.as_deref(), payment_id.as_deref());
+                channel_of.insert(k.clone(), format!("{}/{}", pattern, channel.as_deref().unwrap_or("none")));
+                planted.insert(k);
             }
             Truth::Link { link, id, order_ref } => {
                 true_links.insert((link.as_str(), id.as_str()), order_ref.as_str());
@@ -134,6 +143,14 @@ pub fn score(truth: &[Truth], findings: &[Exception], links: &[FuzzyLink]) -> Sc
         row.found = found.iter().filter(|k| k.0 == p).count() as u64;
         row.recall = ratio(row.found, row.planted).unwrap_or(1.0);
     }
+    for k in &planted {
+        let row = s.by_channel.entry(channel_of[k].clone()).or_default();
+        row.planted += 1;
+        row.found += found.contains(k) as u64;
+    }
+    for row in s.by_channel.values_mut() {
+        row.recall = ratio(row.found, row.planted).unwrap_or(1.0);
+    }
     for k in planted.difference(&found).take(10) {
         s.missed.push(format!("{} {}", k.0, k.1));
     }
@@ -165,6 +182,12 @@ impl Score {
                 r.false_positives
             ));
         }
+        let channels: Vec<String> = self
+            .by_channel
+            .iter()
+            .map(|(k, r)| format!("{k} {} ({} of {})", pct(Some(r.recall)), r.found, r.planted))
+            .collect();
+        s.push_str(&format!("  recall by channel: {}\n", channels.join(", ")));
         s.push_str(&format!(
             "  recall {} ({} of {}); false positives: {} on exact-reference matches, {} on fuzzy matches\n",
             pct(Some(self.recall)),
