@@ -153,6 +153,9 @@ pub fn is_charge_item(sku: &str) -> bool {
     handoff_mapping::prepare::DEFAULT_CHARGE_ITEMS.iter().any(|(_, item)| *item == sku)
 }
 
+/// What an update writes of an order: its lines (sku, quantity) and its amount.
+type Contents = (Vec<(String, u64)>, Option<String>);
+
 /// The lines of an order that a delivery ships: its products, not its charges.
 pub fn shippable(lines: &[(String, u64)]) -> Vec<(String, u64)> {
     lines.iter().filter(|(sku, _)| !is_charge_item(sku)).cloned().collect()
@@ -371,7 +374,7 @@ impl MockSystem {
         external_ref: &str,
         op: &str,
         version: Option<u64>,
-        lines: Option<(Vec<(String, u64)>, Option<String>)>,
+        lines: Option<Contents>,
     ) -> Result<(u16, Value), Reply> {
         let first = state.by_ref.get(&(Collection::Orders, external_ref.to_owned())).and_then(|rows| rows.first());
         let Some(&i) = first else {
