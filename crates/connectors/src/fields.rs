@@ -61,6 +61,7 @@ pub(crate) fn unit_price(
     }
     // At the amount's own decimals, so that the product is exact (a 28-digit quotient times
     // the quantity can round back to the amount and hide a remainder).
+    handoff_model::money::within_bounds(amount).map_err(|reason| invalid(field, reason))?;
     let quantity = Decimal::from(quantity);
     let unit = (amount / quantity).round_dp_with_strategy(amount.scale(), RoundingStrategy::AwayFromZero);
     Ok((unit, unit * quantity - amount))

@@ -25,7 +25,7 @@ impl From<SourceError> for Unmapped {
         // (`totals.total: ...`, `lines: ...`).
         if field == "order"
             && let Some((part, why)) = reason.split_once(": ")
-            && (part == "lines" || part.starts_with("totals."))
+            && (part.starts_with("lines") || part.starts_with("totals."))
         {
             return Unmapped { field: format!("order.{part}"), reason: why.to_owned() };
         }

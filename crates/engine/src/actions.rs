@@ -227,8 +227,10 @@ impl<S: Store> Act<'_, S> {
         to: impl Fn(&str) -> bool,
         out: &mut ActionOutcome,
     ) -> Result<usize, ActionError> {
-        let event: InboundEvent = serde_json::from_str(&stored.payload)
-            .map_err(|e| ActionError::Unreadable { id: self.x.id, why: format!("event {}: {e}", stored.event_id) })?;
+        let unreadable =
+            |why: String| ActionError::Unreadable { id: self.x.id, why: format!("event {}: {why}", stored.event_id) };
+        let event: InboundEvent = serde_json::from_str(&stored.payload).map_err(|e| unreadable(e.to_string()))?;
+        event.validate().map_err(|e| unreadable(e.to_string()))?;
         let mut flows = 0;
         for (flow, f) in self.contract.flows_for(&stored.system, stored.kind).filter(|(_, f)| to(&f.to)) {
             flows += 1;

@@ -90,10 +90,17 @@ pub fn plan(
         commands: Vec::new(),
         audit: Vec::new(),
     };
-    let event: InboundEvent = match serde_json::from_str(&stored.payload) {
-        Ok(e) => e,
+    // Connectors validate every event before it is stored; a row edited by hand, or stored by
+    // an older build with looser checks, is audited and left unplanned rather than trusted.
+    let event = match serde_json::from_str::<InboundEvent>(&stored.payload) {
+        Ok(e) => match e.validate() {
+            Ok(()) => e,
+            Err(e) => {
+                plan.audit.push(format!("event {} from {} invalid, not planned: {e}", stored.event_id, stored.system));
+                return plan;
+            }
+        },
         Err(e) => {
-            // Intake validated it on arrival; only a stored row edited by hand can get here.
             plan.audit.push(format!("event {} from {} unreadable, not planned: {e}", stored.event_id, stored.system));
             return plan;
         }
@@ -277,7 +284,7 @@ pub fn command_for_event(
             }),
         ),
         CommandKind::CreateFulfillment => {
-            let f = event.fulfillment.as_ref().expect("validated on intake");
+            let f = event.fulfillment.as_ref().expect("a validated fulfillment event carries its fulfillment");
             let external_ref = format!("{order_ref}/fulfillment/{}", f.fulfillment_id);
             (
                 f.fulfillment_id.to_string(),
@@ -288,7 +295,7 @@ pub fn command_for_event(
             )
         }
         CommandKind::CreateRefund => {
-            let r = event.refund.as_ref().expect("validated on intake");
+            let r = event.refund.as_ref().expect("a validated refund event carries its refund");
             let external_ref = format!("{order_ref}/refund/{}", r.refund_id);
             (
                 r.refund_id.to_string(),
@@ -376,6 +383,23 @@ mod tests {
         let cancel = plan(&c, &stored(3, "order.cancelled", 3), &mut states, Safety::default());
         assert_eq!(kinds(&cancel), vec![CommandKind::CancelOrder]);
         assert!(cancel.commands[0].supersede_unsent);
+    }
+
+    #[test]
+    fn a_stored_event_that_is_not_valid_is_audited_never_planned_nor_a_panic() {
+        let (c, mut states) = (contract(), HashMap::new());
+        // A fulfillment without its body, and an order whose price would overflow when multiplied.
+        let mut fulfillment = stored(1, "order.created", 1);
+        fulfillment.kind = EventKind::FulfillmentCreated;
+        fulfillment.payload = fulfillment.payload.replace("order.created", "fulfillment.created");
+        let mut huge = stored(2, "order.created", 1);
+        huge.payload =
+            huge.payload.replace("\"unit_price\":\"5.00\"", "\"unit_price\":\"79228162514264337593543950335\"");
+        for event in [fulfillment, huge] {
+            let plan = plan(&c, &event, &mut states, Safety::default());
+            assert!(plan.commands.is_empty());
+            assert!(plan.audit[0].contains("invalid, not planned"), "{:?}", plan.audit);
+        }
     }
 
     #[test]

@@ -131,6 +131,10 @@ impl InboundEvent {
         if self.order_ref.is_empty() || self.order_ref.len() > MAX_ORDER_REF_LEN {
             return Err(err("order_ref", "must be 1 to 200 bytes"));
         }
+        if let Some(payment) = &self.payment {
+            crate::money::within_bounds(payment.amount.amount)
+                .map_err(|reason| EventError { field: "payment.amount", reason })?;
+        }
         match self.kind {
             EventKind::OrderCreated | EventKind::OrderUpdated => {
                 let order = self.order.as_ref().ok_or_else(|| err("order", "is required for this kind"))?;
@@ -146,7 +150,9 @@ impl InboundEvent {
                 }
             }
             EventKind::RefundCreated => {
-                self.refund.as_ref().ok_or_else(|| err("refund", "is required for this kind"))?;
+                let r = self.refund.as_ref().ok_or_else(|| err("refund", "is required for this kind"))?;
+                crate::money::within_bounds(r.amount.amount)
+                    .map_err(|reason| EventError { field: "refund.amount", reason })?;
             }
             EventKind::OrderCancelled | EventKind::OrderPaid => {}
         }
@@ -181,6 +187,21 @@ mod tests {
             assert_eq!(k.as_str().parse::<EventKind>().unwrap(), k);
         }
         assert!("order.exploded".parse::<EventKind>().unwrap_err().contains("order.created"));
+    }
+
+    #[test]
+    fn money_beyond_any_order_is_refused_before_it_is_multiplied() {
+        // 7.9e28 is near the largest Decimal: times a quantity of 2 it would overflow (a panic).
+        let mut e = created();
+        let order = e.order.as_mut().unwrap();
+        order.lines[0].unit_price = rust_decimal::Decimal::MAX;
+        order.lines[0].quantity = 2;
+        let refused = e.validate().unwrap_err();
+        assert_eq!(refused.field, "order");
+        assert!(refused.reason.starts_with("lines[0].unit_price: "), "{}", refused.reason);
+        let mut e = created();
+        e.order.as_mut().unwrap().lines[0].quantity = u32::MAX;
+        assert!(e.validate().unwrap_err().reason.starts_with("lines[0].quantity: "));
     }
 
     #[test]

@@ -68,6 +68,22 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+/// The largest amount, in magnitude, an event may carry: a thousand trillion in any currency.
+/// Every amount and quantity is checked against its bound before any arithmetic, so sums and
+/// products of an order's money can never overflow a `Decimal` (a panic on a vendor's data).
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0x_a4c6_8000, 0x_0003_8d7e, 0, false, 0); // 10^15
+
+/// The largest quantity of one line.
+pub const MAX_QUANTITY: u32 = 10_000_000;
+
+/// `amount` within [`MAX_AMOUNT`], or why not.
+pub fn within_bounds(amount: Decimal) -> Result<(), String> {
+    if amount.abs() > MAX_AMOUNT {
+        return Err(format!("{amount} is beyond the largest amount Handoff takes ({MAX_AMOUNT})"));
+    }
+    Ok(())
+}
+
 /// An amount in a currency. Amounts travel as decimal strings (`"19.90"`) so that no JSON
 /// reader on the way can turn them into binary floats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,6 +107,14 @@ impl fmt::Display for Money {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_largest_amount_is_a_thousand_trillion() {
+        assert_eq!(super::MAX_AMOUNT, super::Decimal::from(1_000_000_000_000_000_u64));
+        assert!(super::within_bounds(-super::MAX_AMOUNT).is_ok());
+        let beyond = super::within_bounds(super::MAX_AMOUNT + super::Decimal::ONE).unwrap_err();
+        assert!(beyond.starts_with("1000000000000001 is beyond"), "{beyond}");
+    }
+
     use super::*;
 
     #[test]

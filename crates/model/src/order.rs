@@ -4,7 +4,11 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::money::{MAX_QUANTITY, within_bounds};
 use crate::{Currency, ExternalId, Money};
+
+/// The most lines an order may have.
+pub const MAX_LINES: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,12 +183,44 @@ impl CanonicalOrder {
         Money::new(self.totals.total, self.currency)
     }
 
+    /// Every amount within [`MAX_AMOUNT`] and every quantity within [`MAX_QUANTITY`], and not
+    /// so many lines that their sum could leave them: checked before any arithmetic.
+    fn check_bounds(&self) -> Result<(), String> {
+        if self.lines.len() > MAX_LINES {
+            return Err(format!("lines: {} lines, more than the {MAX_LINES} an order may have", self.lines.len()));
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            if line.quantity > MAX_QUANTITY {
+                return Err(format!("lines[{i}].quantity: {} is more than {MAX_QUANTITY}", line.quantity));
+            }
+            for (name, amount) in [("unit_price", line.unit_price), ("tax", line.tax), ("discount", line.discount)] {
+                within_bounds(amount).map_err(|why| format!("lines[{i}].{name}: {why}"))?;
+            }
+        }
+        let t = &self.totals;
+        for (name, amount) in [
+            ("subtotal", t.subtotal),
+            ("tax", t.tax),
+            ("shipping", t.shipping),
+            ("shipping_discount", t.shipping_discount),
+            ("discount", t.discount),
+            ("tip", t.tip),
+            ("duties", t.duties),
+            ("fees", t.fees),
+            ("total", t.total),
+        ] {
+            within_bounds(amount).map_err(|why| format!("totals.{name}: {why}"))?;
+        }
+        Ok(())
+    }
+
     /// Checks the arithmetic a target would check: lines add up to the subtotal and the parts
     /// add up to the total. Returns the first field that disagrees.
     pub fn check_totals(&self) -> Result<(), String> {
         if self.lines.is_empty() {
             return Err("lines: an order needs at least one line".into());
         }
+        self.check_bounds()?;
         let lines: Decimal = self.lines.iter().map(OrderLine::net).sum();
         if lines != self.totals.subtotal {
             return Err(format!("totals.subtotal: lines add up to {lines}, subtotal says {}", self.totals.subtotal));

@@ -243,7 +243,10 @@ pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
         let parts = Breakdowns::of(&item["proceeds"], &read);
         let price = match parts.entries.iter().any(|b| b["type"] == "ITEM") {
             true => parts.sum("ITEM")?,
-            false => read.of(&product["price"]["unitPrice"], "product.price.unitPrice")? * Decimal::from(quantity),
+            false => read
+                .of(&product["price"]["unitPrice"], "product.price.unitPrice")?
+                .checked_mul(Decimal::from(quantity))
+                .ok_or_else(|| invalid("product.price.unitPrice", "times quantityOrdered is beyond any amount"))?,
         };
         let (unit_price, rounding) = fields::unit_price(price, quantity, "proceeds.breakdowns.ITEM")?;
         let discount = parts.detail("DISCOUNT", "ITEM", true)?.abs();
