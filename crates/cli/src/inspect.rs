@@ -201,7 +201,11 @@ pub async fn exception_move(
     Ok(())
 }
 
-pub async fn exceptions_list(data_dir: &Path, state: Option<String>, json: bool) -> anyhow::Result<()> {
+pub async fn exceptions_list(
+    data_dir: &Path,
+    state: Option<handoff_model::ExceptionState>,
+    json: bool,
+) -> anyhow::Result<()> {
     let store = open(data_dir)?;
     let rows = store.exceptions(state, 10_000).await?;
     if json {
@@ -336,7 +340,11 @@ pub async fn exception_act(
 const CLUSTERED: usize = 100_000;
 
 /// `exceptions clusters`: exceptions grouped by cause, largest first.
-pub async fn exception_clusters(data_dir: &Path, state: Option<String>, json: bool) -> anyhow::Result<()> {
+pub async fn exception_clusters(
+    data_dir: &Path,
+    state: Option<handoff_model::ExceptionState>,
+    json: bool,
+) -> anyhow::Result<()> {
     let store = open(data_dir)?;
     let rows = store.exceptions(state, CLUSTERED).await?;
     let clusters = handoff_engine::clusters::clusters(&rows);

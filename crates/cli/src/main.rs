@@ -221,8 +221,8 @@ enum ExceptionsCommand {
     /// orders, money and states; largest first.
     Clusters {
         /// Only exceptions in this state.
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_parser = exception_state)]
+        state: Option<handoff_model::ExceptionState>,
         #[command(flatten)]
         data: DataDir,
         #[arg(long)]
@@ -231,8 +231,8 @@ enum ExceptionsCommand {
     /// List exceptions, newest first.
     List {
         /// Only exceptions in this state (open, acknowledged, resolved, auto_resolved, ignored).
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_parser = exception_state)]
+        state: Option<handoff_model::ExceptionState>,
         #[command(flatten)]
         data: DataDir,
         #[arg(long)]
@@ -302,5 +302,13 @@ fn main() -> anyhow::Result<()> {
             Command::Reconcile(args) => reconcile::run(*args),
             Command::Sim(_) | Command::Contract { .. } => unreachable!("run above"),
         }
+    })
+}
+
+/// An exception state as people type it, or the states there are.
+fn exception_state(s: &str) -> Result<handoff_model::ExceptionState, String> {
+    handoff_model::ExceptionState::parse(s).ok_or_else(|| {
+        let states: Vec<&str> = handoff_model::ExceptionState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("no exception state {s:?}; the states are {}", states.join(", "))
     })
 }

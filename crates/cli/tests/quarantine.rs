@@ -187,4 +187,8 @@ async fn a_signed_body_that_cannot_be_mapped_is_held_raised_and_replayed_once_a_
         (Some("2002"), Some("total_shipping_price_set"))
     );
     assert_eq!(quarantine().await["held"], 1, "the unreadable one is still held");
+    // A state that does not exist is refused, not answered with an empty list.
+    let bogus = client().get(format!("{}/api/v1/exceptions?state=bogus", hub.url)).send().await.unwrap();
+    assert_eq!(bogus.status(), 400);
+    assert!(bogus.text().await.unwrap().contains("unknown variant `bogus`"));
 }

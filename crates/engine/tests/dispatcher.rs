@@ -137,7 +137,7 @@ async fn a_spent_budget_dead_letters_and_opens_an_exception() {
             assert!(matches!(outcome, Outcome::DeadLettered { .. }), "attempt {n}: {outcome:?}");
         }
     }
-    let exceptions = w.store.exceptions(Some("open".into()), 10).await.unwrap();
+    let exceptions = w.store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap();
     assert_eq!(exceptions.len(), 1);
     assert_eq!(exceptions[0].pattern, "dead_delivery");
 }

@@ -42,7 +42,8 @@ pub(crate) async fn order<S: Store + Clone>(
 
 #[derive(Deserialize)]
 pub(crate) struct ExceptionQuery {
-    state: Option<String>,
+    /// An unknown state is a 400 naming the states there are.
+    state: Option<handoff_model::ExceptionState>,
     limit: Option<usize>,
 }
 
@@ -110,7 +111,7 @@ pub(crate) async fn exception<S: Store + Clone>(
 
 #[derive(Deserialize)]
 pub(crate) struct ClusterQuery {
-    state: Option<String>,
+    state: Option<handoff_model::ExceptionState>,
 }
 
 /// Exceptions clustered by pattern, flow, field, channel, mapping and error fingerprint,

@@ -129,8 +129,11 @@ pub trait Store: Send + Sync + 'static {
     fn replay(&self, which: Replay, actor: String, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
 
     /// Exceptions, newest first, optionally only those in one state.
-    fn exceptions(&self, state: Option<String>, limit: usize)
-    -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
+    fn exceptions(
+        &self,
+        state: Option<handoff_model::ExceptionState>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
 
     /// A person acknowledges, resolves or ignores an exception (see
     /// `ExceptionState::person_may_move`); audited with `actor` and `reason`.

@@ -627,12 +627,16 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
+    async fn exceptions(
+        &self,
+        state: Option<handoff_model::ExceptionState>,
+        limit: usize,
+    ) -> Result<Vec<ExceptionRow>> {
         Ok(self.read(|m| {
             m.exceptions
                 .iter()
                 .rev()
-                .filter(|x| state.as_deref().is_none_or(|s| x.state == s))
+                .filter(|x| state.is_none_or(|s| x.state == s.as_str()))
                 .take(limit)
                 .cloned()
                 .collect()

@@ -277,7 +277,7 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Sto
     };
     attempt(&store, c, t0(), dead).await;
     assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);
-    let open = store.exceptions(Some("open".into()), 10).await.unwrap();
+    let open = store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].field.as_deref(), Some("order.customer.name"));
 

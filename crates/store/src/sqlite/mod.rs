@@ -77,6 +77,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
         M::up(include_str!("../../migrations/sqlite/0006_quarantine.sql")),
         M::up(include_str!("../../migrations/sqlite/0007_order_fingerprint.sql")),
+        M::up(include_str!("../../migrations/sqlite/0008_read_indexes.sql")),
     ])
 }
 
@@ -240,8 +241,12 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| writes::replay(conn, which, &actor, now)).await
     }
 
-    async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
-        self.read(move |conn| reads::exceptions(conn, state.as_deref(), limit)).await
+    async fn exceptions(
+        &self,
+        state: Option<handoff_model::ExceptionState>,
+        limit: usize,
+    ) -> Result<Vec<ExceptionRow>> {
+        self.read(move |conn| reads::exceptions(conn, state, limit)).await
     }
 
     async fn exception(&self, id: i64) -> Result<Option<ExceptionRow>> {

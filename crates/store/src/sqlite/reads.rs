@@ -6,6 +6,8 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EXCEPTION_COLUMNS, ts};
+use handoff_model::ExceptionState;
+
 use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, Result, StoredEvent, Timeline};
 
 pub(super) fn unprocessed_events(conn: &Connection, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -60,12 +62,21 @@ pub(super) fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<Comman
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(super) fn exceptions(conn: &Connection, state: Option<&str>, limit: usize) -> Result<Vec<ExceptionRow>> {
-    let sql =
-        format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![state, limit as i64], rows::exception)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(super) fn exceptions(conn: &Connection, state: Option<ExceptionState>, limit: usize) -> Result<Vec<ExceptionRow>> {
+    // Two statements, not `?1 IS NULL OR state = ?1`, which no index can lead.
+    let rows = match state {
+        Some(state) => {
+            let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE state = ?1 ORDER BY id DESC LIMIT ?2");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![state.as_str(), limit as i64], rows::exception)?.collect::<rusqlite::Result<_>>()
+        }
+        None => {
+            let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions ORDER BY id DESC LIMIT ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![limit as i64], rows::exception)?.collect::<rusqlite::Result<_>>()
+        }
+    };
+    Ok(rows?)
 }
 
 /// Counts per state without a sort: each unfinished state has its own partial index, and the
@@ -171,14 +182,17 @@ pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result
 
 pub(super) fn flow_stats(conn: &Connection, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
     let mut stmt = conn.prepare_cached(
+        // One pass: the window's commands by their creation index, each one's attempts by
+        // their key, aggregated together.
         "SELECT c.flow, c.target, c.kind, c.state,
-                (SELECT count(*) FROM attempts a WHERE a.command_id = c.id),
-                (SELECT count(*) FROM attempts a WHERE a.command_id = c.id AND a.outcome IN ('retry', 'ambiguous')),
-                (SELECT count(*) FROM attempts a WHERE a.command_id = c.id AND a.outcome = 'dead_lettered'),
-                (SELECT min(a.finished_at) FROM attempts a WHERE a.command_id = c.id AND a.outcome = 'acknowledged'),
+                count(a.attempt),
+                count(CASE WHEN a.outcome IN ('retry', 'ambiguous') THEN 1 END),
+                count(CASE WHEN a.outcome = 'dead_lettered' THEN 1 END),
+                min(CASE WHEN a.outcome = 'acknowledged' THEN a.finished_at END),
                 i.received_at
-         FROM outbox c LEFT JOIN inbox i ON i.id = c.event_row
-         WHERE c.created_at >= ?1",
+         FROM outbox c LEFT JOIN attempts a ON a.command_id = c.id LEFT JOIN inbox i ON i.id = c.event_row
+         WHERE c.created_at >= ?1
+         GROUP BY c.id",
     )?;
     let samples = stmt
         .query_map([super::rows::micros(since)], |r| {
@@ -200,4 +214,78 @@ pub(super) fn flow_stats(conn: &Connection, since: Timestamp) -> Result<Vec<crat
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(crate::flow_stats_of(samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// The statements the traced connection ran, with their parameters bound.
+    static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn ran(sql: &str) {
+        RAN.lock().unwrap().push(sql.to_owned());
+    }
+
+    /// Tables that grow with traffic: no read may walk one whole.
+    const LARGE: [&str; 8] = ["inbox", "outbox", "attempts", "exceptions", "audit", "facts", "ledger", "quarantine"];
+
+    #[test]
+    fn no_read_scans_a_table_that_grows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations().to_latest(&mut conn).unwrap();
+        conn.trace(Some(ran));
+        let since = Timestamp::UNIX_EPOCH;
+        unprocessed_events(&conn, 10).unwrap();
+        poll_cursor(&conn, "shop").unwrap();
+        order_states(&conn, &["1001".to_owned()]).unwrap();
+        next_due_at(&conn).unwrap();
+        dead_letters(&conn, 10).unwrap();
+        exceptions(&conn, None, 10).unwrap();
+        exceptions(&conn, Some(ExceptionState::Open), 10).unwrap();
+        command_counts(&conn).unwrap();
+        order_timeline(&conn, "1001").unwrap();
+        exception(&conn, 1).unwrap();
+        facts_after(&conn, 0, 10).unwrap();
+        flow_stats(&conn, since).unwrap();
+        super::super::quarantine::list(&conn, None, 10).unwrap();
+        super::super::quarantine::list(&conn, Some(crate::QuarantineState::Held), 10).unwrap();
+        super::super::quarantine::one(&conn, 1).unwrap();
+        super::super::quarantine::of_order(&conn, "1001").unwrap();
+        super::super::quarantine::depth(&conn).unwrap();
+        conn.trace(None);
+
+        let statements = std::mem::take(&mut *RAN.lock().unwrap());
+        // A partial index holds one unfinished state's rows only (dead letters, in flight).
+        let partial: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(statements.len() >= 17, "{statements:#?}");
+        let mut scans = Vec::new();
+        for sql in statements {
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let steps: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+            for step in steps {
+                let table = step.strip_prefix("SCAN ").and_then(|rest| rest.split_whitespace().next());
+                // The newest rows of a table, by its key, stop at their LIMIT.
+                let bounded = sql.contains(" ORDER BY id DESC LIMIT ") && !sql.contains(" WHERE ");
+                let by_partial_index = partial.iter().any(|index| step.ends_with(&format!(" INDEX {index}")));
+                // Known and kept: the total of all commands (GET /api/v1/outbox), a count over
+                // the smallest covering index.
+                let total = sql == "SELECT count(*) FROM outbox";
+                if table.is_some_and(|t| LARGE.contains(&t)) && !bounded && !by_partial_index && !total {
+                    scans.push(format!("{step}: {sql}"));
+                }
+            }
+        }
+        assert!(scans.is_empty(), "reads that walk a whole table:\n{}", scans.join("\n"));
+    }
 }
