@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use handoff_contract::check::{self, Severity};
 use handoff_contract::{Contract, Flow, Role, Stage, words};
 use handoff_model::{EventKind, ExceptionState, Pattern};
-use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
-use handoff_store::{ExceptionRow, FlowStats, Store};
+use handoff_store::sqlite::{DB_FILE, SqliteReader};
+use handoff_store::{ExceptionRow, FlowStats};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -136,7 +136,8 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let data_dir = &args.data.data_dir;
     let since = Timestamp::now() - SignedDuration::from_hours(args.window_hours.max(0));
     let (stats, exceptions, measured) = if data_dir.join(DB_FILE).exists() {
-        let store = SqliteStore::open(data_dir, SqliteOptions::default())?;
+        // Read only: the doctor inspects a hub's database and never migrates or writes it.
+        let store = SqliteReader::open(data_dir)?;
         let stats = store.flow_stats(since).await?;
         let exceptions: Vec<ExceptionRow> =
             store.exceptions(None, 100_000).await?.into_iter().filter(|x| x.updated_at >= since).collect();

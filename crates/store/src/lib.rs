@@ -31,6 +31,8 @@ pub enum StoreError {
     NotCommitted(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Schema(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

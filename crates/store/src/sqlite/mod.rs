@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::watch;
 
@@ -68,17 +68,21 @@ impl Drop for Inner {
     }
 }
 
+/// The schema, one migration per file, in order; the database's `user_version` counts the ones
+/// applied.
+const MIGRATIONS: [&str; 8] = [
+    include_str!("../../migrations/sqlite/0001_write_path.sql"),
+    include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
+    include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
+    include_str!("../../migrations/sqlite/0004_attempt_mapping.sql"),
+    include_str!("../../migrations/sqlite/0005_rules.sql"),
+    include_str!("../../migrations/sqlite/0006_quarantine.sql"),
+    include_str!("../../migrations/sqlite/0007_order_fingerprint.sql"),
+    include_str!("../../migrations/sqlite/0008_read_indexes.sql"),
+];
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/sqlite/0001_write_path.sql")),
-        M::up(include_str!("../../migrations/sqlite/0002_inbox_raw.sql")),
-        M::up(include_str!("../../migrations/sqlite/0003_poll_cursor.sql")),
-        M::up(include_str!("../../migrations/sqlite/0004_attempt_mapping.sql")),
-        M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
-        M::up(include_str!("../../migrations/sqlite/0006_quarantine.sql")),
-        M::up(include_str!("../../migrations/sqlite/0007_order_fingerprint.sql")),
-        M::up(include_str!("../../migrations/sqlite/0008_read_indexes.sql")),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
 
 /// Opens a connection with the durability every connection of the store must share.
@@ -147,6 +151,57 @@ impl SqliteStore {
     /// Runs a SQLite integrity check; `ok` when the file is sound.
     pub async fn integrity_check(&self) -> Result<String> {
         self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?)).await
+    }
+}
+
+/// The store opened to read only (`handoff doctor`): never migrated, never written, no writer
+/// or checkpointer started. A store of another schema version is refused rather than changed.
+pub struct SqliteReader {
+    path: PathBuf,
+}
+
+impl SqliteReader {
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(DB_FILE);
+        let conn = Self::connect(&path)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != MIGRATIONS.len() as i64 {
+            return Err(StoreError::Schema(format!(
+                "{} is at schema version {version}, this build reads version {}: run `handoff serve` of this \
+                 build once to migrate it, or use the build that wrote it",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(SqliteReader { path })
+    }
+
+    fn connect(path: &Path) -> Result<Connection> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(conn)
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || f(&Self::connect(&path)?)).await.expect("read task panicked")
+    }
+
+    pub async fn flow_stats(&self, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
+        self.read(move |conn| reads::flow_stats(conn, since)).await
+    }
+
+    pub async fn exceptions(
+        &self,
+        state: Option<handoff_model::ExceptionState>,
+        limit: usize,
+    ) -> Result<Vec<ExceptionRow>> {
+        self.read(move |conn| reads::exceptions(conn, state, limit)).await
     }
 }
 
