@@ -44,6 +44,7 @@ pub fn run(command: ContractCommand) -> anyhow::Result<i32> {
         ContractCommand::Check { config } => {
             let Some(contract) = load(&config) else { return Ok(REFUSED) };
             let mut findings = check::check(&contract);
+            findings.extend(connector_findings(&contract));
             findings.extend(mapping_findings(&contract, &config));
             let mut out = std::io::stdout().lock();
             for finding in &findings {
@@ -110,6 +111,24 @@ fn mapped_flows(contract: &Contract) -> BTreeMap<(&'static str, &'static str), V
 
 /// The mappings the contract's flows go through: each exists, passes its golden cases, and
 /// still produces every field the target's refreshed schema snapshot newly requires.
+/// Each system's connector built as `serve` builds it (its target and its poller), so a
+/// system `serve` would refuse (a NetSuite account without its token, say) fails the check
+/// too, naming the key. Nothing is sent: building a connector makes no request.
+fn connector_findings(contract: &Contract) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (name, system) in &contract.systems {
+        let built = handoff_connectors::target(name, system).and_then(|_| handoff_connectors::poller(name, system));
+        match built {
+            Ok(_) => findings.push(Finding::ok(
+                format!("systems.{name}"),
+                format!("the {} connector is configured", system.connector.as_str()),
+            )),
+            Err(e) => findings.push(Finding::error(e.key, e.message)),
+        }
+    }
+    findings
+}
+
 pub(crate) fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
     let mappings = match crate::held::mappings_of(contract, config) {
         Ok(m) => m,

@@ -31,6 +31,21 @@ fn check_passes_both_examples() {
 }
 
 #[test]
+fn check_fails_on_a_system_serve_would_refuse_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("vendors.toml")).unwrap();
+    let no_token = dir.path().join("no_token.toml");
+    std::fs::write(&no_token, text.replace(", token_secret = \"sim-token-secret\"", "")).unwrap();
+    let out = handoff(&["contract", "check", "--config", no_token.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("error") && l.contains("systems.netsuite.credentials.token_secret")),
+        "{text}"
+    );
+}
+
+#[test]
 fn check_fails_on_an_error_and_refuses_a_broken_contract() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(example("handoff.toml")).unwrap();
