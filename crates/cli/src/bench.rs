@@ -152,11 +152,23 @@ async fn store(dir: &Path, events: usize, concurrency: usize) -> anyhow::Result<
     let store_rate = events as f64 / store_secs;
     drop(store);
 
-    let ceiling_rate = ceiling(&dir.join("ceiling"), &bodies, batch)?;
+    // The ceiling is the raw program at its own best batch size, not at the store's: each size
+    // is swept and the fastest is the bar.
+    let mut best = (0.0_f64, 0);
+    for size in CEILING_BATCHES {
+        let rate = ceiling(&dir.join(format!("ceiling-{size}")), &bodies, size)?;
+        println!("ceiling (rusqlite), batches of {size:>5}: {rate:>9.0} events/s");
+        if rate > best.0 {
+            best = (rate, size);
+        }
+    }
+    let (ceiling_rate, ceiling_batch) = best;
     println!(
         "store intake path:  {store_rate:>9.0} events/s  ({commits} commits, {batch} events per commit on average)"
     );
-    println!("ceiling (rusqlite): {ceiling_rate:>9.0} events/s  (same inserts, same durability, batches of {batch})");
+    println!(
+        "ceiling (rusqlite): {ceiling_rate:>9.0} events/s  (same inserts, same durability, its best batch: {ceiling_batch})"
+    );
     println!("store / ceiling:    {:>9.0} %", 100.0 * store_rate / ceiling_rate);
     Ok(())
 }
@@ -199,6 +211,9 @@ async fn record_concurrently(
     }
     Ok(())
 }
+
+/// The batch sizes the raw ceiling is measured at.
+const CEILING_BATCHES: [usize; 6] = [1, 16, 64, 256, 1024, 4096];
 
 /// The minimal program: one connection, the same table and pragmas, the same rows in
 /// transactions of `batch` rows, one prepared statement, and no checkpoints at all (the store
@@ -435,7 +450,16 @@ async fn e2e(dir: &Path, orders: usize, concurrency: usize) -> anyhow::Result<()
     let applied: Vec<Value> = client.get(format!("{erp_url}/_applied")).send().await?.json().await?;
     println!("intake while delivering: {intake_rate:.0} events/s");
     println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
-    println!("ERP records created: {} (expected {orders})", applied.len());
+    // A figure counts only when the ERP holds exactly one record per order.
+    let created: std::collections::HashSet<&str> =
+        applied.iter().filter(|a| a["op"] == "create").filter_map(|a| a["external_ref"].as_str()).collect();
+    println!("ERP records created: {} for {} distinct orders (expected {orders})", applied.len(), created.len());
+    anyhow::ensure!(
+        applied.len() == orders && created.len() == orders,
+        "the ERP does not hold exactly one record per order: {} writes for {} orders",
+        applied.len(),
+        created.len()
+    );
     Ok(())
 }
 
