@@ -221,14 +221,17 @@ mod tests {
     use std::sync::Mutex;
 
     use rusqlite::Connection;
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
 
     use super::*;
 
     /// The statements the traced connection ran, with their parameters bound.
     static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-    fn ran(sql: &str) {
-        RAN.lock().unwrap().push(sql.to_owned());
+    fn ran(event: TraceEvent<'_>) {
+        if let TraceEvent::Stmt(statement, sql) = event {
+            RAN.lock().unwrap().push(statement.expanded_sql().unwrap_or_else(|| sql.to_owned()));
+        }
     }
 
     /// Tables that grow with traffic: no read may walk one whole.
@@ -238,7 +241,7 @@ mod tests {
     fn no_read_scans_a_table_that_grows() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations().to_latest(&mut conn).unwrap();
-        conn.trace(Some(ran));
+        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(ran));
         let since = Timestamp::UNIX_EPOCH;
         unprocessed_events(&conn, 10).unwrap();
         poll_cursor(&conn, "shop").unwrap();
@@ -257,7 +260,7 @@ mod tests {
         super::super::quarantine::one(&conn, 1).unwrap();
         super::super::quarantine::of_order(&conn, "1001").unwrap();
         super::super::quarantine::depth(&conn).unwrap();
-        conn.trace(None);
+        conn.trace_v2(TraceEventCodes::empty(), None);
 
         let statements = std::mem::take(&mut *RAN.lock().unwrap());
         // A partial index holds one unfinished state's rows only (dead letters, in flight).
