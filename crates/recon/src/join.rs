@@ -3,50 +3,16 @@
 //! sorted index, so the pass is not quadratic); then each order becomes a rules [`Ledger`],
 //! built from [`Fact`]s exactly as the live hub builds it.
 
-use std::hash::BuildHasher;
-
 use handoff_model::{Currency, Money};
 use handoff_rules::fuzzy::{self, Keys};
 use handoff_rules::{Fact, Ledger, PaymentFact};
-use hashbrown::HashTable;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::arena::{Arena, NO};
+use crate::references::References;
 use crate::rows::{Batch, NONE, Rec, Ts, ts};
-
-const NO: u32 = u32::MAX;
-
-/// Strings one after the other in one buffer: no allocation per string.
-#[derive(Default)]
-struct Arena {
-    bytes: String,
-    ends: Vec<u64>,
-}
-
-impl Arena {
-    fn push(&mut self, s: &str) -> u32 {
-        if s.is_empty() {
-            return NO;
-        }
-        self.bytes.push_str(s);
-        self.ends.push(self.bytes.len() as u64);
-        (self.ends.len() - 1) as u32
-    }
-
-    fn get(&self, i: u32) -> &str {
-        if i == NO {
-            return "";
-        }
-        let end = self.ends[i as usize] as usize;
-        let start = if i == 0 { 0 } else { self.ends[i as usize - 1] as usize };
-        &self.bytes[start..end]
-    }
-
-    fn opt(&self, i: u32) -> Option<&str> {
-        (i != NO).then(|| self.get(i))
-    }
-}
 
 /// What is known of one order reference so far.
 #[derive(Clone)]
@@ -170,13 +136,8 @@ pub struct JoinStats {
 #[derive(Default)]
 pub struct Join {
     channels: Vec<String>,
-    /// Order references: each entry is its hash's upper half and its index, so that growing the
-    /// table never reads the references again.
-    refs: HashTable<u64>,
-    hasher: foldhash::fast::FixedState,
-    /// The last reference interned: a channel export's rows of one order come together.
-    last: Option<u32>,
-    ref_text: Arena,
+    /// Order references: the index of each is its order's in `orders`.
+    refs: References,
     orders: Vec<Order>,
     strings: Arena,
     erp: Vec<ErpRow>,
@@ -194,37 +155,25 @@ impl Join {
         Join { channels, ..Join::default() }
     }
 
-    fn intern(&mut self, reference: &str) -> u32 {
-        if let Some(i) = self.last.filter(|&i| self.ref_text.get(i) == reference) {
-            return i;
-        }
-        let high = (self.hasher.hash_one(reference) >> 32) as u32;
-        let (text, orders) = (&self.ref_text, &mut self.orders);
-        let entry = self.refs.entry(
-            spread(high),
-            |&e| (e >> 32) as u32 == high && text.get(e as u32) == reference,
-            |&e| spread((e >> 32) as u32),
-        );
-        let i = match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => *e.get() as u32,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                let i = self.ref_text.push(reference);
-                debug_assert_eq!(i as usize, orders.len());
-                orders.push(Order::default());
-                e.insert((high as u64) << 32 | i as u64);
-                i
-            }
-        };
-        self.last = Some(i);
-        i
-    }
-
     pub fn apply(&mut self, batch: &Batch) {
-        for rec in &batch.recs {
+        let references: Vec<&str> = batch
+            .recs
+            .iter()
+            .map(|rec| match *rec {
+                Rec::Channel { reference, .. } | Rec::Payment { reference, .. } | Rec::Erp { reference, .. } => {
+                    batch.text(reference)
+                }
+                Rec::Shipment { .. } => "",
+            })
+            .collect();
+        let mut found = Vec::with_capacity(references.len());
+        self.refs.intern_all(&references, &mut found);
+        self.orders.resize(self.refs.len(), Order::default());
+        for (rec, &o) in batch.recs.iter().zip(&found) {
             match *rec {
                 Rec::Channel {
                     system,
-                    reference,
+                    reference: _,
                     placed,
                     updated,
                     email,
@@ -238,7 +187,7 @@ impl Join {
                     refunded_in_full,
                     refunded_at,
                 } => {
-                    let i = self.intern(batch.text(reference)) as usize;
+                    let i = o as usize;
                     let email = match self.orders[i].email {
                         NO => self.strings.push(batch.text(email)),
                         e => e,
@@ -287,10 +236,9 @@ impl Join {
                     };
                     let p = self.payments.len() as u32;
                     self.payments.push(row);
-                    match reference.is_empty() {
-                        true => self.loose_payments.push(p),
-                        false => {
-                            let o = self.intern(batch.text(reference));
+                    match o {
+                        NO => self.loose_payments.push(p),
+                        o => {
                             self.link_payment(p, o);
                             self.stats.payments_by_reference += 1;
                         }
@@ -312,10 +260,9 @@ impl Join {
                     };
                     let r = self.erp.len() as u32;
                     self.erp.push(row);
-                    match reference.is_empty() {
-                        true => self.loose_erp.push(r),
-                        false => {
-                            let o = self.intern(batch.text(reference));
+                    match o {
+                        NO => self.loose_erp.push(r),
+                        o => {
                             self.link_erp(r, o);
                             self.stats.erp_by_reference += 1;
                         }
@@ -470,7 +417,7 @@ impl Join {
             self.links.push(FuzzyLink {
                 kind: "payment",
                 id: self.strings.get(self.payments[p as usize].id).to_owned(),
-                order_ref: self.ref_text.get(o).to_owned(),
+                order_ref: self.refs.get(o).to_owned(),
                 confidence: score,
             });
             self.stats.payments_by_fuzzy += 1;
@@ -481,7 +428,7 @@ impl Join {
             self.links.push(FuzzyLink {
                 kind: "erp",
                 id: self.strings.get(self.erp[r as usize].id).to_owned(),
-                order_ref: self.ref_text.get(o).to_owned(),
+                order_ref: self.refs.get(o).to_owned(),
                 confidence: score,
             });
             self.stats.erp_by_fuzzy += 1;
@@ -514,7 +461,7 @@ impl Join {
             return l;
         }
         let o = &self.orders[i];
-        let mut l = Ledger::new(self.ref_text.get(i as u32));
+        let mut l = Ledger::new(self.refs.get(i as u32));
         if let (Some(at), Some(total)) = (ts(o.placed), o.total()) {
             let channel = self.channels[o.channel as usize - 1].clone();
             let email = self.strings.opt(o.email).map(str::to_owned);
@@ -593,12 +540,6 @@ impl Join {
             None => ts(self.payments[self.loose_payments[i - self.orders.len()] as usize].at),
         }
     }
-}
-
-/// A table hash from the stored half: the table takes its buckets from the low bits and its
-/// tags from the high ones, so both must vary.
-fn spread(high: u32) -> u64 {
-    (high as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn min(a: Ts, b: Ts) -> Ts {

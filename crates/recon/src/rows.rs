@@ -288,14 +288,16 @@ impl Reader {
         loop {
             match table.next(&mut record, &self.fields.wanted) {
                 Ok(None) => break,
+                Ok(Some(row)) if row.blank => continue,
                 Ok(Some(row)) => {
                     batch.rows += 1;
                     if let Err(reason) = self.record(&row, &mut batch) {
-                        batch.bad.push(BadRow { file: file.clone(), line: row.line, reason });
+                        batch.bad.push(BadRow { file: file.clone(), line: table.line_of_last(), reason });
                     }
                 }
-                Err(Ok(bad)) => {
+                Err(Ok(mut bad)) => {
                     batch.rows += 1;
+                    bad.line = table.line_of_last();
                     batch.bad.push(bad);
                 }
                 Err(Err(e)) => return Err(e),
