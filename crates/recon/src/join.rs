@@ -3,9 +3,12 @@
 //! sorted index, so the pass is not quadratic); then each order becomes a rules [`Ledger`],
 //! built from [`Fact`]s exactly as the live hub builds it.
 
+use std::hash::BuildHasher;
+
 use handoff_model::{Currency, Money};
 use handoff_rules::fuzzy::{self, Keys};
 use handoff_rules::{Fact, Ledger, PaymentFact};
+use hashbrown::HashTable;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -145,7 +148,10 @@ pub struct Join {
     /// ERP records and payments naming no order, waiting for the fuzzy pass.
     loose_erp: Vec<u32>,
     loose_payments: Vec<u32>,
+    /// ERP fulfillments, by the id (in `shipment_ids`) of the record they fulfil: both let go
+    /// once applied.
     shipments: Vec<(u32, Ts)>,
+    shipment_ids: Arena,
     pub links: Vec<FuzzyLink>,
     pub stats: JoinStats,
 }
@@ -269,7 +275,7 @@ impl Join {
                     }
                 }
                 Rec::Shipment { erp_id, at } => {
-                    let id = self.strings.push(batch.text(erp_id));
+                    let id = self.shipment_ids.push(batch.text(erp_id));
                     self.shipments.push((id, at));
                 }
             }
@@ -305,23 +311,30 @@ impl Join {
             return;
         }
         self.stats.erp_fulfillments = self.shipments.len() as u64;
-        let mut by_id: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::with_capacity(self.erp.len());
-        for (i, r) in self.erp.iter().enumerate() {
-            by_id.insert(self.strings.get(r.id), i as u32);
+        // ERP records by id: a table of their indexes only (a map of ids would cost several
+        // times the records' own memory at ten million).
+        let hasher = foldhash::fast::FixedState::default();
+        let (erp, strings) = (&self.erp, &self.strings);
+        let id_of = |r: u32| strings.get(erp[r as usize].id);
+        let mut by_id: HashTable<u32> = HashTable::with_capacity(erp.len());
+        for r in 0..erp.len() as u32 {
+            by_id.insert_unique(hasher.hash_one(id_of(r)), r, |&r| hasher.hash_one(id_of(r)));
         }
         let mut found = Vec::with_capacity(self.shipments.len());
         for &(id, at) in &self.shipments {
-            match by_id.get(self.strings.get(id)) {
+            let id = self.shipment_ids.get(id);
+            match by_id.find(hasher.hash_one(id), |&r| id_of(r) == id) {
                 Some(&r) => found.push((r, at)),
                 None => self.stats.fulfillments_unmatched += 1,
             }
         }
         drop(by_id);
+        self.shipments = Vec::new();
+        self.shipment_ids = Arena::default();
         for (r, at) in found {
             let row = &mut self.erp[r as usize];
             row.fulfilled = min(row.fulfilled, at);
         }
-        self.shipments = Vec::new();
     }
 
     fn keys(&self, o: &Order) -> Option<Keys<'_>> {
