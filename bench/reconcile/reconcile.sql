@@ -8,6 +8,8 @@
 -- `{deadline_hours}` and `{timezone}` are filled in by duckdb_reconcile.py.
 
 SET TimeZone = 'UTC';
+-- Tables built for one query: no insertion order to keep (DuckDB's advice for large loads).
+SET preserve_insertion_order = false;
 
 -- Shopify's order export: one row per line item, the order's fields on its first row. Its times
 -- carry an offset: read as TIMESTAMP (DuckDB's CSV reader applies %z only to that type), in UTC.

@@ -1,6 +1,9 @@
 //! Opening an export: gzip recognised by its magic bytes, CSV, TSV or JSONL, and each row's
-//! wanted fields by column name. A row that cannot be used is a [`BadRow`]: counted, the first
-//! few kept with file, line and reason, and never the end of the run.
+//! wanted fields by column name. Delimited files are split by `simd_csv`'s zero-copy reader
+//! (splitting rows is most of a reconcile's reading): a row's fields are read in place, and
+//! only a row with a quote in it is unescaped into a copy. A row that cannot be used is a
+//! [`BadRow`]: counted, the first few kept with file, line and reason, and never the end of
+//! the run.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -103,8 +106,67 @@ pub struct Wanted {
 }
 
 enum Source {
-    Delimited(csv::Reader<Box<dyn BufRead + Send>>),
+    Delimited(Box<Delimited>),
     Jsonl { lines: Box<dyn BufRead + Send>, buf: String, line: u64 },
+}
+
+/// A CSV or TSV file being split into rows, with the line each row starts on.
+struct Delimited {
+    csv: simd_csv::ZeroCopyReader<Box<dyn BufRead + Send>>,
+    quote: u8,
+    /// Where the next row starts if no blank line comes before it.
+    line: u64,
+    /// Bytes a line break takes in this file: 2 where the header line ends with CRLF.
+    eol: u64,
+    /// The last row read, until its line is settled.
+    last: Option<Last>,
+    /// The line the last row read starts on, once settled.
+    last_line: u64,
+}
+
+/// What settles a row's line: the reader skips blank lines without saying so, and a row's
+/// borrow of the reader ends only after it has been used.
+struct Last {
+    /// The reader's position before the row, its blank lines and its line break.
+    before: u64,
+    len: u64,
+    /// Line breaks inside its quoted fields.
+    breaks: u64,
+}
+
+/// A tab-separated report has no quoting: its quote is a byte no text holds.
+const NO_QUOTE: u8 = 0;
+
+impl Delimited {
+    fn new(mut reader: Box<dyn BufRead + Send>, format: Format, delimiter: u8) -> io::Result<Delimited> {
+        let head = reader.fill_buf()?;
+        let crlf = memchr::memchr(b'\n', head).is_some_and(|at| at > 0 && head[at - 1] == b'\r');
+        let quote = if format == Format::Tsv { NO_QUOTE } else { b'"' };
+        let csv = simd_csv::ZeroCopyReaderBuilder::new()
+            .delimiter(delimiter)
+            .quote(quote)
+            .flexible(true)
+            .has_headers(true)
+            .buffer_capacity(BUFFER_BYTES)
+            .from_reader(reader);
+        Ok(Delimited { csv, quote, line: 2, eol: if crlf { 2 } else { 1 }, last: None, last_line: 0 })
+    }
+
+    /// The line the last row read starts on: the blank lines skipped before it are what the
+    /// reader consumed besides the row and its line break.
+    fn settle(&mut self) -> u64 {
+        if let Some(last) = self.last.take() {
+            let rest = (self.csv.position() - last.before).saturating_sub(last.len);
+            let blank = rest.saturating_sub(self.eol) / self.eol;
+            self.last_line = self.line + blank;
+            self.line = self.last_line + 1 + last.breaks;
+        }
+        self.last_line
+    }
+
+    fn header(&mut self) -> Result<Vec<String>, simd_csv::Error> {
+        Ok(header_names(self.csv.byte_headers()?.iter()))
+    }
 }
 
 /// Rows of one export, with the wanted fields found by column name.
@@ -118,22 +180,28 @@ pub struct Table {
 
 /// One row: the wanted fields by their index in the wanted list.
 pub struct Row<'a> {
-    record: &'a ByteRecord,
+    fields: Fields<'a>,
     positions: &'a [Option<usize>],
     pub line: u64,
+    /// A line of nothing but spaces: no row (the reader skips empty lines itself).
+    pub blank: bool,
+}
+
+enum Fields<'a> {
+    /// A row without a quote: each field is its bytes between delimiters.
+    InPlace(simd_csv::ZeroCopyByteRecord<'a>),
+    Copied(&'a ByteRecord),
 }
 
 impl Row<'_> {
     /// The field, trimmed; empty when the column is absent.
     pub fn get(&self, wanted: usize) -> &[u8] {
-        match self.positions.get(wanted).copied().flatten() {
-            Some(i) => self.record.get(i).unwrap_or_default().trim_ascii(),
-            None => b"",
-        }
-    }
-
-    pub fn has(&self, wanted: usize) -> bool {
-        self.positions.get(wanted).copied().flatten().is_some()
+        let Some(i) = self.positions.get(wanted).copied().flatten() else { return b"" };
+        let field = match &self.fields {
+            Fields::InPlace(r) => r.get(i),
+            Fields::Copied(r) => r.get(i),
+        };
+        field.unwrap_or_default().trim_ascii()
     }
 }
 
@@ -144,20 +212,13 @@ impl Table {
         let reader = open(path).map_err(io)?;
         match format {
             Format::Csv | Format::Tsv => {
-                let mut csv = csv::ReaderBuilder::new()
-                    .delimiter(delimiter)
-                    .flexible(true)
-                    .has_headers(true)
-                    .quoting(format == Format::Csv)
-                    .buffer_capacity(BUFFER_BYTES)
-                    .from_reader(reader);
-                let headers = csv.byte_headers().map_err(|e| InputError::Unreadable {
+                let mut rows = Delimited::new(reader, format, delimiter).map_err(io)?;
+                let names = rows.header().map_err(|e| InputError::Unreadable {
                     file: file.clone(),
                     reason: format!("no header row: {e}"),
                 })?;
-                let names = header_names(headers);
                 let positions = locate(&file, &names, wanted)?;
-                Ok(Table { file, source: Source::Delimited(csv), positions, width: names.len() })
+                Ok(Table { file, source: Source::Delimited(Box::new(rows)), positions, width: names.len() })
             }
             Format::Jsonl => Ok(Table {
                 file,
@@ -168,6 +229,14 @@ impl Table {
         }
     }
 
+    /// The line the last row read starts on, exactly (once that row is no longer borrowed).
+    pub fn line_of_last(&mut self) -> u64 {
+        match &mut self.source {
+            Source::Delimited(rows) => rows.settle(),
+            Source::Jsonl { line, .. } => *line,
+        }
+    }
+
     /// Reads the next row into `record`; `Ok(None)` at the end. A row that cannot be parsed is
     /// returned as `Err` and reading can go on.
     pub fn next<'a>(
@@ -175,35 +244,44 @@ impl Table {
         record: &'a mut ByteRecord,
         wanted: &[Wanted],
     ) -> Result<Option<Row<'a>>, Result<BadRow, InputError>> {
-        let line = match &mut self.source {
-            Source::Delimited(csv) => loop {
-                match csv.read_byte_record(record) {
-                    Ok(false) => return Ok(None),
-                    Ok(true) => {
-                        let line = record.position().map_or(0, |p| p.line());
-                        // A blank line between rows is not a row.
-                        if record.len() == 1 && record[0].trim_ascii().is_empty() {
-                            continue;
-                        }
-                        if record.len() != self.width {
-                            return Err(Ok(BadRow {
-                                file: self.file.clone(),
-                                line,
-                                reason: format!("{} fields where the header has {}", record.len(), self.width),
-                            }));
-                        }
-                        break line;
-                    }
+        let (fields, line, blank) = match &mut self.source {
+            Source::Delimited(rows) => {
+                rows.settle();
+                let before = rows.csv.position();
+                let row = match rows.csv.read_byte_record() {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(row)) => row,
                     Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        if let csv::ErrorKind::Io(_) = e.kind() {
-                            let csv::ErrorKind::Io(source) = e.into_kind() else { unreachable!() };
-                            return Err(Err(InputError::Io { file: self.file.clone(), source }));
-                        }
-                        return Err(Ok(BadRow { file: self.file.clone(), line, reason: e.to_string() }));
+                        let reason = e.to_string();
+                        return Err(match e.into_kind() {
+                            simd_csv::ErrorKind::Io(source) => Err(InputError::Io { file: self.file.clone(), source }),
+                            _ => Ok(BadRow { file: self.file.clone(), line: rows.line, reason }),
+                        });
                     }
+                };
+                let bytes = row.as_slice();
+                // Exact unless blank lines come right before the row: `line_of_last` says.
+                let line = rows.line;
+                // Only a quoted field holds a quote, or a line break.
+                let quoted = memchr::memchr(rows.quote, bytes).is_some();
+                let breaks = if quoted { memchr::memchr_iter(b'\n', bytes).count() as u64 } else { 0 };
+                rows.last = Some(Last { before, len: bytes.len() as u64, breaks });
+                let blank = row.len() == 1 && bytes.trim_ascii().is_empty();
+                if row.len() != self.width && !blank {
+                    return Err(Ok(BadRow {
+                        file: self.file.clone(),
+                        line,
+                        reason: format!("{} fields where the header has {}", row.len(), self.width),
+                    }));
                 }
-            },
+                if quoted {
+                    record.clear();
+                    row.unescaped_iter().for_each(|f| record.push_field(&f));
+                    (Fields::Copied(record), line, blank)
+                } else {
+                    (Fields::InPlace(row), line, blank)
+                }
+            }
             Source::Jsonl { lines, buf, line } => loop {
                 buf.clear();
                 *line += 1;
@@ -227,10 +305,10 @@ impl Table {
                 for w in wanted {
                     record.push_field(json_text(value.get(&w.name)).as_bytes());
                 }
-                break *line;
+                break (Fields::Copied(record), *line, false);
             },
         };
-        Ok(Some(Row { record, positions: &self.positions, line }))
+        Ok(Some(Row { fields, positions: &self.positions, line, blank }))
     }
 }
 
@@ -257,17 +335,17 @@ pub fn sample(
     let reader = open(path).map_err(io)?;
     match format {
         Format::Csv | Format::Tsv => {
-            let mut table = Table::open(path, format, delimiter, &[])?;
-            let Source::Delimited(csv) = &mut table.source else { unreachable!("a delimited table") };
-            let names =
-                header_names(csv.byte_headers().map_err(|e| InputError::Unreadable {
-                    file: file.clone(),
-                    reason: format!("no header row: {e}"),
-                })?);
+            let mut table = Delimited::new(reader, format, delimiter).map_err(io)?;
+            let names = table
+                .header()
+                .map_err(|e| InputError::Unreadable { file: file.clone(), reason: format!("no header row: {e}") })?;
             let mut out = Vec::new();
-            let mut record = ByteRecord::new();
-            while out.len() < rows && csv.read_byte_record(&mut record).unwrap_or(false) {
-                out.push(record.clone());
+            while out.len() < rows
+                && let Ok(Some(row)) = table.csv.read_byte_record()
+            {
+                let mut record = ByteRecord::new();
+                row.unescaped_iter().for_each(|f| record.push_field(&f));
+                out.push(record);
             }
             Ok((names, out))
         }
@@ -310,8 +388,8 @@ fn json_text(v: Option<&serde_json::Value>) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn header_names(headers: &ByteRecord) -> Vec<String> {
-    headers.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_owned()).collect()
+fn header_names<'a>(headers: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    headers.map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_owned()).collect()
 }
 
 /// Where each wanted column is; an exact name first, then ignoring case.

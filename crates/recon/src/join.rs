@@ -13,40 +13,9 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::arena::{Arena, NO};
+use crate::references::References;
 use crate::rows::{Batch, NONE, Rec, Ts, ts};
-
-const NO: u32 = u32::MAX;
-
-/// Strings one after the other in one buffer: no allocation per string.
-#[derive(Default)]
-struct Arena {
-    bytes: String,
-    ends: Vec<u64>,
-}
-
-impl Arena {
-    fn push(&mut self, s: &str) -> u32 {
-        if s.is_empty() {
-            return NO;
-        }
-        self.bytes.push_str(s);
-        self.ends.push(self.bytes.len() as u64);
-        (self.ends.len() - 1) as u32
-    }
-
-    fn get(&self, i: u32) -> &str {
-        if i == NO {
-            return "";
-        }
-        let end = self.ends[i as usize] as usize;
-        let start = if i == 0 { 0 } else { self.ends[i as usize - 1] as usize };
-        &self.bytes[start..end]
-    }
-
-    fn opt(&self, i: u32) -> Option<&str> {
-        (i != NO).then(|| self.get(i))
-    }
-}
 
 /// What is known of one order reference so far.
 #[derive(Clone)]
@@ -170,13 +139,8 @@ pub struct JoinStats {
 #[derive(Default)]
 pub struct Join {
     channels: Vec<String>,
-    /// Order references: each entry is its hash's upper half and its index, so that growing the
-    /// table never reads the references again.
-    refs: HashTable<u64>,
-    hasher: foldhash::fast::FixedState,
-    /// The last reference interned: a channel export's rows of one order come together.
-    last: Option<u32>,
-    ref_text: Arena,
+    /// Order references: the index of each is its order's in `orders`.
+    refs: References,
     orders: Vec<Order>,
     strings: Arena,
     erp: Vec<ErpRow>,
@@ -184,7 +148,10 @@ pub struct Join {
     /// ERP records and payments naming no order, waiting for the fuzzy pass.
     loose_erp: Vec<u32>,
     loose_payments: Vec<u32>,
+    /// ERP fulfillments, by the id (in `shipment_ids`) of the record they fulfil: both let go
+    /// once applied.
     shipments: Vec<(u32, Ts)>,
+    shipment_ids: Arena,
     pub links: Vec<FuzzyLink>,
     pub stats: JoinStats,
 }
@@ -194,37 +161,25 @@ impl Join {
         Join { channels, ..Join::default() }
     }
 
-    fn intern(&mut self, reference: &str) -> u32 {
-        if let Some(i) = self.last.filter(|&i| self.ref_text.get(i) == reference) {
-            return i;
-        }
-        let high = (self.hasher.hash_one(reference) >> 32) as u32;
-        let (text, orders) = (&self.ref_text, &mut self.orders);
-        let entry = self.refs.entry(
-            spread(high),
-            |&e| (e >> 32) as u32 == high && text.get(e as u32) == reference,
-            |&e| spread((e >> 32) as u32),
-        );
-        let i = match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => *e.get() as u32,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                let i = self.ref_text.push(reference);
-                debug_assert_eq!(i as usize, orders.len());
-                orders.push(Order::default());
-                e.insert((high as u64) << 32 | i as u64);
-                i
-            }
-        };
-        self.last = Some(i);
-        i
-    }
-
     pub fn apply(&mut self, batch: &Batch) {
-        for rec in &batch.recs {
+        let references: Vec<&str> = batch
+            .recs
+            .iter()
+            .map(|rec| match *rec {
+                Rec::Channel { reference, .. } | Rec::Payment { reference, .. } | Rec::Erp { reference, .. } => {
+                    batch.text(reference)
+                }
+                Rec::Shipment { .. } => "",
+            })
+            .collect();
+        let mut found = Vec::with_capacity(references.len());
+        self.refs.intern_all(&references, &mut found);
+        self.orders.resize(self.refs.len(), Order::default());
+        for (rec, &o) in batch.recs.iter().zip(&found) {
             match *rec {
                 Rec::Channel {
                     system,
-                    reference,
+                    reference: _,
                     placed,
                     updated,
                     email,
@@ -238,7 +193,7 @@ impl Join {
                     refunded_in_full,
                     refunded_at,
                 } => {
-                    let i = self.intern(batch.text(reference)) as usize;
+                    let i = o as usize;
                     let email = match self.orders[i].email {
                         NO => self.strings.push(batch.text(email)),
                         e => e,
@@ -287,10 +242,9 @@ impl Join {
                     };
                     let p = self.payments.len() as u32;
                     self.payments.push(row);
-                    match reference.is_empty() {
-                        true => self.loose_payments.push(p),
-                        false => {
-                            let o = self.intern(batch.text(reference));
+                    match o {
+                        NO => self.loose_payments.push(p),
+                        o => {
                             self.link_payment(p, o);
                             self.stats.payments_by_reference += 1;
                         }
@@ -312,17 +266,16 @@ impl Join {
                     };
                     let r = self.erp.len() as u32;
                     self.erp.push(row);
-                    match reference.is_empty() {
-                        true => self.loose_erp.push(r),
-                        false => {
-                            let o = self.intern(batch.text(reference));
+                    match o {
+                        NO => self.loose_erp.push(r),
+                        o => {
                             self.link_erp(r, o);
                             self.stats.erp_by_reference += 1;
                         }
                     }
                 }
                 Rec::Shipment { erp_id, at } => {
-                    let id = self.strings.push(batch.text(erp_id));
+                    let id = self.shipment_ids.push(batch.text(erp_id));
                     self.shipments.push((id, at));
                 }
             }
@@ -358,23 +311,30 @@ impl Join {
             return;
         }
         self.stats.erp_fulfillments = self.shipments.len() as u64;
-        let mut by_id: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::with_capacity(self.erp.len());
-        for (i, r) in self.erp.iter().enumerate() {
-            by_id.insert(self.strings.get(r.id), i as u32);
+        // ERP records by id: a table of their indexes only (a map of ids would cost several
+        // times the records' own memory at ten million).
+        let hasher = foldhash::fast::FixedState::default();
+        let (erp, strings) = (&self.erp, &self.strings);
+        let id_of = |r: u32| strings.get(erp[r as usize].id);
+        let mut by_id: HashTable<u32> = HashTable::with_capacity(erp.len());
+        for r in 0..erp.len() as u32 {
+            by_id.insert_unique(hasher.hash_one(id_of(r)), r, |&r| hasher.hash_one(id_of(r)));
         }
         let mut found = Vec::with_capacity(self.shipments.len());
         for &(id, at) in &self.shipments {
-            match by_id.get(self.strings.get(id)) {
+            let id = self.shipment_ids.get(id);
+            match by_id.find(hasher.hash_one(id), |&r| id_of(r) == id) {
                 Some(&r) => found.push((r, at)),
                 None => self.stats.fulfillments_unmatched += 1,
             }
         }
         drop(by_id);
+        self.shipments = Vec::new();
+        self.shipment_ids = Arena::default();
         for (r, at) in found {
             let row = &mut self.erp[r as usize];
             row.fulfilled = min(row.fulfilled, at);
         }
-        self.shipments = Vec::new();
     }
 
     fn keys(&self, o: &Order) -> Option<Keys<'_>> {
@@ -470,7 +430,7 @@ impl Join {
             self.links.push(FuzzyLink {
                 kind: "payment",
                 id: self.strings.get(self.payments[p as usize].id).to_owned(),
-                order_ref: self.ref_text.get(o).to_owned(),
+                order_ref: self.refs.get(o).to_owned(),
                 confidence: score,
             });
             self.stats.payments_by_fuzzy += 1;
@@ -481,7 +441,7 @@ impl Join {
             self.links.push(FuzzyLink {
                 kind: "erp",
                 id: self.strings.get(self.erp[r as usize].id).to_owned(),
-                order_ref: self.ref_text.get(o).to_owned(),
+                order_ref: self.refs.get(o).to_owned(),
                 confidence: score,
             });
             self.stats.erp_by_fuzzy += 1;
@@ -514,7 +474,7 @@ impl Join {
             return l;
         }
         let o = &self.orders[i];
-        let mut l = Ledger::new(self.ref_text.get(i as u32));
+        let mut l = Ledger::new(self.refs.get(i as u32));
         if let (Some(at), Some(total)) = (ts(o.placed), o.total()) {
             let channel = self.channels[o.channel as usize - 1].clone();
             let email = self.strings.opt(o.email).map(str::to_owned);
@@ -593,12 +553,6 @@ impl Join {
             None => ts(self.payments[self.loose_payments[i - self.orders.len()] as usize].at),
         }
     }
-}
-
-/// A table hash from the stored half: the table takes its buckets from the low bits and its
-/// tags from the high ones, so both must vary.
-fn spread(high: u32) -> u64 {
-    (high as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn min(a: Ts, b: Ts) -> Ts {

@@ -9,6 +9,7 @@
 //! `handoff_rules::evaluate`; `cluster` and `report` summarise. `generate` writes realistic
 //! exports with planted exceptions and their ground truth, which `truth` scores a run against.
 
+mod arena;
 pub mod classify;
 pub mod cluster;
 pub mod generate;
@@ -17,6 +18,7 @@ pub mod infer;
 pub mod input;
 pub mod join;
 pub mod presets;
+mod references;
 pub mod report;
 pub mod rows;
 pub mod truth;

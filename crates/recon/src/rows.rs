@@ -85,7 +85,8 @@ pub enum Rec {
 
 #[derive(Debug, Default)]
 pub struct Batch {
-    text: Vec<u8>,
+    /// Checked as UTF-8 once, when a field is pushed: the join reads it without checking again.
+    text: String,
     pub recs: Vec<Rec>,
     pub rows: u64,
     pub bad: BadRows,
@@ -149,16 +150,14 @@ impl Signs {
 
 impl Batch {
     pub fn text(&self, span: Span) -> &str {
-        let bytes = &self.text[span.start as usize..(span.start + span.len) as usize];
-        // Only whole UTF-8 fields (or their lossy copies) are pushed.
-        std::str::from_utf8(bytes).expect("batch text is UTF-8")
+        &self.text[span.start as usize..(span.start + span.len) as usize]
     }
 
     fn push(&mut self, bytes: &[u8]) -> Span {
         let start = self.text.len() as u32;
         match std::str::from_utf8(bytes) {
-            Ok(_) => self.text.extend_from_slice(bytes),
-            Err(_) => self.text.extend_from_slice(String::from_utf8_lossy(bytes).as_bytes()),
+            Ok(text) => self.text.push_str(text),
+            Err(_) => self.text.push_str(&String::from_utf8_lossy(bytes)),
         }
         Span { start, len: self.text.len() as u32 - start }
     }
@@ -174,7 +173,7 @@ impl Batch {
         match prefix {
             Some(p) if !bytes.is_empty() && !bytes.starts_with(p.as_bytes()) => {
                 let start = self.text.len() as u32;
-                self.text.extend_from_slice(p.as_bytes());
+                self.text.push_str(p);
                 let rest = self.push(bytes);
                 Span { start, len: rest.len + p.len() as u32 }
             }
@@ -288,14 +287,16 @@ impl Reader {
         loop {
             match table.next(&mut record, &self.fields.wanted) {
                 Ok(None) => break,
+                Ok(Some(row)) if row.blank => continue,
                 Ok(Some(row)) => {
                     batch.rows += 1;
                     if let Err(reason) = self.record(&row, &mut batch) {
-                        batch.bad.push(BadRow { file: file.clone(), line: row.line, reason });
+                        batch.bad.push(BadRow { file: file.clone(), line: table.line_of_last(), reason });
                     }
                 }
-                Err(Ok(bad)) => {
+                Err(Ok(mut bad)) => {
                     batch.rows += 1;
+                    bad.line = table.line_of_last();
                     batch.bad.push(bad);
                 }
                 Err(Err(e)) => return Err(e),

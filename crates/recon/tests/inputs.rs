@@ -86,6 +86,35 @@ fn csv_exports_join_by_reference_and_by_fuzzy_keys() {
 }
 
 #[test]
+fn quoted_fields_crlf_bom_and_blank_lines_keep_rows_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // A spreadsheet's CSV: a byte order mark, CRLF line breaks, fields quoted where they hold a
+    // comma, a quote or a line break, blank lines and a line of spaces between rows.
+    let text = "\u{feff}Name,Email,Financial Status,Fulfillment Status,Fulfilled at,Currency,Total,Created at,Lineitem quantity,Lineitem name,Cancelled at\r\n\
+        \"#1001\",\"ada@example.com\",paid,unfulfilled,,EUR,\"28.58\",2026-01-15 10:23:45 +0100,1,\"Tote, \"\"large\"\"\r\nblue\",\r\n\
+        \r\n\
+        \r\n\
+        #1002,alan@example.com,paid,unfulfilled,,EUR,10.00,yesterday,1,Mug,\r\n\
+        \x20\x20\r\n\
+        #1003,grace@example.com,paid\r\n\
+        \"#1004\",grace@example.com,paid,unfulfilled,,EUR,\"1,099.00\",2026-01-20 12:00:00 +0100,1,\"Lamp\",";
+    let o = run(&[input("storefront", write(dir.path(), "shop.csv", text), Preset::Shopify, Columns::default())]);
+    assert_eq!(o.rows, vec![("storefront".into(), 4)], "blank lines are no rows");
+    let bad: Vec<(u64, &str)> = o.bad.kept.iter().map(|b| (b.line, b.reason.as_str())).collect();
+    assert_eq!(o.bad.count, 2, "{bad:?}");
+    assert_eq!(bad[0].0, 6, "the line after the quoted line break and the blank lines: {bad:?}");
+    assert!(bad[0].1.contains("unreadable date \"yesterday\""), "{bad:?}");
+    assert_eq!(bad[1], (8, "3 fields where the header has 11"));
+    // Both good orders read whole, unquoted: never sent to the ERP.
+    let missing: Vec<(String, String)> = o
+        .findings
+        .iter()
+        .map(|e| (e.order_ref.clone().unwrap(), e.amount.as_ref().unwrap().amount.to_string()))
+        .collect();
+    assert_eq!(missing, vec![("#1001".into(), "28.58".into()), ("#1004".into(), "1099.00".into())]);
+}
+
+#[test]
 fn gzip_tsv_and_jsonl_read_alike() {
     let dir = tempfile::tempdir().unwrap();
     let amazon = "amazon-order-id\tpurchase-date\tlast-updated-date\torder-status\tcurrency\titem-price\titem-tax\tshipping-price\n\
