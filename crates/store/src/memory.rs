@@ -39,6 +39,7 @@ struct Mem {
     event_rows: HashMap<i64, i64>,
     quarantine: Vec<Quarantined>,
     quarantine_keys: HashMap<(String, String), i64>,
+    rules_checkpoint: Option<crate::RulesCheckpoint>,
 }
 
 impl Mem {
@@ -299,6 +300,27 @@ impl Mem {
         Some(id)
     }
 
+    fn abandon(&mut self, id: i64, actor: &str, reason: Option<&str>, now: Timestamp) -> bool {
+        let Some(c) = self.outbox.get_mut((id - 1).max(0) as usize).filter(|c| c.id == id) else { return false };
+        if c.state != CommandState::DeadLettered {
+            return false;
+        }
+        c.state = CommandState::Abandoned;
+        c.updated_at = now;
+        let (kind, target, order_ref) = (c.kind, c.target.clone(), c.order_ref.clone());
+        for x in self.exceptions.iter_mut().filter(|x| x.command_id == Some(id)) {
+            if x.state == "open" || x.state == "acknowledged" {
+                x.state = "resolved".into();
+                x.updated_at = now;
+            }
+        }
+        self.command_fact(id, "abandoned", None, now);
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let detail = format!("dead letter {id} ({kind} to {target}) abandoned, never to be sent{why}");
+        self.audit(now, actor, "abandoned", &order_ref, detail);
+        true
+    }
+
     /// No earlier command of the same order to the same target is still unfinished.
     fn heads_its_sequence(&self, c: &Command) -> bool {
         let ids = &self.sequences[&(c.order_ref.clone(), c.target.clone())];
@@ -407,6 +429,12 @@ impl Store for MemoryStore {
             }
             let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
             m.audit(now, &actor, to.as_str(), &row.order_ref, format!("exception {id} ({}){why}", row.pattern));
+            if let Some(command) = row.command_id
+                && matches!(to, handoff_model::ExceptionState::Resolved | handoff_model::ExceptionState::Ignored)
+            {
+                let because = format!("its exception {id} was {} by {actor}{why}", to.as_str());
+                m.abandon(command, &actor, Some(&because), now);
+            }
             crate::Moved::Done(row)
         }))
     }
@@ -627,6 +655,10 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn abandon(&self, id: i64, actor: String, reason: Option<String>, now: Timestamp) -> Result<bool> {
+        Ok(self.write(|m| m.abandon(id, &actor, reason.as_deref(), now)))
+    }
+
     async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
         Ok(self.read(|m| {
             m.exceptions
@@ -645,6 +677,44 @@ impl Store for MemoryStore {
 
     async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
         Ok(self.read(|m| m.facts.iter().skip(after.max(0) as usize).take(limit).cloned().collect()))
+    }
+
+    async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {
+        let refs: HashSet<&str> = order_refs.iter().map(String::as_str).collect();
+        Ok(self.read(|m| {
+            m.facts
+                .iter()
+                .take_while(|f| f.id <= up_to)
+                .filter(|f| refs.contains(f.order_ref.as_str()))
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn raised_findings(&self, order_refs: Vec<String>) -> Result<Vec<crate::RaisedFinding>> {
+        let refs: HashSet<&str> = order_refs.iter().map(String::as_str).collect();
+        Ok(self.read(|m| {
+            m.exceptions
+                .iter()
+                .filter(|x| refs.contains(x.order_ref.as_str()))
+                .filter(|x| matches!(x.state.as_str(), "open" | "acknowledged" | "ignored"))
+                .filter_map(|x| {
+                    let subject = x.subject.clone()?;
+                    Some(crate::RaisedFinding { order_ref: x.order_ref.clone(), pattern: x.pattern.clone(), subject })
+                })
+                .collect()
+        }))
+    }
+
+    async fn rules_checkpoint(&self) -> Result<Option<crate::RulesCheckpoint>> {
+        Ok(self.read(|m| m.rules_checkpoint.clone()))
+    }
+
+    async fn save_rules_checkpoint(&self, mut checkpoint: crate::RulesCheckpoint) -> Result<()> {
+        checkpoint.orders.sort_unstable();
+        checkpoint.orders.dedup();
+        self.write(|m| m.rules_checkpoint = Some(checkpoint));
+        Ok(())
     }
 
     async fn raise_finding(&self, f: NewFinding, now: Timestamp) -> Result<Raised> {

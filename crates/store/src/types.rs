@@ -252,6 +252,22 @@ pub struct NewFinding {
     pub evidence: String,
 }
 
+/// Where the rules' board was left: the journal position it reflects and the orders whose
+/// journal rebuilds it (settled orders are not among them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesCheckpoint {
+    pub position: i64,
+    pub orders: Vec<String>,
+}
+
+/// A finding of the rules whose exception is open, acknowledged or ignored: raised already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaisedFinding {
+    pub order_ref: String,
+    pub pattern: String,
+    pub subject: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Raised {
     Opened(i64),
@@ -394,7 +410,8 @@ pub fn flow_stats_of(samples: impl IntoIterator<Item = CommandSample>) -> Vec<Fl
             CommandState::Acknowledged => stats.acknowledged += 1,
             CommandState::Superseded => stats.superseded += 1,
             CommandState::Pending | CommandState::InFlight => stats.unfinished += 1,
-            CommandState::DeadLettered => {}
+            // Dead-lettered first; counted there.
+            CommandState::DeadLettered | CommandState::Abandoned => {}
         }
         stats.dead_lettered += u64::from(s.dead_lettered || s.state == CommandState::DeadLettered);
         stats.attempts += s.attempts;

@@ -77,6 +77,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0005_rules.sql")),
         M::up(include_str!("../../migrations/sqlite/0006_quarantine.sql")),
         M::up(include_str!("../../migrations/sqlite/0007_order_fingerprint.sql")),
+        M::up(include_str!("../../migrations/sqlite/0008_rules_checkpoint.sql")),
     ])
 }
 
@@ -240,6 +241,10 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| writes::replay(conn, which, &actor, now)).await
     }
 
+    async fn abandon(&self, id: i64, actor: String, reason: Option<String>, now: Timestamp) -> Result<bool> {
+        self.inner.writer.run(move |conn| writes::abandon(conn, id, &actor, reason.as_deref(), now)).await
+    }
+
     async fn exceptions(&self, state: Option<String>, limit: usize) -> Result<Vec<ExceptionRow>> {
         self.read(move |conn| reads::exceptions(conn, state.as_deref(), limit)).await
     }
@@ -250,6 +255,22 @@ impl Store for SqliteStore {
 
     async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
         self.read(move |conn| reads::facts_after(conn, after, limit)).await
+    }
+
+    async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {
+        self.read(move |conn| reads::facts_of(conn, &order_refs, up_to)).await
+    }
+
+    async fn raised_findings(&self, order_refs: Vec<String>) -> Result<Vec<crate::RaisedFinding>> {
+        self.read(move |conn| reads::raised_findings(conn, &order_refs)).await
+    }
+
+    async fn rules_checkpoint(&self) -> Result<Option<crate::RulesCheckpoint>> {
+        self.read(reads::rules_checkpoint).await
+    }
+
+    async fn save_rules_checkpoint(&self, checkpoint: crate::RulesCheckpoint) -> Result<()> {
+        self.inner.writer.run(move |conn| writes::save_rules_checkpoint(conn, &checkpoint)).await
     }
 
     async fn raise_finding(&self, finding: NewFinding, now: Timestamp) -> Result<Raised> {

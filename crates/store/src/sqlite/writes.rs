@@ -442,6 +442,12 @@ pub(super) fn move_exception(
     .execute(params![to.as_str(), micros(now), id])?;
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     audit(conn, now, actor, to.as_str(), &row.order_ref, &format!("exception {id} ({}){why}", row.pattern))?;
+    if let Some(command) = row.command_id
+        && matches!(to, handoff_model::ExceptionState::Resolved | handoff_model::ExceptionState::Ignored)
+    {
+        let because = format!("its exception {id} was {} by {actor}{why}", to.as_str());
+        abandon(conn, command, actor, Some(&because), now)?;
+    }
     Ok(crate::Moved::Done(crate::ExceptionRow { state: to.as_str().into(), updated_at: now, ..row }))
 }
 
@@ -492,4 +498,38 @@ pub(super) fn replay(conn: &Connection, which: Replay, actor: &str, now: Timesta
         audit(conn, now, actor, "replayed", order_ref, &format!("dead letter {id} replayed"))?;
     }
     Ok(ids.len() as u64)
+}
+
+pub(super) fn save_rules_checkpoint(conn: &Connection, checkpoint: &crate::RulesCheckpoint) -> Result<()> {
+    conn.prepare_cached("DELETE FROM rules_board")?.execute([])?;
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO rules_board (order_ref) VALUES (?1)")?;
+    for order_ref in &checkpoint.orders {
+        insert.execute([order_ref])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO rules_checkpoint (id, position) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+    )?
+    .execute([checkpoint.position])?;
+    Ok(())
+}
+
+pub(super) fn abandon(conn: &Connection, id: i64, actor: &str, reason: Option<&str>, now: Timestamp) -> Result<bool> {
+    let sql = format!(
+        "UPDATE outbox SET state = 'abandoned', updated_at = ?1 WHERE id = ?2 AND state = 'dead_lettered'
+         RETURNING {COMMAND_COLUMNS}"
+    );
+    let Some(c) = conn.prepare_cached(&sql)?.query_row(params![micros(now), id], rows::command).optional()? else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "UPDATE exceptions SET state = 'resolved', updated_at = ?1
+         WHERE command_id = ?2 AND state IN ('open', 'acknowledged')",
+    )?
+    .execute(params![micros(now), id])?;
+    fact(conn, &c, "abandoned", None, now)?;
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let detail = format!("dead letter {id} ({} to {}) abandoned, never to be sent{why}", c.kind, c.target);
+    audit(conn, now, actor, "abandoned", &c.order_ref, &detail)?;
+    Ok(true)
 }
