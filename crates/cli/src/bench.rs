@@ -299,6 +299,8 @@ role = "erp"
 connector = "http-json"
 base_url = "{erp_url}"
 timeout = "5s"
+max_in_flight = 512
+rate = 100000
 [flows.orders-to-erp]
 from = "shop"
 to = "erp"

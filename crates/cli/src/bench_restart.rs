@@ -26,6 +26,7 @@ to = "erp"
 events = ["order.created", "order.updated", "order.cancelled"]
 proof = "record-id"
 deadline = "15m"
+retry = { attempts = 12, backoff_base = "500ms", backoff_cap = "5m", deadline = "24h" }
 "#;
 
 pub async fn run(dir: &Path, orders: usize) -> anyhow::Result<()> {

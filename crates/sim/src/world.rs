@@ -620,8 +620,9 @@ impl<S: Store + Clone> World<S> {
             }
             Ev::Restart => {
                 self.hub_up = true;
-                let read_back_at = at(self.now(), self.contract.max_settle().as_secs());
-                self.store.recover_in_flight(self.now(), read_back_at).await.expect("recover");
+                handoff_engine::dispatcher::recover_in_flight(&self.store, &self.contract, self.now())
+                    .await
+                    .expect("recover");
             }
             Ev::OutageStart => {
                 self.fault("outage");

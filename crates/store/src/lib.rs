@@ -101,6 +101,15 @@ pub trait Store: Send + Sync + 'static {
     /// Claims due commands that head their (order, target) sequence, marking them in flight.
     fn claim_due(&self, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;
 
+    /// As [`Store::claim_due`], for the commands to one target only (each target has its own
+    /// limits, so one that is saturated never takes another's turn).
+    fn claim_due_to(
+        &self,
+        target: String,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Command>>> + Send;
+
     /// Records how one attempt ended.
     fn record_attempt(&self, attempt: AttemptRecord) -> impl Future<Output = Result<()>> + Send;
 
@@ -108,9 +117,14 @@ pub trait Store: Send + Sync + 'static {
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
 
     /// After a restart: commands left in flight have an unknown outcome. They return to
-    /// pending, marked ambiguous, due at `read_back_at`, so the target is read back before any
-    /// resend, once a request still on its way can no longer land.
-    fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> impl Future<Output = Result<u64>> + Send;
+    /// pending, marked ambiguous, each due at its own target's time in `read_back_at` (`now`
+    /// for a target not named), so the target is read back before any resend, once a request
+    /// still on its way can no longer land.
+    fn recover_in_flight(
+        &self,
+        now: Timestamp,
+        read_back_at: std::collections::HashMap<String, Timestamp>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Dead-lettered commands, oldest first.
     fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;

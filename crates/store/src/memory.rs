@@ -321,6 +321,36 @@ impl Mem {
         true
     }
 
+    /// Due pending commands that head their sequence, to `target` or to any, marked in flight.
+    fn claim(&mut self, now: Timestamp, limit: usize, target: Option<&str>) -> Vec<Command> {
+        let due: Vec<i64> = self
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|&(_, id)| id)
+            .filter(|&id| {
+                let c = &self.outbox[(id - 1) as usize];
+                c.state == CommandState::Pending && target.is_none_or(|t| c.target == t) && self.heads_its_sequence(c)
+            })
+            .take(limit)
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            let c = self.command(id);
+            let key = (c.next_attempt_at, id);
+            c.state = CommandState::InFlight;
+            c.attempts += 1;
+            c.budget_attempts += 1;
+            c.updated_at = now;
+            let copy = c.clone();
+            self.due.remove(&key);
+            claimed.push(copy);
+        }
+        // Chosen by due time, handed out by id: as the SQLite store does.
+        claimed.sort_by_key(|c| c.id);
+        claimed
+    }
+
     /// No earlier command of the same order to the same target is still unfinished.
     fn heads_its_sequence(&self, c: &Command) -> bool {
         let ids = &self.sequences[&(c.order_ref.clone(), c.target.clone())];
@@ -473,34 +503,11 @@ impl Store for MemoryStore {
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| {
-            let due: Vec<i64> = m
-                .due
-                .iter()
-                .take_while(|(at, _)| *at <= now)
-                .map(|&(_, id)| id)
-                .filter(|&id| {
-                    let c = &m.outbox[(id - 1) as usize];
-                    c.state == CommandState::Pending && m.heads_its_sequence(c)
-                })
-                .take(limit)
-                .collect();
-            let mut claimed = Vec::with_capacity(due.len());
-            for id in due {
-                let c = m.command(id);
-                let key = (c.next_attempt_at, id);
-                c.state = CommandState::InFlight;
-                c.attempts += 1;
-                c.budget_attempts += 1;
-                c.updated_at = now;
-                let copy = c.clone();
-                m.due.remove(&key);
-                claimed.push(copy);
-            }
-            // Chosen by due time, handed out by id: as the SQLite store does.
-            claimed.sort_by_key(|c| c.id);
-            claimed
-        }))
+        Ok(self.write(|m| m.claim(now, limit, None)))
+    }
+
+    async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        Ok(self.write(|m| m.claim(now, limit, Some(&target))))
     }
 
     async fn record_attempt(&self, a: AttemptRecord) -> Result<()> {
@@ -514,6 +521,9 @@ impl Store for MemoryStore {
             let detail = match &a.outcome {
                 Outcome::Acknowledged { record_id } => note(&format!("record {record_id}")),
                 Outcome::Retry { error, at, .. } => note(&format!("{error}; next attempt at {at}")),
+                Outcome::Throttled { error, at, .. } => {
+                    note(&format!("{error}; asked to wait: next attempt at {at}, no attempt spent"))
+                }
                 Outcome::DeadLettered { error, .. } => note(error),
             };
             let attempt = a.command.attempts;
@@ -569,6 +579,16 @@ impl Store for MemoryStore {
                     c.updated_at = now;
                     m.due.insert((*at, id));
                 }
+                Outcome::Throttled { at, ambiguous, error } => {
+                    let c = m.command(id);
+                    c.state = CommandState::Pending;
+                    c.next_attempt_at = *at;
+                    c.ambiguous = *ambiguous;
+                    c.last_error = Some(error.clone());
+                    c.budget_attempts = c.budget_attempts.saturating_sub(1);
+                    c.updated_at = now;
+                    m.due.insert((*at, id));
+                }
                 Outcome::DeadLettered { ambiguous, error, field, pattern } => {
                     let c = m.command(id);
                     c.state = CommandState::DeadLettered;
@@ -605,13 +625,13 @@ impl Store for MemoryStore {
         Ok(self.read(|m| m.due.first().map(|(at, _)| *at)))
     }
 
-    async fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
+    async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {
         Ok(self.write(|m| {
             let mut n = 0;
             for c in m.outbox.iter_mut().filter(|c| c.state == CommandState::InFlight) {
                 c.state = CommandState::Pending;
                 c.ambiguous = true;
-                c.next_attempt_at = read_back_at;
+                c.next_attempt_at = read_back_at.get(&c.target).copied().unwrap_or(now);
                 c.last_error = Some("hub stopped while the command was in flight".into());
                 c.updated_at = now;
                 m.due.insert((c.next_attempt_at, c.id));

@@ -169,6 +169,13 @@ pub enum Outcome {
         ambiguous: bool,
         error: String,
     },
+    /// The target asked to come back later (a 429, a Retry-After): tried again at `at`, and
+    /// the attempt is given back to the budget (only the flow's deadline bounds these).
+    Throttled {
+        at: Timestamp,
+        ambiguous: bool,
+        error: String,
+    },
     /// Dead-lettered with an open exception of `pattern` (Dead Delivery, or Transform Mismatch
     /// for a command held at the transform layer).
     DeadLettered {
@@ -185,6 +192,7 @@ impl Outcome {
             Outcome::Acknowledged { .. } => "acknowledged",
             Outcome::Retry { ambiguous: true, .. } => "ambiguous",
             Outcome::Retry { .. } => "retry",
+            Outcome::Throttled { .. } => "throttled",
             Outcome::DeadLettered { .. } => "dead_lettered",
         }
     }

@@ -213,13 +213,31 @@ async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_order
 async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
-    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
-    // The process stops here; the next one starts by recovering.
-    assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
-    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    let slow = NewCommand {
+        target: "slow".into(),
+        idempotency_key: "k-slow".into(),
+        ..command("#1", CommandKind::CreateOrder)
+    };
+    plan(&store, row, vec![slow]).await;
+    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 2);
+    // The process stops here; the next one starts by recovering: each command is read back
+    // after its own target's settle time.
+    let secs = |n: i64| t0().checked_add(SignedDuration::from_secs(n)).unwrap();
+    let read_back_at = [("erp".to_owned(), secs(5)), ("slow".to_owned(), secs(60))].into_iter().collect();
+    assert_eq!(store.recover_in_flight(t0(), read_back_at).await.unwrap(), 2);
+    assert!(store.claim_due(secs(4), 10).await.unwrap().is_empty());
+    assert!(store.claim_due_to("slow".into(), secs(5), 10).await.unwrap().is_empty());
+    let claimed = store.claim_due_to("erp".into(), secs(5), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(claimed[0].ambiguous, "the outcome of the interrupted send is unknown");
-    assert_eq!(claimed[0].attempts, 2);
+    assert_eq!((claimed[0].attempts, claimed[0].budget_attempts), (2, 2));
+    // The target asks to come back later: the attempt is given back to the budget.
+    let throttled = Outcome::Throttled { at: secs(30), ambiguous: true, error: "429".into() };
+    attempt(&store, claimed.into_iter().next().unwrap(), secs(5), throttled).await;
+    assert!(store.claim_due_to("erp".into(), secs(29), 10).await.unwrap().is_empty());
+    let again = store.claim_due_to("erp".into(), secs(30), 10).await.unwrap();
+    assert_eq!((again[0].attempts, again[0].budget_attempts), (3, 2));
+    assert_eq!(store.claim_due(secs(60), 10).await.unwrap()[0].target, "slow");
 }
 
 #[tokio::test]
@@ -232,7 +250,7 @@ async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
         assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
+    assert_eq!(store.recover_in_flight(t0(), Default::default()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
 

@@ -14,3 +14,5 @@ CREATE INDEX facts_order ON facts (order_ref, id);
 CREATE INDEX IF NOT EXISTS exceptions_order_ref ON exceptions (order_ref);
 -- A dead letter a person abandoned: counted without a scan.
 CREATE INDEX outbox_abandoned ON outbox (id) WHERE state = 'abandoned';
+-- The dispatcher claims per target (each target has its own limits).
+CREATE INDEX outbox_due_by_target ON outbox (target, next_attempt_at, id) WHERE state = 'pending';

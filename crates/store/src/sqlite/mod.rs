@@ -221,6 +221,10 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| writes::claim_due(conn, now, limit)).await
     }
 
+    async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        self.inner.writer.run(move |conn| writes::claim_due_to(conn, &target, now, limit)).await
+    }
+
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<()> {
         self.inner.writer.run(move |conn| writes::record_attempt(conn, &attempt)).await
     }
@@ -229,8 +233,8 @@ impl Store for SqliteStore {
         self.read(reads::next_due_at).await
     }
 
-    async fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
-        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now, read_back_at)).await
+    async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {
+        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now, &read_back_at)).await
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {
