@@ -9,7 +9,7 @@
 //! in which a payment naming no order may still claim it) leaves the board; its next fact
 //! brings it back from the journal ([`Board::recall`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use handoff_model::{Money, Pattern};
 use jiff::Timestamp;
@@ -61,10 +61,11 @@ pub struct Board {
     /// Orders to evaluate again at a time; an entry whose order has since moved its next check
     /// is skipped when it comes due.
     timers: BTreeMap<Timestamp, Vec<String>>,
-    /// Payments that name no known order, by amount, waiting for an order to claim them.
-    unclaimed_payments: HashMap<Money, Vec<String>>,
+    /// Payments that name no known order, by amount, waiting for an order to claim them
+    /// (sets: many orders share a price, and each leaves the index on its own).
+    unclaimed_payments: HashMap<Money, BTreeSet<String>>,
     /// Orders not yet paid, by total, for a payment that names no order.
-    unpaid_orders: HashMap<Money, Vec<String>>,
+    unpaid_orders: HashMap<Money, BTreeSet<String>>,
     /// Orders that learned a fact since they were last judged.
     touched: HashSet<String>,
     /// Settled orders, by when they leave the board; an entry whose order has since moved its
@@ -305,7 +306,9 @@ impl Board {
                 self.remove_index(Index::Payments, total, &orphan);
                 self.move_payments(&orphan, order_ref, score, changes);
             }
-            None => self.unpaid_orders.entry(total).or_default().push(order_ref.to_owned()),
+            None => {
+                self.unpaid_orders.entry(total).or_default().insert(order_ref.to_owned());
+            }
         }
     }
 
@@ -326,14 +329,16 @@ impl Board {
                 self.move_payments(order_ref, &owner, score, changes);
                 self.touched.insert(owner);
             }
-            None => self.unclaimed_payments.entry(amount).or_default().push(order_ref.to_owned()),
+            None => {
+                self.unclaimed_payments.entry(amount).or_default().insert(order_ref.to_owned());
+            }
         }
     }
 
     /// The candidate order the fuzzy score likes best.
     fn best_match(
         &self,
-        candidates: Option<&Vec<String>>,
+        candidates: Option<&BTreeSet<String>>,
         score: impl Fn(&Ledger) -> Option<f32>,
     ) -> Option<(String, f32)> {
         candidates?
@@ -366,7 +371,7 @@ impl Board {
             Index::Orders => &mut self.unpaid_orders,
         };
         if let Some(refs) = map.get_mut(&amount) {
-            refs.retain(|r| r != order_ref);
+            refs.remove(order_ref);
             if refs.is_empty() {
                 map.remove(&amount);
             }

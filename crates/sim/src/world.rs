@@ -566,7 +566,7 @@ impl<S: Store + Clone> World<S> {
                 self.schedule(when, Ev::LateApply { system: target.system.clone(), request: Box::new(request) });
             }
             if let Some(retry_after_s) = throttled
-                && let Outcome::Retry { at: next, .. } = &record.outcome
+                && let Outcome::Retry { at: next, .. } | Outcome::Throttled { at: next, .. } = &record.outcome
             {
                 if *next >= at(self.now(), retry_after_s as i64) {
                     self.sometimes("429 honoured");
