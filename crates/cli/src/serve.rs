@@ -10,7 +10,6 @@ use handoff_engine::{Clock, Engine, Rng, SystemClock, Targets};
 use handoff_server::AppState;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::Store;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
 pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
