@@ -64,6 +64,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
     },
+    /// Time until the rules are ready after a restart over many settled orders and their
+    /// history, without and with a checkpoint, and what the restart wrote.
+    Restart {
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+    },
     /// Idle RSS of the hub, then its RSS while a backlog of commands drains.
     Rss {
         #[arg(long, default_value_t = 1_000_000)]
@@ -91,6 +97,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::E2e { orders, concurrency } => e2e(&dir, orders, concurrency).await,
         BenchCommand::Rss { backlog } => rss(&dir, backlog).await,
+        BenchCommand::Restart { orders } => crate::bench_restart::run(&dir, orders).await,
         BenchCommand::Mapping { .. } | BenchCommand::Rules { .. } => unreachable!("run above"),
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -307,6 +314,8 @@ role = "erp"
 connector = "http-json"
 base_url = "{erp_url}"
 timeout = "5s"
+max_in_flight = 512
+rate = 100000
 [flows.orders-to-erp]
 from = "shop"
 to = "erp"

@@ -151,6 +151,16 @@ pub async fn dlq_replay(
     Ok(())
 }
 
+/// `dlq abandon`: a dead letter given up on, audited; its order's later commands go on.
+pub async fn dlq_abandon(data_dir: &Path, id: i64, actor: String, reason: String) -> anyhow::Result<()> {
+    let store = open(data_dir)?;
+    if !store.abandon(id, actor, Some(reason), Timestamp::now()).await? {
+        bail!("no dead letter {id}");
+    }
+    println!("dead letter {id} abandoned: it will not be sent; its order's later commands go on");
+    Ok(())
+}
+
 /// `dlq replay --dry-run`: what replaying would send, against what was sent (or held).
 pub async fn dlq_dry_run(data_dir: &Path, id: Option<i64>, config: &Path) -> anyhow::Result<()> {
     let store = open(data_dir)?;

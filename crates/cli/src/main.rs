@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_mapping;
+mod bench_restart;
 mod bench_rules;
 mod contract;
 mod demo;
@@ -153,6 +154,20 @@ enum DlqCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Give up on a dead letter: it is never sent, its exception is resolved, and its order's
+    /// later commands go on. (Resolving or ignoring its exception does the same.)
+    Abandon {
+        /// The dead letter's command id (see `dlq list`).
+        id: i64,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+        /// Who abandons, for the audit log.
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,6 +288,9 @@ fn main() -> anyhow::Result<()> {
                     Some(config) if dry_run => inspect::dlq_dry_run(&data.data_dir, id, &config).await,
                     _ => inspect::dlq_replay(&data.data_dir, id, actor, mapping).await,
                 }
+            }
+            Command::Dlq { command: DlqCommand::Abandon { id, reason, actor, data } } => {
+                inspect::dlq_abandon(&data.data_dir, id, actor, reason).await
             }
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
                 inspect::exceptions_list(&data.data_dir, state, json).await

@@ -10,7 +10,6 @@ use handoff_engine::{Clock, Engine, Rng, SystemClock, Targets};
 use handoff_server::AppState;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::Store;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
 pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
@@ -19,7 +18,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
-    store.recover_in_flight(now, now.checked_add(contract.max_settle())?).await?;
+    handoff_engine::dispatcher::recover_in_flight(&store, &contract, now).await?;
     let mappings = Arc::new(crate::held::mappings_of(&contract, config)?);
     let targets = targets(&contract, &mappings)?;
     let engine = Engine {

@@ -47,6 +47,8 @@ webhook_secrets = ["shop-secret"]
 credentials = {{ access_token = "shpat_simulated" }}
 timeout = "1s"
 settle = "2s"
+max_in_flight = 16  # the emulators take more than the vendors' defaults
+rate = 1000
 
 [systems.pay]
 role = "payment"
@@ -61,6 +63,8 @@ credentials = {{ client_id = "amzn1.application-oa2-client.sim", client_secret =
 poll = {poll}
 timeout = "1s"
 settle = "2s"
+max_in_flight = 16  # the emulators take more than the vendors' defaults
+rate = 1000
 
 [systems.netsuite]
 role = "erp"
@@ -70,6 +74,8 @@ credentials = {ns_credentials}
 poll = {poll}
 timeout = "1s"
 settle = "2s"
+max_in_flight = 16  # the emulators take more than the vendors' defaults
+rate = 1000
 
 [systems.odoo]
 role = "erp"
@@ -78,6 +84,8 @@ base_url = "{odoo}"
 credentials = {{ api_key = "{odoo_key}", database = "{odoo_db}" }}
 timeout = "1s"
 settle = "2s"
+max_in_flight = 16  # the emulators take more than the vendors' defaults
+rate = 1000
 
 {}{}{}{}{}"#,
         flow("shop-to-netsuite", "shop", "netsuite", orders),

@@ -141,6 +141,7 @@ fn flows(contract: &Contract) -> Section {
             ("Proof of receipt".into(), words::proof(f)),
             ("Deadline".into(), format!("{} acknowledges within {}", f.to, words::duration(f.deadline))),
             ("Retry budget".into(), words::retry(&f.retry)),
+            ("Waits".into(), contract.systems.get(&f.to).map_or_else(String::new, |s| words::waits(&f.to, s))),
             ("Dead letter".into(), words::dead_letter(f.dead_letter).to_owned()),
         ]));
     }

@@ -4,7 +4,9 @@
 
 pub mod check;
 pub mod docs;
+pub mod limits;
 mod ownership;
+pub mod schedule;
 mod validate;
 pub mod words;
 
@@ -249,6 +251,13 @@ pub struct System {
     /// late write is never mistaken for a missing one.
     #[serde(default = "default_settle")]
     pub settle: SignedDuration,
+    /// Requests to this system in flight at once; the connector's default when unset (see
+    /// `limits`). Commands to other systems never wait for these.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// Requests per second to this system, at most; the connector's default when unset.
+    #[serde(default)]
+    pub rate: Option<u32>,
     /// Secrets its webhooks are signed with (more than one while rotating). An entry
     /// `env:NAME` is read from the environment at start-up, so secrets stay out of the file.
     /// For an `http-json` source, a non-empty list makes `Handoff-Signature` mandatory.
@@ -395,14 +404,7 @@ impl RetryPolicy {
     /// The wait before each retry when jitter draws its longest (jitter only ever shortens it),
     /// as the dispatcher computes it: `backoff_base` doubling after each send, up to `backoff_cap`.
     pub fn longest_waits(&self) -> Vec<SignedDuration> {
-        let base = self.backoff_base.as_millis().max(0) as u64;
-        let cap = self.backoff_cap.as_millis().max(0) as u64;
-        (1..self.attempts)
-            .map(|spent| {
-                let wait = base.saturating_mul(1u64 << (spent - 1).min(32)).min(cap);
-                SignedDuration::from_millis(i64::try_from(wait).unwrap_or(i64::MAX))
-            })
-            .collect()
+        (1..self.attempts).map(|spent| self.backoff(spent)).collect()
     }
 
     /// How many sends fit before the retry deadline when every wait is at its longest. Fewer
@@ -530,10 +532,10 @@ impl Contract {
         Some(config.parent().unwrap_or(Path::new(".")).join(dir))
     }
 
-    /// The longest settle time of any system: how long after a restart the commands that were
-    /// in flight wait before they are read back.
-    pub fn max_settle(&self) -> SignedDuration {
-        self.systems.values().map(|s| s.settle).max().unwrap_or(SignedDuration::ZERO)
+    /// How long a request to `system` may still land after it got no answer (its `settle`);
+    /// zero for a system no longer in the contract (its commands are dead-lettered unsent).
+    pub fn settle_of(&self, system: &str) -> SignedDuration {
+        self.systems.get(system).map_or(SignedDuration::ZERO, |s| s.settle)
     }
 
     /// The flows that carry an event of `kind` coming from system `from`.

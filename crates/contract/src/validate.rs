@@ -43,6 +43,12 @@ impl Contract {
             }
             positive(format!("systems.{name}.timeout"), system.timeout)?;
             positive(format!("systems.{name}.settle"), system.settle)?;
+            if system.max_in_flight.is_some_and(|n| n == 0 || n > 10_000) {
+                return Err((format!("systems.{name}.max_in_flight"), "must be between 1 and 10000".into()));
+            }
+            if system.rate.is_some_and(|r| r == 0 || r > 100_000) {
+                return Err((format!("systems.{name}.rate"), "must be between 1 and 100000 requests a second".into()));
+            }
             positive(format!("systems.{name}.signature_tolerance"), system.signature_tolerance)?;
             if system.connector.requires_secret() && system.webhook_secrets.is_empty() {
                 return Err((

@@ -70,6 +70,19 @@ pub fn retry(policy: &RetryPolicy) -> String {
     )
 }
 
+/// The waits the one retry schedule (`schedule`) adds to the backoff for a flow's target.
+pub fn waits(target: &str, system: &System) -> String {
+    let limits = system.limits();
+    format!(
+        "after an unknown outcome (timeout, 5xx, a restart while in flight) {target} is read back before any \
+         resend, no sooner than its settle time, {}; a 429 or a Retry-After waits as long as {target} asks and \
+         spends no attempt (only the deadline bounds it); at most {} requests in flight and {} a second to {target}",
+        duration(system.settle),
+        limits.max_in_flight,
+        limits.rate
+    )
+}
+
 /// How Handoff hears of the system's changes.
 pub fn intake(system: &System) -> String {
     let poll = system.poll.as_ref().map(|p| {

@@ -1,14 +1,21 @@
 //! The dispatcher delivers commands: it claims due commands that head their order's sequence,
 //! sends each with its idempotency key, reads the target back before any resend after an
 //! ambiguous outcome, records the acknowledgment, and schedules retries or dead-letters.
-//! Each command runs in its own task, so a slow target or order never holds up the others.
+//! Each command runs in its own supervised task, so a slow target or order never holds up the
+//! others, and each target is pressed no harder than its limits (`System::limits`): commands are
+//! claimed per target, only as many as it has room for, and paced to its request rate.
 
+use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use handoff_contract::schedule::Failure;
 use handoff_contract::{Contract, DeadLetterRule, Proof};
 use handoff_model::Pattern;
 use handoff_store::{AttemptRecord, Command, Outcome, Store};
+use jiff::Timestamp;
 use tokio::sync::Semaphore;
 
 use crate::retry::next_attempt;
@@ -17,6 +24,23 @@ use crate::{Ack, Clock, DeliveryError, Rng, Safety, Targets};
 /// Commands claimed per store round trip.
 const CLAIM_BATCH: usize = 256;
 
+/// After a restart, the commands left in flight are read back, each once its own target's
+/// `settle` time has passed (the one schedule: `schedule::read_back_after_restart`).
+pub async fn recover_in_flight<S: Store>(store: &S, contract: &Contract, now: Timestamp) -> handoff_store::Result<u64> {
+    let read_back_at = contract
+        .systems
+        .iter()
+        .map(|(name, system)| (name.clone(), handoff_contract::schedule::read_back_after_restart(system.settle, now)))
+        .collect();
+    store.recover_in_flight(now, read_back_at).await
+}
+
+/// One target's limits at work: its requests in flight and their pace.
+struct Gate {
+    slots: Arc<Semaphore>,
+    pace: DefaultDirectRateLimiter,
+}
+
 pub struct Dispatcher<S> {
     contract: Arc<Contract>,
     store: S,
@@ -24,11 +48,26 @@ pub struct Dispatcher<S> {
     clock: Arc<dyn Clock>,
     rng: Rng,
     safety: Safety,
+    /// By system name, every system of the contract.
+    gates: HashMap<String, Gate>,
 }
 
 impl<S: Store + Clone> Dispatcher<S> {
     pub fn new(contract: Arc<Contract>, store: S, targets: Targets, clock: Arc<dyn Clock>, rng: Rng) -> Self {
-        Dispatcher { contract, store, targets, clock, rng, safety: Safety::default() }
+        let gates = contract
+            .systems
+            .iter()
+            .map(|(name, system)| {
+                let limits = system.limits();
+                let rate = NonZeroU32::new(limits.rate).unwrap_or(NonZeroU32::MIN);
+                let gate = Gate {
+                    slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+                    pace: RateLimiter::direct(Quota::per_second(rate)),
+                };
+                (name.clone(), gate)
+            })
+            .collect();
+        Dispatcher { contract, store, targets, clock, rng, safety: Safety::default(), gates }
     }
 
     /// Negative controls only: see [`Safety`].
@@ -92,8 +131,8 @@ impl<S: Store + Clone> Dispatcher<S> {
         (outcome, note)
     }
 
-    /// Turns a failure into a retry or a dead letter. `was_ambiguous` keeps an earlier unknown
-    /// outcome unknown: only a read-back can clear it.
+    /// Turns a failure into a retry or a dead letter, by the contract's one retry schedule.
+    /// `was_ambiguous` keeps an earlier unknown outcome unknown: only a read-back can clear it.
     fn failed(
         &self,
         c: &Command,
@@ -103,11 +142,13 @@ impl<S: Store + Clone> Dispatcher<S> {
         step: &str,
     ) -> Outcome {
         let now = self.clock.now();
-        let (ambiguous, mut retry_after, permanent_field) = match &e {
+        let (failure, permanent_field) = match &e {
             DeliveryError::Transient { ambiguous, retry_after, .. } => {
-                (*ambiguous || was_ambiguous, *retry_after, None)
+                (Failure { ambiguous: *ambiguous || was_ambiguous, retry_after: *retry_after }, None)
             }
-            DeliveryError::Permanent { field, .. } => (was_ambiguous, None, Some(field.clone())),
+            DeliveryError::Permanent { field, .. } => {
+                (Failure { ambiguous: was_ambiguous, retry_after: None }, Some(field.clone()))
+            }
             DeliveryError::Held { field, .. } => {
                 // Never sent: nothing to retry until the mapping or the target schema changes.
                 let error = format!("{step}: {e}");
@@ -115,10 +156,7 @@ impl<S: Store + Clone> Dispatcher<S> {
                 return Outcome::DeadLettered { ambiguous: was_ambiguous, error, field, pattern };
             }
         };
-        if ambiguous && let Some(system) = self.contract.systems.get(&c.target) {
-            // Read back only once a write still on its way can no longer land.
-            retry_after = Some(retry_after.map_or(system.settle, |after| after.max(system.settle)));
-        }
+        let ambiguous = failure.ambiguous;
         let error = format!("{step}: {e}");
         if let Some(field) = permanent_field
             && flow.dead_letter == DeadLetterRule::PermanentAtOnce
@@ -127,7 +165,9 @@ impl<S: Store + Clone> Dispatcher<S> {
             let pattern = if field.is_some() { Pattern::TransformMismatch } else { Pattern::DeadDelivery };
             return Outcome::DeadLettered { ambiguous, error, field, pattern };
         }
-        match next_attempt(&flow.retry, c.budget_attempts, c.budget_start, now, retry_after, &self.rng) {
+        let settle = self.contract.settle_of(&c.target);
+        match next_attempt(&flow.retry, settle, failure, c.budget_attempts, c.budget_start, now, &self.rng) {
+            Some(at) if failure.throttled() => Outcome::Throttled { at, ambiguous, error },
             Some(at) => Outcome::Retry { at, ambiguous, error },
             None => Outcome::DeadLettered {
                 ambiguous,
@@ -138,47 +178,90 @@ impl<S: Store + Clone> Dispatcher<S> {
         }
     }
 
-    /// Delivers until `shutdown` resolves, with at most `max_in_flight` commands in flight.
+    /// What becomes of an attempt whose task panicked: its outcome is unknown, so the target is
+    /// read back after its settle time, as after a restart, never left in flight.
+    fn panicked(&self, command: Command, started_at: Timestamp) -> AttemptRecord {
+        let now = self.clock.now();
+        let at = handoff_contract::schedule::read_back_after_restart(self.contract.settle_of(&command.target), now);
+        let outcome = Outcome::Retry { at, ambiguous: true, error: "the attempt's task panicked".into() };
+        AttemptRecord { command, started_at, finished_at: now, outcome, note: None, mapping: None }
+    }
+
+    /// Delivers until `shutdown` resolves, with at most `max_in_flight` commands in flight in
+    /// all, and each target within its own limits.
     pub async fn run(self: Arc<Self>, max_in_flight: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(max_in_flight));
         let mut changed = self.store.subscribe();
+        let mut names: Vec<String> = self.gates.keys().cloned().collect();
+        names.sort_unstable();
         while !*shutdown.borrow() {
-            let free = permits.available_permits().min(CLAIM_BATCH);
-            if free == 0 {
+            if permits.available_permits() == 0 {
                 // Wait for one command to finish before claiming more.
                 let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
                 drop(permit);
                 continue;
             }
-            let claimed = match self.store.claim_due(self.clock.now(), free).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::error!(message = "claiming commands failed", error = %error);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut claimed_any = false;
+            for name in &names {
+                let gate = &self.gates[name];
+                let room = permits.available_permits().min(gate.slots.available_permits()).min(CLAIM_BATCH);
+                if room == 0 {
                     continue;
                 }
-            };
-            if claimed.is_empty() {
+                let claimed = match self.store.claim_due_to(name.clone(), self.clock.now(), room).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        tracing::error!(message = "claiming commands failed", target = %name, error = %error);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                claimed_any |= !claimed.is_empty();
+                for command in claimed {
+                    let permit = permits.clone().try_acquire_owned().expect("claimed within the free permits");
+                    let slot = gate.slots.clone().try_acquire_owned().expect("claimed within the target's room");
+                    self.clone().spawn(command, permit, slot);
+                }
+            }
+            if !claimed_any {
                 let wait = self.idle_wait().await;
                 tokio::select! {
                     _ = changed.changed() => {}
                     _ = shutdown.changed() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
-                continue;
-            }
-            for command in claimed {
-                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-                let this = self.clone();
-                tokio::spawn(async move {
-                    let record = this.attempt(command).await;
-                    this.record(record).await;
-                    drop(permit);
-                });
             }
         }
         // Let attempts in flight finish and be recorded before returning.
         let _ = permits.acquire_many(max_in_flight as u32).await;
+    }
+
+    /// Runs one attempt in a task of its own, paced to its target's rate, and supervises it:
+    /// a panic is recorded as an unknown outcome, never left in flight until a restart.
+    fn spawn(
+        self: Arc<Self>,
+        command: Command,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        tokio::spawn(async move {
+            if let Some(gate) = self.gates.get(&command.target) {
+                gate.pace.until_ready().await;
+            }
+            let started_at = self.clock.now();
+            let this = self.clone();
+            let copy = command.clone();
+            let record = match tokio::spawn(async move { this.attempt(copy).await }).await {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::error!(message = "an attempt panicked; its target will be read back", command = command.id,
+                        error = %error);
+                    self.panicked(command, started_at)
+                }
+            };
+            self.record(record).await;
+            drop((permit, slot));
+        });
     }
 
     /// Records an attempt, retrying while the store refuses: the attempt's effect on the

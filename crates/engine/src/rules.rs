@@ -7,7 +7,7 @@ use std::sync::Arc;
 use handoff_contract::{AutoAction, Contract, Role};
 use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern};
 use handoff_rules::{Action, Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
-use handoff_store::{FactRow, NewFinding, Raised, Store};
+use handoff_store::{FactRow, NewFinding, Raised, RulesCheckpoint, Store};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -15,6 +15,13 @@ use crate::Clock;
 
 /// Journal entries read per store round trip.
 const BATCH: usize = 4096;
+
+/// Orders named per store round trip when the board asks for their journal.
+const ORDERS_PER_READ: usize = 4096;
+
+/// The board is checkpointed after this many journal entries, or this long, whichever first.
+const CHECKPOINT_FACTS: usize = 50_000;
+const CHECKPOINT_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// What one step of the watch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +31,8 @@ pub struct Stepped {
     pub cleared: usize,
     /// Actions an auto-resolve policy took on findings just raised.
     pub auto_actions: usize,
+    /// Orders the board still follows after the step.
+    pub followed: usize,
 }
 
 pub struct RulesWatch<S> {
@@ -31,14 +40,33 @@ pub struct RulesWatch<S> {
     store: S,
     clock: Arc<dyn Clock>,
     board: Board,
-    /// The last journal entry applied; the board is rebuilt from the start on boot.
+    /// The last journal entry the board reflects.
     cursor: i64,
+    /// Whether the board was rebuilt since the watch started (the first step does it).
+    caught_up: bool,
+    /// Whether every order with a fact up to the cursor is on the board: false once orders
+    /// may have left it (or were left out of a checkpoint), so a fact of an order not on the
+    /// board brings the order's journal back first.
+    complete: bool,
+    /// Journal entries and the time since the last checkpoint.
+    since_checkpoint: usize,
+    checkpointed_at: Option<Timestamp>,
 }
 
 impl<S: Store> RulesWatch<S> {
     pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
         let board = Board::new(deadlines(&contract));
-        RulesWatch { contract, store, clock, board, cursor: 0 }
+        RulesWatch {
+            contract,
+            store,
+            clock,
+            board,
+            cursor: 0,
+            caught_up: false,
+            complete: true,
+            since_checkpoint: 0,
+            checkpointed_at: None,
+        }
     }
 
     /// When the earliest followed order is due to be judged again.
@@ -46,31 +74,155 @@ impl<S: Store> RulesWatch<S> {
         self.board.next_deadline()
     }
 
+    /// Orders the board follows now.
+    pub fn followed(&self) -> usize {
+        self.board.len()
+    }
+
     /// Applies the journal's new entries, wakes the orders whose deadlines passed, checks the
-    /// exceptions people resolved, and writes what changed.
+    /// exceptions people resolved, and writes what changed. The first step rebuilds the board
+    /// (see [`RulesWatch::catch_up`]).
     pub async fn step(&mut self) -> handoff_store::Result<Stepped> {
+        if !self.caught_up {
+            return self.catch_up().await;
+        }
         let now = self.clock.now();
         let mut changes = Vec::new();
-        let mut stepped = Stepped::default();
+        let facts = self.read_journal(&mut changes).await?;
+        for x in self.store.take_rechecks(BATCH).await? {
+            let (Some(pattern), Some(subject)) = (Pattern::parse(&x.pattern), x.subject) else { continue };
+            if !self.complete && !self.board.contains(&x.order_ref) {
+                self.recall(vec![x.order_ref.clone()], self.cursor).await?;
+            }
+            self.board.recheck(&x.order_ref, pattern, &subject, now, &mut changes);
+        }
+        self.board.judge(now, &mut changes);
+        // From now on orders may leave the board.
+        self.complete = false;
+        let mut stepped = self.write(changes, now).await?;
+        stepped.facts = facts;
+        self.since_checkpoint += facts;
+        let due = self.checkpointed_at.is_none_or(|at| now.duration_since(at) >= CHECKPOINT_EVERY);
+        if self.since_checkpoint > 0 && (self.since_checkpoint >= CHECKPOINT_FACTS || due) {
+            self.checkpoint(now).await?;
+        }
+        Ok(stepped)
+    }
+
+    /// Rebuilds the board after a start: the orders of the last checkpoint from their journal,
+    /// then the journal since it, all learned without judging; then each order is judged once,
+    /// as of now. Findings that held before the stop are known raised (their exceptions are
+    /// open), so a restart alone raises, reopens, clears and audits nothing; settled orders
+    /// leave the board. Ends with a checkpoint.
+    pub async fn catch_up(&mut self) -> handoff_store::Result<Stepped> {
+        let now = self.clock.now();
+        // From scratch, even after a catch-up that failed half-way.
+        self.board = Board::new(deadlines(&self.contract));
+        (self.cursor, self.complete) = (0, true);
+        let mut changes = Vec::new();
+        let mut facts = 0;
+        if let Some(checkpoint) = self.store.rules_checkpoint().await? {
+            self.complete = false;
+            self.cursor = checkpoint.position;
+            facts += self.rebuild(checkpoint.orders, checkpoint.position, &mut changes).await?;
+        }
+        facts += self.read_journal(&mut changes).await?;
+        self.board.judge(now, &mut changes);
+        self.caught_up = true;
+        self.complete = false;
+        let mut stepped = self.write(changes, now).await?;
+        stepped.facts = facts;
+        self.checkpoint(now).await?;
+        Ok(stepped)
+    }
+
+    /// The journal after the cursor, learned without judging; orders not on the board are
+    /// brought back from their journal first.
+    async fn read_journal(&mut self, changes: &mut Vec<Change>) -> handoff_store::Result<usize> {
+        let mut facts = 0;
         loop {
             let rows = self.store.facts_after(self.cursor, BATCH).await?;
-            let Some(last) = rows.last() else { break };
-            self.cursor = last.id;
-            stepped.facts += rows.len();
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break };
+            let (first, last) = (first.id, last.id);
+            if !self.complete {
+                let mut away: Vec<String> =
+                    rows.iter().filter(|r| !self.board.contains(&r.order_ref)).map(|r| r.order_ref.clone()).collect();
+                away.sort_unstable();
+                away.dedup();
+                self.recall(away, first - 1).await?;
+            }
             for row in &rows {
                 for fact in facts_of(&self.contract, row) {
-                    self.board.apply(&row.order_ref, fact, now, &mut changes);
+                    self.board.learn(&row.order_ref, fact, changes);
                 }
             }
+            self.cursor = last;
+            facts += rows.len();
             if rows.len() < BATCH {
                 break;
             }
         }
-        self.board.advance(now, &mut changes);
-        for x in self.store.take_rechecks(BATCH).await? {
-            let (Some(pattern), Some(subject)) = (Pattern::parse(&x.pattern), x.subject) else { continue };
-            self.board.recheck(&x.order_ref, pattern, &subject, now, &mut changes);
+        Ok(facts)
+    }
+
+    /// Brings orders that left the board back from their journal up to `up_to`, with the
+    /// findings the store holds raised for them.
+    async fn recall(&mut self, order_refs: Vec<String>, up_to: i64) -> handoff_store::Result<()> {
+        for chunk in order_refs.chunks(ORDERS_PER_READ) {
+            for row in self.store.facts_of(chunk.to_vec(), up_to).await? {
+                for fact in facts_of(&self.contract, &row) {
+                    self.board.recall(&row.order_ref, fact);
+                }
+            }
         }
+        self.know_raised(order_refs).await
+    }
+
+    /// Rebuilds a checkpoint's orders from their journal, in journal order (payments naming
+    /// no order are claimed again as they were), with the findings raised for them.
+    async fn rebuild(
+        &mut self,
+        order_refs: Vec<String>,
+        up_to: i64,
+        changes: &mut Vec<Change>,
+    ) -> handoff_store::Result<usize> {
+        let mut rows = Vec::new();
+        for chunk in order_refs.chunks(ORDERS_PER_READ) {
+            rows.extend(self.store.facts_of(chunk.to_vec(), up_to).await?);
+        }
+        rows.sort_by_key(|r| r.id);
+        for row in &rows {
+            for fact in facts_of(&self.contract, row) {
+                self.board.learn(&row.order_ref, fact, changes);
+            }
+        }
+        self.know_raised(order_refs).await?;
+        Ok(rows.len())
+    }
+
+    async fn know_raised(&mut self, order_refs: Vec<String>) -> handoff_store::Result<()> {
+        for chunk in order_refs.chunks(ORDERS_PER_READ) {
+            for f in self.store.raised_findings(chunk.to_vec()).await? {
+                if let Some(pattern) = Pattern::parse(&f.pattern) {
+                    self.board.know_raised(&f.order_ref, pattern, &f.subject);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves where the board is: the cursor and the orders it follows.
+    async fn checkpoint(&mut self, now: Timestamp) -> handoff_store::Result<()> {
+        let checkpoint = RulesCheckpoint { position: self.cursor, orders: self.board.followed() };
+        self.store.save_rules_checkpoint(checkpoint).await?;
+        self.since_checkpoint = 0;
+        self.checkpointed_at = Some(now);
+        Ok(())
+    }
+
+    /// Writes what the board found: exceptions raised (and auto-resolve actions) and cleared.
+    async fn write(&mut self, changes: Vec<Change>, now: Timestamp) -> handoff_store::Result<Stepped> {
+        let mut stepped = Stepped { followed: self.board.len(), ..Stepped::default() };
         for change in changes {
             match change {
                 Change::Raised { order_ref, finding } => {
@@ -125,9 +277,27 @@ impl<S: Store> RulesWatch<S> {
         }
     }
 
-    /// Steps whenever the store changes or the next deadline passes, until `shutdown`.
+    /// Steps whenever the store changes or the next deadline passes, until `shutdown`. The
+    /// first step rebuilds the board.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut changed = self.store.subscribe();
+        let began = std::time::Instant::now();
+        while !self.caught_up && !*shutdown.borrow() {
+            match self.catch_up().await {
+                Ok(s) => tracing::info!(
+                    message = "rules caught up",
+                    facts = s.facts,
+                    followed = s.followed,
+                    raised = s.raised,
+                    cleared = s.cleared,
+                    ms = began.elapsed().as_millis() as u64
+                ),
+                Err(error) => {
+                    tracing::error!(message = "rules catch-up failed; retrying", error = %error);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
         while !*shutdown.borrow() {
             if let Err(error) = self.step().await {
                 tracing::error!(message = "rules step failed", error = %error);
@@ -213,6 +383,9 @@ pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
         let mut facts = vec![Fact::Delivered { command }];
         facts.extend(acknowledged(role, kind, row, at));
         return facts;
+    }
+    if row.kind.starts_with("abandoned:") {
+        return vec![Fact::Abandoned { command: row.command_id.map(|id| id.to_string()).unwrap_or_default() }];
     }
     if row.kind.starts_with("dead_lettered:") {
         return vec![Fact::DeadLettered { command: row.command_id.map(|id| id.to_string()).unwrap_or_default() }];

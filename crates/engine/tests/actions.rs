@@ -188,3 +188,55 @@ async fn an_auto_resolve_policy_queues_the_create_that_was_never_planned() {
     let x = store.exceptions(None, 10).await.unwrap().remove(0);
     assert_eq!((x.pattern.as_str(), x.state.as_str()), ("missing_order", "acknowledged"));
 }
+
+#[tokio::test]
+async fn a_resolved_dead_letter_never_leaves_its_orders_later_commands_waiting() {
+    use handoff_model::ExceptionState;
+    let (store, c, clock) = (MemoryStore::new(), contract(""), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &c, &clock).await;
+    let mut rules = RulesWatch::new(c.clone(), store.clone(), clock.clone());
+    rules.step().await.unwrap();
+    let create = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    let dead = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422: customer unknown".into(),
+        field: None,
+        pattern: Pattern::DeadDelivery,
+    };
+    store
+        .record_attempt(AttemptRecord {
+            command: create,
+            started_at: t0(),
+            finished_at: t0(),
+            outcome: dead,
+            note: None,
+            mapping: None,
+        })
+        .await
+        .unwrap();
+    // The shop cancels the order meanwhile: the cancel waits behind the dead create.
+    let mut cancelled = order_event("e2", "order.cancelled", "#1");
+    cancelled.received_at = t0() + SignedDuration::from_mins(1);
+    store.record_event(cancelled).await.unwrap();
+    intake(&store, &c, &clock).await;
+    rules.step().await.unwrap();
+    assert!(store.claim_due(t0() + SignedDuration::from_mins(2), 10).await.unwrap().is_empty());
+
+    // A person resolves the dead letter's exception (the order was keyed into the ERP by hand).
+    let x = store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap().remove(0);
+    assert_eq!(x.pattern, "dead_delivery");
+    store
+        .move_exception(x.id, ExceptionState::Resolved, "ada".into(), Some("keyed by hand".into()), t0())
+        .await
+        .unwrap();
+    let next = store.claim_due(t0() + SignedDuration::from_mins(2), 10).await.unwrap();
+    assert_eq!(next.iter().map(|c| c.kind).collect::<Vec<_>>(), vec![CommandKind::CancelOrder]);
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    assert!(timeline.audit.iter().any(|a| a.actor == "ada" && a.action == "abandoned"), "{:?}", timeline.audit);
+
+    // The rules are told: the dead letter is no longer the exception to work for this order.
+    clock.advance(SignedDuration::from_mins(30));
+    rules.step().await.unwrap();
+    assert_eq!(store.facts_after(0, 100).await.unwrap().iter().filter(|f| f.kind.starts_with("abandoned:")).count(), 1);
+}

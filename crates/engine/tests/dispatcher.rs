@@ -92,10 +92,48 @@ fn transient(ambiguous: bool, retry_after: Option<SignedDuration>) -> DeliveryEr
 async fn a_429_is_retried_no_sooner_than_retry_after() {
     let w = world().await;
     w.target.sends.lock().unwrap().push_back(Err(transient(false, Some(SignedDuration::from_secs(90)))));
-    let Outcome::Retry { at, ambiguous, .. } = w.attempt().await else { panic!("a retry") };
+    let Outcome::Throttled { at, ambiguous, .. } = w.attempt().await else { panic!("throttled") };
     assert!(!ambiguous);
     assert!(at >= t0().checked_add(SignedDuration::from_secs(90)).unwrap());
     assert!(w.store.claim_due(t0().checked_add(SignedDuration::from_secs(89)).unwrap(), 10).await.unwrap().is_empty());
+    let again = w.store.claim_due(at, 10).await.unwrap();
+    assert_eq!((again[0].attempts, again[0].budget_attempts), (2, 1), "the 429 spent no attempt of the budget");
+}
+
+#[tokio::test]
+async fn after_a_restart_in_flight_commands_wait_for_their_own_targets_settle_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+    // The ERP settles in 5 s; the shop keeps the 60 s default, and a third system takes 10 min.
+    let text = text.replace("settle = \"60s\"", "settle = \"5s\"")
+        + "\n[systems.slow]\nrole = \"erp\"\nconnector = \"http-json\"\nsettle = \"10m\"\n";
+    let contract = Contract::parse(&text, Path::new("handoff.toml")).unwrap();
+    assert_eq!(contract.settle_of("erp"), SignedDuration::from_secs(5));
+    let payload =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/events/order-created.json"))
+            .unwrap();
+    {
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        let event = NewEvent {
+            system: "shop".into(),
+            event_id: "e1".into(),
+            kind: EventKind::OrderCreated,
+            order_ref: "#1001".into(),
+            received_at: t0(),
+            payload,
+            raw: None,
+        };
+        store.record_event(event).await.unwrap();
+        let clock = Arc::new(ManualClock::new(t0()));
+        Intake::new(Arc::new(contract.clone()), store.clone(), clock).step().await.unwrap();
+        assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1, "in flight when the hub is killed");
+    }
+    let restarted = t0() + SignedDuration::from_mins(3);
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(handoff_engine::dispatcher::recover_in_flight(&store, &contract, restarted).await.unwrap(), 1);
+    let command = store.order_timeline("#1001".into()).await.unwrap().commands.remove(0);
+    assert_eq!((command.target.as_str(), command.ambiguous), ("erp", true));
+    assert_eq!(command.next_attempt_at, restarted + SignedDuration::from_secs(5));
 }
 
 #[tokio::test]

@@ -49,7 +49,9 @@ impl FromStr for CommandKind {
 }
 
 /// pending -> in_flight -> acknowledged; or back to pending with a retry time; or
-/// dead_lettered when the budget is spent; or superseded before it was ever sent.
+/// dead_lettered when the budget is spent; or superseded before it was ever sent. A dead
+/// letter a person settles is replayed (pending again) or abandoned: never sent again, and no
+/// longer holding its order's later commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandState {
@@ -58,15 +60,17 @@ pub enum CommandState {
     Acknowledged,
     DeadLettered,
     Superseded,
+    Abandoned,
 }
 
 impl CommandState {
-    pub const ALL: [CommandState; 5] = [
+    pub const ALL: [CommandState; 6] = [
         CommandState::Pending,
         CommandState::InFlight,
         CommandState::Acknowledged,
         CommandState::DeadLettered,
         CommandState::Superseded,
+        CommandState::Abandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl CommandState {
             CommandState::Acknowledged => "acknowledged",
             CommandState::DeadLettered => "dead_lettered",
             CommandState::Superseded => "superseded",
+            CommandState::Abandoned => "abandoned",
         }
     }
 }

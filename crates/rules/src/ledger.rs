@@ -140,6 +140,10 @@ pub enum Fact {
     Delivered {
         command: String,
     },
+    /// A person abandoned a dead-lettered command: it is no longer the exception to work.
+    Abandoned {
+        command: String,
+    },
 }
 
 impl Ledger {
@@ -218,7 +222,7 @@ impl Ledger {
                     self.dead_letters.push(command);
                 }
             }
-            Fact::Delivered { command } => self.dead_letters.retain(|c| *c != command),
+            Fact::Delivered { command } | Fact::Abandoned { command } => self.dead_letters.retain(|c| *c != command),
             Fact::PaymentRefunded { payment_id } => {
                 if let Some(p) = self.payments.iter_mut().find(|p| p.payment_id == payment_id) {
                     p.refunded = true;

@@ -240,3 +240,55 @@ fn a_payment_without_a_reference_is_claimed_by_its_order() {
         matches!(&changes[..], [Change::Raised { order_ref, finding }] if order_ref == "pi_9" && finding.pattern == Pattern::OrphanedPayment)
     );
 }
+
+#[test]
+fn history_learned_and_judged_once_raises_nothing_that_settled_in_time() {
+    let mut board = Board::new(Deadlines::default());
+    let mut changes = Vec::new();
+    // Two settled orders and one whose ERP order never came, learned long after the fact.
+    board.learn("#1", placed(0), &mut changes);
+    board.learn("#1", erp("SO-1", 1), &mut changes);
+    board.learn("#2", placed(0), &mut changes);
+    board.learn("#2", erp("SO-2", 1), &mut changes);
+    board.learn("#3", placed(0), &mut changes);
+    board.judge(at(10_000), &mut changes);
+    assert!(
+        matches!(&changes[..], [Change::Raised { order_ref, finding }] if order_ref == "#3" && finding.pattern == Pattern::MissingOrder),
+        "{changes:?}"
+    );
+    assert!(!board.contains("#1") && !board.contains("#2"), "settled orders leave the board");
+    assert!(board.contains("#3"), "an order with a finding raised stays");
+    assert_eq!(board.followed(), vec!["#3".to_owned()]);
+
+    // A finding the store already holds open is not raised again, and clears when it goes.
+    changes.clear();
+    let mut again = Board::new(Deadlines::default());
+    again.learn("#3", placed(0), &mut changes);
+    again.know_raised("#3", Pattern::MissingOrder, "");
+    again.judge(at(10_000), &mut changes);
+    assert_eq!(changes, vec![]);
+    again.learn("#3", erp("SO-3", 10_001), &mut changes);
+    again.judge(at(10_001), &mut changes);
+    assert_eq!(
+        changes,
+        vec![Change::Cleared { order_ref: "#3".into(), pattern: Pattern::MissingOrder, subject: String::new() }]
+    );
+}
+
+#[test]
+fn an_order_that_left_the_board_is_recalled_with_its_history() {
+    let mut board = Board::new(Deadlines::default());
+    let mut changes = Vec::new();
+    board.learn("#1", placed(0), &mut changes);
+    board.learn("#1", erp("SO-1", 1), &mut changes);
+    board.judge(at(100), &mut changes);
+    assert!(!board.contains("#1"));
+    // The channel cancels it; the ERP record stays open: a Rollback Gap once the deadline passes.
+    board.recall("#1", placed(0));
+    board.recall("#1", erp("SO-1", 1));
+    board.learn("#1", Fact::Closed { at: at(200) }, &mut changes);
+    board.judge(at(200), &mut changes);
+    assert_eq!(changes, vec![]);
+    board.judge(at(215), &mut changes);
+    assert!(matches!(&changes[..], [Change::Raised { finding, .. }] if finding.pattern == Pattern::RollbackGap));
+}

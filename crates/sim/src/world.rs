@@ -566,7 +566,7 @@ impl<S: Store + Clone> World<S> {
                 self.schedule(when, Ev::LateApply { system: target.system.clone(), request: Box::new(request) });
             }
             if let Some(retry_after_s) = throttled
-                && let Outcome::Retry { at: next, .. } = &record.outcome
+                && let Outcome::Retry { at: next, .. } | Outcome::Throttled { at: next, .. } = &record.outcome
             {
                 if *next >= at(self.now(), retry_after_s as i64) {
                     self.sometimes("429 honoured");
@@ -620,8 +620,9 @@ impl<S: Store + Clone> World<S> {
             }
             Ev::Restart => {
                 self.hub_up = true;
-                let read_back_at = at(self.now(), self.contract.max_settle().as_secs());
-                self.store.recover_in_flight(self.now(), read_back_at).await.expect("recover");
+                handoff_engine::dispatcher::recover_in_flight(&self.store, &self.contract, self.now())
+                    .await
+                    .expect("recover");
             }
             Ev::OutageStart => {
                 self.fault("outage");

@@ -56,6 +56,8 @@ fn contract_entry(sim: &Sim, api_version: Option<&str>, refresh_token: &str) -> 
         timeout: SignedDuration::from_secs(2),
         idempotency_keys: false,
         settle: SignedDuration::ZERO,
+        max_in_flight: None,
+        rate: None,
         webhook_secrets: Vec::new(),
         signature_tolerance: SignedDuration::from_secs(300),
         credentials,

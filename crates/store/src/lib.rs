@@ -103,6 +103,15 @@ pub trait Store: Send + Sync + 'static {
     /// Claims due commands that head their (order, target) sequence, marking them in flight.
     fn claim_due(&self, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;
 
+    /// As [`Store::claim_due`], for the commands to one target only (each target has its own
+    /// limits, so one that is saturated never takes another's turn).
+    fn claim_due_to(
+        &self,
+        target: String,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Command>>> + Send;
+
     /// Records how one attempt ended.
     fn record_attempt(&self, attempt: AttemptRecord) -> impl Future<Output = Result<()>> + Send;
 
@@ -110,9 +119,14 @@ pub trait Store: Send + Sync + 'static {
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
 
     /// After a restart: commands left in flight have an unknown outcome. They return to
-    /// pending, marked ambiguous, due at `read_back_at`, so the target is read back before any
-    /// resend, once a request still on its way can no longer land.
-    fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> impl Future<Output = Result<u64>> + Send;
+    /// pending, marked ambiguous, each due at its own target's time in `read_back_at` (`now`
+    /// for a target not named), so the target is read back before any resend, once a request
+    /// still on its way can no longer land.
+    fn recover_in_flight(
+        &self,
+        now: Timestamp,
+        read_back_at: std::collections::HashMap<String, Timestamp>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Dead-lettered commands, oldest first.
     fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<Command>>> + Send;
@@ -130,6 +144,17 @@ pub trait Store: Send + Sync + 'static {
     /// Puts dead letters back in the queue with a fresh budget; returns how many.
     fn replay(&self, which: Replay, actor: String, now: Timestamp) -> impl Future<Output = Result<u64>> + Send;
 
+    /// A person gives up on dead letter `id`: it is abandoned (never sent again, no longer
+    /// holding its order's later commands), its exception resolved, the rules told, audited
+    /// with `actor` and `reason`, in one transaction. `false` when `id` is not a dead letter.
+    fn abandon(
+        &self,
+        id: i64,
+        actor: String,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Exceptions, newest first, optionally only those in one state.
     fn exceptions(
         &self,
@@ -138,7 +163,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<ExceptionRow>>> + Send;
 
     /// A person acknowledges, resolves or ignores an exception (see
-    /// `ExceptionState::person_may_move`); audited with `actor` and `reason`.
+    /// `ExceptionState::person_may_move`); audited with `actor` and `reason`. Resolving or
+    /// ignoring a dead letter's exception settles its command: a command still dead-lettered
+    /// is abandoned with it (as by [`Store::abandon`]), so no order is left stuck behind it.
     fn move_exception(
         &self,
         id: i64,
@@ -153,6 +180,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The rules' journal after entry `after`, oldest first.
     fn facts_after(&self, after: i64, limit: usize) -> impl Future<Output = Result<Vec<FactRow>>> + Send;
+
+    /// The journal of the orders named, up to entry `up_to` included, oldest first: what the
+    /// rules need to follow an order again.
+    fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> impl Future<Output = Result<Vec<FactRow>>> + Send;
+
+    /// The findings of the orders named whose exceptions are open, acknowledged or ignored.
+    fn raised_findings(&self, order_refs: Vec<String>) -> impl Future<Output = Result<Vec<RaisedFinding>>> + Send;
+
+    /// Where the rules' board was last left, if it ever was.
+    fn rules_checkpoint(&self) -> impl Future<Output = Result<Option<RulesCheckpoint>>> + Send;
+
+    /// Replaces the rules' checkpoint.
+    fn save_rules_checkpoint(&self, checkpoint: RulesCheckpoint) -> impl Future<Output = Result<()>> + Send;
 
     /// Raises a finding of the rules as an exception, once per (pattern, order, subject): an
     /// open one stays as it is, a closed one reopens. Audited as `rule:<pattern>`.

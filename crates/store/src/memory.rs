@@ -39,6 +39,7 @@ struct Mem {
     event_rows: HashMap<i64, i64>,
     quarantine: Vec<Quarantined>,
     quarantine_keys: HashMap<(String, String), i64>,
+    rules_checkpoint: Option<crate::RulesCheckpoint>,
 }
 
 impl Mem {
@@ -299,6 +300,57 @@ impl Mem {
         Some(id)
     }
 
+    fn abandon(&mut self, id: i64, actor: &str, reason: Option<&str>, now: Timestamp) -> bool {
+        let Some(c) = self.outbox.get_mut((id - 1).max(0) as usize).filter(|c| c.id == id) else { return false };
+        if c.state != CommandState::DeadLettered {
+            return false;
+        }
+        c.state = CommandState::Abandoned;
+        c.updated_at = now;
+        let (kind, target, order_ref) = (c.kind, c.target.clone(), c.order_ref.clone());
+        for x in self.exceptions.iter_mut().filter(|x| x.command_id == Some(id)) {
+            if x.state == "open" || x.state == "acknowledged" {
+                x.state = "resolved".into();
+                x.updated_at = now;
+            }
+        }
+        self.command_fact(id, "abandoned", None, now);
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let detail = format!("dead letter {id} ({kind} to {target}) abandoned, never to be sent{why}");
+        self.audit(now, actor, "abandoned", &order_ref, detail);
+        true
+    }
+
+    /// Due pending commands that head their sequence, to `target` or to any, marked in flight.
+    fn claim(&mut self, now: Timestamp, limit: usize, target: Option<&str>) -> Vec<Command> {
+        let due: Vec<i64> = self
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|&(_, id)| id)
+            .filter(|&id| {
+                let c = &self.outbox[(id - 1) as usize];
+                c.state == CommandState::Pending && target.is_none_or(|t| c.target == t) && self.heads_its_sequence(c)
+            })
+            .take(limit)
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            let c = self.command(id);
+            let key = (c.next_attempt_at, id);
+            c.state = CommandState::InFlight;
+            c.attempts += 1;
+            c.budget_attempts += 1;
+            c.updated_at = now;
+            let copy = c.clone();
+            self.due.remove(&key);
+            claimed.push(copy);
+        }
+        // Chosen by due time, handed out by id: as the SQLite store does.
+        claimed.sort_by_key(|c| c.id);
+        claimed
+    }
+
     /// No earlier command of the same order to the same target is still unfinished.
     fn heads_its_sequence(&self, c: &Command) -> bool {
         let ids = &self.sequences[&(c.order_ref.clone(), c.target.clone())];
@@ -407,6 +459,12 @@ impl Store for MemoryStore {
             }
             let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
             m.audit(now, &actor, to.as_str(), &row.order_ref, format!("exception {id} ({}){why}", row.pattern));
+            if let Some(command) = row.command_id
+                && matches!(to, handoff_model::ExceptionState::Resolved | handoff_model::ExceptionState::Ignored)
+            {
+                let because = format!("its exception {id} was {} by {actor}{why}", to.as_str());
+                m.abandon(command, &actor, Some(&because), now);
+            }
             crate::Moved::Done(row)
         }))
     }
@@ -445,34 +503,11 @@ impl Store for MemoryStore {
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| {
-            let due: Vec<i64> = m
-                .due
-                .iter()
-                .take_while(|(at, _)| *at <= now)
-                .map(|&(_, id)| id)
-                .filter(|&id| {
-                    let c = &m.outbox[(id - 1) as usize];
-                    c.state == CommandState::Pending && m.heads_its_sequence(c)
-                })
-                .take(limit)
-                .collect();
-            let mut claimed = Vec::with_capacity(due.len());
-            for id in due {
-                let c = m.command(id);
-                let key = (c.next_attempt_at, id);
-                c.state = CommandState::InFlight;
-                c.attempts += 1;
-                c.budget_attempts += 1;
-                c.updated_at = now;
-                let copy = c.clone();
-                m.due.remove(&key);
-                claimed.push(copy);
-            }
-            // Chosen by due time, handed out by id: as the SQLite store does.
-            claimed.sort_by_key(|c| c.id);
-            claimed
-        }))
+        Ok(self.write(|m| m.claim(now, limit, None)))
+    }
+
+    async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        Ok(self.write(|m| m.claim(now, limit, Some(&target))))
     }
 
     async fn record_attempt(&self, a: AttemptRecord) -> Result<()> {
@@ -486,6 +521,9 @@ impl Store for MemoryStore {
             let detail = match &a.outcome {
                 Outcome::Acknowledged { record_id } => note(&format!("record {record_id}")),
                 Outcome::Retry { error, at, .. } => note(&format!("{error}; next attempt at {at}")),
+                Outcome::Throttled { error, at, .. } => {
+                    note(&format!("{error}; asked to wait: next attempt at {at}, no attempt spent"))
+                }
                 Outcome::DeadLettered { error, .. } => note(error),
             };
             let attempt = a.command.attempts;
@@ -541,6 +579,16 @@ impl Store for MemoryStore {
                     c.updated_at = now;
                     m.due.insert((*at, id));
                 }
+                Outcome::Throttled { at, ambiguous, error } => {
+                    let c = m.command(id);
+                    c.state = CommandState::Pending;
+                    c.next_attempt_at = *at;
+                    c.ambiguous = *ambiguous;
+                    c.last_error = Some(error.clone());
+                    c.budget_attempts = c.budget_attempts.saturating_sub(1);
+                    c.updated_at = now;
+                    m.due.insert((*at, id));
+                }
                 Outcome::DeadLettered { ambiguous, error, field, pattern } => {
                     let c = m.command(id);
                     c.state = CommandState::DeadLettered;
@@ -577,13 +625,13 @@ impl Store for MemoryStore {
         Ok(self.read(|m| m.due.first().map(|(at, _)| *at)))
     }
 
-    async fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
+    async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {
         Ok(self.write(|m| {
             let mut n = 0;
             for c in m.outbox.iter_mut().filter(|c| c.state == CommandState::InFlight) {
                 c.state = CommandState::Pending;
                 c.ambiguous = true;
-                c.next_attempt_at = read_back_at;
+                c.next_attempt_at = read_back_at.get(&c.target).copied().unwrap_or(now);
                 c.last_error = Some("hub stopped while the command was in flight".into());
                 c.updated_at = now;
                 m.due.insert((c.next_attempt_at, c.id));
@@ -627,6 +675,10 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn abandon(&self, id: i64, actor: String, reason: Option<String>, now: Timestamp) -> Result<bool> {
+        Ok(self.write(|m| m.abandon(id, &actor, reason.as_deref(), now)))
+    }
+
     async fn exceptions(
         &self,
         state: Option<handoff_model::ExceptionState>,
@@ -649,6 +701,44 @@ impl Store for MemoryStore {
 
     async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
         Ok(self.read(|m| m.facts.iter().skip(after.max(0) as usize).take(limit).cloned().collect()))
+    }
+
+    async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {
+        let refs: HashSet<&str> = order_refs.iter().map(String::as_str).collect();
+        Ok(self.read(|m| {
+            m.facts
+                .iter()
+                .take_while(|f| f.id <= up_to)
+                .filter(|f| refs.contains(f.order_ref.as_str()))
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn raised_findings(&self, order_refs: Vec<String>) -> Result<Vec<crate::RaisedFinding>> {
+        let refs: HashSet<&str> = order_refs.iter().map(String::as_str).collect();
+        Ok(self.read(|m| {
+            m.exceptions
+                .iter()
+                .filter(|x| refs.contains(x.order_ref.as_str()))
+                .filter(|x| matches!(x.state.as_str(), "open" | "acknowledged" | "ignored"))
+                .filter_map(|x| {
+                    let subject = x.subject.clone()?;
+                    Some(crate::RaisedFinding { order_ref: x.order_ref.clone(), pattern: x.pattern.clone(), subject })
+                })
+                .collect()
+        }))
+    }
+
+    async fn rules_checkpoint(&self) -> Result<Option<crate::RulesCheckpoint>> {
+        Ok(self.read(|m| m.rules_checkpoint.clone()))
+    }
+
+    async fn save_rules_checkpoint(&self, mut checkpoint: crate::RulesCheckpoint) -> Result<()> {
+        checkpoint.orders.sort_unstable();
+        checkpoint.orders.dedup();
+        self.write(|m| m.rules_checkpoint = Some(checkpoint));
+        Ok(())
     }
 
     async fn raise_finding(&self, f: NewFinding, now: Timestamp) -> Result<Raised> {

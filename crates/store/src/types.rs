@@ -169,6 +169,13 @@ pub enum Outcome {
         ambiguous: bool,
         error: String,
     },
+    /// The target asked to come back later (a 429, a Retry-After): tried again at `at`, and
+    /// the attempt is given back to the budget (only the flow's deadline bounds these).
+    Throttled {
+        at: Timestamp,
+        ambiguous: bool,
+        error: String,
+    },
     /// Dead-lettered with an open exception of `pattern` (Dead Delivery, or Transform Mismatch
     /// for a command held at the transform layer).
     DeadLettered {
@@ -185,6 +192,7 @@ impl Outcome {
             Outcome::Acknowledged { .. } => "acknowledged",
             Outcome::Retry { ambiguous: true, .. } => "ambiguous",
             Outcome::Retry { .. } => "retry",
+            Outcome::Throttled { .. } => "throttled",
             Outcome::DeadLettered { .. } => "dead_lettered",
         }
     }
@@ -250,6 +258,22 @@ pub struct NewFinding {
     pub detail: String,
     pub action: String,
     pub evidence: String,
+}
+
+/// Where the rules' board was left: the journal position it reflects and the orders whose
+/// journal rebuilds it (settled orders are not among them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesCheckpoint {
+    pub position: i64,
+    pub orders: Vec<String>,
+}
+
+/// A finding of the rules whose exception is open, acknowledged or ignored: raised already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaisedFinding {
+    pub order_ref: String,
+    pub pattern: String,
+    pub subject: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,7 +418,8 @@ pub fn flow_stats_of(samples: impl IntoIterator<Item = CommandSample>) -> Vec<Fl
             CommandState::Acknowledged => stats.acknowledged += 1,
             CommandState::Superseded => stats.superseded += 1,
             CommandState::Pending | CommandState::InFlight => stats.unfinished += 1,
-            CommandState::DeadLettered => {}
+            // Dead-lettered first; counted there.
+            CommandState::DeadLettered | CommandState::Abandoned => {}
         }
         stats.dead_lettered += u64::from(s.dead_lettered || s.state == CommandState::DeadLettered);
         stats.attempts += s.attempts;

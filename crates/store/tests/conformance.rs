@@ -52,6 +52,9 @@ conformance!(
     a_poll_holds_the_records_it_cannot_map_and_still_moves_its_cursor,
     a_held_body_replays_into_the_inbox_once,
     an_order_keeps_its_last_version_and_what_it_said,
+    the_rules_checkpoint_and_an_orders_journal_and_raised_findings_are_kept,
+    a_resolved_dead_letter_is_abandoned_and_its_orders_later_commands_go,
+    a_dead_letter_abandoned_outright_resolves_its_exception_and_tells_the_rules,
 );
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
@@ -210,13 +213,31 @@ async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_order
 async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
-    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
-    // The process stops here; the next one starts by recovering.
-    assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
-    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    let slow = NewCommand {
+        target: "slow".into(),
+        idempotency_key: "k-slow".into(),
+        ..command("#1", CommandKind::CreateOrder)
+    };
+    plan(&store, row, vec![slow]).await;
+    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 2);
+    // The process stops here; the next one starts by recovering: each command is read back
+    // after its own target's settle time.
+    let secs = |n: i64| t0().checked_add(SignedDuration::from_secs(n)).unwrap();
+    let read_back_at = [("erp".to_owned(), secs(5)), ("slow".to_owned(), secs(60))].into_iter().collect();
+    assert_eq!(store.recover_in_flight(t0(), read_back_at).await.unwrap(), 2);
+    assert!(store.claim_due(secs(4), 10).await.unwrap().is_empty());
+    assert!(store.claim_due_to("slow".into(), secs(5), 10).await.unwrap().is_empty());
+    let claimed = store.claim_due_to("erp".into(), secs(5), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(claimed[0].ambiguous, "the outcome of the interrupted send is unknown");
-    assert_eq!(claimed[0].attempts, 2);
+    assert_eq!((claimed[0].attempts, claimed[0].budget_attempts), (2, 2));
+    // The target asks to come back later: the attempt is given back to the budget.
+    let throttled = Outcome::Throttled { at: secs(30), ambiguous: true, error: "429".into() };
+    attempt(&store, claimed.into_iter().next().unwrap(), secs(5), throttled).await;
+    assert!(store.claim_due_to("erp".into(), secs(29), 10).await.unwrap().is_empty());
+    let again = store.claim_due_to("erp".into(), secs(30), 10).await.unwrap();
+    assert_eq!((again[0].attempts, again[0].budget_attempts), (3, 2));
+    assert_eq!(store.claim_due(secs(60), 10).await.unwrap()[0].target, "slow");
 }
 
 #[tokio::test]
@@ -229,7 +250,7 @@ async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
         assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    assert_eq!(store.recover_in_flight(t0(), t0()).await.unwrap(), 1);
+    assert_eq!(store.recover_in_flight(t0(), Default::default()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
 
@@ -533,4 +554,96 @@ async fn a_held_body_replays_into_the_inbox_once<S: Store + Clone>(store: S) {
         store.release_quarantined(99, event("e", EventKind::OrderCreated, "x"), "ada".into(), later).await.unwrap(),
         Released::NotFound
     );
+}
+
+async fn the_rules_checkpoint_and_an_orders_journal_and_raised_findings_are_kept<S: Store + Clone>(store: S) {
+    use handoff_model::{ExceptionState, Pattern};
+    use handoff_store::{RaisedFinding, RulesCheckpoint};
+    assert_eq!(store.rules_checkpoint().await.unwrap(), None);
+    for (i, order_ref) in ["#1", "#2", "#1"].iter().enumerate() {
+        let row = new_event(&store, &format!("e{i}"), EventKind::OrderCreated, order_ref).await;
+        plan(&store, row, vec![command(order_ref, CommandKind::CreateOrder)]).await;
+    }
+    let facts = store.facts_of(vec!["#1".into()], i64::MAX).await.unwrap();
+    assert_eq!(facts.iter().map(|f| f.order_ref.as_str()).collect::<Vec<_>>(), vec!["#1", "#1"]);
+    assert!(facts[0].id < facts[1].id && facts[0].kind == "order.created");
+    let up_to_first = store.facts_of(vec!["#1".into(), "#2".into()], facts[0].id).await.unwrap();
+    assert_eq!(up_to_first.len(), 1);
+
+    let checkpoint = RulesCheckpoint { position: facts[1].id, orders: vec!["#2".into(), "#1".into()] };
+    store.save_rules_checkpoint(checkpoint).await.unwrap();
+    let saved = store.rules_checkpoint().await.unwrap().unwrap();
+    assert_eq!((saved.position, saved.orders), (facts[1].id, vec!["#1".to_owned(), "#2".to_owned()]));
+    store.save_rules_checkpoint(RulesCheckpoint { position: 9, orders: vec![] }).await.unwrap();
+    assert_eq!(store.rules_checkpoint().await.unwrap(), Some(RulesCheckpoint { position: 9, orders: vec![] }));
+
+    let raised = |subject: &str| RaisedFinding {
+        order_ref: "#1".into(),
+        pattern: Pattern::MissingOrder.as_str().into(),
+        subject: subject.into(),
+    };
+    let handoff_store::Raised::Opened(open) = store.raise_finding(finding("a"), t0()).await.unwrap() else { panic!() };
+    let handoff_store::Raised::Opened(gone) = store.raise_finding(finding("b"), t0()).await.unwrap() else { panic!() };
+    let handoff_store::Raised::Opened(ignored) = store.raise_finding(finding("c"), t0()).await.unwrap() else {
+        panic!()
+    };
+    store.clear_finding(Pattern::MissingOrder, "#1".into(), "b".into(), t0()).await.unwrap();
+    store
+        .move_exception(ignored, ExceptionState::Ignored, "ada".into(), Some("test order".into()), t0())
+        .await
+        .unwrap();
+    let mut found = store.raised_findings(vec!["#1".into(), "#9".into()]).await.unwrap();
+    found.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(found, vec![raised("a"), raised("c")], "open and ignored, not auto-resolved ({open}, {gone})");
+}
+
+/// An order whose create is dead-lettered with an update queued behind it.
+async fn dead_create_with_update_behind<S: Store + Clone>(store: &S, order_ref: &str) -> i64 {
+    let row = new_event(store, &format!("e-{order_ref}"), EventKind::OrderCreated, order_ref).await;
+    let update = NewCommand {
+        kind: CommandKind::UpdateOrder,
+        idempotency_key: format!("k-{order_ref}-update"),
+        ..command(order_ref, CommandKind::CreateOrder)
+    };
+    plan(store, row, vec![command(order_ref, CommandKind::CreateOrder), update]).await;
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.kind).collect::<Vec<_>>(), vec![CommandKind::CreateOrder]);
+    let create = claimed[0].id;
+    let dead = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422".into(),
+        field: None,
+        pattern: handoff_model::Pattern::DeadDelivery,
+    };
+    attempt(store, claimed.into_iter().next().unwrap(), t0(), dead).await;
+    assert!(store.claim_due(t0(), 10).await.unwrap().is_empty(), "the update waits behind the dead letter");
+    create
+}
+
+async fn a_resolved_dead_letter_is_abandoned_and_its_orders_later_commands_go<S: Store + Clone>(store: S) {
+    use handoff_model::ExceptionState;
+    let create = dead_create_with_update_behind(&store, "#1").await;
+    let x = store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap().remove(0);
+    assert_eq!(x.command_id, Some(create));
+    let moved = store.move_exception(x.id, ExceptionState::Resolved, "ada".into(), Some("keyed by hand".into()), t0());
+    assert!(matches!(moved.await.unwrap(), handoff_store::Moved::Done(_)));
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    assert_eq!(timeline.commands[0].state, CommandState::Abandoned);
+    assert!(timeline.audit.iter().any(|a| a.actor == "ada" && a.action == "abandoned"), "{:?}", timeline.audit);
+    let next = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(next.iter().map(|c| c.kind).collect::<Vec<_>>(), vec![CommandKind::UpdateOrder]);
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+}
+
+async fn a_dead_letter_abandoned_outright_resolves_its_exception_and_tells_the_rules<S: Store + Clone>(store: S) {
+    let create = dead_create_with_update_behind(&store, "#2").await;
+    assert!(store.abandon(create, "ada".into(), None, t0()).await.unwrap());
+    assert!(!store.abandon(create, "ada".into(), None, t0()).await.unwrap(), "once");
+    let x = store.exceptions(None, 10).await.unwrap().remove(0);
+    assert_eq!(x.state, "resolved");
+    let kinds: Vec<String> = store.facts_after(0, 10).await.unwrap().into_iter().map(|f| f.kind).collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("abandoned:create_order"), "{kinds:?}");
+    assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
+    let counts = store.command_counts().await.unwrap();
+    assert!(counts.contains(&("abandoned".to_owned(), 1)), "{counts:?}");
 }

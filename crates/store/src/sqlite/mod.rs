@@ -70,7 +70,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -79,6 +79,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("../../migrations/sqlite/0006_quarantine.sql"),
     include_str!("../../migrations/sqlite/0007_order_fingerprint.sql"),
     include_str!("../../migrations/sqlite/0008_read_indexes.sql"),
+    include_str!("../../migrations/sqlite/0009_rules_checkpoint.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -276,6 +277,10 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| writes::claim_due(conn, now, limit)).await
     }
 
+    async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        self.inner.writer.run(move |conn| writes::claim_due_to(conn, &target, now, limit)).await
+    }
+
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<()> {
         self.inner.writer.run(move |conn| writes::record_attempt(conn, &attempt)).await
     }
@@ -284,8 +289,8 @@ impl Store for SqliteStore {
         self.read(reads::next_due_at).await
     }
 
-    async fn recover_in_flight(&self, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
-        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now, read_back_at)).await
+    async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {
+        self.inner.writer.run(move |conn| writes::recover_in_flight(conn, now, &read_back_at)).await
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {
@@ -294,6 +299,10 @@ impl Store for SqliteStore {
 
     async fn replay(&self, which: Replay, actor: String, now: Timestamp) -> Result<u64> {
         self.inner.writer.run(move |conn| writes::replay(conn, which, &actor, now)).await
+    }
+
+    async fn abandon(&self, id: i64, actor: String, reason: Option<String>, now: Timestamp) -> Result<bool> {
+        self.inner.writer.run(move |conn| writes::abandon(conn, id, &actor, reason.as_deref(), now)).await
     }
 
     async fn exceptions(
@@ -310,6 +319,22 @@ impl Store for SqliteStore {
 
     async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
         self.read(move |conn| reads::facts_after(conn, after, limit)).await
+    }
+
+    async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {
+        self.read(move |conn| reads::facts_of(conn, &order_refs, up_to)).await
+    }
+
+    async fn raised_findings(&self, order_refs: Vec<String>) -> Result<Vec<crate::RaisedFinding>> {
+        self.read(move |conn| reads::raised_findings(conn, &order_refs)).await
+    }
+
+    async fn rules_checkpoint(&self) -> Result<Option<crate::RulesCheckpoint>> {
+        self.read(reads::rules_checkpoint).await
+    }
+
+    async fn save_rules_checkpoint(&self, checkpoint: crate::RulesCheckpoint) -> Result<()> {
+        self.inner.writer.run(move |conn| writes::save_rules_checkpoint(conn, &checkpoint)).await
     }
 
     async fn raise_finding(&self, finding: NewFinding, now: Timestamp) -> Result<Raised> {

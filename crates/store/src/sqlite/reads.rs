@@ -90,6 +90,7 @@ pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
         ("in_flight", count("SELECT count(*) FROM outbox WHERE state = 'in_flight'")?),
         ("pending", count("SELECT count(*) FROM outbox WHERE state = 'pending'")?),
         ("superseded", count("SELECT count(*) FROM outbox WHERE state = 'superseded'")?),
+        ("abandoned", count("SELECT count(*) FROM outbox WHERE state = 'abandoned'")?),
     ];
     let unfinished: u64 = counts.iter().map(|(_, n)| n).sum();
     counts.insert(0, ("acknowledged", total.saturating_sub(unfinished)));
@@ -165,19 +166,59 @@ pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result
          FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox o ON o.id = f.command_id
          WHERE f.id > ?1 ORDER BY f.id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit as i64], |r| {
-        Ok(crate::FactRow {
-            id: r.get(0)?,
-            order_ref: r.get(1)?,
-            system: r.get(2)?,
-            kind: r.get(3)?,
-            record_id: r.get(4)?,
-            command_id: r.get(5)?,
-            payload: r.get(6)?,
-            at: ts(r.get(7)?)?,
-        })
+    let rows = stmt.query_map(params![after, limit as i64], fact_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn facts_of(conn: &Connection, order_refs: &[String], up_to: i64) -> Result<Vec<crate::FactRow>> {
+    let refs = serde_json::to_string(order_refs).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id,
+                coalesce(i.payload, o.payload), f.at
+         FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox o ON o.id = f.command_id
+         WHERE f.order_ref IN (SELECT value FROM json_each(?1)) AND f.id <= ?2 ORDER BY f.id",
+    )?;
+    let rows = stmt.query_map(params![refs, up_to], fact_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn fact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::FactRow> {
+    Ok(crate::FactRow {
+        id: r.get(0)?,
+        order_ref: r.get(1)?,
+        system: r.get(2)?,
+        kind: r.get(3)?,
+        record_id: r.get(4)?,
+        command_id: r.get(5)?,
+        payload: r.get(6)?,
+        at: ts(r.get(7)?)?,
+    })
+}
+
+pub(super) fn raised_findings(conn: &Connection, order_refs: &[String]) -> Result<Vec<crate::RaisedFinding>> {
+    let refs = serde_json::to_string(order_refs).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT order_ref, pattern, subject FROM exceptions
+         WHERE order_ref IN (SELECT value FROM json_each(?1)) AND subject IS NOT NULL
+           AND state IN ('open', 'acknowledged', 'ignored')",
+    )?;
+    let rows = stmt.query_map([refs], |r| {
+        Ok(crate::RaisedFinding { order_ref: r.get(0)?, pattern: r.get(1)?, subject: r.get(2)? })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn rules_checkpoint(conn: &Connection) -> Result<Option<crate::RulesCheckpoint>> {
+    let position: Option<i64> = conn
+        .prepare_cached("SELECT position FROM rules_checkpoint WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let Some(position) = position else { return Ok(None) };
+    let orders = conn
+        .prepare_cached("SELECT order_ref FROM rules_board ORDER BY order_ref")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(Some(crate::RulesCheckpoint { position, orders }))
 }
 
 pub(super) fn flow_stats(conn: &Connection, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
@@ -254,6 +295,9 @@ mod tests {
         order_timeline(&conn, "1001").unwrap();
         exception(&conn, 1).unwrap();
         facts_after(&conn, 0, 10).unwrap();
+        facts_of(&conn, &["1001".to_owned()], 10).unwrap();
+        raised_findings(&conn, &["1001".to_owned()]).unwrap();
+        rules_checkpoint(&conn).unwrap();
         flow_stats(&conn, since).unwrap();
         super::super::quarantine::list(&conn, None, 10).unwrap();
         super::super::quarantine::list(&conn, Some(crate::QuarantineState::Held), 10).unwrap();

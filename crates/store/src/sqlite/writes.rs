@@ -202,12 +202,39 @@ pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Resu
     Ok(claimed)
 }
 
+/// As [`claim_due`], for the commands to one target only.
+pub(super) fn claim_due_to(conn: &Connection, target: &str, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+    let sql = format!(
+        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                updated_at = ?1
+         WHERE id IN (
+             SELECT c.id FROM outbox c
+             WHERE c.state = 'pending' AND c.target = ?3 AND c.next_attempt_at <= ?1
+               AND NOT EXISTS (
+                   SELECT 1 FROM outbox p
+                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
+             ORDER BY c.next_attempt_at, c.id
+             LIMIT ?2)
+         RETURNING {COMMAND_COLUMNS}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut claimed = stmt
+        .query_map(params![micros(now), limit as i64, target], rows::command)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
 pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()> {
     let c = &a.command;
     let now = a.finished_at;
     let detail = match (&a.outcome, &a.note) {
         (Outcome::Acknowledged { record_id }, note) => join(note, &format!("record {record_id}")),
         (Outcome::Retry { error, at, .. }, note) => join(note, &format!("{error}; next attempt at {at}")),
+        (Outcome::Throttled { error, at, .. }, note) => {
+            join(note, &format!("{error}; asked to wait: next attempt at {at}, no attempt spent"))
+        }
         (Outcome::DeadLettered { error, .. }, note) => join(note, error),
     };
     conn.prepare_cached(
@@ -245,6 +272,13 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
             conn.prepare_cached(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?1, ambiguous = ?2, last_error = ?3,
                         updated_at = ?4 WHERE id = ?5",
+            )?
+            .execute(params![micros(*at), ambiguous, error, micros(now), c.id])?;
+        }
+        Outcome::Throttled { at, ambiguous, error } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?1, ambiguous = ?2, last_error = ?3,
+                        budget_attempts = max(budget_attempts - 1, 0), updated_at = ?4 WHERE id = ?5",
             )?
             .execute(params![micros(*at), ambiguous, error, micros(now), c.id])?;
         }
@@ -400,14 +434,22 @@ fn join(note: &Option<String>, s: &str) -> String {
     }
 }
 
-pub(super) fn recover_in_flight(conn: &Connection, now: Timestamp, read_back_at: Timestamp) -> Result<u64> {
+pub(super) fn recover_in_flight(
+    conn: &Connection,
+    now: Timestamp,
+    read_back_at: &std::collections::HashMap<String, Timestamp>,
+) -> Result<u64> {
+    let at: serde_json::Map<String, serde_json::Value> =
+        read_back_at.iter().map(|(target, at)| (target.clone(), micros(*at).into())).collect();
+    let at = serde_json::Value::Object(at).to_string();
     let n = conn
         .prepare_cached(
-            "UPDATE outbox SET state = 'pending', ambiguous = 1, next_attempt_at = ?2,
+            "UPDATE outbox SET state = 'pending', ambiguous = 1,
+                    next_attempt_at = coalesce((SELECT value FROM json_each(?2) WHERE key = outbox.target), ?1),
                     last_error = 'hub stopped while the command was in flight', updated_at = ?1
              WHERE state = 'in_flight'",
         )?
-        .execute([micros(now), micros(read_back_at)])?;
+        .execute(params![micros(now), at])?;
     if n > 0 {
         tracing::warn!(
             message = "commands in flight at the last stop will be read back before any resend",
@@ -442,6 +484,12 @@ pub(super) fn move_exception(
     .execute(params![to.as_str(), micros(now), id])?;
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     audit(conn, now, actor, to.as_str(), &row.order_ref, &format!("exception {id} ({}){why}", row.pattern))?;
+    if let Some(command) = row.command_id
+        && matches!(to, handoff_model::ExceptionState::Resolved | handoff_model::ExceptionState::Ignored)
+    {
+        let because = format!("its exception {id} was {} by {actor}{why}", to.as_str());
+        abandon(conn, command, actor, Some(&because), now)?;
+    }
     Ok(crate::Moved::Done(crate::ExceptionRow { state: to.as_str().into(), updated_at: now, ..row }))
 }
 
@@ -492,4 +540,38 @@ pub(super) fn replay(conn: &Connection, which: Replay, actor: &str, now: Timesta
         audit(conn, now, actor, "replayed", order_ref, &format!("dead letter {id} replayed"))?;
     }
     Ok(ids.len() as u64)
+}
+
+pub(super) fn save_rules_checkpoint(conn: &Connection, checkpoint: &crate::RulesCheckpoint) -> Result<()> {
+    conn.prepare_cached("DELETE FROM rules_board")?.execute([])?;
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO rules_board (order_ref) VALUES (?1)")?;
+    for order_ref in &checkpoint.orders {
+        insert.execute([order_ref])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO rules_checkpoint (id, position) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+    )?
+    .execute([checkpoint.position])?;
+    Ok(())
+}
+
+pub(super) fn abandon(conn: &Connection, id: i64, actor: &str, reason: Option<&str>, now: Timestamp) -> Result<bool> {
+    let sql = format!(
+        "UPDATE outbox SET state = 'abandoned', updated_at = ?1 WHERE id = ?2 AND state = 'dead_lettered'
+         RETURNING {COMMAND_COLUMNS}"
+    );
+    let Some(c) = conn.prepare_cached(&sql)?.query_row(params![micros(now), id], rows::command).optional()? else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "UPDATE exceptions SET state = 'resolved', updated_at = ?1
+         WHERE command_id = ?2 AND state IN ('open', 'acknowledged')",
+    )?
+    .execute(params![micros(now), id])?;
+    fact(conn, &c, "abandoned", None, now)?;
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let detail = format!("dead letter {id} ({} to {}) abandoned, never to be sent{why}", c.kind, c.target);
+    audit(conn, now, actor, "abandoned", &c.order_ref, &detail)?;
+    Ok(true)
 }
