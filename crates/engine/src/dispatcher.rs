@@ -223,6 +223,21 @@ impl<S: Store + Clone> Dispatcher<S> {
                     self.clone().spawn(command, permit, slot);
                 }
             }
+            // Commands to a system the contract no longer names: dead-lettered, never stuck.
+            let room = permits.available_permits().min(CLAIM_BATCH);
+            if room > 0 {
+                match self.store.claim_due_except(names.clone(), self.clock.now(), room).await {
+                    Ok(claimed) => {
+                        claimed_any |= !claimed.is_empty();
+                        for command in claimed {
+                            let permit = permits.clone().try_acquire_owned().expect("claimed within the free permits");
+                            let unlimited = Arc::new(Semaphore::new(1)).try_acquire_owned().expect("a fresh permit");
+                            self.clone().spawn(command, permit, unlimited);
+                        }
+                    }
+                    Err(error) => tracing::error!(message = "claiming commands failed", error = %error),
+                }
+            }
             if !claimed_any {
                 let wait = self.idle_wait().await;
                 tokio::select! {

@@ -107,27 +107,30 @@ impl Target for Calm {
     }
 }
 
+fn order_event(i: usize) -> NewEvent {
+    let order_ref = format!("#{i}");
+    let payload = json!({
+        "event_id": format!("e{i}"), "kind": "order.created", "order_ref": order_ref,
+        "occurred_at": "2026-11-26T10:00:00Z", "version": 1,
+        "order": {"order_ref": order_ref, "customer": {"email": "ada@example.com"}, "currency": "EUR",
+                  "placed_at": "2026-11-26T10:00:00Z",
+                  "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}],
+                  "totals": {"subtotal": "5.00", "total": "5.00"}},
+    });
+    NewEvent {
+        system: "shop".into(),
+        event_id: format!("e{i}"),
+        kind: EventKind::OrderCreated,
+        order_ref,
+        received_at: Timestamp::now(),
+        payload: payload.to_string(),
+        raw: None,
+    }
+}
+
 async fn orders(store: &MemoryStore, contract: &Arc<Contract>, n: usize) {
     for i in 0..n {
-        let order_ref = format!("#{i}");
-        let payload = json!({
-            "event_id": format!("e{i}"), "kind": "order.created", "order_ref": order_ref,
-            "occurred_at": "2026-11-26T10:00:00Z", "version": 1,
-            "order": {"order_ref": order_ref, "customer": {"email": "ada@example.com"}, "currency": "EUR",
-                      "placed_at": "2026-11-26T10:00:00Z",
-                      "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}],
-                      "totals": {"subtotal": "5.00", "total": "5.00"}},
-        });
-        let event = NewEvent {
-            system: "shop".into(),
-            event_id: format!("e{i}"),
-            kind: EventKind::OrderCreated,
-            order_ref,
-            received_at: Timestamp::now(),
-            payload: payload.to_string(),
-            raw: None,
-        };
-        store.record_event(event).await.unwrap();
+        store.record_event(order_event(i)).await.unwrap();
     }
     let intake = Intake::new(contract.clone(), store.clone(), Arc::new(SystemClock));
     while intake.step().await.unwrap() > 0 {}
@@ -194,4 +197,28 @@ async fn an_attempt_that_panics_is_read_back_and_delivered_not_left_in_flight() 
     assert_eq!(first.outcome, "ambiguous");
     assert!(first.detail.as_deref().unwrap_or("").contains("panicked"), "{first:?}");
     assert_eq!(noisy.sends.load(Ordering::SeqCst), 2, "read back (nothing landed), then sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_to_a_system_no_longer_in_the_contract_is_dead_lettered_not_stuck() {
+    let with_gone = format!(
+        "{CONTRACT}\n[systems.gone]\nrole = \"erp\"\nconnector = \"http-json\"\nbase_url = \"http://127.0.0.1:9\"\n\
+         [flows.to-gone]\nfrom = \"shop\"\nto = \"gone\"\nevents = [\"order.created\"]\nproof = \"record-id\"\n\
+         deadline = \"15m\"\nretry = {{ attempts = 3, backoff_base = \"1ms\", backoff_cap = \"1ms\", deadline = \"1h\" }}\n"
+    );
+    let before = Arc::new(Contract::parse(&with_gone, Path::new("handoff.toml")).unwrap());
+    let store = MemoryStore::new();
+    let intake = Intake::new(before, store.clone(), Arc::new(SystemClock));
+    store.record_event(order_event(0)).await.unwrap();
+    while intake.step().await.unwrap() > 0 {}
+    let contract = Arc::new(Contract::parse(CONTRACT, Path::new("handoff.toml")).unwrap());
+    let noisy = Arc::new(Noisy::default());
+    let calm = Arc::new(Calm { noisy: noisy.clone(), seen: Default::default() });
+    let targets: Targets =
+        [("noisy".to_owned(), noisy as Arc<dyn Target>), ("calm".to_owned(), calm as Arc<dyn Target>)]
+            .into_iter()
+            .collect();
+    drain(&store, &contract, targets).await;
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.iter().map(|c| c.target.as_str()).collect::<Vec<_>>(), vec!["gone"]);
 }

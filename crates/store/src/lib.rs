@@ -112,6 +112,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Command>>> + Send;
 
+    /// As [`Store::claim_due`], for the commands to any target but those named (targets the
+    /// contract no longer names: their commands are dead-lettered, never stuck).
+    fn claim_due_except(
+        &self,
+        targets: Vec<String>,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Command>>> + Send;
+
     /// Records how one attempt ended.
     fn record_attempt(&self, attempt: AttemptRecord) -> impl Future<Output = Result<()>> + Send;
 

@@ -321,8 +321,9 @@ impl Mem {
         true
     }
 
-    /// Due pending commands that head their sequence, to `target` or to any, marked in flight.
-    fn claim(&mut self, now: Timestamp, limit: usize, target: Option<&str>) -> Vec<Command> {
+    /// Due pending commands that head their sequence, to the targets `to` accepts, marked in
+    /// flight.
+    fn claim(&mut self, now: Timestamp, limit: usize, to: &dyn Fn(&str) -> bool) -> Vec<Command> {
         let due: Vec<i64> = self
             .due
             .iter()
@@ -330,7 +331,7 @@ impl Mem {
             .map(|&(_, id)| id)
             .filter(|&id| {
                 let c = &self.outbox[(id - 1) as usize];
-                c.state == CommandState::Pending && target.is_none_or(|t| c.target == t) && self.heads_its_sequence(c)
+                c.state == CommandState::Pending && to(&c.target) && self.heads_its_sequence(c)
             })
             .take(limit)
             .collect();
@@ -503,11 +504,15 @@ impl Store for MemoryStore {
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| m.claim(now, limit, None)))
+        Ok(self.write(|m| m.claim(now, limit, &|_| true)))
     }
 
     async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| m.claim(now, limit, Some(&target))))
+        Ok(self.write(|m| m.claim(now, limit, &|t| t == target)))
+    }
+
+    async fn claim_due_except(&self, targets: Vec<String>, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        Ok(self.write(|m| m.claim(now, limit, &|t| !targets.iter().any(|x| x == t))))
     }
 
     async fn record_attempt(&self, a: AttemptRecord) -> Result<()> {

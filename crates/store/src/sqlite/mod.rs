@@ -278,7 +278,11 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        self.inner.writer.run(move |conn| writes::claim_due_to(conn, &target, now, limit)).await
+        self.inner.writer.run(move |conn| writes::claim_due_to(conn, Some(&target), &[], now, limit)).await
+    }
+
+    async fn claim_due_except(&self, targets: Vec<String>, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        self.inner.writer.run(move |conn| writes::claim_due_to(conn, None, &targets, now, limit)).await
     }
 
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<()> {

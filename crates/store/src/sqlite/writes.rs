@@ -202,14 +202,23 @@ pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Resu
     Ok(claimed)
 }
 
-/// As [`claim_due`], for the commands to one target only.
-pub(super) fn claim_due_to(conn: &Connection, target: &str, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+/// As [`claim_due`], for the commands to one target only (`only`), or to any target but those
+/// in the JSON array `except`.
+pub(super) fn claim_due_to(
+    conn: &Connection,
+    only: Option<&str>,
+    except: &[String],
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Command>> {
+    let except = serde_json::to_string(except).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
     let sql = format!(
         "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
                 updated_at = ?1
          WHERE id IN (
              SELECT c.id FROM outbox c
-             WHERE c.state = 'pending' AND c.target = ?3 AND c.next_attempt_at <= ?1
+             WHERE c.state = 'pending' AND (?3 IS NULL OR c.target = ?3) AND c.next_attempt_at <= ?1
+               AND c.target NOT IN (SELECT value FROM json_each(?4))
                AND NOT EXISTS (
                    SELECT 1 FROM outbox p
                    WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
@@ -220,7 +229,7 @@ pub(super) fn claim_due_to(conn: &Connection, target: &str, now: Timestamp, limi
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut claimed = stmt
-        .query_map(params![micros(now), limit as i64, target], rows::command)?
+        .query_map(params![micros(now), limit as i64, only, except], rows::command)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
