@@ -144,10 +144,10 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
     println!("  handoff exceptions list --data-dir {dir}");
     println!("  handoff order show '#10001' --data-dir {dir}");
     println!("Ctrl-C to stop.");
-    axum::serve(listener, handoff_server::router(Arc::new(state)))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let limits = state.contract.hub.limits.clone();
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    handoff_server::serve(listener, handoff_server::router(Arc::new(state)), &limits, stop).await?;
     Ok(())
 }

@@ -56,8 +56,9 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         Some(dir) => handoff_mapping::drift::Watch::load(&dir)?,
         None => handoff_mapping::drift::Watch::shipped()?,
     });
+    let limits = contract.hub.limits.clone();
     let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift }));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    handoff_server::serve(listener, app, &limits, shutdown_signal()).await?;
 
     tracing::info!(message = "stopping: finishing commands in flight");
     let _ = stop.send(true);

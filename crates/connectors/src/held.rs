@@ -240,7 +240,7 @@ mod tests {
             ("x-shopify-hmac-sha256", signature.as_str()),
         ];
         let header = |n: &str| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
-        crate::inbound("shop", &shopify(), header, body, Timestamp::UNIX_EPOCH)
+        crate::inbound("shop", &shopify(), header, body, Timestamp::UNIX_EPOCH, &Default::default())
     }
 
     fn held(body: &str) -> NewQuarantined {

@@ -116,8 +116,13 @@ pub struct HttpJsonTarget {
 }
 
 impl HttpJsonTarget {
-    pub fn new(base_url: &str, timeout: Duration, idempotency_keys: bool) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(512).build()?;
+    pub fn new(
+        base_url: &str,
+        timeout: Duration,
+        idempotency_keys: bool,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Self, reqwest::Error> {
+        let client = outbound.client().timeout(timeout).pool_max_idle_per_host(512).build()?;
         Ok(HttpJsonTarget { base_url: base_url.trim_end_matches('/').to_owned(), client, idempotency_keys })
     }
 

@@ -7,8 +7,10 @@ pub mod ebay;
 mod fields;
 mod held;
 pub mod http_json;
+pub mod json_limits;
 pub mod netsuite;
 pub mod odoo;
+pub mod outbound;
 pub mod shopify;
 pub mod shopify_admin;
 pub mod signature;
@@ -47,17 +49,19 @@ pub enum Inbound {
 }
 
 /// Turns a webhook posted by `system` into its inbox row, or into a body to hold, or says why
-/// it is refused. First its signature on the raw bytes: a refusal stores nothing. A vendor body
-/// that verified is never refused: what cannot be mapped is [`Inbound::Held`]. A canonical
-/// (`http-json`) body that does not parse is refused, naming the field, since its sender speaks
-/// Handoff's own format. One place for the server and the simulation. `header` looks a
-/// request header up by lower-case name.
+/// it is refused. First its signature on the raw bytes: a refusal stores nothing. Then its JSON
+/// against `limits`, before any reader parses it. A vendor body that verified is never refused:
+/// what cannot be mapped, or crosses a JSON limit, is [`Inbound::Held`] naming why. A canonical
+/// (`http-json`) body that does not parse or crosses a limit is refused, naming the field or
+/// the limit, since its sender speaks Handoff's own format. One place for the server and the
+/// simulation. `header` looks a request header up by lower-case name.
 pub fn inbound<'h>(
     name: &str,
     system: &System,
     header: impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
     received_at: Timestamp,
+    limits: &handoff_contract::JsonLimits,
 ) -> Result<Inbound, SourceError> {
     let secrets = &system.webhook_secrets;
     match system.connector {
@@ -67,6 +71,7 @@ pub fn inbound<'h>(
                 let tolerance = system.signature_tolerance;
                 signature::verify_timestamped(header, "Handoff-Signature", body, secrets, received_at, tolerance)?;
             }
+            json_limits::check(body, limits)?;
             let event = http_json::parse_event(body)?;
             let payload = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
             let source_version = event.source_version.clone();
@@ -92,7 +97,9 @@ pub fn inbound<'h>(
             ));
         }
     }
-    Ok(match map_webhook(name, system.connector, &header, body, received_at) {
+    let mapped =
+        json_limits::check(body, limits).and_then(|()| map_webhook(name, system.connector, &header, body, received_at));
+    Ok(match mapped {
         Ok(Mapped::Event(event, source_version)) => Inbound::Event { event, source_version },
         Ok(Mapped::NoMoney(reason)) => Inbound::NoMoney { reason },
         Err(e) => Inbound::Held(held::webhook(name, system, &header, body, e, received_at)),
@@ -184,8 +191,13 @@ pub fn target_with(
     let http = |e: reqwest::Error| ConfigError { key: format!("systems.{name}"), message: e.to_string() };
     let target: Arc<dyn Target> = match system.connector {
         ConnectorKind::HttpJson => Arc::new(
-            http_json::HttpJsonTarget::new(base_url, system.timeout.unsigned_abs(), system.idempotency_keys)
-                .map_err(http)?,
+            http_json::HttpJsonTarget::new(
+                base_url,
+                system.timeout.unsigned_abs(),
+                system.idempotency_keys,
+                &outbound::Outbound::of(system),
+            )
+            .map_err(http)?,
         ),
         ConnectorKind::Shopify => Arc::new(shopify_admin::ShopifyTarget::new(name, system)?),
         ConnectorKind::Netsuite => {

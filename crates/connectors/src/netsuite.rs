@@ -55,6 +55,8 @@ pub struct Settings {
     pub tax: handoff_contract::TaxMode,
     pub charge_items: std::collections::BTreeMap<String, String>,
     pub timeout: Duration,
+    /// The networks its calls may reach (`outbound_allow`).
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl Settings {
@@ -88,6 +90,7 @@ impl Settings {
             tax: system.tax,
             charge_items: system.charge_items.clone(),
             timeout: system.timeout.unsigned_abs(),
+            outbound: crate::outbound::Outbound::of(system),
         })
     }
 }
@@ -109,7 +112,7 @@ struct Answer {
 
 impl Client {
     fn new(settings: Settings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(settings.timeout).pool_max_idle_per_host(64).build()?;
+        let http = settings.outbound.client().timeout(settings.timeout).pool_max_idle_per_host(64).build()?;
         Ok(Client { settings, http })
     }
 

@@ -144,7 +144,8 @@ impl Odoo {
                 });
             }
         };
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::Outbound::of(system)
+            .client()
             .timeout(system.timeout.unsigned_abs())
             .build()
             .map_err(|e| ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;

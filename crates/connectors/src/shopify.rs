@@ -49,7 +49,7 @@ fn shopify_header<'h>(header: &impl Fn(&str) -> Option<&'h str>, name: &str) -> 
 pub fn verify<'h>(
     header: &impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
-    secrets: &[String],
+    secrets: &[impl signature::SigningKey],
 ) -> Result<(), SignatureError> {
     signature::verify_base64(shopify_header(header, "hmac-sha256"), "X-Shopify-Hmac-Sha256", body, secrets)
 }

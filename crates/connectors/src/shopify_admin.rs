@@ -44,7 +44,8 @@ impl AdminApi {
             message: "the shopify connector needs the shop's URL (https://{shop}.myshopify.com)".into(),
         })?;
         let token = system.credential(name, "access_token")?.to_owned();
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::Outbound::of(system)
+            .client()
             .timeout(system.timeout.unsigned_abs())
             .build()
             .map_err(|e| ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;

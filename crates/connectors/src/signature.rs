@@ -1,7 +1,11 @@
 //! Webhook authenticity: HMAC-SHA256 over the raw body bytes, compared in constant time, before
 //! anything is parsed. Several secrets may be valid at once, so a secret can be rotated without
 //! refusing deliveries signed with the old one.
+//!
+//! Signature values are only ever compared by `Mac::verify_slice` (constant time):
+//! `tests/constant_time.rs` refuses `==` or `!=` on anything named like a signature.
 
+use handoff_contract::{ExposeSecret, SecretString};
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::{SignedDuration, Timestamp};
 use sha2::Sha256;
@@ -20,8 +24,32 @@ pub enum SignatureError {
     Stale { age_s: i64, tolerance_s: i64 },
 }
 
-fn mac(secret: &str) -> HmacSha256 {
-    HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length")
+/// A secret a signature is checked under: the contract's (kept out of `Debug`), or plain
+/// text where a test or a simulated vendor holds it.
+pub trait SigningKey {
+    fn key(&self) -> &[u8];
+}
+
+impl SigningKey for SecretString {
+    fn key(&self) -> &[u8] {
+        self.expose_secret().as_bytes()
+    }
+}
+
+impl SigningKey for String {
+    fn key(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl SigningKey for &str {
+    fn key(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+fn mac(secret: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length")
 }
 
 /// `base64(HMAC-SHA256(body))` under any of `secrets` (Shopify, WooCommerce).
@@ -29,14 +57,14 @@ pub fn verify_base64(
     header: Option<&str>,
     name: &'static str,
     body: &[u8],
-    secrets: &[String],
+    secrets: &[impl SigningKey],
 ) -> Result<(), SignatureError> {
     use base64::Engine as _;
     let header = header.ok_or(SignatureError::Missing(name))?;
     let signature =
         base64::engine::general_purpose::STANDARD.decode(header.trim()).map_err(|_| SignatureError::Malformed(name))?;
     let matches = secrets.iter().any(|secret| {
-        let mut m = mac(secret);
+        let mut m = mac(secret.key());
         m.update(body);
         m.verify_slice(&signature).is_ok()
     });
@@ -46,7 +74,7 @@ pub fn verify_base64(
 /// `base64(HMAC-SHA256(body))`, for simulated vendors and tests.
 pub fn sign_base64(secret: &str, body: &[u8]) -> String {
     use base64::Engine as _;
-    let mut m = mac(secret);
+    let mut m = mac(secret.as_bytes());
     m.update(body);
     base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
 }
@@ -54,19 +82,20 @@ pub fn sign_base64(secret: &str, body: &[u8]) -> String {
 /// `t=<unix seconds>,v1=<hex>`: HMAC-SHA256 over `"<t>." + body`. Stripe's scheme, which signed
 /// `http-json` sources use too.
 pub fn sign_timestamped(secret: &str, t: i64, body: &[u8]) -> String {
-    let mut m = mac(secret);
+    let mut m = mac(secret.as_bytes());
     m.update(format!("{t}.").as_bytes());
     m.update(body);
     format!("t={t},v1={}", hex::encode(m.finalize().into_bytes()))
 }
 
 /// Verifies a `t=...,v1=...[,v1=...]` header: any `v1` under any secret must match, and `t` must
-/// be within `tolerance` of `now` (a replay of an old delivery is refused).
+/// be within `tolerance` of `now`, before or after it (a replay of an old delivery is refused,
+/// and so is one stamped in the future, which would otherwise stay valid longer).
 pub fn verify_timestamped(
     header: Option<&str>,
     name: &'static str,
     body: &[u8],
-    secrets: &[String],
+    secrets: &[impl SigningKey],
     now: Timestamp,
     tolerance: SignedDuration,
 ) -> Result<(), SignatureError> {
@@ -87,7 +116,7 @@ pub fn verify_timestamped(
     }
     let matches = secrets.iter().any(|secret| {
         signatures.iter().any(|signature| {
-            let mut m = mac(secret);
+            let mut m = mac(secret.key());
             m.update(format!("{t}.").as_bytes());
             m.update(body);
             m.verify_slice(signature).is_ok()
@@ -96,8 +125,8 @@ pub fn verify_timestamped(
     if !matches {
         return Err(SignatureError::Mismatch);
     }
-    let age_s = now.as_second() - t;
-    if age_s.abs() > tolerance.as_secs() {
+    let age_s = now.as_second().saturating_sub(t);
+    if age_s.saturating_abs() > tolerance.as_secs() {
         return Err(SignatureError::Stale { age_s, tolerance_s: tolerance.as_secs() });
     }
     Ok(())
@@ -116,7 +145,7 @@ mod tests {
     #[test]
     fn a_signed_body_verifies_under_either_secret() {
         let header = sign_timestamped("new", 1_700_000_000, b"{}");
-        let secrets = vec!["old".to_owned(), "new".to_owned()];
+        let secrets = vec![SecretString::from("old"), SecretString::from("new")];
         assert_eq!(verify_timestamped(Some(&header), "Sig", b"{}", &secrets, now(), FIVE_MIN), Ok(()));
     }
 
@@ -134,7 +163,27 @@ mod tests {
         assert!(matches!(verify(Some(&header), b"{\"a\":1}", later), Err(SignatureError::Stale { .. })));
         assert_eq!(verify(None, b"{}", now()), Err(SignatureError::Missing("Sig")));
         assert_eq!(verify(Some("t=1700000000,v1=abc"), b"{}", now()), Err(SignatureError::Malformed("Sig")));
+        let future = sign_timestamped("s", 1_700_000_000 + 301, b"{}");
+        let refused = verify_timestamped(Some(&future), "Sig", b"{}", &secrets, now(), FIVE_MIN);
+        assert_eq!(refused, Err(SignatureError::Stale { age_s: -301, tolerance_s: 300 }), "from the future");
+        let ancient = sign_timestamped("s", i64::MIN, b"{}");
+        assert!(matches!(verify(Some(&ancient), b"{}", now()), Err(SignatureError::Stale { .. })), "no overflow");
         let short = header[..header.len() - 2].to_owned();
         assert_eq!(verify(Some(&short), b"{\"a\":1}", now()), Err(SignatureError::Mismatch), "wrong length");
+    }
+
+    /// Stripe's default tolerance is 300 s; the check is the same on both sides of `now`.
+    #[test]
+    fn the_tolerance_holds_both_ways_to_the_second() {
+        let secrets = ["whsec_test"];
+        for offset in [-301, -300, -299, 0, 299, 300, 301] {
+            let header = sign_timestamped("whsec_test", 1_700_000_000 + offset, b"{}");
+            let verdict = verify_timestamped(Some(&header), "Stripe-Signature", b"{}", &secrets, now(), FIVE_MIN);
+            if offset.abs() <= 300 {
+                assert_eq!(verdict, Ok(()), "{offset} s");
+            } else {
+                assert_eq!(verdict, Err(SignatureError::Stale { age_s: -offset, tolerance_s: 300 }), "{offset} s");
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::signature::{self, SignatureError};
 pub fn verify<'h>(
     header: &impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
-    secrets: &[String],
+    secrets: &[impl signature::SigningKey],
     now: Timestamp,
     tolerance: SignedDuration,
 ) -> Result<(), SignatureError> {

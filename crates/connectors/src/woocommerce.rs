@@ -42,7 +42,7 @@ pub fn is_ping(body: &[u8]) -> bool {
 pub fn verify<'h>(
     header: &impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
-    secrets: &[String],
+    secrets: &[impl signature::SigningKey],
 ) -> Result<(), SignatureError> {
     signature::verify_base64(header("x-wc-webhook-signature"), "X-WC-Webhook-Signature", body, secrets)
 }
@@ -323,7 +323,8 @@ impl OrdersPoller {
             message: "polling WooCommerce needs the store's URL".into(),
         })?;
         let settings = system.poll.clone().unwrap_or_default();
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::Outbound::of(system)
+            .client()
             .timeout(system.timeout.unsigned_abs())
             .build()
             .map_err(|e| crate::ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;

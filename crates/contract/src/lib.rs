@@ -4,13 +4,18 @@
 
 pub mod check;
 pub mod docs;
+mod ingress;
 pub mod limits;
 mod ownership;
 pub mod schedule;
+mod secret;
 mod validate;
 pub mod words;
 
+pub use ingress::{HttpLimits, JsonLimits};
 pub use ownership::{Owner, Ownership, Stage};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use secret::Credentials;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -114,11 +119,22 @@ pub struct Hub {
     /// A mappings directory (`<target>/<resource>/v<N>.jq`, relative to the contract file) used
     /// instead of the mappings shipped with Handoff.
     pub mappings: Option<PathBuf>,
+    /// Connections, time-outs, header sizes, rates and memory of the HTTP face.
+    pub limits: HttpLimits,
+    /// Depth, string, array and object sizes of a webhook's JSON.
+    pub json: JsonLimits,
 }
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { listen: "127.0.0.1:8080".into(), max_event_bytes: 256 * 1024, max_in_flight: 256, mappings: None }
+        Hub {
+            listen: "127.0.0.1:8080".into(),
+            max_event_bytes: 256 * 1024,
+            max_in_flight: 256,
+            mappings: None,
+            limits: HttpLimits::default(),
+            json: JsonLimits::default(),
+        }
     }
 }
 
@@ -259,18 +275,25 @@ pub struct System {
     #[serde(default)]
     pub rate: Option<u32>,
     /// Secrets its webhooks are signed with (more than one while rotating). An entry
-    /// `env:NAME` is read from the environment at start-up, so secrets stay out of the file.
+    /// `env:NAME` is read from the environment at start-up, `file:PATH` from a file only its
+    /// owner may read, so secrets stay out of the contract.
     /// For an `http-json` source, a non-empty list makes `Handoff-Signature` mandatory.
     #[serde(default)]
-    pub webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<SecretString>,
     /// How old a signed delivery may be; an older one is a replay and is refused.
     #[serde(default = "default_signature_tolerance")]
     pub signature_tolerance: SignedDuration,
     /// The vendor API's credentials and account settings, by the names its connector page
     /// gives (e.g. NetSuite `account`, `consumer_key`, ...). An `env:NAME` value is read from
-    /// the environment at start-up.
+    /// the environment at start-up, a `file:PATH` value from a file only its owner may read.
     #[serde(default)]
-    pub credentials: BTreeMap<String, String>,
+    pub credentials: Credentials,
+    /// Private, loopback and link-local networks this system's URLs may reach (`base_url`,
+    /// the vendor's token and key URLs, redirects). Any other such address is refused, so a
+    /// name that resolves inside the network cannot turn Handoff against it. An IP address
+    /// written in `base_url` is allowed by being written there.
+    #[serde(default)]
+    pub outbound_allow: Vec<ipnet::IpNet>,
     /// The vendor API version to call (e.g. Shopify `2026-07`); each connector has a default.
     #[serde(default)]
     pub api_version: Option<String>,
@@ -521,7 +544,12 @@ impl Contract {
             message: e.inner().to_string().trim_end().to_owned(),
         })?;
         contract.validate().map_err(|(key, message)| ContractError { file: file.to_owned(), key, message })?;
-        contract.resolve_secrets().map_err(|(key, message)| ContractError { file: file.to_owned(), key, message })?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        contract.resolve_secrets(dir).map_err(|(key, message)| ContractError {
+            file: file.to_owned(),
+            key,
+            message,
+        })?;
         Ok(contract)
     }
 

@@ -36,6 +36,8 @@ impl Contract {
         if self.hub.max_in_flight == 0 || self.hub.max_in_flight > 10_000 {
             return Err(("hub.max_in_flight".into(), "must be between 1 and 10000".into()));
         }
+        self.hub.limits.validate()?;
+        self.hub.json.validate()?;
         self.validate_auto_resolve()?;
         for (name, system) in &self.systems {
             if !is_name(name) {
@@ -191,22 +193,16 @@ impl Contract {
     }
 
     /// Replaces each `env:NAME` webhook secret and credential with the variable's value.
-    pub(crate) fn resolve_secrets(&mut self) -> Result<(), Refusal> {
+    pub(crate) fn resolve_secrets(&mut self, dir: &std::path::Path) -> Result<(), Refusal> {
         for (name, system) in &mut self.systems {
-            for (key, value) in &mut system.credentials {
-                if let Some(var) = value.strip_prefix("env:") {
-                    *value = std::env::var(var).map_err(|_| {
-                        (format!("systems.{name}.credentials.{key}"), format!("environment variable {var} is not set"))
-                    })?;
-                }
+            for (key, value) in system.credentials.iter_mut() {
+                *value =
+                    crate::secret::resolve(value, dir).map_err(|e| (format!("systems.{name}.credentials.{key}"), e))?;
             }
             for secret in &mut system.webhook_secrets {
-                if let Some(var) = secret.strip_prefix("env:") {
-                    *secret = std::env::var(var).map_err(|_| {
-                        (format!("systems.{name}.webhook_secrets"), format!("environment variable {var} is not set"))
-                    })?;
-                }
-                if secret.is_empty() {
+                *secret = crate::secret::resolve_secret(secret, dir)
+                    .map_err(|e| (format!("systems.{name}.webhook_secrets"), e))?;
+                if secrecy::ExposeSecret::expose_secret(secret).is_empty() {
                     return Err((format!("systems.{name}.webhook_secrets"), "a secret may not be empty".into()));
                 }
             }

@@ -1,9 +1,14 @@
 //! The HTTP face of the hub: vendor webhooks in (and eBay's endpoint challenge), the JSON API under `/api/v1`, health and
 //! readiness. A webhook handler only records: the event is durable before the 2xx, and the
-//! engine's workers drain the inbox.
+//! engine's workers drain the inbox. Every resource a client can spend is bounded (`listen`,
+//! `guard`, and the JSON limits the connectors check): see `docs/limits.md`.
 
 mod api;
+mod guard;
+mod listen;
 mod webhooks;
+
+pub use listen::serve;
 
 use std::sync::Arc;
 
@@ -26,10 +31,14 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     let max_body = state.contract.hub.max_event_bytes;
     // eBay's notification keys, fetched by key id and kept for the life of the server.
     let ebay_keys = Arc::new(handoff_connectors::ebay::PublicKeys::new());
+    let guard = Arc::new(guard::Guard::new(&state.contract.hub));
     Router::new()
         .route(
             "/webhooks/{system}",
-            post(webhooks::receive::<S>).get(webhooks::challenge::<S>).layer(DefaultBodyLimit::max(max_body)),
+            post(webhooks::receive::<S>)
+                .get(webhooks::challenge::<S>)
+                .layer(DefaultBodyLimit::max(max_body))
+                .layer(axum::middleware::from_fn_with_state(guard, guard::webhook)),
         )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(api::ready::<S>))

@@ -34,23 +34,25 @@ pub(crate) async fn receive<S: Store + Clone>(
         return ebay_notification(&keys, &system, source, &headers, &body).await;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (new, source_version) = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now()) {
-        Ok(Inbound::Event { event, source_version }) => (event, source_version),
-        Ok(Inbound::Ping) => return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response(),
-        Ok(Inbound::NoMoney { reason }) => {
-            tracing::info!(message = "webhook books nothing", system = %system, reason);
-            return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
-        }
-        Ok(Inbound::Held(held)) => return hold(&state, held).await,
-        Err(e) => {
-            let status = match e {
-                SourceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            let refusal = json!({ "error": e.to_string(), "field": e.field() });
-            return (status, Json(refusal)).into_response();
-        }
-    };
+    let json = &state.contract.hub.json;
+    let (new, source_version) =
+        match handoff_connectors::inbound(&system, source, header, &body, state.clock.now(), json) {
+            Ok(Inbound::Event { event, source_version }) => (event, source_version),
+            Ok(Inbound::Ping) => return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response(),
+            Ok(Inbound::NoMoney { reason }) => {
+                tracing::info!(message = "webhook books nothing", system = %system, reason);
+                return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
+            }
+            Ok(Inbound::Held(held)) => return hold(&state, held).await,
+            Err(e) => {
+                let status = match e {
+                    SourceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let refusal = json!({ "error": e.to_string(), "field": e.field() });
+                return (status, Json(refusal)).into_response();
+            }
+        };
     if let Some(raw) = &new.raw {
         watch_drift(&state.drift, source.connector, &new, source_version, raw);
     }

@@ -682,8 +682,14 @@ impl<S: Store + Clone> World<S> {
             if self.options.safety.dedup || replay { body } else { without_dedup(&body, self.report.deliveries) };
         let signature = signature.unwrap_or_else(|| sign_timestamped(SECRET, self.now().as_second(), body.as_bytes()));
         let header = |name: &str| (name == HANDOFF_SIGNATURE).then_some(signature.as_str());
-        let inbound =
-            handoff_connectors::inbound(system, &self.contract.systems[system], header, body.as_bytes(), self.now());
+        let inbound = handoff_connectors::inbound(
+            system,
+            &self.contract.systems[system],
+            header,
+            body.as_bytes(),
+            self.now(),
+            &self.contract.hub.json,
+        );
         let event = match inbound {
             Ok(_) if replay => {
                 let detail = "a stale replay was accepted".to_owned();

@@ -60,7 +60,8 @@ fn contract_entry(sim: &Sim, api_version: Option<&str>, refresh_token: &str) -> 
         rate: None,
         webhook_secrets: Vec::new(),
         signature_tolerance: SignedDuration::from_secs(300),
-        credentials,
+        credentials: credentials.into(),
+        outbound_allow: Vec::new(),
         api_version: api_version.map(str::to_owned),
         poll: Some(PollSettings {
             every: SignedDuration::from_secs(60),

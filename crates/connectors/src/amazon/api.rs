@@ -153,7 +153,8 @@ impl SpApi {
         let auth_url = system.credentials.get("auth_url").cloned().unwrap_or_else(|| DEFAULT_AUTH_URL.to_owned());
         let lwa =
             Lwa::new(auth_url, credential("client_id")?, credential("client_secret")?, credential("refresh_token")?);
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::Outbound::of(system)
+            .client()
             .timeout(system.timeout.unsigned_abs())
             .build()
             .map_err(|e| ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;

@@ -2,6 +2,7 @@
 //! `getPublicKey` and kept in memory (bounded, for an hour, as eBay recommends) so that a
 //! burst of notifications costs one lookup.
 
+use crate::outbound::Outbound;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,7 +54,8 @@ impl PublicKeys {
     pub fn new() -> Self {
         // A client with a timeout fails to build only when the TLS backend cannot start, and
         // then no client can: the default one would stop the hub at start-up, which is right.
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        // Keys are fetched from eBay's public API: no system's private network is allowed.
+        let client = Outbound::default().client().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         PublicKeys { client, keys: quick_cache::sync::Cache::new(CAPACITY), tokens: Mutex::default() }
     }
 

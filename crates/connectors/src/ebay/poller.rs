@@ -34,7 +34,8 @@ fn ebay_time(t: Timestamp) -> String {
 
 impl EbayPoller {
     pub fn new(name: &str, system: &System, base_url: &str, settings: PollSettings) -> Result<Self, ConfigError> {
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::Outbound::of(system)
+            .client()
             .timeout(system.timeout.unsigned_abs())
             .build()
             .map_err(|e| ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;

@@ -108,7 +108,8 @@ fn permanent(reason: impl Into<String>, field: &str) -> DeliveryError {
 impl EbayTarget {
     pub fn new(name: &str, system: &handoff_contract::System, base_url: &str) -> Result<Self, ConfigError> {
         let timeout: Duration = system.timeout.unsigned_abs();
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::Outbound::of(system)
+            .client()
             .timeout(timeout)
             .build()
             .map_err(|e| ConfigError { key: format!("systems.{name}"), message: e.to_string() })?;

@@ -125,7 +125,11 @@ pub fn verify(c: &Credentials, method: &str, url: &Url, header: &str) -> Result<
     let want = authorization(c, method, url, timestamp, nonce);
     let want_signature = parse_header(&want).and_then(|p| p.into_iter().find(|(k, _)| k == "oauth_signature"));
     match (get("oauth_signature"), want_signature) {
-        (Some(got), Some((_, want))) if got == want => Ok(()),
+        (Some(signature), Some((_, want_signature)))
+            if bool::from(subtle::ConstantTimeEq::ct_eq(signature.as_bytes(), want_signature.as_bytes())) =>
+        {
+            Ok(())
+        }
         _ => Err("oauth_signature does not match".into()),
     }
 }

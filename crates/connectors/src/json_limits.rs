@@ -1,0 +1,155 @@
+//! A webhook's JSON held to the hub's limits (`[hub.json]`) before any reader parses it: depth,
+//! string, array and object sizes, and no key twice in one object (readers would silently keep
+//! the last one, and a signed body could then mean two things). One pass through serde_json's
+//! own parser that keeps nothing but the keys of the open objects, so a hostile body costs at
+//! most its own size.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use handoff_contract::JsonLimits;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::SourceError;
+
+/// Checks `body` against `limits`; the refusal names the limit crossed (400, nothing stored).
+pub fn check(body: &[u8], limits: &JsonLimits) -> Result<(), SourceError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Value { limits, depth: 0 }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| crate::http_json::invalid("body", e.to_string()))
+}
+
+/// One JSON value at `depth`.
+#[derive(Clone, Copy)]
+struct Value<'l> {
+    limits: &'l JsonLimits,
+    depth: usize,
+}
+
+impl Value<'_> {
+    fn nested<E: de::Error>(self) -> Result<Self, E> {
+        if self.depth >= self.limits.max_depth {
+            return Err(E::custom(format_args!("nested deeper than {}", self.limits.max_depth)));
+        }
+        Ok(Value { limits: self.limits, depth: self.depth + 1 })
+    }
+
+    fn string<E: de::Error>(self, s: &str) -> Result<(), E> {
+        if s.len() > self.limits.max_string_bytes {
+            return Err(E::custom(format_args!(
+                "a string of {} bytes; at most {} are accepted",
+                s.len(),
+                self.limits.max_string_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Value<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Value<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    // serde_json reads a number too long for an integer as a float, and refuses one beyond
+    // the float's range ("number out of range"): a 10,000-digit integer never gets here.
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        self.string(s)
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let item = self.nested()?;
+        let mut items = 0usize;
+        while seq.next_element_seed(item)?.is_some() {
+            items += 1;
+            if items > self.limits.max_array_items {
+                let max = self.limits.max_array_items;
+                return Err(de::Error::custom(format_args!("an array of more than {max} items")));
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let value = self.nested()?;
+        let mut keys = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.string(&key)?;
+            if keys.len() == self.limits.max_object_keys {
+                let max = self.limits.max_object_keys;
+                return Err(de::Error::custom(format_args!("an object of more than {max} keys")));
+            }
+            if !keys.insert(key) {
+                return Err(de::Error::custom("a key appears twice in one object"));
+            }
+            map.next_value_seed(value)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(body: &str, limits: &JsonLimits) -> String {
+        check(body.as_bytes(), limits).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_limit_names_itself() {
+        let small = JsonLimits { max_depth: 3, max_string_bytes: 4, max_array_items: 2, max_object_keys: 2 };
+        assert!(check(br#"{"a":[1,{"b":"abcd"}],"c":null}"#, &small).is_ok());
+        assert!(refusal("[[[[1]]]]", &small).contains("nested deeper than 3"));
+        assert!(refusal(r#"{"a":"abcde"}"#, &small).contains("string of 5 bytes"));
+        assert!(refusal(r#"{"abcde":1}"#, &small).contains("string of 5 bytes"), "keys too");
+        assert!(refusal("[1,2,3]", &small).contains("more than 2 items"));
+        assert!(refusal(r#"{"a":1,"b":2,"c":3}"#, &small).contains("more than 2 keys"));
+        assert!(refusal(r#"{"a":1,"a":2}"#, &small).contains("twice"));
+        assert!(refusal(r#"{"a":1,"\u0061":2}"#, &small).contains("twice"), "one key, two spellings");
+    }
+
+    #[test]
+    fn what_serde_json_refuses_is_refused() {
+        let limits = JsonLimits::default();
+        let digits = format!("{{\"n\":{}}}", "9".repeat(10_000));
+        assert!(refusal(&digits, &limits).contains("out of range"));
+        assert!(check(b"{\"a\":\"\xff\"}", &limits).is_err(), "invalid UTF-8");
+        assert!(check(b"{} {}", &limits).is_err(), "trailing characters");
+        assert!(check(b"", &limits).is_err());
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(refusal(&deep, &limits).contains("nested deeper than 64"));
+    }
+}
