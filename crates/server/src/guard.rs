@@ -71,6 +71,11 @@ fn refusal(status: StatusCode, error: String, retry_after_s: Option<u64>) -> Res
     if let Some(seconds) = retry_after_s {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    // A body refused before it was read whole leaves the connection mid-request: close it, so
+    // no client sends its next request after the rest of an unread body.
+    if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
