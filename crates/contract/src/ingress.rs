@@ -17,6 +17,9 @@ pub struct HttpLimits {
     pub header_timeout: SignedDuration,
     /// Time a client has to send a request's body once its headers are in; past it: 408.
     pub body_timeout: SignedDuration,
+    /// Time a whole request may take, from its headers to its answer (body, checks and the
+    /// durable write); past it: 408, and a webhook not answered is the vendor's to retry.
+    pub request_timeout: SignedDuration,
     /// Largest request head (request line and headers); past it: 431.
     pub max_header_bytes: usize,
     /// Most headers in one request; past it: 431.
@@ -24,6 +27,10 @@ pub struct HttpLimits {
     /// Webhook bodies held in memory at once, all clients together; past it: 503 with
     /// Retry-After (back-pressure instead of unbounded memory).
     pub max_body_bytes_in_flight: usize,
+    /// Webhooks waiting for the store's durable write at once; past it: 503 with Retry-After,
+    /// so a store slower than the traffic fills no queue without bound (the store's own write
+    /// queue is deeper than this, and is then never what makes a sender wait).
+    pub max_recording: usize,
     /// Webhooks per second one client address may send, sustained; past it: 429 with
     /// Retry-After.
     pub rate_per_source: u32,
@@ -38,9 +45,11 @@ impl Default for HttpLimits {
             max_connections_per_source: 256,
             header_timeout: SignedDuration::from_secs(10),
             body_timeout: SignedDuration::from_secs(30),
+            request_timeout: SignedDuration::from_secs(60),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_body_bytes_in_flight: 64 << 20,
+            max_recording: 4096,
             rate_per_source: 200,
             rate_burst: 400,
         }
@@ -86,11 +95,14 @@ impl HttpLimits {
         between("hub.limits.max_header_bytes", self.max_header_bytes, 8192, 1 << 20)?;
         between("hub.limits.max_headers", self.max_headers, 8, 1000)?;
         between("hub.limits.max_body_bytes_in_flight", self.max_body_bytes_in_flight, 1, 4 << 30)?;
+        between("hub.limits.max_recording", self.max_recording, 1, 1_000_000)?;
         between("hub.limits.rate_per_source", self.rate_per_source as usize, 1, 1_000_000)?;
         between("hub.limits.rate_burst", self.rate_burst as usize, 1, 1_000_000)?;
-        for (key, d) in
-            [("hub.limits.header_timeout", self.header_timeout), ("hub.limits.body_timeout", self.body_timeout)]
-        {
+        for (key, d) in [
+            ("hub.limits.header_timeout", self.header_timeout),
+            ("hub.limits.body_timeout", self.body_timeout),
+            ("hub.limits.request_timeout", self.request_timeout),
+        ] {
             if !d.is_positive() {
                 return Err((key.to_owned(), format!("must be longer than zero, got {d:#}")));
             }

@@ -62,7 +62,8 @@ impl PaymentStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Personal data: its `Debug` says which fields are known, never what they say.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     #[serde(default)]
@@ -71,7 +72,8 @@ pub struct Customer {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Personal data: its `Debug` shows the country only.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[serde(default)]
@@ -253,8 +255,9 @@ pub struct FulfillmentLine {
     pub quantity: u32,
 }
 
-/// A captured payment, as the payment processor reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A captured payment, as the payment processor reports it. Its `Debug` hides the payer's
+/// email.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Payment {
     pub payment_id: ExternalId,
@@ -272,6 +275,50 @@ pub struct Refund {
     pub reason: Option<String>,
 }
 
+/// How personal data shows in `Debug`: whether it is known, never its value. `Debug` is what
+/// logs, panic messages and test failures print; the value itself stays in the serialized
+/// order, which only the store and the systems of the contract see.
+struct Redacted<'a>(&'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(<redacted>)" } else { "None" })
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for Customer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Customer").field("email", &Redacted(&self.email)).field("name", &Redacted(&self.name)).finish()
+    }
+}
+
+impl std::fmt::Debug for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Address { name, line1: _, line2, city: _, region, postal_code: _, country } = self;
+        f.debug_struct("Address")
+            .field("name", &Redacted(name))
+            .field("line1", &format_args!("{REDACTED}"))
+            .field("line2", &Redacted(line2))
+            .field("city", &format_args!("{REDACTED}"))
+            .field("region", &Redacted(region))
+            .field("postal_code", &format_args!("{REDACTED}"))
+            .field("country", country)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Payment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payment")
+            .field("payment_id", &self.payment_id)
+            .field("amount", &self.amount)
+            .field("email", &Redacted(&self.email))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -286,6 +333,33 @@ pub(crate) mod tests {
             "placed_at": "2026-11-26T10:00:00Z"
         }))
         .unwrap()
+    }
+
+    /// Canary values planted in every personal field: `Debug` (what logs and panics print)
+    /// shows none of them, and the order still carries them all.
+    #[test]
+    fn debug_never_shows_personal_data() {
+        let mut o = order("#1001");
+        o.customer = Customer { email: Some("canary-mail@example.invalid".into()), name: Some("Canary Name".into()) };
+        o.shipping_address = Some(Address {
+            name: Some("Canary Recipient".into()),
+            line1: "1 Canary Street".into(),
+            line2: Some("Canary Flat 2".into()),
+            city: "Canaryville".into(),
+            region: Some("Canary Region".into()),
+            postal_code: "CANARY-9".into(),
+            country: "DE".into(),
+        });
+        let payment = Payment {
+            payment_id: ExternalId::new("pi_1").unwrap(),
+            amount: o.total(),
+            email: Some("canary-payer@example.invalid".into()),
+        };
+        let shown = format!("{o:?} {o:#?} {payment:?} {payment:#?}");
+        assert!(!shown.to_lowercase().contains("canary"), "{shown}");
+        assert!(shown.contains("#1001") && shown.contains("DE") && shown.contains("Some(<redacted>)"), "{shown}");
+        let stored = serde_json::to_string(&o).unwrap();
+        assert_eq!(stored.matches("anary").count(), 7, "the order keeps what Debug hides: {stored}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What a webhook must get past before its handler sees it: the rate of its client address
 //! (429 with Retry-After), its declared size (413 before any of it is read), room in the memory
 //! all bodies in flight may take (503 with Retry-After: back-pressure, not unbounded memory),
-//! and its body arriving whole in time (408) and within the size limit (413, also for a chunked
-//! body of unknown length).
+//! its body arriving whole in time (408) and within the size limit (413, also for a chunked
+//! body of unknown length), and room among the webhooks being written to the store (503 with
+//! Retry-After).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -35,6 +36,7 @@ pub(crate) struct Guard {
     max_body: usize,
     body_memory: Arc<Semaphore>,
     body_timeout: Duration,
+    recording: Arc<Semaphore>,
 }
 
 impl Guard {
@@ -48,6 +50,7 @@ impl Guard {
             max_body: hub.max_event_bytes,
             body_memory: Arc::new(Semaphore::new(units(limits.max_body_bytes_in_flight))),
             body_timeout: limits.body_timeout.unsigned_abs(),
+            recording: Arc::new(Semaphore::new(limits.max_recording.min(Semaphore::MAX_PERMITS))),
         }
     }
 
@@ -110,6 +113,121 @@ pub(crate) async fn webhook(State(guard): State<Arc<Guard>>, request: Request, n
         Ok(Err(e)) => return refusal(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"), None),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    // Back-pressure on the store: past this many webhooks being checked and written at once,
+    // a sender is told to come back rather than queued without bound.
+    let Ok(_recording) = guard.recording.clone().try_acquire_owned() else {
+        tracing::warn!(message = "webhook refused: the store's writes are behind", %source);
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "too many webhooks being recorded; retry".into(), Some(1));
+    };
     // The reservation is held until the handler answers: the body lives that long.
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::routing::post;
+    use tower::ServiceExt as _;
+
+    /// A router whose webhook handler waits until `release` is notified, so requests stay in
+    /// flight as long as a test wants.
+    fn app(hub: &Hub, release: Arc<tokio::sync::Notify>) -> Router {
+        let guard = Arc::new(Guard::new(hub));
+        Router::new()
+            .route(
+                "/webhooks/{system}",
+                post(move || async move {
+                    release.notified().await;
+                    StatusCode::ACCEPTED
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(guard, webhook))
+    }
+
+    /// The answer to a request the first one should be holding back (a bug waits, not hangs).
+    async fn answer(app: &Router, request: Request) -> Response {
+        tokio::time::timeout(Duration::from_secs(5), app.clone().oneshot(request))
+            .await
+            .expect("answered at once, not held")
+            .unwrap()
+    }
+
+    fn post_body(body: &'static str) -> Request {
+        Request::post("/webhooks/shop").header("content-length", body.len()).body(Body::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn past_the_writes_in_flight_a_sender_is_told_to_retry() {
+        let mut hub = Hub::default();
+        hub.limits.max_recording = 1;
+        let release = Arc::new(tokio::sync::Notify::new());
+        let app = app(&hub, release.clone());
+        let first = tokio::spawn(app.clone().oneshot(post_body("{}")));
+        tokio::task::yield_now().await;
+        let mut second = answer(&app, post_body("{}")).await;
+        for _ in 0..100 {
+            if second.status() == StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            second = answer(&app, post_body("{}")).await;
+        }
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(second.headers()[header::RETRY_AFTER], "1");
+        release.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::ACCEPTED);
+        release.notify_one();
+        assert_eq!(
+            app.oneshot(post_body("{}")).await.unwrap().status(),
+            StatusCode::ACCEPTED,
+            "its place is free again"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_past_their_memory_or_size_are_refused_before_they_are_read() {
+        let mut hub = Hub::default();
+        hub.max_event_bytes = 1024;
+        hub.limits.max_body_bytes_in_flight = 1024;
+        let release = Arc::new(tokio::sync::Notify::new());
+        let app = app(&hub, release.clone());
+        // A body of known length (a Content-Length, as hyper reads it) is measured before it is read.
+        let too_big = Request::post("/webhooks/shop").body(Body::from(vec![b' '; 2048])).unwrap();
+        assert_eq!(answer(&app, too_big).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // A body of unknown length reserves the whole limit: with one in flight, memory is full.
+        let chunked =
+            || Request::post("/webhooks/shop").body(Body::new(Unsized(Some(Bytes::from_static(b"{}"))))).unwrap();
+        let first = tokio::spawn(app.clone().oneshot(chunked()));
+        tokio::task::yield_now().await;
+        let mut second = answer(&app, post_body("{}")).await;
+        for _ in 0..100 {
+            if second.status() == StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            second = answer(&app, post_body("{}")).await;
+        }
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(second.headers().contains_key(header::RETRY_AFTER));
+        release.notify_waiters();
+        release.notify_one();
+        let _ = first.await;
+    }
+
+    /// A body that does not say its length, as a chunked one.
+    struct Unsized(Option<Bytes>);
+
+    impl hyper::body::Body for Unsized {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+        }
+    }
 }

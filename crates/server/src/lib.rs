@@ -1,7 +1,7 @@
 //! The HTTP face of the hub: vendor webhooks in (and eBay's endpoint challenge), the JSON API under `/api/v1`, health and
 //! readiness. A webhook handler only records: the event is durable before the 2xx, and the
 //! engine's workers drain the inbox. Every resource a client can spend is bounded (`listen`,
-//! `guard`, and the JSON limits the connectors check): see `docs/limits.md`.
+//! `guard`, and the JSON limits the connectors check): see `docs/security.md`.
 
 mod api;
 mod guard;
@@ -13,11 +13,13 @@ pub use listen::serve;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use handoff_contract::Contract;
 use handoff_engine::Clock;
 use handoff_store::Store;
+use tower_http::timeout::TimeoutLayer;
 
 pub struct AppState<S> {
     pub contract: Arc<Contract>,
@@ -32,6 +34,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     // eBay's notification keys, fetched by key id and kept for the life of the server.
     let ebay_keys = Arc::new(handoff_connectors::ebay::PublicKeys::new());
     let guard = Arc::new(guard::Guard::new(&state.contract.hub));
+    let request_timeout = state.contract.hub.limits.request_timeout.unsigned_abs();
     Router::new()
         .route(
             "/webhooks/{system}",
@@ -53,4 +56,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/api/v1/quarantine", get(api::quarantine::<S>))
         .with_state(state)
         .layer(Extension(ebay_keys))
+        // Past it a request is answered 408; a webhook's write already queued still completes,
+        // and the vendor's retry of it is a duplicate.
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
 }

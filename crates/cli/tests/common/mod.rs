@@ -182,6 +182,16 @@ impl Hub {
         .await;
     }
 
+    /// The hub's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.0.id())
+    }
+
+    /// Whether the hub's process is still running (it has not exited or crashed).
+    pub fn running(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(|p| matches!(p.0.try_wait(), Ok(None)))
+    }
+
     /// kill -9: no shutdown, no flush.
     pub fn kill(&mut self) {
         self.proc.take();
