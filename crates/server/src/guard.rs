@@ -188,8 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_past_their_memory_or_size_are_refused_before_they_are_read() {
-        let mut hub = Hub::default();
-        hub.max_event_bytes = 1024;
+        let mut hub = Hub { max_event_bytes: 1024, ..Hub::default() };
         hub.limits.max_body_bytes_in_flight = 1024;
         let release = Arc::new(tokio::sync::Notify::new());
         let app = app(&hub, release.clone());
