@@ -1,6 +1,6 @@
 //! Reading a vendor's JSON fields: what every mapping of a `serde_json::Value` body needs.
 
-use handoff_model::Address;
+use handoff_model::{Address, Currency};
 use jiff::Timestamp;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
@@ -65,6 +65,32 @@ pub(crate) fn unit_price(
     let quantity = Decimal::from(quantity);
     let unit = (amount / quantity).round_dp_with_strategy(amount.scale(), RoundingStrategy::AwayFromZero);
     Ok((unit, unit * quantity - amount))
+}
+
+/// A vendor's reader of one money object: its amount and currency, `None` when absent.
+pub(crate) type MoneyReader = fn(&Value, &'static str) -> Result<Option<(Decimal, Currency)>, SourceError>;
+
+/// Reads the money of one order with its vendor's reader, every amount in the order's currency.
+pub(crate) struct Amounts {
+    pub currency: Currency,
+    pub money: MoneyReader,
+}
+
+impl Amounts {
+    /// The amount of a money object (zero when absent); one in another currency is refused.
+    pub fn of(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
+        match (self.money)(v, field)? {
+            None => Ok(Decimal::ZERO),
+            Some((amount, currency)) if currency == self.currency => Ok(amount),
+            Some((_, currency)) => Err(invalid(field, format!("is in {currency}, the order in {}", self.currency))),
+        }
+    }
+
+    /// A discount's size, whatever sign the vendor sends it with (Amazon does not document
+    /// one; eBay documents discounts as negative): it is subtracted.
+    pub fn discount(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
+        Ok(self.of(v, field)?.abs())
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::SourceError;
-use crate::fields::{self, AddressKeys, text, time};
+use crate::fields::{self, AddressKeys, Amounts, text, time};
 use crate::http_json::{currency as currency_of, invalid};
 
 const V0_ADDRESS: AddressKeys = AddressKeys {
@@ -52,27 +52,6 @@ fn money(v: &Value, field: &'static str) -> Result<Option<(Decimal, Currency)>, 
         .ok_or_else(|| invalid(field, "CurrencyCode is missing"))?;
     let amount: Decimal = amount.parse().map_err(|_| invalid(field, format!("{amount:?} is not a decimal")))?;
     Ok(Some((amount, currency_of(field, &currency)?)))
-}
-
-/// Reads the money of one order, every amount in the order's currency.
-struct Amounts {
-    currency: Currency,
-}
-
-impl Amounts {
-    /// The amount of a money object (zero when absent); one in another currency is refused.
-    fn of(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
-        match money(v, field)? {
-            None => Ok(Decimal::ZERO),
-            Some((amount, currency)) if currency == self.currency => Ok(amount),
-            Some((_, currency)) => Err(invalid(field, format!("is in {currency}, the order in {}", self.currency))),
-        }
-    }
-
-    /// A discount: Amazon does not document its sign, so its size is taken and subtracted.
-    fn discount(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
-        Ok(self.of(v, field)?.abs())
-    }
 }
 
 /// Amazon does not say whether its prices include tax (its US marketplaces add sales tax on
@@ -128,7 +107,7 @@ pub fn order_v0(order: &Value, items: &Value) -> Result<AmazonOrder, SourceError
     let first_price = money(&items[0]["ItemPrice"], "ItemPrice")?;
     let currency =
         order_total.or(first_price).map(|(_, c)| c).ok_or_else(|| invalid("OrderTotal", "no currency anywhere"))?;
-    let read = Amounts { currency };
+    let read = Amounts { currency, money };
     let mut lines = Vec::with_capacity(items.len());
     let mut totals = Totals::new(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
     for item in items {
@@ -231,7 +210,7 @@ pub fn order_2026(order: &Value) -> Result<AmazonOrder, SourceError> {
     let proceeds = &order["proceeds"];
     let (total, currency) = money(&proceeds["grandTotal"], "proceeds.grandTotal")?
         .ok_or_else(|| invalid("proceeds.grandTotal", "is missing"))?;
-    let read = Amounts { currency };
+    let read = Amounts { currency, money };
     let items = order["orderItems"].as_array().filter(|i| !i.is_empty());
     let items = items.ok_or_else(|| invalid("orderItems", "an order needs at least one item"))?;
     let (mut lines, mut shipping_discount, mut allocated) =

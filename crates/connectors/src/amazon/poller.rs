@@ -204,10 +204,7 @@ impl OrdersPoller {
 /// A window start as SP-API takes it: ISO 8601 in whole seconds, rounded down so that the
 /// window never starts after a change it should include.
 fn iso_seconds(t: Timestamp) -> String {
-    // `as_second` truncates toward zero; before 1970 that is up, so step one back.
-    let second = t.as_second() - i64::from(t.subsec_nanosecond() < 0);
-    let floor = Timestamp::from_second(second).unwrap_or(t);
-    floor.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    handoff_engine::poll::whole_second(t).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn token(v: &Value) -> Option<String> {

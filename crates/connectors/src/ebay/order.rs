@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::SourceError;
-use crate::fields::{self, AddressKeys, text, time};
+use crate::fields::{self, AddressKeys, Amounts, text, time};
 use crate::http_json::{currency as currency_of, invalid};
 
 /// The inbound mapping stamped on each event: a Sell Fulfillment API v1 `Order`.
@@ -75,28 +75,6 @@ impl EbayOrder {
     }
 }
 
-/// Reads the money of one order, every amount in the order's currency.
-struct Amounts {
-    currency: Currency,
-}
-
-impl Amounts {
-    /// The amount of an `Amount` (zero when absent); one in another currency is refused.
-    fn of(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
-        match money(v, field)? {
-            None => Ok(Decimal::ZERO),
-            Some((amount, currency)) if currency == self.currency => Ok(amount),
-            Some((_, currency)) => Err(invalid(field, format!("is in {currency}, the order in {}", self.currency))),
-        }
-    }
-
-    /// A discount's size: eBay documents discounts as negative, and a positive one is the same
-    /// discount.
-    fn discount(&self, v: &Value, field: &'static str) -> Result<Decimal, SourceError> {
-        Ok(self.of(v, field)?.abs())
-    }
-}
-
 /// Maps one `Order` (from `getOrder`, or one of `getOrders`' `orders`), its money as eBay's
 /// Sell Fulfillment API documents it. A line's `lineItemCost` is its whole quantity before
 /// discounts; its discount is `lineItemCost - discountedLineItemCost` (else the sum of its
@@ -112,7 +90,7 @@ pub fn order(v: &Value) -> Result<EbayOrder, SourceError> {
     let pricing = &v["pricingSummary"];
     let (total, currency) = money(&pricing["total"], "pricingSummary.total")?
         .ok_or_else(|| invalid("pricingSummary.total", "is missing"))?;
-    let read = Amounts { currency };
+    let read = Amounts { currency, money };
     let items = v["lineItems"].as_array().filter(|l| !l.is_empty());
     let items = items.ok_or_else(|| invalid("lineItems", "an order needs at least one line"))?;
     let (mut lines, mut line_costs, mut allocated) = (Vec::with_capacity(items.len()), Decimal::ZERO, Decimal::ZERO);
