@@ -7,6 +7,7 @@ pub mod exception;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod personal;
 
 pub use command::{CommandKind, CommandState, idempotency_key};
 pub use event::{EventError, EventKind, InboundEvent};

@@ -15,6 +15,21 @@ use crate::AppState;
 /// Rows any list answers with at most.
 const MAX_LIST: usize = 1000;
 
+/// Every answer about orders goes out with personal data masked: no caller is known yet to be
+/// allowed to see it (see `handoff_model::personal`).
+fn shown<T: serde::Serialize>(answer: T) -> Response {
+    match serde_json::to_value(answer) {
+        Ok(mut v) => {
+            handoff_model::personal::mask(&mut v);
+            Json(v).into_response()
+        }
+        Err(e) => {
+            tracing::error!(message = "answer not serialisable", error = %e);
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "answer not serialisable" }))).into_response()
+        }
+    }
+}
+
 fn internal(error: handoff_store::StoreError) -> Response {
     tracing::error!(message = "store query failed", error = %error);
     (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "store unavailable" }))).into_response()
@@ -35,7 +50,7 @@ pub(crate) async fn order<S: Store + Clone>(
         Ok(t) if t.is_empty() => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no order {order_ref:?}") }))).into_response()
         }
-        Ok(t) => Json(t).into_response(),
+        Ok(t) => shown(t),
         Err(e) => internal(e),
     }
 }
@@ -52,14 +67,14 @@ pub(crate) async fn exceptions<S: Store + Clone>(
     Query(q): Query<ExceptionQuery>,
 ) -> Response {
     match state.store.exceptions(q.state, q.limit.unwrap_or(100).min(MAX_LIST)).await {
-        Ok(rows) => Json(rows).into_response(),
+        Ok(rows) => shown(rows),
         Err(e) => internal(e),
     }
 }
 
 pub(crate) async fn dead_letters<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
     match state.store.dead_letters(MAX_LIST).await {
-        Ok(rows) => Json(rows).into_response(),
+        Ok(rows) => shown(rows),
         Err(e) => internal(e),
     }
 }
@@ -103,7 +118,7 @@ pub(crate) async fn exception<S: Store + Clone>(
     Path(id): Path<i64>,
 ) -> Response {
     match handoff_engine::actions::evidence(&state.store, id).await {
-        Ok(Some(pack)) => Json(pack).into_response(),
+        Ok(Some(pack)) => shown(pack),
         Ok(None) => (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no exception {id}") }))).into_response(),
         Err(e) => internal(e),
     }
@@ -121,7 +136,7 @@ pub(crate) async fn clusters<S: Store + Clone>(
     Query(q): Query<ClusterQuery>,
 ) -> Response {
     match state.store.exceptions(q.state, CLUSTERED).await {
-        Ok(rows) => Json(handoff_engine::clusters::clusters(&rows)).into_response(),
+        Ok(rows) => shown(handoff_engine::clusters::clusters(&rows)),
         Err(e) => internal(e),
     }
 }
@@ -153,7 +168,7 @@ pub(crate) async fn quarantine<S: Store + Clone>(
         Ok((depth, rows)) => {
             let held: u64 = depth.iter().map(|(_, n)| n).sum();
             let by_system: std::collections::BTreeMap<_, _> = depth.into_iter().collect();
-            Json(json!({ "held": held, "by_system": by_system, "rows": rows })).into_response()
+            shown(json!({ "held": held, "by_system": by_system, "rows": rows }))
         }
         Err(e) => internal(e),
     }

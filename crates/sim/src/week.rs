@@ -5,8 +5,8 @@
 //! which Handoff observes in shadow mode, and the same stories run through Handoff itself.
 
 use handoff_model::{
-    CanonicalOrder, Customer, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, OrderLine, Pattern,
-    Payment, Totals,
+    Address, CanonicalOrder, Customer, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, OrderLine,
+    Pattern, Payment, Totals,
 };
 use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, SeedableRng};
@@ -121,13 +121,23 @@ pub fn stories(seed: u64, orders: usize, faults: &RelayFaults) -> Vec<Story> {
             let subtotal: Decimal = lines.iter().map(|l| l.unit_price * Decimal::from(l.quantity)).sum();
             let shipping = Decimal::new(490, 2);
             let discount = if rng.random_bool(0.3) { (subtotal / Decimal::TEN).round_dp(2) } else { Decimal::ZERO };
-            let email = format!("customer{i}@example.com");
+            // Personal data marked "canary", so a test can prove none of it leaks into logs or
+            // answers that must not show it.
+            let email = format!("customer{i}.canary@example.com");
             let order = CanonicalOrder {
                 order_ref: order_ref.clone(),
                 name: None,
                 channel: Some(if channel == "shop" { "web".into() } else { "amazon".into() }),
-                customer: Customer { email: Some(email.clone()), name: Some(format!("Customer {i}")) },
-                shipping_address: None,
+                customer: Customer { email: Some(email.clone()), name: Some(format!("Customer {i} Canary")) },
+                shipping_address: Some(Address {
+                    name: Some(format!("Customer {i} Canary")),
+                    line1: format!("{i} Canary Lane"),
+                    line2: None,
+                    city: "Canaryville".into(),
+                    region: None,
+                    postal_code: format!("CANARY-{i}"),
+                    country: "DE".into(),
+                }),
                 lines,
                 currency: eur,
                 totals: Totals {

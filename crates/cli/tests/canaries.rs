@@ -1,0 +1,91 @@
+//! Personal data planted in a whole simulation run (`handoff demo`: every simulated customer's
+//! name, email and address carries the word "canary") reaches the store and the ERP payloads,
+//! and appears in no log line (at trace level), no panic and no answer of the API.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const CANARY: &str = "canary";
+
+fn leaks(text: &str) -> bool {
+    text.to_lowercase().contains(CANARY)
+}
+
+#[tokio::test]
+async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let out = std::fs::File::create(dir.path().join("demo.out")).unwrap();
+    let err = std::fs::File::create(dir.path().join("demo.err")).unwrap();
+    let _demo = Proc(
+        Command::new(BIN)
+            .args(["demo", "--orders", "300", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&data)
+            .env("HANDOFF_LOG", "trace")
+            .env("RUST_BACKTRACE", "1")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let c = client();
+    let get = |path: String| {
+        let c = c.clone();
+        let url = format!("{base}/{path}");
+        async move {
+            let r = c.get(&url).send().await.ok()?;
+            assert!(r.status().is_success() || r.status() == 404, "{url}: {}", r.status());
+            r.text().await.ok()
+        }
+    };
+    let exceptions =
+        wait_for("the demo to serve its record", Duration::from_secs(120), || get("exceptions".into())).await;
+
+    // The canaries are really there: in the hub's inbox and in what it sent the ERP.
+    let db = rusqlite::Connection::open(data.join("handoff.db")).unwrap();
+    let planted = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert!(planted("SELECT count(*) FROM inbox WHERE payload LIKE '%canary%'") > 100);
+    assert!(planted("SELECT count(*) FROM outbox WHERE payload LIKE '%canary%'") > 100);
+
+    // Every answer of the API: lists, each exception's evidence pack, every order's timeline.
+    let mut answers = vec![exceptions.clone()];
+    for path in ["clusters", "dead-letters", "quarantine", "outbox", "drift", "exceptions?state=open"] {
+        answers.push(get(path.into()).await.unwrap());
+    }
+    let listed: Vec<Value> = serde_json::from_str(&exceptions).unwrap();
+    assert!(!listed.is_empty(), "the demo raises exceptions whose evidence is checked");
+    for e in &listed {
+        answers.push(get(format!("exceptions/{}", e["id"])).await.unwrap());
+    }
+    let refs: Vec<String> = db
+        .prepare("SELECT order_ref FROM orders")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(refs.len() >= 300);
+    for order_ref in &refs {
+        answers.push(get(format!("orders/{}", urlencode(order_ref))).await.unwrap());
+    }
+    for answer in &answers {
+        assert!(!leaks(answer), "an API answer shows personal data: {answer}");
+    }
+
+    // Nothing in the logs (trace level: every line the hub can write) or on standard output.
+    let logs = std::fs::read_to_string(dir.path().join("demo.err")).unwrap();
+    let printed = std::fs::read_to_string(dir.path().join("demo.out")).unwrap();
+    assert!(logs.lines().count() > 100, "trace logging was on");
+    assert!(printed.contains("served at"), "{printed}");
+    for line in logs.lines().chain(printed.lines()) {
+        assert!(!leaks(line), "a log line shows personal data: {line}");
+    }
+    assert!(!logs.contains("panicked"), "{logs}");
+}
