@@ -37,6 +37,7 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    handoff_server::metrics::install();
     let store = fresh_store(&args.data_dir)?;
     let faults = RelayFaults::default();
     let start: Timestamp = week::WEEK_START.parse()?;

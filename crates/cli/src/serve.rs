@@ -13,6 +13,7 @@ use handoff_sim::{Faults, MockSystem};
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
 pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
+    handoff_server::metrics::install();
     let contract = Arc::new(Contract::load(config)?);
     let store = SqliteStore::open(data_dir, SqliteOptions::default())
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;

@@ -1,6 +1,6 @@
 //! Personal data planted in a whole simulation run (`handoff demo`: every simulated customer's
 //! name, email and address carries the word "canary") reaches the store and the ERP payloads,
-//! and appears in no log line (at trace level), no panic and no answer of the API.
+//! and appears in no log line (at trace level), no panic, no answer of the API and no metric.
 
 mod common;
 
@@ -75,6 +75,12 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
     for order_ref in &refs {
         answers.push(get(format!("orders/{}", urlencode(order_ref))).await.unwrap());
     }
+    // And the metrics: counted during the run, labelled by system, flow, kind and pattern only.
+    let metrics = c.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    for metric in ["handoff_events_received_total{", "handoff_attempts_total{", "handoff_ack_latency_seconds_count{"] {
+        assert!(metrics.contains(metric), "{metric} in {metrics}");
+    }
+    answers.push(metrics);
     for answer in &answers {
         assert!(!leaks(answer), "an API answer shows personal data: {answer}");
     }

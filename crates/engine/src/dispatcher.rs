@@ -283,6 +283,7 @@ impl<S: Store + Clone> Dispatcher<S> {
     /// target has happened and must not be forgotten while the process lives. If the process
     /// dies first, the command stays in flight and is read back after restart.
     pub async fn record(&self, record: AttemptRecord) {
+        crate::telemetry::attempt(&record);
         let mut delay = Duration::from_millis(50);
         while let Err(error) = self.store.record_attempt(record.clone()).await {
             tracing::error!(message = "recording an attempt failed; retrying", command = record.command.id, error = %error);

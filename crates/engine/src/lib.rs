@@ -13,6 +13,7 @@ pub mod quarantine;
 pub mod retry;
 pub mod rules;
 pub mod target;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

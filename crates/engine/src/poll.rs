@@ -80,7 +80,9 @@ pub async fn run<S: Store>(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        let wait = match poll_once(&system, poller.as_ref(), &store, clock.as_ref()).await {
+        let polled = poll_once(&system, poller.as_ref(), &store, clock.as_ref()).await;
+        crate::telemetry::polled(&system, polled.is_ok(), clock.now());
+        let wait = match polled {
             Ok((_, true)) => Duration::ZERO,
             Ok((_, false)) => every,
             Err(PollError { reason, retry_after }) => {
@@ -113,6 +115,7 @@ pub async fn poll_once<S: Store>(
         .await
         .map_err(store_error)?;
     let new = recorded.iter().filter(|r| matches!(r, Recorded::New(_))).count();
+    crate::telemetry::events_recorded(system, new, recorded.len() - new, held);
     if new > 0 {
         tracing::info!(message = "poll recorded events", system = %system, new, seen = recorded.len());
     }

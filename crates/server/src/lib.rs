@@ -1,11 +1,12 @@
-//! The HTTP face of the hub: vendor webhooks in (and eBay's endpoint challenge), the JSON API under `/api/v1`, health and
-//! readiness. A webhook handler only records: the event is durable before the 2xx, and the
+//! The HTTP face of the hub: vendor webhooks in (and eBay's endpoint challenge), the JSON API under `/api/v1`, health,
+//! readiness and `/metrics`. A webhook handler only records: the event is durable before the 2xx, and the
 //! engine's workers drain the inbox. Every resource a client can spend is bounded (`listen`,
 //! `guard`, and the JSON limits the connectors check): see `docs/security.md`.
 
 mod api;
 mod guard;
 mod listen;
+pub mod metrics;
 mod webhooks;
 
 pub use listen::serve;
@@ -45,6 +46,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(api::ready::<S>))
+        .route("/metrics", get(metrics::scrape::<S>))
         .route("/api/v1/orders/{order_ref}", get(api::order::<S>))
         .route("/api/v1/exceptions", get(api::exceptions::<S>))
         .route("/api/v1/exceptions/{id}", get(api::exception::<S>))

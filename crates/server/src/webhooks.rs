@@ -31,24 +31,37 @@ pub(crate) async fn receive<S: Store + Clone>(
         return (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response();
     };
     if source.connector == ConnectorKind::Ebay {
-        return ebay_notification(&keys, &system, source, &headers, &body).await;
+        let answer = ebay_notification(&keys, &system, source, &headers, &body).await;
+        let outcome = match answer.status() {
+            StatusCode::NO_CONTENT => "notification",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            s if s.is_server_error() => "failed",
+            _ => "refused",
+        };
+        counted(&system, outcome);
+        return answer;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let json = &state.contract.hub.json;
     let (new, source_version) =
         match handoff_connectors::inbound(&system, source, header, &body, state.clock.now(), json) {
             Ok(Inbound::Event { event, source_version }) => (event, source_version),
-            Ok(Inbound::Ping) => return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response(),
+            Ok(Inbound::Ping) => {
+                counted(&system, "ping");
+                return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response();
+            }
             Ok(Inbound::NoMoney { reason }) => {
+                counted(&system, "no_money");
                 tracing::info!(message = "webhook books nothing", system = %system, reason);
                 return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
             }
             Ok(Inbound::Held(held)) => return hold(&state, held).await,
             Err(e) => {
-                let status = match e {
-                    SourceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                    _ => StatusCode::BAD_REQUEST,
+                let (status, outcome) = match e {
+                    SourceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                    _ => (StatusCode::BAD_REQUEST, "refused"),
                 };
+                counted(&system, outcome);
                 let refusal = json!({ "error": e.to_string(), "field": e.field() });
                 return (status, Json(refusal)).into_response();
             }
@@ -56,7 +69,9 @@ pub(crate) async fn receive<S: Store + Clone>(
     if let Some(raw) = &new.raw {
         watch_drift(&state.drift, source.connector, &new, source_version, raw);
     }
-    match state.store.record_event(new).await {
+    let recorded = state.store.record_event(new).await;
+    counted(&system, recorded_outcome(&recorded, "recorded"));
+    match recorded {
         Ok(Recorded::New(row)) => {
             (StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "event": row }))).into_response()
         }
@@ -76,7 +91,9 @@ pub(crate) async fn receive<S: Store + Clone>(
 async fn hold<S: Store + Clone>(state: &AppState<S>, mut held: NewQuarantined) -> Response {
     held.flow = handoff_engine::quarantine::inbound_flow(&state.contract, &held.system);
     let (system, field, reason) = (held.system.clone(), held.field.clone(), held.reason.clone());
-    match state.store.quarantine(held, state.clock.now()).await {
+    let recorded = state.store.quarantine(held, state.clock.now()).await;
+    counted(&system, recorded_outcome(&recorded, "held"));
+    match recorded {
         Ok(recorded) => {
             let (status, id) = match recorded {
                 Recorded::New(id) => (StatusCode::ACCEPTED, id),
@@ -90,6 +107,20 @@ async fn hold<S: Store + Clone>(state: &AppState<S>, mut held: NewQuarantined) -
             tracing::error!(message = "holding a webhook failed", error = %error);
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
         }
+    }
+}
+
+fn counted(system: &str, outcome: &'static str) {
+    handoff_engine::telemetry::event_received(system, outcome);
+}
+
+/// `new` for a body kept for the first time, `duplicate` for one known, `failed` when the
+/// store could not keep it (the sender is told to retry).
+fn recorded_outcome(recorded: &handoff_store::Result<Recorded>, new: &'static str) -> &'static str {
+    match recorded {
+        Ok(Recorded::New(_)) => new,
+        Ok(Recorded::Duplicate(_)) => "duplicate",
+        Err(_) => "failed",
     }
 }
 

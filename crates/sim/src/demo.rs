@@ -239,7 +239,9 @@ pub async fn through_handoff<S: Store + Clone>(
                     shipped
                 }
             };
-            store.record_event(new_event(o.system, &o.event, o.at)).await.expect("record");
+            let recorded = store.record_event(new_event(o.system, &o.event, o.at)).await.expect("record");
+            let outcome = if matches!(recorded, handoff_store::Recorded::New(_)) { "recorded" } else { "duplicate" };
+            handoff_engine::telemetry::event_received(o.system, outcome);
         }
         while intake.step().await.expect("intake") > 0 {}
         if store.next_due_at().await.expect("store").is_some_and(|d| d <= clock.now()) {

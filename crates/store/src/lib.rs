@@ -164,6 +164,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Open exceptions counted per pattern (for `/metrics`).
+    fn open_exceptions_by_pattern(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
     /// Exceptions, newest first, optionally only those in one state.
     fn exceptions(
         &self,

@@ -684,6 +684,16 @@ impl Store for MemoryStore {
         Ok(self.write(|m| m.abandon(id, &actor, reason.as_deref(), now)))
     }
 
+    async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self.read(|m| {
+            let mut open: std::collections::BTreeMap<String, u64> = Default::default();
+            for x in m.exceptions.iter().filter(|x| x.state == handoff_model::ExceptionState::Open.as_str()) {
+                *open.entry(x.pattern.clone()).or_default() += 1;
+            }
+            open.into_iter().collect()
+        }))
+    }
+
     async fn exceptions(
         &self,
         state: Option<handoff_model::ExceptionState>,

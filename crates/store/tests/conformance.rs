@@ -302,6 +302,8 @@ async fn a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget<S: Sto
     let open = store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].field.as_deref(), Some("order.customer.name"));
+    let by_pattern = store.open_exceptions_by_pattern().await.unwrap();
+    assert_eq!(by_pattern, [(open[0].pattern.clone(), 1)]);
 
     let later = t0().checked_add(SignedDuration::from_secs(60)).unwrap();
     let id = store.dead_letters(10).await.unwrap()[0].id;

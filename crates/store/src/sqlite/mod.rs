@@ -317,6 +317,10 @@ impl Store for SqliteStore {
         self.read(move |conn| reads::exceptions(conn, state, limit)).await
     }
 
+    async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {
+        self.read(reads::open_exceptions_by_pattern).await
+    }
+
     async fn exception(&self, id: i64) -> Result<Option<ExceptionRow>> {
         self.read(move |conn| reads::exception(conn, id)).await
     }

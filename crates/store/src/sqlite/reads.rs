@@ -79,6 +79,15 @@ pub(super) fn exceptions(conn: &Connection, state: Option<ExceptionState>, limit
     Ok(rows?)
 }
 
+/// Open exceptions per pattern, read through the state index.
+pub(super) fn open_exceptions_by_pattern(conn: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT pattern, count(*) FROM exceptions WHERE state = 'open' GROUP BY pattern ORDER BY pattern",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Counts per state without a sort: each unfinished state has its own partial index, and the
 /// acknowledged are the rest.
 pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
@@ -292,6 +301,7 @@ mod tests {
         exceptions(&conn, None, 10).unwrap();
         exceptions(&conn, Some(ExceptionState::Open), 10).unwrap();
         command_counts(&conn).unwrap();
+        open_exceptions_by_pattern(&conn).unwrap();
         order_timeline(&conn, "1001").unwrap();
         exception(&conn, 1).unwrap();
         facts_after(&conn, 0, 10).unwrap();

@@ -97,7 +97,10 @@ fn write_loop(
         }
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
+        let started = std::time::Instant::now();
         let commit = commit_batch(&conn, &mut batch);
+        metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
         if let Err(e) = &commit.0 {
             tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());
         }
