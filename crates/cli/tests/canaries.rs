@@ -95,3 +95,24 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
     }
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+/// `--log-format json`: every line one JSON object, an attempt's line carrying its order
+/// reference, flow and command id, and still no canary.
+#[test]
+fn json_logs_carry_order_flow_and_command_and_no_canary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--orders", "60", "--no-serve", "--log-format", "json", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("HANDOFF_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let attempt = lines.iter().find(|l| l["message"] == "attempt").expect("an attempt logged");
+    assert!(attempt["order"].is_string() && attempt["flow"].is_string() && attempt["command"].is_i64(), "{attempt}");
+    assert!(attempt["level"] == "DEBUG" && attempt["timestamp"].is_string(), "{attempt}");
+    assert!(!leaks(&logs));
+}

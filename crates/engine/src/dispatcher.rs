@@ -284,6 +284,9 @@ impl<S: Store + Clone> Dispatcher<S> {
     /// dies first, the command stays in flight and is read back after restart.
     pub async fn record(&self, record: AttemptRecord) {
         crate::telemetry::attempt(&record);
+        let c = &record.command;
+        tracing::debug!(message = "attempt", order = %c.order_ref, flow = %c.flow, command = c.id, kind = c.kind.as_str(),
+            outcome = record.outcome.name());
         let mut delay = Duration::from_millis(50);
         while let Err(error) = self.store.record_attempt(record.clone()).await {
             tracing::error!(message = "recording an attempt failed; retrying", command = record.command.id, error = %error);
