@@ -53,21 +53,10 @@ role = "storefront"
 connector = "http-json"
 webhook_secrets = ["{SECRET}"]
 
-[systems.erp]
-role = "erp"
-connector = "http-json"
-base_url = "{erp}"
-timeout = "2s"
-settle = "200ms"
-
-[flows.orders-to-erp]
-from = "shop"
-to = "erp"
-events = ["order.created"]
-proof = "record-id"
-deadline = "15m"
-retry = {{ attempts = 30, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
-"#
+{}
+{}"#,
+        http_json_system("erp", "erp", erp),
+        flow("orders-to-erp", "shop", "erp", r#"["order.created"]"#, "record-id", 30),
     )
 }
 

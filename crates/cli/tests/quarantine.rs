@@ -15,37 +15,16 @@ const ORDER: &str = "18446744073709551001";
 
 fn contract(port: u16, erp: &str) -> String {
     format!(
-        r#"
-[hub]
-listen = "127.0.0.1:{port}"
-
-[systems.shopify]
-role = "storefront"
-connector = "shopify"
-webhook_secrets = ["shpss_secret"]
-
-[systems.erp]
-role = "erp"
-connector = "http-json"
-base_url = "{erp}"
-timeout = "2s"
-settle = "200ms"
-
-[flows.shopify-orders]
-from = "shopify"
-to = "erp"
-events = ["order.created", "order.cancelled"]
-proof = "record-id"
-deadline = "15m"
-retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
-"#
+        "[hub]\nlisten = \"127.0.0.1:{port}\"\n\n[systems.shopify]\nrole = \"storefront\"\nconnector = \"shopify\"\n\
+         webhook_secrets = [\"shpss_secret\"]\n\n{}\n{}",
+        http_json_system("erp", "erp", erp),
+        flow("shopify-orders", "shopify", "erp", r#"["order.created", "order.cancelled"]"#, "record-id", 10),
     )
 }
 
 /// Our `orders/create` payload in Shopify's documented shape.
 fn shopify_order() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    serde_json::from_slice(&vendor_payload("shopify_order.json")).unwrap()
 }
 
 fn text(out: &std::process::Output) -> (String, String) {

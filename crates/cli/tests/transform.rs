@@ -51,8 +51,7 @@ fn contract(port: u16, netsuite: &str) -> String {
 
 /// A Shopify order with no email anywhere: NetSuite cannot name its customer.
 fn anonymous_order(id: u64) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
-    let mut order: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut order: Value = serde_json::from_slice(&vendor_payload("shopify_order.json")).unwrap();
     order["id"] = json!(id);
     order.as_object_mut().unwrap().remove("email");
     order["customer"].as_object_mut().unwrap().remove("email");
@@ -207,8 +206,7 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
 #[tokio::test]
 async fn a_drifted_payload_is_raised_with_its_field_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
-    let mut order: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut order: Value = serde_json::from_slice(&vendor_payload("shopify_order.json")).unwrap();
     order["tags"] = json!("vip, wholesale");
     let sample = dir.path().join("sample.json");
     std::fs::write(&sample, serde_json::to_vec(&order).unwrap()).unwrap();
@@ -289,8 +287,7 @@ async fn a_refreshed_snapshot_names_a_newly_required_field_before_traffic_meets_
     assert!(text.contains("newly requires department; netsuite/sales_order@1 does not produce it"), "{text}");
 
     let hub = Hub::start(dir.path(), port, &contract(port, &netsuite.url)).await;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
-    assert_eq!(order_created(&hub, "evt-dept", std::fs::read(path).unwrap()).await, 202);
+    assert_eq!(order_created(&hub, "evt-dept", vendor_payload("shopify_order.json")).await, 202);
     hub.drained().await;
     let exceptions: Vec<Value> = serde_json::from_slice(&hub.cli(&["exceptions", "list", "--json"]).stdout).unwrap();
     assert_eq!(exceptions.len(), 1, "{exceptions:?}");
@@ -361,8 +358,7 @@ async fn a_refreshed_odoo_snapshot_names_a_newly_required_field_and_holds_the_or
     );
 
     let hub = Hub::start(dir.path(), port, &odoo_contract(port, &odoo.url)).await;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json");
-    assert_eq!(order_created(&hub, "evt-channel", std::fs::read(path).unwrap()).await, 202);
+    assert_eq!(order_created(&hub, "evt-channel", vendor_payload("shopify_order.json")).await, 202);
     hub.drained().await;
     let exceptions: Vec<Value> = serde_json::from_slice(&hub.cli(&["exceptions", "list", "--json"]).stdout).unwrap();
     assert_eq!(exceptions.len(), 1, "{exceptions:?}");

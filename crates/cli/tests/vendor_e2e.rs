@@ -128,13 +128,7 @@ async fn post_json(url: String, body: &Value) -> reqwest::Response {
 }
 
 fn shopify_order(id: u64) -> Value {
-    let mut order: Value = serde_json::from_slice(
-        &std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads/shopify_order.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let mut order: Value = serde_json::from_slice(&vendor_payload("shopify_order.json")).unwrap();
     order["id"] = json!(id);
     order["name"] = json!(format!("#{id}"));
     for (n, line) in order["line_items"].as_array_mut().unwrap().iter_mut().enumerate() {
@@ -229,12 +223,9 @@ async fn orders_travel_through_the_simulated_vendors_exactly_once() {
     );
 
     // Stripe: a payment for a Shopify order lands in that order's timeline.
-    let payment = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../connectors/tests/payloads/stripe_payment_intent_succeeded.json"),
-    )
-    .unwrap()
-    .replace("18446744073709551001", "1001");
+    let payment = String::from_utf8(vendor_payload("stripe_payment_intent_succeeded.json"))
+        .unwrap()
+        .replace("18446744073709551001", "1001");
     let signature = sign_timestamped("whsec_test", jiff::Timestamp::now().as_second(), payment.as_bytes());
     let r = c
         .post(format!("{}/webhooks/pay", hub.url))

@@ -29,27 +29,11 @@ role = "payment"
 connector = "stripe"
 webhook_secrets = ["whsec_test"]
 
-[systems.erp]
-role = "erp"
-connector = "http-json"
-base_url = "{erp}"
-timeout = "2s"
-settle = "200ms"
-
-[flows.shopify-orders]
-from = "shopify"
-to = "erp"
-events = ["order.created", "order.cancelled"]
-proof = "record-id"
-deadline = "15m"
-retry = {{ attempts = 10, backoff_base = "100ms", backoff_cap = "1s", deadline = "1h" }}
-"#
+{}
+{}"#,
+        http_json_system("erp", "erp", erp),
+        flow("shopify-orders", "shopify", "erp", r#"["order.created", "order.cancelled"]"#, "record-id", 10),
     )
-}
-
-fn payload(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads").join(name))
-        .unwrap()
 }
 
 #[tokio::test]
@@ -60,7 +44,7 @@ async fn signed_vendor_webhooks_are_recorded_and_forged_ones_refused_unread() {
     let mut hub = Hub::start(dir.path(), port, &contract(port, &erp.url)).await;
     let c = client();
     let url = |system: &str| format!("http://127.0.0.1:{port}/webhooks/{system}");
-    let body = payload("shopify_order.json");
+    let body = vendor_payload("shopify_order.json");
     let shopify = |signature: String, body: Vec<u8>| {
         c.post(url("shopify"))
             .header("X-Shopify-Topic", "orders/create")
@@ -103,7 +87,7 @@ async fn signed_vendor_webhooks_are_recorded_and_forged_ones_refused_unread() {
     assert_eq!(ping.status(), 200);
 
     // Stripe: a signature older than the tolerance is a replay.
-    let stripe = payload("stripe_payment_intent_succeeded.json");
+    let stripe = vendor_payload("stripe_payment_intent_succeeded.json");
     let stale = sign_timestamped("whsec_test", jiff::Timestamp::now().as_second() - 3600, &stripe);
     let r = c.post(url("stripe")).header("Stripe-Signature", stale).body(stripe.clone()).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -144,7 +128,7 @@ async fn an_unpaid_stripe_checkout_session_is_no_payment_until_its_async_payment
         let signature = sign_timestamped("whsec_test", jiff::Timestamp::now().as_second(), &body);
         c.post(format!("{}/webhooks/stripe", hub.url)).header("Stripe-Signature", signature).body(body).send()
     };
-    let unpaid = payload("stripe_checkout_session_unpaid.json");
+    let unpaid = vendor_payload("stripe_checkout_session_unpaid.json");
     let r = post(unpaid.clone()).await.unwrap();
     assert_eq!(r.status(), 200);
     let answer: serde_json::Value = r.json().await.unwrap();

@@ -106,43 +106,36 @@ pub struct Hub {
 
 /// A contract with a storefront `shop` and an ERP `erp`, fast retries for tests.
 pub fn contract(port: u16, erp: &str, shop: &str, erp_extra: &str) -> String {
+    let orders = r#"["order.created", "order.updated", "order.cancelled"]"#;
     format!(
-        r#"
-[hub]
-listen = "127.0.0.1:{port}"
-
-[systems.shop]
-role = "storefront"
-connector = "http-json"
-base_url = "{shop}"
-timeout = "2s"
-settle = "200ms"
-
-[systems.erp]
-role = "erp"
-connector = "http-json"
-base_url = "{erp}"
-timeout = "2s"
-settle = "200ms"
-{erp_extra}
-
-[flows.orders-to-erp]
-from = "shop"
-to = "erp"
-events = ["order.created", "order.updated", "order.cancelled"]
-proof = "record-id"
-deadline = "15m"
-retry = {{ attempts = 30, backoff_base = "100ms", backoff_cap = "1s", jitter = "equal", deadline = "1h" }}
-
-[flows.fulfillments-to-shop]
-from = "erp"
-to = "shop"
-events = ["fulfillment.created"]
-proof = "read-back"
-deadline = "30m"
-retry = {{ attempts = 30, backoff_base = "100ms", backoff_cap = "1s", jitter = "equal", deadline = "1h" }}
-"#
+        "[hub]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n{}{erp_extra}\n\n{}\n{}",
+        http_json_system("shop", "storefront", shop),
+        http_json_system("erp", "erp", erp),
+        flow("orders-to-erp", "shop", "erp", orders, "record-id", 30),
+        flow("fulfillments-to-shop", "erp", "shop", r#"["fulfillment.created"]"#, "read-back", 30),
     )
+}
+
+/// An `http-json` system at `url` with test time-outs.
+pub fn http_json_system(name: &str, role: &str, url: &str) -> String {
+    format!(
+        "[systems.{name}]\nrole = \"{role}\"\nconnector = \"http-json\"\nbase_url = \"{url}\"\ntimeout = \"2s\"\n\
+         settle = \"200ms\"\n"
+    )
+}
+
+/// A flow with fast retries for tests; `events` is a TOML list.
+pub fn flow(name: &str, from: &str, to: &str, events: &str, proof: &str, attempts: u32) -> String {
+    format!(
+        "[flows.{name}]\nfrom = \"{from}\"\nto = \"{to}\"\nevents = {events}\nproof = \"{proof}\"\ndeadline = \"15m\"\n\
+         retry = {{ attempts = {attempts}, backoff_base = \"100ms\", backoff_cap = \"1s\", jitter = \"equal\", deadline = \"1h\" }}\n"
+    )
+}
+
+/// A vendor payload of ours in the vendor's documented shape (`crates/connectors/tests/payloads`).
+pub fn vendor_payload(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/tests/payloads").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 impl Hub {
