@@ -295,7 +295,14 @@ async fn wait_up(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 
 /// Starts a hub on a contract whose `erp` target is at `erp_url`; without one, the contract has
 /// no flows and the hub only records and plans (the intake path alone).
-async fn start_hub(dir: &Path, erp_url: Option<&str>, client: &reqwest::Client) -> anyhow::Result<(Running, String)> {
+/// A hub this benchmark started, and the token it reads the hub's API with.
+struct BenchHub {
+    process: Running,
+    url: String,
+    token: String,
+}
+
+async fn start_hub(dir: &Path, erp_url: Option<&str>, client: &reqwest::Client) -> anyhow::Result<BenchHub> {
     let port = free_port()?;
     let contract = match erp_url {
         None => format!(
@@ -329,10 +336,14 @@ retry = {{ attempts = 20, backoff_base = "100ms", backoff_cap = "5s", deadline =
     let config = dir.join("handoff.toml");
     std::fs::write(&config, contract)?;
     let data = dir.join("data");
-    let hub = spawn(&["serve", "--config", path(&config), "--data-dir", path(&data)])?;
+    let token = {
+        let store = SqliteStore::open(&data, SqliteOptions::default())?;
+        crate::token::create(&store, "bench", handoff_store::Role::Viewer, Some(1), "bench", Timestamp::now()).await?
+    };
+    let process = spawn(&["serve", "--config", path(&config), "--data-dir", path(&data)])?;
     let url = format!("http://127.0.0.1:{port}");
     wait_up(client, &format!("{url}/health")).await?;
-    Ok((hub, url))
+    Ok(BenchHub { process, url, token })
 }
 
 fn path(p: &Path) -> &str {
@@ -394,8 +405,8 @@ fn print_latency(label: &str, hist: &Histogram<u64>) {
 async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, seconds: u64) -> anyhow::Result<()> {
     let client = http_client()?;
     // No flows: the hub records and plans each event, and delivers nothing (see `e2e`).
-    let (_hub, hub_url) = start_hub(dir, None, &client).await?;
-    let webhook = format!("{hub_url}/webhooks/shop");
+    let hub = start_hub(dir, None, &client).await?;
+    let webhook = format!("{}/webhooks/shop", hub.url);
 
     let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
     println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
@@ -431,8 +442,9 @@ async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, second
     Ok(())
 }
 
-async fn acknowledged(client: &reqwest::Client, hub_url: &str) -> anyhow::Result<(u64, u64)> {
-    let counts: Value = client.get(format!("{hub_url}/api/v1/outbox")).send().await?.json().await?;
+async fn acknowledged(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(u64, u64)> {
+    let outbox = client.get(format!("{}/api/v1/outbox", hub.url)).bearer_auth(&hub.token);
+    let counts: Value = outbox.send().await?.json().await?;
     let n = |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0);
     Ok((n("acknowledged"), n("pending") + n("in_flight")))
 }
@@ -443,13 +455,13 @@ async fn e2e(dir: &Path, orders: usize, concurrency: usize) -> anyhow::Result<()
     let _erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}")])?;
     let erp_url = format!("http://127.0.0.1:{erp_port}");
     wait_up(&client, &format!("{erp_url}/_faults")).await?;
-    let (_hub, hub_url) = start_hub(dir, Some(&erp_url), &client).await?;
+    let hub = start_hub(dir, Some(&erp_url), &client).await?;
     let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
     println!("end to end: {orders} orders of {} bytes, {concurrency} connections", bodies[0].len());
     let start = Instant::now();
-    let (intake_rate, _) = closed_loop(&client, &format!("{hub_url}/webhooks/shop"), bodies, concurrency).await?;
+    let (intake_rate, _) = closed_loop(&client, &format!("{}/webhooks/shop", hub.url), bodies, concurrency).await?;
     loop {
-        let (acked, _) = acknowledged(&client, &hub_url).await?;
+        let (acked, _) = acknowledged(&client, &hub).await?;
         if acked as usize >= orders {
             break;
         }
@@ -494,8 +506,8 @@ async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {
     let erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}"), "--outage"])?;
     let erp_url = format!("http://127.0.0.1:{erp_port}");
     wait_up(&client, &format!("{erp_url}/_faults")).await?;
-    let (hub, hub_url) = start_hub(dir, Some(&erp_url), &client).await?;
-    let pid = hub.0.id();
+    let hub = start_hub(dir, Some(&erp_url), &client).await?;
+    let pid = hub.process.0.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The ERP is in outage so that the hub is idle apart from the retry schedule.
     println!("hub RSS with the backlog waiting: {} MB", rss_kb(pid)? / 1024);
@@ -503,7 +515,7 @@ async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut samples = Vec::new();
     loop {
-        let (acked, waiting) = acknowledged(&client, &hub_url).await?;
+        let (acked, waiting) = acknowledged(&client, &hub).await?;
         let kb = rss_kb(pid)?;
         samples.push(kb);
         if samples.len() % 10 == 1 {
@@ -531,8 +543,8 @@ async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {
 
     let idle_dir = dir.join("idle");
     std::fs::create_dir_all(&idle_dir)?;
-    let (hub, _) = start_hub(&idle_dir, Some(&erp_url), &client).await?;
+    let hub = start_hub(&idle_dir, Some(&erp_url), &client).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    println!("idle hub RSS (empty store): {:.1} MB", rss_kb(hub.0.id())? as f64 / 1024.0);
+    println!("idle hub RSS (empty store): {:.1} MB", rss_kb(hub.process.0.id())? as f64 / 1024.0);
     Ok(())
 }

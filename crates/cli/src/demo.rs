@@ -10,6 +10,7 @@ use handoff_engine::SystemClock;
 use handoff_model::Pattern;
 use handoff_sim::demo::{self, Comparison};
 use handoff_sim::week::{self, RelayFaults};
+use handoff_store::Role;
 use handoff_store::memory::MemoryStore;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -128,6 +129,8 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} (use --listen, or --no-serve)", args.listen))?;
     let addr = listener.local_addr()?;
+    // The demo's own reader: an operator, so the demo shows what an operator sees.
+    let token = crate::token::create(&store, "demo", Role::Operator, Some(1), "demo", Timestamp::now()).await?;
     let drift = Arc::new(handoff_mapping::drift::Watch::shipped()?);
     let state = handoff_server::AppState {
         contract: Arc::new(demo::contract(false)),
@@ -137,10 +140,14 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
     };
     let dir = args.data_dir.display();
     println!();
-    println!("The hub's record of the Handoff run is served at http://{addr}:");
-    println!("  exceptions:      http://{addr}/api/v1/exceptions");
-    println!("  dead letters:    http://{addr}/api/v1/dead-letters");
-    println!("  one order:       http://{addr}/api/v1/orders/%2310001");
+    println!("The hub's record of the Handoff run is served at http://{addr}, to the demo's token:");
+    println!("  export HANDOFF_TOKEN={token}");
+    println!("  exceptions:      curl -H \"Authorization: Bearer $HANDOFF_TOKEN\" http://{addr}/api/v1/exceptions");
+    println!("  dead letters:    curl -H \"Authorization: Bearer $HANDOFF_TOKEN\" http://{addr}/api/v1/dead-letters");
+    println!(
+        "  one order:       curl -H \"Authorization: Bearer $HANDOFF_TOKEN\" http://{addr}/api/v1/orders/%2310001"
+    );
+    println!("  metrics:         curl -H \"Authorization: Bearer $HANDOFF_TOKEN\" http://{addr}/metrics");
     println!("and from the command line:");
     println!("  handoff exceptions list --data-dir {dir}");
     println!("  handoff order show '#10001' --data-dir {dir}");

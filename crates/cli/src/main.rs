@@ -15,6 +15,7 @@ mod quarantine;
 mod reconcile;
 mod serve;
 mod sim;
+mod token;
 
 use handoff_model::ExceptionState;
 use std::path::PathBuf;
@@ -83,6 +84,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// The API's tokens: who may read and act, with which role.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
     },
     /// Vendor bodies no reader could map, held until a fixed reader replays them.
     Quarantine {
@@ -326,6 +332,7 @@ fn main() -> anyhow::Result<()> {
                 inspect::exception_move(&data.data_dir, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
             Command::Quarantine { command } => quarantine::run(command).await,
+            Command::Token { command } => token::run(command).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Mock(args) => mock::run(args).await,

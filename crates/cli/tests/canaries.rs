@@ -36,17 +36,23 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
     );
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let c = client();
+    let health = format!("http://127.0.0.1:{port}/health");
+    wait_for("the demo to serve its record", Duration::from_secs(120), || {
+        let request = c.get(&health);
+        async move { request.send().await.ok().filter(|r| r.status().is_success()) }
+    })
+    .await;
+    // A viewer: the role that must never see personal data.
+    let token = create_token(&data, "reader", "viewer");
     let get = |path: String| {
-        let c = c.clone();
-        let url = format!("{base}/{path}");
+        let request = c.get(format!("{base}/{path}")).bearer_auth(&token);
         async move {
-            let r = c.get(&url).send().await.ok()?;
-            assert!(r.status().is_success() || r.status() == 404, "{url}: {}", r.status());
+            let r = request.send().await.ok()?;
+            assert!(r.status().is_success() || r.status() == 404, "{}: {}", r.url(), r.status());
             r.text().await.ok()
         }
     };
-    let exceptions =
-        wait_for("the demo to serve its record", Duration::from_secs(120), || get("exceptions".into())).await;
+    let exceptions = get("exceptions".into()).await.unwrap();
 
     // The canaries are really there: in the hub's inbox and in what it sent the ERP.
     let db = rusqlite::Connection::open(data.join("handoff.db")).unwrap();
@@ -76,7 +82,8 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
         answers.push(get(format!("orders/{}", urlencode(order_ref))).await.unwrap());
     }
     // And the metrics: counted during the run, labelled by system, flow, kind and pattern only.
-    let metrics = c.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = c.get(format!("http://127.0.0.1:{port}/metrics")).bearer_auth(&token).send().await;
+    let metrics = metrics.unwrap().text().await.unwrap();
     for metric in ["handoff_events_received_total{", "handoff_attempts_total{", "handoff_ack_latency_seconds_count{"] {
         assert!(metrics.contains(metric), "{metric} in {metrics}");
     }

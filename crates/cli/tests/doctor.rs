@@ -65,8 +65,7 @@ async fn the_doctor_answers_the_ten_questions_and_a_cluster_is_fixed_once() {
     let clusters: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(clusters[0]["exceptions"], 2, "{clusters:?}");
     assert_eq!(clusters[0]["money"]["EUR"], json!(null), "dead letters carry no amount");
-    let api: Vec<Value> =
-        client().get(format!("{}/api/v1/clusters", hub.url)).send().await.unwrap().json().await.unwrap();
+    let api: Vec<Value> = hub.get("/api/v1/clusters").send().await.unwrap().json().await.unwrap();
     assert_eq!(api[0]["id"], clusters[0]["id"]);
 
     let member = clusters[0]["members"][0].as_i64().unwrap();
@@ -74,7 +73,7 @@ async fn the_doctor_answers_the_ten_questions_and_a_cluster_is_fixed_once() {
     let pack: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pack["action"]["action"], "retry");
     assert!(!pack["timeline"]["attempts"].as_array().unwrap().is_empty());
-    let r = client().get(format!("{}/api/v1/exceptions/{member}", hub.url)).send().await.unwrap();
+    let r = hub.get(&format!("/api/v1/exceptions/{member}")).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["exception"]["id"], member);
 
     // The fix, once; then every member of the cluster is acted on.

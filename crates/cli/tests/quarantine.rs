@@ -47,12 +47,9 @@ async fn a_signed_body_that_cannot_be_mapped_is_held_raised_and_replayed_once_a_
             .body(body)
             .send()
     };
-    let quarantine = async || -> Value {
-        client().get(format!("{}/api/v1/quarantine", hub.url)).send().await.unwrap().json().await.unwrap()
-    };
-    let exceptions = async || -> Vec<Value> {
-        client().get(format!("{}/api/v1/exceptions", hub.url)).send().await.unwrap().json().await.unwrap()
-    };
+    let quarantine = async || -> Value { hub.get("/api/v1/quarantine").send().await.unwrap().json().await.unwrap() };
+    let exceptions =
+        async || -> Vec<Value> { hub.get("/api/v1/exceptions").send().await.unwrap().json().await.unwrap() };
 
     let mut order = shopify_order();
     order.as_object_mut().unwrap().remove("line_items");
@@ -152,14 +149,7 @@ async fn a_signed_body_that_cannot_be_mapped_is_held_raised_and_replayed_once_a_
     assert_eq!(redelivered.json::<Value>().await.unwrap()["status"], "duplicate");
     hub.drained().await;
     assert_eq!(erp.applied().await.len(), 1);
-    let resolved: Vec<Value> = client()
-        .get(format!("{}/api/v1/exceptions?state=resolved", hub.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resolved: Vec<Value> = hub.get("/api/v1/exceptions?state=resolved").send().await.unwrap().json().await.unwrap();
     assert_eq!(resolved.len(), 1);
     assert_eq!(
         (resolved[0]["order_ref"].as_str(), resolved[0]["field"].as_str()),
@@ -167,7 +157,7 @@ async fn a_signed_body_that_cannot_be_mapped_is_held_raised_and_replayed_once_a_
     );
     assert_eq!(quarantine().await["held"], 1, "the unreadable one is still held");
     // A state that does not exist is refused, not answered with an empty list.
-    let bogus = client().get(format!("{}/api/v1/exceptions?state=bogus", hub.url)).send().await.unwrap();
+    let bogus = hub.get("/api/v1/exceptions?state=bogus").send().await.unwrap();
     assert_eq!(bogus.status(), 400);
     assert!(bogus.text().await.unwrap().contains("unknown variant `bogus`"));
 }

@@ -245,7 +245,7 @@ async fn a_drifted_payload_is_raised_with_its_field_paths() {
     next["id"] = json!(4003);
     assert_eq!(send(serde_json::to_vec(&next).unwrap(), "e3", "2027-01").await.unwrap().status(), 202);
 
-    let report: Value = client().get(format!("{}/api/v1/drift", hub.url)).send().await.unwrap().json().await.unwrap();
+    let report: Value = hub.get("/api/v1/drift").send().await.unwrap().json().await.unwrap();
     let raised: Vec<(String, String)> = report["raised"]
         .as_array()
         .unwrap()

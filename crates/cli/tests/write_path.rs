@@ -182,7 +182,7 @@ async fn bad_requests_get_a_clear_4xx_and_store_nothing() {
     assert_eq!(refused.json::<Value>().await.unwrap()["field"], "order");
     let huge = c.post(format!("{}/webhooks/shop", hub.url)).body(vec![b' '; 300 * 1024]).send().await.unwrap();
     assert_eq!(huge.status(), 413);
-    let r = c.get(format!("{}/api/v1/orders/%231", hub.url)).send().await.unwrap();
+    let r = hub.get("/api/v1/orders/%231").send().await.unwrap();
     assert_eq!(r.status(), 404, "nothing was stored for #1");
 }
 

@@ -2,25 +2,28 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use handoff_store::{QuarantineState, Replay, Store};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::Caller;
 
 /// Rows any list answers with at most.
 const MAX_LIST: usize = 1000;
 
-/// Every answer about orders goes out with personal data masked: no caller is known yet to be
-/// allowed to see it (see `handoff_model::personal`).
-fn shown<T: serde::Serialize>(answer: T) -> Response {
+/// An answer about orders, with personal data masked for a caller who may not see it (see
+/// `handoff_model::personal`).
+fn shown<T: serde::Serialize>(caller: &Caller, answer: T) -> Response {
     match serde_json::to_value(answer) {
         Ok(mut v) => {
-            handoff_model::personal::mask(&mut v);
+            if !caller.sees_personal_data() {
+                handoff_model::personal::mask(&mut v);
+            }
             Json(v).into_response()
         }
         Err(e) => {
@@ -43,6 +46,7 @@ pub(crate) async fn ready<S: Store + Clone>(State(state): State<Arc<AppState<S>>
 }
 
 pub(crate) async fn order<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
     State(state): State<Arc<AppState<S>>>,
     Path(order_ref): Path<String>,
 ) -> Response {
@@ -50,7 +54,7 @@ pub(crate) async fn order<S: Store + Clone>(
         Ok(t) if t.is_empty() => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no order {order_ref:?}") }))).into_response()
         }
-        Ok(t) => shown(t),
+        Ok(t) => shown(&caller, t),
         Err(e) => internal(e),
     }
 }
@@ -63,24 +67,32 @@ pub(crate) struct ExceptionQuery {
 }
 
 pub(crate) async fn exceptions<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
     State(state): State<Arc<AppState<S>>>,
     Query(q): Query<ExceptionQuery>,
 ) -> Response {
     match state.store.exceptions(q.state, q.limit.unwrap_or(100).min(MAX_LIST)).await {
-        Ok(rows) => shown(rows),
+        Ok(rows) => shown(&caller, rows),
         Err(e) => internal(e),
     }
 }
 
-pub(crate) async fn dead_letters<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
+pub(crate) async fn dead_letters<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
+    State(state): State<Arc<AppState<S>>>,
+) -> Response {
     match state.store.dead_letters(MAX_LIST).await {
-        Ok(rows) => shown(rows),
+        Ok(rows) => shown(&caller, rows),
         Err(e) => internal(e),
     }
 }
 
-pub(crate) async fn replay<S: Store + Clone>(State(state): State<Arc<AppState<S>>>, Path(id): Path<i64>) -> Response {
-    match state.store.replay(Replay::One(id), "api".into(), state.clock.now()).await {
+pub(crate) async fn replay<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
+    State(state): State<Arc<AppState<S>>>,
+    Path(id): Path<i64>,
+) -> Response {
+    match state.store.replay(Replay::One(id), caller.actor(), state.clock.now()).await {
         Ok(0) => (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no dead letter {id}") }))).into_response(),
         Ok(n) => Json(json!({ "replayed": n })).into_response(),
         Err(e) => internal(e),
@@ -114,11 +126,12 @@ pub(crate) async fn drift<S: Store + Clone>(State(state): State<Arc<AppState<S>>
 
 /// One exception's evidence pack: the exception, the rule's evidence and the order's timeline.
 pub(crate) async fn exception<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
     State(state): State<Arc<AppState<S>>>,
     Path(id): Path<i64>,
 ) -> Response {
     match handoff_engine::actions::evidence(&state.store, id).await {
-        Ok(Some(pack)) => shown(pack),
+        Ok(Some(pack)) => shown(&caller, pack),
         Ok(None) => (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no exception {id}") }))).into_response(),
         Err(e) => internal(e),
     }
@@ -132,11 +145,12 @@ pub(crate) struct ClusterQuery {
 /// Exceptions clustered by pattern, flow, field, channel, mapping and error fingerprint,
 /// largest first.
 pub(crate) async fn clusters<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
     State(state): State<Arc<AppState<S>>>,
     Query(q): Query<ClusterQuery>,
 ) -> Response {
     match state.store.exceptions(q.state, CLUSTERED).await {
-        Ok(rows) => shown(handoff_engine::clusters::clusters(&rows)),
+        Ok(rows) => shown(&caller, handoff_engine::clusters::clusters(&rows)),
         Err(e) => internal(e),
     }
 }
@@ -152,6 +166,7 @@ pub(crate) struct QuarantineQuery {
 
 /// Held bodies (newest first, without their bytes) and the quarantine's depth per system.
 pub(crate) async fn quarantine<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
     State(state): State<Arc<AppState<S>>>,
     Query(q): Query<QuarantineQuery>,
 ) -> Response {
@@ -168,7 +183,7 @@ pub(crate) async fn quarantine<S: Store + Clone>(
         Ok((depth, rows)) => {
             let held: u64 = depth.iter().map(|(_, n)| n).sum();
             let by_system: std::collections::BTreeMap<_, _> = depth.into_iter().collect();
-            shown(json!({ "held": held, "by_system": by_system, "rows": rows }))
+            shown(&caller, json!({ "held": held, "by_system": by_system, "rows": rows }))
         }
         Err(e) => internal(e),
     }

@@ -4,6 +4,7 @@
 //! `guard`, and the JSON limits the connectors check): see `docs/security.md`.
 
 mod api;
+pub mod auth;
 mod guard;
 mod listen;
 pub mod metrics;
@@ -14,12 +15,12 @@ pub use listen::serve;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
 use handoff_contract::Contract;
 use handoff_engine::Clock;
-use handoff_store::Store;
+use handoff_store::{Role, Store};
 use tower_http::timeout::TimeoutLayer;
 
 pub struct AppState<S> {
@@ -30,12 +31,35 @@ pub struct AppState<S> {
     pub drift: Arc<handoff_mapping::drift::Watch>,
 }
 
+/// Every route behind a token, with the role it needs: the one table the router is built from
+/// and the access tests walk.
+pub(crate) fn api_routes<S: Store + Clone>() -> Vec<(Method, &'static str, Role, MethodRouter<Arc<AppState<S>>>)> {
+    use Role::{Operator, Viewer};
+    vec![
+        (Method::GET, "/metrics", Viewer, get(metrics::scrape::<S>)),
+        (Method::GET, "/api/v1/orders/{order_ref}", Viewer, get(api::order::<S>)),
+        (Method::GET, "/api/v1/exceptions", Viewer, get(api::exceptions::<S>)),
+        (Method::GET, "/api/v1/exceptions/{id}", Viewer, get(api::exception::<S>)),
+        (Method::GET, "/api/v1/clusters", Viewer, get(api::clusters::<S>)),
+        (Method::GET, "/api/v1/dead-letters", Viewer, get(api::dead_letters::<S>)),
+        (Method::POST, "/api/v1/dead-letters/{id}/replay", Operator, post(api::replay::<S>)),
+        (Method::GET, "/api/v1/outbox", Viewer, get(api::outbox::<S>)),
+        (Method::GET, "/api/v1/drift", Viewer, get(api::drift::<S>)),
+        (Method::GET, "/api/v1/quarantine", Viewer, get(api::quarantine::<S>)),
+    ]
+}
+
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     let max_body = state.contract.hub.max_event_bytes;
     // eBay's notification keys, fetched by key id and kept for the life of the server.
     let ebay_keys = Arc::new(handoff_connectors::ebay::PublicKeys::new());
     let guard = Arc::new(guard::Guard::new(&state.contract.hub));
     let request_timeout = state.contract.hub.limits.request_timeout.unsigned_abs();
+    let mut api = Router::new();
+    for (_, path, role, handler) in api_routes::<S>() {
+        let needs = axum::middleware::from_fn_with_state((state.clone(), role), auth::require::<S>);
+        api = api.route(path, handler.route_layer(needs));
+    }
     Router::new()
         .route(
             "/webhooks/{system}",
@@ -46,16 +70,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(api::ready::<S>))
-        .route("/metrics", get(metrics::scrape::<S>))
-        .route("/api/v1/orders/{order_ref}", get(api::order::<S>))
-        .route("/api/v1/exceptions", get(api::exceptions::<S>))
-        .route("/api/v1/exceptions/{id}", get(api::exception::<S>))
-        .route("/api/v1/clusters", get(api::clusters::<S>))
-        .route("/api/v1/dead-letters", get(api::dead_letters::<S>))
-        .route("/api/v1/dead-letters/{id}/replay", post(api::replay::<S>))
-        .route("/api/v1/outbox", get(api::outbox::<S>))
-        .route("/api/v1/drift", get(api::drift::<S>))
-        .route("/api/v1/quarantine", get(api::quarantine::<S>))
+        .merge(api)
         .with_state(state)
         .layer(Extension(ebay_keys))
         // Past it a request is answered 408; a webhook's write already queued still completes,

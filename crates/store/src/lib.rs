@@ -8,6 +8,7 @@
 pub mod memory;
 mod quarantine;
 pub mod sqlite;
+mod tokens;
 mod types;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use std::future::Future;
 use jiff::Timestamp;
 
 pub use quarantine::*;
+pub use tokens::*;
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,19 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<String>,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Keeps a new API token (its hash), audited with `actor`; returns its id.
+    fn create_token(&self, token: NewToken, actor: String, now: Timestamp) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Every token ever created, oldest first, without hashes.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<TokenRow>>> + Send;
+
+    /// The token with this hash, revoked and expired ones included (the caller tells why it
+    /// refuses).
+    fn token_by_hash(&self, hash: String) -> impl Future<Output = Result<Option<TokenRow>>> + Send;
+
+    /// Revokes a token, audited with `actor`; false when there is no such live token.
+    fn revoke_token(&self, id: i64, actor: String, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
 
     /// Open exceptions counted per pattern (for `/metrics`).
     fn open_exceptions_by_pattern(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;

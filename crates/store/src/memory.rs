@@ -40,6 +40,7 @@ struct Mem {
     quarantine: Vec<Quarantined>,
     quarantine_keys: HashMap<(String, String), i64>,
     rules_checkpoint: Option<crate::RulesCheckpoint>,
+    tokens: Vec<(String, crate::TokenRow)>,
 }
 
 impl Mem {
@@ -682,6 +683,42 @@ impl Store for MemoryStore {
 
     async fn abandon(&self, id: i64, actor: String, reason: Option<String>, now: Timestamp) -> Result<bool> {
         Ok(self.write(|m| m.abandon(id, &actor, reason.as_deref(), now)))
+    }
+
+    async fn create_token(&self, token: crate::NewToken, actor: String, now: Timestamp) -> Result<i64> {
+        Ok(self.write(|m| {
+            let id = m.tokens.len() as i64 + 1;
+            let row = crate::TokenRow {
+                id,
+                name: token.name.clone(),
+                role: token.role,
+                created_at: now,
+                expires_at: token.expires_at,
+                revoked_at: None,
+            };
+            m.tokens.push((token.hash, row));
+            m.audit(now, &actor, "token.create", "", format!("token {id} {:?} as {}", token.name, token.role));
+            id
+        }))
+    }
+
+    async fn tokens(&self) -> Result<Vec<crate::TokenRow>> {
+        Ok(self.read(|m| m.tokens.iter().map(|(_, t)| t.clone()).collect()))
+    }
+
+    async fn token_by_hash(&self, hash: String) -> Result<Option<crate::TokenRow>> {
+        Ok(self.read(|m| m.tokens.iter().find(|(h, _)| *h == hash).map(|(_, t)| t.clone())))
+    }
+
+    async fn revoke_token(&self, id: i64, actor: String, now: Timestamp) -> Result<bool> {
+        Ok(self.write(|m| {
+            let Some((_, t)) = m.tokens.iter_mut().find(|(_, t)| t.id == id && t.revoked_at.is_none()) else {
+                return false;
+            };
+            t.revoked_at = Some(now);
+            m.audit(now, &actor, "token.revoke", "", format!("token {id}"));
+            true
+        }))
     }
 
     async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {

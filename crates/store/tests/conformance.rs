@@ -35,6 +35,7 @@ macro_rules! conformance {
 
 conformance!(
     a_duplicate_event_is_recorded_once,
+    a_token_is_found_by_its_hash_until_revoked_or_expired,
     a_poll_records_its_events_and_cursor_together,
     many_concurrent_writers_share_commits_and_all_land,
     a_cancel_supersedes_a_create_never_sent,
@@ -649,4 +650,30 @@ async fn a_dead_letter_abandoned_outright_resolves_its_exception_and_tells_the_r
     assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     let counts = store.command_counts().await.unwrap();
     assert!(counts.contains(&("abandoned".to_owned(), 1)), "{counts:?}");
+}
+
+async fn a_token_is_found_by_its_hash_until_revoked_or_expired<S: Store + Clone>(store: S) {
+    use handoff_store::{NewToken, Role, TokenRefusal};
+    let later = |s| t0().checked_add(SignedDuration::from_secs(s)).unwrap();
+    let new =
+        |name: &str, role, hash: &str, expires_at| NewToken { name: name.into(), role, hash: hash.into(), expires_at };
+    let ops = store.create_token(new("ops", Role::Operator, "h1", None), "cli".into(), t0()).await.unwrap();
+    let temp = store.create_token(new("temp", Role::Viewer, "h2", Some(later(60))), "cli".into(), t0()).await.unwrap();
+    assert_ne!(ops, temp);
+    let found = store.token_by_hash("h1".into()).await.unwrap().unwrap();
+    assert_eq!((found.id, found.name.as_str(), found.role), (ops, "ops", Role::Operator));
+    assert_eq!(found.check(later(3600)), Ok(()));
+    assert!(store.token_by_hash("nope".into()).await.unwrap().is_none());
+    let temp_row = store.token_by_hash("h2".into()).await.unwrap().unwrap();
+    assert_eq!(temp_row.check(later(59)), Ok(()));
+    assert_eq!(temp_row.check(later(60)), Err(TokenRefusal::Expired));
+
+    assert!(store.revoke_token(ops, "admin".into(), later(10)).await.unwrap());
+    assert!(!store.revoke_token(ops, "admin".into(), later(11)).await.unwrap(), "revoked once");
+    assert!(!store.revoke_token(999, "admin".into(), later(11)).await.unwrap());
+    let revoked = store.token_by_hash("h1".into()).await.unwrap().unwrap();
+    assert_eq!(revoked.check(later(10)), Err(TokenRefusal::Revoked));
+    let listed = store.tokens().await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ops", "temp"]);
+    assert_eq!(listed[0].revoked_at, Some(later(10)));
 }

@@ -101,6 +101,8 @@ pub struct Hub {
     pub port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// An admin token of this hub's API.
+    pub token: String,
     proc: Option<Proc>,
 }
 
@@ -143,9 +145,16 @@ impl Hub {
     pub async fn start(dir: &Path, port: u16, contract: &str) -> Hub {
         let config = dir.join("handoff.toml");
         std::fs::write(&config, contract).unwrap();
-        let mut hub = Hub { url: format!("http://127.0.0.1:{port}"), port, dir: dir.to_owned(), config, proc: None };
+        let token = create_token(&dir.join("data"), "tests", "admin");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut hub = Hub { url, port, dir: dir.to_owned(), config, token, proc: None };
         hub.restart().await;
         hub
+    }
+
+    /// A GET of this hub's API (or `/metrics`) with its admin token.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        client().get(format!("{}{path}", self.url)).bearer_auth(&self.token)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -196,13 +205,10 @@ impl Hub {
 
     /// Waits until nothing is pending or in flight and the inbox is drained.
     pub async fn drained(&self) {
-        let c = client();
-        let url = format!("{}/api/v1/outbox", self.url);
         wait_for("the outbox to drain", Duration::from_secs(120), || {
-            let c = c.clone();
-            let url = url.clone();
+            let request = self.get("/api/v1/outbox");
             async move {
-                let counts: Value = c.get(&url).send().await.ok()?.json().await.ok()?;
+                let counts: Value = request.send().await.ok()?.json().await.ok()?;
                 let busy = ["pending", "in_flight", "unplanned_events"].iter().any(|k| counts.get(k).is_some());
                 (!busy).then_some(())
             }
@@ -211,8 +217,7 @@ impl Hub {
     }
 
     pub async fn order(&self, order_ref: &str) -> Value {
-        let url = format!("{}/api/v1/orders/{}", self.url, urlencode(order_ref));
-        client().get(url).send().await.unwrap().json().await.unwrap()
+        self.get(&format!("/api/v1/orders/{}", urlencode(order_ref))).send().await.unwrap().json().await.unwrap()
     }
 
     /// Runs the `handoff` CLI against this hub's data directory.
@@ -224,6 +229,18 @@ impl Hub {
             .output()
             .unwrap()
     }
+}
+
+/// `handoff token create` on a data directory: the token it prints.
+pub fn create_token(data_dir: &Path, name: &str, role: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "create", "--name", name, "--role", role, "--data-dir"])
+        .arg(data_dir)
+        .env("HANDOFF_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 pub fn urlencode(s: &str) -> String {

@@ -6,6 +6,7 @@ mod checkpointer;
 mod quarantine;
 mod reads;
 mod rows;
+mod tokens;
 mod writer;
 mod writes;
 
@@ -70,7 +71,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -80,6 +81,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("../../migrations/sqlite/0007_order_fingerprint.sql"),
     include_str!("../../migrations/sqlite/0008_read_indexes.sql"),
     include_str!("../../migrations/sqlite/0009_rules_checkpoint.sql"),
+    include_str!("../../migrations/sqlite/0011_api_tokens.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -315,6 +317,22 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ExceptionRow>> {
         self.read(move |conn| reads::exceptions(conn, state, limit)).await
+    }
+
+    async fn create_token(&self, token: crate::NewToken, actor: String, now: Timestamp) -> Result<i64> {
+        self.inner.writer.run(move |conn| tokens::create(conn, &token, &actor, now)).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<crate::TokenRow>> {
+        self.read(tokens::list).await
+    }
+
+    async fn token_by_hash(&self, hash: String) -> Result<Option<crate::TokenRow>> {
+        self.read(move |conn| tokens::by_hash(conn, &hash)).await
+    }
+
+    async fn revoke_token(&self, id: i64, actor: String, now: Timestamp) -> Result<bool> {
+        self.inner.writer.run(move |conn| tokens::revoke(conn, id, &actor, now)).await
     }
 
     async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {
