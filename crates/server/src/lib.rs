@@ -31,9 +31,12 @@ pub struct AppState<S> {
     pub drift: Arc<handoff_mapping::drift::Watch>,
 }
 
+/// A route behind a token: its method and path, the role it needs, its handler.
+type GuardedRoute<S> = (Method, &'static str, Role, MethodRouter<Arc<AppState<S>>>);
+
 /// Every route behind a token, with the role it needs: the one table the router is built from
 /// and the access tests walk.
-pub(crate) fn api_routes<S: Store + Clone>() -> Vec<(Method, &'static str, Role, MethodRouter<Arc<AppState<S>>>)> {
+pub(crate) fn api_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
     use Role::{Operator, Viewer};
     vec![
         (Method::GET, "/metrics", Viewer, get(metrics::scrape::<S>)),
