@@ -8,7 +8,7 @@ pub mod ids;
 pub mod money;
 pub mod order;
 
-pub use command::{CommandKind, CommandState, idempotency_key};
+pub use command::{CommandKind, CommandState, RecordAddress, idempotency_key};
 pub use event::{EventError, EventKind, InboundEvent};
 pub use exception::{ExceptionState, Pattern};
 pub use ids::ExternalId;
