@@ -65,6 +65,7 @@ to = "erp"
 events = ["order.created", "order.updated", "order.cancelled"]
 proof = "record-id"
 deadline = "15m"
+retry = {{ attempts = 3, backoff_base = "100ms", backoff_cap = "1s", jitter = "full", deadline = "1h" }}
 "#
     );
     let contract = Arc::new(Contract::parse(&text, Path::new("handoff.toml")).unwrap());
