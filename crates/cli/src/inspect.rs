@@ -292,7 +292,8 @@ pub async fn exception_act(
     let contract = handoff_contract::Contract::load(config)?;
     // A duplicate's cancel is queued only for a target that can address one record.
     let mappings = std::sync::Arc::new(crate::held::mappings_of(&contract, config)?);
-    let targets = crate::serve::targets(&contract, &mappings).context("building the targets to ask what each can do")?;
+    let targets =
+        crate::serve::targets(&contract, &mappings).context("building the targets to ask what each can do")?;
     let ids = match (id, cluster) {
         (Some(id), _) => vec![id],
         (None, Some(key)) => {

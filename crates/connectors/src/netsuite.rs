@@ -134,7 +134,9 @@ impl Client {
     /// internal id, else the order's by external id.
     fn command_url(&self, c: &Command, query: &str) -> Result<Url, DeliveryError> {
         match RecordAddress::of(&c.payload) {
-            Some(address) => self.url(&format!("{RECORD_PATH}/salesOrder/{}{query}", oauth::encode(&address.record_id))),
+            Some(address) => {
+                self.url(&format!("{RECORD_PATH}/salesOrder/{}{query}", oauth::encode(&address.record_id)))
+            }
             None => self.sales_order_url(&c.external_ref, query),
         }
     }

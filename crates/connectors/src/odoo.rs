@@ -286,7 +286,8 @@ impl Odoo {
     /// external reference.
     async fn orders_of(&self, c: &Command) -> Result<Vec<SaleOrder>, DeliveryError> {
         let Some(id) = addressed(c)? else { return self.orders(&c.external_ref).await };
-        let call = Call::search_read("sale.order", json!([["id", "=", id]]), &["id", "state", "origin", "client_order_ref"]);
+        let call =
+            Call::search_read("sale.order", json!([["id", "=", id]]), &["id", "state", "origin", "client_order_ref"]);
         decode(self.call(call).await?)
     }
 

@@ -361,8 +361,11 @@ impl<S: Store> Act<'_, S> {
                     keep: keep.to_owned(),
                 });
             }
-            let address =
-                RecordAddress { external_ref: order_ref.clone(), record_id: record.clone(), keep: Some(keep.to_owned()) };
+            let address = RecordAddress {
+                external_ref: order_ref.clone(),
+                record_id: record.clone(),
+                keep: Some(keep.to_owned()),
+            };
             commands.push(NewCommand {
                 flow: name.clone(),
                 target: f.to.clone(),

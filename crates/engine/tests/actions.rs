@@ -147,7 +147,9 @@ async fn duplicates_are_not_cancelled_through_a_target_that_cannot_address_one_r
     let id = raise(&store, finding(Pattern::DuplicateDraft, "#1", "R1,R2", action)).await;
     for targets in [erp(false), Targets::new()] {
         let refused = actions::take(&store, &c, &targets, id, "ada", false, t0()).await.unwrap_err();
-        assert!(matches!(&refused, actions::ActionError::CannotAddress { record, keep, .. } if record == "R2" && keep == "R1"));
+        assert!(
+            matches!(&refused, actions::ActionError::CannotAddress { record, keep, .. } if record == "R2" && keep == "R1")
+        );
         assert!(refused.to_string().contains("cannot address one record by its id"), "{refused}");
     }
     // Nothing planned, nothing audited as taken, the exception still open for a person.

@@ -387,7 +387,9 @@ impl MockSystem {
         }
         let external_ref = external_ref(body)?;
         let first = state.by_ref.get(&(Collection::Orders, external_ref.clone())).and_then(|rows| rows.first());
-        first.copied().ok_or_else(|| error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")))
+        first
+            .copied()
+            .ok_or_else(|| error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")))
     }
 
     fn change(

@@ -133,7 +133,14 @@ fn duplicate_draft(keep: &str, cancel: &str) -> NewFinding {
 async fn rules_ledger(erp: &Erp, store: &MemoryStore, duplicate: &str) -> Ledger {
     let mut ledger = Ledger::new(ORDER);
     let at = Timestamp::now();
-    ledger.apply(Fact::ErpRecord { system: "erp".into(), id: duplicate.into(), at, total: None, lines: None, confidence: 1.0 });
+    ledger.apply(Fact::ErpRecord {
+        system: "erp".into(),
+        id: duplicate.into(),
+        at,
+        total: None,
+        lines: None,
+        confidence: 1.0,
+    });
     for row in store.facts_of(vec![ORDER.into()], i64::MAX).await.unwrap() {
         for fact in handoff_engine::rules::facts_of(&erp.contract, &row) {
             ledger.apply(fact);

@@ -424,11 +424,8 @@ async fn a_duplicates_cancel_leaves_the_orders_record_kept<S: Store + Clone>(sto
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
     let create = store.claim_due(t0(), 10).await.unwrap().remove(0);
     attempt(&store, create, t0(), Outcome::Acknowledged { record_id: "R2".into() }).await;
-    let address = handoff_model::RecordAddress {
-        external_ref: "#1".into(),
-        record_id: "R2".into(),
-        keep: Some("R1".into()),
-    };
+    let address =
+        handoff_model::RecordAddress { external_ref: "#1".into(), record_id: "R2".into(), keep: Some("R1".into()) };
     let cancel = NewCommand {
         idempotency_key: "#1:cancel:record-R2".into(),
         payload: address.payload(),

@@ -601,10 +601,9 @@ impl NetSuite {
 
     /// A request to one sales order by its internal id: read it, or close its lines.
     fn by_internal_id(&self, system: &MockSystem, r: &HttpRequest, id: &str) -> Routed {
-        let record = system
-            .records()
-            .into_iter()
-            .find(|record| record.collection == Collection::Orders && (record.id == id || internal_id(record).to_string() == id));
+        let record = system.records().into_iter().find(|record| {
+            record.collection == Collection::Orders && (record.id == id || internal_id(record).to_string() == id)
+        });
         let Some(record) = record else { return Routed::Answer(not_found(id)) };
         match r.method.as_str() {
             "GET" => {
