@@ -363,11 +363,11 @@ impl MockSystem {
             }
             Request::Update { body } => {
                 let lines = (lines_of(&body), amount_of(&body));
-                let at = Self::record_of(&state, &body, &external_ref)?;
+                let at = Self::record_of(&state, &body, external_ref)?;
                 self.change(&mut state, at, "update", version(&body), Some(lines))
             }
             Request::Cancel { body } => {
-                let at = Self::record_of(&state, &body, &external_ref)?;
+                let at = Self::record_of(&state, &body, external_ref)?;
                 self.change(&mut state, at, "cancel", version(&body), None)
             }
             Request::Find { .. } => unreachable!("finds are answered before any fault"),
