@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
 use handoff_store::{Replay, Store};
 use jiff::Timestamp;
@@ -290,6 +290,10 @@ pub async fn exception_act(
 ) -> anyhow::Result<()> {
     let store = open(data_dir)?;
     let contract = handoff_contract::Contract::load(config)?;
+    // A duplicate's cancel is queued only for a target that can address one record.
+    let mappings = std::sync::Arc::new(crate::held::mappings_of(&contract, config)?);
+    let targets =
+        crate::serve::targets(&contract, &mappings).context("building the targets to ask what each can do")?;
     let ids = match (id, cluster) {
         (Some(id), _) => vec![id],
         (None, Some(key)) => {
@@ -311,7 +315,7 @@ pub async fn exception_act(
         let held = store.exception(id).await?.and_then(|x| Some((handoff_engine::quarantine::held_by(&x)?, x)));
         let taken = match held {
             Some((held, x)) => crate::quarantine::act(&store, &contract, &x, held, &actor).await,
-            None => handoff_engine::actions::take(&store, &contract, id, &actor, approve, Timestamp::now())
+            None => handoff_engine::actions::take(&store, &contract, &targets, id, &actor, approve, Timestamp::now())
                 .await
                 .map_err(anyhow::Error::from),
         };

@@ -70,7 +70,8 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     Ok(())
 }
 
-fn targets(contract: &Contract, mappings: &Arc<handoff_mapping::Mappings>) -> anyhow::Result<Targets> {
+/// The contract's targets, as the hub sends to them (`exceptions act` asks them what they can do).
+pub(crate) fn targets(contract: &Contract, mappings: &Arc<handoff_mapping::Mappings>) -> anyhow::Result<Targets> {
     let mut targets: Targets = HashMap::new();
     for (name, system) in &contract.systems {
         if let Some(target) = handoff_connectors::target_with(name, system, mappings)? {

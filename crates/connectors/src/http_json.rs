@@ -214,8 +214,7 @@ pub fn applied_record(c: &Command, records: Vec<FoundRecord>) -> Option<Ack> {
 
 /// The one record a command addresses, when its payload names it (`record_id`).
 pub fn record_id(c: &Command) -> Option<String> {
-    let payload: serde_json::Value = serde_json::from_str(&c.payload).ok()?;
-    payload.get("record_id")?.as_str().map(str::to_owned)
+    handoff_model::RecordAddress::of(&c.payload).map(|address| address.record_id)
 }
 
 #[derive(Deserialize)]
@@ -303,6 +302,12 @@ impl Target for HttpJsonTarget {
 
     fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>> {
         Box::pin(self.find(command))
+    }
+
+    /// The protocol's cancel names the record in its body (`record_id`), and a read-back
+    /// counts only that record.
+    fn addresses_records(&self) -> bool {
+        true
     }
 
     fn honours_idempotency_keys(&self) -> bool {

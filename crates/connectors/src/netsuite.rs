@@ -3,7 +3,9 @@
 //! As a target it writes sales orders: create and update are one upsert by external id
 //! (`PUT /record/v1/salesOrder/eid:{external_ref}`), so a resend can never make a second order;
 //! the body is the `netsuite/sales_order` mapping's (`mappings/`), checked before it is sent;
-//! a cancel closes every line of the order (NetSuite has no writable "cancelled" status). As a
+//! a cancel closes every line of the order (NetSuite has no writable "cancelled" status); a
+//! cancel addressed to one record (a duplicate's) closes that sales order by its internal id
+//! (`PATCH /record/v1/salesOrder/{id}`) and reads it back by that id. As a
 //! poller it reads item fulfillments changed since its cursor through SuiteQL and reports them
 //! as `fulfillment.created` against the sales order's external id. Every request is signed with
 //! OAuth 1.0 token-based authentication (HMAC-SHA256).
@@ -17,7 +19,7 @@ use std::time::Duration;
 use handoff_contract::System;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Target};
 use handoff_mapping::Mappings;
-use handoff_model::CommandKind;
+use handoff_model::{CommandKind, RecordAddress};
 use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode, Url};
@@ -126,6 +128,17 @@ impl Client {
     /// The record URL of a sales order by external id.
     fn sales_order_url(&self, external_ref: &str, query: &str) -> Result<Url, DeliveryError> {
         self.url(&format!("{RECORD_PATH}/salesOrder/eid:{}{query}", oauth::encode(external_ref)))
+    }
+
+    /// The record URL of the sales order a command acts on: the one its payload addresses, by
+    /// internal id, else the order's by external id.
+    fn command_url(&self, c: &Command, query: &str) -> Result<Url, DeliveryError> {
+        match RecordAddress::of(&c.payload) {
+            Some(address) => {
+                self.url(&format!("{RECORD_PATH}/salesOrder/{}{query}", oauth::encode(&address.record_id)))
+            }
+            None => self.sales_order_url(&c.external_ref, query),
+        }
     }
 
     async fn send(
@@ -321,13 +334,15 @@ impl NetSuiteTarget {
         acknowledged(answer)
     }
 
-    /// Closes every line of the order: NetSuite then shows it Closed, and fulfils nothing more.
+    /// Closes every line of the order (of the one sales order the command addresses, when it
+    /// names one): NetSuite then shows it Closed, and fulfils nothing more.
     async fn close(&self, c: &Command) -> Result<Ack, DeliveryError> {
-        let Some(stored) = self.get(&c.external_ref, true).await.map_err(unknown)? else {
-            return Err(DeliveryError::Permanent {
-                reason: format!("no sales order with external id {}", c.external_ref),
-                field: Some("external_ref".into()),
-            });
+        let Some(stored) = self.get(c, true).await.map_err(unknown)? else {
+            let reason = match RecordAddress::of(&c.payload) {
+                Some(address) => format!("no sales order with internal id {}", address.record_id),
+                None => format!("no sales order with external id {}", c.external_ref),
+            };
+            return Err(DeliveryError::Permanent { reason, field: Some("external_ref".into()) });
         };
         let record_id = text(&stored.id).ok_or_else(|| unreadable("salesOrder", "no id"))?;
         if stored.closed() {
@@ -350,13 +365,12 @@ impl NetSuiteTarget {
         if let Some(v) = c.version {
             body[&self.client.settings.version_field] = json!(v);
         }
-        let url = self.client.sales_order_url(&c.external_ref, "")?;
+        let url = self.client.command_url(c, "")?;
         let answer = self.client.send(Method::PATCH, url, Some(body.to_string()), &[]).await?;
         acknowledged(answer)
             .map(|ack| Ack { record_id: if ack.record_id.is_empty() { record_id } else { ack.record_id } })
     }
 
-    /// The sales order with this external id, or `None` (404).
     /// A record's metadata from the account's metadata catalog (a JSON Schema), from which the
     /// target schema snapshot is refreshed.
     pub async fn metadata(&self, record: &str) -> Result<Value, DeliveryError> {
@@ -369,9 +383,10 @@ impl NetSuiteTarget {
         serde_json::from_slice(&answer.body).map_err(|e| unreadable("metadata unreadable", e))
     }
 
-    async fn get(&self, external_ref: &str, lines: bool) -> Result<Option<StoredOrder>, DeliveryError> {
+    /// The sales order a command acts on ([`Client::command_url`]), or `None` (404).
+    async fn get(&self, c: &Command, lines: bool) -> Result<Option<StoredOrder>, DeliveryError> {
         let query = if lines { "?expandSubResources=true" } else { "" };
-        let url = self.client.sales_order_url(external_ref, query)?;
+        let url = self.client.command_url(c, query)?;
         let answer = self.client.send(Method::GET, url, None, &[]).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -383,7 +398,7 @@ impl NetSuiteTarget {
     }
 
     async fn find(&self, c: &Command) -> Result<Option<Ack>, DeliveryError> {
-        let Some(stored) = self.get(&c.external_ref, false).await.map_err(unknown)? else { return Ok(None) };
+        let Some(stored) = self.get(c, false).await.map_err(unknown)? else { return Ok(None) };
         let applied = match c.kind {
             CommandKind::CancelOrder => stored.closed(),
             CommandKind::UpdateOrder => match c.version {
@@ -430,6 +445,11 @@ impl Target for NetSuiteTarget {
     /// changes nothing.
     fn mapping(&self, command: &Command) -> Option<String> {
         crate::pinned_or_latest(&self.mappings, "netsuite", command)
+    }
+
+    /// A sales order's internal id is its address: a cancel naming one closes that one.
+    fn addresses_records(&self) -> bool {
+        true
     }
 
     fn honours_idempotency_keys(&self) -> bool {

@@ -5,7 +5,9 @@
 //!
 //! Odoo has no idempotency keys: an order is found again by `client_order_ref` (= the command's
 //! external reference) before any create, and its version rides in `origin` as
-//! `"{name} [handoff v{version}]"` so that a read-back can tell whether an update landed.
+//! `"{name} [handoff v{version}]"` so that a read-back can tell whether an update landed. A
+//! cancel addressed to one record (a duplicate's) cancels that `sale.order` by its id and is
+//! read back by that id, whatever else shares its `client_order_ref`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Poller, Target};
 use handoff_mapping::Mappings;
 use handoff_mapping::drift::TargetSchema;
-use handoff_model::{CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
+use handoff_model::{CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, RecordAddress};
 use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
@@ -280,6 +282,15 @@ impl Odoo {
         decode(self.call(call).await?)
     }
 
+    /// The sale orders a command reads back: the one it addresses, by id, else those of its
+    /// external reference.
+    async fn orders_of(&self, c: &Command) -> Result<Vec<SaleOrder>, DeliveryError> {
+        let Some(id) = addressed(c)? else { return self.orders(&c.external_ref).await };
+        let call =
+            Call::search_read("sale.order", json!([["id", "=", id]]), &["id", "state", "origin", "client_order_ref"]);
+        decode(self.call(call).await?)
+    }
+
     /// Product ids by SKU (`default_code`), asking Odoo only for the ones not remembered.
     async fn product_ids(&self, skus: &[&str]) -> Result<HashMap<String, i64>, DeliveryError> {
         let mut found = HashMap::new();
@@ -430,7 +441,7 @@ impl Odoo {
             .ids(vec![existing.id])
             .kwarg("context", json!({"disable_cancel_warning": true}));
         self.call(call).await?;
-        match self.orders(&c.external_ref).await?.into_iter().find(|o| o.id == existing.id) {
+        match self.orders_of(c).await?.into_iter().find(|o| o.id == existing.id) {
             Some(order) if order.state == "cancel" => Ok(order.ack()),
             Some(order) => Err(DeliveryError::Permanent {
                 reason: format!("Odoo left sale order {} in state {:?} after action_cancel", order.id, order.state),
@@ -440,12 +451,18 @@ impl Odoo {
         }
     }
 
-    /// The order an update or cancel applies to; refused when Odoo has none.
+    /// The order an update or cancel applies to (the one it addresses, when it names one);
+    /// refused when Odoo has none.
     async fn existing(&self, c: &Command) -> Result<SaleOrder, DeliveryError> {
-        self.orders(&c.external_ref).await?.into_iter().next().ok_or_else(|| DeliveryError::Permanent {
-            reason: format!("no Odoo sale order has client_order_ref {:?}", c.external_ref),
-            field: Some("external_ref".into()),
-        })
+        let reason = match addressed(c)? {
+            Some(id) => format!("no Odoo sale order has id {id}"),
+            None => format!("no Odoo sale order has client_order_ref {:?}", c.external_ref),
+        };
+        self.orders_of(c)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DeliveryError::Permanent { reason, field: Some("external_ref".into()) })
     }
 
     async fn send_command(&self, c: &Command, mappings: &Mappings, settings: &Value) -> Result<Ack, DeliveryError> {
@@ -475,9 +492,19 @@ impl Odoo {
     }
 
     async fn find(&self, c: &Command) -> Result<Option<Ack>, DeliveryError> {
-        let orders = self.orders(&c.external_ref).await.map_err(never_permanent)?;
+        let orders = self.orders_of(c).await.map_err(never_permanent)?;
         Ok(applied(c, &orders))
     }
+}
+
+/// The `sale.order` id a command addresses, if it names one; a name that is not an Odoo id is
+/// a data error (sending it again cannot help).
+fn addressed(c: &Command) -> Result<Option<i64>, DeliveryError> {
+    let Some(address) = RecordAddress::of(&c.payload) else { return Ok(None) };
+    address.record_id.parse().map(Some).map_err(|_| DeliveryError::Permanent {
+        reason: format!("{:?} is not an Odoo sale order id", address.record_id),
+        field: Some("record_id".into()),
+    })
 }
 
 /// Whether the orders found show the command applied: one exists; for a cancel, it is
@@ -811,6 +838,11 @@ impl Target for OdooTarget {
 
     fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>> {
         Box::pin(self.odoo.find(command))
+    }
+
+    /// A sale order's id is its address: a cancel naming one cancels that one.
+    fn addresses_records(&self) -> bool {
+        true
     }
 
     /// Odoo has none: the dispatcher reads back before every send.

@@ -8,12 +8,14 @@
 //! be issued in the payment system. Every action is audited with who took it.
 
 use handoff_contract::{Contract, Role};
-use handoff_model::{CommandKind, EventKind, ExceptionState, InboundEvent, Pattern, idempotency_key};
+use handoff_model::{CommandKind, EventKind, ExceptionState, InboundEvent, Pattern, RecordAddress, idempotency_key};
 use handoff_rules::Action;
 use handoff_store::{ExceptionRow, NewCommand, Replay, Store, StoredEvent, Timeline};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::json;
+
+use crate::Targets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -27,6 +29,12 @@ pub enum ActionError {
     NoAction(i64),
     #[error("exception {id}: its action is unreadable: {why}")]
     Unreadable { id: i64, why: String },
+    /// A duplicate's cancel needs a target that closes one record by its id; nothing is queued.
+    #[error(
+        "exception {id}: {target} cannot address one record by its id, so cancelling the duplicate {record} \
+         could close the record kept ({keep}); nothing was queued: cancel {record} by hand in {target}"
+    )]
+    CannotAddress { id: i64, target: String, record: String, keep: String },
 }
 
 /// What taking an action did.
@@ -74,10 +82,12 @@ fn is_dead_letter(x: &ExceptionRow) -> bool {
 }
 
 /// Takes the action exception `exception_id` suggests, as `actor`. `approve` is a person's
-/// approval, needed for a refund.
+/// approval, needed for a refund. `targets` say what each system can do (a duplicate's cancel
+/// needs one that addresses records).
 pub async fn take<S: Store>(
     store: &S,
     contract: &Contract,
+    targets: &Targets,
     exception_id: i64,
     actor: &str,
     approve: bool,
@@ -114,7 +124,7 @@ pub async fn take<S: Store>(
         let tag = serde_json::to_value(&action).ok().and_then(|v| v["action"].as_str().map(str::to_owned));
         out = ActionOutcome::new(&x, tag.as_deref().unwrap_or("unknown"));
         let timeline = store.order_timeline(x.order_ref.clone()).await?;
-        let a = Act { store, contract, x: &x, timeline: &timeline, actor, now };
+        let a = Act { store, contract, targets, x: &x, timeline: &timeline, actor, now };
         match action {
             Action::CreateErpOrder => a.create_erp_order(&mut out).await?,
             Action::SendFulfillmentToChannel => a.send_fulfillment(&mut out).await?,
@@ -154,6 +164,7 @@ pub async fn take<S: Store>(
 struct Act<'a, S> {
     store: &'a S,
     contract: &'a Contract,
+    targets: &'a Targets,
     x: &'a ExceptionRow,
     timeline: &'a Timeline,
     actor: &'a str,
@@ -304,6 +315,9 @@ impl<S: Store> Act<'_, S> {
         Ok(())
     }
 
+    /// Queues one cancel per duplicate, each addressed to its record by the target's id for it,
+    /// to a target that can address records. Refused, with nothing queued, when one cannot:
+    /// cancelling by external reference may close the record kept.
     async fn cancel_duplicates(
         &self,
         keep: &str,
@@ -317,6 +331,8 @@ impl<S: Store> Act<'_, S> {
         };
         let records = self.evidence_records();
         let channel = self.channel().map(str::to_owned);
+        let order_ref = &self.x.order_ref;
+        let mut commands = Vec::new();
         for record in cancel {
             let erp = records.iter().find(|(_, id)| id == record).map(|(system, _)| system.clone());
             // The flow that carries the order to that ERP (its cancels, preferably).
@@ -337,8 +353,20 @@ impl<S: Store> Act<'_, S> {
                 out.lines.push(format!("flow {name} is in shadow: cancel {record} by hand"));
                 continue;
             }
-            let order_ref = &self.x.order_ref;
-            let command = NewCommand {
+            if !self.targets.get(&f.to).is_some_and(|t| t.addresses_records()) {
+                return Err(ActionError::CannotAddress {
+                    id: self.x.id,
+                    target: f.to.clone(),
+                    record: record.clone(),
+                    keep: keep.to_owned(),
+                });
+            }
+            let address = RecordAddress {
+                external_ref: order_ref.clone(),
+                record_id: record.clone(),
+                keep: Some(keep.to_owned()),
+            };
+            commands.push(NewCommand {
                 flow: name.clone(),
                 target: f.to.clone(),
                 order_ref: order_ref.clone(),
@@ -351,10 +379,13 @@ impl<S: Store> Act<'_, S> {
                 ),
                 external_ref: order_ref.clone(),
                 version: None,
-                payload: json!({ "external_ref": order_ref, "record_id": record, "keep": keep }).to_string(),
+                payload: address.payload(),
                 // Only this record goes: the one kept keeps its updates.
                 supersede_unsent: false,
-            };
+            });
+        }
+        // Every target was asked before any cancel is queued: a refusal plans nothing.
+        for command in commands {
             self.queue(stored.row, command, out).await?;
         }
         out.lines.push(format!("{keep} is kept"));

@@ -87,6 +87,7 @@ impl<S: Store + Clone> Engine<S> {
 
     pub fn rules(&self) -> RulesWatch<S> {
         RulesWatch::new(self.contract.clone(), self.store.clone(), self.clock.clone())
+            .with_targets(self.targets.clone())
     }
 
     pub fn dispatcher(&self) -> Dispatcher<S> {

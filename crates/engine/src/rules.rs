@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use handoff_contract::{AutoAction, Contract, Role};
-use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern};
+use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern, RecordAddress};
 use handoff_rules::{Action, Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
 use handoff_store::{FactRow, NewFinding, Raised, RulesCheckpoint, Store};
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::Clock;
+use crate::{Clock, Targets};
 
 /// Journal entries read per store round trip.
 const BATCH: usize = 4096;
@@ -38,6 +38,9 @@ pub struct Stepped {
 pub struct RulesWatch<S> {
     contract: Arc<Contract>,
     store: S,
+    /// What the systems can do, for the auto-resolve actions (none given: an action that needs
+    /// a target's capability is refused).
+    targets: Targets,
     clock: Arc<dyn Clock>,
     board: Board,
     /// The last journal entry the board reflects.
@@ -59,6 +62,7 @@ impl<S: Store> RulesWatch<S> {
         RulesWatch {
             contract,
             store,
+            targets: Targets::new(),
             clock,
             board,
             cursor: 0,
@@ -67,6 +71,12 @@ impl<S: Store> RulesWatch<S> {
             since_checkpoint: 0,
             checkpointed_at: None,
         }
+    }
+
+    /// The targets the auto-resolve actions may ask what they can do.
+    pub fn with_targets(mut self, targets: Targets) -> Self {
+        self.targets = targets;
+        self
     }
 
     /// When the earliest followed order is due to be judged again.
@@ -264,7 +274,7 @@ impl<S: Store> RulesWatch<S> {
             return false;
         }
         let actor = format!("rule:auto:{pattern}");
-        match crate::actions::take(&self.store, &self.contract, id, &actor, false, now).await {
+        match crate::actions::take(&self.store, &self.contract, &self.targets, id, &actor, false, now).await {
             Ok(outcome) => {
                 tracing::info!(message = "auto-resolve action taken", exception = id, action = %outcome.action,
                     outcome = %outcome.lines.join("; "));
@@ -459,10 +469,9 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
             }
         }
         (Role::Erp, "cancel_order") => {
-            // A cancel that names one record (a duplicate's) closes only that one.
-            let id = serde_json::from_str::<serde_json::Value>(&row.payload)
-                .ok()
-                .and_then(|v| v.get("record_id")?.as_str().map(str::to_owned));
+            // A cancel addressed to one record (a duplicate's) closes only that one: the record
+            // the target acknowledged closing, never every record of the order.
+            let id = RecordAddress::of(&row.payload).map(|address| record.unwrap_or(address.record_id));
             vec![Fact::ErpCancelled { id, at }]
         }
         (Role::Erp | Role::Wms, "create_fulfillment") => vec![Fact::ErpFulfilled { id: None, at }],

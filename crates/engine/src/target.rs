@@ -34,14 +34,24 @@ pub trait Target: Send + Sync {
     /// Sends the command with its idempotency key.
     fn send<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>>;
 
-    /// Looks the command's effect up by external reference: `Some` when the target already
-    /// shows it applied (the record exists; for a cancel, the record is cancelled).
+    /// Looks the command's effect up by external reference (by record id for a command
+    /// addressed to one record): `Some` when the target already shows it applied (the record
+    /// exists; for a cancel, the record is cancelled).
     fn read_back<'a>(&'a self, command: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>>;
 
     /// The mapping version this target makes the command's payload with, if it maps (recorded
     /// with the attempt, so a replay knows what ran).
     fn mapping(&self, _command: &Command) -> Option<String> {
         None
+    }
+
+    /// Whether the target can act on one record by its own id (NetSuite's internal id, Odoo's
+    /// record id): a command whose payload names a record ([`handoff_model::RecordAddress`]) is
+    /// applied to exactly that record, and read back by that id. Without it, a cancel of a
+    /// duplicate could close whichever record holds the external reference, the one kept
+    /// included, so `cancel-duplicates` is refused for the target.
+    fn addresses_records(&self) -> bool {
+        false
     }
 
     /// Whether the target deduplicates on `Idempotency-Key`. When it does not, every send is

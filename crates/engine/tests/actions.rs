@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use handoff_contract::Contract;
-use handoff_engine::{Intake, ManualClock, RulesWatch, actions};
+use handoff_engine::{Ack, BoxFuture, DeliveryError, Intake, ManualClock, RulesWatch, Target, Targets, actions};
 use handoff_model::{CommandKind, Pattern};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{AttemptRecord, NewEvent, NewFinding, Outcome, Raised, Store};
+use handoff_store::{AttemptRecord, Command, NewEvent, NewFinding, Outcome, Raised, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
@@ -18,6 +18,35 @@ fn t0() -> Timestamp {
 fn contract(extra: &str) -> Arc<Contract> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
     Arc::new(Contract::parse(&format!("{text}\n{extra}"), Path::new("handoff.toml")).unwrap())
+}
+
+/// A target that only says whether it addresses records (the actions never send).
+struct Erp {
+    addresses_records: bool,
+}
+
+impl Target for Erp {
+    fn send<'a>(&'a self, _: &'a Command) -> BoxFuture<'a, Result<Ack, DeliveryError>> {
+        unreachable!("actions queue, they never send")
+    }
+
+    fn read_back<'a>(&'a self, _: &'a Command) -> BoxFuture<'a, Result<Option<Ack>, DeliveryError>> {
+        unreachable!("actions queue, they never read back")
+    }
+
+    fn addresses_records(&self) -> bool {
+        self.addresses_records
+    }
+
+    fn honours_idempotency_keys(&self) -> bool {
+        true
+    }
+}
+
+/// The example contract's targets, its ERP addressing records or not.
+fn erp(addresses_records: bool) -> Targets {
+    let erp: Arc<dyn Target> = Arc::new(Erp { addresses_records });
+    [("erp".to_owned(), erp)].into_iter().collect()
 }
 
 fn order_event(id: &str, kind: &str, order_ref: &str) -> NewEvent {
@@ -78,7 +107,7 @@ async fn creating_the_erp_order_reports_the_create_intake_already_queued() {
     store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
     intake(&store, &c, &clock).await;
     let id = raise(&store, finding(Pattern::MissingOrder, "#1", "", json!({"action": "create_erp_order"}))).await;
-    let out = actions::take(&store, &c, id, "ada", false, t0()).await.unwrap();
+    let out = actions::take(&store, &c, &erp(true), id, "ada", false, t0()).await.unwrap();
     assert_eq!(out.action, "create_erp_order");
     assert!(out.queued.is_empty());
     assert_eq!(out.already_queued, vec![1]);
@@ -95,7 +124,7 @@ async fn duplicates_are_cancelled_one_record_at_a_time_and_once() {
     intake(&store, &c, &clock).await;
     let action = json!({"action": "cancel_duplicates", "keep": "R1", "cancel": ["R2"]});
     let id = raise(&store, finding(Pattern::DuplicateDraft, "#1", "R1,R2", action)).await;
-    let out = actions::take(&store, &c, id, "ada", false, t0()).await.unwrap();
+    let out = actions::take(&store, &c, &erp(true), id, "ada", false, t0()).await.unwrap();
     assert_eq!(out.queued.len(), 1, "{:?}", out.lines);
     let timeline = store.order_timeline("#1".into()).await.unwrap();
     let cancel = timeline.commands.iter().find(|x| x.id == out.queued[0]).unwrap();
@@ -104,8 +133,30 @@ async fn duplicates_are_cancelled_one_record_at_a_time_and_once() {
     assert_eq!(payload["record_id"], "R2");
     // The create of the record kept is not superseded by this cancel.
     assert_eq!(timeline.commands[0].state.as_str(), "pending");
-    let again = actions::take(&store, &c, id, "bob", false, t0()).await.unwrap();
+    let again = actions::take(&store, &c, &erp(true), id, "bob", false, t0()).await.unwrap();
     assert!(again.queued.is_empty() && again.already_queued == out.queued, "{:?}", again.lines);
+}
+
+#[tokio::test]
+async fn duplicates_are_not_cancelled_through_a_target_that_cannot_address_one_record() {
+    let (store, c, clock) = (MemoryStore::new(), contract(""), Arc::new(ManualClock::new(t0())));
+    store.record_event(order_event("e1", "order.created", "#1")).await.unwrap();
+    intake(&store, &c, &clock).await;
+    let before = store.order_timeline("#1".into()).await.unwrap().commands.len();
+    let action = json!({"action": "cancel_duplicates", "keep": "R1", "cancel": ["R2"]});
+    let id = raise(&store, finding(Pattern::DuplicateDraft, "#1", "R1,R2", action)).await;
+    for targets in [erp(false), Targets::new()] {
+        let refused = actions::take(&store, &c, &targets, id, "ada", false, t0()).await.unwrap_err();
+        assert!(
+            matches!(&refused, actions::ActionError::CannotAddress { record, keep, .. } if record == "R2" && keep == "R1")
+        );
+        assert!(refused.to_string().contains("cannot address one record by its id"), "{refused}");
+    }
+    // Nothing planned, nothing audited as taken, the exception still open for a person.
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    assert_eq!(timeline.commands.len(), before);
+    assert!(!timeline.audit.iter().any(|a| a.action == "action taken"), "{:?}", timeline.audit);
+    assert_eq!(store.exception(id).await.unwrap().unwrap().state, "open");
 }
 
 #[tokio::test]
@@ -114,11 +165,11 @@ async fn a_refund_waits_for_a_person_and_is_only_ever_recorded() {
     let c = contract("");
     let action = json!({"action": "refund_payment", "payment_id": "pi_1"});
     let id = raise(&store, finding(Pattern::OrphanedPayment, "pi_1", "pi_1", action)).await;
-    let out = actions::take(&store, &c, id, "rule:auto:orphaned_payment", true, t0()).await.unwrap();
+    let out = actions::take(&store, &c, &erp(true), id, "rule:auto:orphaned_payment", true, t0()).await.unwrap();
     assert!(out.needs_person && out.lines[0].contains("awaits a person's approval"), "{:?}", out.lines);
-    let out = actions::take(&store, &c, id, "ada", false, t0()).await.unwrap();
+    let out = actions::take(&store, &c, &erp(true), id, "ada", false, t0()).await.unwrap();
     assert!(out.lines[0].contains("awaits a person's approval"), "{:?}", out.lines);
-    let out = actions::take(&store, &c, id, "ada", true, t0()).await.unwrap();
+    let out = actions::take(&store, &c, &erp(true), id, "ada", true, t0()).await.unwrap();
     assert!(out.lines[0].contains("issue it in the payment system"), "{:?}", out.lines);
     assert!(out.queued.is_empty());
     let audit = store.order_timeline("pi_1".into()).await.unwrap().audit;
@@ -142,7 +193,7 @@ async fn a_dead_letter_is_retried_by_replaying_it() {
         AttemptRecord { command, started_at: t0(), finished_at: t0(), outcome: dead, note: None, mapping: None };
     store.record_attempt(record).await.unwrap();
     let x = store.exceptions(None, 10).await.unwrap().remove(0);
-    let out = actions::take(&store, &c, x.id, "ada", false, t0()).await.unwrap();
+    let out = actions::take(&store, &c, &erp(true), x.id, "ada", false, t0()).await.unwrap();
     assert_eq!((out.action.as_str(), out.queued.clone()), ("retry", vec![1]));
     assert!(store.dead_letters(10).await.unwrap().is_empty());
     assert_eq!(store.exception(x.id).await.unwrap().unwrap().state, "acknowledged");

@@ -105,6 +105,33 @@ pub fn idempotency_key(target: &str, order_ref: &str, kind: CommandKind, subject
     format!("handoff:{target}:{order_ref}:{kind}:{subject}")
 }
 
+/// A command addressed to one record of its target, by the target's own id for it (NetSuite's
+/// internal id, Odoo's record id): a duplicate's cancel. The payload carries it beside the
+/// order's external reference, so a target that can address records acts on exactly that one,
+/// never on whichever record holds the external reference (that may be the record kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAddress {
+    /// The order's external reference (what the target's records of it are found by).
+    pub external_ref: String,
+    /// The one record the command acts on.
+    pub record_id: String,
+    /// The record of the order that stays, when the command closes a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<String>,
+}
+
+impl RecordAddress {
+    /// The record a command's payload addresses, if it names one (`record_id`).
+    pub fn of(payload: &str) -> Option<RecordAddress> {
+        serde_json::from_str::<RecordAddress>(payload).ok().filter(|a| !a.record_id.is_empty())
+    }
+
+    /// The payload of a command addressed to this record.
+    pub fn payload(&self) -> String {
+        serde_json::to_string(self).expect("a record address serialises")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +141,15 @@ mod tests {
         let a = idempotency_key("erp", "#1001", CommandKind::CreateOrder, "#1001");
         assert_eq!(a, idempotency_key("erp", "#1001", CommandKind::CreateOrder, "#1001"));
         assert_ne!(a, idempotency_key("erp", "#1001", CommandKind::CancelOrder, "#1001"));
+    }
+
+    #[test]
+    fn a_payload_names_its_record_or_none() {
+        let address = RecordAddress { external_ref: "#1".into(), record_id: "R2".into(), keep: Some("R1".into()) };
+        assert_eq!(RecordAddress::of(&address.payload()), Some(address));
+        let order = r##"{"external_ref": "#1", "version": 1, "order": {"order_ref": "#1"}}"##;
+        assert_eq!(RecordAddress::of(order), None);
+        assert_eq!(RecordAddress::of(r##"{"external_ref": "#1", "record_id": ""}"##), None);
     }
 
     #[test]

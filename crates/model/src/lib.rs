@@ -9,7 +9,7 @@ pub mod money;
 pub mod order;
 pub mod personal;
 
-pub use command::{CommandKind, CommandState, idempotency_key};
+pub use command::{CommandKind, CommandState, RecordAddress, idempotency_key};
 pub use event::{EventError, EventKind, InboundEvent};
 pub use exception::{ExceptionState, Pattern};
 pub use ids::ExternalId;

@@ -1,6 +1,8 @@
 //! One simulated system that speaks Handoff's generic `http-json` target protocol: records
 //! in collections (orders, fulfillments, refunds), idempotency keys (or not), and faults that
-//! fire at seeded rates. Transport-free: requests in, replies out.
+//! fire at seeded rates. Transport-free: requests in, replies out. An update or cancel acts on
+//! the record its body names (`record_id`), else on the first under its external reference;
+//! records may share an external reference (a create retried without idempotency keys).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -361,26 +363,45 @@ impl MockSystem {
             }
             Request::Update { body } => {
                 let lines = (lines_of(&body), amount_of(&body));
-                self.change(&mut state, &external_ref(&body)?, "update", version(&body), Some(lines))
+                let at = Self::record_of(&state, &body, external_ref)?;
+                self.change(&mut state, at, "update", version(&body), Some(lines))
             }
-            Request::Cancel { body } => self.change(&mut state, &external_ref(&body)?, "cancel", version(&body), None),
+            Request::Cancel { body } => {
+                let at = Self::record_of(&state, &body, external_ref)?;
+                self.change(&mut state, at, "cancel", version(&body), None)
+            }
             Request::Find { .. } => unreachable!("finds are answered before any fault"),
         }
+    }
+
+    /// The order an update or cancel acts on: the record its body names (`record_id`), else
+    /// the first under its external reference.
+    fn record_of(
+        state: &State,
+        body: &Value,
+        external_ref: impl Fn(&Value) -> Result<String, Reply>,
+    ) -> Result<usize, Reply> {
+        if let Some(id) = body.get("record_id").and_then(Value::as_str) {
+            let at = state.records.iter().position(|r| r.collection == Collection::Orders && r.id == id);
+            return at.ok_or_else(|| error(404, &format!("no order record {id}"), Some("record_id")));
+        }
+        let external_ref = external_ref(body)?;
+        let first = state.by_ref.get(&(Collection::Orders, external_ref.clone())).and_then(|rows| rows.first());
+        first
+            .copied()
+            .ok_or_else(|| error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")))
     }
 
     fn change(
         &self,
         state: &mut State,
-        external_ref: &str,
+        i: usize,
         op: &str,
         version: Option<u64>,
         lines: Option<Contents>,
     ) -> Result<(u16, Value), Reply> {
-        let first = state.by_ref.get(&(Collection::Orders, external_ref.to_owned())).and_then(|rows| rows.first());
-        let Some(&i) = first else {
-            return Err(error(404, &format!("no order with external_ref {external_ref}"), Some("external_ref")));
-        };
         let record = &mut state.records[i];
+        let external_ref = record.external_ref.clone();
         if op == "cancel" {
             record.status = "cancelled".into();
         } else if let Some((lines, amount)) = lines {
@@ -394,7 +415,7 @@ impl MockSystem {
             seq,
             op: op.into(),
             collection: Collection::Orders,
-            external_ref: external_ref.to_owned(),
+            external_ref,
             record_id: id.clone(),
             version,
             idempotency_key: None,

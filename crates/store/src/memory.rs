@@ -556,7 +556,19 @@ impl Store for MemoryStore {
                     c.ambiguous = false;
                     c.last_error = None;
                     c.updated_at = now;
-                    m.set_ledger(&order_ref, &target, acknowledged_state(kind), Some(record_id), now);
+                    let address = handoff_model::RecordAddress::of(&c.payload);
+                    match address {
+                        // A duplicate closed: the order's own record in that system stays as it
+                        // was, and is the one kept.
+                        Some(address) => {
+                            let rows = m.ledger.entry(order_ref.clone()).or_default();
+                            if let Some(row) = rows.iter_mut().find(|r| r.system == target) {
+                                row.record_id = address.keep.or(row.record_id.take());
+                                row.updated_at = now;
+                            }
+                        }
+                        None => m.set_ledger(&order_ref, &target, acknowledged_state(kind), Some(record_id), now),
+                    }
                     m.command_fact(id, "acknowledged", Some(record_id), now);
                     let mut resolved = false;
                     for x in m.exceptions.iter_mut().filter(|x| x.command_id == Some(id)) {

@@ -47,6 +47,7 @@ conformance!(
     the_rules_journal_holds_events_and_command_outcomes_in_order,
     a_finding_is_raised_once_clears_itself_and_reopens_after_a_person_resolves_it,
     an_action_queues_a_command_once,
+    a_duplicates_cancel_leaves_the_orders_record_kept,
     flow_stats_count_attempts_retries_dead_letters_and_latency,
     an_audit_line_is_written_with_its_actor,
     a_body_no_reader_maps_is_held_once_with_its_exception,
@@ -416,6 +417,33 @@ async fn an_action_queues_a_command_once<S: Store + Clone>(store: S) {
     assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     let audit = store.order_timeline("#1".into()).await.unwrap().audit;
     assert!(audit.iter().any(|a| a.actor == "ada" && a.action == "action"), "{audit:?}");
+}
+
+/// A cancel addressed to one record (a duplicate's) closes that record only: the order's
+/// ledger row in that system keeps its state and names the record kept; the journal has the
+/// record the target acknowledged.
+async fn a_duplicates_cancel_leaves_the_orders_record_kept<S: Store + Clone>(store: S) {
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let create = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    attempt(&store, create, t0(), Outcome::Acknowledged { record_id: "R2".into() }).await;
+    let address =
+        handoff_model::RecordAddress { external_ref: "#1".into(), record_id: "R2".into(), keep: Some("R1".into()) };
+    let cancel = NewCommand {
+        idempotency_key: "#1:cancel:record-R2".into(),
+        payload: address.payload(),
+        supersede_unsent: false,
+        ..command("#1", CommandKind::CancelOrder)
+    };
+    store.enqueue_action(7, row, cancel, "ada".into(), t0()).await.unwrap().expect("queued");
+    let cancel = store.claim_due(t0(), 10).await.unwrap().remove(0);
+    attempt(&store, cancel, t0(), Outcome::Acknowledged { record_id: "R2".into() }).await;
+    let ledger = store.order_timeline("#1".into()).await.unwrap().ledger;
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!((ledger[0].state.as_str(), ledger[0].record_id.as_deref()), ("created", Some("R1")));
+    let facts = store.facts_of(vec!["#1".into()], i64::MAX).await.unwrap();
+    let cancelled = facts.iter().find(|f| f.kind == "acknowledged:cancel_order").expect("journalled");
+    assert_eq!(cancelled.record_id.as_deref(), Some("R2"));
 }
 
 async fn attempt<S: Store>(store: &S, c: handoff_store::Command, at: Timestamp, outcome: Outcome) {

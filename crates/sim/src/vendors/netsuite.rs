@@ -1,5 +1,5 @@
 //! A simulated NetSuite account: SuiteTalk REST's salesOrder upsert by external id, read by
-//! external id, closing an order's lines, and SuiteQL. It checks NetSuite's rules, not a
+//! external id or internal id, closing a sales order's lines (by either), and SuiteQL. It checks NetSuite's rules, not a
 //! connector's: every request must carry an OAuth 1.0 `Authorization` that verifies by RFC 5849
 //! (HMAC-SHA256, the account's realm, a fresh nonce; [`crate::oauth1`]), or it is refused 401
 //! as NetSuite does; SuiteQL is parsed and every field it names is looked up among the record
@@ -570,14 +570,12 @@ impl NetSuite {
         )
     }
 
-    /// `PATCH salesOrder/eid:...` closing every line: the system's cancel.
-    fn close(&self, system: &MockSystem, r: &HttpRequest, external_ref: String) -> Routed {
+    /// `PATCH salesOrder/eid:...` or `salesOrder/{id}` closing every line: the system's cancel
+    /// of that one record.
+    fn close(&self, r: &HttpRequest, record: Record) -> Routed {
         let body = match r.json() {
             Ok(body) => body,
             Err(_) => return Routed::Answer(problem(400, "Bad Request", "INVALID_CONTENT", "Body is not JSON.", None)),
-        };
-        let Some(record) = system.find(Collection::Orders, &external_ref).into_iter().next() else {
-            return Routed::Answer(not_found(&external_ref));
         };
         let closed: Vec<u64> = body["item"]["items"]
             .as_array()
@@ -596,17 +594,36 @@ impl NetSuite {
             ));
         }
         Routed::Write(Request::Cancel {
-            body: json!({"external_ref": external_ref, "version": body[DEFAULT_VERSION_FIELD]}),
+            body: json!({"external_ref": record.external_ref, "record_id": record.id,
+                "version": body[DEFAULT_VERSION_FIELD]}),
         })
+    }
+
+    /// A request to one sales order by its internal id: read it, or close its lines.
+    fn by_internal_id(&self, system: &MockSystem, r: &HttpRequest, id: &str) -> Routed {
+        let record = system.records().into_iter().find(|record| {
+            record.collection == Collection::Orders && (record.id == id || internal_id(record).to_string() == id)
+        });
+        let Some(record) = record else { return Routed::Answer(not_found(id)) };
+        match r.method.as_str() {
+            "GET" => {
+                let expanded = r.param("expandSubResources").as_deref() == Some("true");
+                Routed::Answer(HttpResponse::json(200, sales_order(&record, expanded)))
+            }
+            "PATCH" => self.close(r, record),
+            // PUT is the upsert, by external id only.
+            _ => Routed::Answer(problem(405, "Method Not Allowed", "INVALID_METHOD", "Method not allowed.", None)),
+        }
     }
 }
 
-fn not_found(external_ref: &str) -> HttpResponse {
+/// NetSuite's 404 for a record id (`eid:...` or an internal id) that names no record.
+fn not_found(id: &str) -> HttpResponse {
     problem(
         404,
         "Record Not Found",
         "NONEXISTENT_ID",
-        &format!("The record instance does not exist. Provided id: eid:{external_ref}."),
+        &format!("The record instance does not exist. Provided id: {id}."),
         None,
     )
 }
@@ -628,7 +645,11 @@ impl Dialect for NetSuite {
             return Routed::Answer(metadata(system, r));
         }
         let external_ref = match segments.strip_prefix(record_path.as_slice()) {
-            Some(["salesOrder", eid]) => Self::external_ref(eid),
+            Some(["salesOrder", eid]) if eid.starts_with("eid:") => Self::external_ref(eid),
+            Some(["salesOrder", id]) if !id.is_empty() => {
+                let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
+                return self.by_internal_id(system, r, &id);
+            }
             _ => None,
         };
         let Some(external_ref) = external_ref else {
@@ -645,7 +666,7 @@ impl Dialect for NetSuite {
                 let expanded = r.param("expandSubResources").as_deref() == Some("true");
                 Routed::Answer(match system.find(Collection::Orders, &external_ref).first() {
                     Some(record) => HttpResponse::json(200, sales_order(record, expanded)),
-                    None => not_found(&external_ref),
+                    None => not_found(&format!("eid:{external_ref}")),
                 })
             }
             "PUT" => {
@@ -675,7 +696,10 @@ impl Dialect for NetSuite {
                     Routed::Write(Request::Update { body })
                 }
             }
-            "PATCH" => self.close(system, r, external_ref),
+            "PATCH" => match system.find(Collection::Orders, &external_ref).into_iter().next() {
+                Some(record) => self.close(r, record),
+                None => Routed::Answer(not_found(&format!("eid:{external_ref}"))),
+            },
             _ => Routed::Answer(problem(405, "Method Not Allowed", "INVALID_METHOD", "Method not allowed.", None)),
         }
     }

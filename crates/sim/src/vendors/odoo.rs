@@ -223,7 +223,9 @@ impl Odoo {
                 if let Some(origin) = vals["origin"].as_str() {
                     self.state().origins.insert((record.external_ref.clone(), version), origin.to_owned());
                 }
-                let body = json!({"external_ref": record.external_ref, "version": version, "order": {"lines": sku_lines(&lines)}});
+                // Odoo writes the ids it is given, whatever shares their `client_order_ref`.
+                let body = json!({"external_ref": record.external_ref, "record_id": record.id, "version": version,
+                    "order": {"lines": sku_lines(&lines)}});
                 Ok(Outcome::Write(Request::Update { body }))
             }
             ("sale.order", "action_confirm") => {
@@ -241,7 +243,8 @@ impl Odoo {
             }
             ("sale.order", "action_cancel") => {
                 let record = self.order_of(system, p)?;
-                Ok(Outcome::Write(Request::Cancel { body: json!({"external_ref": record.external_ref}) }))
+                let body = json!({"external_ref": record.external_ref, "record_id": record.id});
+                Ok(Outcome::Write(Request::Cancel { body }))
             }
             _ => Err(Raised(404, "werkzeug.exceptions.NotFound", format!("{model}.{method} is not simulated"))),
         }

@@ -258,7 +258,18 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                         updated_at = ?2 WHERE id = ?3",
             )?
             .execute(params![record_id, micros(now), c.id])?;
-            set_ledger(conn, &c.order_ref, &c.target, acknowledged_state(c.kind), Some(record_id), now)?;
+            match handoff_model::RecordAddress::of(&c.payload) {
+                // A duplicate closed: the order's own record in that system stays as it was,
+                // and is the one kept.
+                Some(address) => {
+                    conn.prepare_cached(
+                        "UPDATE ledger SET record_id = coalesce(?1, record_id), updated_at = ?2
+                         WHERE order_ref = ?3 AND system = ?4",
+                    )?
+                    .execute(params![address.keep, micros(now), c.order_ref, c.target])?;
+                }
+                None => set_ledger(conn, &c.order_ref, &c.target, acknowledged_state(c.kind), Some(record_id), now)?,
+            }
             fact(conn, c, "acknowledged", Some(record_id), now)?;
             let resolved = conn
                 .prepare_cached(
