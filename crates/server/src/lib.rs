@@ -6,6 +6,7 @@
 mod api;
 mod guard;
 mod listen;
+mod ready;
 mod webhooks;
 
 pub use listen::serve;
@@ -27,6 +28,8 @@ pub struct AppState<S> {
     pub clock: Arc<dyn Clock>,
     /// Compares every vendor payload with its baseline shape and counts the drift.
     pub drift: Arc<handoff_mapping::drift::Watch>,
+    /// The parts of the hub `/ready` watches (none: only the store is asked).
+    pub heartbeats: handoff_store::heartbeat::Heartbeats,
 }
 
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
@@ -35,6 +38,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     let ebay_keys = Arc::new(handoff_connectors::ebay::PublicKeys::new());
     let guard = Arc::new(guard::Guard::new(&state.contract.hub));
     let request_timeout = state.contract.hub.limits.request_timeout.unsigned_abs();
+    let readiness = Arc::new(ready::Readiness::new(state.heartbeats.clone()));
     Router::new()
         .route(
             "/webhooks/{system}",
@@ -44,7 +48,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
                 .layer(axum::middleware::from_fn_with_state(guard, guard::webhook)),
         )
         .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(api::ready::<S>))
+        .route("/ready", get(api::ready::<S>).layer(Extension(readiness)))
         .route("/api/v1/orders/{order_ref}", get(api::order::<S>))
         .route("/api/v1/exceptions", get(api::exceptions::<S>))
         .route("/api/v1/exceptions/{id}", get(api::exception::<S>))
