@@ -37,23 +37,12 @@ async fn get(app: &Router, path: &str) -> (StatusCode, Value) {
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// The example order, under its own event id.
 fn order_created(event_id: &str) -> String {
-    serde_json::json!({
-        "event_id": event_id,
-        "kind": "order.created",
-        "order_ref": format!("#{event_id}"),
-        "occurred_at": "2026-11-26T10:00:00Z",
-        "version": 1,
-        "order": {
-            "order_ref": format!("#{event_id}"),
-            "channel": "web",
-            "lines": [{ "sku": "MUG", "quantity": 1, "unit_price": "9.95", "tax": "0" }],
-            "currency": "GBP",
-            "totals": { "subtotal": "9.95", "tax": "0", "shipping": "0", "discount": "0", "total": "9.95" },
-            "placed_at": "2026-11-26T09:59:58Z"
-        }
-    })
-    .to_string()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/events/order-created.json");
+    let mut event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    event["event_id"] = event_id.into();
+    event.to_string()
 }
 
 async fn post(app: &Router, body: String) -> axum::response::Response {
@@ -157,6 +146,8 @@ async fn a_full_writer_queue_answers_503_with_retry_after_and_stores_nothing_unt
     let refused = post(&app, order_created("refused")).await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+    let said = axum::body::to_bytes(refused.into_body(), 1 << 16).await.unwrap();
+    assert!(String::from_utf8_lossy(&said).contains("write queue is full"), "{said:?}");
     let (status, body) = get(&app, "/ready").await;
     assert_eq!(status, StatusCode::OK, "a full queue is back-pressure, not a dead hub: {body}");
     assert_eq!(body["writer_queue"]["queued"], 2);
