@@ -174,7 +174,6 @@ fn idempotency_keys_on_a_connector_that_ignores_them_is_refused_by_check_and_ser
 /// The contract's word on each connector and what its target does are one answer.
 #[test]
 fn each_targets_idempotency_is_what_the_contract_says_of_its_connector() {
-    use handoff_engine::Target as _;
     for name in ["handoff.toml", "vendors.toml"] {
         let contract = handoff_contract::Contract::load(&example(name)).unwrap();
         for (system_name, system) in &contract.systems {
@@ -187,4 +186,34 @@ fn each_targets_idempotency_is_what_the_contract_says_of_its_connector() {
             );
         }
     }
+}
+
+/// `--data-dir`, then `HANDOFF_DATA_DIR`, then the contract's `[hub] data_dir` (relative to the
+/// contract), then `handoff-data`: as `doctor` reports the store it looked in.
+#[test]
+fn the_data_directory_is_the_flag_else_the_environment_else_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("handoff.toml")).unwrap();
+    let config = dir.path().join("handoff.toml");
+    std::fs::write(&config, text.replacen("[hub]", "[hub]\ndata_dir = \"hub-store\"", 1)).unwrap();
+    let looked_in = |flag: Option<&str>, env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command.args(["doctor", "--format", "json", "--config", config.to_str().unwrap()]);
+        command.env_remove("HANDOFF_CONFIG").env_remove("HANDOFF_DATA_DIR");
+        if let Some(flag) = flag {
+            command.args(["--data-dir", flag]);
+        }
+        if let Some(env) = env {
+            command.env("HANDOFF_DATA_DIR", env);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        PathBuf::from(report["data_dir"].as_str().unwrap())
+    };
+    assert_eq!(looked_in(None, None), dir.path().join("hub-store"), "the contract's, next to it");
+    assert_eq!(looked_in(None, Some("from-env")), PathBuf::from("from-env"));
+    assert_eq!(looked_in(Some("from-flag"), Some("from-env")), PathBuf::from("from-flag"));
+    std::fs::write(&config, &text).unwrap();
+    assert_eq!(looked_in(None, None), PathBuf::from("handoff-data"), "no one says");
 }

@@ -458,10 +458,7 @@ mod tests {
         );
         let limit = br#"{"title":"Too Many Requests","status":429,"o:errorDetails":[{"detail":"Concurrent request limit exceeded.","o:errorCode":"CONCURRENCY_LIMIT_EXCEEDED"}]}"#;
         let wait = Some(SignedDuration::from_secs(2));
-        assert!(matches!(
-            classify(s(429), limit, wait),
-            DeliveryError::Throttled { retry_after: Some(_), .. }
-        ));
+        assert!(matches!(classify(s(429), limit, wait), DeliveryError::Throttled { retry_after: Some(_), .. }));
         let limit_400 =
             br#"{"status":400,"o:errorDetails":[{"detail":"x","o:errorCode":"CONCURRENCY_LIMIT_EXCEEDED"}]}"#;
         assert!(matches!(classify(s(400), limit_400, None), DeliveryError::Throttled { retry_after: None, .. }));

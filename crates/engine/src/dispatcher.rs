@@ -219,7 +219,8 @@ impl<S: Store + Clone> Dispatcher<S> {
             }
             if permits.available_permits() == 0 {
                 // Wait for one command to finish before claiming more (and beat meanwhile).
-                if let Ok(permit) = tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned()).await {
+                if let Ok(permit) = tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned()).await
+                {
                     drop(permit.expect("semaphore is never closed"));
                 }
                 continue;

@@ -59,9 +59,8 @@ impl PollError {
 impl From<crate::DeliveryError> for PollError {
     fn from(e: crate::DeliveryError) -> Self {
         let retry_after = match &e {
-            crate::DeliveryError::Transient { retry_after, .. } | crate::DeliveryError::Throttled { retry_after, .. } => {
-                *retry_after
-            }
+            crate::DeliveryError::Transient { retry_after, .. }
+            | crate::DeliveryError::Throttled { retry_after, .. } => *retry_after,
             crate::DeliveryError::Permanent { .. } | crate::DeliveryError::Held { .. } => None,
         };
         PollError { reason: e.to_string(), retry_after }

@@ -69,7 +69,7 @@ impl Target for Noisy {
             if refused {
                 self.refused.fetch_add(1, Ordering::SeqCst);
                 // Every other 429 says nothing of when to come back: it spends no attempt either.
-                let retry_after = (n % 2 == 0).then(|| SignedDuration::from_millis(1));
+                let retry_after = n.is_multiple_of(2).then(|| SignedDuration::from_millis(1));
                 return Err(DeliveryError::Throttled { reason: "429 Too Many Requests".into(), retry_after });
             }
             self.applied.fetch_add(1, Ordering::SeqCst);
