@@ -137,6 +137,8 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
         store,
         clock: Arc::new(SystemClock),
         drift,
+        // The demo's run is over when it serves: no part of it still runs.
+        heartbeats: Default::default(),
     };
     let dir = args.data_dir.display();
     println!();

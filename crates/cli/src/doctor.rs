@@ -133,7 +133,7 @@ fn pct(n: u64, of: u64) -> String {
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let contract = Contract::load(&args.config)?;
-    let data_dir = &args.data.data_dir;
+    let data_dir = &args.data.with(&args.config)?;
     let since = Timestamp::now() - SignedDuration::from_hours(args.window_hours.max(0));
     let (stats, exceptions, measured) = if data_dir.join(DB_FILE).exists() {
         // Read only: the doctor inspects a hub's database and never migrates or writes it.

@@ -10,7 +10,10 @@ use jiff::Timestamp;
 
 pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     if !data_dir.join(DB_FILE).exists() {
-        bail!("no Handoff store in {} (set --data-dir or HANDOFF_DATA_DIR)", data_dir.display());
+        bail!(
+            "no Handoff store in {} (set --data-dir, HANDOFF_DATA_DIR or the contract's [hub] data_dir)",
+            data_dir.display()
+        );
     }
     Ok(SqliteStore::open(data_dir, SqliteOptions::default())?)
 }

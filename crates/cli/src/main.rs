@@ -18,7 +18,7 @@ mod sim;
 mod token;
 
 use handoff_model::ExceptionState;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -45,9 +45,24 @@ enum LogFormat {
 
 #[derive(clap::Args, Clone)]
 pub struct DataDir {
-    /// Where the embedded store lives.
-    #[arg(long, env = "HANDOFF_DATA_DIR", default_value = "handoff-data")]
-    data_dir: PathBuf,
+    /// Where the embedded store lives: this flag, else HANDOFF_DATA_DIR, else the contract's
+    /// `[hub] data_dir`, else `handoff-data`.
+    #[arg(long, env = "HANDOFF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    /// The data directory of a command that reads the contract at `config`.
+    pub fn with(&self, config: &Path) -> anyhow::Result<PathBuf> {
+        Ok(handoff_contract::data_dir::resolve(self.data_dir.clone(), Some(config))?)
+    }
+
+    /// The data directory of a command that takes no contract: the contract `HANDOFF_CONFIG`
+    /// names, or `handoff.toml` here, may still name it.
+    pub fn get(&self) -> anyhow::Result<PathBuf> {
+        let config = std::env::var_os("HANDOFF_CONFIG").map_or_else(|| PathBuf::from("handoff.toml"), PathBuf::from);
+        self.with(&config)
+    }
 }
 
 #[derive(Subcommand)]
@@ -295,41 +310,44 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { config, data, listen, simulate } => {
-                serve::run(&config, &data.data_dir, listen, simulate).await
+                serve::run(&config, &data.with(&config)?, listen, simulate).await
             }
             Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
-                inspect::order_show(&data.data_dir, &order_ref, json).await
+                inspect::order_show(&data.get()?, &order_ref, json).await
             }
-            Command::Dlq { command: DlqCommand::List { data, json } } => inspect::dlq_list(&data.data_dir, json).await,
+            Command::Dlq { command: DlqCommand::List { data, json } } => inspect::dlq_list(&data.get()?, json).await,
             Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, mapping, dry_run, config, data } } => {
                 match config {
-                    Some(config) if dry_run => inspect::dlq_dry_run(&data.data_dir, id, &config).await,
-                    _ => inspect::dlq_replay(&data.data_dir, id, actor, mapping).await,
+                    Some(config) if dry_run => inspect::dlq_dry_run(&data.with(&config)?, id, &config).await,
+                    _ => {
+                        let dir = config.as_deref().map_or_else(|| data.get(), |config| data.with(config))?;
+                        inspect::dlq_replay(&dir, id, actor, mapping).await
+                    }
                 }
             }
             Command::Dlq { command: DlqCommand::Abandon { id, reason, actor, data } } => {
-                inspect::dlq_abandon(&data.data_dir, id, actor, reason).await
+                inspect::dlq_abandon(&data.get()?, id, actor, reason).await
             }
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
-                inspect::exceptions_list(&data.data_dir, state, json).await
+                inspect::exceptions_list(&data.get()?, state, json).await
             }
             Command::Exceptions { command: ExceptionsCommand::Show { id, data, json } } => {
-                inspect::exception_show(&data.data_dir, id, json).await
+                inspect::exception_show(&data.get()?, id, json).await
             }
             Command::Exceptions {
                 command: ExceptionsCommand::Act { id, cluster, approve, actor, config, data, json },
-            } => inspect::exception_act(&data.data_dir, &config, id, cluster, approve, actor, json).await,
+            } => inspect::exception_act(&data.with(&config)?, &config, id, cluster, approve, actor, json).await,
             Command::Exceptions { command: ExceptionsCommand::Clusters { state, data, json } } => {
-                inspect::exception_clusters(&data.data_dir, state, json).await
+                inspect::exception_clusters(&data.get()?, state, json).await
             }
             Command::Exceptions { command: ExceptionsCommand::Ack { id, actor, data } } => {
-                inspect::exception_move(&data.data_dir, id, ExceptionState::Acknowledged, actor, None).await
+                inspect::exception_move(&data.get()?, id, ExceptionState::Acknowledged, actor, None).await
             }
             Command::Exceptions { command: ExceptionsCommand::Resolve { id, reason, actor, data } } => {
-                inspect::exception_move(&data.data_dir, id, ExceptionState::Resolved, actor, reason).await
+                inspect::exception_move(&data.get()?, id, ExceptionState::Resolved, actor, reason).await
             }
             Command::Exceptions { command: ExceptionsCommand::Ignore { id, reason, actor, data } } => {
-                inspect::exception_move(&data.data_dir, id, ExceptionState::Ignored, actor, Some(reason)).await
+                inspect::exception_move(&data.get()?, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
             Command::Quarantine { command } => quarantine::run(command).await,
             Command::Token { command } => token::run(command).await,

@@ -47,8 +47,8 @@ pub enum MappingCommand {
         id: i64,
         #[arg(long, env = "HANDOFF_CONFIG", default_value = "handoff.toml")]
         config: PathBuf,
-        #[arg(long, env = "HANDOFF_DATA_DIR", default_value = "handoff-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: crate::DataDir,
     },
     /// Map one command payload (`{"command": ..., "settings": ...}`) and print the target payload.
     Run {
@@ -64,8 +64,8 @@ pub enum MappingCommand {
 pub async fn run(command: MappingCommand) -> anyhow::Result<()> {
     match command {
         MappingCommand::Refresh { system, config } => refresh(&system, &config).await,
-        MappingCommand::Capture { id, config, data_dir } => {
-            crate::inspect::mapping_capture(&data_dir, id, &config).await
+        MappingCommand::Capture { id, config, data } => {
+            crate::inspect::mapping_capture(&data.with(&config)?, id, &config).await
         }
         MappingCommand::Test { dir } => test(&dir),
         MappingCommand::Learn { vendor, resource, version, samples, dir } => {

@@ -55,11 +55,11 @@ pub enum QuarantineCommand {
 
 pub async fn run(command: QuarantineCommand) -> anyhow::Result<()> {
     match command {
-        QuarantineCommand::List { state, data, json } => list(&data.data_dir, state, json).await,
-        QuarantineCommand::Show { id, data, json } => show(&data.data_dir, id, json).await,
+        QuarantineCommand::List { state, data, json } => list(&data.get()?, state, json).await,
+        QuarantineCommand::Show { id, data, json } => show(&data.get()?, id, json).await,
         QuarantineCommand::Replay { id, all: _, system, actor, config, data } => {
             let contract = Contract::load(&config)?;
-            replay(&data.data_dir, &contract, id, system, &actor).await
+            replay(&data.with(&config)?, &contract, id, system, &actor).await
         }
     }
 }

@@ -273,8 +273,9 @@ fn reconcile(a: RunArgs) -> anyhow::Result<()> {
         }
     }
     if a.import {
-        let (opened, already) = import(&a.data.data_dir, &outcome.findings)?;
-        println!("imported into {}: {opened} exceptions opened, {already} already there", a.data.data_dir.display());
+        let dir = a.data.get()?;
+        let (opened, already) = import(&dir, &outcome.findings)?;
+        println!("imported into {}: {opened} exceptions opened, {already} already there", dir.display());
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use handoff_engine::{Clock, Engine, Rng, SystemClock, Targets};
 use handoff_server::AppState;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
+use handoff_store::heartbeat::Heartbeats;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
 pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
@@ -30,10 +31,16 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         rng: Rng::from_entropy(),
     };
 
+    // What `/ready` watches: each part beats while it runs, and stops beating if it dies.
+    let heartbeats = Heartbeats::default();
+    heartbeats.watch(store.writer_pulse());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let intake = tokio::spawn(engine.intake().run(stopped.clone()));
-    let dispatcher = tokio::spawn(Arc::new(engine.dispatcher()).run(contract.hub.max_in_flight, stopped.clone()));
-    let rules = tokio::spawn(engine.rules().run(stopped.clone()));
+    let intake = engine.intake().beating(heartbeats.register("intake", handoff_engine::intake::PERIOD));
+    let intake = tokio::spawn(intake.run(stopped.clone()));
+    let dispatcher = engine.dispatcher().beating(heartbeats.register("dispatcher", handoff_engine::dispatcher::PERIOD));
+    let dispatcher = tokio::spawn(Arc::new(dispatcher).run(contract.hub.max_in_flight, stopped.clone()));
+    let rules = engine.rules().beating(heartbeats.register("rules", handoff_engine::rules::PERIOD));
+    let rules = tokio::spawn(rules.run(stopped.clone()));
 
     let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
@@ -49,7 +56,17 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         let every = settings.every.unsigned_abs();
         let poller =
             handoff_engine::quarantine::naming_flow(poller, handoff_engine::quarantine::inbound_flow(&contract, name));
-        let run = handoff_engine::poll::run(name.clone(), poller, store.clone(), clock.clone(), every, stopped.clone());
+        let period = handoff_engine::poll::period(system.timeout.unsigned_abs());
+        let beat = heartbeats.register(format!("poller:{name}"), period);
+        let run = handoff_engine::poll::run(
+            name.clone(),
+            poller,
+            store.clone(),
+            clock.clone(),
+            every,
+            stopped.clone(),
+            Some(beat),
+        );
         pollers.push(tokio::spawn(run));
     }
     tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
@@ -58,7 +75,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift }));
+    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift, heartbeats }));
     handoff_server::serve(listener, app, &limits, shutdown_signal()).await?;
 
     tracing::info!(message = "stopping: finishing commands in flight");

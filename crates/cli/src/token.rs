@@ -49,14 +49,14 @@ const MAX_TOKENS: usize = 10_000;
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { name, role, days, actor, data } => {
-            let store = SqliteStore::open(&data.data_dir, SqliteOptions::default())?;
+            let store = SqliteStore::open(&data.get()?, SqliteOptions::default())?;
             let token = create(&store, &name, role, days, &actor, Timestamp::now()).await?;
             println!("{token}");
             eprintln!("token for {name:?} ({role}); it is shown only this once");
             Ok(())
         }
         TokenCommand::List { data, json } => {
-            let store = crate::inspect::open(&data.data_dir)?;
+            let store = crate::inspect::open(&data.get()?)?;
             let tokens = store.tokens().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
@@ -66,7 +66,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokenCommand::Revoke { id, actor, data } => {
-            let store = crate::inspect::open(&data.data_dir)?;
+            let store = crate::inspect::open(&data.get()?)?;
             if !store.revoke_token(id, actor, Timestamp::now()).await? {
                 bail!("no live token {id} (see `handoff token list`)");
             }

@@ -140,3 +140,80 @@ fn check_reports_a_newly_required_target_field_the_mapping_does_not_produce() {
         "{text}"
     );
 }
+
+#[test]
+fn idempotency_keys_on_a_connector_that_ignores_them_is_refused_by_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("vendors.toml")).unwrap();
+    assert!(text.contains("idempotency_keys = false"), "the example sets it on Odoo");
+    let claims = dir.path().join("claims.toml");
+    std::fs::write(&claims, text.replace("idempotency_keys = false", "idempotency_keys = true")).unwrap();
+
+    let out = handoff(&["contract", "check", "--config", claims.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "refused, not a finding among others");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key `systems.odoo.idempotency_keys`: the odoo connector ignores it"), "{err}");
+    assert!(err.contains("reads the record back by external reference before every send"), "{err}");
+
+    let data = dir.path().join("data");
+    let out = handoff(&["serve", "--config", claims.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    assert!(!out.status.success(), "serve refuses what check refuses");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("systems.odoo.idempotency_keys"), "{err}");
+
+    // NetSuite upserts by external id whatever the contract says: `false` would be ignored too.
+    let netsuite = dir.path().join("netsuite.toml");
+    let text = text.replace("connector = \"netsuite\"", "connector = \"netsuite\"\nidempotency_keys = false");
+    std::fs::write(&netsuite, text).unwrap();
+    let out = handoff(&["contract", "check", "--config", netsuite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key `systems.netsuite.idempotency_keys`: the netsuite connector upserts"), "{err}");
+}
+
+/// The contract's word on each connector and what its target does are one answer.
+#[test]
+fn each_targets_idempotency_is_what_the_contract_says_of_its_connector() {
+    for name in ["handoff.toml", "vendors.toml"] {
+        let contract = handoff_contract::Contract::load(&example(name)).unwrap();
+        for (system_name, system) in &contract.systems {
+            let Some(target) = handoff_connectors::target(system_name, system).unwrap() else { continue };
+            assert_eq!(
+                target.honours_idempotency_keys(),
+                system.honours_idempotency_keys(),
+                "{name}: systems.{system_name} ({})",
+                system.connector.as_str()
+            );
+        }
+    }
+}
+
+/// `--data-dir`, then `HANDOFF_DATA_DIR`, then the contract's `[hub] data_dir` (relative to the
+/// contract), then `handoff-data`: as `doctor` reports the store it looked in.
+#[test]
+fn the_data_directory_is_the_flag_else_the_environment_else_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("handoff.toml")).unwrap();
+    let config = dir.path().join("handoff.toml");
+    std::fs::write(&config, text.replacen("[hub]", "[hub]\ndata_dir = \"hub-store\"", 1)).unwrap();
+    let looked_in = |flag: Option<&str>, env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command.args(["doctor", "--format", "json", "--config", config.to_str().unwrap()]);
+        command.env_remove("HANDOFF_CONFIG").env_remove("HANDOFF_DATA_DIR");
+        if let Some(flag) = flag {
+            command.args(["--data-dir", flag]);
+        }
+        if let Some(env) = env {
+            command.env("HANDOFF_DATA_DIR", env);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        PathBuf::from(report["data_dir"].as_str().unwrap())
+    };
+    assert_eq!(looked_in(None, None), dir.path().join("hub-store"), "the contract's, next to it");
+    assert_eq!(looked_in(None, Some("from-env")), PathBuf::from("from-env"));
+    assert_eq!(looked_in(Some("from-flag"), Some("from-env")), PathBuf::from("from-flag"));
+    std::fs::write(&config, &text).unwrap();
+    assert_eq!(looked_in(None, None), PathBuf::from("handoff-data"), "no one says");
+}

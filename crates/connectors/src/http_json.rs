@@ -258,7 +258,8 @@ pub(crate) fn transport_error(e: reqwest::Error) -> DeliveryError {
     DeliveryError::Transient { reason: format!("{what}: {e}"), ambiguous, retry_after: None }
 }
 
-/// 429 and 5xx are transient (a 5xx may have applied: ambiguous); other 4xx are data errors.
+/// 429 is throttled (applied nothing, spends no attempt); 5xx is transient and may have
+/// applied (ambiguous); other 4xx are data errors.
 pub fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<SignedDuration>) -> DeliveryError {
     let refusal: Refusal = serde_json::from_slice(body).unwrap_or_default();
     let reason = match refusal.error {
@@ -266,7 +267,7 @@ pub fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<Si
         None => status.to_string(),
     };
     match status.as_u16() {
-        429 => DeliveryError::Transient { reason, ambiguous: false, retry_after },
+        429 => DeliveryError::Throttled { reason, retry_after },
         408 | 500..=599 => DeliveryError::Transient { reason, ambiguous: true, retry_after },
         _ => DeliveryError::Permanent { reason, field: refusal.field },
     }
@@ -323,7 +324,7 @@ mod tests {
     fn statuses_are_classified() {
         let s = |n| reqwest::StatusCode::from_u16(n).unwrap();
         assert!(matches!(classify(s(503), b"", None), DeliveryError::Transient { ambiguous: true, .. }));
-        assert!(matches!(classify(s(429), b"", None), DeliveryError::Transient { ambiguous: false, .. }));
+        assert!(matches!(classify(s(429), b"", None), DeliveryError::Throttled { retry_after: None, .. }));
         let refused = classify(s(422), br#"{"error":"email required","field":"order.customer.email"}"#, None);
         assert_eq!(
             refused,

@@ -194,7 +194,7 @@ pub fn target_with(
             http_json::HttpJsonTarget::new(
                 base_url,
                 system.timeout.unsigned_abs(),
-                system.idempotency_keys,
+                system.honours_idempotency_keys(),
                 &outbound::Outbound::of(system),
             )
             .map_err(http)?,

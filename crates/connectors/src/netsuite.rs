@@ -195,8 +195,8 @@ struct ProblemDetail {
     code: Option<String>,
 }
 
-/// Classifies a NetSuite failure: 429 and concurrency limits are transient and unapplied; a
-/// rejected login (a clock skew or a reused nonce as often as a bad token) is transient and
+/// Classifies a NetSuite failure: 429 and concurrency limits are throttled (unapplied, no
+/// attempt spent); a rejected login (a clock skew or a reused nonce as often as a bad token) is transient and
 /// unapplied; 408, 5xx and `UNEXPECTED_ERROR` may have applied (ambiguous); any other 4xx is a
 /// data error naming `o:errorPath` as the field.
 pub fn classify(status: StatusCode, body: &[u8], retry_after: Option<SignedDuration>) -> DeliveryError {
@@ -211,7 +211,9 @@ pub fn classify(status: StatusCode, body: &[u8], retry_after: Option<SignedDurat
     };
     let transient = |ambiguous| DeliveryError::Transient { reason: reason.clone(), ambiguous, retry_after };
     match (status.as_u16(), code.as_str()) {
-        (429, _) | (_, "CONCURRENCY_LIMIT_EXCEEDED" | "SSS_REQUEST_LIMIT_EXCEEDED") => transient(false),
+        (429, _) | (_, "CONCURRENCY_LIMIT_EXCEEDED" | "SSS_REQUEST_LIMIT_EXCEEDED") => {
+            DeliveryError::Throttled { reason, retry_after }
+        }
         (401, _) => transient(false),
         (408 | 500..=599, _) | (_, "UNEXPECTED_ERROR") => transient(true),
         _ => DeliveryError::Permanent { reason, field: first.path.filter(|p| !p.is_empty()) },
@@ -476,13 +478,10 @@ mod tests {
         );
         let limit = br#"{"title":"Too Many Requests","status":429,"o:errorDetails":[{"detail":"Concurrent request limit exceeded.","o:errorCode":"CONCURRENCY_LIMIT_EXCEEDED"}]}"#;
         let wait = Some(SignedDuration::from_secs(2));
-        assert!(matches!(
-            classify(s(429), limit, wait),
-            DeliveryError::Transient { ambiguous: false, retry_after: Some(_), .. }
-        ));
+        assert!(matches!(classify(s(429), limit, wait), DeliveryError::Throttled { retry_after: Some(_), .. }));
         let limit_400 =
             br#"{"status":400,"o:errorDetails":[{"detail":"x","o:errorCode":"CONCURRENCY_LIMIT_EXCEEDED"}]}"#;
-        assert!(matches!(classify(s(400), limit_400, None), DeliveryError::Transient { ambiguous: false, .. }));
+        assert!(matches!(classify(s(400), limit_400, None), DeliveryError::Throttled { retry_after: None, .. }));
         assert!(matches!(classify(s(503), b"", None), DeliveryError::Transient { ambiguous: true, .. }));
         assert!(matches!(classify(s(500), b"not json", None), DeliveryError::Transient { ambiguous: true, .. }));
         let unexpected = br#"{"status":400,"o:errorDetails":[{"detail":"An unexpected error occurred.","o:errorCode":"UNEXPECTED_ERROR"}]}"#;

@@ -697,6 +697,7 @@ pub fn classify(status: u16, fault: Option<Fault>, retry_after: Option<SignedDur
     };
     let class = fault.as_ref().and_then(Fault::class);
     let transient = |ambiguous| DeliveryError::Transient { reason: reason.clone(), ambiguous, retry_after };
+    let throttled = || DeliveryError::Throttled { reason: reason.clone(), retry_after };
     match class {
         Some(
             "ConcurrencyError"
@@ -706,7 +707,7 @@ pub fn classify(status: u16, fault: Option<Fault>, retry_after: Option<SignedDur
             | "DeadlockDetected"
             | "CacheMiss",
         ) => transient(false),
-        Some(_) if status == 429 => transient(false),
+        Some(_) if status == 429 => throttled(),
         Some(
             "ValidationError"
             | "UserError"
@@ -729,7 +730,7 @@ pub fn classify(status: u16, fault: Option<Fault>, retry_after: Option<SignedDur
         // Another exception: Odoo rolled the call back, so it is safe to send again.
         Some(_) if status >= 500 => transient(false),
         _ => match status {
-            429 => transient(false),
+            429 => throttled(),
             408 | 500..=599 => transient(true),
             _ => {
                 let field = fault.as_ref().and_then(|f| field_in_message(&f.message)).map(canonical_field);
@@ -1179,11 +1180,7 @@ mod tests {
         let wait = Some(SignedDuration::from_secs(3));
         assert_eq!(
             classify(429, None, wait),
-            DeliveryError::Transient {
-                reason: "429 without an Odoo error body".into(),
-                ambiguous: false,
-                retry_after: wait
-            }
+            DeliveryError::Throttled { reason: "429 without an Odoo error body".into(), retry_after: wait }
         );
         // Any other exception Odoo names was rolled back with its transaction.
         assert!(matches!(

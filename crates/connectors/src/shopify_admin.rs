@@ -115,7 +115,7 @@ pub fn classify(status: StatusCode, body: &[u8], retry_after: Option<SignedDurat
     };
     let reason = if message.is_empty() { status.to_string() } else { format!("{status}: {message}") };
     match status.as_u16() {
-        429 => DeliveryError::Transient { reason, ambiguous: false, retry_after },
+        429 => DeliveryError::Throttled { reason, retry_after },
         408 | 500..=599 => DeliveryError::Transient { reason, ambiguous: true, retry_after },
         _ => DeliveryError::Permanent { reason, field },
     }
@@ -392,7 +392,8 @@ fn refund_created(answer: &Value) -> Result<Ack, DeliveryError> {
         let reason =
             format!("refundCreate: {}", errors.iter().map(|e| text(&e["message"])).collect::<Vec<_>>().join("; "));
         return Err(match code {
-            "THROTTLED" => DeliveryError::Transient { reason, ambiguous: false, retry_after: None },
+            // GraphQL's cost limit: a 200 that says no more than a 429 would, and spends no attempt.
+            "THROTTLED" => DeliveryError::Throttled { reason, retry_after: None },
             "INTERNAL_SERVER_ERROR" => DeliveryError::Transient { reason, ambiguous: true, retry_after: None },
             _ => DeliveryError::Permanent { reason, field: None },
         });
@@ -651,9 +652,8 @@ mod tests {
         let throttled = classify(status(429), br#"{"errors":"Exceeded 2 calls per second for api client."}"#, wait);
         assert_eq!(
             throttled,
-            DeliveryError::Transient {
+            DeliveryError::Throttled {
                 reason: "429 Too Many Requests: Exceeded 2 calls per second for api client.".into(),
-                ambiguous: false,
                 retry_after: wait,
             }
         );
@@ -835,6 +835,6 @@ mod tests {
             })
         );
         let throttled = json!({"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]});
-        assert!(matches!(refund_created(&throttled), Err(DeliveryError::Transient { ambiguous: false, .. })));
+        assert!(matches!(refund_created(&throttled), Err(DeliveryError::Throttled { retry_after: None, .. })));
     }
 }

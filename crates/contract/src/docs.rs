@@ -363,7 +363,7 @@ mod tests {
         assert!(md.contains("| created | shop |"), "{md}");
         // The waits the one schedule adds: each target's own settle time, Retry-After, limits.
         assert!(md.contains("erp is read back before any resend, no sooner than its settle time, 1m"), "{md}");
-        assert!(md.contains("a 429 or a Retry-After waits as long as erp asks and spends no attempt"), "{md}");
+        assert!(md.contains("a 429 or a Retry-After waits as long as erp asks (its backoff when it does not say) and spends no attempt"), "{md}");
         assert!(md.contains("at most 64 requests in flight and 1000 a second to erp"), "{md}");
         assert!(
             md.contains("| fulfillments-to-shop | Status Void | fulfilled in erp, not in shop after 30m |"),

@@ -3,6 +3,7 @@
 //! start-up; a bad contract is refused with the file, the key and what is wrong.
 
 pub mod check;
+pub mod data_dir;
 pub mod docs;
 mod ingress;
 pub mod limits;
@@ -119,6 +120,9 @@ pub struct Hub {
     /// A mappings directory (`<target>/<resource>/v<N>.jq`, relative to the contract file) used
     /// instead of the mappings shipped with Handoff.
     pub mappings: Option<PathBuf>,
+    /// Where the embedded store lives (relative to the contract file), unless `--data-dir` or
+    /// `HANDOFF_DATA_DIR` says otherwise; `handoff-data` when no one says.
+    pub data_dir: Option<PathBuf>,
     /// Connections, time-outs, header sizes, rates and memory of the HTTP face.
     pub limits: HttpLimits,
     /// Depth, string, array and object sizes of a webhook's JSON.
@@ -132,6 +136,7 @@ impl Default for Hub {
             max_event_bytes: 256 * 1024,
             max_in_flight: 256,
             mappings: None,
+            data_dir: None,
             limits: HttpLimits::default(),
             json: JsonLimits::default(),
         }
@@ -214,6 +219,24 @@ impl ConnectorKind {
         matches!(self, ConnectorKind::Shopify | ConnectorKind::Woocommerce | ConnectorKind::Stripe)
     }
 
+    /// Whether the connector's target deduplicates a resend whatever the contract says: `None`
+    /// when the contract says (`http-json`, Handoff's own protocol in front of a merchant's
+    /// system); NetSuite upserts by external id; the others send no key a target deduplicates
+    /// on, and read back by external reference before every send. Each connector's
+    /// `Target::honours_idempotency_keys` answers the same (a test holds them together).
+    pub fn idempotency_keys(self) -> Option<bool> {
+        match self {
+            ConnectorKind::HttpJson => None,
+            ConnectorKind::Netsuite => Some(true),
+            ConnectorKind::Shopify
+            | ConnectorKind::Woocommerce
+            | ConnectorKind::Stripe
+            | ConnectorKind::Amazon
+            | ConnectorKind::Ebay
+            | ConnectorKind::Odoo => Some(false),
+        }
+    }
+
     /// Whether the system tells Handoff of its changes by webhook. Those that do not (Amazon's
     /// notifications need a queue; NetSuite and Odoo have none) are heard only by polling.
     pub fn sends_webhooks(self) -> bool {
@@ -258,10 +281,12 @@ pub struct System {
     /// Client timeout of one request to this system; past it the outcome is ambiguous.
     #[serde(default = "default_timeout")]
     pub timeout: SignedDuration,
-    /// Whether the system honours `Idempotency-Key`. Without it, every create is preceded by a
-    /// read-back by external reference.
-    #[serde(default = "yes")]
-    pub idempotency_keys: bool,
+    /// Whether the system honours `Idempotency-Key` (only an `http-json` system's answer is
+    /// the contract's to give; see [`ConnectorKind::idempotency_keys`]). Without it, every
+    /// create is preceded by a read-back by external reference. Read it through
+    /// [`System::honours_idempotency_keys`].
+    #[serde(default)]
+    pub idempotency_keys: Option<bool>,
     /// How long a request that got no answer may still land (for Odoo, its `limit_time_real`).
     /// After an ambiguous outcome the record is read back only once this has passed, so a
     /// late write is never mistaken for a missing one.
@@ -331,6 +356,12 @@ impl TaxMode {
 }
 
 impl System {
+    /// Whether a resend to this system is deduplicated by its `Idempotency-Key`: the
+    /// connector's own answer, else the contract's, else yes.
+    pub fn honours_idempotency_keys(&self) -> bool {
+        self.connector.idempotency_keys().or(self.idempotency_keys).unwrap_or(true)
+    }
+
     /// A credential by name, or why it is missing (as the contract key to fix).
     pub fn credential(&self, system: &str, name: &str) -> Result<&str, (String, String)> {
         self.credentials.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -352,10 +383,6 @@ fn default_settle() -> SignedDuration {
 
 fn default_timeout() -> SignedDuration {
     SignedDuration::from_secs(5)
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -557,6 +584,13 @@ impl Contract {
     /// directory of the contract file `config`; `None`: the mappings shipped with Handoff.
     pub fn mappings_dir(&self, config: &Path) -> Option<PathBuf> {
         let dir = self.hub.mappings.as_ref()?;
+        Some(config.parent().unwrap_or(Path::new(".")).join(dir))
+    }
+
+    /// The data directory the contract names (`hub.data_dir`), resolved against the directory
+    /// of the contract file `config`. See [`data_dir`] for its place among flag and environment.
+    pub fn data_dir(&self, config: &Path) -> Option<PathBuf> {
+        let dir = self.hub.data_dir.as_ref()?;
         Some(config.parent().unwrap_or(Path::new(".")).join(dir))
     }
 

@@ -13,16 +13,19 @@ pub struct Failure {
     /// The request may have applied: the next attempt reads the target back first, and not
     /// before the target's `settle` time has passed.
     pub ambiguous: bool,
+    /// The target refused for its own load (a 429, a rate limit), whether or not it said when
+    /// to come back: this attempt is not spent; only the flow's deadline bounds how long a
+    /// target may keep refusing.
+    pub throttled: bool,
     /// The target said when to come back (a 429, or any answer with `Retry-After`): the next
-    /// attempt waits at least that long, and this attempt is not spent; only the flow's
-    /// deadline bounds how long a target may keep asking.
+    /// attempt waits at least that long, and this attempt is not spent either.
     pub retry_after: Option<SignedDuration>,
 }
 
 impl Failure {
     /// Whether the target asked to come back later: such an attempt spends nothing.
     pub fn throttled(&self) -> bool {
-        self.retry_after.is_some()
+        self.throttled || self.retry_after.is_some()
     }
 }
 
@@ -107,7 +110,7 @@ mod tests {
         at.unwrap().duration_since(start()).as_millis() as i64
     }
 
-    const PLAIN: Failure = Failure { ambiguous: false, retry_after: None };
+    const PLAIN: Failure = Failure { ambiguous: false, throttled: false, retry_after: None };
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
@@ -139,7 +142,7 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_and_spends_no_attempt() {
         let p = policy(Jitter::None);
-        let asked = Failure { ambiguous: false, retry_after: Some(SignedDuration::from_secs(30)) };
+        let asked = Failure { retry_after: Some(SignedDuration::from_secs(30)), ..PLAIN };
         assert_eq!(after(next_attempt(&p, SignedDuration::ZERO, asked, 1, start(), start(), |m| m)), 30_000);
         // Far past the attempts: only the deadline ends a target's asking.
         assert!(next_attempt(&p, SignedDuration::ZERO, asked, 1_000, start(), start(), |m| m).is_some());
@@ -148,9 +151,19 @@ mod tests {
     }
 
     #[test]
+    fn a_429_without_retry_after_spends_no_attempt_and_waits_its_backoff() {
+        let p = policy(Jitter::None);
+        let refused = Failure { throttled: true, ..PLAIN };
+        assert_eq!(after(next_attempt(&p, SignedDuration::ZERO, refused, 2, start(), start(), |m| m)), 200);
+        assert!(next_attempt(&p, SignedDuration::ZERO, refused, 1_000, start(), start(), |m| m).is_some());
+        let late = start() + SignedDuration::from_secs(60);
+        assert!(next_attempt(&p, SignedDuration::ZERO, refused, 1, start(), late, |m| m).is_none(), "the deadline");
+    }
+
+    #[test]
     fn an_unknown_outcome_waits_for_the_targets_settle_time() {
         let p = policy(Jitter::None);
-        let unknown = Failure { ambiguous: true, retry_after: None };
+        let unknown = Failure { ambiguous: true, ..PLAIN };
         let settle = SignedDuration::from_secs(5);
         assert_eq!(after(next_attempt(&p, settle, unknown, 1, start(), start(), |m| m)), 5_000);
         assert_eq!(read_back_after_restart(settle, start()), start() + settle);

@@ -25,6 +25,31 @@ fn positive(key: String, d: SignedDuration) -> Result<(), Refusal> {
     if d.is_positive() { Ok(()) } else { Err((key, format!("must be longer than zero, got {d:#}"))) }
 }
 
+/// `idempotency_keys` is the contract's to say only where the connector does as told
+/// (`http-json`); elsewhere a value other than what the connector does would be silently
+/// ignored, and a merchant would trust a deduplication that never happens.
+fn idempotency_keys(name: &str, system: &crate::System) -> Result<(), Refusal> {
+    let (Some(said), Some(does)) = (system.idempotency_keys, system.connector.idempotency_keys()) else {
+        return Ok(());
+    };
+    if said == does {
+        return Ok(());
+    }
+    let connector = system.connector.as_str();
+    let why = if does {
+        format!(
+            "the {connector} connector upserts by external id, so a resend always updates the same record; \
+             it cannot be turned off: remove this line"
+        )
+    } else {
+        format!(
+            "the {connector} connector ignores it: its API takes no key to deduplicate a resend, so Handoff reads \
+             the record back by external reference before every send; remove this line (or set it to false)"
+        )
+    };
+    Err((format!("systems.{name}.idempotency_keys"), why))
+}
+
 impl Contract {
     pub(crate) fn validate(&self) -> Result<(), Refusal> {
         if self.systems.is_empty() {
@@ -52,6 +77,7 @@ impl Contract {
                 return Err((format!("systems.{name}.rate"), "must be between 1 and 100000 requests a second".into()));
             }
             positive(format!("systems.{name}.signature_tolerance"), system.signature_tolerance)?;
+            idempotency_keys(name, system)?;
             if system.connector.requires_secret() && system.webhook_secrets.is_empty() {
                 return Err((
                     format!("systems.{name}.webhook_secrets"),

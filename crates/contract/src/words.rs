@@ -75,8 +75,8 @@ pub fn waits(target: &str, system: &System) -> String {
     let limits = system.limits();
     format!(
         "after an unknown outcome (timeout, 5xx, a restart while in flight) {target} is read back before any \
-         resend, no sooner than its settle time, {}; a 429 or a Retry-After waits as long as {target} asks and \
-         spends no attempt (only the deadline bounds it); at most {} requests in flight and {} a second to {target}",
+         resend, no sooner than its settle time, {}; a 429 or a Retry-After waits as long as {target} asks (its \
+         backoff when it does not say) and spends no attempt (only the deadline bounds it); at most {} requests in flight and {} a second to {target}",
         duration(system.settle),
         limits.max_in_flight,
         limits.rate
@@ -102,7 +102,7 @@ pub fn idempotency(system: &System) -> &'static str {
     match system.connector {
         _ if system.base_url.is_none() => "receives no commands",
         ConnectorKind::Netsuite => "upsert by external id: a resend updates the same sales order",
-        ConnectorKind::HttpJson if system.idempotency_keys => "honours Idempotency-Key",
+        ConnectorKind::HttpJson if system.honours_idempotency_keys() => "honours Idempotency-Key",
         ConnectorKind::Shopify => {
             "fulfillments and cancels read back before every send; refunds carry an idempotency key"
         }

@@ -14,6 +14,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use handoff_contract::schedule::Failure;
 use handoff_contract::{Contract, DeadLetterRule, Proof};
 use handoff_model::Pattern;
+use handoff_store::heartbeat::Beat;
 use handoff_store::{AttemptRecord, Command, Outcome, Store};
 use jiff::Timestamp;
 use tokio::sync::Semaphore;
@@ -23,6 +24,10 @@ use crate::{Ack, Clock, DeliveryError, Rng, Safety, Targets};
 
 /// Commands claimed per store round trip.
 const CLAIM_BATCH: usize = 256;
+
+/// The dispatcher beats at least this often while it runs: it looks for due commands every
+/// second, and a full house of commands in flight wakes it as often.
+pub const PERIOD: Duration = Duration::from_secs(5);
 
 /// After a restart, the commands left in flight are read back, each once its own target's
 /// `settle` time has passed (the one schedule: `schedule::read_back_after_restart`).
@@ -50,6 +55,9 @@ pub struct Dispatcher<S> {
     safety: Safety,
     /// By system name, every system of the contract.
     gates: HashMap<String, Gate>,
+    /// Taken by [`Dispatcher::run`], so it is dropped (the dispatcher stopped) when the loop
+    /// ends, whatever attempts still hold the dispatcher.
+    beat: std::sync::Mutex<Option<Beat>>,
 }
 
 impl<S: Store + Clone> Dispatcher<S> {
@@ -67,7 +75,13 @@ impl<S: Store + Clone> Dispatcher<S> {
                 (name.clone(), gate)
             })
             .collect();
-        Dispatcher { contract, store, targets, clock, rng, safety: Safety::default(), gates }
+        Dispatcher { contract, store, targets, clock, rng, safety: Safety::default(), gates, beat: Default::default() }
+    }
+
+    /// Beats `beat` once per turn of [`Dispatcher::run`], for readiness.
+    pub fn beating(self, beat: Beat) -> Self {
+        *self.beat.lock().expect("beat lock") = Some(beat);
+        self
     }
 
     /// Negative controls only: see [`Safety`].
@@ -144,10 +158,14 @@ impl<S: Store + Clone> Dispatcher<S> {
         let now = self.clock.now();
         let (failure, permanent_field) = match &e {
             DeliveryError::Transient { ambiguous, retry_after, .. } => {
-                (Failure { ambiguous: *ambiguous || was_ambiguous, retry_after: *retry_after }, None)
+                let ambiguous = *ambiguous || was_ambiguous;
+                (Failure { ambiguous, throttled: false, retry_after: *retry_after }, None)
+            }
+            DeliveryError::Throttled { retry_after, .. } => {
+                (Failure { ambiguous: was_ambiguous, throttled: true, retry_after: *retry_after }, None)
             }
             DeliveryError::Permanent { field, .. } => {
-                (Failure { ambiguous: was_ambiguous, retry_after: None }, Some(field.clone()))
+                (Failure { ambiguous: was_ambiguous, throttled: false, retry_after: None }, Some(field.clone()))
             }
             DeliveryError::Held { field, .. } => {
                 // Never sent: nothing to retry until the mapping or the target schema changes.
@@ -190,15 +208,21 @@ impl<S: Store + Clone> Dispatcher<S> {
     /// Delivers until `shutdown` resolves, with at most `max_in_flight` commands in flight in
     /// all, and each target within its own limits.
     pub async fn run(self: Arc<Self>, max_in_flight: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let beat = self.beat.lock().expect("beat lock").take();
         let permits = Arc::new(Semaphore::new(max_in_flight));
         let mut changed = self.store.subscribe();
         let mut names: Vec<String> = self.gates.keys().cloned().collect();
         names.sort_unstable();
         while !*shutdown.borrow() {
+            if let Some(beat) = &beat {
+                beat.beat();
+            }
             if permits.available_permits() == 0 {
-                // Wait for one command to finish before claiming more.
-                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-                drop(permit);
+                // Wait for one command to finish before claiming more (and beat meanwhile).
+                if let Ok(permit) = tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned()).await
+                {
+                    drop(permit.expect("semaphore is never closed"));
+                }
                 continue;
             }
             let mut claimed_any = false;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use handoff_contract::{Contract, CreateOn, Role};
 use handoff_model::{CommandKind, EventKind, InboundEvent, PaymentStatus, idempotency_key};
+use handoff_store::heartbeat::Beat;
 use handoff_store::{NewCommand, OrderState, Plan, Store, StoredEvent};
 use serde_json::json;
 
@@ -16,16 +17,26 @@ use crate::{Clock, Safety};
 /// Events planned per store round trip.
 const BATCH: usize = 512;
 
+/// Intake beats at least this often while it runs: it looks for work every second.
+pub const PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Intake<S> {
     contract: Arc<Contract>,
     store: S,
     clock: Arc<dyn Clock>,
     safety: Safety,
+    beat: Option<Beat>,
 }
 
 impl<S: Store> Intake<S> {
     pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
-        Intake { contract, store, clock, safety: Safety::default() }
+        Intake { contract, store, clock, safety: Safety::default(), beat: None }
+    }
+
+    /// Beats `beat` once per step of [`Intake::run`], for readiness.
+    pub fn beating(mut self, beat: Beat) -> Self {
+        self.beat = Some(beat);
+        self
     }
 
     /// Negative controls only: see [`Safety`].
@@ -54,6 +65,9 @@ impl<S: Store> Intake<S> {
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut changed = self.store.subscribe();
         while !*shutdown.borrow() {
+            if let Some(beat) = &self.beat {
+                beat.beat();
+            }
             match self.step().await {
                 Ok(0) => {
                     tokio::select! {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handoff_model::{ExternalId, InboundEvent};
+use handoff_store::heartbeat::Beat;
 use handoff_store::{NewEvent, NewQuarantined, Recorded, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,8 @@ impl PollError {
 impl From<crate::DeliveryError> for PollError {
     fn from(e: crate::DeliveryError) -> Self {
         let retry_after = match &e {
-            crate::DeliveryError::Transient { retry_after, .. } => *retry_after,
+            crate::DeliveryError::Transient { retry_after, .. }
+            | crate::DeliveryError::Throttled { retry_after, .. } => *retry_after,
             crate::DeliveryError::Permanent { .. } | crate::DeliveryError::Held { .. } => None,
         };
         PollError { reason: e.to_string(), retry_after }
@@ -70,7 +72,17 @@ pub trait Poller: Send + Sync {
     fn poll<'a>(&'a self, cursor: Option<&'a str>, now: Timestamp) -> BoxFuture<'a, Result<Page, PollError>>;
 }
 
-/// Polls `system` until `stop`: at once while pages keep coming, then every `every`.
+/// A poller beats at least every this long while it waits for its next poll.
+const BEAT_WHILE_WAITING: Duration = Duration::from_secs(1);
+
+/// How long a poller may go without a beat: one poll, its requests each within `timeout`
+/// (a page may take a few, the paced ones waiting their turn), and its wait's beat.
+pub fn period(timeout: Duration) -> Duration {
+    timeout.saturating_mul(4).max(Duration::from_secs(10))
+}
+
+/// Polls `system` until `stop`: at once while pages keep coming, then every `every`. Beats
+/// `beat` after every poll and every second of its waits, for readiness.
 pub async fn run<S: Store>(
     system: String,
     poller: Arc<dyn Poller>,
@@ -78,8 +90,15 @@ pub async fn run<S: Store>(
     clock: Arc<dyn Clock>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    beat: Option<Beat>,
 ) {
+    let beat = || {
+        if let Some(beat) = &beat {
+            beat.beat();
+        }
+    };
     while !*stop.borrow() {
+        beat();
         let polled = poll_once(&system, poller.as_ref(), &store, clock.as_ref()).await;
         crate::telemetry::polled(&system, polled.is_ok(), clock.now());
         let wait = match polled {
@@ -91,9 +110,13 @@ pub async fn run<S: Store>(
                 retry_after.map_or(every.min(MAX_ERROR_WAIT), |d| d.unsigned_abs().min(Duration::from_secs(3600)))
             }
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < until && !*stop.borrow() {
+            beat();
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + BEAT_WHILE_WAITING)) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 }

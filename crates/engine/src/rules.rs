@@ -7,6 +7,7 @@ use std::sync::Arc;
 use handoff_contract::{AutoAction, Contract, Role};
 use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern, RecordAddress};
 use handoff_rules::{Action, Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
+use handoff_store::heartbeat::Beat;
 use handoff_store::{FactRow, NewFinding, Raised, RulesCheckpoint, Store};
 use jiff::Timestamp;
 use serde_json::json;
@@ -54,7 +55,12 @@ pub struct RulesWatch<S> {
     /// Journal entries and the time since the last checkpoint.
     since_checkpoint: usize,
     checkpointed_at: Option<Timestamp>,
+    /// For readiness: beaten per step and per batch of the catch-up.
+    beat: Option<Beat>,
 }
+
+/// The rules driver beats at least this often while it runs (a step, a batch of its catch-up).
+pub const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<S: Store> RulesWatch<S> {
     pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
@@ -70,6 +76,19 @@ impl<S: Store> RulesWatch<S> {
             complete: true,
             since_checkpoint: 0,
             checkpointed_at: None,
+            beat: None,
+        }
+    }
+
+    /// Beats `beat` while [`RulesWatch::run`] runs, for readiness.
+    pub fn beating(mut self, beat: Beat) -> Self {
+        self.beat = Some(beat);
+        self
+    }
+
+    fn beat(&self) {
+        if let Some(beat) = &self.beat {
+            beat.beat();
         }
     }
 
@@ -151,6 +170,7 @@ impl<S: Store> RulesWatch<S> {
     async fn read_journal(&mut self, changes: &mut Vec<Change>) -> handoff_store::Result<usize> {
         let mut facts = 0;
         loop {
+            self.beat();
             let rows = self.store.facts_after(self.cursor, BATCH).await?;
             let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break };
             let (first, last) = (first.id, last.id);
@@ -179,6 +199,7 @@ impl<S: Store> RulesWatch<S> {
     /// findings the store holds raised for them.
     async fn recall(&mut self, order_refs: Vec<String>, up_to: i64) -> handoff_store::Result<()> {
         for chunk in order_refs.chunks(ORDERS_PER_READ) {
+            self.beat();
             for row in self.store.facts_of(chunk.to_vec(), up_to).await? {
                 for fact in facts_of(&self.contract, &row) {
                     self.board.recall(&row.order_ref, fact);
@@ -293,6 +314,7 @@ impl<S: Store> RulesWatch<S> {
         let mut changed = self.store.subscribe();
         let began = std::time::Instant::now();
         while !self.caught_up && !*shutdown.borrow() {
+            self.beat();
             match self.catch_up().await {
                 Ok(s) => tracing::info!(
                     message = "rules caught up",
@@ -309,6 +331,7 @@ impl<S: Store> RulesWatch<S> {
             }
         }
         while !*shutdown.borrow() {
+            self.beat();
             if let Err(error) = self.step().await {
                 tracing::error!(message = "rules step failed", error = %error);
             }

@@ -17,10 +17,15 @@ pub struct Ack {
 /// How a delivery failed, classified for the retry decision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth retrying: timeout, reset, 5xx, 429, outage. `ambiguous` when the target may have
+    /// Worth retrying: timeout, reset, 5xx, outage. `ambiguous` when the target may have
     /// applied the command (so it must be read back before any resend).
     #[error("{reason}")]
     Transient { reason: String, ambiguous: bool, retry_after: Option<SignedDuration> },
+    /// The target refused for its own load and applied nothing (a 429, a rate or concurrency
+    /// limit), saying when to come back or not: retried without spending an attempt of the
+    /// budget, only the flow's deadline.
+    #[error("{reason}")]
+    Throttled { reason: String, retry_after: Option<SignedDuration> },
     /// The target refused the data (a 4xx); sending it again unchanged cannot succeed.
     #[error("{reason}")]
     Permanent { reason: String, field: Option<String> },

@@ -47,7 +47,7 @@ deadline = "15m"
 retry = { attempts = 3, backoff_base = "1ms", backoff_cap = "1ms", deadline = "1h" }
 "#;
 
-/// Answers 429 (Retry-After 1 ms) to its first `refusals` sends, or panics on its first send,
+/// Answers 429 (every other one with Retry-After 1 ms) to its first `refusals` sends, or panics on its first send,
 /// then applies; counts what it did.
 #[derive(Default)]
 struct Noisy {
@@ -68,11 +68,9 @@ impl Target for Noisy {
         Box::pin(async move {
             if refused {
                 self.refused.fetch_add(1, Ordering::SeqCst);
-                return Err(DeliveryError::Transient {
-                    reason: "429 Too Many Requests".into(),
-                    ambiguous: false,
-                    retry_after: Some(SignedDuration::from_millis(1)),
-                });
+                // Every other 429 says nothing of when to come back: it spends no attempt either.
+                let retry_after = n.is_multiple_of(2).then(|| SignedDuration::from_millis(1));
+                return Err(DeliveryError::Throttled { reason: "429 Too Many Requests".into(), retry_after });
             }
             self.applied.fetch_add(1, Ordering::SeqCst);
             Ok(Ack { record_id: format!("R-{}", c.order_ref) })

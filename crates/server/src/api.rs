@@ -38,11 +38,24 @@ fn internal(error: handoff_store::StoreError) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "store unavailable" }))).into_response()
 }
 
-pub(crate) async fn ready<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
-    match state.store.command_counts().await {
-        Ok(_) => "ready".into_response(),
-        Err(e) => internal(e),
+/// Ready while the store answers and every part of the hub keeps beating (`ready`); the
+/// writer's queue is shown, not judged: a full queue refuses webhooks, it does not stop the hub.
+pub(crate) async fn ready<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(readiness): Extension<Arc<crate::ready::Readiness>>,
+) -> Response {
+    if let Err(e) = state.store.command_counts().await {
+        return internal(e);
     }
+    let failing = readiness.failing(std::time::Instant::now());
+    let queue = state.store.writer_queue();
+    if failing.is_empty() {
+        return Json(json!({ "status": "ready", "writer_queue": queue })).into_response();
+    }
+    let error = failing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    tracing::warn!(message = "not ready", error = %error);
+    let body = json!({ "status": "not ready", "error": error, "failing": failing, "writer_queue": queue });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 pub(crate) async fn order<S: Store + Clone>(

@@ -130,7 +130,8 @@ mod tests {
         let store = MemoryStore::new();
         let clock = Arc::new(ManualClock::new(t0()));
         let drift = Arc::new(handoff_mapping::drift::Watch::shipped().unwrap());
-        let state = Arc::new(AppState { contract, store: store.clone(), clock: clock.clone(), drift });
+        let heartbeats = Default::default();
+        let state = Arc::new(AppState { contract, store: store.clone(), clock: clock.clone(), drift, heartbeats });
         let app = crate::router(state);
 
         let mut tokens = Vec::new();

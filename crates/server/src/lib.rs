@@ -8,6 +8,7 @@ pub mod auth;
 mod guard;
 mod listen;
 pub mod metrics;
+mod ready;
 mod webhooks;
 
 pub use listen::serve;
@@ -29,6 +30,8 @@ pub struct AppState<S> {
     pub clock: Arc<dyn Clock>,
     /// Compares every vendor payload with its baseline shape and counts the drift.
     pub drift: Arc<handoff_mapping::drift::Watch>,
+    /// The parts of the hub `/ready` watches (none: only the store is asked).
+    pub heartbeats: handoff_store::heartbeat::Heartbeats,
 }
 
 /// A route behind a token: its method and path, the role it needs, its handler.
@@ -63,6 +66,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         let needs = axum::middleware::from_fn_with_state((state.clone(), role), auth::require::<S>);
         api = api.route(path, handler.route_layer(needs));
     }
+    let readiness = Arc::new(ready::Readiness::new(state.heartbeats.clone()));
     Router::new()
         .route(
             "/webhooks/{system}",
@@ -72,7 +76,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
                 .layer(axum::middleware::from_fn_with_state(guard, guard::webhook)),
         )
         .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(api::ready::<S>))
+        .route("/ready", get(api::ready::<S>).layer(Extension(readiness)))
         .merge(api)
         .with_state(state)
         .layer(Extension(ebay_keys))

@@ -7,14 +7,14 @@ use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use handoff_connectors::ebay::{self, KeyError, Notification, PublicKeys};
 use handoff_connectors::{Inbound, SourceError};
 use handoff_contract::{ConnectorKind, System};
 use handoff_mapping::drift::{SourceKey, Watch};
 use handoff_model::EventKind;
-use handoff_store::{NewEvent, NewQuarantined, Recorded, Store};
+use handoff_store::{NewEvent, NewQuarantined, Recorded, Store, StoreError};
 use serde_json::json;
 
 use crate::AppState;
@@ -78,12 +78,20 @@ pub(crate) async fn receive<S: Store + Clone>(
         Ok(Recorded::Duplicate(row)) => {
             (StatusCode::OK, Json(json!({ "status": "duplicate", "event": row }))).into_response()
         }
-        Err(error) => {
-            tracing::error!(message = "recording a webhook failed", error = %error);
-            // 503 tells the sender nothing was kept and to try again.
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
-        }
+        Err(error) => not_recorded("recording a webhook failed", error),
     }
+}
+
+/// A webhook the store did not keep: 503 tells the sender nothing was kept and to try again;
+/// when the writer's queue is full, with `Retry-After` (back-pressure, not a fault).
+fn not_recorded(message: &str, error: StoreError) -> Response {
+    if let StoreError::QueueFull { queued, capacity } = error {
+        tracing::warn!(message = "webhook refused: the store's write queue is full", queued, capacity);
+        let body = Json(json!({ "error": "the store's write queue is full; not recorded, retry" }));
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response();
+    }
+    tracing::error!(message, error = %error);
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
 }
 
 /// A body that verified but that no reader maps: held, raised, and answered 2xx only once it
@@ -103,10 +111,7 @@ async fn hold<S: Store + Clone>(state: &AppState<S>, mut held: NewQuarantined) -
             (status, Json(json!({ "status": "quarantined", "quarantine": id, "field": field, "error": reason })))
                 .into_response()
         }
-        Err(error) => {
-            tracing::error!(message = "holding a webhook failed", error = %error);
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "not recorded; retry" }))).into_response()
-        }
+        Err(error) => not_recorded("holding a webhook failed", error),
     }
 }
 

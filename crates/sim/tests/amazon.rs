@@ -54,7 +54,7 @@ fn contract_entry(sim: &Sim, api_version: Option<&str>, refresh_token: &str) -> 
         connector: ConnectorKind::Amazon,
         base_url: Some(sim.base.clone()),
         timeout: SignedDuration::from_secs(2),
-        idempotency_keys: false,
+        idempotency_keys: Some(false),
         settle: SignedDuration::ZERO,
         max_in_flight: None,
         rate: None,
@@ -355,8 +355,8 @@ async fn a_throttled_or_unauthorised_shipment_is_classified() {
     let order_id = "302-0000006-0000006";
     place(&sim, order(order_id, "Unshipped", Timestamp::now())).await;
     let throttled = target(&sim, SIM_REFRESH_TOKEN).send(&shipment(order_id, "1", "SKU-A")).await.unwrap_err();
-    let DeliveryError::Transient { ambiguous, retry_after, .. } = throttled else { panic!("transient: {throttled:?}") };
-    assert!(!ambiguous, "a 429 was not applied");
+    // A 429 was not applied, and spends no attempt.
+    let DeliveryError::Throttled { retry_after, .. } = throttled else { panic!("throttled: {throttled:?}") };
     assert_eq!(retry_after, Some(SignedDuration::from_secs(3)));
     sim.system.set_faults(Faults { idempotency_keys: false, ..Faults::default() });
     let refused = target(&sim, "Atzr|revoked").send(&shipment(order_id, "1", "SKU-A")).await.unwrap_err();

@@ -301,7 +301,7 @@ async fn an_unknown_sku_is_permanent_and_named() {
 }
 
 #[tokio::test]
-async fn a_throttled_shipping_fulfillment_is_transient_with_retry_after() {
+async fn a_throttled_shipping_fulfillment_is_throttled_with_retry_after() {
     let sim = serve(Ebay::default()).await;
     let contract = contract(&sim.url, 50);
     let now = Timestamp::now();
@@ -309,7 +309,7 @@ async fn a_throttled_shipping_fulfillment_is_transient_with_retry_after() {
     sim.system.set_faults(Faults { throttle: 1.0, retry_after_s: 4, idempotency_keys: false, ..Faults::default() });
     let command = fulfillment("12-33333-00001", "MUG-BLUE-12", "9400111899560000000004");
     match target(&contract).send(&command).await {
-        Err(DeliveryError::Transient { ambiguous: false, retry_after, .. }) => {
+        Err(DeliveryError::Throttled { retry_after, .. }) => {
             assert_eq!(retry_after, Some(SignedDuration::from_secs(4)));
         }
         other => panic!("expected a throttle, got {other:?}"),
@@ -353,7 +353,13 @@ async fn hub(contract: Contract) -> Hub {
         handoff_store::sqlite::SqliteStore::open(dir.path(), handoff_store::sqlite::SqliteOptions::default()).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let drift = Arc::new(handoff_mapping::drift::Watch::new(Vec::new()));
-    let state = handoff_server::AppState { contract: Arc::new(contract), store: store.clone(), clock, drift };
+    let state = handoff_server::AppState {
+        contract: Arc::new(contract),
+        store: store.clone(),
+        clock,
+        drift,
+        heartbeats: Default::default(),
+    };
     let app = handoff_server::router(Arc::new(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -168,7 +168,7 @@ async fn throttling_and_outages_are_transient() {
     let create = command(CommandKind::CreateOrder, "4004", 1, Some(order("4004", Some("c@example.com"), 1)));
     let throttled = target.send(&create).await.unwrap_err();
     assert!(
-        matches!(&throttled, DeliveryError::Transient { ambiguous: false, retry_after: Some(_), reason } if reason.contains("CONCURRENCY_LIMIT_EXCEEDED")),
+        matches!(&throttled, DeliveryError::Throttled { retry_after: Some(_), reason } if reason.contains("CONCURRENCY_LIMIT_EXCEEDED")),
         "{throttled:?}"
     );
     sim.system.set_faults(Faults { error_after_apply: 1.0, ..Faults::default() });

@@ -258,7 +258,7 @@ async fn a_throttled_write_waits_as_shopify_asks() {
     system.set_faults(Faults { throttle: 1.0, retry_after_s: 3, ..Faults::default() });
     let throttled = target(&url).send(&fulfillment(&order, "F1", &[("RED", 1)], "TRK1")).await.unwrap_err();
     assert!(
-        matches!(throttled, DeliveryError::Transient { ambiguous: false, retry_after: Some(d), .. } if d.as_secs() == 3),
+        matches!(throttled, DeliveryError::Throttled { retry_after: Some(d), .. } if d.as_secs() == 3),
         "{throttled:?}"
     );
     assert_eq!(fulfillment_records(&system), 0);

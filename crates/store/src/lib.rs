@@ -5,6 +5,7 @@
 //! Times are always passed in by the caller (the engine's `Clock`): a store never reads the
 //! wall clock, so a simulated run is deterministic.
 
+pub mod heartbeat;
 pub mod memory;
 mod quarantine;
 pub mod sqlite;
@@ -29,6 +30,9 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// The writer's queue is full: a caller that can should tell its sender to come back.
+    #[error("the store's write queue is full ({queued} of {capacity} jobs); retry")]
+    QueueFull { queued: usize, capacity: usize },
     #[error("the write was not committed: {0}")]
     NotCommitted(String),
     #[error("stored row is corrupt: {0}")]
@@ -39,9 +43,23 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The writes waiting for a store's writer, and how many may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WriterQueue {
+    pub queued: usize,
+    pub capacity: usize,
+}
+
+impl WriterQueue {
+    pub fn is_full(&self) -> bool {
+        self.queued >= self.capacity
+    }
+}
+
 /// The write path's durable state. Every write is durable when its future resolves.
 pub trait Store: Send + Sync + 'static {
-    /// Records an inbound event, deduplicated on (system, event id).
+    /// Records an inbound event, deduplicated on (system, event id). Refused with
+    /// [`StoreError::QueueFull`], nothing stored, when the writer's queue is full.
     fn record_event(&self, event: NewEvent) -> impl Future<Output = Result<Recorded>> + Send;
 
     /// Where the last poll of `system` ended, if it was ever polled.
@@ -62,7 +80,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Holds a body no reader could map and raises its Transform Mismatch exception, in one
     /// transaction, deduplicated on (system, fingerprint): a body held before is `Duplicate`
-    /// and raises nothing again.
+    /// and raises nothing again. Refused as [`Store::record_event`] when the writer's queue is full.
     fn quarantine(&self, held: NewQuarantined, now: Timestamp) -> impl Future<Output = Result<Recorded>> + Send;
 
     /// Held bodies, newest first, optionally only those in one state.
@@ -273,4 +291,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A counter bumped by every commit: waiters wake when new events or commands may exist.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The writes waiting for the store's writer, for a store that queues them (`None`: it
+    /// writes in place and is never full).
+    fn writer_queue(&self) -> Option<WriterQueue> {
+        None
+    }
 }

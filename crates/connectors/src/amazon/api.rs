@@ -91,7 +91,7 @@ impl CallError {
             CallError::Transport(e) => transport_error(e),
             CallError::Unreadable(_) => DeliveryError::Transient { reason, ambiguous: true, retry_after: None },
             CallError::Status { status, message, retry_after, .. } => match status {
-                429 => DeliveryError::Transient { reason, ambiguous: false, retry_after },
+                429 => DeliveryError::Throttled { reason, retry_after },
                 408 | 500..=599 => DeliveryError::Transient { reason, ambiguous: true, retry_after },
                 400 => {
                     let field = BODY_FIELDS.iter().find(|f| message.contains(*f)).map(|f| match *f {
@@ -282,9 +282,8 @@ mod tests {
         };
         assert_eq!(
             throttled.delivery(),
-            DeliveryError::Transient {
+            DeliveryError::Throttled {
                 reason: "429 QuotaExceeded: ".into(),
-                ambiguous: false,
                 retry_after: Some(SignedDuration::from_secs(2))
             }
         );

@@ -69,7 +69,7 @@ pub fn classify(status: reqwest::StatusCode, body: &[u8], retry_after: Option<Si
         None => status.to_string(),
     };
     match status.as_u16() {
-        429 => DeliveryError::Transient { reason, ambiguous: false, retry_after },
+        429 => DeliveryError::Throttled { reason, retry_after },
         408 | 500..=599 => DeliveryError::Transient { reason, ambiguous: true, retry_after },
         // An expired or revoked token: nothing was applied, and a new token may fix it.
         401 => DeliveryError::Transient { reason, ambiguous: false, retry_after },
@@ -251,9 +251,8 @@ mod tests {
         let throttled = classify(s(429), b"", Some(SignedDuration::from_secs(3)));
         assert_eq!(
             throttled,
-            DeliveryError::Transient {
+            DeliveryError::Throttled {
                 reason: "429 Too Many Requests".into(),
-                ambiguous: false,
                 retry_after: Some(SignedDuration::from_secs(3))
             }
         );

@@ -36,7 +36,8 @@ const MAX_IDLE_READERS: usize = 4;
 pub struct SqliteOptions {
     /// Most write jobs committed in one transaction (one fsync).
     pub max_batch: usize,
-    /// Write jobs queued before callers wait: the bound on memory under overload.
+    /// Write jobs queued before callers wait (a webhook's write is refused instead): the bound
+    /// on memory under overload.
     pub queue_depth: usize,
     /// `false` only for throwaway stores (the demo's): commits survive a crash of the process
     /// but not a power loss, and skip the fsync that makes them durable.
@@ -146,6 +147,11 @@ impl SqliteStore {
         .expect("read task panicked")
     }
 
+    /// The writer thread's heartbeat, for readiness.
+    pub fn writer_pulse(&self) -> Arc<crate::heartbeat::Pulse> {
+        self.inner.writer.pulse()
+    }
+
     /// Group commits so far and the write jobs they carried.
     pub fn writer_stats(&self) -> (u64, u64) {
         self.inner.writer.stats()
@@ -210,7 +216,7 @@ impl SqliteReader {
 
 impl Store for SqliteStore {
     async fn record_event(&self, event: NewEvent) -> Result<Recorded> {
-        self.inner.writer.run(move |conn| writes::record_event(conn, &event)).await
+        self.inner.writer.try_run(move |conn| writes::record_event(conn, &event)).await
     }
 
     async fn poll_cursor(&self, system: String) -> Result<Option<String>> {
@@ -229,7 +235,7 @@ impl Store for SqliteStore {
     }
 
     async fn quarantine(&self, held: NewQuarantined, now: Timestamp) -> Result<Recorded> {
-        self.inner.writer.run(move |conn| quarantine::hold(conn, &held, now)).await
+        self.inner.writer.try_run(move |conn| quarantine::hold(conn, &held, now)).await
     }
 
     async fn quarantined(&self, state: Option<QuarantineState>, limit: usize) -> Result<Vec<Quarantined>> {
@@ -431,5 +437,9 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.changed.subscribe()
+    }
+
+    fn writer_queue(&self) -> Option<crate::WriterQueue> {
+        Some(self.inner.writer.queue())
     }
 }

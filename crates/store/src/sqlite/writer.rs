@@ -2,15 +2,23 @@
 //! thread runs every queued job in one transaction (each in its own savepoint, so one failing
 //! job does not undo the others) and commits once. Replies are sent only after the commit, so
 //! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
+//! The thread beats once per job and per commit, and says when it waits for work, so readiness
+//! tells a writer stuck in a commit from an idle one; the queue's depth is there to read, and a
+//! webhook's write is refused when it is full instead of waiting in line (`try_run`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::SqliteOptions;
-use crate::{Result, StoreError};
+use crate::heartbeat::{Beat, Pulse};
+use crate::{Result, StoreError, WriterQueue};
+
+/// The writer beats at least this often while it works (one job or one commit of a batch).
+pub(super) const WRITER_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
@@ -18,6 +26,7 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
+    pulse: Arc<Pulse>,
 }
 
 /// Counters of the group commit: jobs per commit is the batch size the load produced.
@@ -32,11 +41,23 @@ impl Writer {
         let (jobs, queue) = mpsc::channel(options.queue_depth);
         let stats = Arc::new(WriterStats::default());
         let counters = stats.clone();
+        let beat = Beat::new("writer", WRITER_PERIOD);
+        let pulse = beat.pulse();
         std::thread::Builder::new()
             .name("handoff-store-writer".into())
-            .spawn(move || write_loop(conn, queue, options.max_batch, changed, &counters))
+            .spawn(move || write_loop(conn, queue, options.max_batch, changed, &counters, &beat))
             .map_err(|source| StoreError::DataDir { path: "writer thread".into(), source })?;
-        Ok(Writer { jobs, stats })
+        Ok(Writer { jobs, stats, pulse })
+    }
+
+    pub(super) fn pulse(&self) -> Arc<Pulse> {
+        self.pulse.clone()
+    }
+
+    /// Jobs waiting for the writer, and how many may.
+    pub(super) fn queue(&self) -> WriterQueue {
+        let capacity = self.jobs.max_capacity();
+        WriterQueue { queued: capacity - self.jobs.capacity(), capacity }
     }
 
     pub(super) fn stats(&self) -> (u64, u64) {
@@ -49,19 +70,48 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |commit: Result<(), String>| {
-                let _ = tx.send(match commit {
-                    Ok(()) => result,
-                    Err(e) => Err(StoreError::NotCommitted(e)),
-                });
-            })
-        });
+        let (job, rx) = job(f);
         self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::NotCommitted("the transaction could not begin".into()))?
     }
+
+    /// As [`Writer::run`], but refused with [`StoreError::QueueFull`] rather than waiting for
+    /// room in a full queue: for a caller that can tell its own sender to come back.
+    pub(super) async fn try_run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let WriterQueue { queued, capacity } = self.queue();
+                return Err(StoreError::QueueFull { queued, capacity });
+            }
+            Err(TrySendError::Closed(_)) => return Err(StoreError::WriterGone),
+        }
+        rx.await.map_err(|_| StoreError::NotCommitted("the transaction could not begin".into()))?
+    }
+}
+
+/// A job running `f` in its savepoint, and where its result arrives after the commit.
+fn job<R, F>(f: F) -> (Job, oneshot::Receiver<Result<R>>)
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let result = in_savepoint(conn, f);
+        Box::new(move |commit: Result<(), String>| {
+            let _ = tx.send(match commit {
+                Ok(()) => result,
+                Err(e) => Err(StoreError::NotCommitted(e)),
+            });
+        })
+    });
+    (job, rx)
 }
 
 /// Runs one job in its own savepoint. The statements are prepared once: every webhook passes
@@ -88,9 +138,13 @@ fn write_loop(
     max_batch: usize,
     changed: Arc<watch::Sender<u64>>,
     stats: &WriterStats,
+    beat: &Beat,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = queue.blocking_recv() {
+    loop {
+        beat.waiting();
+        let Some(first) = queue.blocking_recv() else { break };
+        beat.beat();
         batch.push(first);
         // Whatever queued while the last commit was syncing joins this one.
         while batch.len() < max_batch {
@@ -103,8 +157,9 @@ fn write_loop(
         stats.commits.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
         let started = std::time::Instant::now();
-        let commit = commit_batch(&conn, &mut batch);
+        let commit = commit_batch(&conn, &mut batch, beat);
         metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
+        beat.beat();
         if let Err(e) = &commit.0 {
             tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());
         }
@@ -115,13 +170,20 @@ fn write_loop(
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Vec<Reply>) {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, beat: &Beat) -> (Result<(), String>, Vec<Reply>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Dropping the jobs drops their reply channels: each caller hears "not committed".
         batch.clear();
         return (Err(e.to_string()), Vec::new());
     }
-    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
+    let replies: Vec<Reply> = batch
+        .drain(..)
+        .map(|job| {
+            let reply = job(conn);
+            beat.beat();
+            reply
+        })
+        .collect();
     match conn.execute_batch("COMMIT") {
         Ok(()) => (Ok(()), replies),
         Err(e) => {
