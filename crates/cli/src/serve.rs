@@ -33,6 +33,12 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let intake = tokio::spawn(engine.intake().run(stopped.clone()));
     let dispatcher = tokio::spawn(Arc::new(engine.dispatcher()).run(contract.hub.max_in_flight, stopped.clone()));
     let rules = tokio::spawn(engine.rules().run(stopped.clone()));
+    let purge = tokio::spawn(handoff_engine::retention::run(
+        contract.retention.clone(),
+        store.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ));
 
     let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
@@ -62,7 +68,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
 
     tracing::info!(message = "stopping: finishing commands in flight");
     let _ = stop.send(true);
-    let _ = tokio::join!(intake, dispatcher, rules);
+    let _ = tokio::join!(intake, dispatcher, rules, purge);
     for poller in pollers {
         let _ = poller.await;
     }
