@@ -87,6 +87,7 @@ async fn history<S: Store + Clone>(store: &S, c: &Arc<Contract>, clock: &Arc<Man
         reason: "unreadable".into(),
         source_version: None,
         flow: None,
+        received_at: t0(),
     };
     let Recorded::New(held) = store.quarantine(held, t0()).await.unwrap() else { panic!("held once") };
     deliver(store, c, clock).await;
