@@ -511,7 +511,10 @@ async fn rss_flow(dir: &Path, orders: usize, window: usize, concurrency: usize) 
     let pid = hub.0.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!("idle hub RSS (empty store): {:.1} MB", rss_kb(pid)? as f64 / 1024.0);
-    println!("flowing: {orders} orders of {} bytes, {concurrency} connections, at most {window} waiting", order_event(0).len());
+    println!(
+        "flowing: {orders} orders of {} bytes, {concurrency} connections, at most {window} waiting",
+        order_event(0).len()
+    );
 
     let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let next = Arc::new(AtomicUsize::new(0));

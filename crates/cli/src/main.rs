@@ -329,9 +329,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Quarantine { command } => quarantine::run(command).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::Purge { config, data, dry_run, json } => {
-                purge::run(&config, &data.data_dir, dry_run, json).await
-            }
+            Command::Purge { config, data, dry_run, json } => purge::run(&config, &data.data_dir, dry_run, json).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,

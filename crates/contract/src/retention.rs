@@ -32,7 +32,12 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { personal_data_days: 30, history_days: 90, dedup_days: 14, purge_every: SignedDuration::from_hours(1) }
+        Retention {
+            personal_data_days: 30,
+            history_days: 90,
+            dedup_days: 14,
+            purge_every: SignedDuration::from_hours(1),
+        }
     }
 }
 
@@ -95,7 +100,8 @@ mod tests {
     use crate::Contract;
 
     fn contract(retention: &str) -> Result<Contract, crate::ContractError> {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
         Contract::parse(&format!("{text}\n[retention]\n{retention}\n"), Path::new("handoff.toml"))
     }
 

@@ -20,7 +20,12 @@ pub fn before(retention: &Retention, now: Timestamp) -> PurgeBefore {
 
 /// Purges what `retention` no longer keeps as of `now`, in batches until nothing is left; a dry
 /// run counts what would go and changes nothing.
-pub async fn purge<S: Store>(store: &S, retention: &Retention, now: Timestamp, dry_run: bool) -> handoff_store::Result<Purged> {
+pub async fn purge<S: Store>(
+    store: &S,
+    retention: &Retention,
+    now: Timestamp,
+    dry_run: bool,
+) -> handoff_store::Result<Purged> {
     let before = before(retention, now);
     if dry_run {
         return store.purge(before, usize::MAX, true).await;

@@ -67,7 +67,10 @@ async fn deliver<S: Store + Clone>(store: &S, c: &Arc<Contract>, clock: &Arc<Man
             _ => Outcome::Acknowledged { record_id: format!("SO-{}", command.order_ref) },
         };
         let (started_at, finished_at) = (clock.now(), clock.now());
-        store.record_attempt(AttemptRecord { command, started_at, finished_at, outcome, note: None, mapping: None }).await.unwrap();
+        store
+            .record_attempt(AttemptRecord { command, started_at, finished_at, outcome, note: None, mapping: None })
+            .await
+            .unwrap();
     }
 }
 

@@ -260,12 +260,7 @@ pub trait Store: Send + Sync + 'static {
     /// inbox rows (dedup keys) only once past `before.dedup` too. At most `limit` rows per
     /// table per call (`Purged::more` says to call again); `dry_run` changes nothing and counts
     /// what would go.
-    fn purge(
-        &self,
-        before: PurgeBefore,
-        limit: usize,
-        dry_run: bool,
-    ) -> impl Future<Output = Result<Purged>> + Send;
+    fn purge(&self, before: PurgeBefore, limit: usize, dry_run: bool) -> impl Future<Output = Result<Purged>> + Send;
 
     /// A counter bumped by every commit: waiters wake when new events or commands may exist.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;

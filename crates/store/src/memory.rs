@@ -283,14 +283,12 @@ impl Mem {
             .map(|c| (c.id, c.attempts))
             .collect();
         let attempts = self.attempts.len();
-        let last: HashMap<i64, u32> = self.attempts.iter().filter(|a| old.contains_key(&a.command_id)).fold(
-            HashMap::new(),
-            |mut m, a| {
+        let last: HashMap<i64, u32> =
+            self.attempts.iter().filter(|a| old.contains_key(&a.command_id)).fold(HashMap::new(), |mut m, a| {
                 let e = m.entry(a.command_id).or_insert(a.attempt);
                 *e = (*e).max(a.attempt);
                 m
-            },
-        );
+            });
         self.attempts.retain(|a| last.get(&a.command_id).is_none_or(|&n| a.attempt == n));
         p.attempts_removed = (attempts - self.attempts.len()) as u64;
         p

@@ -108,7 +108,8 @@ fn set_evidence_hash(conn: &Connection, id: i64, evidence: Option<&str>, refers_
     if let Some(map) = purged.as_object_mut() {
         map.insert(refers_to.to_owned(), Value::String(digest.to_owned()));
     }
-    conn.prepare_cached("UPDATE exceptions SET evidence = ?1 WHERE id = ?2")?.execute(params![value.to_string(), id])?;
+    conn.prepare_cached("UPDATE exceptions SET evidence = ?1 WHERE id = ?2")?
+        .execute(params![value.to_string(), id])?;
     Ok(())
 }
 
