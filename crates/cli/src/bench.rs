@@ -70,10 +70,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         orders: usize,
     },
-    /// Idle RSS of the hub, then its RSS while a backlog of commands drains.
+    /// Idle RSS of the hub, then its RSS while orders flow through it to completion (webhook
+    /// -> planned -> delivered to the mock ERP -> acknowledged, rules driver included), at the
+    /// hub's own pace with at most `window` orders waiting; or, with `--backlog`, while a
+    /// backlog filled beforehand drains.
     Rss {
         #[arg(long, default_value_t = 1_000_000)]
-        backlog: usize,
+        orders: usize,
+        /// Orders sent but not yet acknowledged, at most: the load pauses above it, as a
+        /// merchant's traffic runs below what the hub delivers.
+        #[arg(long, default_value_t = 20_000)]
+        window: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Instead of the flow: fill a backlog of this many create commands with the hub
+        /// stopped, then measure while it drains.
+        #[arg(long)]
+        backlog: Option<usize>,
     },
 }
 
@@ -96,7 +109,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             intake(&dir, events, concurrency, rate, seconds).await
         }
         BenchCommand::E2e { orders, concurrency } => e2e(&dir, orders, concurrency).await,
-        BenchCommand::Rss { backlog } => rss(&dir, backlog).await,
+        BenchCommand::Rss { backlog: Some(backlog), .. } => rss(&dir, backlog).await,
+        BenchCommand::Rss { orders, window, concurrency, backlog: None } => {
+            rss_flow(&dir, orders, window, concurrency).await
+        }
         BenchCommand::Restart { orders } => crate::bench_restart::run(&dir, orders).await,
         BenchCommand::Mapping { .. } | BenchCommand::Rules { .. } => unreachable!("run above"),
     };
@@ -293,6 +309,10 @@ async fn wait_up(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     bail!("{url} never answered")
 }
 
+/// The load generator is one client address sending what many vendors would: the per-address
+/// rate limit is lifted for it (every other limit of `[hub.limits]` stays).
+const LOAD_FROM_ONE_ADDRESS: &str = "[hub.limits]\nrate_per_source = 1000000\nrate_burst = 1000000\n";
+
 /// Starts a hub on a contract whose `erp` target is at `erp_url`; without one, the contract has
 /// no flows and the hub only records and plans (the intake path alone).
 /// A hub this benchmark started, and the token it reads the hub's API with.
@@ -306,14 +326,14 @@ async fn start_hub(dir: &Path, erp_url: Option<&str>, client: &reqwest::Client) 
     let port = free_port()?;
     let contract = match erp_url {
         None => format!(
-            "[hub]\nlisten = \"127.0.0.1:{port}\"\n[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n"
+            "[hub]\nlisten = \"127.0.0.1:{port}\"\n{LOAD_FROM_ONE_ADDRESS}[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n"
         ),
         Some(erp_url) => format!(
             r#"
 [hub]
 listen = "127.0.0.1:{port}"
 max_in_flight = 512
-[systems.shop]
+{LOAD_FROM_ONE_ADDRESS}[systems.shop]
 role = "storefront"
 connector = "http-json"
 [systems.erp]
@@ -488,6 +508,88 @@ pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// RSS while `orders` flow through the hub to completion. The generator builds each body as
+/// it sends it (a million bodies held at once would be the generator's memory, not the hub's)
+/// and pauses while `window` orders are waiting.
+async fn rss_flow(dir: &Path, orders: usize, window: usize, concurrency: usize) -> anyhow::Result<()> {
+    let client = http_client()?;
+    let erp_port = free_port()?;
+    let _erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}")])?;
+    let erp_url = format!("http://127.0.0.1:{erp_port}");
+    wait_up(&client, &format!("{erp_url}/_faults")).await?;
+    let hub = start_hub(dir, Some(&erp_url), &client).await?;
+    let pid = hub.process.0.id();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("idle hub RSS (empty store): {:.1} MB", rss_kb(pid)? as f64 / 1024.0);
+    println!(
+        "flowing: {orders} orders of {} bytes, {concurrency} connections, at most {window} waiting",
+        order_event(0).len()
+    );
+
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let webhook = format!("{}/webhooks/shop", hub.url);
+    let senders: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, next, acked) = (client.clone(), webhook.clone(), next.clone(), acked.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= orders {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    while i as u64 > acked.load(Ordering::Relaxed) + window as u64 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let r = client.post(&url).body(order_event(i)).send().await?;
+                    if !r.status().is_success() {
+                        bail!("hub answered {}", r.status());
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let start = Instant::now();
+    // (seconds, acknowledged, RSS in KB) once a second.
+    let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+    loop {
+        let (done, waiting) = acknowledged(&client, &hub).await?;
+        acked.store(done, Ordering::Relaxed);
+        let kb = rss_kb(pid)?;
+        let t = start.elapsed().as_secs_f64();
+        samples.push((t, done, kb));
+        if samples.len() % 10 == 1 {
+            println!("  t={t:>5.0}s acknowledged {done:>8} waiting {waiting:>6} RSS {:>6.1} MB", kb as f64 / 1024.0);
+        }
+        if done as usize >= orders {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for s in senders {
+        s.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // Warm-up: the first tenth of the orders (caches, the board and the page cache fill).
+    let warm = samples.iter().position(|s| s.1 as usize >= orders / 10).unwrap_or(0);
+    let after = &samples[warm..];
+    let max = after.iter().map(|s| s.2).max().unwrap_or(0);
+    let min = after.iter().map(|s| s.2).min().unwrap_or(0);
+    let (at_warm, at_end) = (samples[warm].2, samples.last().map_or(0, |s| s.2));
+    println!("{orders} orders webhook -> acknowledged in {secs:.0} s: {:.0} orders/s", orders as f64 / secs);
+    println!(
+        "hub RSS after warm-up ({} orders, t={:.0}s): {:.1} MB; at the end: {:.1} MB; after warm-up min {:.1} MB, max {:.1} MB",
+        samples[warm].1,
+        samples[warm].0,
+        at_warm as f64 / 1024.0,
+        at_end as f64 / 1024.0,
+        min as f64 / 1024.0,
+        max as f64 / 1024.0
+    );
+    Ok(())
 }
 
 async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {

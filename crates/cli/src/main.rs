@@ -11,6 +11,7 @@ mod held;
 mod inspect;
 mod mapping;
 mod mock;
+mod purge;
 mod quarantine;
 mod reconcile;
 mod serve;
@@ -114,6 +115,19 @@ enum Command {
     Exceptions {
         #[command(subcommand)]
         command: ExceptionsCommand,
+    },
+    /// Remove what the contract's `[retention]` no longer keeps (personal data, raw bodies,
+    /// old history), printing what went per table; `serve` does this every `purge_every`.
+    Purge {
+        #[arg(long, env = "HANDOFF_CONFIG", default_value = "handoff.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+        /// Count what would go, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// The handoff checklist's ten questions, each answered from the contract and the traffic
     /// the store measured, with evidence and a verdict (ok, warn, gap).
@@ -352,6 +366,9 @@ fn main() -> anyhow::Result<()> {
             Command::Quarantine { command } => quarantine::run(command).await,
             Command::Token { command } => token::run(command).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Purge { config, data, dry_run, json } => {
+                purge::run(&config, &data.with(&config)?, dry_run, json).await
+            }
             Command::Doctor(args) => doctor::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,

@@ -41,6 +41,12 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let dispatcher = tokio::spawn(Arc::new(dispatcher).run(contract.hub.max_in_flight, stopped.clone()));
     let rules = engine.rules().beating(heartbeats.register("rules", handoff_engine::rules::PERIOD));
     let rules = tokio::spawn(rules.run(stopped.clone()));
+    let purge = tokio::spawn(handoff_engine::retention::run(
+        contract.retention.clone(),
+        store.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ));
 
     let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
@@ -80,7 +86,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
 
     tracing::info!(message = "stopping: finishing commands in flight");
     let _ = stop.send(true);
-    let _ = tokio::join!(intake, dispatcher, rules);
+    let _ = tokio::join!(intake, dispatcher, rules, purge);
     for poller in pollers {
         let _ = poller.await;
     }

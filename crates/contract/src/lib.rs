@@ -8,6 +8,7 @@ pub mod docs;
 mod ingress;
 pub mod limits;
 mod ownership;
+mod retention;
 pub mod schedule;
 mod secret;
 mod validate;
@@ -15,6 +16,7 @@ pub mod words;
 
 pub use ingress::{HttpLimits, JsonLimits};
 pub use ownership::{Owner, Ownership, Stage};
+pub use retention::{Cutoffs, MIN_DEDUP_DAYS, Retention};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use secret::Credentials;
 
@@ -43,6 +45,9 @@ pub struct Contract {
     /// What the hub may do by itself about each failure pattern (see [`AutoResolve`]).
     #[serde(default)]
     pub auto_resolve: AutoResolve,
+    /// How long stored data is kept (see [`Retention`]).
+    #[serde(default)]
+    pub retention: Retention,
     /// `handoff reconcile`'s columns per input (`[reconcile.erp]` ...), read by that command.
     #[serde(default)]
     pub reconcile: BTreeMap<String, toml::Table>,

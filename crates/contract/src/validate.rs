@@ -64,6 +64,7 @@ impl Contract {
         self.hub.limits.validate()?;
         self.hub.json.validate()?;
         self.validate_auto_resolve()?;
+        self.retention.validate()?;
         for (name, system) in &self.systems {
             if !is_name(name) {
                 return Err((format!("systems.{name}"), "a system name is 1 to 64 of a-z, 0-9, - and _".into()));

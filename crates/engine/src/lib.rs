@@ -10,6 +10,7 @@ pub mod fingerprint;
 pub mod intake;
 pub mod poll;
 pub mod quarantine;
+pub mod retention;
 pub mod retry;
 pub mod rules;
 pub mod target;

@@ -64,7 +64,7 @@ pub const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<S: Store> RulesWatch<S> {
     pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
-        let board = Board::new(deadlines(&contract));
+        let board = board(&contract);
         RulesWatch {
             contract,
             store,
@@ -146,7 +146,7 @@ impl<S: Store> RulesWatch<S> {
     pub async fn catch_up(&mut self) -> handoff_store::Result<Stepped> {
         let now = self.clock.now();
         // From scratch, even after a catch-up that failed half-way.
-        self.board = Board::new(deadlines(&self.contract));
+        self.board = board(&self.contract);
         (self.cursor, self.complete) = (0, true);
         let mut changes = Vec::new();
         let mut facts = 0;
@@ -374,6 +374,13 @@ impl<S: Store> RulesWatch<S> {
             subject: f.subject,
         }
     }
+}
+
+/// An empty board for the contract: settled orders wait to be claimed by a payment that names
+/// no order only where a payment system can send one.
+fn board(contract: &Contract) -> Board {
+    let board = Board::new(deadlines(contract));
+    if contract.systems.values().any(|s| s.role == Role::Payment) { board } else { board.without_claims() }
 }
 
 /// The deadlines of the patterns, from the flows that keep each promise; a contract without

@@ -68,9 +68,12 @@ pub struct Board {
     unpaid_orders: HashMap<Money, BTreeSet<String>>,
     /// Orders that learned a fact since they were last judged.
     touched: HashSet<String>,
-    /// Settled orders, by when they leave the board; an entry whose order has since moved its
-    /// leaving time (or stopped being settled) is skipped when it comes due.
+    /// Settled orders, by when they leave the board; an order that moves its leaving time
+    /// leaves its old slot.
     leaving: BTreeMap<Timestamp, Vec<String>>,
+    /// Whether a payment that names no order can arrive (a payment system is in the
+    /// contract): only then does a settled unpaid order wait on the board to be claimed.
+    claims: bool,
 }
 
 impl Board {
@@ -83,7 +86,15 @@ impl Board {
             unpaid_orders: HashMap::new(),
             touched: HashSet::new(),
             leaving: BTreeMap::new(),
+            claims: true,
         }
+    }
+
+    /// A board for a contract where no payment can name no order: a settled order leaves at
+    /// once instead of waiting for a payment to claim it.
+    pub fn without_claims(mut self) -> Self {
+        self.claims = false;
+        self
     }
 
     pub fn contains(&self, order_ref: &str) -> bool {
@@ -186,10 +197,15 @@ impl Board {
                 }
             }
         }
+        // A catch-up or a burst may have grown the map far beyond what is followed now.
+        if self.orders.capacity() > 4 * self.orders.len() + 1024 {
+            self.orders.shrink_to(2 * self.orders.len());
+        }
     }
 
     fn judge_touched(&mut self, now: Timestamp, changes: &mut Vec<Change>) {
-        let mut touched: Vec<String> = self.touched.drain().collect();
+        // Taken, not drained: a catch-up's million touched orders must not keep their capacity.
+        let mut touched: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
         touched.sort_unstable();
         for order_ref in touched {
             self.evaluate(&order_ref, now, changes);
@@ -269,6 +285,9 @@ impl Board {
             }
         }
         if e.next_check != verdict.next_check {
+            if let Some(old) = e.next_check {
+                unslot(&mut self.timers, old, order_ref);
+            }
             e.next_check = verdict.next_check;
             if let Some(at) = verdict.next_check {
                 self.timers.entry(at).or_default().push(order_ref.to_owned());
@@ -278,11 +297,14 @@ impl Board {
         let leave_at = (e.raised.is_empty() && e.next_check.is_none() && e.absorbed.is_empty()).then(|| {
             let unpaid = e.ledger.payments.is_empty();
             match e.ledger.placed_at {
-                Some(placed) if unpaid => now.max(placed + self.deadlines.payment),
+                Some(placed) if unpaid && self.claims => now.max(placed + self.deadlines.payment),
                 _ => now,
             }
         });
         if e.leave_at != leave_at {
+            if let Some(old) = e.leave_at {
+                unslot(&mut self.leaving, old, order_ref);
+            }
             e.leave_at = leave_at;
             if let Some(at) = leave_at {
                 self.leaving.entry(at).or_default().push(order_ref.to_owned());
@@ -382,6 +404,19 @@ impl Board {
 enum Index {
     Payments,
     Orders,
+}
+
+/// Takes `order_ref` out of its slot at `at` (a timer or a leaving time it moved from), so the
+/// maps hold only what is still due: an order's history of moves never piles up in memory.
+fn unslot(map: &mut BTreeMap<Timestamp, Vec<String>>, at: Timestamp, order_ref: &str) {
+    if let Some(refs) = map.get_mut(&at) {
+        if let Some(i) = refs.iter().position(|r| r == order_ref) {
+            refs.swap_remove(i);
+        }
+        if refs.is_empty() {
+            map.remove(&at);
+        }
+    }
 }
 
 fn order_keys(l: &Ledger, total: Money) -> fuzzy::Keys<'_> {

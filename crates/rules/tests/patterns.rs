@@ -292,3 +292,31 @@ fn an_order_that_left_the_board_is_recalled_with_its_history() {
     board.judge(at(215), &mut changes);
     assert!(matches!(&changes[..], [Change::Raised { finding, .. }] if finding.pattern == Pattern::RollbackGap));
 }
+
+#[test]
+fn orders_flowing_through_leave_nothing_behind_on_the_board() {
+    // Without a payment system nothing can claim a settled order: it leaves at once.
+    let mut board = Board::new(Deadlines::default()).without_claims();
+    let mut changes = Vec::new();
+    for i in 0..1_000 {
+        let order = format!("#{i}");
+        board.learn(&order, placed(0), &mut changes);
+        board.judge(at(0), &mut changes);
+        assert!(board.next_deadline().is_some(), "a placed order waits for its ERP order");
+        board.learn(&order, erp(&format!("SO-{i}"), 1), &mut changes);
+        board.judge(at(1), &mut changes);
+    }
+    assert_eq!(changes, vec![]);
+    assert!(board.is_empty(), "{} orders still followed", board.len());
+    assert_eq!(board.next_deadline(), None, "no timer of a settled order is left behind");
+
+    // With a payment system, a settled unpaid order waits out the window in which a payment
+    // naming no order may claim it, then leaves.
+    let mut board = Board::new(Deadlines::default());
+    board.learn("#1", placed(0), &mut changes);
+    board.learn("#1", erp("SO-1", 1), &mut changes);
+    board.judge(at(1), &mut changes);
+    assert!(board.contains("#1"));
+    board.judge(at(16), &mut changes);
+    assert!(board.is_empty() && board.next_deadline().is_none());
+}

@@ -7,6 +7,7 @@
 
 pub mod heartbeat;
 pub mod memory;
+pub mod personal;
 mod quarantine;
 pub mod sqlite;
 mod tokens;
@@ -288,6 +289,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts of commands per state; the backlog and the health of the outbox.
     fn command_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// Removes what the retention no longer keeps: raw bodies and personal fields received
+    /// before `before.personal_data` (an exception's evidence keeps their hashes), the
+    /// journal, attempts, audit lines and finished commands from before `before.history`, and
+    /// inbox rows (dedup keys) only once past `before.dedup` too. At most `limit` rows per
+    /// table per call (`Purged::more` says to call again); `dry_run` changes nothing and counts
+    /// what would go.
+    fn purge(&self, before: PurgeBefore, limit: usize, dry_run: bool) -> impl Future<Output = Result<Purged>> + Send;
 
     /// A counter bumped by every commit: waiters wake when new events or commands may exist.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;

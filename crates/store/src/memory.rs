@@ -43,6 +43,19 @@ struct Mem {
     tokens: Vec<(String, crate::TokenRow)>,
 }
 
+/// Evidence with a hash of what it referred to, under `purged`.
+fn with_hash(evidence: Option<&str>, refers_to: &str, digest: &str) -> String {
+    let mut value: serde_json::Value = evidence.and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
+    if !value.is_object() {
+        value = serde_json::json!({});
+    }
+    let purged = value.as_object_mut().expect("an object").entry("purged").or_insert_with(|| serde_json::json!({}));
+    if let Some(map) = purged.as_object_mut() {
+        map.insert(refers_to.to_owned(), serde_json::Value::String(digest.to_owned()));
+    }
+    value.to_string()
+}
+
 impl Mem {
     fn record_event(&mut self, e: NewEvent) -> Recorded {
         let key = (e.system.clone(), e.event_id.clone());
@@ -216,6 +229,72 @@ impl MemoryStore {
 }
 
 impl Mem {
+    /// The purge of the memory store: personal data as the SQLite store purges it; of the
+    /// history only audit lines and earlier attempts go (rows are addressed by position here,
+    /// and a simulated run is too short to reach a history horizon).
+    fn purge(&mut self, before: &crate::PurgeBefore) -> crate::Purged {
+        use crate::personal::{hash, hash_personal, scrub};
+        let mut p = crate::Purged::default();
+        let mut hashes: Vec<(String, String, String)> = Vec::new();
+        for e in self.inbox.iter_mut().filter(|e| e.received_at < before.personal_data) {
+            let scrubbed = scrub(&e.payload);
+            if e.raw.is_none() && scrubbed.is_none() {
+                continue;
+            }
+            let digest = hash(e.raw.as_deref().unwrap_or(&e.payload).as_bytes());
+            hashes.push((e.order_ref.clone(), format!("inbox/{}", e.row), digest));
+            e.raw = None;
+            if let Some(clean) = scrubbed {
+                e.payload = clean;
+            }
+            p.inbox_scrubbed += 1;
+        }
+        for q in self.quarantine.iter_mut().filter(|q| q.received_at < before.personal_data && !q.body.is_empty()) {
+            let digest = hash(&q.body);
+            if let Some(x) = q.exception_id.and_then(|x| self.exceptions.iter_mut().find(|e| e.id == x)) {
+                x.evidence = Some(with_hash(x.evidence.as_deref(), &format!("quarantine/{}", q.id), &digest));
+                p.evidence_hashed += 1;
+            }
+            (q.body, q.headers) = (Vec::new(), Default::default());
+            p.quarantine_scrubbed += 1;
+        }
+        for (order_ref, refers_to, digest) in hashes {
+            for x in self.exceptions.iter_mut().filter(|x| x.order_ref == order_ref) {
+                let hashed = x.evidence.as_deref().map(|e| hash_personal(e).unwrap_or_else(|| e.to_owned()));
+                x.evidence = Some(with_hash(hashed.as_deref(), &refers_to, &digest));
+                p.evidence_hashed += 1;
+            }
+        }
+        let finished = |c: &Command| {
+            matches!(c.state, CommandState::Acknowledged | CommandState::Superseded | CommandState::Abandoned)
+        };
+        for c in self.outbox.iter_mut().filter(|c| c.created_at < before.personal_data && finished(c)) {
+            if let Some(clean) = scrub(&c.payload) {
+                c.payload = clean;
+                p.outbox_scrubbed += 1;
+            }
+        }
+        let audit = self.audit.len();
+        self.audit.retain(|(_, a)| a.at >= before.history);
+        p.audit_removed = (audit - self.audit.len()) as u64;
+        let old: HashMap<i64, u32> = self
+            .outbox
+            .iter()
+            .filter(|c| c.created_at < before.history && finished(c))
+            .map(|c| (c.id, c.attempts))
+            .collect();
+        let attempts = self.attempts.len();
+        let last: HashMap<i64, u32> =
+            self.attempts.iter().filter(|a| old.contains_key(&a.command_id)).fold(HashMap::new(), |mut m, a| {
+                let e = m.entry(a.command_id).or_insert(a.attempt);
+                *e = (*e).max(a.attempt);
+                m
+            });
+        self.attempts.retain(|a| last.get(&a.command_id).is_none_or(|&n| a.attempt == n));
+        p.attempts_removed = (attempts - self.attempts.len()) as u64;
+        p
+    }
+
     fn audit(&mut self, at: Timestamp, actor: &str, action: &str, order_ref: &str, detail: String) {
         let row = AuditRow { at, actor: actor.into(), action: action.into(), detail };
         self.audit.push((order_ref.to_owned(), row));
@@ -984,6 +1063,13 @@ impl Store for MemoryStore {
             }
             counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
         }))
+    }
+
+    async fn purge(&self, before: crate::PurgeBefore, _limit: usize, dry_run: bool) -> Result<crate::Purged> {
+        if dry_run {
+            return Ok(self.read(|m| m.clone().purge(&before)));
+        }
+        Ok(self.write(|m| m.purge(&before)))
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {

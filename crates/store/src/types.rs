@@ -458,3 +458,71 @@ pub fn acknowledged_state(kind: CommandKind) -> &'static str {
         CommandKind::CreateRefund => "refunded",
     }
 }
+
+/// What a purge removes: what is older than each instant (the contract's `[retention]` as of
+/// the purge's `now`; the store never reads the clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeBefore {
+    /// Raw bodies and personal fields received before this go.
+    pub personal_data: Timestamp,
+    /// The journal, attempts, audit and finished commands from before this are compacted.
+    pub history: Timestamp,
+    /// No inbox row (a dedup key) received after this is deleted.
+    pub dedup: Timestamp,
+}
+
+/// What one purge removed (or, dry, would remove), per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    /// Inbox rows whose raw vendor body and personal fields were removed.
+    pub inbox_scrubbed: u64,
+    /// Finished commands whose payload's personal fields were removed.
+    pub outbox_scrubbed: u64,
+    /// Held bodies removed (their hash kept).
+    pub quarantine_scrubbed: u64,
+    /// Exceptions whose evidence now keeps hashes instead of personal values.
+    pub evidence_hashed: u64,
+    /// Journal entries removed.
+    pub facts_removed: u64,
+    /// Attempts removed (a finished command keeps its last).
+    pub attempts_removed: u64,
+    /// Audit lines removed.
+    pub audit_removed: u64,
+    /// Finished commands removed.
+    pub outbox_removed: u64,
+    /// Inbox rows removed (their dedup key with them), none younger than the dedup horizon.
+    pub inbox_removed: u64,
+    /// Whether rows are left for another round (a purge works in bounded batches).
+    pub more: bool,
+}
+
+impl Purged {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: &Purged) {
+        self.inbox_scrubbed += other.inbox_scrubbed;
+        self.outbox_scrubbed += other.outbox_scrubbed;
+        self.quarantine_scrubbed += other.quarantine_scrubbed;
+        self.evidence_hashed += other.evidence_hashed;
+        self.facts_removed += other.facts_removed;
+        self.attempts_removed += other.attempts_removed;
+        self.audit_removed += other.audit_removed;
+        self.outbox_removed += other.outbox_removed;
+        self.inbox_removed += other.inbox_removed;
+        self.more = other.more;
+    }
+
+    /// (table, what, count) lines, as `handoff purge` prints them.
+    pub fn lines(&self) -> [(&'static str, &'static str, u64); 9] {
+        [
+            ("inbox", "raw bodies and personal fields removed", self.inbox_scrubbed),
+            ("outbox", "personal fields removed from finished commands", self.outbox_scrubbed),
+            ("quarantine", "held bodies removed (hash kept)", self.quarantine_scrubbed),
+            ("exceptions", "evidence values replaced by hashes", self.evidence_hashed),
+            ("facts", "journal entries removed", self.facts_removed),
+            ("attempts", "attempts removed", self.attempts_removed),
+            ("audit", "audit lines removed", self.audit_removed),
+            ("outbox", "finished commands removed", self.outbox_removed),
+            ("inbox", "rows removed (dedup keys past the horizon)", self.inbox_removed),
+        ]
+    }
+}

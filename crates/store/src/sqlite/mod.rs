@@ -5,6 +5,7 @@
 mod checkpointer;
 mod quarantine;
 mod reads;
+mod retention;
 mod rows;
 mod tokens;
 mod writer;
@@ -72,7 +73,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -82,6 +83,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("../../migrations/sqlite/0007_order_fingerprint.sql"),
     include_str!("../../migrations/sqlite/0008_read_indexes.sql"),
     include_str!("../../migrations/sqlite/0009_rules_checkpoint.sql"),
+    include_str!("../../migrations/sqlite/0010_retention.sql"),
     include_str!("../../migrations/sqlite/0011_api_tokens.sql"),
 ];
 
@@ -433,6 +435,10 @@ impl Store for SqliteStore {
 
     async fn command_counts(&self) -> Result<Vec<(String, u64)>> {
         self.read(reads::command_counts).await
+    }
+
+    async fn purge(&self, before: crate::PurgeBefore, limit: usize, dry_run: bool) -> Result<crate::Purged> {
+        self.inner.writer.run(move |conn| retention::purge(conn, &before, limit, dry_run)).await
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
