@@ -44,6 +44,7 @@ const PERSONAL_NAME_PARTS: &[&str] = &[
     "fullname",
     "username",
     "buyername",
+    "company",
     "ipaddress",
     "browserip",
     "useragent",
@@ -71,6 +72,35 @@ fn personal_field(key: &str) -> bool {
     PERSONAL_NAME_PARTS.iter().any(|p| key.contains(p))
 }
 
+/// What a field of an object is, for whoever hides personal data (the API's mask here, the
+/// store's purge): one list of what is personal for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// Its value is a person's (an email, a phone, a name, or any text in a person's block).
+    Personal,
+    /// It opens a person's block: every text below it is personal, but what is kept.
+    PersonBlock,
+    /// Inside a person's block but not the person's (a country, an id).
+    Kept,
+    /// Anything else: look inside.
+    Other,
+}
+
+/// What the field `key` holding `value` is, `in_person` when it sits inside a person's block.
+pub fn classify(key: &str, value: &Value, in_person: bool) -> Field {
+    if in_person && KEPT_IN_BLOCKS.contains(&normalised(key).as_str()) {
+        Field::Kept
+    } else if personal_field(key) {
+        Field::Personal
+    } else if personal_block(key, value) {
+        Field::PersonBlock
+    } else if in_person && !(value.is_object() || value.is_array()) {
+        Field::Personal
+    } else {
+        Field::Other
+    }
+}
+
 /// Masks every personal value in `value`, in place.
 pub fn mask(value: &mut Value) {
     walk(value, false);
@@ -92,13 +122,13 @@ fn walk(value: &mut Value, in_person: bool) {
     match value {
         Value::Object(fields) => {
             for (key, v) in fields.iter_mut() {
-                let kept = in_person && KEPT_IN_BLOCKS.contains(&normalised(key).as_str());
-                if kept {
+                let field = classify(key, v, in_person);
+                if field == Field::Kept {
                     continue;
                 }
-                if personal_field(key) {
+                if field == Field::Personal && !matches!(v, Value::String(s) if looks_like_json(s)) {
                     blank(v);
-                } else if personal_block(key, v) {
+                } else if field == Field::PersonBlock {
                     walk(v, true);
                 } else if let Value::String(s) = v
                     && (looks_like_json(s) || BODY_FIELDS.contains(&key.as_str()))

@@ -3,22 +3,13 @@
 //! hash in an exception's evidence (it can still show that two values were the same, and what
 //! it referred to, without holding the value).
 
+use handoff_model::personal::{Field, classify};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// `sha256:<hex>` of some bytes: what evidence keeps of a value or a body once it is purged.
 pub fn hash(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// Keys whose value is a person's, wherever they appear.
-const PERSONAL: &[&str] =
-    &["email", "phone", "first_name", "last_name", "contact_email", "buyer_email", "company", "ip_address"];
-
-/// Objects that describe a person (the customer, an address): every text in them but the
-/// country is the person's.
-fn is_person(key: &str) -> bool {
-    key == "customer" || key == "buyer" || key.ends_with("address") || key == "recipient"
 }
 
 /// Removes the personal fields of stored JSON: an email, phone or name becomes `null`, an
@@ -62,13 +53,17 @@ fn walk_object(
     replace: &mut dyn FnMut(&str, &Value) -> Value,
     changed: &mut bool,
 ) {
+    // What is personal is decided once, in `handoff_model::personal`, for the API's mask too.
     for (key, v) in map.iter_mut() {
         let personal_text = matches!(v, Value::String(s) if !s.is_empty() && !s.starts_with("sha256:"));
-        if personal_text && (PERSONAL.contains(&key.as_str()) || (in_person && !key.contains("country"))) {
-            *v = replace(key, v);
-            *changed = true;
-        } else {
-            walk(v, in_person || is_person(key), replace, changed);
+        match classify(key, v, in_person) {
+            Field::Personal if personal_text => {
+                *v = replace(key, v);
+                *changed = true;
+            }
+            Field::Personal | Field::Kept => {}
+            Field::PersonBlock => walk(v, true, replace, changed),
+            Field::Other => walk(v, in_person, replace, changed),
         }
     }
 }
