@@ -43,7 +43,8 @@ fuzz_target!(|data: &[u8]| {
     let fuzzed = Input::new(name, &path, preset, Columns::default());
     let erp = Input::new("erp", DIR.join("erp.csv"), Some(Preset::Netsuite), Columns::default());
     let _ = layouts(std::slice::from_ref(&fuzzed));
-    let options = Options { deadlines: Deadlines::default(), as_of: "2026-03-01T00:00:00Z".parse().unwrap(), threads: 1 };
+    let options =
+        Options { deadlines: Deadlines::default(), as_of: "2026-03-01T00:00:00Z".parse().unwrap(), threads: 1 };
     let inputs = if name == "erp" { vec![fuzzed] } else { vec![fuzzed, erp] };
     let _ = reconcile(&inputs, &options, &|_| {});
 });

@@ -9,9 +9,7 @@ use arbitrary::Arbitrary;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use handoff_connectors::ebay;
-use handoff_connectors::signature::{
-    SignatureError, sign_base64, sign_timestamped, verify_base64, verify_timestamped,
-};
+use handoff_connectors::signature::{SignatureError, sign_base64, sign_timestamped, verify_base64, verify_timestamped};
 use jiff::{SignedDuration, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::signature::hazmat::PrehashSigner;

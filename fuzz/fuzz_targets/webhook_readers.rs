@@ -141,7 +141,8 @@ fn ebay_notification(request: &Request) {
         let _ = ebay::key_id(header);
         let _ = ebay::inbound(Some(header), body, pem);
     }
-    for (digest, prehash) in [("SHA1", sha1::Sha1::digest(body).to_vec()), ("SHA256", sha2::Sha256::digest(body).to_vec())]
+    for (digest, prehash) in
+        [("SHA1", sha1::Sha1::digest(body).to_vec()), ("SHA256", sha2::Sha256::digest(body).to_vec())]
     {
         let signature: Signature = key.sign_prehash(&prehash).expect("signs any digest");
         let header = STANDARD.encode(
