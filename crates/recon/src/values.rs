@@ -72,6 +72,11 @@ fn split(b: &[u8]) -> Option<Parts> {
     }
     let tail = &rest[n2 + 1..];
     let n3 = digits(tail);
+    // Lengths first: a run of digits too long for a date part must not reach `number` (fuzzing
+    // found `2026-01-7751777777` overflowing it).
+    if !matches!((n1, n3), (4, 1..=2) | (1..=2, 4)) {
+        return None;
+    }
     let (first, second, third) = (number(&b[..n1]), number(&rest[..n2]), number(&tail[..n3]));
     let (a, b_, year, year_first) = match (n1, n3) {
         (4, 1..=2) => (second, third, first, true),
@@ -452,6 +457,22 @@ mod tests {
 
     fn numeric(order: DayOrder, zone: &str) -> DateReader {
         DateReader::Numeric { order, zone: Zone::new(TimeZone::get(zone).unwrap()) }
+    }
+
+    /// Found by `fuzz/` (export_readers): a day of ten digits overflowed the number reader
+    /// while the layout was inferred. It is an unreadable date, in inference and in parsing.
+    #[test]
+    fn a_date_part_of_many_digits_is_unreadable() {
+        let value = b"2026-01-7751777777 09:24:00";
+        assert!(split(value).is_none());
+        let mut evidence = DateEvidence::default();
+        evidence.add(value);
+        assert_eq!((evidence.values, evidence.unreadable), (1, 1));
+        assert_eq!(evidence.first_unreadable.as_deref(), Some("2026-01-7751777777 09:24:00"));
+        for order in [DayOrder::YearFirst, DayOrder::MonthFirst, DayOrder::DayFirst] {
+            assert!(numeric(order, "UTC").parse(value).is_err());
+            assert!(numeric(order, "UTC").parse(b"77517777777/1/2026").is_err());
+        }
     }
 
     #[test]
