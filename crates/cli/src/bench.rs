@@ -310,8 +310,9 @@ async fn wait_up(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 }
 
 /// The load generator is one client address sending what many vendors would: the per-address
-/// rate limit is lifted for it (every other limit of `[hub.limits]` stays).
-const LOAD_FROM_ONE_ADDRESS: &str = "[hub.limits]\nrate_per_source = 1000000\nrate_burst = 1000000\n";
+/// rate and connection limits are lifted for it (every other limit of `[hub.limits]` stays).
+const LOAD_FROM_ONE_ADDRESS: &str = "[hub.limits]\nrate_per_source = 1000000\nrate_burst = 1000000\n\
+                                     max_connections = 8192\nmax_connections_per_source = 8192\n";
 
 /// Starts a hub on a contract whose `erp` target is at `erp_url`; without one, the contract has
 /// no flows and the hub only records and plans (the intake path alone).
