@@ -316,6 +316,16 @@ const LOAD_FROM_ONE_ADDRESS: &str = "[hub.limits]\nrate_per_source = 1000000\nra
 
 /// Starts a hub on a contract whose `erp` target is at `erp_url`; without one, the contract has
 /// no flows and the hub only records and plans (the intake path alone).
+/// Starts a mock ERP (`handoff mock`, with `extra` flags) and waits until it answers.
+async fn start_erp(client: &reqwest::Client, extra: &[&str]) -> anyhow::Result<(Running, String)> {
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let erp = spawn(&[&["mock", "--name", "erp", "--listen", &listen], extra].concat())?;
+    let url = format!("http://{listen}");
+    wait_up(client, &format!("{url}/_faults")).await?;
+    Ok((erp, url))
+}
+
 /// A hub this benchmark started, and the token it reads the hub's API with.
 struct BenchHub {
     process: Running,
@@ -472,10 +482,7 @@ async fn acknowledged(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Resul
 
 async fn e2e(dir: &Path, orders: usize, concurrency: usize) -> anyhow::Result<()> {
     let client = http_client()?;
-    let erp_port = free_port()?;
-    let _erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}")])?;
-    let erp_url = format!("http://127.0.0.1:{erp_port}");
-    wait_up(&client, &format!("{erp_url}/_faults")).await?;
+    let (_erp, erp_url) = start_erp(&client, &[]).await?;
     let hub = start_hub(dir, Some(&erp_url), &client).await?;
     let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
     println!("end to end: {orders} orders of {} bytes, {concurrency} connections", bodies[0].len());
@@ -516,10 +523,7 @@ pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
 /// and pauses while `window` orders are waiting.
 async fn rss_flow(dir: &Path, orders: usize, window: usize, concurrency: usize) -> anyhow::Result<()> {
     let client = http_client()?;
-    let erp_port = free_port()?;
-    let _erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}")])?;
-    let erp_url = format!("http://127.0.0.1:{erp_port}");
-    wait_up(&client, &format!("{erp_url}/_faults")).await?;
+    let (_erp, erp_url) = start_erp(&client, &[]).await?;
     let hub = start_hub(dir, Some(&erp_url), &client).await?;
     let pid = hub.process.0.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -605,10 +609,7 @@ async fn rss(dir: &Path, backlog: usize) -> anyhow::Result<()> {
         while intake.step().await? > 0 {}
         println!("backlog: {:?}", store.command_counts().await?);
     }
-    let erp_port = free_port()?;
-    let erp = spawn(&["mock", "--name", "erp", "--listen", &format!("127.0.0.1:{erp_port}"), "--outage"])?;
-    let erp_url = format!("http://127.0.0.1:{erp_port}");
-    wait_up(&client, &format!("{erp_url}/_faults")).await?;
+    let (erp, erp_url) = start_erp(&client, &["--outage"]).await?;
     let hub = start_hub(dir, Some(&erp_url), &client).await?;
     let pid = hub.process.0.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
