@@ -1,5 +1,7 @@
 //! Resolution actions and auto-resolve policies over the memory store.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -50,24 +52,7 @@ fn erp(addresses_records: bool) -> Targets {
 }
 
 fn order_event(id: &str, kind: &str, order_ref: &str) -> NewEvent {
-    let payload = json!({
-        "event_id": id, "kind": kind, "order_ref": order_ref, "occurred_at": "2026-11-26T10:00:00Z", "version": 1,
-        "order": {
-            "order_ref": order_ref, "customer": {"email": "ada@example.com"}, "currency": "EUR",
-            "placed_at": "2026-11-26T10:00:00Z",
-            "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}],
-            "totals": {"subtotal": "5.00", "total": "5.00"},
-        },
-    });
-    NewEvent {
-        system: "shop".into(),
-        event_id: id.into(),
-        kind: kind.parse().unwrap(),
-        order_ref: order_ref.into(),
-        received_at: t0(),
-        payload: payload.to_string(),
-        raw: None,
-    }
+    common::order_event(id, kind, order_ref, t0())
 }
 
 async fn intake(store: &MemoryStore, contract: &Arc<Contract>, clock: &Arc<ManualClock>) {

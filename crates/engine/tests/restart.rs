@@ -1,6 +1,8 @@
 //! A restart of the rules: the board is rebuilt from the journal without judging the past;
 //! a restart alone raises, reopens, clears and audits nothing.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,7 +11,6 @@ use handoff_engine::{Clock, Intake, ManualClock, RulesWatch};
 use handoff_store::memory::MemoryStore;
 use handoff_store::{AttemptRecord, ExceptionRow, NewEvent, Outcome, Store};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 
 const ORDERS: usize = 300;
 
@@ -23,24 +24,7 @@ fn contract() -> Arc<Contract> {
 }
 
 fn event(id: &str, kind: &str, order_ref: &str, at: Timestamp) -> NewEvent {
-    let payload = json!({
-        "event_id": id, "kind": kind, "order_ref": order_ref, "occurred_at": at.to_string(), "version": 1,
-        "order": {
-            "order_ref": order_ref, "customer": {"email": "ada@example.com"}, "currency": "EUR",
-            "placed_at": at.to_string(),
-            "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}],
-            "totals": {"subtotal": "5.00", "total": "5.00"},
-        },
-    });
-    NewEvent {
-        system: "shop".into(),
-        event_id: id.into(),
-        kind: kind.parse().unwrap(),
-        order_ref: order_ref.into(),
-        received_at: at,
-        payload: payload.to_string(),
-        raw: None,
-    }
+    common::order_event(id, kind, order_ref, at)
 }
 
 /// Orders placed and created in the ERP within a minute, a tenth of them cancelled in both,

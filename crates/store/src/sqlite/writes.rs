@@ -181,25 +181,7 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
 /// of the same order to the same target is still pending, in flight or dead-lettered. This is
 /// what keeps a cancel behind its create, and it blocks only that one order.
 pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-    let sql = format!(
-        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
-                updated_at = ?1
-         WHERE id IN (
-             SELECT c.id FROM outbox c
-             WHERE c.state = 'pending' AND c.next_attempt_at <= ?1
-               AND NOT EXISTS (
-                   SELECT 1 FROM outbox p
-                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-             ORDER BY c.next_attempt_at, c.id
-             LIMIT ?2)
-         RETURNING {COMMAND_COLUMNS}"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut claimed =
-        stmt.query_map(params![micros(now), limit as i64], rows::command)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    claimed.sort_by_key(|c| c.id);
-    Ok(claimed)
+    claim_due_to(conn, None, &[], now, limit)
 }
 
 /// As [`claim_due`], for the commands to one target only (`only`), or to any target but those
