@@ -114,10 +114,12 @@ pub(crate) async fn replay<S: Store + Clone>(
 
 pub(crate) async fn outbox<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Response {
     let counts = async {
+        // Events recorded but not yet planned are work too (bounded count: a backlog indicator).
+        // Read before the commands: an event planned in between then shows as its commands,
+        // never as nothing.
+        let unplanned = state.store.unprocessed_events(1000).await?.len() as u64;
         let mut counts: std::collections::BTreeMap<String, u64> =
             state.store.command_counts().await?.into_iter().collect();
-        // Events recorded but not yet planned are work too (bounded count: a backlog indicator).
-        let unplanned = state.store.unprocessed_events(1000).await?.len() as u64;
         if unplanned > 0 {
             counts.insert("unplanned_events".into(), unplanned);
         }

@@ -91,18 +91,22 @@ pub(super) fn open_exceptions_by_pattern(conn: &Connection) -> Result<Vec<(Strin
 /// Counts per state without a sort: each unfinished state has its own partial index, and the
 /// acknowledged are the rest.
 pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
-    let count =
-        |sql: &str| -> Result<u64> { Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get::<_, i64>(0))? as u64) };
-    let total = count("SELECT count(*) FROM outbox")?;
-    let mut counts = vec![
-        ("dead_lettered", count("SELECT count(*) FROM outbox WHERE state = 'dead_lettered'")?),
-        ("in_flight", count("SELECT count(*) FROM outbox WHERE state = 'in_flight'")?),
-        ("pending", count("SELECT count(*) FROM outbox WHERE state = 'pending'")?),
-        ("superseded", count("SELECT count(*) FROM outbox WHERE state = 'superseded'")?),
-        ("abandoned", count("SELECT count(*) FROM outbox WHERE state = 'abandoned'")?),
-    ];
+    // One statement, so one snapshot: counted one by one, a command moving from pending to in
+    // flight between two counts was in neither, and the outbox looked drained.
+    const STATES: [&str; 5] = ["dead_lettered", "in_flight", "pending", "superseded", "abandoned"];
+    let mut stmt = conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM outbox),
+                (SELECT count(*) FROM outbox WHERE state = 'dead_lettered'),
+                (SELECT count(*) FROM outbox WHERE state = 'in_flight'),
+                (SELECT count(*) FROM outbox WHERE state = 'pending'),
+                (SELECT count(*) FROM outbox WHERE state = 'superseded'),
+                (SELECT count(*) FROM outbox WHERE state = 'abandoned')",
+    )?;
+    let numbers: Vec<u64> =
+        stmt.query_row([], |r| (0..=STATES.len()).map(|i| Ok(r.get::<_, i64>(i)? as u64)).collect())?;
+    let mut counts: Vec<(&str, u64)> = STATES.into_iter().zip(numbers[1..].iter().copied()).collect();
     let unfinished: u64 = counts.iter().map(|(_, n)| n).sum();
-    counts.insert(0, ("acknowledged", total.saturating_sub(unfinished)));
+    counts.insert(0, ("acknowledged", numbers[0].saturating_sub(unfinished)));
     Ok(counts.into_iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.to_owned(), n)).collect())
 }
 
@@ -337,7 +341,7 @@ mod tests {
                 let by_partial_index = partial.iter().any(|index| step.ends_with(&format!(" INDEX {index}")));
                 // Known and kept: the total of all commands (GET /api/v1/outbox), a count over
                 // the smallest covering index.
-                let total = sql == "SELECT count(*) FROM outbox";
+                let total = sql.contains("(SELECT count(*) FROM outbox),") && step.contains(" COVERING INDEX ");
                 if table.is_some_and(|t| LARGE.contains(&t)) && !bounded && !by_partial_index && !total {
                     scans.push(format!("{step}: {sql}"));
                 }
