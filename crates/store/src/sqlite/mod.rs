@@ -98,6 +98,8 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // When the WAL starts over, its file is cut back to what the checkpointer lets it reach.
+    conn.pragma_update(None, "journal_size_limit", checkpointer::RESTART_FRAMES * 4096)?;
     Ok(conn)
 }
 
