@@ -298,7 +298,8 @@ pub trait Store: Send + Sync + 'static {
     /// what would go.
     fn purge(&self, before: PurgeBefore, limit: usize, dry_run: bool) -> impl Future<Output = Result<Purged>> + Send;
 
-    /// A counter bumped by every commit: waiters wake when new events or commands may exist.
+    /// A counter bumped by every commit that changed rows: waiters wake when new events or
+    /// commands may exist (a commit that changed nothing wakes nobody).
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// The writes waiting for the store's writer, for a store that queues them (`None`: it

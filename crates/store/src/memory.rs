@@ -223,6 +223,16 @@ impl MemoryStore {
         r
     }
 
+    /// Claims as `Mem::claim`; a claim that found nothing changed nothing and wakes nobody, as
+    /// a commit that changed no rows.
+    fn claim(&self, now: Timestamp, limit: usize, keep: &dyn Fn(&str) -> bool) -> Vec<Command> {
+        let claimed = self.state.lock().expect("store lock").0.claim(now, limit, keep);
+        if !claimed.is_empty() {
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        claimed
+    }
+
     fn read<R>(&self, f: impl FnOnce(&Mem) -> R) -> R {
         f(&self.state.lock().expect("store lock").0)
     }
@@ -584,15 +594,15 @@ impl Store for MemoryStore {
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| m.claim(now, limit, &|_| true)))
+        Ok(self.claim(now, limit, &|_| true))
     }
 
     async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| m.claim(now, limit, &|t| t == target)))
+        Ok(self.claim(now, limit, &|t| t == target))
     }
 
     async fn claim_due_except(&self, targets: Vec<String>, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        Ok(self.write(|m| m.claim(now, limit, &|t| !targets.iter().any(|x| x == t))))
+        Ok(self.claim(now, limit, &|t| !targets.iter().any(|x| x == t)))
     }
 
     async fn record_attempt(&self, a: AttemptRecord) -> Result<()> {

@@ -35,6 +35,7 @@ macro_rules! conformance {
 
 conformance!(
     a_duplicate_event_is_recorded_once,
+    a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does,
     a_token_is_found_by_its_hash_until_revoked_or_expired,
     a_poll_records_its_events_and_cursor_together,
     many_concurrent_writers_share_commits_and_all_land,
@@ -111,6 +112,19 @@ async fn a_duplicate_event_is_recorded_once<S: Store + Clone>(store: S) {
     let Recorded::New(row) = first else { panic!("first is new") };
     assert_eq!(again, Recorded::Duplicate(row));
     assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
+}
+
+/// The dispatcher sleeps on `subscribe` between claims: if a claim that found nothing woke it,
+/// it would claim again at once, for ever.
+async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store + Clone>(store: S) {
+    let mut changed = store.subscribe();
+    changed.mark_unchanged();
+    assert!(store.claim_due(t0(), 10).await.unwrap().is_empty());
+    assert!(store.claim_due_to("erp".into(), t0(), 10).await.unwrap().is_empty());
+    assert!(store.claim_due_except(vec!["erp".into()], t0(), 10).await.unwrap().is_empty());
+    assert!(!changed.has_changed().unwrap(), "an empty claim woke the waiters");
+    store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
+    assert!(changed.has_changed().unwrap(), "a new event did not wake the waiters");
 }
 
 async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: S) {

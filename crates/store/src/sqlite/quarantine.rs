@@ -89,12 +89,12 @@ pub(super) fn list(conn: &Connection, state: Option<QuarantineState>, limit: usi
     // Two statements, not `?1 IS NULL OR state = ?1`, which no index can lead.
     let rows = match state {
         Some(state) => {
-            let sql = format!("SELECT {COLUMNS} FROM quarantine WHERE state = ?1 ORDER BY id DESC LIMIT ?2");
+            let sql = format!("SELECT {COLUMNS} FROM quarantine WHERE state = ?1 ORDER BY id DESC LIMIT ?2 + 0");
             let mut stmt = conn.prepare_cached(&sql)?;
             stmt.query_map(params![state.as_str(), limit as i64], row)?.collect::<rusqlite::Result<_>>()
         }
         None => {
-            let sql = format!("SELECT {COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ?1");
+            let sql = format!("SELECT {COLUMNS} FROM quarantine ORDER BY id DESC LIMIT ?1 + 0");
             let mut stmt = conn.prepare_cached(&sql)?;
             stmt.query_map(params![limit as i64], row)?.collect::<rusqlite::Result<_>>()
         }

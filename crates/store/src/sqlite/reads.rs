@@ -12,7 +12,7 @@ use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, 
 
 pub(super) fn unprocessed_events(conn: &Connection, limit: usize) -> Result<Vec<StoredEvent>> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM inbox WHERE id > (SELECT last_row FROM intake_cursor) ORDER BY id LIMIT ?1"
+        "SELECT {EVENT_COLUMNS} FROM inbox WHERE id > (SELECT last_row FROM intake_cursor) ORDER BY id LIMIT ?1 + 0"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], rows::event)?;
@@ -56,7 +56,7 @@ pub(super) fn next_due_at(conn: &Connection) -> Result<Option<Timestamp>> {
 }
 
 pub(super) fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<Command>> {
-    let sql = format!("SELECT {COMMAND_COLUMNS} FROM outbox WHERE state = 'dead_lettered' ORDER BY id LIMIT ?1");
+    let sql = format!("SELECT {COMMAND_COLUMNS} FROM outbox WHERE state = 'dead_lettered' ORDER BY id LIMIT ?1 + 0");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], rows::command)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -66,12 +66,13 @@ pub(super) fn exceptions(conn: &Connection, state: Option<ExceptionState>, limit
     // Two statements, not `?1 IS NULL OR state = ?1`, which no index can lead.
     let rows = match state {
         Some(state) => {
-            let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE state = ?1 ORDER BY id DESC LIMIT ?2");
+            let sql =
+                format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions WHERE state = ?1 ORDER BY id DESC LIMIT ?2 + 0");
             let mut stmt = conn.prepare_cached(&sql)?;
             stmt.query_map(params![state.as_str(), limit as i64], rows::exception)?.collect::<rusqlite::Result<_>>()
         }
         None => {
-            let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions ORDER BY id DESC LIMIT ?1");
+            let sql = format!("SELECT {EXCEPTION_COLUMNS} FROM exceptions ORDER BY id DESC LIMIT ?1 + 0");
             let mut stmt = conn.prepare_cached(&sql)?;
             stmt.query_map(params![limit as i64], rows::exception)?.collect::<rusqlite::Result<_>>()
         }
@@ -177,7 +178,7 @@ pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result
         "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id,
                 coalesce(i.payload, o.payload), f.at
          FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox o ON o.id = f.command_id
-         WHERE f.id > ?1 ORDER BY f.id LIMIT ?2",
+         WHERE f.id > ?1 ORDER BY f.id LIMIT ?2 + 0",
     )?;
     let rows = stmt.query_map(params![after, limit as i64], fact_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

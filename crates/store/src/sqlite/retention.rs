@@ -118,7 +118,7 @@ fn inbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) ->
     walk(
         conn,
         "inbox_personal",
-        "SELECT id, received_at, order_ref, payload, raw FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, received_at, order_ref, payload, raw FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         cutoff,
         limit,
         |row| {
@@ -143,7 +143,7 @@ fn quarantine_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purge
     walk(
         conn,
         "quarantine_personal",
-        "SELECT id, received_at, body, exception_id FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, received_at, body, exception_id FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         cutoff,
         limit,
         |row| {
@@ -209,7 +209,7 @@ fn outbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -
         Ok(())
     };
     deferred(conn, step, &mut scrub_one)?;
-    let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2");
+    let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0");
     walk(conn, step, &sql, cutoff, limit, |row| {
         let (id, done): (i64, bool) = (row.get(0)?, row.get(2)?);
         if done { scrub_one(id) } else { defer(conn, step, id) }
@@ -227,7 +227,7 @@ fn facts_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> 
     };
     // Entries after the checkpoint are still to be read by the rules: never past it.
     let cutoff_sql = format!(
-        "SELECT id, CASE WHEN id > {position} THEN {i} ELSE at END, order_ref FROM facts WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, CASE WHEN id > {position} THEN {i} ELSE at END, order_ref FROM facts WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         i = i64::MAX
     );
     walk(conn, "facts_history", &cutoff_sql, cutoff, limit, |row| {
@@ -247,11 +247,18 @@ fn facts_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> 
 }
 
 fn audit_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> Result<bool> {
-    walk(conn, "audit_history", "SELECT id, at FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2", cutoff, limit, |row| {
-        conn.prepare_cached("DELETE FROM audit WHERE id = ?1")?.execute([row.get::<_, i64>(0)?])?;
-        p.audit_removed += 1;
-        Ok(())
-    })
+    walk(
+        conn,
+        "audit_history",
+        "SELECT id, at FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
+        cutoff,
+        limit,
+        |row| {
+            conn.prepare_cached("DELETE FROM audit WHERE id = ?1")?.execute([row.get::<_, i64>(0)?])?;
+            p.audit_removed += 1;
+            Ok(())
+        },
+    )
 }
 
 /// Finished commands: removed with their attempts unless an exception or a journal entry
@@ -285,7 +292,7 @@ fn outbox_history(conn: &Connection, cutoff: i64, rows_before: i64, limit: i64, 
         remove_inbox_row(conn, event_row, &order_ref, rows_before, p)
     };
     deferred(conn, step, &mut compact)?;
-    let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2");
+    let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0");
     walk(conn, step, &sql, cutoff, limit, |row| {
         let (id, done): (i64, bool) = (row.get(0)?, row.get(2)?);
         if done { compact(id) } else { defer(conn, step, id) }
@@ -322,7 +329,7 @@ fn inbox_unreferenced(conn: &Connection, rows_before: i64, limit: i64, p: &mut P
     walk(
         conn,
         "inbox_history",
-        "SELECT id, received_at, order_ref FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, received_at, order_ref FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         rows_before,
         limit,
         |row| remove_inbox_row(conn, row.get(0)?, &row.get::<_, String>(2)?, rows_before, p),

@@ -157,16 +157,22 @@ fn write_loop(
         stats.commits.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
         let started = std::time::Instant::now();
+        let rows_before = conn.total_changes();
         let commit = commit_batch(&conn, &mut batch, beat);
         metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
         beat.beat();
         if let Err(e) = &commit.0 {
             tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());
         }
+        // Only a commit that changed rows wakes the waiters: a claim that found nothing would
+        // otherwise wake the dispatcher into claiming again, a loop of empty commits. Woken
+        // before the callers hear back, so a caller that saw its write done sees the bump.
+        if commit.0.is_ok() && conn.total_changes() != rows_before {
+            changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
         for reply in commit.1 {
             reply(commit.0.clone());
         }
-        changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

@@ -206,7 +206,7 @@ pub(super) fn claim_due_to(
                    WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
                      AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
              ORDER BY c.next_attempt_at, c.id
-             LIMIT ?2)
+             LIMIT ?2 + 0)
          RETURNING {COMMAND_COLUMNS}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -404,7 +404,7 @@ pub(super) fn clear_finding(
 
 pub(super) fn take_rechecks(conn: &Connection, limit: usize) -> Result<Vec<crate::ExceptionRow>> {
     let sql = format!(
-        "UPDATE exceptions SET rechecked = 1 WHERE id IN (SELECT id FROM exceptions WHERE rechecked = 0 LIMIT ?1)
+        "UPDATE exceptions SET rechecked = 1 WHERE id IN (SELECT id FROM exceptions WHERE rechecked = 0 LIMIT ?1 + 0)
          RETURNING {}",
         super::rows::EXCEPTION_COLUMNS
     );
