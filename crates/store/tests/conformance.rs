@@ -1,4 +1,5 @@
-//! The store's promises, on the embedded SQLite implementation.
+//! The store's promises, on every implementation: memory, SQLite and PostgreSQL (the last on
+//! the database `HANDOFF_TEST_DATABASE_URL` names, each test in a schema of its own).
 
 use handoff_model::{CommandKind, CommandState, EventKind};
 use handoff_store::memory::MemoryStore;
@@ -22,6 +23,12 @@ macro_rules! conformance {
                 let dir = tempfile::tempdir().unwrap();
                 let store = super::SqliteStore::open(dir.path(), super::SqliteOptions::default()).unwrap();
                 super::$name(store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                handoff_store::postgres::testing::with_store(super::$name).await;
             })*
         }
         mod memory {
@@ -255,6 +262,23 @@ async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(store.recover_in_flight(t0(), Default::default()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn postgres_keeps_in_flight_commands_across_a_reopen() {
+    use handoff_store::postgres::{PgStore, testing};
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    {
+        let store = PgStore::open(&url, schema.options()).await.unwrap();
+        let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+        plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+        assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
+    }
+    let store = PgStore::open(&url, schema.options()).await.unwrap();
+    assert_eq!(store.recover_in_flight(t0(), Default::default()).await.unwrap(), 1);
+    drop(store);
+    schema.drop().await.unwrap();
 }
 
 async fn a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited<S: Store + Clone>(store: S) {

@@ -1,0 +1,162 @@
+//! What only a store shared by several processes must keep: two stores on one database (two
+//! hubs) claim commands at once without claiming one twice or overtaking an order's earlier
+//! command, and each wakes on the other's writes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use handoff_model::{CommandKind, EventKind};
+use handoff_store::postgres::{PgStore, testing};
+use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded, Store};
+use jiff::Timestamp;
+
+fn t0() -> Timestamp {
+    "2026-11-26T10:00:00Z".parse().unwrap()
+}
+
+fn event(id: &str, order_ref: &str) -> NewEvent {
+    NewEvent {
+        system: "shop".into(),
+        event_id: id.into(),
+        kind: EventKind::OrderUpdated,
+        order_ref: order_ref.into(),
+        received_at: t0(),
+        payload: "{}".into(),
+        raw: None,
+    }
+}
+
+fn command(order_ref: &str, n: usize) -> NewCommand {
+    NewCommand {
+        flow: "orders".into(),
+        target: "erp".into(),
+        order_ref: order_ref.into(),
+        kind: CommandKind::UpdateOrder,
+        idempotency_key: format!("{order_ref}:{n}"),
+        external_ref: order_ref.into(),
+        version: Some(n as u64),
+        payload: "{}".into(),
+        supersede_unsent: false,
+    }
+}
+
+/// Two stores on one schema, as two hub processes see it.
+async fn two_hubs() -> Option<(PgStore, PgStore, testing::TestSchema)> {
+    let url = testing::test_database_url()?;
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    let a = PgStore::open(&url, schema.options()).await.unwrap();
+    let b = PgStore::open(&url, schema.options()).await.unwrap();
+    Some((a, b, schema))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hubs_claim_at_once_without_a_command_twice_or_an_order_overtaken() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    const ORDERS: usize = 20;
+    const PER_ORDER: usize = 10;
+    for o in 0..ORDERS {
+        let order_ref = format!("#{o}");
+        for n in 0..PER_ORDER {
+            let Recorded::New(row) = a.record_event(event(&format!("e{o}-{n}"), &order_ref)).await.unwrap() else {
+                panic!("new event")
+            };
+            let plan = Plan {
+                event_row: row,
+                order_ref: order_ref.clone(),
+                state: OrderState { source: "shop".into(), ..Default::default() },
+                ledger: None,
+                commands: vec![command(&order_ref, n)],
+                audit: vec![],
+            };
+            a.apply_plans(vec![plan], t0()).await.unwrap();
+        }
+    }
+    // Each hub claims and acknowledges in a loop until the outbox is drained; every claim is
+    // logged with the order's position of the command.
+    let worker = |store: PgStore| async move {
+        let mut log = Vec::new();
+        let mut idle = 0;
+        while idle < 20 {
+            let claimed = store.claim_due(t0(), 7).await.unwrap();
+            if claimed.is_empty() {
+                idle += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            idle = 0;
+            for c in claimed {
+                log.push((c.id, c.order_ref.clone(), c.version.unwrap()));
+                let ack = Outcome::Acknowledged { record_id: format!("r{}", c.id) };
+                let record = AttemptRecord {
+                    command: c,
+                    started_at: t0(),
+                    finished_at: t0(),
+                    outcome: ack,
+                    note: None,
+                    mapping: None,
+                };
+                store.record_attempt(record).await.unwrap();
+            }
+        }
+        log
+    };
+    let (la, lb) = tokio::join!(tokio::spawn(worker(a.clone())), tokio::spawn(worker(b.clone())));
+    let (la, lb) = (la.unwrap(), lb.unwrap());
+    assert!(!la.is_empty() && !lb.is_empty(), "both hubs claimed: {} and {}", la.len(), lb.len());
+    let all: Vec<_> = la.iter().chain(&lb).collect();
+    let ids: HashSet<i64> = all.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(ids.len(), all.len(), "no command claimed twice");
+    assert_eq!(ids.len(), ORDERS * PER_ORDER, "every command claimed");
+    // Each command was claimed only once its predecessor was acknowledged: the claims of one
+    // order, in id order, are its versions in order.
+    let mut by_order: HashMap<&str, Vec<(i64, u64)>> = HashMap::new();
+    for (id, order_ref, version) in &all {
+        by_order.entry(order_ref.as_str()).or_default().push((*id, *version));
+    }
+    for (order_ref, mut claims) in by_order {
+        claims.sort();
+        let versions: Vec<u64> = claims.iter().map(|(_, v)| *v).collect();
+        assert_eq!(versions, (0..PER_ORDER as u64).collect::<Vec<_>>(), "{order_ref} kept its order");
+    }
+    let counts = a.command_counts().await.unwrap();
+    assert_eq!(counts, vec![("acknowledged".to_owned(), (ORDERS * PER_ORDER) as u64)]);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hub_wakes_on_another_hubs_write() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let mut woken = b.subscribe();
+    woken.borrow_and_update();
+    a.record_event(event("e1", "#1")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken.changed())
+        .await
+        .expect("the other hub's commit wakes this one")
+        .unwrap();
+    assert_eq!(b.unprocessed_events(10).await.unwrap().len(), 1);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_of_a_newer_schema_is_refused() {
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    assert_eq!(PgStore::migrate(&url, schema.options()).await.unwrap(), 0, "a fresh schema starts at 0");
+    assert_eq!(
+        PgStore::migrate(&url, schema.options()).await.unwrap(),
+        handoff_store::postgres::SCHEMA_VERSION,
+        "migrating again changes nothing"
+    );
+    let newer = handoff_store::postgres::SCHEMA_VERSION + 1;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("INSERT INTO {}.schema_version (version) VALUES ({newer})", schema.name))
+        .await
+        .unwrap();
+    let refused = PgStore::open(&url, schema.options()).await.err().expect("a newer schema is refused");
+    assert!(refused.to_string().contains(&format!("schema version {newer}")), "{refused}");
+    schema.drop().await.unwrap();
+}
