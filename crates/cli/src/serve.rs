@@ -1,4 +1,5 @@
-//! `handoff serve`: the hub.
+//! `handoff serve`: the hub, on the embedded SQLite store or on a PostgreSQL database that
+//! several hubs share.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -6,18 +7,45 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use handoff_contract::Contract;
+use handoff_contract::data_dir::StoreAt;
 use handoff_engine::{Clock, Engine, Rng, SystemClock, Targets};
 use handoff_server::AppState;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::heartbeat::Heartbeats;
+use handoff_store::Store;
+use handoff_store::heartbeat::{Heartbeats, Pulse};
+use handoff_store::postgres::{PgOptions, PgStore};
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
-pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
+pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
     handoff_server::metrics::install();
     let contract = Arc::new(Contract::load(config)?);
-    let store = SqliteStore::open(data_dir, SqliteOptions::default())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    match store {
+        StoreAt::Dir(data_dir) => {
+            let sqlite = SqliteStore::open(data_dir, SqliteOptions::default())
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+            let pulse = sqlite.writer_pulse();
+            hub(config, contract, sqlite, Some(pulse), &store.display(), listen, simulate).await
+        }
+        StoreAt::Postgres(url) => {
+            let pg = PgStore::open(url, PgOptions::default())
+                .await
+                .with_context(|| format!("opening the store at {}", store.display()))?;
+            hub(config, contract, pg, None, &store.display(), listen, simulate).await
+        }
+    }
+}
+
+/// The hub on any store. `pulse`: the store's writer thread, for `/ready`, if it has one.
+async fn hub<S: Store + Clone>(
+    config: &Path,
+    contract: Arc<Contract>,
+    store: S,
+    pulse: Option<Arc<Pulse>>,
+    store_at: &str,
+    listen: Option<String>,
+    simulate: bool,
+) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     handoff_engine::dispatcher::recover_in_flight(&store, &contract, now).await?;
@@ -33,7 +61,9 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
 
     // What `/ready` watches: each part beats while it runs, and stops beating if it dies.
     let heartbeats = Heartbeats::default();
-    heartbeats.watch(store.writer_pulse());
+    if let Some(pulse) = pulse {
+        heartbeats.watch(pulse);
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let intake = engine.intake().beating(heartbeats.register("intake", handoff_engine::intake::PERIOD));
     let intake = tokio::spawn(intake.run(stopped.clone()));
@@ -75,7 +105,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         );
         pollers.push(tokio::spawn(run));
     }
-    tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
+    tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, store = %store_at, systems = contract.systems.len(), flows = contract.flows.len());
     let drift = Arc::new(match contract.mappings_dir(config) {
         Some(dir) => handoff_mapping::drift::Watch::load(&dir)?,
         None => handoff_mapping::drift::Watch::shipped()?,

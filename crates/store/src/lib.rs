@@ -31,6 +31,10 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(String),
+    /// The claim this attempt was made under was taken over (its lease ran out, or its hub's
+    /// session ended) and the command claimed again: this outcome is not recorded.
+    #[error("command {command}: its claim (attempt {attempt}) was taken over; the outcome is refused")]
+    StaleClaim { command: i64, attempt: u32 },
     #[error("database migration failed")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("cannot open the data directory {path}")]

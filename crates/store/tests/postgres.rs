@@ -160,3 +160,69 @@ async fn a_database_of_a_newer_schema_is_refused() {
     assert!(refused.to_string().contains(&format!("schema version {newer}")), "{refused}");
     schema.drop().await.unwrap();
 }
+
+async fn one_command(store: &PgStore, order_ref: &str) {
+    let Recorded::New(row) = store.record_event(event(&format!("e-{order_ref}"), order_ref)).await.unwrap() else {
+        panic!("new event")
+    };
+    let plan = Plan {
+        event_row: row,
+        order_ref: order_ref.into(),
+        state: OrderState { source: "shop".into(), ..Default::default() },
+        ledger: None,
+        commands: vec![command(order_ref, 0)],
+        audit: vec![],
+    };
+    store.apply_plans(vec![plan], t0()).await.unwrap();
+}
+
+fn acknowledged(c: handoff_store::Command) -> AttemptRecord {
+    let ack = Outcome::Acknowledged { record_id: format!("r{}-{}", c.id, c.attempts) };
+    AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: ack, note: None, mapping: None }
+}
+
+#[tokio::test]
+async fn a_claim_past_its_lease_is_taken_over_and_its_late_outcome_refused() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    one_command(&a, "#1").await;
+    let secs = |n: i64| t0().checked_add(jiff::SignedDuration::from_secs(n)).unwrap();
+    let first = a.claim_due(t0(), 10).await.unwrap().remove(0);
+    assert!(b.claim_due(secs(599), 10).await.unwrap().is_empty(), "a's claim holds for its lease");
+    let again = b.claim_due(secs(600), 10).await.unwrap().remove(0);
+    assert_eq!((again.id, again.attempts), (first.id, 2));
+    assert!(again.ambiguous, "the first claim's outcome is unknown: read back before any resend");
+    // a wakes from its pause and reports: refused, and nothing of it recorded.
+    let refused = a.record_attempt(acknowledged(first.clone())).await.unwrap_err();
+    assert!(matches!(refused, handoff_store::StoreError::StaleClaim { command, attempt: 1 } if command == first.id));
+    b.record_attempt(acknowledged(again)).await.unwrap();
+    let timeline = a.order_timeline("#1".into()).await.unwrap();
+    assert_eq!(timeline.attempts.len(), 1, "only the live claim's attempt");
+    assert_eq!(timeline.commands[0].record_id.as_deref(), Some(format!("r{}-2", first.id).as_str()));
+    // Recorded once, an outcome cannot be recorded again under the same claim.
+    assert!(b.record_attempt(acknowledged(timeline.commands[0].clone())).await.is_err());
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_booting_hub_takes_back_a_dead_hubs_claims_but_not_a_live_ones() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    one_command(&a, "#1").await;
+    assert_eq!(a.claim_due(t0(), 10).await.unwrap().len(), 1);
+    assert_eq!(b.recover_in_flight(t0(), Default::default()).await.unwrap(), 0, "a lives: its claim stays");
+    drop(a);
+    // a's session ends as its connections close.
+    let mut recovered = 0;
+    for _ in 0..100 {
+        recovered = b.recover_in_flight(t0(), Default::default()).await.unwrap();
+        if recovered > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(recovered, 1, "a dead hub's claim is taken back");
+    let c = b.claim_due(t0(), 10).await.unwrap().remove(0);
+    assert!(c.ambiguous);
+    drop(b);
+    schema.drop().await.unwrap();
+}

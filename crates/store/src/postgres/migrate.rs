@@ -4,7 +4,10 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/postgres/0001_write_path.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/postgres/0001_write_path.sql"),
+    include_str!("../../migrations/postgres/0002_claim_leases.sql"),
+];
 
 /// The schema version this build writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
@@ -16,6 +19,8 @@ const MIGRATION_LOCK: i64 = 0x68616e646f6666;
 pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    // No notice for a table that is there already: that is every open but the first.
+    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_version (
              version    INTEGER PRIMARY KEY,

@@ -45,11 +45,15 @@ pub struct PgOptions {
     pub wait: Duration,
     /// The schema the store lives in (each test gets its own); `None`: the role's default.
     pub schema: Option<String>,
+    /// How long a claim of a command is this process's alone: longer than any attempt can
+    /// last (a target's time-out and settle time). A claim older than this, or whose process's
+    /// session ended, is taken back by another process and read back before any resend.
+    pub lease: Duration,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { max_connections: 16, wait: Duration::from_secs(10), schema: None }
+        PgOptions { max_connections: 16, wait: Duration::from_secs(10), schema: None, lease: Duration::from_secs(600) }
     }
 }
 
@@ -63,6 +67,10 @@ struct Inner {
     max_connections: usize,
     /// The NOTIFY channel of this store's schema.
     channel: String,
+    /// This process among the hubs: its claims name it, and it holds the advisory lock of
+    /// that name for as long as its session lives (see `listener`).
+    instance: i32,
+    lease: jiff::SignedDuration,
     changed: Arc<watch::Sender<u64>>,
     /// Stops the listener task when the store is dropped.
     _listening: listener::Listening,
@@ -77,11 +85,20 @@ fn channel(schema: Option<&str>) -> String {
     }
 }
 
+/// A random name for this process among the hubs (non-negative, as `pg_locks` shows it).
+fn instance() -> i32 {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    (random & 0x7fff_ffff) as i32
+}
+
 /// The connection settings every connection of the store shares: durable commits and, for a
 /// store in its own schema, that schema first on the search path.
 fn config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = url.parse()?;
-    let mut settings = "-c synchronous_commit=on".to_owned();
+    // Added to the options the URL may carry (`?options=-c search_path=...`), never replacing them.
+    let mut settings = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+    settings.push_str("-c synchronous_commit=on");
     if let Some(schema) = &options.schema {
         if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(StoreError::Schema(format!("schema name {schema:?}: letters, digits and _ only")));
@@ -94,6 +111,32 @@ fn config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config> {
         config.application_name("handoff");
     }
     Ok(config)
+}
+
+/// Runs `$body` in a transaction on `$client` and commits it; the transaction rolls back if
+/// the body fails. `$tx` names the transaction inside the body.
+macro_rules! in_tx {
+    ($client:expr, |$tx:ident| $body:expr) => {{
+        let mut client = $client;
+        let $tx = client.transaction().await?;
+        let result = $body;
+        $tx.commit().await?;
+        Ok(result)
+    }};
+}
+
+/// As [`in_tx`], for a write that may add events or commands: other processes are notified
+/// on commit and this one's waiters wake.
+macro_rules! notifying {
+    ($store:expr, $client:expr, |$tx:ident| $body:expr) => {{
+        let result = in_tx!($client, |$tx| {
+            let result = $body;
+            writes::notify(&$tx, &$store.inner.channel).await?;
+            result
+        });
+        $store.changed();
+        result
+    }};
 }
 
 impl PgStore {
@@ -116,9 +159,20 @@ impl PgStore {
         }
         let changed = Arc::new(watch::Sender::new(0));
         let channel = channel(options.schema.as_deref());
-        let listening = listener::start(config, channel.clone(), changed.clone()).await?;
-        let max_connections = options.max_connections;
-        Ok(PgStore { inner: Arc::new(Inner { pool, max_connections, channel, changed, _listening: listening }) })
+        let instance = instance();
+        let listening = listener::start(config, channel.clone(), instance, changed.clone()).await?;
+        let lease = jiff::SignedDuration::try_from(options.lease)
+            .map_err(|e| StoreError::Schema(format!("lease of {:?}: {e}", options.lease)))?;
+        let inner = Inner {
+            pool,
+            max_connections: options.max_connections,
+            channel,
+            instance,
+            lease,
+            changed,
+            _listening: listening,
+        };
+        Ok(PgStore { inner: Arc::new(inner) })
     }
 
     /// Migrates the database at `url` to the latest schema; returns the version it was at.
@@ -147,36 +201,18 @@ impl PgStore {
         }
     }
 
+    async fn claim(&self, only: Option<&str>, except: &[String], now: Timestamp, limit: usize) -> Result<Vec<Command>> {
+        let lease = writes::Lease {
+            instance: self.inner.instance,
+            until: now.checked_add(self.inner.lease).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        };
+        in_tx!(self.client().await?, |tx| writes::claim_due(&tx, only, except, now, limit, &lease).await?)
+    }
+
     /// Wakes this process's waiters at once (other processes wake on the NOTIFY).
     fn changed(&self) {
         self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
-}
-
-/// Runs `$body` in a transaction on `$client` and commits it; the transaction rolls back if
-/// the body fails. `$tx` names the transaction inside the body.
-macro_rules! in_tx {
-    ($client:expr, |$tx:ident| $body:expr) => {{
-        let mut client = $client;
-        let $tx = client.transaction().await?;
-        let result = $body;
-        $tx.commit().await?;
-        Ok(result)
-    }};
-}
-
-/// As [`in_tx`], for a write that may add events or commands: other processes are notified
-/// on commit and this one's waiters wake.
-macro_rules! notifying {
-    ($store:expr, $client:expr, |$tx:ident| $body:expr) => {{
-        let result = in_tx!($client, |$tx| {
-            let result = $body;
-            writes::notify(&$tx, &$store.inner.channel).await?;
-            result
-        });
-        $store.changed();
-        result
-    }};
 }
 
 impl Store for PgStore {
@@ -249,15 +285,15 @@ impl Store for PgStore {
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        in_tx!(self.client().await?, |tx| writes::claim_due(&tx, None, &[], now, limit).await?)
+        self.claim(None, &[], now, limit).await
     }
 
     async fn claim_due_to(&self, target: String, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        in_tx!(self.client().await?, |tx| writes::claim_due(&tx, Some(&target), &[], now, limit).await?)
+        self.claim(Some(&target), &[], now, limit).await
     }
 
     async fn claim_due_except(&self, targets: Vec<String>, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
-        in_tx!(self.client().await?, |tx| writes::claim_due(&tx, None, &targets, now, limit).await?)
+        self.claim(None, &targets, now, limit).await
     }
 
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<()> {
@@ -270,7 +306,13 @@ impl Store for PgStore {
     }
 
     async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {
-        notifying!(self, self.client().await?, |tx| writes::recover_in_flight(&tx, now, &read_back_at).await?)
+        notifying!(self, self.client().await?, |tx| writes::recover_in_flight(
+            &tx,
+            now,
+            &read_back_at,
+            self.inner.instance
+        )
+        .await?)
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {

@@ -207,11 +207,18 @@ async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Time
     Ok(Some(id))
 }
 
-/// Claims due pending commands that head their (order, target) sequence: no earlier command
-/// of the same order to the same target is still pending, in flight or dead-lettered. Rows
-/// another process is claiming are skipped, not waited for (`SKIP LOCKED`), and a command
-/// that process has locked still counts as pending in this one's snapshot, so the command
-/// behind it is not claimed either: no process overtakes an order's earlier command.
+/// Who claims, and until when the claim is theirs alone.
+pub(super) struct Lease {
+    pub instance: i32,
+    pub until: Timestamp,
+}
+
+/// Claims due commands that head their (order, target) sequence: no earlier command of the
+/// same order to the same target is still pending, in flight or dead-lettered. Rows another
+/// process is claiming are skipped, not waited for (`SKIP LOCKED`), and a command that process
+/// has locked still counts as pending in this one's snapshot, so the command behind it is not
+/// claimed either: no process overtakes an order's earlier command. A command in flight whose
+/// lease ran out is claimed again, marked ambiguous (read back before any resend).
 /// `only`: the commands to one target; `except`: to any target but these.
 pub(super) async fn claim_due(
     tx: &Transaction<'_>,
@@ -219,12 +226,13 @@ pub(super) async fn claim_due(
     except: &[String],
     now: Timestamp,
     limit: usize,
+    lease: &Lease,
 ) -> Result<Vec<Command>> {
     let sql = format!(
         "WITH due AS (
              SELECT c.id FROM outbox c
-             WHERE c.state = 'pending' AND ($3::text IS NULL OR c.target = $3) AND c.next_attempt_at <= $1
-               AND NOT (c.target = ANY($4::text[]))
+             WHERE ((c.state = 'pending' AND c.next_attempt_at <= $1) OR (c.state = 'in_flight' AND c.lease_until <= $1))
+               AND ($3::text IS NULL OR c.target = $3) AND NOT (c.target = ANY($4::text[]))
                AND NOT EXISTS (
                    SELECT 1 FROM outbox p
                    WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
@@ -233,13 +241,17 @@ pub(super) async fn claim_due(
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
          UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
-                updated_at = $1
-         FROM due WHERE outbox.id = due.id AND outbox.state = 'pending'
+                ambiguous = outbox.ambiguous OR outbox.state = 'in_flight',
+                last_error = CASE WHEN outbox.state = 'in_flight'
+                                  THEN 'its claim ran out while the command was in flight' ELSE outbox.last_error END,
+                claimed_by = $5, lease_until = $6, updated_at = $1
+         FROM due WHERE outbox.id = due.id
          RETURNING {}",
         COMMAND_COLUMNS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
     );
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
-    let mut claimed = rows::commands(query(tx, &sql, &[&now, &rows::limit(limit), &only, &except]).await?)?;
+    let params: rows::Params = &[&now, &rows::limit(limit), &only, &except, &lease.instance, &lease.until];
+    let mut claimed = rows::commands(query(tx, &sql, params).await?)?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
 }
@@ -247,6 +259,18 @@ pub(super) async fn claim_due(
 pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> Result<()> {
     let c = &a.command;
     let now = a.finished_at;
+    // The fencing: each claim counts one more attempt, so a claim taken over since (and
+    // claimed again) no longer matches, and its outcome is refused.
+    let held = query_opt(
+        tx,
+        "UPDATE outbox SET claimed_by = NULL, lease_until = NULL
+         WHERE id = $1 AND state = 'in_flight' AND attempts = $2 RETURNING id",
+        &[&c.id, &(c.attempts as i32)],
+    )
+    .await?;
+    if held.is_none() {
+        return Err(crate::StoreError::StaleClaim { command: c.id, attempt: c.attempts });
+    }
     let detail = match (&a.outcome, &a.note) {
         (Outcome::Acknowledged { record_id }, note) => join(note, &format!("record {record_id}")),
         (Outcome::Retry { error, at, .. }, note) => join(note, &format!("{error}; next attempt at {at}")),
@@ -470,10 +494,14 @@ fn join(note: &Option<String>, s: &str) -> String {
     }
 }
 
+/// Commands in flight whose claim no live hub holds any more go back to pending: claimed by
+/// this process before it restarted (`instance` is new), by a process whose session ended
+/// (its instance lock is free), or whose lease ran out. Another live process's claims stay.
 pub(super) async fn recover_in_flight(
     tx: &Transaction<'_>,
     now: Timestamp,
     read_back_at: &std::collections::HashMap<String, Timestamp>,
+    instance: i32,
 ) -> Result<u64> {
     let (targets, ats): (Vec<&str>, Vec<Timestamp>) = read_back_at.iter().map(|(t, at)| (t.as_str(), *at)).unzip();
     let n = execute(
@@ -483,9 +511,16 @@ pub(super) async fn recover_in_flight(
                     (SELECT r.at FROM unnest($2::text[], $3::timestamptz[]) AS r (target, at)
                      WHERE r.target = outbox.target),
                     $1),
-                last_error = 'hub stopped while the command was in flight', updated_at = $1
-         WHERE state = 'in_flight'",
-        &[&now, &targets, &ats],
+                last_error = 'hub stopped while the command was in flight', updated_at = $1,
+                claimed_by = NULL, lease_until = NULL
+         WHERE state = 'in_flight'
+           AND (claimed_by IS NULL OR claimed_by = $4 OR lease_until <= $1
+                OR NOT EXISTS (
+                    SELECT 1 FROM pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.classid = $5::int4::oid AND l.objid = outbox.claimed_by::oid))",
+        &[&now, &targets, &ats, &instance, &super::listener::INSTANCE_LOCKS],
     )
     .await?;
     if n > 0 {
