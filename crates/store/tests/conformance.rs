@@ -45,6 +45,7 @@ conformance!(
     a_token_is_found_by_its_hash_until_revoked_or_expired,
     a_poll_records_its_events_and_cursor_together,
     many_concurrent_writers_share_commits_and_all_land,
+    one_event_delivered_many_times_at_once_is_new_once,
     a_cancel_supersedes_a_create_never_sent,
     a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders,
     in_flight_commands_are_read_back_after_a_restart,
@@ -174,6 +175,29 @@ async fn many_concurrent_writers_share_commits_and_all_land<S: Store + Clone>(st
         assert!(matches!(t.await.unwrap().unwrap(), Recorded::New(_)));
     }
     assert_eq!(store.unprocessed_events(1000).await.unwrap().len(), 500);
+}
+
+async fn one_event_delivered_many_times_at_once_is_new_once<S: Store + Clone>(store: S) {
+    // Redeliveries arriving together may share one group commit: still one row, one `New`.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            let id = if i % 2 == 0 { "same" } else { "other" };
+            tokio::spawn(async move { store.record_event(event(id, EventKind::OrderCreated, "#1")).await })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for t in tasks {
+        recorded.push(t.await.unwrap().unwrap());
+    }
+    let new: Vec<i64> =
+        recorded.iter().filter_map(|r| if let Recorded::New(row) = r { Some(*row) } else { None }).collect();
+    assert_eq!(new.len(), 2, "{recorded:?}");
+    for r in &recorded {
+        let (Recorded::New(row) | Recorded::Duplicate(row)) = r;
+        assert!(new.contains(row), "a duplicate names the row recorded: {recorded:?}");
+    }
+    assert_eq!(store.unprocessed_events(100).await.unwrap().len(), 2);
 }
 
 async fn a_cancel_supersedes_a_create_never_sent<S: Store + Clone>(store: S) {

@@ -1,10 +1,12 @@
 //! The shared store: one PostgreSQL database that several hub processes may use at once.
 //! Every write is one transaction over a pooled connection, committed with
-//! `synchronous_commit = on` before its future resolves; PostgreSQL's own group commit shares
-//! one WAL flush among the transactions committing together. A commit that adds events or
+//! `synchronous_commit = on` before its future resolves; intake's events arriving together are
+//! committed in one transaction (`intake`), and PostgreSQL shares one WAL flush among the
+//! other transactions committing together. A commit that adds events or
 //! commands sends a NOTIFY, and a listener task turns the notifications of every process into
 //! bumps of [`Store::subscribe`]'s counter.
 
+mod intake;
 mod listener;
 mod migrate;
 mod quarantine;
@@ -43,6 +45,9 @@ pub struct PgOptions {
     /// How long a caller waits for a free connection before its write is refused (a webhook
     /// is told to come back: [`StoreError::QueueFull`]).
     pub wait: Duration,
+    /// Events waiting to be written before a webhook's write is refused (it is told to come
+    /// back): the bound on memory under overload.
+    pub queue_depth: usize,
     /// The schema the store lives in (each test gets its own); `None`: the role's default.
     pub schema: Option<String>,
     /// How long a claim of a command is this process's alone: longer than any attempt can
@@ -53,9 +58,18 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { max_connections: 16, wait: Duration::from_secs(10), schema: None, lease: Duration::from_secs(600) }
+        PgOptions {
+            max_connections: 16,
+            wait: Duration::from_secs(10),
+            queue_depth: 16_384,
+            schema: None,
+            lease: Duration::from_secs(600),
+        }
     }
 }
+
+/// The counter [`Store::subscribe`] hands out.
+type Changed = Arc<watch::Sender<u64>>;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -71,7 +85,9 @@ struct Inner {
     /// that name for as long as its session lives (see `listener`).
     instance: i32,
     lease: jiff::SignedDuration,
-    changed: Arc<watch::Sender<u64>>,
+    /// Intake's group commit.
+    intake: intake::Intake,
+    changed: Changed,
     /// Stops the listener task when the store is dropped.
     _listening: listener::Listening,
 }
@@ -163,7 +179,9 @@ impl PgStore {
         let listening = listener::start(config, channel.clone(), instance, changed.clone()).await?;
         let lease = jiff::SignedDuration::try_from(options.lease)
             .map_err(|e| StoreError::Schema(format!("lease of {:?}: {e}", options.lease)))?;
+        let intake = intake::Intake::start(pool.clone(), channel.clone(), options.queue_depth, changed.clone());
         let inner = Inner {
+            intake,
             pool,
             max_connections: options.max_connections,
             channel,
@@ -217,7 +235,7 @@ impl PgStore {
 
 impl Store for PgStore {
     async fn record_event(&self, event: NewEvent) -> Result<Recorded> {
-        notifying!(self, self.client_or_full().await?, |tx| writes::record_event(&tx, &event).await?)
+        self.inner.intake.record(event).await
     }
 
     async fn poll_cursor(&self, system: String) -> Result<Option<String>> {
@@ -466,5 +484,9 @@ impl Store for PgStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.changed.subscribe()
+    }
+
+    fn writer_queue(&self) -> Option<crate::WriterQueue> {
+        Some(self.inner.intake.queue())
     }
 }
