@@ -96,9 +96,13 @@ impl Heartbeats {
         beat
     }
 
-    /// Watches a pulse made elsewhere (the store's writer thread makes its own).
+    /// Watches a pulse made elsewhere (the store's writer thread makes its own). A pulse of
+    /// the same name replaces the one watched before: a part started again (a hub taking the
+    /// lead of it back) is watched as it runs now.
     pub fn watch(&self, pulse: Arc<Pulse>) {
-        self.0.lock().expect("heartbeats lock").push(pulse);
+        let mut pulses = self.0.lock().expect("heartbeats lock");
+        pulses.retain(|p| p.name != pulse.name);
+        pulses.push(pulse);
     }
 
     pub fn read(&self) -> Vec<Reading> {

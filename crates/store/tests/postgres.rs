@@ -226,3 +226,32 @@ async fn a_booting_hub_takes_back_a_dead_hubs_claims_but_not_a_live_ones() {
     drop(b);
     schema.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_hub_leads_a_part_and_another_takes_it_over_when_the_leader_dies() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    let mut lead = a.lead("intake", &mut stopped).await.unwrap().expect("the first hub to ask leads");
+    // b asks while a leads: it waits.
+    let waiting = tokio::time::timeout(Duration::from_secs(3), b.lead("intake", &mut stopped)).await;
+    assert!(waiting.is_err(), "one leader at a time");
+    let mut other = b.lead("rules", &mut stopped).await.unwrap().expect("another part has its own lead");
+    // a gives the lead up (its process dies): b takes it over.
+    let takes_over = {
+        let b = b.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move { b.lead("intake", &mut stopped).await.unwrap().is_some() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(lead);
+    assert!(tokio::time::timeout(Duration::from_secs(10), takes_over).await.unwrap().unwrap());
+    // A lead lost is told.
+    drop(a);
+    tokio::select! {
+        _ = other.lost() => panic!("b's lead of the rules is its own"),
+        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
+    lead = b.lead("pollers", &mut stopped).await.unwrap().unwrap();
+    drop((lead, other, b));
+    schema.drop().await.unwrap();
+}

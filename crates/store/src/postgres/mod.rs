@@ -7,6 +7,7 @@
 //! bumps of [`Store::subscribe`]'s counter.
 
 mod intake;
+mod leader;
 mod listener;
 mod migrate;
 mod quarantine;
@@ -31,6 +32,7 @@ use crate::{
     QuarantineState, Quarantined, Raised, Recorded, Released, Replay, Result, Store, StoreError, StoredEvent, Timeline,
 };
 
+pub use leader::Leadership;
 pub use migrate::VERSION as SCHEMA_VERSION;
 
 /// Whether a store address names PostgreSQL rather than a SQLite data directory.
@@ -87,6 +89,8 @@ struct Inner {
     lease: jiff::SignedDuration,
     /// Intake's group commit.
     intake: intake::Intake,
+    /// For the connections outside the pool (the leads).
+    config: tokio_postgres::Config,
     changed: Changed,
     /// Stops the listener task when the store is dropped.
     _listening: listener::Listening,
@@ -176,12 +180,13 @@ impl PgStore {
         let changed = Arc::new(watch::Sender::new(0));
         let channel = channel(options.schema.as_deref());
         let instance = instance();
-        let listening = listener::start(config, channel.clone(), instance, changed.clone()).await?;
+        let listening = listener::start(config.clone(), channel.clone(), instance, changed.clone()).await?;
         let lease = jiff::SignedDuration::try_from(options.lease)
             .map_err(|e| StoreError::Schema(format!("lease of {:?}: {e}", options.lease)))?;
         let intake = intake::Intake::start(pool.clone(), channel.clone(), options.queue_depth, changed.clone());
         let inner = Inner {
             intake,
+            config: config.clone(),
             pool,
             max_connections: options.max_connections,
             channel,
