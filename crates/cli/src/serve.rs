@@ -30,7 +30,10 @@ pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulat
             hub(config, contract, backend, listen, simulate).await
         }
         StoreAt::Postgres(url) => {
-            let pg = PgStore::open(url, PgOptions::default())
+            // A claim outlasts any attempt: a target's time-out, then its settle time, twice over.
+            let longest = contract.systems.values().map(|s| s.timeout + s.settle).max().unwrap_or_default();
+            let lease = (longest * 2).unsigned_abs().max(std::time::Duration::from_secs(60));
+            let pg = PgStore::open(url, PgOptions { lease, ..PgOptions::default() })
                 .await
                 .with_context(|| format!("opening the store at {}", store.display()))?;
             let backend = Backend { store: pg.clone(), pulse: None, lead: Some(pg), at: store.display() };

@@ -139,4 +139,19 @@ mod tests {
         .join();
         assert!(hearts.read()[0].stopped);
     }
+
+    #[test]
+    fn a_part_started_again_replaces_its_old_pulse() {
+        let hearts = Heartbeats::default();
+        let old = hearts.register("intake", Duration::from_secs(1));
+        let other = hearts.register("rules", Duration::from_secs(1));
+        let new = hearts.register("intake", Duration::from_secs(1));
+        drop(old);
+        new.beat();
+        let readings = hearts.read();
+        assert_eq!(readings.len(), 2, "{readings:?}");
+        let intake = readings.iter().find(|r| r.name == "intake").unwrap();
+        assert_eq!((intake.beats, intake.stopped), (1, false), "the new pulse is the one watched");
+        drop(other);
+    }
 }
