@@ -255,3 +255,26 @@ async fn one_hub_leads_a_part_and_another_takes_it_over_when_the_leader_dies() {
     drop((lead, other, b));
     schema.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_event_the_database_refuses_fails_alone_not_the_events_committed_with_it() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let a = a.clone();
+            // PostgreSQL text holds no NUL: this one raw body is refused.
+            let raw = (i == 7).then(|| "bad\u{0}body".to_owned());
+            tokio::spawn(async move { a.record_event(NewEvent { raw, ..event(&format!("e{i}"), "#1") }).await })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap().is_err() {
+            refused.push(i);
+        }
+    }
+    assert_eq!(refused, vec![7]);
+    assert_eq!(a.unprocessed_events(100).await.unwrap().len(), 19);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}

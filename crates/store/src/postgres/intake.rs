@@ -58,9 +58,24 @@ async fn run(pool: Pool, channel: String, mut queue: mpsc::Receiver<Job>, change
                     let _ = job.reply.send(Ok(recorded));
                 }
             }
+            Err(error) if batch.len() > 1 => {
+                // One event the database refuses (a NUL in a raw body) must not fail the others
+                // that shared its batch: each is written alone.
+                tracing::warn!(message = "an intake batch was not committed; writing its events one by one",
+                    events = batch.len(), error = %error);
+                for job in batch.drain(..) {
+                    let alone = commit(&pool, &channel, &[&job.event]).await;
+                    if alone.is_ok() {
+                        changed.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    let _ = job.reply.send(alone.and_then(|mut recorded| {
+                        recorded.pop().ok_or_else(|| StoreError::NotCommitted("no answer".into()))
+                    }));
+                }
+            }
             Err(error) => {
                 let why = error.to_string();
-                tracing::warn!(message = "an intake batch was not committed", events = batch.len(), error = %why);
+                tracing::warn!(message = "an event was not committed", error = %why);
                 for job in batch.drain(..) {
                     let _ = job.reply.send(Err(StoreError::NotCommitted(why.clone())));
                 }
