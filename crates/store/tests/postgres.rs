@@ -278,3 +278,21 @@ async fn an_event_the_database_refuses_fails_alone_not_the_events_committed_with
     drop((a, b));
     schema.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_test_schema_goes_even_when_its_test_panics() {
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    let name = schema.name.clone();
+    let panicked = tokio::spawn(async move {
+        let _schema = schema;
+        panic!("a failing test");
+    })
+    .await;
+    assert!(panicked.unwrap_err().is_panic());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let left: i64 =
+        client.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&name]).await.unwrap().get(0);
+    assert_eq!(left, 0, "{name} was dropped as the test unwound");
+}

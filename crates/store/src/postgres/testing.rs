@@ -31,10 +31,27 @@ pub fn test_database_url() -> Option<String> {
     }
 }
 
-/// A schema created for one test and dropped by [`TestSchema::drop`].
+/// A schema created for one test and dropped by [`TestSchema::drop`], or, if the test
+/// panicked first, as it unwinds.
 pub struct TestSchema {
     pub url: String,
     pub name: String,
+    dropped: bool,
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Unwinding out of a test: no runtime to await on, so a thread with its own.
+        let (url, sql) = (self.url.clone(), format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            runtime.map(|r| r.block_on(run(&url, &sql)))
+        })
+        .join();
+    }
 }
 
 impl TestSchema {
@@ -44,7 +61,7 @@ impl TestSchema {
         let name =
             format!("t_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), nanos % 1_000_000_000);
         run(url, &format!("CREATE SCHEMA {name}")).await?;
-        Ok(TestSchema { url: url.to_owned(), name })
+        Ok(TestSchema { url: url.to_owned(), name, dropped: false })
     }
 
     /// Options for a store in this schema.
@@ -52,8 +69,10 @@ impl TestSchema {
         PgOptions { max_connections: 4, schema: Some(self.name.clone()), ..PgOptions::default() }
     }
 
-    pub async fn drop(self) -> crate::Result<()> {
-        run(&self.url, &format!("DROP SCHEMA {} CASCADE", self.name)).await
+    pub async fn drop(mut self) -> crate::Result<()> {
+        run(&self.url, &format!("DROP SCHEMA {} CASCADE", self.name)).await?;
+        self.dropped = true;
+        Ok(())
     }
 }
 
