@@ -10,6 +10,7 @@ mod doctor;
 mod held;
 mod inspect;
 mod mapping;
+mod migrate;
 mod mock;
 mod purge;
 mod quarantine;
@@ -58,6 +59,12 @@ impl DataDir {
         Ok(handoff_contract::data_dir::resolve(self.data_dir.clone(), Some(config))?)
     }
 
+    /// The store of a command that may use PostgreSQL: `store` (`--store`, `HANDOFF_STORE`)
+    /// first, then this data directory, then the contract's `[hub] store` and `data_dir`.
+    pub fn store(&self, store: Option<String>, config: &Path) -> anyhow::Result<handoff_contract::data_dir::StoreAt> {
+        Ok(handoff_contract::data_dir::resolve_store(store, self.data_dir.clone(), Some(config))?)
+    }
+
     /// The data directory of a command that takes no contract: the contract `HANDOFF_CONFIG`
     /// names, or `handoff.toml` here, may still name it.
     pub fn get(&self) -> anyhow::Result<PathBuf> {
@@ -78,6 +85,10 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         data: DataDir,
+        /// A PostgreSQL database several hubs share (`postgres://user@host:5432/db`) instead
+        /// of the embedded store: this flag, else HANDOFF_STORE, else the contract's `[hub] store`.
+        #[arg(long, env = "HANDOFF_STORE")]
+        store: Option<String>,
         /// Listen here instead of the contract's `hub.listen`.
         #[arg(long)]
         listen: Option<String>,
@@ -132,6 +143,9 @@ enum Command {
     /// The handoff checklist's ten questions, each answered from the contract and the traffic
     /// the store measured, with evidence and a verdict (ok, warn, gap).
     Doctor(doctor::DoctorArgs),
+    /// Bring the store's schema to this build's version (`serve` does it on start too), on
+    /// the embedded store or on PostgreSQL; prints the version before and after.
+    Migrate(migrate::MigrateArgs),
     /// Run a simulated system (ERP, storefront, marketplace) that speaks Handoff's http-json
     /// protocol or, with --connector, a vendor's API.
     Mock(mock::MockArgs),
@@ -323,8 +337,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(16).build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, data, listen, simulate } => {
-                serve::run(&config, &data.with(&config)?, listen, simulate).await
+            Command::Serve { config, data, store, listen, simulate } => {
+                serve::run(&config, &data.store(store, &config)?, listen, simulate).await
             }
             Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
                 inspect::order_show(&data.get()?, &order_ref, json).await
@@ -370,6 +384,7 @@ fn main() -> anyhow::Result<()> {
                 purge::run(&config, &data.with(&config)?, dry_run, json).await
             }
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
             Command::Mapping { command } => mapping::run(command).await,

@@ -1,23 +1,67 @@
-//! `handoff serve`: the hub.
+//! `handoff serve`: the hub, on the embedded SQLite store or on a PostgreSQL database that
+//! several hubs share.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use handoff_contract::Contract;
+use handoff_contract::data_dir::StoreAt;
 use handoff_engine::{Clock, Engine, Rng, SystemClock, Targets};
 use handoff_server::AppState;
 use handoff_sim::http::MockServer;
 use handoff_sim::{Faults, MockSystem};
-use handoff_store::heartbeat::Heartbeats;
+use handoff_store::Store;
+use handoff_store::heartbeat::{Beat, Heartbeats, Pulse};
+use handoff_store::postgres::{PgOptions, PgStore};
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
-pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
+pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
     handoff_server::metrics::install();
     let contract = Arc::new(Contract::load(config)?);
-    let store = SqliteStore::open(data_dir, SqliteOptions::default())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    match store {
+        StoreAt::Dir(data_dir) => {
+            let sqlite = SqliteStore::open(data_dir, SqliteOptions::default())
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+            let pulse = sqlite.writer_pulse();
+            let backend = Backend { store: sqlite, pulse: Some(pulse), lead: None, at: store.display() };
+            hub(config, contract, backend, listen, simulate).await
+        }
+        StoreAt::Postgres(url) => {
+            // A claim outlasts any attempt: a target's time-out, then its settle time, twice over.
+            let longest = contract.systems.values().map(|s| s.timeout + s.settle).max().unwrap_or_default();
+            let lease = (longest * 2).unsigned_abs().max(std::time::Duration::from_secs(60));
+            let pg = PgStore::open(url, PgOptions { lease, ..PgOptions::default() })
+                .await
+                .with_context(|| format!("opening the store at {}", store.display()))?;
+            let backend = Backend { store: pg.clone(), pulse: None, lead: Some(pg), at: store.display() };
+            hub(config, contract, backend, listen, simulate).await
+        }
+    }
+}
+
+/// The store a hub runs on.
+struct Backend<S> {
+    store: S,
+    /// The store's writer thread, for `/ready`, if it has one.
+    pulse: Option<Arc<Pulse>>,
+    /// The database several hubs share, where the parts that must run alone are led.
+    lead: Option<PgStore>,
+    /// Where it is, for the log.
+    at: String,
+}
+
+/// The hub on any store.
+async fn hub<S: Store + Clone>(
+    config: &Path,
+    contract: Arc<Contract>,
+    backend: Backend<S>,
+    listen: Option<String>,
+    simulate: bool,
+) -> anyhow::Result<()> {
+    let Backend { store, pulse, lead, at: store_at } = backend;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     handoff_engine::dispatcher::recover_in_flight(&store, &contract, now).await?;
@@ -33,20 +77,34 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
 
     // What `/ready` watches: each part beats while it runs, and stops beating if it dies.
     let heartbeats = Heartbeats::default();
-    heartbeats.watch(store.writer_pulse());
+    if let Some(pulse) = pulse {
+        heartbeats.watch(pulse);
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let intake = engine.intake().beating(heartbeats.register("intake", handoff_engine::intake::PERIOD));
-    let intake = tokio::spawn(intake.run(stopped.clone()));
+    let engine = Arc::new(engine);
+    let parts = Parts { lead: lead.clone(), heartbeats: heartbeats.clone(), stopped: stopped.clone() };
+    let intake = {
+        let engine = engine.clone();
+        parts.spawn("intake", handoff_engine::intake::PERIOD, move |beat, stopped| {
+            engine.intake().beating(beat).run(stopped)
+        })
+    };
+    // Every hub dispatches: claims are shared (see docs/postgres.md).
     let dispatcher = engine.dispatcher().beating(heartbeats.register("dispatcher", handoff_engine::dispatcher::PERIOD));
     let dispatcher = tokio::spawn(Arc::new(dispatcher).run(contract.hub.max_in_flight, stopped.clone()));
-    let rules = engine.rules().beating(heartbeats.register("rules", handoff_engine::rules::PERIOD));
-    let rules = tokio::spawn(rules.run(stopped.clone()));
-    let purge = tokio::spawn(handoff_engine::retention::run(
-        contract.retention.clone(),
-        store.clone(),
-        clock.clone(),
-        stopped.clone(),
-    ));
+    let rules = {
+        let engine = engine.clone();
+        parts.spawn("rules", handoff_engine::rules::PERIOD, move |beat, stopped| {
+            engine.rules().beating(beat).run(stopped)
+        })
+    };
+    let purge = {
+        let (retention, store, clock) = (contract.retention.clone(), store.clone(), clock.clone());
+        // The purge has no heartbeat of its own; its lead is still one hub's at a time.
+        parts.spawn_unwatched("purge", move |stopped| {
+            handoff_engine::retention::run(retention.clone(), store.clone(), clock.clone(), stopped)
+        })
+    };
 
     let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
@@ -63,19 +121,20 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         let poller =
             handoff_engine::quarantine::naming_flow(poller, handoff_engine::quarantine::inbound_flow(&contract, name));
         let period = handoff_engine::poll::period(system.timeout.unsigned_abs());
-        let beat = heartbeats.register(format!("poller:{name}"), period);
-        let run = handoff_engine::poll::run(
-            name.clone(),
-            poller,
-            store.clone(),
-            clock.clone(),
-            every,
-            stopped.clone(),
-            Some(beat),
-        );
-        pollers.push(tokio::spawn(run));
+        let (name, store, clock) = (name.clone(), store.clone(), clock.clone());
+        pollers.push(parts.spawn(&format!("poller:{name}"), period, move |beat, stopped| {
+            handoff_engine::poll::run(
+                name.clone(),
+                poller.clone(),
+                store.clone(),
+                clock.clone(),
+                every,
+                stopped,
+                Some(beat),
+            )
+        }));
     }
-    tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, data = %store.path().display(), systems = contract.systems.len(), flows = contract.flows.len());
+    tracing::info!(message = "handoff serving", addr = %listener.local_addr()?, store = %store_at, systems = contract.systems.len(), flows = contract.flows.len());
     let drift = Arc::new(match contract.mappings_dir(config) {
         Some(dir) => handoff_mapping::drift::Watch::load(&dir)?,
         None => handoff_mapping::drift::Watch::shipped()?,
@@ -91,6 +150,83 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         let _ = poller.await;
     }
     Ok(())
+}
+
+/// Starts the hub's parts. On a store several hubs share (`lead`), a part that must run in one
+/// hub at a time (intake, the rules driver, each poller, the purge) runs only while this hub
+/// leads it: until then it waits (and `/ready` shows it waiting), and if the lead is lost it
+/// stops and waits again. On SQLite each part simply runs.
+#[derive(Clone)]
+struct Parts {
+    lead: Option<PgStore>,
+    heartbeats: Heartbeats,
+    stopped: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Parts {
+    fn spawn<F, Fut>(&self, part: &str, period: std::time::Duration, mut start: F) -> tokio::task::JoinHandle<()>
+    where
+        F: FnMut(Beat, tokio::sync::watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let heartbeats = self.heartbeats.clone();
+        let name = part.to_owned();
+        let start = move |stopped| start(heartbeats.register(name.clone(), period), stopped);
+        let Parts { lead, heartbeats, stopped } = self.clone();
+        tokio::spawn(led(lead, part.to_owned(), Some(heartbeats), stopped, start))
+    }
+
+    fn spawn_unwatched<F, Fut>(&self, part: &str, start: F) -> tokio::task::JoinHandle<()>
+    where
+        F: FnMut(tokio::sync::watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(led(self.lead.clone(), part.to_owned(), None, self.stopped.clone(), start))
+    }
+}
+
+async fn led<F, Fut>(
+    lead: Option<PgStore>,
+    part: String,
+    heartbeats: Option<Heartbeats>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    mut start: F,
+) where
+    F: FnMut(tokio::sync::watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(pg) = lead else { return start(stopped).await };
+    loop {
+        // Following: a watched part waits for the lead, and says so.
+        let following = heartbeats.as_ref().map(|h| h.register(part.clone(), std::time::Duration::from_secs(60)));
+        if let Some(following) = &following {
+            following.waiting();
+        }
+        let mut leadership = match pg.lead(&part, &mut stopped).await {
+            Ok(Some(leadership)) => leadership,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(message = "cannot ask for the lead", part = %part, error = %error);
+                continue;
+            }
+        };
+        tracing::info!(message = "leading", part = %part);
+        let (stop_part, part_stopped) = tokio::sync::watch::channel(false);
+        let mut run = tokio::spawn(start(part_stopped));
+        // The part registers its own beat as it starts, replacing the follower's.
+        drop(following);
+        let lost = tokio::select! {
+            _ = leadership.lost() => true,
+            _ = stopped.wait_for(|stop| *stop) => false,
+            _ = &mut run => return,
+        };
+        let _ = stop_part.send(true);
+        let _ = run.await;
+        if !lost {
+            return;
+        }
+        tracing::warn!(message = "lost the lead; following", part = %part);
+    }
 }
 
 /// The contract's targets, as the hub sends to them (`exceptions act` asks them what they can do).

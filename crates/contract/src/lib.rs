@@ -128,6 +128,9 @@ pub struct Hub {
     /// Where the embedded store lives (relative to the contract file), unless `--data-dir` or
     /// `HANDOFF_DATA_DIR` says otherwise; `handoff-data` when no one says.
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://...`) several hub processes share, instead of the
+    /// embedded store in `data_dir`; see [`data_dir::resolve_store`].
+    pub store: Option<String>,
     /// Connections, time-outs, header sizes, rates and memory of the HTTP face.
     pub limits: HttpLimits,
     /// Depth, string, array and object sizes of a webhook's JSON.
@@ -142,6 +145,7 @@ impl Default for Hub {
             max_in_flight: 256,
             mappings: None,
             data_dir: None,
+            store: None,
             limits: HttpLimits::default(),
             json: JsonLimits::default(),
         }

@@ -313,6 +313,13 @@ impl<S: Store + Clone> Dispatcher<S> {
             outcome = record.outcome.name());
         let mut delay = Duration::from_millis(50);
         while let Err(error) = self.store.record_attempt(record.clone()).await {
+            if let handoff_store::StoreError::StaleClaim { .. } = error {
+                // Another hub took the command over (this one was paused or cut off past its
+                // lease); it reads the target back before any resend, and its outcome counts.
+                tracing::warn!(message = "an attempt's claim was taken over; its outcome is not recorded",
+                    command = record.command.id, error = %error);
+                return;
+            }
             tracing::error!(message = "recording an attempt failed; retrying", command = record.command.id, error = %error);
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));

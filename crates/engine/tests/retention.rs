@@ -164,9 +164,29 @@ async fn memory_personal_data_goes_after_the_retention_and_evidence_keeps_hashes
 }
 
 #[tokio::test]
-async fn a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_compacted_after_it() {
+async fn postgres_personal_data_goes_after_the_retention_and_evidence_keeps_hashes() {
+    handoff_store::postgres::testing::with_store(personal_data_goes_after_the_retention_and_evidence_keeps_hashes)
+        .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_compacted_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_compacted_after_it(store).await;
+}
+
+#[tokio::test]
+async fn postgres_a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_compacted_after_it() {
+    handoff_store::postgres::testing::with_store(
+        a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_compacted_after_it,
+    )
+    .await;
+}
+
+async fn a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_compacted_after_it<S: Store + Clone>(
+    store: S,
+) {
     let (c, clock) = (contract(), Arc::new(ManualClock::new(t0())));
     // The shortest retention a contract may set.
     let r = Retention { personal_data_days: 1, history_days: 7, dedup_days: 7, ..Retention::default() };

@@ -96,9 +96,13 @@ impl Heartbeats {
         beat
     }
 
-    /// Watches a pulse made elsewhere (the store's writer thread makes its own).
+    /// Watches a pulse made elsewhere (the store's writer thread makes its own). A pulse of
+    /// the same name replaces the one watched before: a part started again (a hub taking the
+    /// lead of it back) is watched as it runs now.
     pub fn watch(&self, pulse: Arc<Pulse>) {
-        self.0.lock().expect("heartbeats lock").push(pulse);
+        let mut pulses = self.0.lock().expect("heartbeats lock");
+        pulses.retain(|p| p.name != pulse.name);
+        pulses.push(pulse);
     }
 
     pub fn read(&self) -> Vec<Reading> {
@@ -134,5 +138,20 @@ mod tests {
         })
         .join();
         assert!(hearts.read()[0].stopped);
+    }
+
+    #[test]
+    fn a_part_started_again_replaces_its_old_pulse() {
+        let hearts = Heartbeats::default();
+        let old = hearts.register("intake", Duration::from_secs(1));
+        let other = hearts.register("rules", Duration::from_secs(1));
+        let new = hearts.register("intake", Duration::from_secs(1));
+        drop(old);
+        new.beat();
+        let readings = hearts.read();
+        assert_eq!(readings.len(), 2, "{readings:?}");
+        let intake = readings.iter().find(|r| r.name == "intake").unwrap();
+        assert_eq!((intake.beats, intake.stopped), (1, false), "the new pulse is the one watched");
+        drop(other);
     }
 }

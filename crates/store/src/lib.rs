@@ -1,6 +1,7 @@
 //! Durable state of the write path behind one trait: the inbox with dedup, the per-order
 //! ledger, the outbox of commands with their attempts, dead letters, exceptions and the audit
-//! log. The engine speaks only to [`Store`]; `sqlite` is the embedded implementation.
+//! log. The engine speaks only to [`Store`]; `sqlite` is the embedded implementation, `postgres`
+//! the one several hub processes share.
 //!
 //! Times are always passed in by the caller (the engine's `Clock`): a store never reads the
 //! wall clock, so a simulated run is deterministic.
@@ -8,6 +9,7 @@
 pub mod heartbeat;
 pub mod memory;
 pub mod personal;
+pub mod postgres;
 mod quarantine;
 pub mod sqlite;
 mod tokens;
@@ -25,6 +27,14 @@ pub use types::*;
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(String),
+    /// The claim this attempt was made under was taken over (its lease ran out, or its hub's
+    /// session ended) and the command claimed again: this outcome is not recorded.
+    #[error("command {command}: its claim (attempt {attempt}) was taken over; the outcome is refused")]
+    StaleClaim { command: i64, attempt: u32 },
     #[error("database migration failed")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("cannot open the data directory {path}")]
@@ -40,6 +50,15 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Schema(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        match error {
+            deadpool_postgres::PoolError::Backend(error) => StoreError::Postgres(error),
+            other => StoreError::Pool(other.to_string()),
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

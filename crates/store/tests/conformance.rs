@@ -1,4 +1,5 @@
-//! The store's promises, on the embedded SQLite implementation.
+//! The store's promises, on every implementation: memory, SQLite and PostgreSQL (the last on
+//! the database `HANDOFF_TEST_DATABASE_URL` names, each test in a schema of its own).
 
 use handoff_model::{CommandKind, CommandState, EventKind};
 use handoff_store::memory::MemoryStore;
@@ -24,6 +25,12 @@ macro_rules! conformance {
                 super::$name(store).await;
             })*
         }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                handoff_store::postgres::testing::with_store(super::$name).await;
+            })*
+        }
         mod memory {
             $(#[tokio::test]
             async fn $name() {
@@ -39,6 +46,7 @@ conformance!(
     a_token_is_found_by_its_hash_until_revoked_or_expired,
     a_poll_records_its_events_and_cursor_together,
     many_concurrent_writers_share_commits_and_all_land,
+    one_event_delivered_many_times_at_once_is_new_once,
     a_cancel_supersedes_a_create_never_sent,
     a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders,
     in_flight_commands_are_read_back_after_a_restart,
@@ -183,6 +191,29 @@ async fn many_concurrent_writers_share_commits_and_all_land<S: Store + Clone>(st
     assert_eq!(store.unprocessed_events(1000).await.unwrap().len(), 500);
 }
 
+async fn one_event_delivered_many_times_at_once_is_new_once<S: Store + Clone>(store: S) {
+    // Redeliveries arriving together may share one group commit: still one row, one `New`.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            let id = if i % 2 == 0 { "same" } else { "other" };
+            tokio::spawn(async move { store.record_event(event(id, EventKind::OrderCreated, "#1")).await })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for t in tasks {
+        recorded.push(t.await.unwrap().unwrap());
+    }
+    let new: Vec<i64> =
+        recorded.iter().filter_map(|r| if let Recorded::New(row) = r { Some(*row) } else { None }).collect();
+    assert_eq!(new.len(), 2, "{recorded:?}");
+    for r in &recorded {
+        let (Recorded::New(row) | Recorded::Duplicate(row)) = r;
+        assert!(new.contains(row), "a duplicate names the row recorded: {recorded:?}");
+    }
+    assert_eq!(store.unprocessed_events(100).await.unwrap().len(), 2);
+}
+
 async fn a_cancel_supersedes_a_create_never_sent<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
@@ -269,6 +300,33 @@ async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(store.recover_in_flight(t0(), Default::default()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn postgres_keeps_in_flight_commands_across_a_reopen() {
+    use handoff_store::postgres::{PgStore, testing};
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    {
+        let store = PgStore::open(&url, schema.options()).await.unwrap();
+        let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+        plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+        assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
+    }
+    let store = PgStore::open(&url, schema.options()).await.unwrap();
+    // The first process's claim is free once its session has ended (its connections close
+    // as it is dropped); until then another hub would leave it to its holder.
+    let mut recovered = 0;
+    for _ in 0..100 {
+        recovered = store.recover_in_flight(t0(), Default::default()).await.unwrap();
+        if recovered > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(recovered, 1);
+    drop(store);
+    schema.drop().await.unwrap();
 }
 
 async fn a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited<S: Store + Clone>(store: S) {

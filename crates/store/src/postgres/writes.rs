@@ -1,0 +1,669 @@
+//! Writes; each runs inside the transaction its caller commits.
+
+use deadpool_postgres::{GenericClient, Transaction};
+use handoff_model::CommandKind;
+use jiff::Timestamp;
+
+use super::rows::{self, COMMAND_COLUMNS, execute, query, query_one, query_opt};
+use crate::{
+    AttemptRecord, Command, NewCommand, NewEvent, NewFinding, Outcome, Plan, Raised, Recorded, Replay, Result,
+    acknowledged_state,
+};
+
+/// The rules read the journal by position, so its ids must be handed out in commit order:
+/// a transaction takes this lock (held to its commit) just before it appends, as late as it
+/// can. Another number than the migration's lock.
+const JOURNAL_LOCK: i64 = 0x68616e646f6667;
+
+async fn lock_journal(tx: &Transaction<'_>) -> Result<()> {
+    execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&JOURNAL_LOCK]).await?;
+    Ok(())
+}
+
+/// Tells every process listening that events or commands may have changed (sent at commit).
+pub(super) async fn notify(tx: &Transaction<'_>, channel: &str) -> Result<()> {
+    execute(tx, "SELECT pg_notify($1, '')", &[&channel]).await?;
+    Ok(())
+}
+
+pub(super) async fn record_event(c: &impl GenericClient, e: &NewEvent) -> Result<Recorded> {
+    let inserted = query_opt(
+        c,
+        "INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload, raw)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (system, event_id) DO NOTHING RETURNING id",
+        &[&e.system, &e.event_id, &e.kind.as_str(), &e.order_ref, &e.received_at, &e.payload, &e.raw],
+    )
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Recorded::New(row.try_get(0)?));
+    }
+    let found =
+        query_one(c, "SELECT id FROM inbox WHERE system = $1 AND event_id = $2", &[&e.system, &e.event_id]).await?;
+    Ok(Recorded::Duplicate(found.try_get(0)?))
+}
+
+pub(super) async fn record_polled(
+    tx: &Transaction<'_>,
+    system: &str,
+    events: &[NewEvent],
+    held: &[crate::NewQuarantined],
+    cursor: &str,
+    now: Timestamp,
+) -> Result<Vec<Recorded>> {
+    let mut recorded = Vec::with_capacity(events.len());
+    for e in events {
+        recorded.push(record_event(tx, e).await?);
+    }
+    for h in held {
+        super::quarantine::hold(tx, h, now).await?;
+    }
+    execute(
+        tx,
+        "INSERT INTO poll_cursor (system, cursor, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (system) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        &[&system, &cursor, &now],
+    )
+    .await?;
+    Ok(recorded)
+}
+
+pub(super) async fn audit(
+    c: &impl GenericClient,
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    order_ref: Option<&str>,
+    detail: &str,
+) -> Result<()> {
+    execute(
+        c,
+        "INSERT INTO audit (at, actor, action, order_ref, detail) VALUES ($1, $2, $3, $4, $5)",
+        &[&at, &actor, &action, &order_ref, &detail],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn set_ledger(
+    tx: &Transaction<'_>,
+    order_ref: &str,
+    system: &str,
+    state: &str,
+    record_id: Option<&str>,
+    at: Timestamp,
+) -> Result<()> {
+    execute(
+        tx,
+        "INSERT INTO ledger (order_ref, system, state, record_id, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (order_ref, system) DO UPDATE SET state = excluded.state,
+             record_id = coalesce(excluded.record_id, ledger.record_id), updated_at = excluded.updated_at",
+        &[&order_ref, &system, &state, &record_id, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Timestamp) -> Result<()> {
+    let rows: Vec<i64> = plans.iter().map(|p| p.event_row).collect();
+    execute(tx, "UPDATE inbox SET planned = true WHERE id = ANY($1)", &[&rows]).await?;
+    for plan in plans {
+        let s = &plan.state;
+        execute(
+            tx,
+            "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint, first_seen,
+                 updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
+                 cancelled = excluded.cancelled, last_version = excluded.last_version,
+                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at",
+            &[
+                &plan.order_ref,
+                &s.source,
+                &s.created,
+                &s.cancelled,
+                &s.last_version.map(|v| v as i64),
+                &s.last_fingerprint,
+                &now,
+            ],
+        )
+        .await?;
+        if let Some((system, state)) = &plan.ledger {
+            set_ledger(tx, &plan.order_ref, system, state, None, now).await?;
+        }
+        for command in &plan.commands {
+            enqueue(tx, plan.event_row, command, now).await?;
+        }
+        for detail in &plan.audit {
+            audit(tx, now, "engine", "event", Some(&plan.order_ref), detail).await?;
+        }
+    }
+    if !rows.is_empty() {
+        // Journaled last, in the plans' order: the journal's lock is held for the commit only.
+        lock_journal(tx).await?;
+        execute(
+            tx,
+            "INSERT INTO facts (order_ref, system, kind, event_row, at)
+             SELECT i.order_ref, i.system, i.kind, i.id, $2
+             FROM unnest($1::bigint[]) WITH ORDINALITY AS p (row, n) JOIN inbox i ON i.id = p.row
+             ORDER BY p.n",
+            &[&rows, &now],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a command to the outbox; `None` when its idempotency key was already used.
+async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<Option<i64>> {
+    let mut moot = false;
+    if c.supersede_unsent {
+        let superseded = query(
+            tx,
+            "UPDATE outbox SET state = 'superseded', updated_at = $1
+             WHERE order_ref = $2 AND target = $3 AND state = 'pending' AND attempts = 0
+               AND kind IN ('create_order', 'update_order')
+             RETURNING id, kind",
+            &[&now, &c.order_ref, &c.target],
+        )
+        .await?;
+        let mut superseded: Vec<(i64, String)> =
+            superseded.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
+        superseded.sort();
+        for (id, kind) in &superseded {
+            moot |= kind == CommandKind::CreateOrder.as_str();
+            let detail =
+                format!("command {id} ({kind}) to {} superseded by {} before it was ever sent", c.target, c.kind);
+            audit(tx, now, "engine", "superseded", Some(&c.order_ref), &detail).await?;
+        }
+    }
+    let state = if moot { "superseded" } else { "pending" };
+    let inserted = query_opt(
+        tx,
+        "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref, version, payload,
+                             state, next_attempt_at, budget_start, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        &[
+            &c.flow,
+            &c.target,
+            &c.order_ref,
+            &c.kind.as_str(),
+            &event_row,
+            &c.idempotency_key,
+            &c.external_ref,
+            &c.version.map(|v| v as i64),
+            &c.payload,
+            &state,
+            &now,
+        ],
+    )
+    .await?;
+    let Some(row) = inserted else { return Ok(None) };
+    let id: i64 = row.try_get(0)?;
+    if moot {
+        let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);
+        audit(tx, now, "engine", "superseded", Some(&c.order_ref), &detail).await?;
+    }
+    Ok(Some(id))
+}
+
+/// Who claims, and until when the claim is theirs alone.
+pub(super) struct Lease {
+    pub instance: i32,
+    pub until: Timestamp,
+}
+
+/// Claims due commands that head their (order, target) sequence: no earlier command of the
+/// same order to the same target is still pending, in flight or dead-lettered. Rows another
+/// process is claiming are skipped, not waited for (`SKIP LOCKED`), and a command that process
+/// has locked still counts as pending in this one's snapshot, so the command behind it is not
+/// claimed either: no process overtakes an order's earlier command. A command in flight whose
+/// lease ran out is claimed again, marked ambiguous (read back before any resend).
+/// `only`: the commands to one target; `except`: to any target but these.
+pub(super) async fn claim_due(
+    tx: &Transaction<'_>,
+    only: Option<&str>,
+    except: &[String],
+    now: Timestamp,
+    limit: usize,
+    lease: &Lease,
+) -> Result<Vec<Command>> {
+    let sql = format!(
+        "WITH due AS (
+             SELECT c.id FROM outbox c
+             WHERE ((c.state = 'pending' AND c.next_attempt_at <= $1) OR (c.state = 'in_flight' AND c.lease_until <= $1))
+               AND ($3::text IS NULL OR c.target = $3) AND NOT (c.target = ANY($4::text[]))
+               AND NOT EXISTS (
+                   SELECT 1 FROM outbox p
+                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
+             ORDER BY c.next_attempt_at, c.id
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED)
+         UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                ambiguous = outbox.ambiguous OR outbox.state = 'in_flight',
+                last_error = CASE WHEN outbox.state = 'in_flight'
+                                  THEN 'its claim ran out while the command was in flight' ELSE outbox.last_error END,
+                claimed_by = $5, lease_until = $6, updated_at = $1
+         FROM due WHERE outbox.id = due.id
+         RETURNING {}",
+        COMMAND_COLUMNS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let except: Vec<&str> = except.iter().map(String::as_str).collect();
+    let params: rows::Params = &[&now, &rows::limit(limit), &only, &except, &lease.instance, &lease.until];
+    let mut claimed = rows::commands(query(tx, &sql, params).await?)?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> Result<()> {
+    let c = &a.command;
+    let now = a.finished_at;
+    // The fencing: each claim counts one more attempt, so a claim taken over since (and
+    // claimed again) no longer matches, and its outcome is refused.
+    let held = query_opt(
+        tx,
+        "UPDATE outbox SET claimed_by = NULL, lease_until = NULL
+         WHERE id = $1 AND state = 'in_flight' AND attempts = $2 RETURNING id",
+        &[&c.id, &(c.attempts as i32)],
+    )
+    .await?;
+    if held.is_none() {
+        return Err(crate::StoreError::StaleClaim { command: c.id, attempt: c.attempts });
+    }
+    let detail = match (&a.outcome, &a.note) {
+        (Outcome::Acknowledged { record_id }, note) => join(note, &format!("record {record_id}")),
+        (Outcome::Retry { error, at, .. }, note) => join(note, &format!("{error}; next attempt at {at}")),
+        (Outcome::Throttled { error, at, .. }, note) => {
+            join(note, &format!("{error}; asked to wait: next attempt at {at}, no attempt spent"))
+        }
+        (Outcome::DeadLettered { error, .. }, note) => join(note, error),
+    };
+    execute(
+        tx,
+        "INSERT INTO attempts (command_id, attempt, started_at, finished_at, outcome, detail, mapping)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (command_id, attempt) DO NOTHING",
+        &[&c.id, &(c.attempts as i32), &a.started_at, &now, &a.outcome.name(), &detail, &a.mapping],
+    )
+    .await?;
+    match &a.outcome {
+        Outcome::Acknowledged { record_id } => {
+            execute(
+                tx,
+                "UPDATE outbox SET state = 'acknowledged', record_id = $1, ambiguous = false, last_error = NULL,
+                        updated_at = $2 WHERE id = $3",
+                &[record_id, &now, &c.id],
+            )
+            .await?;
+            match handoff_model::RecordAddress::of(&c.payload) {
+                // A duplicate closed: the order's own record in that system stays as it was,
+                // and is the one kept.
+                Some(address) => {
+                    execute(
+                        tx,
+                        "UPDATE ledger SET record_id = coalesce($1, record_id), updated_at = $2
+                         WHERE order_ref = $3 AND system = $4",
+                        &[&address.keep, &now, &c.order_ref, &c.target],
+                    )
+                    .await?;
+                }
+                None => {
+                    set_ledger(tx, &c.order_ref, &c.target, acknowledged_state(c.kind), Some(record_id), now).await?
+                }
+            }
+            let resolved = execute(
+                tx,
+                "UPDATE exceptions SET state = 'auto_resolved', updated_at = $1
+                 WHERE command_id = $2 AND state IN ('open', 'acknowledged')",
+                &[&now, &c.id],
+            )
+            .await?;
+            if resolved > 0 {
+                let detail = format!("command {} delivered", c.id);
+                audit(tx, now, "engine", "exception auto-resolved", Some(&c.order_ref), &detail).await?;
+            }
+            fact(tx, c, "acknowledged", Some(record_id), now).await?;
+        }
+        Outcome::Retry { at, ambiguous, error } => {
+            execute(
+                tx,
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $1, ambiguous = $2, last_error = $3,
+                        updated_at = $4 WHERE id = $5",
+                &[at, ambiguous, error, &now, &c.id],
+            )
+            .await?;
+        }
+        Outcome::Throttled { at, ambiguous, error } => {
+            execute(
+                tx,
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $1, ambiguous = $2, last_error = $3,
+                        budget_attempts = greatest(budget_attempts - 1, 0), updated_at = $4 WHERE id = $5",
+                &[at, ambiguous, error, &now, &c.id],
+            )
+            .await?;
+        }
+        Outcome::DeadLettered { ambiguous, error, field, pattern } => {
+            execute(
+                tx,
+                "UPDATE outbox SET state = 'dead_lettered', ambiguous = $1, last_error = $2, updated_at = $3
+                 WHERE id = $4",
+                &[ambiguous, error, &now, &c.id],
+            )
+            .await?;
+            let detail =
+                format!("{} to {} dead-lettered after {} attempts: {error}", c.kind, c.target, c.budget_attempts);
+            execute(
+                tx,
+                "INSERT INTO exceptions (pattern, order_ref, flow, command_id, field, detail, state, opened_at,
+                                         updated_at, mapping)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8)",
+                &[&pattern.as_str(), &c.order_ref, &c.flow, &c.id, field, &detail, &now, &a.mapping],
+            )
+            .await?;
+            audit(tx, now, "engine", "dead-lettered", Some(&c.order_ref), &format!("command {}: {error}", c.id))
+                .await?;
+            fact(tx, c, "dead_lettered", None, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Journals a command's outcome for the rules; the caller writes nothing after it.
+async fn fact(tx: &Transaction<'_>, c: &Command, outcome: &str, record_id: Option<&str>, now: Timestamp) -> Result<()> {
+    lock_journal(tx).await?;
+    execute(
+        tx,
+        "INSERT INTO facts (order_ref, system, kind, command_id, record_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&c.order_ref, &c.target, &format!("{outcome}:{}", c.kind), &c.id, &record_id, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn raise_finding(tx: &Transaction<'_>, f: &NewFinding, now: Timestamp) -> Result<Raised> {
+    let existing = query_opt(
+        tx,
+        "SELECT id, state FROM exceptions WHERE pattern = $1 AND order_ref = $2 AND subject = $3 FOR UPDATE",
+        &[&f.pattern.as_str(), &f.order_ref, &f.subject],
+    )
+    .await?;
+    let existing: Option<(i64, String)> =
+        existing.map(|r| Ok::<_, crate::StoreError>((r.try_get(0)?, r.try_get(1)?))).transpose()?;
+    let actor = format!("rule:{}", f.pattern);
+    match existing {
+        Some((id, state)) if state == "open" || state == "acknowledged" => Ok(Raised::AlreadyOpen(id)),
+        // Ignored with a reason by a person: the rules respect it.
+        Some((id, state)) if state == "ignored" => Ok(Raised::AlreadyOpen(id)),
+        Some((id, _)) => {
+            execute(
+                tx,
+                "UPDATE exceptions SET state = 'open', detail = $1, evidence = $2, action = $3, updated_at = $4,
+                        rechecked = true WHERE id = $5",
+                &[&f.detail, &f.evidence, &f.action, &now, &id],
+            )
+            .await?;
+            let detail = format!("exception {id}: the cause persists: {}", f.detail);
+            audit(tx, now, &actor, "exception reopened", Some(&f.order_ref), &detail).await?;
+            Ok(Raised::Reopened(id))
+        }
+        None => {
+            let row = query_one(
+                tx,
+                "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, subject,
+                                         channel, amount, currency, action, evidence)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9::text::numeric, $10, $11, $12)
+                 RETURNING id",
+                &[
+                    &f.pattern.as_str(),
+                    &f.order_ref,
+                    &f.flow,
+                    &f.field,
+                    &f.detail,
+                    &now,
+                    &f.subject,
+                    &f.channel,
+                    &f.amount,
+                    &f.currency,
+                    &f.action,
+                    &f.evidence,
+                ],
+            )
+            .await?;
+            let id: i64 = row.try_get(0)?;
+            let detail = format!("exception {id}: {}", f.detail);
+            audit(tx, now, &actor, "exception raised", Some(&f.order_ref), &detail).await?;
+            Ok(Raised::Opened(id))
+        }
+    }
+}
+
+pub(super) async fn clear_finding(
+    tx: &Transaction<'_>,
+    pattern: handoff_model::Pattern,
+    order_ref: &str,
+    subject: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let cleared = query_opt(
+        tx,
+        "UPDATE exceptions SET state = 'auto_resolved', updated_at = $1
+         WHERE pattern = $2 AND order_ref = $3 AND subject = $4 AND state IN ('open', 'acknowledged')
+         RETURNING id",
+        &[&now, &pattern.as_str(), &order_ref, &subject],
+    )
+    .await?;
+    let Some(row) = cleared else { return Ok(false) };
+    let id: i64 = row.try_get(0)?;
+    let detail = format!("exception {id}: the cause is gone");
+    audit(tx, now, &format!("rule:{pattern}"), "exception auto-resolved", Some(order_ref), &detail).await?;
+    Ok(true)
+}
+
+pub(super) async fn take_rechecks(tx: &Transaction<'_>, limit: usize) -> Result<Vec<crate::ExceptionRow>> {
+    let sql = format!(
+        "UPDATE exceptions SET rechecked = true
+         WHERE id IN (SELECT id FROM exceptions WHERE NOT rechecked ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING {}",
+        rows::EXCEPTION_COLUMNS
+    );
+    let mut taken = rows::exceptions(query(tx, &sql, &[&rows::limit(limit)]).await?)?;
+    taken.sort_by_key(|e| e.id);
+    Ok(taken)
+}
+
+pub(super) async fn enqueue_action(
+    tx: &Transaction<'_>,
+    exception_id: i64,
+    event_row: i64,
+    command: &NewCommand,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    let id = enqueue(tx, event_row, command, now).await?;
+    if let Some(id) = id {
+        let detail = format!("exception {exception_id}: {} to {} queued as command {id}", command.kind, command.target);
+        audit(tx, now, actor, "action", Some(&command.order_ref), &detail).await?;
+    }
+    Ok(id)
+}
+
+fn join(note: &Option<String>, s: &str) -> String {
+    match note {
+        Some(n) => format!("{n}; {s}"),
+        None => s.to_owned(),
+    }
+}
+
+/// Commands in flight whose claim no live hub holds any more go back to pending: claimed by
+/// this process before it restarted (`instance` is new), by a process whose session ended
+/// (its instance lock is free), or whose lease ran out. Another live process's claims stay.
+pub(super) async fn recover_in_flight(
+    tx: &Transaction<'_>,
+    now: Timestamp,
+    read_back_at: &std::collections::HashMap<String, Timestamp>,
+    instance: i32,
+) -> Result<u64> {
+    let (targets, ats): (Vec<&str>, Vec<Timestamp>) = read_back_at.iter().map(|(t, at)| (t.as_str(), *at)).unzip();
+    let n = execute(
+        tx,
+        "UPDATE outbox SET state = 'pending', ambiguous = true,
+                next_attempt_at = coalesce(
+                    (SELECT r.at FROM unnest($2::text[], $3::timestamptz[]) AS r (target, at)
+                     WHERE r.target = outbox.target),
+                    $1),
+                last_error = 'hub stopped while the command was in flight', updated_at = $1,
+                claimed_by = NULL, lease_until = NULL
+         WHERE state = 'in_flight'
+           AND (claimed_by IS NULL OR claimed_by = $4 OR lease_until <= $1
+                OR NOT EXISTS (
+                    SELECT 1 FROM pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.classid = $5::int4::oid AND l.objid = outbox.claimed_by::oid))",
+        &[&now, &targets, &ats, &instance, &super::listener::INSTANCE_LOCKS],
+    )
+    .await?;
+    if n > 0 {
+        tracing::warn!(
+            message = "commands in flight at the last stop will be read back before any resend",
+            commands = n
+        );
+    }
+    Ok(n)
+}
+
+pub(super) async fn move_exception(
+    tx: &Transaction<'_>,
+    id: i64,
+    to: handoff_model::ExceptionState,
+    actor: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<crate::Moved> {
+    let select = format!("SELECT {} FROM exceptions WHERE id = $1 FOR UPDATE", rows::EXCEPTION_COLUMNS);
+    let Some(row) = query_opt(tx, &select, &[&id]).await? else {
+        return Ok(crate::Moved::NotFound);
+    };
+    let row = rows::exception(&row)?;
+    let from = handoff_model::ExceptionState::parse(&row.state);
+    if !from.is_some_and(|from| from.person_may_move(to)) {
+        return Ok(crate::Moved::Refused { from: row.state });
+    }
+    // A rules exception resolved by a person is checked again by the rules.
+    execute(
+        tx,
+        "UPDATE exceptions SET state = $1, updated_at = $2,
+                rechecked = CASE WHEN $1 = 'resolved' AND subject IS NOT NULL THEN false ELSE rechecked END
+         WHERE id = $3",
+        &[&to.as_str(), &now, &id],
+    )
+    .await?;
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let detail = format!("exception {id} ({}){why}", row.pattern);
+    audit(tx, now, actor, to.as_str(), Some(&row.order_ref), &detail).await?;
+    if let Some(command) = row.command_id
+        && matches!(to, handoff_model::ExceptionState::Resolved | handoff_model::ExceptionState::Ignored)
+    {
+        let because = format!("its exception {id} was {} by {actor}{why}", to.as_str());
+        abandon(tx, command, actor, Some(&because), now).await?;
+    }
+    Ok(crate::Moved::Done(crate::ExceptionRow { state: to.as_str().into(), updated_at: now, ..row }))
+}
+
+pub(super) async fn set_dead_letter_payload(
+    tx: &Transaction<'_>,
+    id: i64,
+    payload: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let changed = query_opt(
+        tx,
+        "UPDATE outbox SET payload = $1, updated_at = $2 WHERE id = $3 AND state = 'dead_lettered' RETURNING order_ref",
+        &[&payload, &now, &id],
+    )
+    .await?;
+    let Some(row) = changed else { return Ok(false) };
+    let order_ref: String = row.try_get(0)?;
+    let detail = format!("dead letter {id}: payload rewritten before replay");
+    audit(tx, now, actor, "payload-set", Some(&order_ref), &detail).await?;
+    Ok(true)
+}
+
+pub(super) async fn replay(tx: &Transaction<'_>, which: Replay, actor: &str, now: Timestamp) -> Result<u64> {
+    let found = match which {
+        Replay::One(id) => {
+            query(tx, "SELECT id, order_ref FROM outbox WHERE id = $1 AND state = 'dead_lettered' FOR UPDATE", &[&id])
+                .await?
+        }
+        Replay::All => {
+            query(tx, "SELECT id, order_ref FROM outbox WHERE state = 'dead_lettered' ORDER BY id FOR UPDATE", &[])
+                .await?
+        }
+    };
+    for row in &found {
+        let (id, order_ref): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        execute(
+            tx,
+            "UPDATE outbox SET state = 'pending', next_attempt_at = $1, budget_attempts = 0, budget_start = $1,
+                    updated_at = $1 WHERE id = $2",
+            &[&now, &id],
+        )
+        .await?;
+        execute(
+            tx,
+            "UPDATE exceptions SET state = 'acknowledged', updated_at = $1 WHERE command_id = $2 AND state = 'open'",
+            &[&now, &id],
+        )
+        .await?;
+        audit(tx, now, actor, "replayed", Some(&order_ref), &format!("dead letter {id} replayed")).await?;
+    }
+    Ok(found.len() as u64)
+}
+
+pub(super) async fn save_rules_checkpoint(tx: &Transaction<'_>, checkpoint: &crate::RulesCheckpoint) -> Result<()> {
+    execute(tx, "DELETE FROM rules_board", &[]).await?;
+    execute(
+        tx,
+        "INSERT INTO rules_board (order_ref) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        &[&checkpoint.orders],
+    )
+    .await?;
+    execute(
+        tx,
+        "INSERT INTO rules_checkpoint (id, position) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+        &[&checkpoint.position],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn abandon(
+    tx: &Transaction<'_>,
+    id: i64,
+    actor: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE outbox SET state = 'abandoned', updated_at = $1 WHERE id = $2 AND state = 'dead_lettered'
+         RETURNING {COMMAND_COLUMNS}"
+    );
+    let Some(row) = query_opt(tx, &sql, &[&now, &id]).await? else {
+        return Ok(false);
+    };
+    let c = rows::command(&row)?;
+    execute(
+        tx,
+        "UPDATE exceptions SET state = 'resolved', updated_at = $1
+         WHERE command_id = $2 AND state IN ('open', 'acknowledged')",
+        &[&now, &id],
+    )
+    .await?;
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let detail = format!("dead letter {id} ({} to {}) abandoned, never to be sent{why}", c.kind, c.target);
+    audit(tx, now, actor, "abandoned", Some(&c.order_ref), &detail).await?;
+    fact(tx, &c, "abandoned", None, now).await?;
+    Ok(true)
+}

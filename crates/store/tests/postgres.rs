@@ -1,0 +1,298 @@
+//! What only a store shared by several processes must keep: two stores on one database (two
+//! hubs) claim commands at once without claiming one twice or overtaking an order's earlier
+//! command, and each wakes on the other's writes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use handoff_model::{CommandKind, EventKind};
+use handoff_store::postgres::{PgStore, testing};
+use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded, Store};
+use jiff::Timestamp;
+
+fn t0() -> Timestamp {
+    "2026-11-26T10:00:00Z".parse().unwrap()
+}
+
+fn event(id: &str, order_ref: &str) -> NewEvent {
+    NewEvent {
+        system: "shop".into(),
+        event_id: id.into(),
+        kind: EventKind::OrderUpdated,
+        order_ref: order_ref.into(),
+        received_at: t0(),
+        payload: "{}".into(),
+        raw: None,
+    }
+}
+
+fn command(order_ref: &str, n: usize) -> NewCommand {
+    NewCommand {
+        flow: "orders".into(),
+        target: "erp".into(),
+        order_ref: order_ref.into(),
+        kind: CommandKind::UpdateOrder,
+        idempotency_key: format!("{order_ref}:{n}"),
+        external_ref: order_ref.into(),
+        version: Some(n as u64),
+        payload: "{}".into(),
+        supersede_unsent: false,
+    }
+}
+
+/// Two stores on one schema, as two hub processes see it.
+async fn two_hubs() -> Option<(PgStore, PgStore, testing::TestSchema)> {
+    let url = testing::test_database_url()?;
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    let a = PgStore::open(&url, schema.options()).await.unwrap();
+    let b = PgStore::open(&url, schema.options()).await.unwrap();
+    Some((a, b, schema))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hubs_claim_at_once_without_a_command_twice_or_an_order_overtaken() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    const ORDERS: usize = 20;
+    const PER_ORDER: usize = 10;
+    for o in 0..ORDERS {
+        let order_ref = format!("#{o}");
+        for n in 0..PER_ORDER {
+            let Recorded::New(row) = a.record_event(event(&format!("e{o}-{n}"), &order_ref)).await.unwrap() else {
+                panic!("new event")
+            };
+            let plan = Plan {
+                event_row: row,
+                order_ref: order_ref.clone(),
+                state: OrderState { source: "shop".into(), ..Default::default() },
+                ledger: None,
+                commands: vec![command(&order_ref, n)],
+                audit: vec![],
+            };
+            a.apply_plans(vec![plan], t0()).await.unwrap();
+        }
+    }
+    // Each hub claims and acknowledges in a loop until the outbox is drained; every claim is
+    // logged with the order's position of the command.
+    let worker = |store: PgStore| async move {
+        let mut log = Vec::new();
+        let mut idle = 0;
+        while idle < 20 {
+            let claimed = store.claim_due(t0(), 7).await.unwrap();
+            if claimed.is_empty() {
+                idle += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            idle = 0;
+            for c in claimed {
+                log.push((c.id, c.order_ref.clone(), c.version.unwrap()));
+                let ack = Outcome::Acknowledged { record_id: format!("r{}", c.id) };
+                let record = AttemptRecord {
+                    command: c,
+                    started_at: t0(),
+                    finished_at: t0(),
+                    outcome: ack,
+                    note: None,
+                    mapping: None,
+                };
+                store.record_attempt(record).await.unwrap();
+            }
+        }
+        log
+    };
+    let (la, lb) = tokio::join!(tokio::spawn(worker(a.clone())), tokio::spawn(worker(b.clone())));
+    let (la, lb) = (la.unwrap(), lb.unwrap());
+    assert!(!la.is_empty() && !lb.is_empty(), "both hubs claimed: {} and {}", la.len(), lb.len());
+    let all: Vec<_> = la.iter().chain(&lb).collect();
+    let ids: HashSet<i64> = all.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(ids.len(), all.len(), "no command claimed twice");
+    assert_eq!(ids.len(), ORDERS * PER_ORDER, "every command claimed");
+    // Each command was claimed only once its predecessor was acknowledged: the claims of one
+    // order, in id order, are its versions in order.
+    let mut by_order: HashMap<&str, Vec<(i64, u64)>> = HashMap::new();
+    for (id, order_ref, version) in &all {
+        by_order.entry(order_ref.as_str()).or_default().push((*id, *version));
+    }
+    for (order_ref, mut claims) in by_order {
+        claims.sort();
+        let versions: Vec<u64> = claims.iter().map(|(_, v)| *v).collect();
+        assert_eq!(versions, (0..PER_ORDER as u64).collect::<Vec<_>>(), "{order_ref} kept its order");
+    }
+    let counts = a.command_counts().await.unwrap();
+    assert_eq!(counts, vec![("acknowledged".to_owned(), (ORDERS * PER_ORDER) as u64)]);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hub_wakes_on_another_hubs_write() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let mut woken = b.subscribe();
+    woken.borrow_and_update();
+    a.record_event(event("e1", "#1")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken.changed())
+        .await
+        .expect("the other hub's commit wakes this one")
+        .unwrap();
+    assert_eq!(b.unprocessed_events(10).await.unwrap().len(), 1);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_of_a_newer_schema_is_refused() {
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    assert_eq!(PgStore::migrate(&url, schema.options()).await.unwrap(), 0, "a fresh schema starts at 0");
+    assert_eq!(
+        PgStore::migrate(&url, schema.options()).await.unwrap(),
+        handoff_store::postgres::SCHEMA_VERSION,
+        "migrating again changes nothing"
+    );
+    let newer = handoff_store::postgres::SCHEMA_VERSION + 1;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("INSERT INTO {}.schema_version (version) VALUES ({newer})", schema.name))
+        .await
+        .unwrap();
+    let refused = PgStore::open(&url, schema.options()).await.err().expect("a newer schema is refused");
+    assert!(refused.to_string().contains(&format!("schema version {newer}")), "{refused}");
+    schema.drop().await.unwrap();
+}
+
+async fn one_command(store: &PgStore, order_ref: &str) {
+    let Recorded::New(row) = store.record_event(event(&format!("e-{order_ref}"), order_ref)).await.unwrap() else {
+        panic!("new event")
+    };
+    let plan = Plan {
+        event_row: row,
+        order_ref: order_ref.into(),
+        state: OrderState { source: "shop".into(), ..Default::default() },
+        ledger: None,
+        commands: vec![command(order_ref, 0)],
+        audit: vec![],
+    };
+    store.apply_plans(vec![plan], t0()).await.unwrap();
+}
+
+fn acknowledged(c: handoff_store::Command) -> AttemptRecord {
+    let ack = Outcome::Acknowledged { record_id: format!("r{}-{}", c.id, c.attempts) };
+    AttemptRecord { command: c, started_at: t0(), finished_at: t0(), outcome: ack, note: None, mapping: None }
+}
+
+#[tokio::test]
+async fn a_claim_past_its_lease_is_taken_over_and_its_late_outcome_refused() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    one_command(&a, "#1").await;
+    let secs = |n: i64| t0().checked_add(jiff::SignedDuration::from_secs(n)).unwrap();
+    let first = a.claim_due(t0(), 10).await.unwrap().remove(0);
+    assert!(b.claim_due(secs(599), 10).await.unwrap().is_empty(), "a's claim holds for its lease");
+    let again = b.claim_due(secs(600), 10).await.unwrap().remove(0);
+    assert_eq!((again.id, again.attempts), (first.id, 2));
+    assert!(again.ambiguous, "the first claim's outcome is unknown: read back before any resend");
+    // a wakes from its pause and reports: refused, and nothing of it recorded.
+    let refused = a.record_attempt(acknowledged(first.clone())).await.unwrap_err();
+    assert!(matches!(refused, handoff_store::StoreError::StaleClaim { command, attempt: 1 } if command == first.id));
+    b.record_attempt(acknowledged(again)).await.unwrap();
+    let timeline = a.order_timeline("#1".into()).await.unwrap();
+    assert_eq!(timeline.attempts.len(), 1, "only the live claim's attempt");
+    assert_eq!(timeline.commands[0].record_id.as_deref(), Some(format!("r{}-2", first.id).as_str()));
+    // Recorded once, an outcome cannot be recorded again under the same claim.
+    assert!(b.record_attempt(acknowledged(timeline.commands[0].clone())).await.is_err());
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_booting_hub_takes_back_a_dead_hubs_claims_but_not_a_live_ones() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    one_command(&a, "#1").await;
+    assert_eq!(a.claim_due(t0(), 10).await.unwrap().len(), 1);
+    assert_eq!(b.recover_in_flight(t0(), Default::default()).await.unwrap(), 0, "a lives: its claim stays");
+    drop(a);
+    // a's session ends as its connections close.
+    let mut recovered = 0;
+    for _ in 0..100 {
+        recovered = b.recover_in_flight(t0(), Default::default()).await.unwrap();
+        if recovered > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(recovered, 1, "a dead hub's claim is taken back");
+    let c = b.claim_due(t0(), 10).await.unwrap().remove(0);
+    assert!(c.ambiguous);
+    drop(b);
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_hub_leads_a_part_and_another_takes_it_over_when_the_leader_dies() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    let mut lead = a.lead("intake", &mut stopped).await.unwrap().expect("the first hub to ask leads");
+    // b asks while a leads: it waits.
+    let waiting = tokio::time::timeout(Duration::from_secs(3), b.lead("intake", &mut stopped)).await;
+    assert!(waiting.is_err(), "one leader at a time");
+    let mut other = b.lead("rules", &mut stopped).await.unwrap().expect("another part has its own lead");
+    // a gives the lead up (its process dies): b takes it over.
+    let takes_over = {
+        let b = b.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move { b.lead("intake", &mut stopped).await.unwrap().is_some() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(lead);
+    assert!(tokio::time::timeout(Duration::from_secs(10), takes_over).await.unwrap().unwrap());
+    // A lead lost is told.
+    drop(a);
+    tokio::select! {
+        _ = other.lost() => panic!("b's lead of the rules is its own"),
+        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
+    lead = b.lead("pollers", &mut stopped).await.unwrap().unwrap();
+    drop((lead, other, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_the_database_refuses_fails_alone_not_the_events_committed_with_it() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let a = a.clone();
+            // PostgreSQL text holds no NUL: this one raw body is refused.
+            let raw = (i == 7).then(|| "bad\u{0}body".to_owned());
+            tokio::spawn(async move { a.record_event(NewEvent { raw, ..event(&format!("e{i}"), "#1") }).await })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap().is_err() {
+            refused.push(i);
+        }
+    }
+    assert_eq!(refused, vec![7]);
+    assert_eq!(a.unprocessed_events(100).await.unwrap().len(), 19);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_test_schema_goes_even_when_its_test_panics() {
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    let name = schema.name.clone();
+    let panicked = tokio::spawn(async move {
+        let _schema = schema;
+        panic!("a failing test");
+    })
+    .await;
+    assert!(panicked.unwrap_err().is_panic());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let left: i64 =
+        client.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&name]).await.unwrap().get(0);
+    assert_eq!(left, 0, "{name} was dropped as the test unwound");
+}
