@@ -17,6 +17,7 @@ mod reconcile;
 mod serve;
 mod sim;
 mod token;
+mod user;
 
 use handoff_model::ExceptionState;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: token::TokenCommand,
+    },
+    /// The console's people: who may log in, with which role.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// Vendor bodies no reader could map, held until a fixed reader replays them.
     Quarantine {
@@ -365,6 +371,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Quarantine { command } => quarantine::run(command).await,
             Command::Token { command } => token::run(command).await,
+            Command::User { command } => user::run(command).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Purge { config, data, dry_run, json } => {
                 purge::run(&config, &data.with(&config)?, dry_run, json).await

@@ -15,7 +15,12 @@ use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
 pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
     handoff_server::metrics::install();
-    let contract = Arc::new(Contract::load(config)?);
+    let mut contract = Contract::load(config)?;
+    if let Some(listen) = listen {
+        // `--listen` is the address the hub serves on, and decides the cookies as `listen` would.
+        contract.hub.listen = listen;
+    }
+    let contract = Arc::new(contract);
     let store = SqliteStore::open(data_dir, SqliteOptions::default())
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -48,8 +53,16 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         stopped.clone(),
     ));
 
-    let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
+    let addr = contract.hub.listen.clone();
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    let admin = match &contract.hub.admin_listen {
+        Some(admin) => Some(
+            tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("listening on {admin} (hub.admin_listen)"))?,
+        ),
+        None => None,
+    };
     if simulate {
         simulate_targets(&contract, &listener.local_addr()?.to_string()).await?;
     }
@@ -81,8 +94,24 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift, heartbeats }));
-    handoff_server::serve(listener, app, &limits, shutdown_signal()).await?;
+    let state = Arc::new(AppState { contract, store, clock, drift, heartbeats });
+    match admin {
+        None => handoff_server::serve(listener, handoff_server::router(state), &limits, shutdown_signal()).await?,
+        Some(admin) => {
+            // The console and the API on their own address; the public one serves webhooks only.
+            tracing::info!(message = "console and API serving", addr = %admin.local_addr()?);
+            let public = handoff_server::serve(
+                listener,
+                handoff_server::public_router(state.clone()),
+                &limits,
+                shutdown_signal(),
+            );
+            let admin = handoff_server::serve(admin, handoff_server::admin_router(state), &limits, shutdown_signal());
+            let (public, admin) = tokio::join!(public, admin);
+            public?;
+            admin?;
+        }
+    }
 
     tracing::info!(message = "stopping: finishing commands in flight");
     let _ = stop.send(true);

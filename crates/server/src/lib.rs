@@ -5,6 +5,7 @@
 
 mod api;
 pub mod auth;
+pub mod console;
 mod guard;
 mod listen;
 pub mod metrics;
@@ -34,7 +35,7 @@ pub struct AppState<S> {
     pub heartbeats: handoff_store::heartbeat::Heartbeats,
 }
 
-/// A route behind a token: its method and path, the role it needs, its handler.
+/// A route behind a token or a login: its method and path, the role it needs, its handler.
 type GuardedRoute<S> = (Method, &'static str, Role, MethodRouter<Arc<AppState<S>>>);
 
 /// Every route behind a token, with the role it needs: the one table the router is built from
@@ -55,31 +56,63 @@ pub(crate) fn api_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
     ]
 }
 
+/// Which routes an address serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Face {
+    /// Everything, on one address (no `hub.admin_listen`).
+    All,
+    /// What the internet reaches when the console has its own address: webhooks, `/health`, `/ready`.
+    Public,
+    /// The console, `/api/v1` and `/metrics` (`hub.admin_listen`), with `/health` and `/ready`.
+    Admin,
+}
+
+/// Every route on one address: webhooks, the API, the console, health and readiness.
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
+    app(state, Face::All)
+}
+
+/// The public address when `hub.admin_listen` is set: webhooks, `/health` and `/ready` only.
+pub fn public_router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
+    app(state, Face::Public)
+}
+
+/// The admin address (`hub.admin_listen`): the console, `/api/v1`, `/metrics`, `/health`, `/ready`.
+pub fn admin_router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
+    app(state, Face::Admin)
+}
+
+fn app<S: Store + Clone>(state: Arc<AppState<S>>, face: Face) -> Router {
     let max_body = state.contract.hub.max_event_bytes;
     // eBay's notification keys, fetched by key id and kept for the life of the server.
     let ebay_keys = Arc::new(handoff_connectors::ebay::PublicKeys::new());
     let guard = Arc::new(guard::Guard::new(&state.contract.hub));
     let request_timeout = state.contract.hub.limits.request_timeout.unsigned_abs();
-    let mut api = Router::new();
-    for (_, path, role, handler) in api_routes::<S>() {
-        let needs = axum::middleware::from_fn_with_state((state.clone(), role), auth::require::<S>);
-        api = api.route(path, handler.route_layer(needs));
-    }
+    let cookies = console::session::CookiePolicy { secure: state.contract.hub.cookies_secure() };
     let readiness = Arc::new(ready::Readiness::new(state.heartbeats.clone()));
-    Router::new()
-        .route(
+    let mut app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(api::ready::<S>).layer(Extension(readiness)));
+    if face != Face::Admin {
+        app = app.route(
             "/webhooks/{system}",
             post(webhooks::receive::<S>)
                 .get(webhooks::challenge::<S>)
                 .layer(DefaultBodyLimit::max(max_body))
                 .layer(axum::middleware::from_fn_with_state(guard, guard::webhook)),
-        )
-        .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(api::ready::<S>).layer(Extension(readiness)))
-        .merge(api)
-        .with_state(state)
+        );
+    }
+    if face != Face::Public {
+        let mut api = Router::new();
+        for (_, path, role, handler) in api_routes::<S>() {
+            let needs = axum::middleware::from_fn_with_state((state.clone(), role), auth::require::<S>);
+            api = api.route(path, handler.route_layer(needs));
+        }
+        app = app.merge(api).merge(console::router(state.clone()));
+    }
+    app.with_state(state)
         .layer(Extension(ebay_keys))
+        .layer(Extension(cookies))
         // Past it a request is answered 408; a webhook's write already queued still completes,
         // and the vendor's retry of it is a duplicate.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))

@@ -5,6 +5,7 @@
 //! Times are always passed in by the caller (the engine's `Clock`): a store never reads the
 //! wall clock, so a simulated run is deterministic.
 
+mod console;
 pub mod heartbeat;
 pub mod memory;
 pub mod personal;
@@ -17,6 +18,7 @@ use std::future::Future;
 
 use jiff::Timestamp;
 
+pub use console::*;
 pub use quarantine::*;
 pub use tokens::*;
 pub use types::*;
@@ -197,6 +199,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes a token, audited with `actor`; false when there is no such live token.
     fn revoke_token(&self, id: i64, actor: String, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Creates a console user, audited with `actor`; `None` when the name is taken.
+    fn create_user(
+        &self,
+        user: NewUser,
+        actor: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// The console user of this name.
+    fn user_by_name(&self, name: String) -> impl Future<Output = Result<Option<UserRow>>> + Send;
+
+    /// Opens a console session (or a one-time login link), audited as its user.
+    fn open_session(&self, session: NewSession, now: Timestamp) -> impl Future<Output = Result<i64>> + Send;
+
+    /// The session whose id has this hash, ended ones and unredeemed links included (the
+    /// caller tells why it refuses).
+    fn session_by_hash(&self, hash: String) -> impl Future<Output = Result<Option<SessionRow>>> + Send;
+
+    /// Marks a session seen at `now` (its idle limit counts from there).
+    fn touch_session(&self, id: i64, now: Timestamp) -> impl Future<Output = Result<()>> + Send;
+
+    /// Redeems a one-time login link created at or after `not_before`: it becomes a session
+    /// whose id hashes to `new_hash`, once; audited as its user. `None` when there is no such
+    /// live link (used, ended, too old or never made).
+    fn redeem_link(
+        &self,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<SessionRow>>> + Send;
+
+    /// Ends a live session (logout), audited as its user; `false` when there is none.
+    fn end_session(&self, hash: String, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
 
     /// Open exceptions counted per pattern (for `/metrics`).
     fn open_exceptions_by_pattern(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;

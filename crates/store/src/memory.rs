@@ -41,6 +41,9 @@ struct Mem {
     quarantine_keys: HashMap<(String, String), i64>,
     rules_checkpoint: Option<crate::RulesCheckpoint>,
     tokens: Vec<(String, crate::TokenRow)>,
+    users: Vec<crate::UserRow>,
+    /// Console sessions with the hash of their id and their user's id.
+    sessions: Vec<(String, i64, crate::SessionRow)>,
 }
 
 /// Evidence with a hash of what it referred to, under `purged`.
@@ -808,6 +811,108 @@ impl Store for MemoryStore {
             };
             t.revoked_at = Some(now);
             m.audit(now, &actor, "token.revoke", "", format!("token {id}"));
+            true
+        }))
+    }
+
+    async fn create_user(&self, user: crate::NewUser, actor: String, now: Timestamp) -> Result<Option<i64>> {
+        Ok(self.write(|m| {
+            if m.users.iter().any(|u| u.name == user.name) {
+                return None;
+            }
+            let id = m.users.len() as i64 + 1;
+            let detail = format!("user {id} {:?} as {}", user.name, user.role);
+            m.users.push(crate::UserRow {
+                id,
+                name: user.name,
+                role: user.role,
+                password_hash: user.password_hash,
+                created_at: now,
+            });
+            m.audit(now, &actor, "user.create", "", detail);
+            Some(id)
+        }))
+    }
+
+    async fn user_by_name(&self, name: String) -> Result<Option<crate::UserRow>> {
+        Ok(self.read(|m| m.users.iter().find(|u| u.name == name).cloned()))
+    }
+
+    async fn open_session(&self, session: crate::NewSession, now: Timestamp) -> Result<i64> {
+        self.write(|m| {
+            let user = m
+                .users
+                .iter()
+                .find(|u| u.id == session.user_id)
+                .cloned()
+                .ok_or_else(|| crate::StoreError::NotCommitted(format!("no user {}", session.user_id)))?;
+            let id = m.sessions.len() as i64 + 1;
+            let row = crate::SessionRow {
+                id,
+                user: user.name.clone(),
+                role: user.role,
+                csrf: session.csrf,
+                link: session.link,
+                created_at: now,
+                last_seen_at: now,
+                ended_at: None,
+            };
+            m.sessions.push((session.hash, user.id, row));
+            let action = if session.link { "session.link" } else { "session.login" };
+            m.audit(now, &format!("user:{}", user.name), action, "", format!("session {id}"));
+            Ok(id)
+        })
+    }
+
+    async fn session_by_hash(&self, hash: String) -> Result<Option<crate::SessionRow>> {
+        Ok(self.read(|m| m.sessions.iter().find(|(h, _, _)| *h == hash).map(|(_, _, s)| s.clone())))
+    }
+
+    async fn touch_session(&self, id: i64, now: Timestamp) -> Result<()> {
+        self.write(|m| {
+            if let Some((_, _, s)) = m.sessions.iter_mut().find(|(_, _, s)| s.id == id) {
+                s.last_seen_at = s.last_seen_at.max(now);
+            }
+        });
+        Ok(())
+    }
+
+    async fn redeem_link(
+        &self,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<crate::SessionRow>> {
+        Ok(self.write(|m| {
+            let (hash, _, s) = m
+                .sessions
+                .iter_mut()
+                .find(|(h, _, s)| *h == link_hash && s.link && s.ended_at.is_none() && s.created_at >= not_before)?;
+            *hash = new_hash;
+            s.link = false;
+            s.created_at = now;
+            s.last_seen_at = now;
+            let redeemed = s.clone();
+            m.audit(
+                now,
+                &format!("user:{}", redeemed.user),
+                "session.login",
+                "",
+                format!("session {} by link", redeemed.id),
+            );
+            Some(redeemed)
+        }))
+    }
+
+    async fn end_session(&self, hash: String, now: Timestamp) -> Result<bool> {
+        Ok(self.write(|m| {
+            let Some((_, _, s)) = m.sessions.iter_mut().find(|(h, _, s)| *h == hash && s.ended_at.is_none()) else {
+                return false;
+            };
+            s.ended_at = Some(now);
+            let (user, id) = (s.user.clone(), s.id);
+            m.audit(now, &format!("user:{user}"), "session.logout", "", format!("session {id}"));
             true
         }))
     }

@@ -36,6 +36,7 @@ macro_rules! conformance {
 conformance!(
     a_duplicate_event_is_recorded_once,
     a_token_is_found_by_its_hash_until_revoked_or_expired,
+    console_users_and_sessions_open_redeem_and_end_once,
     a_poll_records_its_events_and_cursor_together,
     many_concurrent_writers_share_commits_and_all_land,
     a_cancel_supersedes_a_create_never_sent,
@@ -704,4 +705,37 @@ async fn a_token_is_found_by_its_hash_until_revoked_or_expired<S: Store + Clone>
     let listed = store.tokens().await.unwrap();
     assert_eq!(listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ops", "temp"]);
     assert_eq!(listed[0].revoked_at, Some(later(10)));
+}
+
+async fn console_users_and_sessions_open_redeem_and_end_once<S: Store + Clone>(store: S) {
+    use handoff_store::{NewSession, NewUser, Role};
+    let later = |s| t0().checked_add(SignedDuration::from_secs(s)).unwrap();
+    let user = |name: &str| NewUser { name: name.into(), role: Role::Operator, password_hash: "$argon2id$x".into() };
+    let ana = store.create_user(user("ana"), "cli".into(), t0()).await.unwrap().unwrap();
+    assert!(store.create_user(user("ana"), "cli".into(), t0()).await.unwrap().is_none(), "names are unique");
+    let found = store.user_by_name("ana".into()).await.unwrap().unwrap();
+    assert_eq!((found.id, found.role, found.password_hash.as_str()), (ana, Role::Operator, "$argon2id$x"));
+    assert!(store.user_by_name("bob".into()).await.unwrap().is_none());
+
+    let session = |hash: &str, link| NewSession { hash: hash.into(), user_id: ana, csrf: "c1".into(), link };
+    store.open_session(session("s1", false), t0()).await.unwrap();
+    let s1 = store.session_by_hash("s1".into()).await.unwrap().unwrap();
+    assert_eq!((s1.user.as_str(), s1.role, s1.csrf.as_str(), s1.link), ("ana", Role::Operator, "c1", false));
+    store.touch_session(s1.id, later(30)).await.unwrap();
+    store.touch_session(s1.id, later(10)).await.unwrap();
+    assert_eq!(store.session_by_hash("s1".into()).await.unwrap().unwrap().last_seen_at, later(30), "never back");
+    assert!(store.end_session("s1".into(), later(40)).await.unwrap());
+    assert!(!store.end_session("s1".into(), later(41)).await.unwrap(), "ended once");
+    assert_eq!(store.session_by_hash("s1".into()).await.unwrap().unwrap().ended_at, Some(later(40)));
+
+    store.open_session(session("link", true), t0()).await.unwrap();
+    assert!(store.redeem_link("link".into(), "s2".into(), later(1), later(5)).await.unwrap().is_none(), "too old");
+    let s2 = store.redeem_link("link".into(), "s2".into(), t0(), later(5)).await.unwrap().unwrap();
+    assert_eq!((s2.link, s2.created_at, s2.user.as_str()), (false, later(5), "ana"));
+    assert!(store.redeem_link("link".into(), "s3".into(), t0(), later(6)).await.unwrap().is_none(), "once");
+    assert!(
+        store.redeem_link("s2".into(), "s3".into(), t0(), later(6)).await.unwrap().is_none(),
+        "a session is no link"
+    );
+    assert!(store.session_by_hash("link".into()).await.unwrap().is_none(), "the link's key lets no one in");
 }

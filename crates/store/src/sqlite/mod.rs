@@ -3,6 +3,7 @@
 //! use a small pool of read connections beside it (WAL lets them run during a write).
 
 mod checkpointer;
+mod console;
 mod quarantine;
 mod reads;
 mod retention;
@@ -73,7 +74,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -85,6 +86,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("../../migrations/sqlite/0009_rules_checkpoint.sql"),
     include_str!("../../migrations/sqlite/0010_retention.sql"),
     include_str!("../../migrations/sqlite/0011_api_tokens.sql"),
+    include_str!("../../migrations/sqlite/0012_console.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -341,6 +343,40 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, id: i64, actor: String, now: Timestamp) -> Result<bool> {
         self.inner.writer.run(move |conn| tokens::revoke(conn, id, &actor, now)).await
+    }
+
+    async fn create_user(&self, user: crate::NewUser, actor: String, now: Timestamp) -> Result<Option<i64>> {
+        self.inner.writer.run(move |conn| console::create_user(conn, &user, &actor, now)).await
+    }
+
+    async fn user_by_name(&self, name: String) -> Result<Option<crate::UserRow>> {
+        self.read(move |conn| console::user_by_name(conn, &name)).await
+    }
+
+    async fn open_session(&self, session: crate::NewSession, now: Timestamp) -> Result<i64> {
+        self.inner.writer.run(move |conn| console::open_session(conn, &session, now)).await
+    }
+
+    async fn session_by_hash(&self, hash: String) -> Result<Option<crate::SessionRow>> {
+        self.read(move |conn| console::session_by_hash(conn, &hash)).await
+    }
+
+    async fn touch_session(&self, id: i64, now: Timestamp) -> Result<()> {
+        self.inner.writer.run(move |conn| console::touch(conn, id, now)).await
+    }
+
+    async fn redeem_link(
+        &self,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<crate::SessionRow>> {
+        self.inner.writer.run(move |conn| console::redeem(conn, &link_hash, &new_hash, not_before, now)).await
+    }
+
+    async fn end_session(&self, hash: String, now: Timestamp) -> Result<bool> {
+        self.inner.writer.run(move |conn| console::end(conn, &hash, now)).await
     }
 
     async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {
