@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use handoff_contract::Contract;
 use handoff_mapping::Mappings;
 use handoff_store::Command;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The mappings a contract runs with: its `hub.mappings` directory, else the shipped ones.
 pub fn mappings_of(contract: &Contract, config: &Path) -> anyhow::Result<Mappings> {

@@ -15,11 +15,13 @@ use super::pages::{Chrome, render, shown_text, store_failed};
 use super::session::User;
 use crate::AppState;
 
-/// The windows flow health is measured over: (label, length).
-const WINDOWS: [(&str, SignedDuration); 3] = [
+/// The windows flow health is measured over: (label, length). The last is everything the
+/// retention keeps (its history horizon bounds it).
+const WINDOWS: [(&str, SignedDuration); 4] = [
     ("last hour", SignedDuration::from_hours(1)),
     ("last day", SignedDuration::from_hours(24)),
     ("last week", SignedDuration::from_hours(24 * 7)),
+    ("all kept", SignedDuration::from_hours(24 * 366 * 10)),
 ];
 
 struct Health {
@@ -98,16 +100,16 @@ fn chart(windows: &[(&str, Vec<FlowStats>)]) -> String {
     flows.sort();
     flows.dedup();
     if flows.is_empty() {
-        return "<p>No commands in the last week.</p>".into();
+        return "<p>No commands kept.</p>".into();
     }
-    let colors = ["#30638e", "#00798c", "#8f5ba8"];
+    let colors = ["#30638e", "#00798c", "#8f5ba8", "#5b6475"];
     let (w, left, top, bottom) = (1100.0, 50.0, 20.0, 50.0);
     let h = 300.0;
     let plot = h - top - bottom;
     let slot = (w - left - 10.0) / flows.len() as f64;
     let bar = slot * 0.8 / windows.len() as f64;
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-labelledby="fh-title"><title id="fh-title">Acknowledgment rate per flow, last hour, day and week</title>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-labelledby="fh-title"><title id="fh-title">Acknowledgment rate per flow, last hour, day, week and all kept</title>"#
     );
     for i in 0..=4 {
         let y = top + plot - plot * i as f64 / 4.0;

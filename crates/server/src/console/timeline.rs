@@ -68,7 +68,9 @@ pub fn entries(t: &Timeline, user: &User) -> Vec<Entry> {
         out.push(Entry { at: l.updated_at, lane: l.system.clone(), kind: "record", what, color: "#2e7d32" });
     }
     for x in &t.exceptions {
-        let what = format!("rule fired: {} (exception {}, now {})", x.pattern, x.id, x.state);
+        // Raised by a rule, or by the write path for a dead letter (it names its command).
+        let by = x.command_id.map_or("a rule".to_owned(), |c| format!("command {c}"));
+        let what = format!("exception raised: {} by {by} (exception {}, now {})", x.pattern, x.id, x.state);
         out.push(Entry { at: x.opened_at, lane: HUB.into(), kind: "rule", what, color: "#b3261e" });
     }
     for a in &t.audit {
@@ -173,7 +175,7 @@ pub fn swimlanes(t: &Timeline, user: &User) -> String {
     let entries = entries(t, user);
     let mut s = svg(&entries);
     s.push_str(
-        r#"<p class="muted">● event or record · ■ command · ◆ attempt (green acknowledged, orange retried, red dead) · ▲ rule fired or body held</p>"#,
+        r#"<p class="muted">● event or record · ■ command · ◆ attempt (green acknowledged, orange retried, red dead) · ▲ exception raised or body held</p>"#,
     );
     s.push_str(r#"<table id="timeline"><caption>Timeline, oldest first</caption><thead><tr><th scope="col">When</th><th scope="col">Lane</th><th scope="col">Kind</th><th scope="col">What</th></tr></thead><tbody>"#);
     for e in &entries {
