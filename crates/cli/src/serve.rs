@@ -26,7 +26,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let engine = Engine {
         contract: contract.clone(),
         store: store.clone(),
-        targets,
+        targets: targets.clone(),
         clock: clock.clone(),
         rng: Rng::from_entropy(),
     };
@@ -81,7 +81,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift, heartbeats }));
+    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift, heartbeats, targets }));
     handoff_server::serve(listener, app, &limits, shutdown_signal()).await?;
 
     tracing::info!(message = "stopping: finishing commands in flight");
