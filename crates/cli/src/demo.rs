@@ -143,6 +143,8 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
         drift,
         // The demo's run is over when it serves: no part of it still runs.
         heartbeats: Default::default(),
+        // The demo's targets were simulated and are gone: a resolution action is refused.
+        targets: Default::default(),
     };
     let dir = args.data_dir.display();
     println!();

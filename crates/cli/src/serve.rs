@@ -31,7 +31,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
     let engine = Engine {
         contract: contract.clone(),
         store: store.clone(),
-        targets,
+        targets: targets.clone(),
         clock: clock.clone(),
         rng: Rng::from_entropy(),
     };
@@ -94,7 +94,7 @@ pub async fn run(config: &Path, data_dir: &Path, listen: Option<String>, simulat
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let state = Arc::new(AppState { contract, store, clock, drift, heartbeats });
+    let state = Arc::new(AppState { contract, store, clock, drift, heartbeats, targets });
     match admin {
         None => handoff_server::serve(listener, handoff_server::router(state), &limits, shutdown_signal()).await?,
         Some(admin) => {

@@ -21,7 +21,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
 use handoff_contract::Contract;
-use handoff_engine::Clock;
+use handoff_engine::{Clock, Targets};
 use handoff_store::{Role, Store};
 use tower_http::timeout::TimeoutLayer;
 
@@ -33,6 +33,9 @@ pub struct AppState<S> {
     pub drift: Arc<handoff_mapping::drift::Watch>,
     /// The parts of the hub `/ready` watches (none: only the store is asked).
     pub heartbeats: handoff_store::heartbeat::Heartbeats,
+    /// The contract's targets: a resolution action asks what each can do (a duplicate's cancel
+    /// needs one that addresses records). Empty: such actions are refused, never guessed.
+    pub targets: Targets,
 }
 
 /// A route behind a token or a login: its method and path, the role it needs, its handler.
@@ -41,19 +44,31 @@ type GuardedRoute<S> = (Method, &'static str, Role, MethodRouter<Arc<AppState<S>
 /// Every route behind a token, with the role it needs: the one table the router is built from
 /// and the access tests walk.
 pub(crate) fn api_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
-    use Role::{Operator, Viewer};
+    use Role::{Admin, Operator, Viewer};
     vec![
         (Method::GET, "/metrics", Viewer, get(metrics::scrape::<S>)),
-        (Method::GET, "/api/v1/orders/{order_ref}", Viewer, get(api::order::<S>)),
-        (Method::GET, "/api/v1/exceptions", Viewer, get(api::exceptions::<S>)),
-        (Method::GET, "/api/v1/exceptions/{id}", Viewer, get(api::exception::<S>)),
-        (Method::GET, "/api/v1/clusters", Viewer, get(api::clusters::<S>)),
-        (Method::GET, "/api/v1/dead-letters", Viewer, get(api::dead_letters::<S>)),
-        (Method::POST, "/api/v1/dead-letters/{id}/replay", Operator, post(api::replay::<S>)),
-        (Method::GET, "/api/v1/outbox", Viewer, get(api::outbox::<S>)),
-        (Method::GET, "/api/v1/drift", Viewer, get(api::drift::<S>)),
-        (Method::GET, "/api/v1/quarantine", Viewer, get(api::quarantine::<S>)),
+        (Method::GET, "/api/v1/openapi.json", Viewer, get(api::openapi::document)),
+        (Method::GET, "/api/v1/orders", Viewer, get(api::orders::search::<S>)),
+        (Method::GET, "/api/v1/orders/{order_ref}", Viewer, get(api::orders::timeline::<S>)),
+        (Method::GET, "/api/v1/exceptions", Viewer, get(api::exceptions::search::<S>)),
+        (Method::GET, "/api/v1/exceptions/{id}", Viewer, get(api::exceptions::evidence::<S>)),
+        (Method::POST, "/api/v1/exceptions/actions", Operator, post(api::exceptions::act::<S>)),
+        (Method::GET, "/api/v1/clusters", Viewer, get(api::clusters::list::<S>)),
+        (Method::GET, "/api/v1/commands", Viewer, get(api::commands::list::<S>)),
+        (Method::GET, "/api/v1/dead-letters", Viewer, get(api::commands::dead_letters::<S>)),
+        (Method::POST, "/api/v1/dead-letters/{id}/replay", Operator, post(api::commands::replay::<S>)),
+        (Method::GET, "/api/v1/outbox", Viewer, get(api::status::outbox::<S>)),
+        (Method::GET, "/api/v1/flows/health", Viewer, get(api::flows::health::<S>)),
+        (Method::GET, "/api/v1/drift", Viewer, get(api::status::drift::<S>)),
+        (Method::GET, "/api/v1/quarantine", Viewer, get(api::quarantine::list::<S>)),
+        (Method::GET, "/api/v1/contract", Admin, get(api::contract::read::<S>)),
+        (Method::GET, "/api/v1/audit", Viewer, get(api::audit::list::<S>)),
     ]
+}
+
+/// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json`.
+pub fn openapi_json() -> String {
+    api::openapi::document_json()
 }
 
 /// Which routes an address serves.
@@ -92,7 +107,7 @@ fn app<S: Store + Clone>(state: Arc<AppState<S>>, face: Face) -> Router {
     let readiness = Arc::new(ready::Readiness::new(state.heartbeats.clone()));
     let mut app = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(api::ready::<S>).layer(Extension(readiness)));
+        .route("/ready", get(api::status::ready::<S>).layer(Extension(readiness)));
     if face != Face::Admin {
         app = app.route(
             "/webhooks/{system}",
@@ -110,7 +125,11 @@ fn app<S: Store + Clone>(state: Arc<AppState<S>>, face: Face) -> Router {
         }
         app = app.merge(api).merge(console::router(state.clone()));
     }
-    app.with_state(state)
+    app.fallback(|| async { api::Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            api::Problem::new(StatusCode::METHOD_NOT_ALLOWED, "the route does not take this method")
+        })
+        .with_state(state)
         .layer(Extension(ebay_keys))
         .layer(Extension(cookies))
         // Past it a request is answered 408; a webhook's write already queued still completes,

@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod memory;
 pub mod personal;
 mod quarantine;
+pub mod search;
 pub mod sqlite;
 mod tokens;
 mod types;
@@ -20,6 +21,10 @@ use jiff::Timestamp;
 
 pub use console::*;
 pub use quarantine::*;
+pub use search::{
+    AuditEntry, AuditFilter, ClusterFilter, ClusterRow, CommandFilter, ExceptionFilter, FlowHealth, HealthBucket,
+    HealthWindow, OrderFilter, OrderRow, Page,
+};
 pub use tokens::*;
 pub use types::*;
 
@@ -42,6 +47,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Schema(String),
+    /// A read was asked something it cannot answer (a cursor it never gave, a filter value
+    /// out of range): the caller's mistake, nothing stored is wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -323,6 +332,26 @@ pub trait Store: Send + Sync + 'static {
     /// counts, attempts, retries, dead letters and the latency from the event that produced a
     /// command to its acknowledgment.
     fn flow_stats(&self, since: Timestamp) -> impl Future<Output = Result<Vec<FlowStats>>> + Send;
+
+    /// Orders searched (see [`OrderFilter`]), one keyset page.
+    fn search_orders(&self, filter: OrderFilter) -> impl Future<Output = Result<Page<OrderRow>>> + Send;
+
+    /// Exceptions searched (see [`ExceptionFilter`]), newest first, one keyset page.
+    fn search_exceptions(&self, filter: ExceptionFilter) -> impl Future<Output = Result<Page<ExceptionRow>>> + Send;
+
+    /// Clusters of exceptions (see `handoff_model::cluster`), grouped and summed by the store,
+    /// largest first, one keyset page.
+    fn search_clusters(&self, filter: ClusterFilter) -> impl Future<Output = Result<Page<ClusterRow>>> + Send;
+
+    /// Commands searched (see [`CommandFilter`]), newest first, one keyset page.
+    fn search_commands(&self, filter: CommandFilter) -> impl Future<Output = Result<Page<Command>>> + Send;
+
+    /// The audit log searched (see [`AuditFilter`]), newest first, one keyset page.
+    fn search_audit(&self, filter: AuditFilter) -> impl Future<Output = Result<Page<AuditEntry>>> + Send;
+
+    /// Each flow's health over a window in buckets: acknowledgment rate, latency percentiles,
+    /// retries and dead letters of the commands created in each, and the dead letters waiting.
+    fn flow_health(&self, window: HealthWindow) -> impl Future<Output = Result<Vec<FlowHealth>>> + Send;
 
     /// Counts of commands per state; the backlog and the health of the outbox.
     fn command_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;

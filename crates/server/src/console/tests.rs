@@ -32,6 +32,7 @@ fn app() -> (Router, MemoryStore, Arc<ManualClock>) {
         clock: clock.clone(),
         drift,
         heartbeats: Default::default(),
+        targets: Default::default(),
     });
     (crate::router(state), store, clock)
 }

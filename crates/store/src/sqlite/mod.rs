@@ -4,10 +4,12 @@
 
 mod checkpointer;
 mod console;
+mod functions;
 mod quarantine;
 mod reads;
 mod retention;
 mod rows;
+mod search;
 mod tokens;
 mod writer;
 mod writes;
@@ -74,7 +76,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -86,11 +88,20 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("../../migrations/sqlite/0009_rules_checkpoint.sql"),
     include_str!("../../migrations/sqlite/0010_retention.sql"),
     include_str!("../../migrations/sqlite/0011_api_tokens.sql"),
-    include_str!("../../migrations/sqlite/0012_console.sql"),
+    include_str!("../../migrations/sqlite/0012_search.sql"),
+    include_str!("../../migrations/sqlite/0013_console.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+    // 0012_search fills the orders' search table from the rows already there.
+    let search = 11;
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| if i == search { M::up_with_hook(sql, writes::fill_order_search) } else { M::up(sql) })
+            .collect(),
+    )
 }
 
 /// Opens a connection with the durability every connection of the store must share.
@@ -100,6 +111,7 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    functions::register(&conn)?;
     Ok(conn)
 }
 
@@ -193,6 +205,7 @@ impl SqliteReader {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        functions::register(&conn)?;
         Ok(conn)
     }
 
@@ -467,6 +480,30 @@ impl Store for SqliteStore {
 
     async fn flow_stats(&self, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
         self.read(move |conn| reads::flow_stats(conn, since)).await
+    }
+
+    async fn search_orders(&self, filter: crate::OrderFilter) -> Result<crate::Page<crate::OrderRow>> {
+        self.read(move |conn| search::orders(conn, &filter)).await
+    }
+
+    async fn search_exceptions(&self, filter: crate::ExceptionFilter) -> Result<crate::Page<ExceptionRow>> {
+        self.read(move |conn| search::exceptions(conn, &filter)).await
+    }
+
+    async fn search_clusters(&self, filter: crate::ClusterFilter) -> Result<crate::Page<crate::ClusterRow>> {
+        self.read(move |conn| search::clusters(conn, &filter)).await
+    }
+
+    async fn search_commands(&self, filter: crate::CommandFilter) -> Result<crate::Page<Command>> {
+        self.read(move |conn| search::commands(conn, &filter)).await
+    }
+
+    async fn search_audit(&self, filter: crate::AuditFilter) -> Result<crate::Page<crate::AuditEntry>> {
+        self.read(move |conn| search::audit(conn, &filter)).await
+    }
+
+    async fn flow_health(&self, window: crate::HealthWindow) -> Result<Vec<crate::FlowHealth>> {
+        self.read(move |conn| search::flow_health(conn, &window)).await
     }
 
     async fn command_counts(&self) -> Result<Vec<(String, u64)>> {
