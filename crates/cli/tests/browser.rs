@@ -147,7 +147,7 @@ async fn an_operator_works_the_console_in_a_real_browser() {
     c.find(Locator::Id("f-state")).await.unwrap().select_by_value("any").await.unwrap();
     c.find(Locator::Id("f-pattern")).await.unwrap().select_by_value(&pattern).await.unwrap();
     click(&c, "form.filters button").await;
-    wait_text(&c, "#matched", "match").await;
+    wait_text(&c, "#matched", "listed").await;
     let url = c.current_url().await.unwrap().to_string();
     assert!(url.contains(&format!("pattern={pattern}")) && url.contains("state=any"), "{url}");
     let patterns = c.find_all(Locator::Css("tbody tr td:nth-child(3)")).await.unwrap();
@@ -208,12 +208,18 @@ async fn an_operator_works_the_console_in_a_real_browser() {
         shot(&c, name).await;
     }
 
+    // The audit log names the person for what they did.
+    c.goto(&format!("{base}/console/audit?actor=user%3Aana")).await.unwrap();
+    let audit = wait_text(&c, "#audit", "resolved").await;
+    assert!(audit.contains("user:ana") && audit.contains("fixed in the ERP by hand"), "{audit}");
+    shot(&c, "13-audit").await;
+
     // Log out: the console asks for a login again.
     click(&c, "header form button").await;
     wait_text(&c, "h1", "Handoff console").await;
     c.goto(&format!("{base}/console")).await.unwrap();
     wait_text(&c, "h1", "Handoff console").await;
     assert!(c.current_url().await.unwrap().path().starts_with("/console/login"));
-    shot(&c, "13-logged-out").await;
+    shot(&c, "14-logged-out").await;
     c.close().await.unwrap();
 }

@@ -52,15 +52,41 @@ fn rate(s: &FlowStats) -> Option<f64> {
 struct Page {
     c: Chrome,
     chart: String,
+    over_time: String,
+    days: i64,
+    choices: [i64; 5],
     rows: Vec<Health>,
     counts: Vec<(String, u64)>,
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct Q {
+    /// Days the charts over time cover, ending now.
+    days: Option<i64>,
+}
+
+/// The windows a person may chart, in days.
+const DAY_CHOICES: [i64; 5] = [1, 7, 30, 90, 365];
+/// Buckets of a chart over time.
+const BUCKETS: usize = 48;
+
 pub(crate) async fn page<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Extension(user): Extension<User>,
+    axum::extract::Query(q): axum::extract::Query<Q>,
 ) -> Response {
     let now = state.clock.now();
+    let days = q.days.filter(|d| DAY_CHOICES.contains(d)).unwrap_or(30);
+    let window = handoff_store::HealthWindow {
+        from: now.checked_sub(SignedDuration::from_hours(24 * days)).unwrap_or(now),
+        to: now,
+        buckets: BUCKETS,
+        flow: None,
+    };
+    let health = match state.store.flow_health(window).await {
+        Ok(h) => h,
+        Err(e) => return store_failed(e),
+    };
     let mut windows = Vec::new();
     for (label, length) in WINDOWS {
         match state.store.flow_stats(now.checked_sub(length).unwrap_or(now)).await {
@@ -91,7 +117,101 @@ pub(crate) async fn page<S: Store + Clone>(
             })
         })
         .collect();
-    render(Page { c: Chrome::new(&user, "Flow health"), chart: chart(&windows), rows, counts })
+    render(Page {
+        c: Chrome::new(&user, "Flow health"),
+        chart: chart(&windows),
+        over_time: over_time(&health),
+        days,
+        choices: DAY_CHOICES,
+        rows,
+        counts,
+    })
+}
+
+/// Each flow's acknowledgment rate (lines, left axis) and p99 latency (dots, in the title) per
+/// bucket over the window, as SVG.
+fn over_time(health: &[handoff_store::FlowHealth]) -> String {
+    let colors = ["#30638e", "#d1495b", "#00798c", "#edae49", "#8f5ba8", "#3c9d5d"];
+    let (Some(first), Some(last)) =
+        (health.iter().find_map(|f| f.buckets.first()), health.iter().find_map(|f| f.buckets.last()))
+    else {
+        return "<p>No flows.</p>".into();
+    };
+    if health.iter().all(|f| f.buckets.iter().all(|b| b.commands == 0)) {
+        return "<p>No commands in this window.</p>".into();
+    }
+    let (w, h, left, top, bottom) = (1100.0, 260.0, 50.0, 15.0, 45.0);
+    let plot = h - top - bottom;
+    let n = health.iter().map(|f| f.buckets.len()).max().unwrap_or(1).max(2);
+    let x_of = |i: usize| left + (w - left - 20.0) * i as f64 / (n - 1) as f64;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-labelledby="ot-title"><title id="ot-title">Acknowledgment rate per flow over time</title>"#
+    );
+    for i in 0..=4 {
+        let y = top + plot - plot * i as f64 / 4.0;
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e6ec"/><text x="{}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}%</text>"##,
+            w - 20.0,
+            left - 6.0,
+            y + 4.0,
+            i * 25
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<text x="{left}" y="{}" font-size="11" fill="#555">{}</text><text x="{}" y="{}" font-size="11" fill="#555" text-anchor="end">{}</text>"##,
+        h - bottom + 16.0,
+        first.start.strftime("%Y-%m-%d %H:%M"),
+        w - 20.0,
+        h - bottom + 16.0,
+        last.start.strftime("%Y-%m-%d %H:%M")
+    );
+    for (k, flow) in health.iter().enumerate() {
+        let color = colors[k % colors.len()];
+        let points: Vec<String> = flow
+            .buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.ack_rate.map(|r| format!("{:.1},{:.1}", x_of(i), top + plot - plot * r)))
+            .collect();
+        if points.len() > 1 {
+            let _ = write!(
+                s,
+                r##"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"##,
+                points.join(" ")
+            );
+        }
+        for (i, b) in flow.buckets.iter().enumerate() {
+            let Some(r) = b.ack_rate else { continue };
+            let p99 = b.latency_p99_ms.map(|v| format!(", p99 {v} ms")).unwrap_or_default();
+            let _ = write!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>{} from {}: {} of {} acknowledged ({:.1}%), {} retries, {} dead-lettered{p99}</title></circle>"##,
+                x_of(i),
+                top + plot - plot * r,
+                flow.flow.replace('<', "&lt;"),
+                b.start.strftime("%Y-%m-%d %H:%M"),
+                b.acknowledged,
+                b.commands,
+                r * 100.0,
+                b.retries,
+                b.dead_lettered
+            );
+        }
+        let x = left + 200.0 * k as f64;
+        let _ = write!(
+            s,
+            r##"<rect x="{x}" y="{}" width="12" height="12" fill="{color}"/><text x="{}" y="{}" font-size="12">{} ({} dead letters waiting)</text>"##,
+            h - 16.0,
+            x + 16.0,
+            h - 6.0,
+            flow.flow.replace('<', "&lt;"),
+            flow.dead_letter_depth
+        );
+    }
+    s.push_str("</svg>");
+    s
 }
 
 /// Grouped bars: each flow's acknowledgment rate in each window.

@@ -4,6 +4,7 @@
 //! its template in `templates/console/`. See docs/console.md.
 
 mod assets;
+mod audit;
 mod clusters;
 mod dead_letters;
 pub mod dry_run;
@@ -46,6 +47,7 @@ pub(crate) fn console_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
         (Method::GET, "/console/quarantine", Viewer, get(flows::quarantine::<S>)),
         (Method::GET, "/console/flows", Viewer, get(flows::page::<S>)),
         (Method::GET, "/console/drift", Viewer, get(flows::drift::<S>)),
+        (Method::GET, "/console/audit", Viewer, get(audit::page::<S>)),
         (Method::POST, "/console/logout", Viewer, post(login::logout::<S>)),
     ]
 }

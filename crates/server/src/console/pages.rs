@@ -9,13 +9,14 @@ use handoff_store::Role;
 use super::session::User;
 
 /// The console's pages, in the navigation's order: (path, label).
-pub const NAV: [(&str, &str); 6] = [
+pub const NAV: [(&str, &str); 7] = [
     ("/console", "Queue"),
     ("/console/clusters", "Clusters"),
     ("/console/dead-letters", "Dead letters"),
     ("/console/quarantine", "Quarantine"),
     ("/console/flows", "Flow health"),
     ("/console/drift", "Drift"),
+    ("/console/audit", "Audit log"),
 ];
 
 /// The frame of a page: the person, their role, the CSRF token and the page's place in the

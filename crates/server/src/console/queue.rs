@@ -10,18 +10,15 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use handoff_model::{ExceptionState, Pattern};
-use handoff_store::{ExceptionRow, Moved, Store};
+use handoff_store::{ExceptionFilter, ExceptionRow, Moved, Store};
 use serde::Deserialize;
 
 use super::pages::{self, Chrome, render, segment, shown_text, store_failed};
 use super::session::User;
 use crate::AppState;
 
-/// Exceptions read for one queue page, newest first, before the filters; the page says when
-/// there were more.
-const SCANNED: usize = 5_000;
-/// Rows a queue page lists.
-const LISTED: usize = 200;
+/// Rows a queue page lists; the next page is a keyset link.
+const LISTED: usize = 100;
 /// Exceptions one bulk move may touch.
 pub const MAX_BULK: usize = 1_000;
 
@@ -32,21 +29,15 @@ pub(crate) struct Filters {
     pattern: Option<String>,
     flow: Option<String>,
     channel: Option<String>,
-    /// Part of an order reference.
+    /// An order reference, exactly.
     order: Option<String>,
+    /// Where the page starts: the `next` of the page before.
+    after: Option<String>,
     notice: Option<String>,
 }
 
-impl Filters {
-    fn keeps(&self, x: &ExceptionRow) -> bool {
-        let is = |want: &Option<String>, have: Option<&str>| {
-            want.as_deref().filter(|w| !w.is_empty()).is_none_or(|w| have == Some(w))
-        };
-        is(&self.pattern, Some(&x.pattern))
-            && is(&self.flow, x.flow.as_deref())
-            && is(&self.channel, x.channel.as_deref())
-            && self.order.as_deref().filter(|o| !o.is_empty()).is_none_or(|o| x.order_ref.contains(o))
-    }
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
 }
 
 /// One row of the queue, as shown.
@@ -90,8 +81,9 @@ struct Page {
     rows: Vec<Row>,
     /// (pattern, open count, link to filter on it)
     counts: Vec<(String, u64, String)>,
-    matched: usize,
-    truncated: bool,
+    /// The link to the next page, if there is one.
+    next: Option<String>,
+    first_page: bool,
     state: String,
     states: Vec<&'static str>,
     patterns: Vec<&'static str>,
@@ -108,7 +100,7 @@ pub(crate) async fn page<S: Store + Clone>(
     Extension(user): Extension<User>,
     Query(f): Query<Filters>,
 ) -> Response {
-    let wanted = f.state.clone().unwrap_or_else(|| "open".into());
+    let wanted = given(&f.state).unwrap_or_else(|| "open".into());
     let which = match wanted.as_str() {
         "any" => None,
         s => match ExceptionState::parse(s) {
@@ -116,18 +108,26 @@ pub(crate) async fn page<S: Store + Clone>(
             None => return pages::not_found(&format!("exception state {s:?}")),
         },
     };
-    let read = async {
-        let rows = state.store.exceptions(which, SCANNED).await?;
-        let counts = state.store.open_exceptions_by_pattern().await?;
-        Ok::<_, handoff_store::StoreError>((rows, counts))
+    let filter = ExceptionFilter {
+        pattern: given(&f.pattern),
+        state: which,
+        flow: given(&f.flow),
+        channel: given(&f.channel),
+        order_ref: given(&f.order),
+        cursor: given(&f.after),
+        limit: LISTED,
+        ..ExceptionFilter::default()
     };
-    let (rows, counts) = match read.await {
+    let read = async {
+        let page = state.store.search_exceptions(filter).await?;
+        let counts = state.store.open_exceptions_by_pattern().await?;
+        Ok::<_, handoff_store::StoreError>((page, counts))
+    };
+    let (page, counts) = match read.await {
         Ok(read) => read,
+        Err(handoff_store::StoreError::Invalid(why)) => return pages::not_found(&why),
         Err(e) => return store_failed(e),
     };
-    let flows = distinct(rows.iter().filter_map(|x| x.flow.clone()));
-    let channels = distinct(rows.iter().filter_map(|x| x.channel.clone()));
-    let kept: Vec<&ExceptionRow> = rows.iter().filter(|x| f.keeps(x)).collect();
     let counts = counts
         .into_iter()
         .map(|(p, n)| {
@@ -135,28 +135,34 @@ pub(crate) async fn page<S: Store + Clone>(
             (p, n, href)
         })
         .collect();
-    let states = vec!["open", "acknowledged", "resolved", "auto_resolved", "ignored", "any"];
+    let query = |after: &str| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("state", &wanted);
+        for (k, v) in [("pattern", &f.pattern), ("flow", &f.flow), ("channel", &f.channel), ("order", &f.order)] {
+            if let Some(v) = given(v) {
+                q.append_pair(k, &v);
+            }
+        }
+        q.append_pair("after", after);
+        format!("/console?{}", q.finish())
+    };
+    let contract = &state.contract;
     render(Page {
         c: Chrome::new(&user, "Queue").with_notice(f.notice.clone()),
-        matched: kept.len(),
-        truncated: rows.len() == SCANNED,
-        rows: kept.iter().take(LISTED).map(|x| Row::of(&user, x)).collect(),
+        rows: page.rows.iter().map(|x| Row::of(&user, x)).collect(),
+        next: page.next.as_deref().map(query),
+        first_page: given(&f.after).is_none(),
         counts,
-        state: wanted,
-        states,
+        state: wanted.clone(),
+        states: vec!["open", "acknowledged", "resolved", "auto_resolved", "ignored", "any"],
         patterns: Pattern::ALL.iter().map(|p| p.as_str()).collect(),
-        pattern: f.pattern.clone().unwrap_or_default(),
-        flow: f.flow.clone().unwrap_or_default(),
-        channel: f.channel.clone().unwrap_or_default(),
-        order: f.order.clone().unwrap_or_default(),
-        flows,
-        channels,
+        pattern: given(&f.pattern).unwrap_or_default(),
+        flow: given(&f.flow).unwrap_or_default(),
+        channel: given(&f.channel).unwrap_or_default(),
+        order: given(&f.order).unwrap_or_default(),
+        flows: contract.flows.keys().cloned().collect(),
+        channels: contract.systems.keys().cloned().collect(),
     })
-}
-
-fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
-    let set: std::collections::BTreeSet<String> = values.collect();
-    set.into_iter().collect()
 }
 
 /// A person's move of one exception, or a replay of its dead letter.

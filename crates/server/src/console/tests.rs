@@ -21,6 +21,11 @@ fn t0() -> Timestamp {
 }
 
 fn app() -> (Router, MemoryStore, Arc<ManualClock>) {
+    let (state, store, clock) = state();
+    (crate::router(state), store, clock)
+}
+
+fn state() -> (Arc<AppState<MemoryStore>>, MemoryStore, Arc<ManualClock>) {
     let text = "[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n";
     let contract = Arc::new(handoff_contract::Contract::parse(text, Path::new("test")).unwrap());
     let store = MemoryStore::new();
@@ -34,7 +39,7 @@ fn app() -> (Router, MemoryStore, Arc<ManualClock>) {
         heartbeats: Default::default(),
         targets: Default::default(),
     });
-    (crate::router(state), store, clock)
+    (state, store, clock)
 }
 
 /// The session states a request can carry.
@@ -97,7 +102,7 @@ async fn the_console_access_matrix_of_every_route_role_and_session_state() {
     let (app, store, clock) = app();
     let users = users(&store).await;
     let routes = super::console_routes::<MemoryStore>();
-    assert!(routes.len() >= 13);
+    assert!(routes.len() >= 14);
     let mut checked = 0;
     for (method, path, needs, _) in routes {
         let uri = path.replace("{order_ref}", "%231").replace("{id}", "1");
@@ -143,7 +148,7 @@ async fn the_console_access_matrix_of_every_route_role_and_session_state() {
             }
         }
     }
-    assert!(checked >= 13 * 15, "{checked}");
+    assert!(checked >= 14 * 15, "{checked}");
 }
 
 #[test]
@@ -355,4 +360,28 @@ async fn a_bulk_move_is_previewed_then_done_and_audited_as_the_person() {
         let by_person = audit.iter().any(|a| a.actor == "user:operator");
         assert_eq!(by_person, n < 2, "exception {id}: {audit:?}");
     }
+}
+
+/// With `hub.admin_listen`, the public address serves webhooks, health and readiness only, and
+/// the admin address everything else but webhooks.
+#[tokio::test]
+async fn the_public_address_serves_no_console_api_or_metrics() {
+    let (state, _, _) = state();
+    let public = crate::public_router(state.clone());
+    let admin = crate::admin_router(state);
+    let status = |app: &Router, method: Method, uri: &str| {
+        let app = app.clone();
+        let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    for uri in ["/console", "/console/login", "/api/v1/exceptions", "/metrics", "/console/assets/1/htmx.min.js"] {
+        assert_eq!(status(&public, Method::GET, uri).await, StatusCode::NOT_FOUND, "public {uri}");
+        assert_ne!(status(&admin, Method::GET, uri).await, StatusCode::NOT_FOUND, "admin {uri}");
+    }
+    for uri in ["/health", "/ready"] {
+        assert_eq!(status(&public, Method::GET, uri).await, StatusCode::OK, "public {uri}");
+        assert_eq!(status(&admin, Method::GET, uri).await, StatusCode::OK, "admin {uri}");
+    }
+    assert_ne!(status(&public, Method::POST, "/webhooks/shop").await, StatusCode::NOT_FOUND, "webhooks are public");
+    assert_eq!(status(&admin, Method::POST, "/webhooks/shop").await, StatusCode::NOT_FOUND, "and only public");
 }
