@@ -140,7 +140,8 @@ fn over_time(health: &[handoff_store::FlowHealth]) -> String {
     if health.iter().all(|f| f.buckets.iter().all(|b| b.commands == 0)) {
         return "<p>No commands in this window.</p>".into();
     }
-    let (w, h, left, top, bottom) = (1100.0, 260.0, 50.0, 15.0, 45.0);
+    let (w, h, left, top, bottom) = (1100.0, 230.0, 50.0, 15.0, 25.0);
+    let mut legend = String::from(r#"<ul class="legend">"#);
     let plot = h - top - bottom;
     let n = health.iter().map(|f| f.buckets.len()).max().unwrap_or(1).max(2);
     let x_of = |i: usize| left + (w - left - 20.0) * i as f64 / (n - 1) as f64;
@@ -199,18 +200,16 @@ fn over_time(health: &[handoff_store::FlowHealth]) -> String {
                 b.dead_lettered
             );
         }
-        let x = left + 200.0 * k as f64;
         let _ = write!(
-            s,
-            r##"<rect x="{x}" y="{}" width="12" height="12" fill="{color}"/><text x="{}" y="{}" font-size="12">{} ({} dead letters waiting)</text>"##,
-            h - 16.0,
-            x + 16.0,
-            h - 6.0,
+            legend,
+            r#"<li><span style="color:{color}">■</span> {} ({} dead letters waiting)</li>"#,
             flow.flow.replace('<', "&lt;"),
             flow.dead_letter_depth
         );
     }
     s.push_str("</svg>");
+    s.push_str(&legend);
+    s.push_str("</ul>");
     s
 }
 
