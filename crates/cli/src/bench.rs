@@ -70,6 +70,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         orders: usize,
     },
+    /// The API's list endpoints over a store of many orders and exceptions: requests per second
+    /// and latency per endpoint with keep-alive clients.
+    Api {
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 100_000)]
+        exceptions: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds per endpoint.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Idle RSS of the hub, then its RSS while orders flow through it to completion (webhook
     /// -> planned -> delivered to the mock ERP -> acknowledged, rules driver included), at the
     /// hub's own pace with at most `window` orders waiting; or, with `--backlog`, while a
@@ -114,6 +127,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             rss_flow(&dir, orders, window, concurrency).await
         }
         BenchCommand::Restart { orders } => crate::bench_restart::run(&dir, orders).await,
+        BenchCommand::Api { orders, exceptions, concurrency, seconds } => {
+            crate::bench_api::run(&dir, orders, exceptions, concurrency, seconds).await
+        }
         BenchCommand::Mapping { .. } | BenchCommand::Rules { .. } => unreachable!("run above"),
     };
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,7 @@
 //! `handoff`: the hub and its tools in one binary.
 
 mod bench;
+mod bench_api;
 mod bench_mapping;
 mod bench_restart;
 mod bench_rules;

@@ -381,9 +381,11 @@ impl From<store::Timeline> for OrderTimeline {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvidencePack {
     pub exception: Exception,
-    #[schema(value_type = Object)]
+    /// The evidence the rule kept (`null` for the write path's own exceptions).
+    #[schema(value_type = Option<Object>)]
     pub evidence: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// The suggested action (`retry` for a dead letter; `null` when there is none).
+    #[schema(value_type = Option<Object>)]
     pub action: serde_json::Value,
     pub timeline: OrderTimeline,
 }
