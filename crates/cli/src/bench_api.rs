@@ -96,7 +96,7 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, concurrency: usiz
 }
 
 /// `orders` orders seen an hour apart in groups, a third of them web, every tenth cancelled.
-async fn fill_orders(store: &SqliteStore, orders: usize, start: Timestamp) -> anyhow::Result<()> {
+pub(crate) async fn fill_orders(store: &SqliteStore, orders: usize, start: Timestamp) -> anyhow::Result<()> {
     let writers = 16;
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers {
@@ -151,7 +151,7 @@ async fn fill_orders(store: &SqliteStore, orders: usize, start: Timestamp) -> an
 }
 
 /// `exceptions` findings on the orders, in 40 causes across patterns and channels.
-async fn fill_exceptions(
+pub(crate) async fn fill_exceptions(
     store: &SqliteStore,
     orders: usize,
     exceptions: usize,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_console;
 mod bench_mapping;
 mod bench_restart;
 mod bench_rules;
