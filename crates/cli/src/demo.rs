@@ -131,6 +131,10 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // The demo's own reader: an operator, so the demo shows what an operator sees.
     let token = crate::token::create(&store, "demo", Role::Operator, Some(1), "demo", Timestamp::now()).await?;
+    // And its console user, logged in by a one-time link (its password is random and never shown).
+    let password = handoff_server::console::session::random_key();
+    let user = crate::user::create(&store, "demo", Role::Operator, &password, "demo", Timestamp::now()).await?;
+    let link = handoff_server::console::create_link(&store, user, Timestamp::now()).await?;
     let drift = Arc::new(handoff_mapping::drift::Watch::shipped()?);
     let state = handoff_server::AppState {
         contract: Arc::new(demo::contract(false)),
@@ -139,10 +143,15 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
         drift,
         // The demo's run is over when it serves: no part of it still runs.
         heartbeats: Default::default(),
+        // The demo's targets were simulated and are gone: a resolution action is refused.
+        targets: Default::default(),
     };
     let dir = args.data_dir.display();
     println!();
-    println!("The hub's record of the Handoff run is served at http://{addr}, to the demo's token:");
+    println!("The hub's record of the Handoff run is served at http://{addr}: its console, logged in as the");
+    println!("demo's operator by a one-time link (good for an hour):");
+    println!("  console:         http://{addr}{link}");
+    println!("and its API, to the demo's token:");
     println!("  export HANDOFF_TOKEN={token}");
     println!("  exceptions:      curl -H \"Authorization: Bearer $HANDOFF_TOKEN\" http://{addr}/api/v1/exceptions");
     println!("  dead letters:    curl -H \"Authorization: Bearer $HANDOFF_TOKEN\" http://{addr}/api/v1/dead-letters");

@@ -1,6 +1,8 @@
 //! `handoff`: the hub and its tools in one binary.
 
 mod bench;
+mod bench_api;
+mod bench_console;
 mod bench_mapping;
 mod bench_restart;
 mod bench_rules;
@@ -18,6 +20,7 @@ mod reconcile;
 mod serve;
 mod sim;
 mod token;
+mod user;
 
 use handoff_model::ExceptionState;
 use std::path::{Path, PathBuf};
@@ -116,6 +119,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: token::TokenCommand,
+    },
+    /// The console's people: who may log in, with which role.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// Vendor bodies no reader could map, held until a fixed reader replays them.
     Quarantine {
@@ -379,6 +387,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Quarantine { command } => quarantine::run(command).await,
             Command::Token { command } => token::run(command).await,
+            Command::User { command } => user::run(command).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Purge { config, data, dry_run, json } => {
                 purge::run(&config, &data.with(&config)?, dry_run, json).await

@@ -20,14 +20,19 @@ use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
 pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
     handoff_server::metrics::install();
-    let contract = Arc::new(Contract::load(config)?);
+    let mut contract = Contract::load(config)?;
+    if let Some(listen) = listen {
+        // `--listen` is the address the hub serves on, and decides the cookies as `listen` would.
+        contract.hub.listen = listen;
+    }
+    let contract = Arc::new(contract);
     match store {
         StoreAt::Dir(data_dir) => {
             let sqlite = SqliteStore::open(data_dir, SqliteOptions::default())
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?;
             let pulse = sqlite.writer_pulse();
             let backend = Backend { store: sqlite, pulse: Some(pulse), lead: None, at: store.display() };
-            hub(config, contract, backend, listen, simulate).await
+            hub(config, contract, backend, simulate).await
         }
         StoreAt::Postgres(url) => {
             // A claim outlasts any attempt: a target's time-out, then its settle time, twice over.
@@ -37,7 +42,7 @@ pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulat
                 .await
                 .with_context(|| format!("opening the store at {}", store.display()))?;
             let backend = Backend { store: pg.clone(), pulse: None, lead: Some(pg), at: store.display() };
-            hub(config, contract, backend, listen, simulate).await
+            hub(config, contract, backend, simulate).await
         }
     }
 }
@@ -58,7 +63,6 @@ async fn hub<S: Store + Clone>(
     config: &Path,
     contract: Arc<Contract>,
     backend: Backend<S>,
-    listen: Option<String>,
     simulate: bool,
 ) -> anyhow::Result<()> {
     let Backend { store, pulse, lead, at: store_at } = backend;
@@ -70,7 +74,7 @@ async fn hub<S: Store + Clone>(
     let engine = Engine {
         contract: contract.clone(),
         store: store.clone(),
-        targets,
+        targets: targets.clone(),
         clock: clock.clone(),
         rng: Rng::from_entropy(),
     };
@@ -106,8 +110,16 @@ async fn hub<S: Store + Clone>(
         })
     };
 
-    let addr = listen.unwrap_or_else(|| contract.hub.listen.clone());
+    let addr = contract.hub.listen.clone();
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    let admin = match &contract.hub.admin_listen {
+        Some(admin) => Some(
+            tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("listening on {admin} (hub.admin_listen)"))?,
+        ),
+        None => None,
+    };
     if simulate {
         simulate_targets(&contract, &listener.local_addr()?.to_string()).await?;
     }
@@ -140,8 +152,24 @@ async fn hub<S: Store + Clone>(
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let app = handoff_server::router(Arc::new(AppState { contract, store, clock, drift, heartbeats }));
-    handoff_server::serve(listener, app, &limits, shutdown_signal()).await?;
+    let state = Arc::new(AppState { contract, store, clock, drift, heartbeats, targets });
+    match admin {
+        None => handoff_server::serve(listener, handoff_server::router(state), &limits, shutdown_signal()).await?,
+        Some(admin) => {
+            // The console and the API on their own address; the public one serves webhooks only.
+            tracing::info!(message = "console and API serving", addr = %admin.local_addr()?);
+            let public = handoff_server::serve(
+                listener,
+                handoff_server::public_router(state.clone()),
+                &limits,
+                shutdown_signal(),
+            );
+            let admin = handoff_server::serve(admin, handoff_server::admin_router(state), &limits, shutdown_signal());
+            let (public, admin) = tokio::join!(public, admin);
+            public?;
+            admin?;
+        }
+    }
 
     tracing::info!(message = "stopping: finishing commands in flight");
     let _ = stop.send(true);

@@ -52,7 +52,7 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
             r.text().await.ok()
         }
     };
-    let exceptions = get("exceptions".into()).await.unwrap();
+    let exceptions = get("exceptions?limit=500".into()).await.unwrap();
 
     // The canaries are really there: in the hub's inbox and in what it sent the ERP.
     let db = rusqlite::Connection::open(data.join("handoff.db")).unwrap();
@@ -62,10 +62,25 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
 
     // Every answer of the API: lists, each exception's evidence pack, every order's timeline.
     let mut answers = vec![exceptions.clone()];
-    for path in ["clusters", "dead-letters", "quarantine", "outbox", "drift", "exceptions?state=open"] {
+    let paths = [
+        "clusters",
+        "clusters?states=open,acknowledged,resolved,ignored,auto_resolved",
+        "dead-letters",
+        "commands?limit=500",
+        "quarantine",
+        "outbox",
+        "drift",
+        "exceptions?state=open",
+        "orders?limit=500",
+        "flows/health",
+        "audit?limit=500",
+        "openapi.json",
+    ];
+    for path in paths {
         answers.push(get(path.into()).await.unwrap());
     }
-    let listed: Vec<Value> = serde_json::from_str(&exceptions).unwrap();
+    let listed: Vec<Value> =
+        serde_json::from_value(serde_json::from_str::<Value>(&exceptions).unwrap()["items"].clone()).unwrap();
     assert!(!listed.is_empty(), "the demo raises exceptions whose evidence is checked");
     for e in &listed {
         answers.push(get(format!("exceptions/{}", e["id"])).await.unwrap());

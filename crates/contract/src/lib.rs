@@ -135,6 +135,33 @@ pub struct Hub {
     pub limits: HttpLimits,
     /// Depth, string, array and object sizes of a webhook's JSON.
     pub json: JsonLimits,
+    /// A separate address for the console, `/api/v1` and `/metrics`; when set, `listen` serves
+    /// only webhooks, `/health` and `/ready` (the address the internet reaches).
+    pub admin_listen: Option<String>,
+    /// Whether the console's cookies carry `Secure` (sent by browsers only over TLS, i.e. a
+    /// proxy terminating TLS in front of the hub). Unset: yes, unless the console listens on a
+    /// loopback address.
+    pub secure_cookies: Option<bool>,
+}
+
+impl Hub {
+    /// Where the console and the API listen: `admin_listen`, else `listen`.
+    pub fn console_listen(&self) -> &str {
+        self.admin_listen.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// Whether the console's cookies carry `Secure` (see [`Hub::secure_cookies`]).
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| !is_loopback(self.console_listen()))
+    }
+}
+
+/// Whether `host:port` names a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+fn is_loopback(addr: &str) -> bool {
+    if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    addr.rsplit_once(':').is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 impl Default for Hub {
@@ -148,6 +175,8 @@ impl Default for Hub {
             store: None,
             limits: HttpLimits::default(),
             json: JsonLimits::default(),
+            admin_listen: None,
+            secure_cookies: None,
         }
     }
 }
@@ -639,6 +668,22 @@ mod tests {
         assert_eq!(flow.deadline, SignedDuration::from_mins(15));
         assert_eq!(c.flows_for("shop", EventKind::OrderCancelled).count(), 1);
         assert_eq!(c.flows_for("erp", EventKind::OrderCancelled).count(), 0);
+    }
+
+    #[test]
+    fn console_cookies_are_secure_unless_the_console_listens_on_loopback() {
+        let shop = "[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n";
+        let hub = |text: &str| Contract::parse(&format!("{text}{shop}"), Path::new("handoff.toml")).unwrap().hub;
+        assert!(!hub("").cookies_secure(), "the default listen is 127.0.0.1");
+        assert!(hub("[hub]\nlisten = \"0.0.0.0:8080\"\n").cookies_secure());
+        assert!(!hub("[hub]\nlisten = \"localhost:8080\"\n").cookies_secure());
+        assert!(!hub("[hub]\nlisten = \"[::1]:8080\"\n").cookies_secure());
+        let split = hub("[hub]\nlisten = \"0.0.0.0:8080\"\nadmin_listen = \"127.0.0.1:9090\"\n");
+        assert_eq!(split.console_listen(), "127.0.0.1:9090");
+        assert!(!split.cookies_secure(), "the console is on loopback");
+        assert!(hub("[hub]\nsecure_cookies = true\n").cookies_secure(), "said is said");
+        let same = refused(&format!("[hub]\nlisten = \"0.0.0.0:8080\"\nadmin_listen = \"0.0.0.0:8080\"\n{shop}"));
+        assert!(same.to_string().contains("hub.admin_listen"), "{same}");
     }
 
     #[test]

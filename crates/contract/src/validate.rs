@@ -61,6 +61,12 @@ impl Contract {
         if self.hub.max_in_flight == 0 || self.hub.max_in_flight > 10_000 {
             return Err(("hub.max_in_flight".into(), "must be between 1 and 10000".into()));
         }
+        if let Some(admin) = &self.hub.admin_listen
+            && *admin == self.hub.listen
+        {
+            let why = "must differ from hub.listen (leave it out to serve everything on one address)";
+            return Err(("hub.admin_listen".into(), why.into()));
+        }
         self.hub.limits.validate()?;
         self.hub.json.validate()?;
         self.validate_auto_resolve()?;

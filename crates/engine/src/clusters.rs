@@ -10,6 +10,9 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+/// One definition of the fingerprint, shared with the store's SQL (clusters are grouped there).
+pub use handoff_model::cluster::fingerprint;
+
 /// What the members of a cluster share.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ClusterKey {
@@ -36,22 +39,14 @@ impl ClusterKey {
     /// A short stable name for the cluster (`c` and 8 hex digits, FNV-1a of the key), for
     /// `exceptions act --cluster`.
     pub fn id(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let parts = [
+        handoff_model::cluster::cluster_id([
             Some(self.pattern.as_str()),
             self.flow.as_deref(),
             self.field.as_deref(),
             self.channel.as_deref(),
             self.mapping.as_deref(),
             Some(self.fingerprint.as_str()),
-        ];
-        for part in parts {
-            for b in part.unwrap_or("\u{0}").bytes().chain([0xff]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        format!("c{:08x}", (h >> 32) as u32 ^ h as u32)
+        ])
     }
 }
 
@@ -75,42 +70,6 @@ pub struct Cluster {
     pub actionable: Vec<i64>,
     /// One member's detail, as an example.
     pub example: String,
-}
-
-/// An error detail with its digits and quoted values blanked: what repeats across orders.
-pub fn fingerprint(detail: &str) -> String {
-    let mut out = String::with_capacity(detail.len());
-    let mut chars = detail.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '0'..='9' => {
-                while chars.peek().is_some_and(|c| c.is_ascii_digit() || *c == '.') {
-                    chars.next();
-                }
-                out.push('#');
-            }
-            '"' | '\'' | '`' => {
-                let mut quoted = String::new();
-                let mut closed = false;
-                for q in chars.by_ref() {
-                    if q == c {
-                        closed = true;
-                        break;
-                    }
-                    quoted.push(q);
-                }
-                out.push(c);
-                if closed {
-                    out.push('…');
-                    out.push(c);
-                } else {
-                    out.push_str(&fingerprint(&quoted));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Clusters exceptions, largest first (by exceptions, then orders, then the most recent).

@@ -1,6 +1,7 @@
 //! The canonical model of Handoff: orders, money, ids, events, commands and exceptions.
 //! No I/O lives here; every other crate speaks these types.
 
+pub mod cluster;
 pub mod command;
 pub mod event;
 pub mod exception;

@@ -4,17 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use handoff_store::{Role, Store};
 use rand::RngCore as _;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::api::Problem;
 
 /// What a token starts with, so that a leaked one is recognisable (secret scanners, logs).
 const PREFIX: &str = "hnd_";
@@ -55,7 +54,7 @@ pub fn hash(token: &str) -> String {
 }
 
 fn unauthorized() -> Response {
-    let mut r = (StatusCode::UNAUTHORIZED, Json(json!({ "error": "a valid API token is required" }))).into_response();
+    let mut r = Problem::new(StatusCode::UNAUTHORIZED, "a valid API token is required").into_response();
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
@@ -79,7 +78,7 @@ pub(crate) async fn require<S: Store + Clone>(
         Ok(found) => found,
         Err(error) => {
             tracing::error!(message = "token lookup failed", error = %error);
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "store unavailable" }))).into_response();
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the store could not answer").into_response();
         }
     };
     let Some(found) = found.filter(|t| t.check(state.clock.now()).is_ok()) else {
@@ -87,7 +86,7 @@ pub(crate) async fn require<S: Store + Clone>(
     };
     if found.role < role {
         let error = format!("this needs the {role} role; the token holds {}", found.role);
-        return (StatusCode::FORBIDDEN, Json(json!({ "error": error }))).into_response();
+        return Problem::new(StatusCode::FORBIDDEN, error).into_response();
     }
     request.extensions_mut().insert(Caller { name: found.name, role: found.role });
     next.run(request).await
@@ -131,7 +130,9 @@ mod tests {
         let clock = Arc::new(ManualClock::new(t0()));
         let drift = Arc::new(handoff_mapping::drift::Watch::shipped().unwrap());
         let heartbeats = Default::default();
-        let state = Arc::new(AppState { contract, store: store.clone(), clock: clock.clone(), drift, heartbeats });
+        let targets = Default::default();
+        let state =
+            Arc::new(AppState { contract, store: store.clone(), clock: clock.clone(), drift, heartbeats, targets });
         let app = crate::router(state);
 
         let mut tokens = Vec::new();
@@ -175,12 +176,13 @@ mod tests {
                     _ => {
                         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {held:?} {role}");
                         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+                        assert_eq!(response.headers()[header::CONTENT_TYPE], crate::api::problem::PROBLEM_JSON);
                     }
                 }
                 checked += 1;
             }
         }
-        assert_eq!(checked, 10 * 15);
+        assert_eq!(checked, crate::api_routes::<MemoryStore>().len() * 15);
         let health = Request::get("/health").body(Body::empty()).unwrap();
         assert_eq!(app.clone().oneshot(health).await.unwrap().status(), StatusCode::OK, "health needs no token");
     }

@@ -27,7 +27,14 @@ connector = "http-json"
 fn app(store: SqliteStore, heartbeats: Heartbeats) -> Router {
     let contract = Arc::new(Contract::parse(CONTRACT, Path::new("handoff.toml")).unwrap());
     let drift = Arc::new(handoff_mapping::drift::Watch::shipped().unwrap());
-    handoff_server::router(Arc::new(AppState { contract, store, clock: Arc::new(SystemClock), drift, heartbeats }))
+    handoff_server::router(Arc::new(AppState {
+        contract,
+        store,
+        clock: Arc::new(SystemClock),
+        drift,
+        heartbeats,
+        targets: Default::default(),
+    }))
 }
 
 async fn get(app: &Router, path: &str) -> (StatusCode, Value) {

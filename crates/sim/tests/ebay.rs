@@ -359,6 +359,7 @@ async fn hub(contract: Contract) -> Hub {
         clock,
         drift,
         heartbeats: Default::default(),
+        targets: Default::default(),
     };
     let app = handoff_server::router(Arc::new(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,11 +6,13 @@
 //! Times are always passed in by the caller (the engine's `Clock`): a store never reads the
 //! wall clock, so a simulated run is deterministic.
 
+mod console;
 pub mod heartbeat;
 pub mod memory;
 pub mod personal;
 pub mod postgres;
 mod quarantine;
+pub mod search;
 pub mod sqlite;
 mod tokens;
 mod types;
@@ -19,12 +21,20 @@ use std::future::Future;
 
 use jiff::Timestamp;
 
+pub use console::*;
 pub use quarantine::*;
+pub use search::{
+    AuditEntry, AuditFilter, ClusterFilter, ClusterRow, CommandFilter, ExceptionFilter, FlowHealth, HealthBucket,
+    HealthWindow, OrderFilter, OrderRow, Page,
+};
 pub use tokens::*;
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// What this store cannot do yet (see docs/postgres.md, "Not yet").
+    #[error("not yet on this store: {0}")]
+    NotYet(&'static str),
     #[error("database error")]
     Database(#[from] rusqlite::Error),
     #[error("PostgreSQL: {0}")]
@@ -50,6 +60,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Schema(String),
+    /// A read was asked something it cannot answer (a cursor it never gave, a filter value
+    /// out of range): the caller's mistake, nothing stored is wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
@@ -217,6 +231,41 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token, audited with `actor`; false when there is no such live token.
     fn revoke_token(&self, id: i64, actor: String, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Creates a console user, audited with `actor`; `None` when the name is taken.
+    fn create_user(
+        &self,
+        user: NewUser,
+        actor: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// The console user of this name.
+    fn user_by_name(&self, name: String) -> impl Future<Output = Result<Option<UserRow>>> + Send;
+
+    /// Opens a console session (or a one-time login link), audited as its user.
+    fn open_session(&self, session: NewSession, now: Timestamp) -> impl Future<Output = Result<i64>> + Send;
+
+    /// The session whose id has this hash, ended ones and unredeemed links included (the
+    /// caller tells why it refuses).
+    fn session_by_hash(&self, hash: String) -> impl Future<Output = Result<Option<SessionRow>>> + Send;
+
+    /// Marks a session seen at `now` (its idle limit counts from there).
+    fn touch_session(&self, id: i64, now: Timestamp) -> impl Future<Output = Result<()>> + Send;
+
+    /// Redeems a one-time login link created at or after `not_before`: it becomes a session
+    /// whose id hashes to `new_hash`, once; audited as its user. `None` when there is no such
+    /// live link (used, ended, too old or never made).
+    fn redeem_link(
+        &self,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<SessionRow>>> + Send;
+
+    /// Ends a live session (logout), audited as its user; `false` when there is none.
+    fn end_session(&self, hash: String, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
+
     /// Open exceptions counted per pattern (for `/metrics`).
     fn open_exceptions_by_pattern(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
 
@@ -305,6 +354,26 @@ pub trait Store: Send + Sync + 'static {
     /// counts, attempts, retries, dead letters and the latency from the event that produced a
     /// command to its acknowledgment.
     fn flow_stats(&self, since: Timestamp) -> impl Future<Output = Result<Vec<FlowStats>>> + Send;
+
+    /// Orders searched (see [`OrderFilter`]), one keyset page.
+    fn search_orders(&self, filter: OrderFilter) -> impl Future<Output = Result<Page<OrderRow>>> + Send;
+
+    /// Exceptions searched (see [`ExceptionFilter`]), newest first, one keyset page.
+    fn search_exceptions(&self, filter: ExceptionFilter) -> impl Future<Output = Result<Page<ExceptionRow>>> + Send;
+
+    /// Clusters of exceptions (see `handoff_model::cluster`), grouped and summed by the store,
+    /// largest first, one keyset page.
+    fn search_clusters(&self, filter: ClusterFilter) -> impl Future<Output = Result<Page<ClusterRow>>> + Send;
+
+    /// Commands searched (see [`CommandFilter`]), newest first, one keyset page.
+    fn search_commands(&self, filter: CommandFilter) -> impl Future<Output = Result<Page<Command>>> + Send;
+
+    /// The audit log searched (see [`AuditFilter`]), newest first, one keyset page.
+    fn search_audit(&self, filter: AuditFilter) -> impl Future<Output = Result<Page<AuditEntry>>> + Send;
+
+    /// Each flow's health over a window in buckets: acknowledgment rate, latency percentiles,
+    /// retries and dead letters of the commands created in each, and the dead letters waiting.
+    fn flow_health(&self, window: HealthWindow) -> impl Future<Output = Result<Vec<FlowHealth>>> + Send;
 
     /// Counts of commands per state; the backlog and the health of the outbox.
     fn command_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;

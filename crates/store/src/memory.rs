@@ -30,7 +30,11 @@ struct Mem {
     attempts: Vec<AttemptRow>,
     attempts_seen: HashSet<(i64, u32)>,
     exceptions: Vec<ExceptionRow>,
-    audit: Vec<(String, AuditRow)>,
+    /// (order, id, line): ids are never reused once a purge removes lines.
+    audit: Vec<(String, i64, AuditRow)>,
+    audit_ids: i64,
+    /// What the order search reads of each order (see `crate::search::OrderFilter`).
+    order_search: HashMap<String, OrderSearch>,
     poll_cursors: HashMap<String, String>,
     facts: Vec<FactRow>,
     /// Rules exceptions a person resolved, for the rules to check again.
@@ -41,6 +45,18 @@ struct Mem {
     quarantine_keys: HashMap<(String, String), i64>,
     rules_checkpoint: Option<crate::RulesCheckpoint>,
     tokens: Vec<(String, crate::TokenRow)>,
+    users: Vec<crate::UserRow>,
+    /// Console sessions with the hash of their id and their user's id.
+    sessions: Vec<(String, i64, crate::SessionRow)>,
+}
+
+/// What the order search reads of an order, as the SQLite store's `orders` columns.
+#[derive(Clone)]
+struct OrderSearch {
+    channel: Option<String>,
+    email_key: Option<String>,
+    first_seen: Timestamp,
+    updated_at: Timestamp,
 }
 
 /// Evidence with a hash of what it referred to, under `purged`.
@@ -285,7 +301,7 @@ impl Mem {
             }
         }
         let audit = self.audit.len();
-        self.audit.retain(|(_, a)| a.at >= before.history);
+        self.audit.retain(|(_, _, a)| a.at >= before.history);
         p.audit_removed = (audit - self.audit.len()) as u64;
         let old: HashMap<i64, u32> = self
             .outbox
@@ -307,7 +323,25 @@ impl Mem {
 
     fn audit(&mut self, at: Timestamp, actor: &str, action: &str, order_ref: &str, detail: String) {
         let row = AuditRow { at, actor: actor.into(), action: action.into(), detail };
-        self.audit.push((order_ref.to_owned(), row));
+        self.audit_ids += 1;
+        self.audit.push((order_ref.to_owned(), self.audit_ids, row));
+    }
+
+    fn order_search(&mut self, plan: &Plan, now: Timestamp) {
+        let payload: serde_json::Value =
+            serde_json::from_str(&self.inbox[(plan.event_row - 1) as usize].payload).unwrap_or_default();
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        let channel = text(&payload["order"]["channel"]);
+        let email = text(&payload["order"]["customer"]["email"]).map(|e| crate::search::email_key(&e));
+        let o = self.order_search.entry(plan.order_ref.clone()).or_insert(OrderSearch {
+            channel: None,
+            email_key: None,
+            first_seen: now,
+            updated_at: now,
+        });
+        o.updated_at = now;
+        o.channel = channel.or(o.channel.take()).or_else(|| Some(plan.state.source.clone()));
+        o.email_key = email.or(o.email_key.take());
     }
 
     fn set_ledger(&mut self, order_ref: &str, system: &str, state: &str, record_id: Option<&str>, at: Timestamp) {
@@ -326,6 +360,23 @@ impl Mem {
                 record_id: record_id.map(str::to_owned),
                 updated_at: at,
             }),
+        }
+    }
+
+    /// One command as `flow_stats` and `flow_health` count it.
+    fn sample(&self, c: &Command, per_command: &HashMap<i64, Vec<&AttemptRow>>) -> CommandSample {
+        let attempts = per_command.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+        let received = self.event_rows.get(&c.id).and_then(|row| self.inbox.get((*row - 1) as usize));
+        let acked = attempts.iter().filter(|a| a.outcome == "acknowledged").map(|a| a.finished_at).min();
+        CommandSample {
+            flow: c.flow.clone(),
+            target: c.target.clone(),
+            kind: c.kind.as_str().to_owned(),
+            state: c.state,
+            attempts: attempts.len() as u64,
+            retries: attempts.iter().filter(|a| matches!(a.outcome.as_str(), "retry" | "ambiguous")).count() as u64,
+            dead_lettered: attempts.iter().any(|a| a.outcome == "dead_lettered"),
+            latency_ms: acked.zip(received).map(|(a, e)| a.duration_since(e.received_at).as_millis().max(0) as i64),
         }
     }
 
@@ -575,6 +626,7 @@ impl Store for MemoryStore {
             }
             for plan in plans {
                 m.orders.insert(plan.order_ref.clone(), plan.state.clone());
+                m.order_search(&plan, now);
                 if let Some((system, state)) = &plan.ledger {
                     m.set_ledger(&plan.order_ref, system, state, None, now);
                 }
@@ -822,6 +874,108 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn create_user(&self, user: crate::NewUser, actor: String, now: Timestamp) -> Result<Option<i64>> {
+        Ok(self.write(|m| {
+            if m.users.iter().any(|u| u.name == user.name) {
+                return None;
+            }
+            let id = m.users.len() as i64 + 1;
+            let detail = format!("user {id} {:?} as {}", user.name, user.role);
+            m.users.push(crate::UserRow {
+                id,
+                name: user.name,
+                role: user.role,
+                password_hash: user.password_hash,
+                created_at: now,
+            });
+            m.audit(now, &actor, "user.create", "", detail);
+            Some(id)
+        }))
+    }
+
+    async fn user_by_name(&self, name: String) -> Result<Option<crate::UserRow>> {
+        Ok(self.read(|m| m.users.iter().find(|u| u.name == name).cloned()))
+    }
+
+    async fn open_session(&self, session: crate::NewSession, now: Timestamp) -> Result<i64> {
+        self.write(|m| {
+            let user = m
+                .users
+                .iter()
+                .find(|u| u.id == session.user_id)
+                .cloned()
+                .ok_or_else(|| crate::StoreError::NotCommitted(format!("no user {}", session.user_id)))?;
+            let id = m.sessions.len() as i64 + 1;
+            let row = crate::SessionRow {
+                id,
+                user: user.name.clone(),
+                role: user.role,
+                csrf: session.csrf,
+                link: session.link,
+                created_at: now,
+                last_seen_at: now,
+                ended_at: None,
+            };
+            m.sessions.push((session.hash, user.id, row));
+            let action = if session.link { "session.link" } else { "session.login" };
+            m.audit(now, &format!("user:{}", user.name), action, "", format!("session {id}"));
+            Ok(id)
+        })
+    }
+
+    async fn session_by_hash(&self, hash: String) -> Result<Option<crate::SessionRow>> {
+        Ok(self.read(|m| m.sessions.iter().find(|(h, _, _)| *h == hash).map(|(_, _, s)| s.clone())))
+    }
+
+    async fn touch_session(&self, id: i64, now: Timestamp) -> Result<()> {
+        self.write(|m| {
+            if let Some((_, _, s)) = m.sessions.iter_mut().find(|(_, _, s)| s.id == id) {
+                s.last_seen_at = s.last_seen_at.max(now);
+            }
+        });
+        Ok(())
+    }
+
+    async fn redeem_link(
+        &self,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<crate::SessionRow>> {
+        Ok(self.write(|m| {
+            let (hash, _, s) = m
+                .sessions
+                .iter_mut()
+                .find(|(h, _, s)| *h == link_hash && s.link && s.ended_at.is_none() && s.created_at >= not_before)?;
+            *hash = new_hash;
+            s.link = false;
+            s.created_at = now;
+            s.last_seen_at = now;
+            let redeemed = s.clone();
+            m.audit(
+                now,
+                &format!("user:{}", redeemed.user),
+                "session.login",
+                "",
+                format!("session {} by link", redeemed.id),
+            );
+            Some(redeemed)
+        }))
+    }
+
+    async fn end_session(&self, hash: String, now: Timestamp) -> Result<bool> {
+        Ok(self.write(|m| {
+            let Some((_, _, s)) = m.sessions.iter_mut().find(|(h, _, s)| *h == hash && s.ended_at.is_none()) else {
+                return false;
+            };
+            s.ended_at = Some(now);
+            let (user, id) = (s.user.clone(), s.id);
+            m.audit(now, &format!("user:{user}"), "session.logout", "", format!("session {id}"));
+            true
+        }))
+    }
+
     async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {
         Ok(self.read(|m| {
             let mut open: std::collections::BTreeMap<String, u64> = Default::default();
@@ -1012,7 +1166,7 @@ impl Store for MemoryStore {
                 attempts: m.attempts.iter().filter(|a| ids.contains(&a.command_id)).cloned().collect(),
                 ledger,
                 exceptions: m.exceptions.iter().filter(|x| x.order_ref == order_ref).cloned().collect(),
-                audit: m.audit.iter().filter(|(r, _)| *r == order_ref).map(|(_, a)| a.clone()).collect(),
+                audit: m.audit.iter().filter(|(r, _, _)| *r == order_ref).map(|(_, _, a)| a.clone()).collect(),
                 quarantined: m
                     .quarantine
                     .iter()
@@ -1043,26 +1197,196 @@ impl Store for MemoryStore {
             for a in &m.attempts {
                 per_command.entry(a.command_id).or_default().push(a);
             }
-            let samples = m.outbox.iter().filter(|c| c.created_at >= since).map(|c| {
-                let attempts = per_command.get(&c.id).map(Vec::as_slice).unwrap_or_default();
-                let received = m.event_rows.get(&c.id).and_then(|row| m.inbox.get((*row - 1) as usize));
-                let acked = attempts.iter().filter(|a| a.outcome == "acknowledged").map(|a| a.finished_at).min();
-                CommandSample {
-                    flow: c.flow.clone(),
-                    target: c.target.clone(),
-                    kind: c.kind.as_str().to_owned(),
-                    state: c.state,
-                    attempts: attempts.len() as u64,
-                    retries: attempts.iter().filter(|a| matches!(a.outcome.as_str(), "retry" | "ambiguous")).count()
-                        as u64,
-                    dead_lettered: attempts.iter().any(|a| a.outcome == "dead_lettered"),
-                    latency_ms: acked
-                        .zip(received)
-                        .map(|(a, e)| a.duration_since(e.received_at).as_millis().max(0) as i64),
-                }
-            });
+            let samples = m.outbox.iter().filter(|c| c.created_at >= since).map(|c| m.sample(c, &per_command));
             flow_stats_of(samples)
         }))
+    }
+
+    async fn search_orders(&self, f: crate::OrderFilter) -> Result<crate::Page<crate::OrderRow>> {
+        let after = f.after()?;
+        let limit = crate::search::page_size(f.limit);
+        let by_reference = f.reference.is_some();
+        let email = f.email.as_deref().map(crate::search::email_key);
+        Ok(self.read(|m| {
+            let mut rows: Vec<crate::OrderRow> = m
+                .order_search
+                .iter()
+                .filter_map(|(order_ref, o)| {
+                    let state = m.orders.get(order_ref)?;
+                    let row = crate::OrderRow {
+                        order_ref: order_ref.clone(),
+                        source: state.source.clone(),
+                        channel: o.channel.clone(),
+                        state: crate::search::order_state(state.created, state.cancelled).to_owned(),
+                        first_seen: o.first_seen,
+                        updated_at: o.updated_at,
+                    };
+                    let keep = f.reference.as_ref().is_none_or(|p| order_ref.starts_with(p.as_str()))
+                        && email.as_ref().is_none_or(|e| Some(e) == o.email_key.as_ref())
+                        && f.channel.as_ref().is_none_or(|c| Some(c) == o.channel.as_ref())
+                        && f.state.as_ref().is_none_or(|s| *s == row.state)
+                        && f.from.is_none_or(|t| o.first_seen >= t)
+                        && f.to.is_none_or(|t| o.first_seen < t);
+                    keep.then_some(row)
+                })
+                .collect();
+            if by_reference {
+                rows.sort_by(|a, b| a.order_ref.cmp(&b.order_ref));
+            } else {
+                rows.sort_by(|a, b| (b.first_seen, &b.order_ref).cmp(&(a.first_seen, &a.order_ref)));
+            }
+            let rows = rows.into_iter().filter(|r| match &after {
+                None => true,
+                Some(a) if by_reference => r.order_ref > a.tie,
+                Some(a) => (r.first_seen.as_microsecond(), &r.order_ref) < (a.micros, &a.tie),
+            });
+            crate::Page::of(rows.take(limit + 1).collect(), limit, |r| r.key(by_reference))
+        }))
+    }
+
+    async fn search_exceptions(&self, f: crate::ExceptionFilter) -> Result<crate::Page<ExceptionRow>> {
+        let after = f.after()?.map(|c| Ok::<_, crate::StoreError>((c.micros, c.id()?))).transpose()?;
+        let limit = crate::search::page_size(f.limit);
+        Ok(self.read(|m| {
+            let mut rows: Vec<&ExceptionRow> = m
+                .exceptions
+                .iter()
+                .filter(|x| f.matches(x))
+                .filter(|x| after.is_none_or(|a| (x.opened_at.as_microsecond(), x.id) < a))
+                .collect();
+            rows.sort_by_key(|x| std::cmp::Reverse((x.opened_at, x.id)));
+            let rows = rows.into_iter().take(limit + 1).cloned().collect();
+            crate::Page::of(rows, limit, crate::search::exception_key)
+        }))
+    }
+
+    async fn search_clusters(&self, f: crate::ClusterFilter) -> Result<crate::Page<crate::ClusterRow>> {
+        let states = f.states();
+        let rows = self.read(|m| {
+            type Key = (String, Option<String>, Option<String>, Option<String>, Option<String>, String);
+            let mut groups: std::collections::BTreeMap<Key, Vec<&ExceptionRow>> = Default::default();
+            for x in &m.exceptions {
+                let keep = states.contains(&x.state.as_str())
+                    && f.pattern.as_ref().is_none_or(|p| *p == x.pattern)
+                    && f.flow.as_ref().is_none_or(|v| Some(v) == x.flow.as_ref())
+                    && f.channel.as_ref().is_none_or(|v| Some(v) == x.channel.as_ref());
+                if keep {
+                    let fingerprint = handoff_model::cluster::fingerprint(&x.detail);
+                    let key =
+                        (x.pattern.clone(), x.flow.clone(), x.field.clone(), x.channel.clone(), x.mapping.clone());
+                    groups.entry((key.0, key.1, key.2, key.3, key.4, fingerprint)).or_default().push(x);
+                }
+            }
+            groups
+                .into_iter()
+                .map(|((pattern, flow, field, channel, mapping, fingerprint), members)| {
+                    let mut money: std::collections::BTreeMap<String, rust_decimal::Decimal> = Default::default();
+                    let mut states: std::collections::BTreeMap<String, u64> = Default::default();
+                    for x in &members {
+                        if let (Some(amount), Some(currency)) = (&x.amount, &x.currency) {
+                            *money.entry(currency.clone()).or_default() += crate::search::amount(amount)?;
+                        }
+                        *states.entry(x.state.clone()).or_default() += 1;
+                    }
+                    let orders: HashSet<&str> = members.iter().map(|x| x.order_ref.as_str()).collect();
+                    let newest = members.iter().max_by_key(|x| (x.opened_at, x.id)).expect("a cluster has members");
+                    Ok(crate::ClusterRow {
+                        id: handoff_model::cluster::cluster_id([
+                            Some(pattern.as_str()),
+                            flow.as_deref(),
+                            field.as_deref(),
+                            channel.as_deref(),
+                            mapping.as_deref(),
+                            Some(fingerprint.as_str()),
+                        ]),
+                        exceptions: members.len() as u64,
+                        orders: orders.len() as u64,
+                        money: crate::search::money_text(money),
+                        first_seen: members.iter().map(|x| x.opened_at).min().expect("members"),
+                        last_seen: members.iter().map(|x| x.updated_at.max(x.opened_at)).max().expect("members"),
+                        states,
+                        example: newest.detail.clone(),
+                        pattern,
+                        flow,
+                        field,
+                        channel,
+                        mapping,
+                        fingerprint,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        crate::search::clusters_page(rows, &f)
+    }
+
+    async fn search_commands(&self, f: crate::CommandFilter) -> Result<crate::Page<Command>> {
+        let after = f.after()?;
+        let limit = crate::search::page_size(f.limit);
+        Ok(self.read(|m| {
+            let rows = m
+                .outbox
+                .iter()
+                .rev()
+                .filter(|c| after.is_none_or(|a| c.id < a) && f.matches(c))
+                .take(limit + 1)
+                .cloned()
+                .collect();
+            crate::Page::of(rows, limit, crate::search::command_key)
+        }))
+    }
+
+    async fn search_audit(&self, f: crate::AuditFilter) -> Result<crate::Page<crate::AuditEntry>> {
+        let after = f.after()?.map(|c| Ok::<_, crate::StoreError>((c.micros, c.id()?))).transpose()?;
+        let limit = crate::search::page_size(f.limit);
+        Ok(self.read(|m| {
+            let mut rows: Vec<crate::AuditEntry> = m
+                .audit
+                .iter()
+                .map(|(order_ref, id, a)| crate::AuditEntry {
+                    id: *id,
+                    at: a.at,
+                    actor: a.actor.clone(),
+                    action: a.action.clone(),
+                    order_ref: (!order_ref.is_empty()).then(|| order_ref.clone()),
+                    detail: a.detail.clone(),
+                })
+                .filter(|e| f.matches(e) && after.is_none_or(|a| (e.at.as_microsecond(), e.id) < a))
+                .collect();
+            rows.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+            rows.truncate(limit + 1);
+            crate::Page::of(rows, limit, crate::search::audit_key)
+        }))
+    }
+
+    async fn flow_health(&self, w: crate::HealthWindow) -> Result<Vec<crate::FlowHealth>> {
+        w.check()?;
+        let (samples, depth) = self.read(|m| {
+            let mut per_command: HashMap<i64, Vec<&AttemptRow>> = HashMap::new();
+            for a in &m.attempts {
+                per_command.entry(a.command_id).or_default().push(a);
+            }
+            let in_window = |c: &&Command| {
+                c.created_at >= w.from && c.created_at < w.to && w.flow.as_ref().is_none_or(|f| *f == c.flow)
+            };
+            let samples: Vec<crate::search::HealthSample> = m
+                .outbox
+                .iter()
+                .filter(in_window)
+                .map(|c| crate::search::HealthSample { created_at: c.created_at, sample: m.sample(c, &per_command) })
+                .collect();
+            let mut depth: std::collections::BTreeMap<String, u64> = Default::default();
+            for c in m.outbox.iter().filter(|c| c.state == CommandState::DeadLettered) {
+                *depth.entry(c.flow.clone()).or_default() += 1;
+            }
+            (samples, depth)
+        });
+        if samples.len() > crate::search::MAX_HEALTH_SAMPLES {
+            return Err(crate::StoreError::Invalid(format!(
+                "more than {} commands in the window: narrow it",
+                crate::search::MAX_HEALTH_SAMPLES
+            )));
+        }
+        Ok(crate::search::flow_health_of(&w, samples, depth))
     }
 
     async fn command_counts(&self) -> Result<Vec<(String, u64)>> {

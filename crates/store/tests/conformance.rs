@@ -68,6 +68,48 @@ conformance!(
     a_dead_letter_abandoned_outright_resolves_its_exception_and_tells_the_rules,
 );
 
+/// Not yet on PostgreSQL (docs/postgres.md, "Not yet"): the console's users and sessions and
+/// the searches run on SQLite and memory only, and PostgreSQL says it cannot.
+mod sqlite_and_memory_only {
+    use super::*;
+
+    macro_rules! sqlite_and_memory {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(#[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = handoff_store::sqlite::SqliteStore::open(dir.path(), Default::default()).unwrap();
+                    super::super::$name(store).await;
+                })*
+            }
+            mod memory {
+                $(#[tokio::test]
+                async fn $name() {
+                    super::super::$name(handoff_store::memory::MemoryStore::new()).await;
+                })*
+            }
+        };
+    }
+
+    sqlite_and_memory!(
+        console_users_and_sessions_open_redeem_and_end_once,
+        orders_are_searched_by_reference_email_channel_state_and_time_in_keyset_pages,
+        exceptions_are_searched_and_clustered_with_money_summed_exactly,
+        commands_and_the_audit_log_are_searched_newest_first,
+        flow_health_counts_each_bucket_of_the_window,
+    );
+
+    #[tokio::test]
+    async fn postgres_says_it_cannot_search_yet() {
+        handoff_store::postgres::testing::with_store(|store| async move {
+            let refused = store.search_audit(Default::default()).await;
+            assert!(matches!(refused, Err(handoff_store::StoreError::NotYet(_))), "{refused:?}");
+        })
+        .await;
+    }
+}
+
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
     NewEvent {
         system: "shop".into(),
@@ -292,12 +334,12 @@ async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(stor
 async fn sqlite_keeps_in_flight_commands_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        let store = handoff_store::sqlite::SqliteStore::open(dir.path(), Default::default()).unwrap();
         let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
         plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
         assert_eq!(store.claim_due(t0(), 10).await.unwrap().len(), 1);
     }
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let store = handoff_store::sqlite::SqliteStore::open(dir.path(), Default::default()).unwrap();
     assert_eq!(store.recover_in_flight(t0(), Default::default()).await.unwrap(), 1);
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
@@ -776,4 +818,228 @@ async fn a_token_is_found_by_its_hash_until_revoked_or_expired<S: Store + Clone>
     let listed = store.tokens().await.unwrap();
     assert_eq!(listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ops", "temp"]);
     assert_eq!(listed[0].revoked_at, Some(later(10)));
+}
+
+async fn console_users_and_sessions_open_redeem_and_end_once<S: Store + Clone>(store: S) {
+    use handoff_store::{NewSession, NewUser, Role};
+    let later = |s| t0().checked_add(SignedDuration::from_secs(s)).unwrap();
+    let user = |name: &str| NewUser { name: name.into(), role: Role::Operator, password_hash: "$argon2id$x".into() };
+    let ana = store.create_user(user("ana"), "cli".into(), t0()).await.unwrap().unwrap();
+    assert!(store.create_user(user("ana"), "cli".into(), t0()).await.unwrap().is_none(), "names are unique");
+    let found = store.user_by_name("ana".into()).await.unwrap().unwrap();
+    assert_eq!((found.id, found.role, found.password_hash.as_str()), (ana, Role::Operator, "$argon2id$x"));
+    assert!(store.user_by_name("bob".into()).await.unwrap().is_none());
+
+    let session = |hash: &str, link| NewSession { hash: hash.into(), user_id: ana, csrf: "c1".into(), link };
+    store.open_session(session("s1", false), t0()).await.unwrap();
+    let s1 = store.session_by_hash("s1".into()).await.unwrap().unwrap();
+    assert_eq!((s1.user.as_str(), s1.role, s1.csrf.as_str(), s1.link), ("ana", Role::Operator, "c1", false));
+    store.touch_session(s1.id, later(30)).await.unwrap();
+    store.touch_session(s1.id, later(10)).await.unwrap();
+    assert_eq!(store.session_by_hash("s1".into()).await.unwrap().unwrap().last_seen_at, later(30), "never back");
+    assert!(store.end_session("s1".into(), later(40)).await.unwrap());
+    assert!(!store.end_session("s1".into(), later(41)).await.unwrap(), "ended once");
+    assert_eq!(store.session_by_hash("s1".into()).await.unwrap().unwrap().ended_at, Some(later(40)));
+
+    store.open_session(session("link", true), t0()).await.unwrap();
+    assert!(store.redeem_link("link".into(), "s2".into(), later(1), later(5)).await.unwrap().is_none(), "too old");
+    let s2 = store.redeem_link("link".into(), "s2".into(), t0(), later(5)).await.unwrap().unwrap();
+    assert_eq!((s2.link, s2.created_at, s2.user.as_str()), (false, later(5), "ana"));
+    assert!(store.redeem_link("link".into(), "s3".into(), t0(), later(6)).await.unwrap().is_none(), "once");
+    assert!(
+        store.redeem_link("s2".into(), "s3".into(), t0(), later(6)).await.unwrap().is_none(),
+        "a session is no link"
+    );
+    assert!(store.session_by_hash("link".into()).await.unwrap().is_none(), "the link's key lets no one in");
+}
+
+/// Every row of a search, page after page: no row twice, none missed.
+async fn all_pages<T, F, Fut>(mut read: F) -> Vec<T>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = handoff_store::Page<T>>,
+{
+    let mut rows = Vec::new();
+    let mut cursor = None;
+    for _ in 0..100 {
+        let page = read(cursor).await;
+        rows.extend(page.rows);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return rows,
+        }
+    }
+    panic!("more than 100 pages");
+}
+
+async fn orders_are_searched_by_reference_email_channel_state_and_time_in_keyset_pages<S: Store + Clone>(store: S) {
+    use handoff_store::OrderFilter;
+    for i in 0..7 {
+        let order_ref = format!("#10{i}");
+        let channel = if i % 2 == 0 { "web" } else { "pos" };
+        let payload =
+            format!(r#"{{"order":{{"channel":"{channel}","customer":{{"email":"Buyer{}@Example.com"}}}}}}"#, i % 3);
+        let e = NewEvent { payload, ..event(&format!("e{i}"), EventKind::OrderCreated, &order_ref) };
+        let Recorded::New(row) = store.record_event(e).await.unwrap() else { panic!("new") };
+        let state = OrderState { source: "shop".into(), created: i != 3, cancelled: i == 5, ..Default::default() };
+        let p = Plan { event_row: row, order_ref, state, ledger: None, commands: vec![], audit: vec![] };
+        store.apply_plans(vec![p], t0() + SignedDuration::from_secs(i)).await.unwrap();
+    }
+    let search = |f: OrderFilter| {
+        let store = store.clone();
+        async move {
+            let all = all_pages(|cursor| {
+                let f = OrderFilter { cursor, limit: 2, ..f.clone() };
+                let store = store.clone();
+                async move { store.search_orders(f).await.unwrap() }
+            })
+            .await;
+            all.into_iter().map(|o| o.order_ref).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search(OrderFilter::default()).await, ["#106", "#105", "#104", "#103", "#102", "#101", "#100"]);
+    let by_ref = OrderFilter { reference: Some("#10".into()), ..Default::default() };
+    assert_eq!(search(by_ref).await, ["#100", "#101", "#102", "#103", "#104", "#105", "#106"]);
+    let email = OrderFilter { email: Some(" buyer1@example.COM ".into()), ..Default::default() };
+    assert_eq!(search(email).await, ["#104", "#101"]);
+    assert_eq!(
+        search(OrderFilter { channel: Some("pos".into()), ..Default::default() }).await,
+        ["#105", "#103", "#101"]
+    );
+    assert_eq!(search(OrderFilter { state: Some("cancelled".into()), ..Default::default() }).await, ["#105"]);
+    assert_eq!(search(OrderFilter { state: Some("received".into()), ..Default::default() }).await, ["#103"]);
+    let window = OrderFilter {
+        from: Some(t0() + SignedDuration::from_secs(2)),
+        to: Some(t0() + SignedDuration::from_secs(4)),
+        ..Default::default()
+    };
+    assert_eq!(search(window).await, ["#103", "#102"]);
+    let one = store.search_orders(OrderFilter { reference: Some("#106".into()), ..Default::default() }).await.unwrap();
+    assert_eq!((one.rows[0].channel.as_deref(), one.rows[0].state.as_str()), (Some("web"), "created"));
+    let bad = store.search_orders(OrderFilter { cursor: Some("nonsense".into()), ..Default::default() }).await;
+    assert!(matches!(bad, Err(handoff_store::StoreError::Invalid(_))), "{bad:?}");
+    let bad = store.search_orders(OrderFilter { state: Some("lost".into()), ..Default::default() }).await;
+    assert!(matches!(bad, Err(handoff_store::StoreError::Invalid(_))), "{bad:?}");
+}
+
+async fn exceptions_are_searched_and_clustered_with_money_summed_exactly<S: Store + Clone>(store: S) {
+    use handoff_model::ExceptionState;
+    use handoff_store::{ClusterFilter, ExceptionFilter, NewFinding, Raised};
+    let raise = |order: &str, amount: &str, currency: &str, detail: &str, channel: &str, at: i64| {
+        let store = store.clone();
+        let f = NewFinding {
+            order_ref: order.into(),
+            amount: Some(amount.into()),
+            currency: Some(currency.into()),
+            detail: detail.into(),
+            channel: Some(channel.into()),
+            ..finding("")
+        };
+        async move {
+            let Raised::Opened(id) = store.raise_finding(f, t0() + SignedDuration::from_secs(at)).await.unwrap() else {
+                panic!("opened")
+            };
+            id
+        }
+    };
+    let a = raise("#1", "0.10", "EUR", "no ERP order for #1 by 10:00", "shop", 1).await;
+    let b = raise("#2", "0.20", "EUR", "no ERP order for #2 by 11:00", "shop", 2).await;
+    let c = raise("#3", "5", "USD", "no ERP order for #3 by 12:00", "shop", 3).await;
+    let d = raise("#4", "1.5", "EUR", "another cause entirely", "market", 4).await;
+    store.move_exception(b, ExceptionState::Acknowledged, "ada".into(), None, t0()).await.unwrap();
+    store.move_exception(d, ExceptionState::Resolved, "ada".into(), None, t0()).await.unwrap();
+
+    let ids =
+        |page: handoff_store::Page<handoff_store::ExceptionRow>| page.rows.iter().map(|x| x.id).collect::<Vec<_>>();
+    let all = store.search_exceptions(ExceptionFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(ids(all), [d, c, b, a], "newest opened first");
+    let open = ExceptionFilter { state: Some(ExceptionState::Open), limit: 10, ..Default::default() };
+    assert_eq!(ids(store.search_exceptions(open).await.unwrap()), [c, a]);
+    let market = ExceptionFilter { channel: Some("market".into()), limit: 10, ..Default::default() };
+    assert_eq!(ids(store.search_exceptions(market).await.unwrap()), [d]);
+    let aged = ExceptionFilter {
+        opened_from: Some(t0() + SignedDuration::from_secs(2)),
+        opened_to: Some(t0() + SignedDuration::from_secs(4)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.search_exceptions(aged).await.unwrap()), [c, b]);
+    let first = store.search_exceptions(ExceptionFilter { limit: 3, ..Default::default() }).await.unwrap();
+    let rest = ExceptionFilter { limit: 3, cursor: first.next.clone(), ..Default::default() };
+    assert_eq!((ids(first), ids(store.search_exceptions(rest).await.unwrap())), (vec![d, c, b], vec![a]));
+
+    let clusters = store.search_clusters(ClusterFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(clusters.rows.len(), 1, "the resolved exception is not actionable: {clusters:?}");
+    let one = &clusters.rows[0];
+    assert_eq!((one.exceptions, one.orders), (3, 3));
+    assert_eq!(one.money.get("EUR").map(String::as_str), Some("0.30"), "summed exactly");
+    assert_eq!(one.money.get("USD").map(String::as_str), Some("5"));
+    assert_eq!((one.states.get("open"), one.states.get("acknowledged")), (Some(&2), Some(&1)));
+    assert_eq!(one.example, "no ERP order for #3 by 12:00", "the newest member's detail");
+    assert_eq!(one.fingerprint, handoff_model::cluster::fingerprint("no ERP order for #1 by 10:00"));
+    assert!(one.id.starts_with('c') && one.id.len() == 9);
+    let every = ClusterFilter { states: ExceptionState::ALL.to_vec(), limit: 1, ..Default::default() };
+    let page = store.search_clusters(every.clone()).await.unwrap();
+    assert_eq!(page.rows[0].exceptions, 3, "largest first");
+    let next = store.search_clusters(ClusterFilter { cursor: page.next, ..every }).await.unwrap();
+    assert_eq!((next.rows.len(), next.rows[0].exceptions, next.next), (1, 1, None));
+}
+
+async fn commands_and_the_audit_log_are_searched_newest_first<S: Store + Clone>(store: S) {
+    use handoff_store::{AuditFilter, CommandFilter};
+    for i in 0..3 {
+        let order_ref = format!("#{i}");
+        let row = new_event(&store, &format!("e{i}"), EventKind::OrderCreated, &order_ref).await;
+        plan(&store, row, vec![command(&order_ref, CommandKind::CreateOrder)]).await;
+    }
+    let claimed = store.claim_due(t0(), 1).await.unwrap();
+    let all = store.search_commands(CommandFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(all.rows.iter().map(|c| c.order_ref.as_str()).collect::<Vec<_>>(), ["#2", "#1"]);
+    let rest = store.search_commands(CommandFilter { limit: 2, cursor: all.next, ..Default::default() }).await.unwrap();
+    assert_eq!((rest.rows.len(), rest.rows[0].order_ref.as_str(), rest.next), (1, "#0", None));
+    let in_flight = CommandFilter { state: Some(CommandState::InFlight), limit: 10, ..Default::default() };
+    let in_flight = store.search_commands(in_flight).await.unwrap();
+    assert_eq!(in_flight.rows.iter().map(|c| c.id).collect::<Vec<_>>(), vec![claimed[0].id]);
+    let of_order =
+        CommandFilter { order_ref: Some("#1".into()), target: Some("erp".into()), limit: 10, ..Default::default() };
+    assert_eq!(store.search_commands(of_order).await.unwrap().rows.len(), 1);
+
+    for (i, actor) in ["ada", "bob", "ada"].into_iter().enumerate() {
+        let at = t0() + SignedDuration::from_secs(10 + i as i64);
+        store.record_audit(format!("#{i}"), actor.into(), "approved".into(), format!("line {i}"), at).await.unwrap();
+    }
+    let ada = AuditFilter { actor: Some("ada".into()), limit: 10, ..Default::default() };
+    let ada = store.search_audit(ada).await.unwrap();
+    assert_eq!(ada.rows.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(), ["line 2", "line 0"]);
+    assert_eq!(ada.rows[0].order_ref.as_deref(), Some("#2"));
+    let late = AuditFilter { from: Some(t0() + SignedDuration::from_secs(11)), limit: 1, ..Default::default() };
+    let first = store.search_audit(late.clone()).await.unwrap();
+    let second = store.search_audit(AuditFilter { cursor: first.next.clone(), ..late }).await.unwrap();
+    assert_eq!((first.rows[0].detail.as_str(), second.rows[0].detail.as_str()), ("line 2", "line 1"));
+    assert_eq!(second.next, None);
+}
+
+async fn flow_health_counts_each_bucket_of_the_window<S: Store + Clone>(store: S) {
+    use handoff_store::HealthWindow;
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let c = store.claim_due(t0(), 1).await.unwrap().remove(0);
+    let acked = t0() + SignedDuration::from_millis(250);
+    attempt(&store, c, acked, Outcome::Acknowledged { record_id: "SO1".into() }).await;
+    let window = HealthWindow {
+        from: t0() - SignedDuration::from_secs(60),
+        to: t0() + SignedDuration::from_secs(60),
+        buckets: 2,
+        flow: None,
+    };
+    let health = store.flow_health(window.clone()).await.unwrap();
+    assert_eq!(health.len(), 1);
+    let orders = &health[0];
+    assert_eq!((orders.flow.as_str(), orders.dead_letter_depth, orders.buckets.len()), ("orders", 0, 2));
+    assert_eq!((orders.buckets[0].commands, orders.buckets[1].commands), (0, 1));
+    let b = &orders.buckets[1];
+    assert_eq!((b.acknowledged, b.ack_rate, b.latency_p50_ms), (1, Some(1.0), Some(250)));
+    assert_eq!(b.start, t0());
+    let none = store.flow_health(HealthWindow { buckets: 0, ..window }).await;
+    assert!(matches!(none, Err(handoff_store::StoreError::Invalid(_))));
 }

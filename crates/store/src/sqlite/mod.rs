@@ -9,10 +9,13 @@
 //! planner does not read an expression's value.
 
 mod checkpointer;
+mod console;
+mod functions;
 mod quarantine;
 mod reads;
 mod retention;
 mod rows;
+mod search;
 mod tokens;
 mod writer;
 mod writes;
@@ -79,7 +82,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -91,10 +94,20 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("../../migrations/sqlite/0009_rules_checkpoint.sql"),
     include_str!("../../migrations/sqlite/0010_retention.sql"),
     include_str!("../../migrations/sqlite/0011_api_tokens.sql"),
+    include_str!("../../migrations/sqlite/0012_search.sql"),
+    include_str!("../../migrations/sqlite/0013_console.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+    // 0012_search fills the orders' search table from the rows already there.
+    let search = 11;
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| if i == search { M::up_with_hook(sql, writes::fill_order_search) } else { M::up(sql) })
+            .collect(),
+    )
 }
 
 /// Opens a connection with the durability every connection of the store must share.
@@ -106,6 +119,7 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // When the WAL starts over, its file is cut back to what the checkpointer lets it reach.
     conn.pragma_update(None, "journal_size_limit", checkpointer::RESTART_FRAMES * 4096)?;
+    functions::register(&conn)?;
     Ok(conn)
 }
 
@@ -199,6 +213,7 @@ impl SqliteReader {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        functions::register(&conn)?;
         Ok(conn)
     }
 
@@ -351,6 +366,40 @@ impl Store for SqliteStore {
         self.inner.writer.run(move |conn| tokens::revoke(conn, id, &actor, now)).await
     }
 
+    async fn create_user(&self, user: crate::NewUser, actor: String, now: Timestamp) -> Result<Option<i64>> {
+        self.inner.writer.run(move |conn| console::create_user(conn, &user, &actor, now)).await
+    }
+
+    async fn user_by_name(&self, name: String) -> Result<Option<crate::UserRow>> {
+        self.read(move |conn| console::user_by_name(conn, &name)).await
+    }
+
+    async fn open_session(&self, session: crate::NewSession, now: Timestamp) -> Result<i64> {
+        self.inner.writer.run(move |conn| console::open_session(conn, &session, now)).await
+    }
+
+    async fn session_by_hash(&self, hash: String) -> Result<Option<crate::SessionRow>> {
+        self.read(move |conn| console::session_by_hash(conn, &hash)).await
+    }
+
+    async fn touch_session(&self, id: i64, now: Timestamp) -> Result<()> {
+        self.inner.writer.run(move |conn| console::touch(conn, id, now)).await
+    }
+
+    async fn redeem_link(
+        &self,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<crate::SessionRow>> {
+        self.inner.writer.run(move |conn| console::redeem(conn, &link_hash, &new_hash, not_before, now)).await
+    }
+
+    async fn end_session(&self, hash: String, now: Timestamp) -> Result<bool> {
+        self.inner.writer.run(move |conn| console::end(conn, &hash, now)).await
+    }
+
     async fn open_exceptions_by_pattern(&self) -> Result<Vec<(String, u64)>> {
         self.read(reads::open_exceptions_by_pattern).await
     }
@@ -439,6 +488,30 @@ impl Store for SqliteStore {
 
     async fn flow_stats(&self, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
         self.read(move |conn| reads::flow_stats(conn, since)).await
+    }
+
+    async fn search_orders(&self, filter: crate::OrderFilter) -> Result<crate::Page<crate::OrderRow>> {
+        self.read(move |conn| search::orders(conn, &filter)).await
+    }
+
+    async fn search_exceptions(&self, filter: crate::ExceptionFilter) -> Result<crate::Page<ExceptionRow>> {
+        self.read(move |conn| search::exceptions(conn, &filter)).await
+    }
+
+    async fn search_clusters(&self, filter: crate::ClusterFilter) -> Result<crate::Page<crate::ClusterRow>> {
+        self.read(move |conn| search::clusters(conn, &filter)).await
+    }
+
+    async fn search_commands(&self, filter: crate::CommandFilter) -> Result<crate::Page<Command>> {
+        self.read(move |conn| search::commands(conn, &filter)).await
+    }
+
+    async fn search_audit(&self, filter: crate::AuditFilter) -> Result<crate::Page<crate::AuditEntry>> {
+        self.read(move |conn| search::audit(conn, &filter)).await
+    }
+
+    async fn flow_health(&self, window: crate::HealthWindow) -> Result<Vec<crate::FlowHealth>> {
+        self.read(move |conn| search::flow_health(conn, &window)).await
     }
 
     async fn command_counts(&self) -> Result<Vec<(String, u64)>> {

@@ -106,6 +106,7 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
             s.last_fingerprint,
             at
         ])?;
+        order_search(conn, &plan.order_ref, plan.event_row)?;
         if let Some((system, state)) = &plan.ledger {
             set_ledger(conn, &plan.order_ref, system, state, None, now)?;
         }
@@ -120,6 +121,38 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
         for detail in &plan.audit {
             audit(conn, now, "engine", "event", &plan.order_ref, detail)?;
         }
+    }
+    Ok(())
+}
+
+/// Keeps an order's searchable fields (`crate::search::OrderFilter`) from the event planned:
+/// the channel it names (else its source) and its customer's email key, when the event says.
+fn order_search(conn: &Connection, order_ref: &str, event_row: i64) -> rusqlite::Result<()> {
+    let (channel, email): (Option<String>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT json_extract(payload, '$.order.channel'), json_extract(payload, '$.order.customer.email')
+             FROM inbox WHERE id = ?1 AND json_valid(payload)",
+        )?
+        .query_row([event_row], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or_default();
+    conn.prepare_cached(
+        "UPDATE orders SET channel = coalesce(?2, channel, source), email_key = coalesce(?3, email_key)
+         WHERE order_ref = ?1",
+    )?
+    .execute(params![order_ref, channel, email.as_deref().map(crate::search::email_key)])?;
+    Ok(())
+}
+
+/// Migration 0012's hook: fills the search fields of the orders stored before it, from each
+/// one's events in order.
+pub(super) fn fill_order_search(tx: &rusqlite::Transaction) -> rusqlite_migration::HookResult {
+    let events: Vec<(String, i64)> = tx
+        .prepare("SELECT i.order_ref, i.id FROM inbox i JOIN orders o ON o.order_ref = i.order_ref ORDER BY i.id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (order_ref, row) in events {
+        order_search(tx, &order_ref, row)?;
     }
     Ok(())
 }

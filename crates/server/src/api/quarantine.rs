@@ -1,0 +1,54 @@
+//! Quarantine: vendor bodies no reader could map, held until a fixed reader replays them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::Response;
+use handoff_store::{QuarantineState, Store};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::types::HeldBody;
+use super::{Filters, Problem, shown};
+use crate::AppState;
+use crate::auth::Caller;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuarantineQuery {
+    /// `held` or `replayed`.
+    state: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<usize>,
+}
+
+/// The quarantine's depth and its newest held bodies (without their bytes).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QuarantineView {
+    /// Bodies still held.
+    pub held: u64,
+    pub by_system: BTreeMap<String, u64>,
+    pub rows: Vec<HeldBody>,
+}
+
+#[utoipa::path(operation_id = "list_quarantine", get, path = "/api/v1/quarantine", tag = "quarantine", params(QuarantineQuery),
+    responses((status = 200, body = QuarantineView), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn list<S: Store + Clone>(
+    Extension(caller): Extension<Caller>,
+    State(state): State<Arc<AppState<S>>>,
+    Filters(q): Filters<QuarantineQuery>,
+) -> Result<Response, Problem> {
+    let which = q.state.as_deref().map(str::parse::<QuarantineState>).transpose().map_err(Problem::bad_request)?;
+    let limit = super::page_limit(q.limit)?;
+    let depth = state.store.quarantine_depth().await?;
+    let rows = state.store.quarantined(which, limit).await?;
+    let view = QuarantineView {
+        held: depth.iter().map(|(_, n)| n).sum(),
+        by_system: depth.into_iter().collect(),
+        rows: rows.into_iter().map(HeldBody::from).collect(),
+    };
+    Ok(shown(&caller, view))
+}
