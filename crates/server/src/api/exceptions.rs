@@ -32,7 +32,7 @@ const MAX_AGE_SECONDS: i64 = 10 * 366 * 24 * 3600;
 pub(crate) struct ExceptionQuery {
     /// A failure pattern (`dead_delivery`, `transform_mismatch`, ...).
     pattern: Option<String>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(open|acknowledged|resolved|auto_resolved|ignored)$")]
     state: Option<ExceptionState>,
     flow: Option<String>,
     channel: Option<String>,
@@ -49,6 +49,8 @@ pub(crate) struct ExceptionQuery {
     /// Opened at most this many seconds ago.
     #[param(minimum = 0)]
     younger_than: Option<u64>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}\\.[0-9]{1,18}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
