@@ -42,7 +42,7 @@ pub(crate) async fn list<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Filters(q): Filters<ClusterQuery>,
 ) -> Result<Response, Problem> {
-    let states = match q.states.as_deref().filter(|s| !s.is_empty()) {
+    let states = match q.states.as_deref() {
         None => Vec::new(),
         Some(s) => s
             .split(',')

@@ -43,11 +43,11 @@ pub(crate) struct ExceptionQuery {
     /// Opened before (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     opened_to: Option<Timestamp>,
-    /// Opened at least this many seconds ago.
-    #[param(minimum = 0)]
+    /// Opened at least this many seconds ago (at most ten years).
+    #[param(minimum = 0, maximum = 316224000)]
     older_than: Option<u64>,
-    /// Opened at most this many seconds ago.
-    #[param(minimum = 0)]
+    /// Opened at most this many seconds ago (at most ten years).
+    #[param(minimum = 0, maximum = 316224000)]
     younger_than: Option<u64>,
     /// The `next` of the previous page.
     #[param(pattern = "^-?[0-9]{1,18}\\.[0-9]{1,18}$")]

@@ -22,7 +22,7 @@ pub(crate) struct HealthQuery {
     /// The window's start (RFC 3339; 24 hours before `to` when absent).
     #[param(value_type = Option<String>, format = DateTime)]
     from: Option<Timestamp>,
-    /// The window's end (RFC 3339; now when absent).
+    /// The window's end (RFC 3339; now when absent); it must be after `from`.
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
     /// Buckets the window is split into, 1 to 200 (24 when absent).

@@ -417,10 +417,12 @@ pub enum ExceptionAction {
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// 1 to 500 exception ids.
+    #[schema(min_items = 1, max_items = 500)]
     pub ids: Vec<i64>,
     pub action: ExceptionAction,
     /// Why, for the audit log (at most 1,000 characters).
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
     /// A person's approval, which a refund needs.
     #[serde(default)]
