@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 const CONTRACT: &str = "[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n";
 
 /// Orders planned per store call while filling.
-const BATCH: usize = 500;
+const BATCH: usize = 100;
 
 pub async fn run(dir: &Path, orders: usize, exceptions: usize, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
     let options = SqliteOptions { durable: false, ..SqliteOptions::default() };
@@ -97,7 +97,7 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, concurrency: usiz
 
 /// `orders` orders seen an hour apart in groups, a third of them web, every tenth cancelled.
 pub(crate) async fn fill_orders(store: &SqliteStore, orders: usize, start: Timestamp) -> anyhow::Result<()> {
-    let writers = 16;
+    let writers = 256;
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers {
         let store = store.clone();

@@ -28,6 +28,8 @@ pub(crate) struct AuditQuery {
     /// Before (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}\\.[0-9]{1,18}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,

@@ -20,10 +20,15 @@ use crate::auth::Caller;
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterQuery {
     /// Member states, comma-separated (`open,acknowledged` when absent: what an action acts on).
+    #[param(
+        pattern = "^(open|acknowledged|resolved|auto_resolved|ignored)(,(open|acknowledged|resolved|auto_resolved|ignored))*$"
+    )]
     states: Option<String>,
     pattern: Option<String>,
     flow: Option<String>,
     channel: Option<String>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}\\.[0-9]{1,18}\\.c[0-9a-f]{8}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
@@ -37,7 +42,7 @@ pub(crate) async fn list<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Filters(q): Filters<ClusterQuery>,
 ) -> Result<Response, Problem> {
-    let states = match q.states.as_deref().filter(|s| !s.is_empty()) {
+    let states = match q.states.as_deref() {
         None => Vec::new(),
         Some(s) => s
             .split(',')

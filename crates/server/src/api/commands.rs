@@ -20,10 +20,12 @@ use crate::auth::Caller;
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommandQuery {
     /// `pending`, `in_flight`, `acknowledged`, `dead_lettered`, `superseded` or `abandoned`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(pending|in_flight|acknowledged|dead_lettered|superseded|abandoned)$")]
     state: Option<CommandState>,
     target: Option<String>,
     order_ref: Option<String>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}\\.[0-9]{1,18}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
@@ -53,6 +55,8 @@ pub(crate) async fn list<S: Store + Clone>(
 pub(crate) struct DeadLetterQuery {
     target: Option<String>,
     order_ref: Option<String>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}\\.[0-9]{1,18}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,

@@ -32,7 +32,7 @@ const MAX_AGE_SECONDS: i64 = 10 * 366 * 24 * 3600;
 pub(crate) struct ExceptionQuery {
     /// A failure pattern (`dead_delivery`, `transform_mismatch`, ...).
     pattern: Option<String>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(open|acknowledged|resolved|auto_resolved|ignored)$")]
     state: Option<ExceptionState>,
     flow: Option<String>,
     channel: Option<String>,
@@ -43,12 +43,14 @@ pub(crate) struct ExceptionQuery {
     /// Opened before (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     opened_to: Option<Timestamp>,
-    /// Opened at least this many seconds ago.
-    #[param(minimum = 0)]
+    /// Opened at least this many seconds ago (at most ten years).
+    #[param(minimum = 0, maximum = 316224000)]
     older_than: Option<u64>,
-    /// Opened at most this many seconds ago.
-    #[param(minimum = 0)]
+    /// Opened at most this many seconds ago (at most ten years).
+    #[param(minimum = 0, maximum = 316224000)]
     younger_than: Option<u64>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}\\.[0-9]{1,18}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,

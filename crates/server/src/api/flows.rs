@@ -15,13 +15,16 @@ use super::{Filters, Problem, shown};
 use crate::AppState;
 use crate::auth::Caller;
 
+/// The longest window, in hours (a leap year).
+const MAX_HOURS: u32 = 8784;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HealthQuery {
-    /// The window's start (RFC 3339; 24 hours before `to` when absent).
-    #[param(value_type = Option<String>, format = DateTime)]
-    from: Option<Timestamp>,
+    /// The window's length in hours, 1 to 8,784 (a leap year; 24 when absent).
+    #[param(minimum = 1, maximum = 8784)]
+    hours: Option<u32>,
     /// The window's end (RFC 3339; now when absent).
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
@@ -40,11 +43,15 @@ pub(crate) async fn health<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Filters(q): Filters<HealthQuery>,
 ) -> Result<Response, Problem> {
+    // A length rather than a start: no window can end before it starts.
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=MAX_HOURS).contains(&hours) {
+        return Err(Problem::bad_request(format!("hours must be 1 to {MAX_HOURS}")));
+    }
     let to = q.to.unwrap_or_else(|| state.clock.now());
-    let from = match q.from {
-        Some(from) => from,
-        None => to.checked_sub(SignedDuration::from_hours(24)).map_err(|e| Problem::bad_request(e.to_string()))?,
-    };
+    let from = to
+        .checked_sub(SignedDuration::from_hours(i64::from(hours)))
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
     let window = HealthWindow { from, to, buckets: q.buckets.unwrap_or(24), flow: q.flow };
     let health: Vec<FlowHealth> = state.store.flow_health(window).await?.into_iter().map(FlowHealth::from).collect();
     Ok(shown(&caller, health))

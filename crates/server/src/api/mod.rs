@@ -92,6 +92,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(t)) => Ok(Body(t)),
+            // A body that is JSON of the wrong shape is a 400 like any other unreadable request;
+            // only a missing content type (415) and a body too large (413) say more.
+            Err(e) if e.status() == axum::http::StatusCode::UNPROCESSABLE_ENTITY => {
+                Err(Problem::bad_request(e.body_text()))
+            }
             Err(e) => Err(Problem::new(e.status(), e.body_text())),
         }
     }

@@ -70,12 +70,13 @@ impl Modify for Bearer {
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
-                for (status, description) in common {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| problem(description).into());
+                let with_body: &[(&str, &str)] = match operation.request_body {
+                    Some(_) => &[("413", "The body is too large"), ("415", "The body is not `application/json`")],
+                    None => &[],
+                };
+                for (status, description) in common.iter().chain(with_body) {
+                    let responses = &mut operation.responses.responses;
+                    responses.entry((*status).to_owned()).or_insert_with(|| problem(description).into());
                 }
             }
         }

@@ -26,6 +26,7 @@ pub(crate) struct OrderQuery {
     email: Option<String>,
     channel: Option<String>,
     /// `received`, `created` or `cancelled`.
+    #[param(pattern = "^(received|created|cancelled)$")]
     state: Option<String>,
     /// First seen at or after (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -34,6 +35,7 @@ pub(crate) struct OrderQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
     /// The `next` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}\\..+$")]
     cursor: Option<String>,
     /// Rows of the page, 1 to 500 (50 when absent).
     #[param(minimum = 1, maximum = 500)]

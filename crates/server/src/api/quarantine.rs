@@ -20,6 +20,7 @@ use crate::auth::Caller;
 #[serde(deny_unknown_fields)]
 pub(crate) struct QuarantineQuery {
     /// `held` or `replayed`.
+    #[param(pattern = "^(held|replayed)$")]
     state: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,

@@ -417,14 +417,31 @@ pub enum ExceptionAction {
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// 1 to 500 exception ids.
+    #[schema(min_items = 1, max_items = 500)]
+    #[serde(deserialize_with = "integers")]
     pub ids: Vec<i64>,
     pub action: ExceptionAction,
     /// Why, for the audit log (at most 1,000 characters).
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
     /// A person's approval, which a refund needs.
     #[serde(default)]
     pub approve: bool,
+}
+
+/// Whole numbers as JSON writes them: `7` and `7.0` alike (JSON Schema's `integer` is any
+/// number without a fraction); a fraction or a number past `i64` is refused.
+fn integers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    let numbers: Vec<serde_json::Number> = serde::Deserialize::deserialize(d)?;
+    numbers
+        .into_iter()
+        .map(|n| {
+            n.as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number id")))
+        })
+        .collect()
 }
 
 /// What became of the action on one exception.
