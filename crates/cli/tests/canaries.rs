@@ -107,6 +107,14 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
         assert!(!leaks(answer), "an API answer shows personal data: {answer}");
     }
 
+    // And every console page a viewer can open: the queue in every state, each exception, each
+    // order, each dead letter, and the other pages.
+    let pages = console_pages(&data, port, &refs, &listed).await;
+    assert!(pages.len() > refs.len(), "{} pages", pages.len());
+    for (uri, page) in &pages {
+        assert!(!leaks(page), "the console shows a viewer personal data at {uri}: {page}");
+    }
+
     // Nothing in the logs (trace level: every line the hub can write) or on standard output.
     let logs = std::fs::read_to_string(dir.path().join("demo.err")).unwrap();
     let printed = std::fs::read_to_string(dir.path().join("demo.out")).unwrap();
@@ -137,4 +145,72 @@ fn json_logs_carry_order_flow_and_command_and_no_canary() {
     assert!(attempt["order"].is_string() && attempt["flow"].is_string() && attempt["command"].is_i64(), "{attempt}");
     assert!(attempt["level"] == "DEBUG" && attempt["timestamp"].is_string(), "{attempt}");
     assert!(!leaks(&logs));
+}
+
+/// Logs a new viewer into the console (made with `handoff user create`) and reads every page a
+/// viewer can: (path, page).
+async fn console_pages(
+    data: &std::path::Path,
+    port: u16,
+    refs: &[String],
+    exceptions: &[Value],
+) -> Vec<(String, String)> {
+    use std::io::Write as _;
+    let mut create = Command::new(BIN)
+        .args(["user", "create", "--name", "reader", "--role", "viewer", "--password-stdin", "--data-dir"])
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    create.stdin.take().unwrap().write_all(b"a long viewer password\n").unwrap();
+    assert!(create.wait().unwrap().success());
+    let base = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie_of = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
+            .unwrap()
+    };
+    let form = c.get(format!("{base}/console/login")).send().await.unwrap();
+    let login = cookie_of(&form, "handoff_login");
+    let body = format!("csrf={login}&name=reader&password=a+long+viewer+password&next=%2Fconsole");
+    let logged_in = c
+        .post(format!("{base}/console/login"))
+        .header(reqwest::header::COOKIE, format!("handoff_login={login}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), 303, "the viewer logs in");
+    let session = format!("handoff_session={}", cookie_of(&logged_in, "handoff_session"));
+    let mut uris: Vec<String> =
+        ["", "?state=any", "?state=resolved", "?state=auto_resolved", "/clusters", "/dead-letters"]
+            .iter()
+            .chain(&["/quarantine", "/flows?days=365", "/drift", "/audit"])
+            .map(|p| format!("/console{p}"))
+            .collect();
+    uris.extend(exceptions.iter().map(|e| format!("/console/exceptions/{}", e["id"])));
+    uris.extend(refs.iter().map(|r| format!("/console/orders/{}", urlencode(r))));
+    let mut pages = Vec::new();
+    for uri in uris {
+        let r = c.get(format!("{base}{uri}")).header(reqwest::header::COOKIE, &session).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{uri}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("masked for your role"), "{uri} is a viewer's page");
+        pages.push((uri, page));
+    }
+    // Each dead letter the list links to.
+    let list = pages.iter().find(|(u, _)| u == "/console/dead-letters").map(|(_, p)| p.clone()).unwrap();
+    for id in list.split("href=\"/console/dead-letters/").skip(1).filter_map(|s| s.split('"').next()) {
+        let uri = format!("/console/dead-letters/{id}");
+        let r = c.get(format!("{base}{uri}")).header(reqwest::header::COOKIE, &session).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{uri}");
+        pages.push((uri, r.text().await.unwrap()));
+    }
+    pages
 }

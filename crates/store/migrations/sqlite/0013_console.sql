@@ -21,3 +21,8 @@ CREATE TABLE console_sessions (
     last_seen_at INTEGER NOT NULL,
     ended_at     INTEGER
 ) STRICT;
+
+-- The console's queue counts open exceptions per pattern on every page: from this index alone
+-- (a covering scan), not by reading each open row (measured at 100,000 open: ~28 ms of CPU
+-- to ~2 ms).
+CREATE INDEX exceptions_state_pattern ON exceptions (state, pattern);
