@@ -4,10 +4,17 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/postgres/0001_write_path.sql"),
     include_str!("../../migrations/postgres/0002_claim_leases.sql"),
+    include_str!("../../migrations/postgres/0003_console_search.sql"),
 ];
+
+/// The migration whose new columns are filled, for the rows already there, by [`fill_search`].
+const SEARCH: usize = 3;
+
+/// Rows read at a time while filling.
+const FILL_BATCH: i64 = 10_000;
 
 /// The schema version this build writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
@@ -36,6 +43,9 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
         tx.batch_execute(sql).await?;
+        if i + 1 == SEARCH {
+            fill_search(&tx).await?;
+        }
         tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
     }
     tx.commit().await?;
@@ -43,4 +53,60 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
         tracing::info!(message = "store migrated", from = at, to = VERSION);
     }
     Ok(at)
+}
+
+/// Migration 0003's hook: the fingerprint of every exception already stored, and the search
+/// fields of every order from its events in order (as the writer keeps them), in batches.
+async fn fill_search(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query("SELECT id, detail FROM exceptions WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &FILL_BATCH])
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+        let prints: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(1).map(|d| super::writes::fingerprint(&d)))
+            .collect::<std::result::Result<_, _>>()?;
+        tx.execute(
+            "UPDATE exceptions e SET fingerprint = f.print FROM unnest($1::bigint[], $2::text[]) AS f (id, print)
+             WHERE e.id = f.id",
+            &[&ids, &prints],
+        )
+        .await?;
+    }
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                "SELECT i.id, i.order_ref, i.payload FROM inbox i JOIN orders o ON o.order_ref = i.order_ref
+                 WHERE i.id > $1 ORDER BY i.id LIMIT $2",
+                &[&after, &FILL_BATCH],
+            )
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0)?;
+        // The batch's events folded per order, later ones first among what they say.
+        let mut said: std::collections::BTreeMap<String, (Option<String>, Option<String>)> = Default::default();
+        for r in &rows {
+            let (channel, email) = super::writes::search_fields(r.try_get(2)?);
+            let order = said.entry(r.try_get(1)?).or_default();
+            order.0 = channel.or(order.0.take());
+            order.1 = email.or(order.1.take());
+        }
+        let refs: Vec<&String> = said.keys().collect();
+        let channels: Vec<&Option<String>> = said.values().map(|(c, _)| c).collect();
+        let emails: Vec<&Option<String>> = said.values().map(|(_, e)| e).collect();
+        tx.execute(
+            "UPDATE orders o SET channel = coalesce(f.channel, o.channel, o.source),
+                                 email_key = coalesce(f.email, o.email_key)
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS f (order_ref, channel, email)
+             WHERE o.order_ref = f.order_ref",
+            &[&refs, &channels, &emails],
+        )
+        .await?;
+    }
+    Ok(())
 }
