@@ -110,3 +110,66 @@ async fn fill_search(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::NoTls;
+
+    use super::*;
+    use crate::postgres::testing::{TestSchema, test_database_url};
+
+    /// A database stored before migration 0003 is searchable after it: the hook fills the
+    /// fingerprints and the orders' search fields from what was there.
+    #[tokio::test]
+    async fn the_search_migration_fills_the_rows_already_there() {
+        let Some(url) = test_database_url() else { return };
+        let schema = TestSchema::create(&url).await.unwrap();
+        let config = super::super::config(&url, &schema.options()).unwrap();
+        let (mut client, connection) = config.connect(NoTls).await.unwrap();
+        let running = tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await
+            .unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(SEARCH - 1).enumerate() {
+            client.batch_execute(sql).await.unwrap();
+            client.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await.unwrap();
+        }
+        let detail = r#"create_order to erp dead-lettered after 5 attempts: 422 "SKU-9" unknown"#;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO orders (order_ref, source, first_seen, updated_at) VALUES
+                     ('A-1', 'shop', now(), now()), ('B-2', 'shop', now(), now());
+                 INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload) VALUES
+                     ('shop', 'e1', 'order.created', 'A-1', now(),
+                      '{{\"order\": {{\"channel\": \"web\", \"customer\": {{\"email\": \" Ann@Example.com \"}}}}}}'),
+                     ('shop', 'e2', 'order.updated', 'A-1', now(), 'not json'),
+                     ('shop', 'e3', 'order.created', 'B-2', now(), '{{}}');
+                 INSERT INTO exceptions (pattern, order_ref, detail, state, opened_at, updated_at)
+                     VALUES ('dead_letter', 'A-1', '{}', 'open', now(), now());",
+                detail.replace('\'', "''")
+            ))
+            .await
+            .unwrap();
+
+        assert_eq!(to_latest(&mut client).await.unwrap(), SEARCH as i32 - 1);
+
+        let print: String = client.query_one("SELECT fingerprint FROM exceptions", &[]).await.unwrap().get(0);
+        assert_eq!(print, handoff_model::cluster::fingerprint(detail));
+        let orders: Vec<(String, Option<String>, Option<String>)> = client
+            .query("SELECT order_ref, channel, email_key FROM orders ORDER BY order_ref", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let ann = crate::search::email_key("ann@example.com");
+        assert_eq!(
+            orders,
+            [("A-1".to_owned(), Some("web".to_owned()), Some(ann)), ("B-2".to_owned(), Some("shop".to_owned()), None)]
+        );
+        drop(client);
+        let _ = running.await;
+        schema.drop().await.unwrap();
+    }
+}
