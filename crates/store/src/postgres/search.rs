@@ -160,85 +160,88 @@ pub(super) async fn clusters(c: &impl GenericClient, f: &ClusterFilter) -> Resul
     w.text("channel = ?", &f.channel);
     // Grouped and summed here, one row per cluster (the fingerprint was kept when each member
     // was written): the members are never loaded. Money is summed per currency in NUMERIC.
+    // Grouped and summed here in one pass (the fingerprint was kept when each member was
+    // written): per cluster, per cluster and currency (money, in NUMERIC), and per cluster and
+    // state (the tally). The members are never loaded.
     let key = "pattern, flow, field, channel, mapping, fingerprint";
-    // The key's columns may be NULL: the parts join as equal when both are.
-    let same = |t: &str| {
-        ["pattern", "flow", "field", "channel", "mapping", "fingerprint"]
-            .map(|k| format!("{t}.{k} IS NOT DISTINCT FROM c.{k}"))
-            .join(" AND ")
-    };
     let sql = format!(
-        "WITH members AS MATERIALIZED (SELECT * FROM exceptions{}),
-         clusters AS (
-             SELECT {key}, count(*) AS exceptions, count(DISTINCT order_ref) AS orders,
-                    min(opened_at) AS first_seen, max(greatest(updated_at, opened_at)) AS last_seen,
-                    (array_agg(detail ORDER BY opened_at DESC, id DESC))[1] AS example
-             FROM members GROUP BY {key}),
-         money AS (
-             SELECT {key}, currency, sum(amount) AS total FROM members
-             WHERE amount IS NOT NULL AND currency IS NOT NULL GROUP BY {key}, currency),
-         tally AS (SELECT {key}, state, count(*) AS n FROM members GROUP BY {key}, state)
-         SELECT c.pattern, c.flow, c.field, c.channel, c.mapping, c.fingerprint, c.exceptions, c.orders,
-                (SELECT array_agg(m.currency ORDER BY m.currency) FROM money m WHERE {}),
-                (SELECT array_agg(m.total::text ORDER BY m.currency) FROM money m WHERE {}),
-                c.first_seen, c.last_seen,
-                (SELECT array_agg(t.state ORDER BY t.state) FROM tally t WHERE {}),
-                (SELECT array_agg(t.n ORDER BY t.state) FROM tally t WHERE {}),
-                c.example
-         FROM clusters c",
-        w.where_(),
-        same("m"),
-        same("m"),
-        same("t"),
-        same("t"),
+        "SELECT {key}, grouping(currency, state), currency, state, count(*), count(DISTINCT order_ref),
+                sum(amount)::text, min(opened_at), max(greatest(updated_at, opened_at)),
+                (array_agg(detail ORDER BY opened_at DESC, id DESC))[1]
+         FROM exceptions{}
+         GROUP BY GROUPING SETS (({key}), ({key}, currency), ({key}, state))",
+        w.where_()
     );
     let found = query(c, &sql, &w.params()).await?;
-    let rows = found
-        .iter()
-        .map(|r| {
-            let pattern: String = r.try_get(0)?;
-            let flow: Option<String> = r.try_get(1)?;
-            let field: Option<String> = r.try_get(2)?;
-            let channel: Option<String> = r.try_get(3)?;
-            let mapping: Option<String> = r.try_get(4)?;
-            let fingerprint: Option<String> = r.try_get(5)?;
-            let fingerprint = fingerprint.ok_or_else(|| StoreError::Corrupt("exception without fingerprint".into()))?;
-            let id = handoff_model::cluster::cluster_id([
-                Some(pattern.as_str()),
-                flow.as_deref(),
-                field.as_deref(),
-                channel.as_deref(),
-                mapping.as_deref(),
-                Some(fingerprint.as_str()),
-            ]);
-            let currencies: Option<Vec<String>> = r.try_get(8)?;
-            let totals: Option<Vec<String>> = r.try_get(9)?;
-            let money: BTreeMap<String, Decimal> = currencies
-                .unwrap_or_default()
-                .into_iter()
-                .zip(totals.unwrap_or_default())
-                .map(|(currency, total)| Ok((currency, amount(&total)?)))
-                .collect::<Result<_>>()?;
-            let states: Vec<String> = r.try_get(12)?;
-            let counts: Vec<i64> = r.try_get(13)?;
-            Ok(ClusterRow {
-                id,
-                pattern,
-                flow,
-                field,
-                channel,
-                mapping,
-                fingerprint,
-                exceptions: count(r.try_get(6)?),
-                orders: count(r.try_get(7)?),
-                money: crate::search::money_text(money),
-                first_seen: r.try_get(10)?,
-                last_seen: r.try_get(11)?,
-                states: states.into_iter().zip(counts.into_iter().map(count)).collect(),
-                example: r.try_get::<_, Option<String>>(14)?.unwrap_or_default(),
-            })
+    type Key = (String, Option<String>, Option<String>, Option<String>, Option<String>, String);
+    let mut clusters: BTreeMap<Key, (ClusterRow, BTreeMap<String, Decimal>)> = BTreeMap::new();
+    for r in &found {
+        let fingerprint: Option<String> = r.try_get(5)?;
+        let fingerprint =
+            fingerprint.ok_or_else(|| StoreError::Corrupt("an exception without its fingerprint".into()))?;
+        let key: Key = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, fingerprint);
+        let (cluster, money) = match clusters.entry(key) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let (pattern, flow, field, channel, mapping, fingerprint) = e.key().clone();
+                let id = handoff_model::cluster::cluster_id([
+                    Some(pattern.as_str()),
+                    flow.as_deref(),
+                    field.as_deref(),
+                    channel.as_deref(),
+                    mapping.as_deref(),
+                    Some(fingerprint.as_str()),
+                ]);
+                let row = ClusterRow {
+                    id,
+                    pattern,
+                    flow,
+                    field,
+                    channel,
+                    mapping,
+                    fingerprint,
+                    exceptions: 0,
+                    orders: 0,
+                    money: BTreeMap::new(),
+                    first_seen: r.try_get(12)?,
+                    last_seen: r.try_get(13)?,
+                    states: BTreeMap::new(),
+                    example: String::new(),
+                };
+                e.insert((row, BTreeMap::new()))
+            }
+        };
+        let exceptions = count(r.try_get(9)?);
+        // grouping(): 1 where the state is not grouped (a currency's row), 2 where the currency
+        // is not (a state's row), 3 for the cluster's own row.
+        match r.try_get::<_, i32>(6)? {
+            3 => {
+                cluster.exceptions = exceptions;
+                cluster.orders = count(r.try_get(10)?);
+                cluster.first_seen = r.try_get(12)?;
+                cluster.last_seen = r.try_get(13)?;
+                cluster.example = r.try_get::<_, Option<String>>(14)?.unwrap_or_default();
+            }
+            1 => {
+                // Rows without a currency or an amount are not money.
+                let currency: Option<String> = r.try_get(7)?;
+                let total: Option<String> = r.try_get(11)?;
+                if let (Some(currency), Some(total)) = (currency, total) {
+                    money.insert(currency, amount(&total)?);
+                }
+            }
+            _ => {
+                cluster.states.insert(r.try_get(8)?, exceptions);
+            }
+        }
+    }
+    let rows = clusters
+        .into_values()
+        .map(|(mut cluster, money)| {
+            cluster.money = crate::search::money_text(money);
+            cluster
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     crate::search::clusters_page(rows, f)
 }
 
