@@ -32,9 +32,6 @@ pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// What this store cannot do yet (see docs/postgres.md, "Not yet").
-    #[error("not yet on this store: {0}")]
-    NotYet(&'static str),
     #[error("database error")]
     Database(#[from] rusqlite::Error),
     #[error("PostgreSQL: {0}")]

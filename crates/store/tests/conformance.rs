@@ -66,49 +66,12 @@ conformance!(
     the_rules_checkpoint_and_an_orders_journal_and_raised_findings_are_kept,
     a_resolved_dead_letter_is_abandoned_and_its_orders_later_commands_go,
     a_dead_letter_abandoned_outright_resolves_its_exception_and_tells_the_rules,
+    console_users_and_sessions_open_redeem_and_end_once,
+    orders_are_searched_by_reference_email_channel_state_and_time_in_keyset_pages,
+    exceptions_are_searched_and_clustered_with_money_summed_exactly,
+    commands_and_the_audit_log_are_searched_newest_first,
+    flow_health_counts_each_bucket_of_the_window,
 );
-
-/// Not yet on PostgreSQL (docs/postgres.md, "Not yet"): the console's users and sessions and
-/// the searches run on SQLite and memory only, and PostgreSQL says it cannot.
-mod sqlite_and_memory_only {
-    use super::*;
-
-    macro_rules! sqlite_and_memory {
-        ($($name:ident),* $(,)?) => {
-            mod sqlite {
-                $(#[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = handoff_store::sqlite::SqliteStore::open(dir.path(), Default::default()).unwrap();
-                    super::super::$name(store).await;
-                })*
-            }
-            mod memory {
-                $(#[tokio::test]
-                async fn $name() {
-                    super::super::$name(handoff_store::memory::MemoryStore::new()).await;
-                })*
-            }
-        };
-    }
-
-    sqlite_and_memory!(
-        console_users_and_sessions_open_redeem_and_end_once,
-        orders_are_searched_by_reference_email_channel_state_and_time_in_keyset_pages,
-        exceptions_are_searched_and_clustered_with_money_summed_exactly,
-        commands_and_the_audit_log_are_searched_newest_first,
-        flow_health_counts_each_bucket_of_the_window,
-    );
-
-    #[tokio::test]
-    async fn postgres_says_it_cannot_search_yet() {
-        handoff_store::postgres::testing::with_store(|store| async move {
-            let refused = store.search_audit(Default::default()).await;
-            assert!(matches!(refused, Err(handoff_store::StoreError::NotYet(_))), "{refused:?}");
-        })
-        .await;
-    }
-}
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
     NewEvent {

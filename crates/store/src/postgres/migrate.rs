@@ -4,10 +4,17 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/postgres/0001_write_path.sql"),
     include_str!("../../migrations/postgres/0002_claim_leases.sql"),
+    include_str!("../../migrations/postgres/0003_console_search.sql"),
 ];
+
+/// The migration whose new columns are filled, for the rows already there, by [`fill_search`].
+const SEARCH: usize = 3;
+
+/// Rows read at a time while filling.
+const FILL_BATCH: i64 = 10_000;
 
 /// The schema version this build writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
@@ -36,6 +43,9 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
         tx.batch_execute(sql).await?;
+        if i + 1 == SEARCH {
+            fill_search(&tx).await?;
+        }
         tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
     }
     tx.commit().await?;
@@ -43,4 +53,123 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
         tracing::info!(message = "store migrated", from = at, to = VERSION);
     }
     Ok(at)
+}
+
+/// Migration 0003's hook: the fingerprint of every exception already stored, and the search
+/// fields of every order from its events in order (as the writer keeps them), in batches.
+async fn fill_search(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query("SELECT id, detail FROM exceptions WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &FILL_BATCH])
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+        let prints: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(1).map(|d| super::writes::fingerprint(&d)))
+            .collect::<std::result::Result<_, _>>()?;
+        tx.execute(
+            "UPDATE exceptions e SET fingerprint = f.print FROM unnest($1::bigint[], $2::text[]) AS f (id, print)
+             WHERE e.id = f.id",
+            &[&ids, &prints],
+        )
+        .await?;
+    }
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                "SELECT i.id, i.order_ref, i.payload FROM inbox i JOIN orders o ON o.order_ref = i.order_ref
+                 WHERE i.id > $1 ORDER BY i.id LIMIT $2",
+                &[&after, &FILL_BATCH],
+            )
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0)?;
+        // The batch's events folded per order, later ones first among what they say.
+        let mut said: std::collections::BTreeMap<String, (Option<String>, Option<String>)> = Default::default();
+        for r in &rows {
+            let (channel, email) = super::writes::search_fields(r.try_get(2)?);
+            let order = said.entry(r.try_get(1)?).or_default();
+            order.0 = channel.or(order.0.take());
+            order.1 = email.or(order.1.take());
+        }
+        let refs: Vec<&String> = said.keys().collect();
+        let channels: Vec<&Option<String>> = said.values().map(|(c, _)| c).collect();
+        let emails: Vec<&Option<String>> = said.values().map(|(_, e)| e).collect();
+        tx.execute(
+            "UPDATE orders o SET channel = coalesce(f.channel, o.channel, o.source),
+                                 email_key = coalesce(f.email, o.email_key)
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS f (order_ref, channel, email)
+             WHERE o.order_ref = f.order_ref",
+            &[&refs, &channels, &emails],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::NoTls;
+
+    use super::*;
+    use crate::postgres::testing::{TestSchema, test_database_url};
+
+    /// A database stored before migration 0003 is searchable after it: the hook fills the
+    /// fingerprints and the orders' search fields from what was there.
+    #[tokio::test]
+    async fn the_search_migration_fills_the_rows_already_there() {
+        let Some(url) = test_database_url() else { return };
+        let schema = TestSchema::create(&url).await.unwrap();
+        let config = super::super::config(&url, &schema.options()).unwrap();
+        let (mut client, connection) = config.connect(NoTls).await.unwrap();
+        let running = tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await
+            .unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(SEARCH - 1).enumerate() {
+            client.batch_execute(sql).await.unwrap();
+            client.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await.unwrap();
+        }
+        let detail = r#"create_order to erp dead-lettered after 5 attempts: 422 "SKU-9" unknown"#;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO orders (order_ref, source, first_seen, updated_at) VALUES
+                     ('A-1', 'shop', now(), now()), ('B-2', 'shop', now(), now());
+                 INSERT INTO inbox (system, event_id, kind, order_ref, received_at, payload) VALUES
+                     ('shop', 'e1', 'order.created', 'A-1', now(),
+                      '{{\"order\": {{\"channel\": \"web\", \"customer\": {{\"email\": \" Ann@Example.com \"}}}}}}'),
+                     ('shop', 'e2', 'order.updated', 'A-1', now(), 'not json'),
+                     ('shop', 'e3', 'order.created', 'B-2', now(), '{{}}');
+                 INSERT INTO exceptions (pattern, order_ref, detail, state, opened_at, updated_at)
+                     VALUES ('dead_letter', 'A-1', '{}', 'open', now(), now());",
+                detail.replace('\'', "''")
+            ))
+            .await
+            .unwrap();
+
+        assert_eq!(to_latest(&mut client).await.unwrap(), SEARCH as i32 - 1);
+
+        let print: String = client.query_one("SELECT fingerprint FROM exceptions", &[]).await.unwrap().get(0);
+        assert_eq!(print, handoff_model::cluster::fingerprint(detail));
+        let orders: Vec<(String, Option<String>, Option<String>)> = client
+            .query("SELECT order_ref, channel, email_key FROM orders ORDER BY order_ref", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let ann = crate::search::email_key("ann@example.com");
+        assert_eq!(
+            orders,
+            [("A-1".to_owned(), Some("web".to_owned()), Some(ann)), ("B-2".to_owned(), Some("shop".to_owned()), None)]
+        );
+        drop(client);
+        let _ = running.await;
+        schema.drop().await.unwrap();
+    }
 }

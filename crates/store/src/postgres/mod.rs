@@ -6,6 +6,7 @@
 //! commands sends a NOTIFY, and a listener task turns the notifications of every process into
 //! bumps of [`Store::subscribe`]'s counter.
 
+mod console;
 mod intake;
 mod leader;
 mod listener;
@@ -14,6 +15,7 @@ mod quarantine;
 mod reads;
 mod retention;
 mod rows;
+mod search;
 pub mod testing;
 mod tokens;
 mod writes;
@@ -238,68 +240,69 @@ impl PgStore {
     }
 }
 
-/// The console's users and sessions and the API's searches are not on PostgreSQL yet: each
-/// says so (docs/postgres.md, "Not yet").
-const NOT_YET_CONSOLE: &str = "the console's users and sessions";
-const NOT_YET_SEARCH: &str = "the API's and console's searches";
-
 impl Store for PgStore {
-    async fn create_user(&self, _user: crate::NewUser, _actor: String, _now: Timestamp) -> Result<Option<i64>> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+    async fn create_user(&self, user: crate::NewUser, actor: String, now: Timestamp) -> Result<Option<i64>> {
+        in_tx!(self.client().await?, |tx| console::create_user(&tx, &user, &actor, now).await?)
     }
 
-    async fn user_by_name(&self, _name: String) -> Result<Option<crate::UserRow>> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+    async fn user_by_name(&self, name: String) -> Result<Option<crate::UserRow>> {
+        console::user_by_name(&self.client().await?, &name).await
     }
 
-    async fn open_session(&self, _session: crate::NewSession, _now: Timestamp) -> Result<i64> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+    async fn open_session(&self, session: crate::NewSession, now: Timestamp) -> Result<i64> {
+        in_tx!(self.client().await?, |tx| console::open_session(&tx, &session, now).await?)
     }
 
-    async fn session_by_hash(&self, _hash: String) -> Result<Option<crate::SessionRow>> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+    async fn session_by_hash(&self, hash: String) -> Result<Option<crate::SessionRow>> {
+        console::session_by_hash(&self.client().await?, &hash).await
     }
 
-    async fn touch_session(&self, _id: i64, _now: Timestamp) -> Result<()> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+    async fn touch_session(&self, id: i64, now: Timestamp) -> Result<()> {
+        console::touch(&self.client().await?, id, now).await
     }
 
     async fn redeem_link(
         &self,
-        _link_hash: String,
-        _new_hash: String,
-        _not_before: Timestamp,
-        _now: Timestamp,
+        link_hash: String,
+        new_hash: String,
+        not_before: Timestamp,
+        now: Timestamp,
     ) -> Result<Option<crate::SessionRow>> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+        in_tx!(self.client().await?, |tx| console::redeem(&tx, &link_hash, &new_hash, not_before, now).await?)
     }
 
-    async fn end_session(&self, _hash: String, _now: Timestamp) -> Result<bool> {
-        Err(StoreError::NotYet(NOT_YET_CONSOLE))
+    async fn end_session(&self, hash: String, now: Timestamp) -> Result<bool> {
+        in_tx!(self.client().await?, |tx| console::end(&tx, &hash, now).await?)
     }
 
-    async fn search_orders(&self, _filter: crate::OrderFilter) -> Result<crate::Page<crate::OrderRow>> {
-        Err(StoreError::NotYet(NOT_YET_SEARCH))
+    async fn search_orders(&self, filter: crate::OrderFilter) -> Result<crate::Page<crate::OrderRow>> {
+        search::orders(&self.client().await?, &filter).await
     }
 
-    async fn search_exceptions(&self, _filter: crate::ExceptionFilter) -> Result<crate::Page<ExceptionRow>> {
-        Err(StoreError::NotYet(NOT_YET_SEARCH))
+    async fn search_exceptions(&self, filter: crate::ExceptionFilter) -> Result<crate::Page<ExceptionRow>> {
+        search::exceptions(&self.client().await?, &filter).await
     }
 
-    async fn search_clusters(&self, _filter: crate::ClusterFilter) -> Result<crate::Page<crate::ClusterRow>> {
-        Err(StoreError::NotYet(NOT_YET_SEARCH))
+    async fn search_clusters(&self, filter: crate::ClusterFilter) -> Result<crate::Page<crate::ClusterRow>> {
+        search::clusters(&self.client().await?, &filter).await
     }
 
-    async fn search_commands(&self, _filter: crate::CommandFilter) -> Result<crate::Page<Command>> {
-        Err(StoreError::NotYet(NOT_YET_SEARCH))
+    async fn search_commands(&self, filter: crate::CommandFilter) -> Result<crate::Page<Command>> {
+        search::commands(&self.client().await?, &filter).await
     }
 
-    async fn search_audit(&self, _filter: crate::AuditFilter) -> Result<crate::Page<crate::AuditEntry>> {
-        Err(StoreError::NotYet(NOT_YET_SEARCH))
+    async fn search_audit(&self, filter: crate::AuditFilter) -> Result<crate::Page<crate::AuditEntry>> {
+        search::audit(&self.client().await?, &filter).await
     }
 
-    async fn flow_health(&self, _window: crate::HealthWindow) -> Result<Vec<crate::FlowHealth>> {
-        Err(StoreError::NotYet(NOT_YET_SEARCH))
+    async fn flow_health(&self, window: crate::HealthWindow) -> Result<Vec<crate::FlowHealth>> {
+        let mut client = self.client().await?;
+        // One snapshot: the window's commands and the dead letters waiting agree.
+        let tx = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead);
+        let tx = tx.read_only(true).start().await?;
+        let health = search::flow_health(&tx, &window).await?;
+        tx.commit().await?;
+        Ok(health)
     }
 
     async fn record_event(&self, event: NewEvent) -> Result<Recorded> {

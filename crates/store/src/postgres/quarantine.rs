@@ -71,9 +71,20 @@ pub(super) async fn hold(tx: &Transaction<'_>, h: &NewQuarantined, now: Timestam
     let detail = h.detail(id);
     let exception: i64 = query_one(
         tx,
-        "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, channel, evidence)
-         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) RETURNING id",
-        &[&Pattern::TransformMismatch.as_str(), &order_ref, &h.flow, &h.field, &detail, &now, &h.system, &h.evidence(id)],
+        "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, channel, evidence,
+                                 fingerprint)
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9) RETURNING id",
+        &[
+            &Pattern::TransformMismatch.as_str(),
+            &order_ref,
+            &h.flow,
+            &h.field,
+            &detail,
+            &now,
+            &h.system,
+            &h.evidence(id),
+            &super::writes::fingerprint(&detail),
+        ],
     )
     .await?
     .try_get(0)?;

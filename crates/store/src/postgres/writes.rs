@@ -127,6 +127,7 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
             ],
         )
         .await?;
+        order_search(tx, &plan.order_ref, plan.event_row).await?;
         if let Some((system, state)) = &plan.ledger {
             set_ledger(tx, &plan.order_ref, system, state, None, now).await?;
         }
@@ -150,6 +151,38 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
         )
         .await?;
     }
+    Ok(())
+}
+
+/// An exception's fingerprint, kept with it so clusters are grouped in SQL by the one Rust
+/// definition (`handoff_model::cluster`).
+pub(super) fn fingerprint(detail: &str) -> String {
+    handoff_model::cluster::fingerprint(detail)
+}
+
+/// What the event at `payload` says of its order's searchable fields: the sales channel it
+/// names and its customer's email key (as SQLite's `json_extract`: text values only).
+pub(super) fn search_fields(payload: &str) -> (Option<String>, Option<String>) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return (None, None) };
+    let text = |pointer: &str| json.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
+    (text("/order/channel"), text("/order/customer/email").as_deref().map(crate::search::email_key))
+}
+
+/// Keeps an order's searchable fields (`crate::search::OrderFilter`) from the event planned:
+/// the channel it names (else its source) and its customer's email key, when the event says.
+pub(super) async fn order_search(c: &impl GenericClient, order_ref: &str, event_row: i64) -> Result<()> {
+    let payload: Option<String> = query_opt(c, "SELECT payload FROM inbox WHERE id = $1", &[&event_row])
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let (channel, email_key) = payload.as_deref().map(search_fields).unwrap_or_default();
+    execute(
+        c,
+        "UPDATE orders SET channel = coalesce($2, channel, source), email_key = coalesce($3, email_key)
+         WHERE order_ref = $1",
+        &[&order_ref, &channel, &email_key],
+    )
+    .await?;
     Ok(())
 }
 
@@ -355,9 +388,19 @@ pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> R
             execute(
                 tx,
                 "INSERT INTO exceptions (pattern, order_ref, flow, command_id, field, detail, state, opened_at,
-                                         updated_at, mapping)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8)",
-                &[&pattern.as_str(), &c.order_ref, &c.flow, &c.id, field, &detail, &now, &a.mapping],
+                                         updated_at, mapping, fingerprint)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8, $9)",
+                &[
+                    &pattern.as_str(),
+                    &c.order_ref,
+                    &c.flow,
+                    &c.id,
+                    field,
+                    &detail,
+                    &now,
+                    &a.mapping,
+                    &fingerprint(&detail),
+                ],
             )
             .await?;
             audit(tx, now, "engine", "dead-lettered", Some(&c.order_ref), &format!("command {}: {error}", c.id))
@@ -398,8 +441,8 @@ pub(super) async fn raise_finding(tx: &Transaction<'_>, f: &NewFinding, now: Tim
             execute(
                 tx,
                 "UPDATE exceptions SET state = 'open', detail = $1, evidence = $2, action = $3, updated_at = $4,
-                        rechecked = true WHERE id = $5",
-                &[&f.detail, &f.evidence, &f.action, &now, &id],
+                        rechecked = true, fingerprint = $6 WHERE id = $5",
+                &[&f.detail, &f.evidence, &f.action, &now, &id, &fingerprint(&f.detail)],
             )
             .await?;
             let detail = format!("exception {id}: the cause persists: {}", f.detail);
@@ -410,8 +453,8 @@ pub(super) async fn raise_finding(tx: &Transaction<'_>, f: &NewFinding, now: Tim
             let row = query_one(
                 tx,
                 "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, subject,
-                                         channel, amount, currency, action, evidence)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9::text::numeric, $10, $11, $12)
+                                         channel, amount, currency, action, evidence, fingerprint)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9::text::numeric, $10, $11, $12, $13)
                  RETURNING id",
                 &[
                     &f.pattern.as_str(),
@@ -426,6 +469,7 @@ pub(super) async fn raise_finding(tx: &Transaction<'_>, f: &NewFinding, now: Tim
                     &f.currency,
                     &f.action,
                     &f.evidence,
+                    &fingerprint(&f.detail),
                 ],
             )
             .await?;
