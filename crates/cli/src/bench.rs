@@ -476,6 +476,15 @@ async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, second
 
     let total = (rate * seconds) as usize;
     let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
+    // The fixed rate is measured on a hub at rest, not on one still planning the peak's events.
+    let waited = Instant::now();
+    while planned_behind(&client, &hub).await? > 0 {
+        if waited.elapsed() > Duration::from_secs(300) {
+            bail!("the peak's events were not all planned after 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("the peak's events all planned {:.1} s after its last 2xx", waited.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("fixed rate: {rate} events/s for {seconds} s (latency measured from each request's scheduled time)");
     let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
@@ -500,6 +509,13 @@ async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, second
     }
     print_latency(&format!("  time to 2xx at {rate} events/s"), &hist.lock().expect("histogram lock"));
     Ok(())
+}
+
+/// Events the hub recorded but has not planned yet (counted up to 1,000).
+async fn planned_behind(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<u64> {
+    let outbox = client.get(format!("{}/api/v1/outbox", hub.url)).bearer_auth(&hub.token);
+    let counts: Value = outbox.send().await?.json().await?;
+    Ok(counts.get("unplanned_events").and_then(Value::as_u64).unwrap_or(0))
 }
 
 async fn acknowledged(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(u64, u64)> {
