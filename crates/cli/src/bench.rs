@@ -511,17 +511,20 @@ async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, second
     Ok(())
 }
 
-/// Events the hub recorded but has not planned yet (counted up to 1,000).
-async fn planned_behind(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<u64> {
+/// The hub's outbox counts (`GET /api/v1/outbox`): one of them by name, 0 when absent.
+async fn outbox_counts(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<impl Fn(&str) -> u64> {
     let outbox = client.get(format!("{}/api/v1/outbox", hub.url)).bearer_auth(&hub.token);
     let counts: Value = outbox.send().await?.json().await?;
-    Ok(counts.get("unplanned_events").and_then(Value::as_u64).unwrap_or(0))
+    Ok(move |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0))
+}
+
+/// Events the hub recorded but has not planned yet (counted up to 1,000).
+async fn planned_behind(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<u64> {
+    Ok(outbox_counts(client, hub).await?("unplanned_events"))
 }
 
 async fn acknowledged(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(u64, u64)> {
-    let outbox = client.get(format!("{}/api/v1/outbox", hub.url)).bearer_auth(&hub.token);
-    let counts: Value = outbox.send().await?.json().await?;
-    let n = |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let n = outbox_counts(client, hub).await?;
     Ok((n("acknowledged"), n("pending") + n("in_flight")))
 }
 
