@@ -52,7 +52,8 @@ impl Clauses {
     /// The page size plus one, as the last parameter.
     fn limit(&mut self, limit: usize) -> String {
         self.params.push(Value::Integer(limit as i64 + 1));
-        format!(" LIMIT ?{}", self.params.len())
+        // `+ 0` keeps the statement prepared (see the module documentation of `sqlite`).
+        format!(" LIMIT ?{} + 0", self.params.len())
     }
 }
 
