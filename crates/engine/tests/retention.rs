@@ -219,3 +219,44 @@ async fn a_redelivery_within_the_dedup_horizon_is_a_duplicate_and_history_is_com
     while intake.step().await.unwrap() > 0 {}
     assert!(store.order_timeline("#a".into()).await.unwrap().commands.is_empty(), "nothing sent twice");
 }
+
+/// More orders than one batch of the purge: the purge, batch by batch, removes exactly what
+/// its dry run counted (a command whose journal entries go in a later batch than its own goes
+/// too: it once stayed for good), and the dry run changes nothing (the memory store keeps no
+/// history to compact).
+async fn a_purge_in_many_batches_removes_what_its_dry_run_counts<S: Store + Clone>(store: S) {
+    let (c, clock) = (contract(), Arc::new(ManualClock::new(t0())));
+    let r = Retention { personal_data_days: 1, history_days: 7, dedup_days: 7, ..Retention::default() };
+    let orders = 4_500; // more than two of the purge's batches of 2,000
+    for i in 0..orders {
+        store.record_event(event(&format!("e-{i}"), &format!("#o{i}"), t0())).await.unwrap();
+    }
+    deliver(&store, &c, &clock).await;
+    let mut rules = RulesWatch::new(c.clone(), store.clone(), clock.clone());
+    rules.step().await.unwrap();
+    // Ten days on, the hub still runs: a new order's journal entries bring the next checkpoint,
+    // which no longer follows the old orders.
+    clock.advance(days(10));
+    store.record_event(event("e-new", "#new", clock.now())).await.unwrap();
+    deliver(&store, &c, &clock).await;
+    rules.step().await.unwrap();
+
+    let dry = retention::purge(&store, &r, clock.now(), true).await.unwrap();
+    assert_eq!(dry.inbox_scrubbed, orders, "{dry:?}");
+    assert_eq!(retention::purge(&store, &r, clock.now(), true).await.unwrap(), dry, "a dry run changed something");
+    let done = retention::purge(&store, &r, clock.now(), false).await.unwrap();
+    assert_eq!(done, dry);
+    assert_eq!(done.outbox_removed, orders, "{done:?}");
+}
+
+#[tokio::test]
+async fn sqlite_a_purge_in_many_batches_removes_what_its_dry_run_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    a_purge_in_many_batches_removes_what_its_dry_run_counts(store).await;
+}
+
+#[tokio::test]
+async fn postgres_a_purge_in_many_batches_removes_what_its_dry_run_counts() {
+    handoff_store::postgres::testing::with_store(a_purge_in_many_batches_removes_what_its_dry_run_counts).await;
+}

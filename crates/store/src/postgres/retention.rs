@@ -167,8 +167,8 @@ async fn defer(tx: &Transaction<'_>, step: &str, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Commands passed before while unfinished: those finished (or gone) since are forgotten;
-/// the finished ones are returned, to be handled now.
+/// Commands passed before while unfinished (or still named by the journal): those finished
+/// (or gone) since are forgotten; the finished ones are returned, to be handled now.
 async fn deferred(tx: &Transaction<'_>, step: &str) -> Result<Vec<i64>> {
     let ids = query(tx, "SELECT row_id FROM retention_deferred WHERE step = $1 ORDER BY row_id", &[&step]).await?;
     let mut done = Vec::new();
@@ -291,15 +291,15 @@ async fn outbox_history(
     for id in ids {
         let row = query_one(tx, "SELECT order_ref, event_row FROM outbox WHERE id = $1", &[&id]).await?;
         let (order_ref, event_row): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-        let named: bool = query_one(
+        let named = query_one(
             tx,
-            "SELECT EXISTS (SELECT 1 FROM exceptions WHERE command_id = $1)
-                 OR EXISTS (SELECT 1 FROM facts WHERE order_ref = $2 AND command_id = $1)",
+            "SELECT EXISTS (SELECT 1 FROM exceptions WHERE command_id = $1),
+                    EXISTS (SELECT 1 FROM facts WHERE order_ref = $2 AND command_id = $1)",
             &[&id, &order_ref],
         )
-        .await?
-        .try_get(0)?;
-        if named {
+        .await?;
+        let (by_exception, by_journal): (bool, bool) = (named.try_get(0)?, named.try_get(1)?);
+        if by_exception || by_journal {
             p.attempts_removed += execute(
                 tx,
                 "DELETE FROM attempts WHERE command_id = $1
@@ -307,6 +307,11 @@ async fn outbox_history(
                 &[&id],
             )
             .await?;
+            // An exception is kept for good; a journal entry goes in a later batch or purge,
+            // and the command with it then, so it is looked at again.
+            if !by_exception {
+                defer(tx, "outbox_history", id).await?;
+            }
             continue;
         }
         p.attempts_removed += execute(tx, "DELETE FROM attempts WHERE command_id = $1", &[&id]).await?;

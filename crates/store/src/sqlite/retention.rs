@@ -1,7 +1,9 @@
 //! The purge (`[retention]`): personal data and raw bodies first, then the history. Each step
 //! walks its table in id order from where the last purge stopped, up to the step's cutoff,
 //! at most `limit` rows per call, so a purge never holds the writer for long; the caller
-//! repeats while [`Purged::more`]. A dry run does the same work and rolls it back.
+//! repeats while [`Purged::more`]. A dry run does the same work and rolls it back, in one
+//! job: its steps must see each other's work (a command goes once its journal entries went),
+//! so it holds the writer for as long as it counts (`handoff bench purge` measures it).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
@@ -177,21 +179,25 @@ fn defer(conn: &Connection, step: &str, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Commands passed before while unfinished: those finished (or gone) since are handed to
-/// `each` and forgotten.
+/// Commands passed before while unfinished (or still named by the journal): those finished
+/// (or gone) since are forgotten and handed to `each`.
 fn deferred(conn: &Connection, step: &str, mut each: impl FnMut(i64) -> Result<()>) -> Result<()> {
     let ids: Vec<i64> = conn
         .prepare_cached("SELECT row_id FROM retention_deferred WHERE step = ?1")?
         .query_map([step], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for id in ids {
-        match finished(conn, id)? {
+        let done = match finished(conn, id)? {
             Some(false) => continue,
-            Some(true) => each(id)?,
-            None => {}
-        }
+            Some(true) => true,
+            None => false,
+        };
+        // Forgotten before it is handled, which may defer it again.
         conn.prepare_cached("DELETE FROM retention_deferred WHERE step = ?1 AND row_id = ?2")?
             .execute(params![step, id])?;
+        if done {
+            each(id)?;
+        }
     }
     Ok(())
 }
@@ -271,19 +277,24 @@ fn outbox_history(conn: &Connection, cutoff: i64, rows_before: i64, limit: i64, 
             conn.query_row("SELECT order_ref, event_row FROM outbox WHERE id = ?1", [id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
-        let named: bool = conn
+        let (by_exception, by_journal): (bool, bool) = conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM exceptions WHERE command_id = ?1)
-                     OR EXISTS (SELECT 1 FROM facts WHERE order_ref = ?2 AND command_id = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM exceptions WHERE command_id = ?1),
+                        EXISTS (SELECT 1 FROM facts WHERE order_ref = ?2 AND command_id = ?1)",
             )?
-            .query_row(params![id, order_ref], |r| r.get(0))?;
-        if named {
+            .query_row(params![id, order_ref], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if by_exception || by_journal {
             p.attempts_removed += conn
                 .prepare_cached(
                     "DELETE FROM attempts WHERE command_id = ?1
                      AND attempt < (SELECT max(attempt) FROM attempts WHERE command_id = ?1)",
                 )?
                 .execute([id])? as u64;
+            // An exception is kept for good; a journal entry goes in a later batch or purge,
+            // and the command with it then, so it is looked at again.
+            if !by_exception {
+                defer(conn, step, id)?;
+            }
             return Ok(());
         }
         p.attempts_removed += conn.prepare_cached("DELETE FROM attempts WHERE command_id = ?1")?.execute([id])? as u64;
