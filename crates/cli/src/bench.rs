@@ -70,6 +70,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         orders: usize,
     },
+    /// The retention purge over a store of many settled orders with their raw bodies: the time
+    /// of each purge, and the commit waits of webhooks arriving meanwhile.
+    Purge {
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: usize,
+    },
     /// The API's list endpoints over a store of many orders and exceptions: requests per second
     /// and latency per endpoint with keep-alive clients.
     Api {
@@ -137,6 +143,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             rss_flow(&dir, orders, window, concurrency).await
         }
         BenchCommand::Restart { orders } => crate::bench_restart::run(&dir, orders).await,
+        BenchCommand::Purge { orders } => crate::bench_purge::run(&dir, orders).await,
         BenchCommand::Console { orders, exceptions, requests } => {
             crate::bench_console::run(&dir, orders, exceptions, requests).await
         }

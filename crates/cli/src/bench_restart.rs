@@ -12,7 +12,7 @@ use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{AttemptRecord, NewEvent, Outcome, Store};
 use jiff::{SignedDuration, Timestamp};
 
-const CONTRACT: &str = r#"
+pub(crate) const CONTRACT: &str = r#"
 [systems.shop]
 role = "storefront"
 connector = "http-json"
@@ -36,7 +36,7 @@ pub async fn run(dir: &Path, orders: usize) -> anyhow::Result<()> {
     let options = SqliteOptions { durable: false, ..SqliteOptions::default() };
     let store = SqliteStore::open(&dir.join("data"), options)?;
     let began = Instant::now();
-    settled_history(&store, &contract, &clock, orders).await?;
+    settled_history(&store, &contract, &clock, orders, false).await?;
     println!(
         "restart: {orders} settled orders (placed, created in the ERP, acknowledged) written in {:.1} s",
         began.elapsed().as_secs_f64()
@@ -59,12 +59,14 @@ pub async fn run(dir: &Path, orders: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `orders` orders placed, their creates planned and acknowledged by the ERP a second later.
-async fn settled_history(
+/// `orders` orders placed, their creates planned and acknowledged by the ERP a second later;
+/// `raw` keeps each webhook's body as the vendor sent it too, as `serve` does.
+pub(crate) async fn settled_history(
     store: &SqliteStore,
     contract: &Arc<Contract>,
     clock: &Arc<ManualClock>,
     orders: usize,
+    raw: bool,
 ) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let writers = 256;
@@ -80,8 +82,8 @@ async fn settled_history(
                     kind: handoff_model::EventKind::OrderCreated,
                     order_ref,
                     received_at: at,
+                    raw: raw.then(|| body.clone()),
                     payload: body,
-                    raw: None,
                 };
                 store.record_event(event).await?;
             }

@@ -4,6 +4,7 @@ mod bench;
 mod bench_api;
 mod bench_console;
 mod bench_mapping;
+mod bench_purge;
 mod bench_restart;
 mod bench_rules;
 mod contract;
@@ -23,6 +24,12 @@ mod token;
 mod user;
 
 use handoff_model::ExceptionState;
+
+/// jemalloc for every allocation of the process, SQLite's included: a hub runs for months, and
+/// glibc's arenas kept freed memory (RSS climbing while orders flowed, docs/BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
