@@ -7,6 +7,7 @@
 //! wall clock, so a simulated run is deterministic.
 
 mod console;
+pub mod dump;
 pub mod heartbeat;
 pub mod memory;
 pub mod personal;

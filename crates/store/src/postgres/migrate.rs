@@ -55,6 +55,15 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
     Ok(at)
 }
 
+/// The schema version of the database, without changing it: 0 when it holds no store.
+pub(super) async fn version(c: &impl deadpool_postgres::GenericClient) -> Result<i32> {
+    let found: bool = c.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?.get(0);
+    if !found {
+        return Ok(0);
+    }
+    Ok(c.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[]).await?.get(0))
+}
+
 /// Migration 0003's hook: the fingerprint of every exception already stored, and the search
 /// fields of every order from its events in order (as the writer keeps them), in batches.
 async fn fill_search(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
