@@ -305,8 +305,9 @@ pub const FOLDED: &[(&str, &str)] = &[("intake_cursor", "inbox.planned")];
 /// an exception's fingerprint is `handoff_model::cluster::fingerprint` of its detail.
 pub const DERIVED: &[(&str, &str)] = &[("exceptions", "fingerprint")];
 
-/// What a store keeps for itself and not for the installation: its schema's version.
-pub const BOOKKEEPING: &[&str] = &["schema_version"];
+/// What a store keeps for itself and not for the installation: its schema's version, and on
+/// PostgreSQL the epochs of the leads of running hubs (a new store starts without).
+pub const BOOKKEEPING: &[&str] = &["schema_version", "leads"];
 
 pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().find(|t| t.name == name)

@@ -39,6 +39,10 @@ pub use dump::import;
 pub use leader::Leadership;
 pub use migrate::VERSION as SCHEMA_VERSION;
 
+/// The lead intake runs under (`serve`'s part of that name): its plans are applied only while
+/// this hub still leads it, when it ever led it.
+pub const INTAKE_LEAD: &str = "intake";
+
 /// Whether a store address names PostgreSQL rather than a SQLite data directory.
 pub fn is_url(store: &str) -> bool {
     store.starts_with("postgres://") || store.starts_with("postgresql://")
@@ -96,6 +100,9 @@ struct Inner {
     /// For the connections outside the pool (the leads).
     config: tokio_postgres::Config,
     changed: Changed,
+    /// The epoch of each lead this hub took (see `leader`), kept after it is lost: a led
+    /// part's writes carry it and are refused once another hub took the lead since.
+    epochs: std::sync::Mutex<HashMap<String, i64>>,
     /// Stops the listener task when the store is dropped.
     _listening: listener::Listening,
 }
@@ -240,6 +247,7 @@ impl PgStore {
             instance,
             lease,
             changed,
+            epochs: Default::default(),
             _listening: listening,
         };
         Ok(PgStore { inner: Arc::new(inner) })
@@ -415,7 +423,15 @@ impl Store for PgStore {
     }
 
     async fn apply_plans(&self, plans: Vec<Plan>, now: Timestamp) -> Result<()> {
-        notifying!(self, self.client().await?, |tx| writes::apply_plans(&tx, &plans, now).await?)
+        // A hub that led intake plans only while it still does; one that never led it (a
+        // single process, a tool) plans unchecked.
+        let epoch = self.inner.epochs.lock().expect("epochs lock").get(INTAKE_LEAD).copied();
+        notifying!(self, self.client().await?, |tx| {
+            if let Some(epoch) = epoch {
+                writes::check_lead(&tx, INTAKE_LEAD, epoch).await?;
+            }
+            writes::apply_plans(&tx, &plans, now).await?
+        })
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {
