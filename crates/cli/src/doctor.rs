@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use handoff_contract::check::{self, Severity};
 use handoff_contract::{Contract, Flow, Role, Stage, words};
 use handoff_model::{EventKind, ExceptionState, Pattern};
-use handoff_store::sqlite::{DB_FILE, SqliteReader};
 use handoff_store::{ExceptionRow, FlowStats};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -133,11 +132,10 @@ fn pct(n: u64, of: u64) -> String {
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let contract = Contract::load(&args.config)?;
-    let data_dir = &args.data.with(&args.config)?;
+    let at = args.data.store(&args.config)?;
     let since = Timestamp::now() - SignedDuration::from_hours(args.window_hours.max(0));
-    let (stats, exceptions, measured) = if data_dir.join(DB_FILE).exists() {
-        // Read only: the doctor inspects a hub's database and never migrates or writes it.
-        let store = SqliteReader::open(data_dir)?;
+    // Read only: the doctor inspects a hub's database and never migrates or writes it.
+    let (stats, exceptions, measured) = if let Some(store) = crate::store::Reader::open(&at).await? {
         let stats = store.flow_stats(since).await?;
         let exceptions: Vec<ExceptionRow> =
             store.exceptions(None, 100_000).await?.into_iter().filter(|x| x.updated_at >= since).collect();
@@ -164,7 +162,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     }
     let report = Report {
         config: args.config.display().to_string(),
-        data_dir: data_dir.display().to_string(),
+        data_dir: at.display(),
         measured,
         since,
         commands: facts.stats.iter().map(|s| s.commands).sum(),

@@ -1,32 +1,24 @@
-//! Read and repair commands that work on the data directory directly, with or without a
-//! running hub (SQLite's WAL lets them share the file).
-
-use std::path::Path;
+//! Read and repair commands that work on the store directly, with or without a running hub
+//! (SQLite's WAL lets them share the file; PostgreSQL is shared by design), on either backend.
 
 use anyhow::{Context, bail};
-use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
+use std::path::Path;
+
+use handoff_contract::data_dir::StoreAt;
 use handoff_store::{Replay, Store};
 use jiff::Timestamp;
 
-pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
-    if !data_dir.join(DB_FILE).exists() {
-        bail!(
-            "no Handoff store in {} (set --data-dir, HANDOFF_DATA_DIR or the contract's [hub] data_dir)",
-            data_dir.display()
-        );
-    }
-    Ok(SqliteStore::open(data_dir, SqliteOptions::default())?)
-}
+use crate::store::open;
 
 fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
-pub async fn order_show(data_dir: &Path, order_ref: &str, json: bool) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+pub async fn order_show(at: &StoreAt, order_ref: &str, json: bool) -> anyhow::Result<()> {
+    let store = open(at).await?;
     let t = store.order_timeline(order_ref.to_owned()).await?;
     if t.is_empty() {
-        bail!("no order {order_ref:?} in {}", data_dir.display());
+        bail!("no order {order_ref:?} in {}", at.display());
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&t)?);
@@ -84,8 +76,8 @@ fn print_timeline(t: &handoff_store::Timeline) {
     }
 }
 
-pub async fn dlq_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+pub async fn dlq_list(at: &StoreAt, json: bool) -> anyhow::Result<()> {
+    let store = open(at).await?;
     let rows = store.dead_letters(10_000).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -118,12 +110,12 @@ pub enum ReplayMapping {
 }
 
 pub async fn dlq_replay(
-    data_dir: &Path,
+    at: &StoreAt,
     id: Option<i64>,
     actor: String,
     mapping: Option<ReplayMapping>,
 ) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+    let store = open(at).await?;
     let letters: Vec<_> =
         store.dead_letters(10_000).await?.into_iter().filter(|c| id.is_none_or(|id| c.id == id)).collect();
     let now = Timestamp::now();
@@ -155,8 +147,8 @@ pub async fn dlq_replay(
 }
 
 /// `dlq abandon`: a dead letter given up on, audited; its order's later commands go on.
-pub async fn dlq_abandon(data_dir: &Path, id: i64, actor: String, reason: String) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+pub async fn dlq_abandon(at: &StoreAt, id: i64, actor: String, reason: String) -> anyhow::Result<()> {
+    let store = open(at).await?;
     if !store.abandon(id, actor, Some(reason), Timestamp::now()).await? {
         bail!("no dead letter {id}");
     }
@@ -165,8 +157,8 @@ pub async fn dlq_abandon(data_dir: &Path, id: i64, actor: String, reason: String
 }
 
 /// `dlq replay --dry-run`: what replaying would send, against what was sent (or held).
-pub async fn dlq_dry_run(data_dir: &Path, id: Option<i64>, config: &Path) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+pub async fn dlq_dry_run(at: &StoreAt, id: Option<i64>, config: &Path) -> anyhow::Result<()> {
+    let store = open(at).await?;
     let transform = crate::held::Transform::load(config)?;
     let letters: Vec<_> =
         store.dead_letters(10_000).await?.into_iter().filter(|c| id.is_none_or(|id| c.id == id)).collect();
@@ -184,8 +176,8 @@ pub async fn dlq_dry_run(data_dir: &Path, id: Option<i64>, config: &Path) -> any
 }
 
 /// `mapping capture ID`: a dead letter becomes a golden case of its mapping.
-pub async fn mapping_capture(data_dir: &Path, id: i64, config: &Path) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+pub async fn mapping_capture(at: &StoreAt, id: i64, config: &Path) -> anyhow::Result<()> {
+    let store = open(at).await?;
     let transform = crate::held::Transform::load(config)?;
     let Some(c) = store.dead_letters(10_000).await?.into_iter().find(|c| c.id == id) else {
         bail!("no dead letter {id}");
@@ -197,13 +189,13 @@ pub async fn mapping_capture(data_dir: &Path, id: i64, config: &Path) -> anyhow:
 
 /// A person acknowledges, resolves or ignores an exception.
 pub async fn exception_move(
-    data_dir: &Path,
+    at: &StoreAt,
     id: i64,
     to: handoff_model::ExceptionState,
     actor: String,
     reason: Option<String>,
 ) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+    let store = open(at).await?;
     match store.move_exception(id, to, actor, reason, Timestamp::now()).await? {
         handoff_store::Moved::Done(x) => {
             println!("exception {} ({}, order {}) is {}", x.id, x.pattern, x.order_ref, x.state)
@@ -215,11 +207,11 @@ pub async fn exception_move(
 }
 
 pub async fn exceptions_list(
-    data_dir: &Path,
+    at: &StoreAt,
     state: Option<handoff_model::ExceptionState>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+    let store = open(at).await?;
     let rows = store.exceptions(state, 10_000).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -243,8 +235,8 @@ pub async fn exceptions_list(
 }
 
 /// `exceptions show ID`: the evidence pack.
-pub async fn exception_show(data_dir: &Path, id: i64, json: bool) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+pub async fn exception_show(at: &StoreAt, id: i64, json: bool) -> anyhow::Result<()> {
+    let store = open(at).await?;
     let Some(pack) = handoff_engine::actions::evidence(&store, id).await? else { bail!("no exception {id}") };
     if json {
         println!("{}", serde_json::to_string_pretty(&pack)?);
@@ -283,7 +275,7 @@ pub async fn exception_show(data_dir: &Path, id: i64, json: bool) -> anyhow::Res
 /// `exceptions act ID | --cluster KEY`: take the suggested action on one exception, or on every
 /// open member of a cluster.
 pub async fn exception_act(
-    data_dir: &Path,
+    at: &StoreAt,
     config: &Path,
     id: Option<i64>,
     cluster: Option<String>,
@@ -291,7 +283,7 @@ pub async fn exception_act(
     actor: String,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+    let store = open(at).await?;
     let contract = handoff_contract::Contract::load(config)?;
     // A duplicate's cancel is queued only for a target that can address one record.
     let mappings = std::sync::Arc::new(crate::held::mappings_of(&contract, config)?);
@@ -358,11 +350,11 @@ const CLUSTERED: usize = 100_000;
 
 /// `exceptions clusters`: exceptions grouped by cause, largest first.
 pub async fn exception_clusters(
-    data_dir: &Path,
+    at: &StoreAt,
     state: Option<handoff_model::ExceptionState>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = open(data_dir)?;
+    let store = open(at).await?;
     let rows = store.exceptions(state, CLUSTERED).await?;
     let clusters = handoff_engine::clusters::clusters(&rows);
     if json {

@@ -10,6 +10,7 @@ mod bench_rules;
 mod contract;
 mod demo;
 mod doctor;
+mod dump;
 mod held;
 mod inspect;
 mod mapping;
@@ -20,6 +21,7 @@ mod quarantine;
 mod reconcile;
 mod serve;
 mod sim;
+mod store;
 mod token;
 mod user;
 
@@ -61,26 +63,49 @@ pub struct DataDir {
     /// `[hub] data_dir`, else `handoff-data`.
     #[arg(long, env = "HANDOFF_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database several hubs share (`postgres://user@host:5432/db`) instead of
+    /// the embedded store: this flag, else HANDOFF_STORE, else the contract's `[hub] store`.
+    #[arg(long, env = "HANDOFF_STORE")]
+    store: Option<String>,
 }
 
 impl DataDir {
-    /// The data directory of a command that reads the contract at `config`.
+    /// The data directory of a command that reads the contract at `config` and only ever
+    /// uses the embedded store.
     pub fn with(&self, config: &Path) -> anyhow::Result<PathBuf> {
         Ok(handoff_contract::data_dir::resolve(self.data_dir.clone(), Some(config))?)
     }
 
-    /// The store of a command that may use PostgreSQL: `store` (`--store`, `HANDOFF_STORE`)
-    /// first, then this data directory, then the contract's `[hub] store` and `data_dir`.
-    pub fn store(&self, store: Option<String>, config: &Path) -> anyhow::Result<handoff_contract::data_dir::StoreAt> {
-        Ok(handoff_contract::data_dir::resolve_store(store, self.data_dir.clone(), Some(config))?)
+    /// The store of a command that reads the contract at `config`: `--store` (or
+    /// HANDOFF_STORE) first, then the data directory, then the contract's `[hub] store` and
+    /// `data_dir`.
+    pub fn store(&self, config: &Path) -> anyhow::Result<handoff_contract::data_dir::StoreAt> {
+        Ok(handoff_contract::data_dir::resolve_store(self.store.clone(), self.data_dir.clone(), Some(config))?)
     }
 
-    /// The data directory of a command that takes no contract: the contract `HANDOFF_CONFIG`
-    /// names, or `handoff.toml` here, may still name it.
-    pub fn get(&self) -> anyhow::Result<PathBuf> {
-        let config = std::env::var_os("HANDOFF_CONFIG").map_or_else(|| PathBuf::from("handoff.toml"), PathBuf::from);
-        self.with(&config)
+    /// The store of a command that takes no contract: the contract HANDOFF_CONFIG names, or
+    /// `handoff.toml` here, may still name it.
+    pub fn store_here(&self) -> anyhow::Result<handoff_contract::data_dir::StoreAt> {
+        self.store(&default_config())
     }
+
+    /// The data directory of a command that takes no contract and only ever uses the
+    /// embedded store (`reconcile --import`): a PostgreSQL store named is refused, not ignored.
+    pub fn get(&self) -> anyhow::Result<PathBuf> {
+        if let Some(store) = self.store.as_deref().filter(|s| handoff_store::postgres::is_url(s)) {
+            let at = handoff_contract::data_dir::StoreAt::Postgres(store.to_owned());
+            anyhow::bail!(
+                "this command writes into the embedded store only, and --store or HANDOFF_STORE names {}",
+                at.display()
+            );
+        }
+        self.with(&default_config())
+    }
+}
+
+/// The contract a command that takes none may still read its store from.
+fn default_config() -> PathBuf {
+    std::env::var_os("HANDOFF_CONFIG").map_or_else(|| PathBuf::from("handoff.toml"), PathBuf::from)
 }
 
 #[derive(Subcommand)]
@@ -95,10 +120,6 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         data: DataDir,
-        /// A PostgreSQL database several hubs share (`postgres://user@host:5432/db`) instead
-        /// of the embedded store: this flag, else HANDOFF_STORE, else the contract's `[hub] store`.
-        #[arg(long, env = "HANDOFF_STORE")]
-        store: Option<String>,
         /// Listen here instead of the contract's `hub.listen`.
         #[arg(long)]
         listen: Option<String>,
@@ -161,6 +182,13 @@ enum Command {
     /// Bring the store's schema to this build's version (`serve` does it on start too), on
     /// the embedded store or on PostgreSQL; prints the version before and after.
     Migrate(migrate::MigrateArgs),
+    /// Write the whole store (either backend) to one file, through a read-only snapshot, so
+    /// a running hub keeps going: every table's rows with their ids, and each table's row
+    /// count and content hash. See docs/postgres.md, "Moving from SQLite".
+    Export(dump::ExportArgs),
+    /// Write a dump `export` made into an empty PostgreSQL store, in one transaction that
+    /// commits only when every table read back has the dump's row count and content hash.
+    Import(dump::ImportArgs),
     /// Run a simulated system (ERP, storefront, marketplace) that speaks Handoff's http-json
     /// protocol or, with --connector, a vendor's API.
     Mock(mock::MockArgs),
@@ -352,55 +380,59 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(16).build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, data, store, listen, simulate } => {
-                serve::run(&config, &data.store(store, &config)?, listen, simulate).await
+            Command::Serve { config, data, listen, simulate } => {
+                serve::run(&config, &data.store(&config)?, listen, simulate).await
             }
             Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
-                inspect::order_show(&data.get()?, &order_ref, json).await
+                inspect::order_show(&data.store_here()?, &order_ref, json).await
             }
-            Command::Dlq { command: DlqCommand::List { data, json } } => inspect::dlq_list(&data.get()?, json).await,
+            Command::Dlq { command: DlqCommand::List { data, json } } => {
+                inspect::dlq_list(&data.store_here()?, json).await
+            }
             Command::Dlq { command: DlqCommand::Replay { id, all: _, actor, mapping, dry_run, config, data } } => {
                 match config {
-                    Some(config) if dry_run => inspect::dlq_dry_run(&data.with(&config)?, id, &config).await,
+                    Some(config) if dry_run => inspect::dlq_dry_run(&data.store(&config)?, id, &config).await,
                     _ => {
-                        let dir = config.as_deref().map_or_else(|| data.get(), |config| data.with(config))?;
-                        inspect::dlq_replay(&dir, id, actor, mapping).await
+                        let at = config.as_deref().map_or_else(|| data.store_here(), |config| data.store(config))?;
+                        inspect::dlq_replay(&at, id, actor, mapping).await
                     }
                 }
             }
             Command::Dlq { command: DlqCommand::Abandon { id, reason, actor, data } } => {
-                inspect::dlq_abandon(&data.get()?, id, actor, reason).await
+                inspect::dlq_abandon(&data.store_here()?, id, actor, reason).await
             }
             Command::Exceptions { command: ExceptionsCommand::List { state, data, json } } => {
-                inspect::exceptions_list(&data.get()?, state, json).await
+                inspect::exceptions_list(&data.store_here()?, state, json).await
             }
             Command::Exceptions { command: ExceptionsCommand::Show { id, data, json } } => {
-                inspect::exception_show(&data.get()?, id, json).await
+                inspect::exception_show(&data.store_here()?, id, json).await
             }
             Command::Exceptions {
                 command: ExceptionsCommand::Act { id, cluster, approve, actor, config, data, json },
-            } => inspect::exception_act(&data.with(&config)?, &config, id, cluster, approve, actor, json).await,
+            } => inspect::exception_act(&data.store(&config)?, &config, id, cluster, approve, actor, json).await,
             Command::Exceptions { command: ExceptionsCommand::Clusters { state, data, json } } => {
-                inspect::exception_clusters(&data.get()?, state, json).await
+                inspect::exception_clusters(&data.store_here()?, state, json).await
             }
             Command::Exceptions { command: ExceptionsCommand::Ack { id, actor, data } } => {
-                inspect::exception_move(&data.get()?, id, ExceptionState::Acknowledged, actor, None).await
+                inspect::exception_move(&data.store_here()?, id, ExceptionState::Acknowledged, actor, None).await
             }
             Command::Exceptions { command: ExceptionsCommand::Resolve { id, reason, actor, data } } => {
-                inspect::exception_move(&data.get()?, id, ExceptionState::Resolved, actor, reason).await
+                inspect::exception_move(&data.store_here()?, id, ExceptionState::Resolved, actor, reason).await
             }
             Command::Exceptions { command: ExceptionsCommand::Ignore { id, reason, actor, data } } => {
-                inspect::exception_move(&data.get()?, id, ExceptionState::Ignored, actor, Some(reason)).await
+                inspect::exception_move(&data.store_here()?, id, ExceptionState::Ignored, actor, Some(reason)).await
             }
             Command::Quarantine { command } => quarantine::run(command).await,
             Command::Token { command } => token::run(command).await,
             Command::User { command } => user::run(command).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Purge { config, data, dry_run, json } => {
-                purge::run(&config, &data.with(&config)?, dry_run, json).await
+                purge::run(&config, &data.store(&config)?, dry_run, json).await
             }
             Command::Doctor(args) => doctor::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Export(args) => dump::export(args).await,
+            Command::Import(args) => dump::import(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Bench { command } => bench::run(command).await,
             Command::Mapping { command } => mapping::run(command).await,
@@ -416,4 +448,13 @@ fn exception_state(s: &str) -> Result<handoff_model::ExceptionState, String> {
         let states: Vec<&str> = handoff_model::ExceptionState::ALL.iter().map(|s| s.as_str()).collect();
         format!("no exception state {s:?}; the states are {}", states.join(", "))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every command's flags are consistent (no name twice, every default parses).
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

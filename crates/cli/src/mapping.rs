@@ -65,7 +65,7 @@ pub async fn run(command: MappingCommand) -> anyhow::Result<()> {
     match command {
         MappingCommand::Refresh { system, config } => refresh(&system, &config).await,
         MappingCommand::Capture { id, config, data } => {
-            crate::inspect::mapping_capture(&data.with(&config)?, id, &config).await
+            crate::inspect::mapping_capture(&data.store(&config)?, id, &config).await
         }
         MappingCommand::Test { dir } => test(&dir),
         MappingCommand::Learn { vendor, resource, version, samples, dir } => {

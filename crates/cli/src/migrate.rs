@@ -14,14 +14,10 @@ pub struct MigrateArgs {
     config: PathBuf,
     #[command(flatten)]
     data: crate::DataDir,
-    /// A PostgreSQL database (`postgres://...`): this flag, else HANDOFF_STORE, else the
-    /// contract's `[hub] store`; the embedded store otherwise.
-    #[arg(long, env = "HANDOFF_STORE")]
-    store: Option<String>,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let at = args.data.store(args.store, &args.config)?;
+    let at = args.data.store(&args.config)?;
     match &at {
         StoreAt::Dir(dir) => {
             SqliteStore::open(dir, SqliteOptions::default())

@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use handoff_contract::Contract;
+use handoff_contract::data_dir::StoreAt;
 use handoff_engine::{Clock, SystemClock};
 
-pub async fn run(config: &Path, data_dir: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
+pub async fn run(config: &Path, at: &StoreAt, dry_run: bool, json: bool) -> anyhow::Result<()> {
     let contract = Contract::load(config)?;
-    let store = crate::inspect::open(data_dir)?;
+    let store = crate::store::open(at).await?;
     let now = SystemClock.now();
     let r = &contract.retention;
     let purged = handoff_engine::retention::purge(&store, r, now, dry_run).await?;

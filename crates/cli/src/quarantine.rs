@@ -1,13 +1,11 @@
 //! `handoff quarantine list|show|replay`: vendor bodies no reader could map, held with a
 //! Transform Mismatch exception, and read again into the inbox once the reader is fixed.
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
 use handoff_contract::Contract;
+use handoff_contract::data_dir::StoreAt;
 use handoff_engine::actions::ActionOutcome;
 use handoff_engine::quarantine::{self, ReplayError, Replayed, Unmapped};
-use handoff_store::sqlite::SqliteStore;
 use handoff_store::{ExceptionRow, NewEvent, QuarantineState, Quarantined, Recorded, Store};
 use jiff::Timestamp;
 
@@ -55,17 +53,17 @@ pub enum QuarantineCommand {
 
 pub async fn run(command: QuarantineCommand) -> anyhow::Result<()> {
     match command {
-        QuarantineCommand::List { state, data, json } => list(&data.get()?, state, json).await,
-        QuarantineCommand::Show { id, data, json } => show(&data.get()?, id, json).await,
+        QuarantineCommand::List { state, data, json } => list(&data.store_here()?, state, json).await,
+        QuarantineCommand::Show { id, data, json } => show(&data.store_here()?, id, json).await,
         QuarantineCommand::Replay { id, all: _, system, actor, config, data } => {
             let contract = Contract::load(&config)?;
-            replay(&data.with(&config)?, &contract, id, system, &actor).await
+            replay(&data.store(&config)?, &contract, id, system, &actor).await
         }
     }
 }
 
-async fn list(data_dir: &Path, state: Option<QuarantineState>, json: bool) -> anyhow::Result<()> {
-    let store = crate::inspect::open(data_dir)?;
+async fn list(at: &StoreAt, state: Option<QuarantineState>, json: bool) -> anyhow::Result<()> {
+    let store = crate::store::open(at).await?;
     let rows = store.quarantined(state, 10_000).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -89,8 +87,8 @@ async fn list(data_dir: &Path, state: Option<QuarantineState>, json: bool) -> an
     Ok(())
 }
 
-async fn show(data_dir: &Path, id: i64, json: bool) -> anyhow::Result<()> {
-    let store = crate::inspect::open(data_dir)?;
+async fn show(at: &StoreAt, id: i64, json: bool) -> anyhow::Result<()> {
+    let store = crate::store::open(at).await?;
     let Some(q) = store.quarantined_one(id).await? else { bail!("no quarantined body {id}") };
     let body = String::from_utf8_lossy(&q.body).into_owned();
     if json {
@@ -132,7 +130,7 @@ fn reader(contract: &Contract) -> impl Fn(&Quarantined) -> Result<NewEvent, Unma
 
 /// `exceptions act` on a held body's exception: its action is the body's replay.
 pub(crate) async fn act(
-    store: &SqliteStore,
+    store: &impl Store,
     contract: &Contract,
     x: &ExceptionRow,
     held: i64,
@@ -161,13 +159,13 @@ pub(crate) async fn act(
 }
 
 async fn replay(
-    data_dir: &Path,
+    at: &StoreAt,
     contract: &Contract,
     id: Option<i64>,
     system: Option<String>,
     actor: &str,
 ) -> anyhow::Result<()> {
-    let store = crate::inspect::open(data_dir)?;
+    let store = crate::store::open(at).await?;
     let ids: Vec<i64> = match id {
         Some(id) => vec![id],
         None => {

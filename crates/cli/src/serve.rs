@@ -89,7 +89,7 @@ async fn hub<S: Store + Clone>(
     let parts = Parts { lead: lead.clone(), heartbeats: heartbeats.clone(), stopped: stopped.clone() };
     let intake = {
         let engine = engine.clone();
-        parts.spawn("intake", handoff_engine::intake::PERIOD, move |beat, stopped| {
+        parts.spawn(handoff_store::postgres::INTAKE_LEAD, handoff_engine::intake::PERIOD, move |beat, stopped| {
             engine.intake().beating(beat).run(stopped)
         })
     };

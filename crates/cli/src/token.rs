@@ -2,7 +2,6 @@
 //! the store keeps only its hash. The first admin is made here, before the hub ever serves.
 
 use anyhow::bail;
-use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{NewToken, Role, Store, TokenRow};
 use jiff::{SignedDuration, Timestamp};
 
@@ -49,14 +48,14 @@ const MAX_TOKENS: usize = 10_000;
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { name, role, days, actor, data } => {
-            let store = SqliteStore::open(&data.get()?, SqliteOptions::default())?;
+            let store = crate::store::create(&data.store_here()?).await?;
             let token = create(&store, &name, role, days, &actor, Timestamp::now()).await?;
             println!("{token}");
             eprintln!("token for {name:?} ({role}); it is shown only this once");
             Ok(())
         }
         TokenCommand::List { data, json } => {
-            let store = crate::inspect::open(&data.get()?)?;
+            let store = crate::store::open(&data.store_here()?).await?;
             let tokens = store.tokens().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
@@ -66,7 +65,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokenCommand::Revoke { id, actor, data } => {
-            let store = crate::inspect::open(&data.get()?)?;
+            let store = crate::store::open(&data.store_here()?).await?;
             if !store.revoke_token(id, actor, Timestamp::now()).await? {
                 bail!("no live token {id} (see `handoff token list`)");
             }

@@ -5,7 +5,6 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context as _, bail};
-use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{NewUser, Role, Store};
 use jiff::Timestamp;
 
@@ -40,7 +39,7 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Create { name, role, password_stdin, actor, data } => {
             let password = if password_stdin { stdin_line()? } else { ask()? };
-            let store = SqliteStore::open(&data.get()?, SqliteOptions::default())?;
+            let store = crate::store::create(&data.store_here()?).await?;
             let id = create(&store, &name, role, &password, &actor, Timestamp::now()).await?;
             println!("user {id} {name:?} ({role}) created; they log in at /console");
             Ok(())

@@ -7,6 +7,7 @@
 //! wall clock, so a simulated run is deterministic.
 
 mod console;
+pub mod dump;
 pub mod heartbeat;
 pub mod memory;
 pub mod personal;
@@ -42,6 +43,10 @@ pub enum StoreError {
     /// session ended) and the command claimed again: this outcome is not recorded.
     #[error("command {command}: its claim (attempt {attempt}) was taken over; the outcome is refused")]
     StaleClaim { command: i64, attempt: u32 },
+    /// This hub no longer leads the part the write belongs to (another hub took it over while
+    /// this one was paused or cut off): the write is refused.
+    #[error("this hub no longer leads {part}; its write is refused")]
+    LeadLost { part: String },
     #[error("database migration failed")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("cannot open the data directory {path}")]

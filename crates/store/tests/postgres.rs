@@ -256,6 +256,47 @@ async fn one_hub_leads_a_part_and_another_takes_it_over_when_the_leader_dies() {
     schema.drop().await.unwrap();
 }
 
+/// A hub paused past the loss of its intake lead, another hub leading intake since, plans
+/// nothing when it wakes: its plans (and their journal entries) are refused, the new
+/// leader's go.
+#[tokio::test]
+async fn a_former_leader_plans_nothing_after_its_lead_was_taken_over() {
+    use handoff_store::postgres::INTAKE_LEAD;
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    let plan = |event_row, n| Plan {
+        event_row,
+        order_ref: "#1".into(),
+        state: OrderState { source: "shop".into(), ..Default::default() },
+        ledger: None,
+        commands: vec![command("#1", n)],
+        audit: vec![],
+    };
+    let lead = a.lead(INTAKE_LEAD, &mut stopped).await.unwrap().expect("a leads intake");
+    let Recorded::New(first) = a.record_event(event("e1", "#1")).await.unwrap() else { panic!("new") };
+    a.apply_plans(vec![plan(first, 1)], t0()).await.unwrap();
+
+    // a's leading session ends (as the server ends a paused hub's): b takes intake over.
+    drop(lead);
+    let taken = tokio::time::timeout(Duration::from_secs(10), b.lead(INTAKE_LEAD, &mut stopped))
+        .await
+        .expect("b takes the lead once a's session is gone")
+        .unwrap()
+        .unwrap();
+    let Recorded::New(second) = a.record_event(event("e2", "#1")).await.unwrap() else { panic!("new") };
+    let refused = a.apply_plans(vec![plan(second, 2)], t0()).await.unwrap_err();
+    assert!(matches!(&refused, handoff_store::StoreError::LeadLost { part } if part == INTAKE_LEAD), "{refused}");
+    let unplanned: Vec<i64> = b.unprocessed_events(10).await.unwrap().iter().map(|e| e.row).collect();
+    assert_eq!(unplanned, [second], "nothing of the refused plan was written");
+    assert_eq!(b.facts_after(0, 10).await.unwrap().len(), 1, "nor journalled");
+
+    b.apply_plans(vec![plan(second, 2)], t0()).await.unwrap();
+    assert!(b.unprocessed_events(10).await.unwrap().is_empty());
+    assert_eq!(b.facts_after(0, 10).await.unwrap().len(), 2);
+    drop((taken, a, b));
+    schema.drop().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_event_the_database_refuses_fails_alone_not_the_events_committed_with_it() {
     let Some((a, b, schema)) = two_hubs().await else { return };

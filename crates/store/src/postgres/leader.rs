@@ -76,6 +76,18 @@ impl PgStore {
         if !held {
             return Ok(None);
         }
+        // A new epoch for the part: a former leader's writes still carrying the old one are
+        // refused from now on (see `writes::check_lead`); one in progress is waited for.
+        let epoch: i64 = client
+            .query_one(
+                "INSERT INTO leads (part, epoch) VALUES ($1, 1)
+                 ON CONFLICT (part) DO UPDATE SET epoch = leads.epoch + 1 RETURNING epoch",
+                &[&part],
+            )
+            .await?
+            .get(0);
+        // Kept after the lead is lost too, so this hub's late writes are checked and refused.
+        self.inner.epochs.lock().expect("epochs lock").insert(part.to_owned(), epoch);
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {

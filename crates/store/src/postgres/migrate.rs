@@ -4,10 +4,11 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../../migrations/postgres/0001_write_path.sql"),
     include_str!("../../migrations/postgres/0002_claim_leases.sql"),
     include_str!("../../migrations/postgres/0003_console_search.sql"),
+    include_str!("../../migrations/postgres/0004_leads.sql"),
 ];
 
 /// The migration whose new columns are filled, for the rows already there, by [`fill_search`].
@@ -53,6 +54,15 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
         tracing::info!(message = "store migrated", from = at, to = VERSION);
     }
     Ok(at)
+}
+
+/// The schema version of the database, without changing it: 0 when it holds no store.
+pub(super) async fn version(c: &impl deadpool_postgres::GenericClient) -> Result<i32> {
+    let found: bool = c.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?.get(0);
+    if !found {
+        return Ok(0);
+    }
+    Ok(c.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[]).await?.get(0))
 }
 
 /// Migration 0003's hook: the fingerprint of every exception already stored, and the search

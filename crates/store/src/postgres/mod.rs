@@ -7,6 +7,7 @@
 //! bumps of [`Store::subscribe`]'s counter.
 
 mod console;
+mod dump;
 mod intake;
 mod leader;
 mod listener;
@@ -34,8 +35,13 @@ use crate::{
     QuarantineState, Quarantined, Raised, Recorded, Released, Replay, Result, Store, StoreError, StoredEvent, Timeline,
 };
 
+pub use dump::import;
 pub use leader::Leadership;
 pub use migrate::VERSION as SCHEMA_VERSION;
+
+/// The lead intake runs under (`serve`'s part of that name): its plans are applied only while
+/// this hub still leads it, when it ever led it.
+pub const INTAKE_LEAD: &str = "intake";
 
 /// Whether a store address names PostgreSQL rather than a SQLite data directory.
 pub fn is_url(store: &str) -> bool {
@@ -94,6 +100,9 @@ struct Inner {
     /// For the connections outside the pool (the leads).
     config: tokio_postgres::Config,
     changed: Changed,
+    /// The epoch of each lead this hub took (see `leader`), kept after it is lost: a led
+    /// part's writes carry it and are refused once another hub took the lead since.
+    epochs: std::sync::Mutex<HashMap<String, i64>>,
     /// Stops the listener task when the store is dropped.
     _listening: listener::Listening,
 }
@@ -135,6 +144,57 @@ fn config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config> {
     Ok(config)
 }
 
+/// A pool of connections made with `config`.
+fn pool(config: &tokio_postgres::Config, options: &PgOptions) -> Result<Pool> {
+    let manager =
+        Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(options.max_connections.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(options.wait))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// The store opened to read only (`handoff doctor`, `handoff export`): never migrated, every
+/// transaction read only (`default_transaction_read_only`), no listener, no intake, no lead.
+/// A database of another schema version is refused rather than changed.
+#[derive(Clone)]
+pub struct PgReader {
+    pool: Pool,
+}
+
+impl PgReader {
+    pub async fn open(url: &str, options: PgOptions) -> Result<Self> {
+        let mut config = config(url, &options)?;
+        let settings = format!("{} -c default_transaction_read_only=on", config.get_options().unwrap_or_default());
+        config.options(&settings);
+        let pool = pool(&config, &options)?;
+        let at = migrate::version(&pool.get().await?).await?;
+        if at != migrate::VERSION {
+            return Err(StoreError::Schema(format!(
+                "the database is at schema version {at}, this build reads version {}: run `handoff migrate` of \
+                 this build first, or use the build that wrote it",
+                migrate::VERSION
+            )));
+        }
+        Ok(PgReader { pool })
+    }
+
+    pub async fn flow_stats(&self, since: Timestamp) -> Result<Vec<crate::FlowStats>> {
+        reads::flow_stats(&self.pool.get().await?, since).await
+    }
+
+    pub async fn exceptions(
+        &self,
+        state: Option<handoff_model::ExceptionState>,
+        limit: usize,
+    ) -> Result<Vec<ExceptionRow>> {
+        reads::exceptions(&self.pool.get().await?, state, limit).await
+    }
+}
+
 /// Runs `$body` in a transaction on `$client` and commits it; the transaction rolls back if
 /// the body fails. `$tx` names the transaction inside the body.
 macro_rules! in_tx {
@@ -166,15 +226,7 @@ impl PgStore {
     /// a time: the migration holds a lock), and starts listening for other processes' writes.
     pub async fn open(url: &str, options: PgOptions) -> Result<Self> {
         let config = config(url, &options)?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.wait))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let pool = pool(&config, &options)?;
         {
             let mut client = pool.get().await?;
             migrate::to_latest(&mut client).await?;
@@ -195,6 +247,7 @@ impl PgStore {
             instance,
             lease,
             changed,
+            epochs: Default::default(),
             _listening: listening,
         };
         Ok(PgStore { inner: Arc::new(inner) })
@@ -370,7 +423,15 @@ impl Store for PgStore {
     }
 
     async fn apply_plans(&self, plans: Vec<Plan>, now: Timestamp) -> Result<()> {
-        notifying!(self, self.client().await?, |tx| writes::apply_plans(&tx, &plans, now).await?)
+        // A hub that led intake plans only while it still does; one that never led it (a
+        // single process, a tool) plans unchecked.
+        let epoch = self.inner.epochs.lock().expect("epochs lock").get(INTAKE_LEAD).copied();
+        notifying!(self, self.client().await?, |tx| {
+            if let Some(epoch) = epoch {
+                writes::check_lead(&tx, INTAKE_LEAD, epoch).await?;
+            }
+            writes::apply_plans(&tx, &plans, now).await?
+        })
     }
 
     async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Command>> {

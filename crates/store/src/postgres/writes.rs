@@ -26,6 +26,19 @@ pub(super) async fn notify(tx: &Transaction<'_>, channel: &str) -> Result<()> {
     Ok(())
 }
 
+/// A led part's write goes on only while its hub still leads the part: the part's epoch is
+/// still the one the hub took. The row is held (`FOR SHARE`) to the commit, so a new leader's
+/// bump of the epoch waits for this transaction; and a hub paused inside it is cut off by the
+/// server after a while, so it cannot hold a new leader back for long.
+pub(super) async fn check_lead(tx: &Transaction<'_>, part: &str, epoch: i64) -> Result<()> {
+    tx.batch_execute("SET LOCAL idle_in_transaction_session_timeout = '30s'").await?;
+    let now = query_opt(tx, "SELECT epoch FROM leads WHERE part = $1 FOR SHARE", &[&part]).await?;
+    match now.map(|r| r.try_get::<_, i64>(0)).transpose()? {
+        Some(now) if now == epoch => Ok(()),
+        _ => Err(crate::StoreError::LeadLost { part: part.to_owned() }),
+    }
+}
+
 pub(super) async fn record_event(c: &impl GenericClient, e: &NewEvent) -> Result<Recorded> {
     let inserted = query_opt(
         c,

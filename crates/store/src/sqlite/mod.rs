@@ -10,6 +10,7 @@
 
 mod checkpointer;
 mod console;
+mod dump;
 mod functions;
 mod quarantine;
 mod reads;
