@@ -6,7 +6,7 @@
 //! write a paused hub sent with a claim taken over since refused by the ERP's fencing check.
 //!
 //! By default (and so in CI) 2,000 orders of 10 events over 200 hot order references, about
-//! two and a half minutes on a loaded 2-core machine; `scripts/chaos-pg` runs the size,
+//! 2.5 to 5 minutes on a loaded 2-core machine; `scripts/chaos-pg` runs the size,
 //! 20,000 orders over 2,000 (`HANDOFF_CHAOS_ORDERS`, `HANDOFF_CHAOS_HOT`; see docs/postgres.md).
 
 mod common;
