@@ -127,6 +127,12 @@ enum Command {
         /// to try Handoff without real systems.
         #[arg(long)]
         simulate: bool,
+        /// On PostgreSQL, how long a claim of a command is this hub's alone (e.g. `90s`): a
+        /// claim held longer, by a hub paused or cut off, is taken over. Default: twice the
+        /// longest time-out plus settle time of the contract's systems, at least 60 s; never
+        /// shorter than one attempt can last.
+        #[arg(long, env = "HANDOFF_LEASE")]
+        lease: Option<jiff::SignedDuration>,
     },
     /// The contract as a document: check it, or render it for the teams that share it.
     Contract {
@@ -380,8 +386,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(16).build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, data, listen, simulate } => {
-                serve::run(&config, &data.store(&config)?, listen, simulate).await
+            Command::Serve { config, data, listen, simulate, lease } => {
+                serve::run(&config, &data.store(&config)?, listen, simulate, lease).await
             }
             Command::Order { command: OrderCommand::Show { order_ref, data, json } } => {
                 inspect::order_show(&data.store_here()?, &order_ref, json).await

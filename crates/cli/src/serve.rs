@@ -18,7 +18,13 @@ use handoff_store::heartbeat::{Beat, Heartbeats, Pulse};
 use handoff_store::postgres::{PgOptions, PgStore};
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 
-pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulate: bool) -> anyhow::Result<()> {
+pub async fn run(
+    config: &Path,
+    store: &StoreAt,
+    listen: Option<String>,
+    simulate: bool,
+    lease: Option<jiff::SignedDuration>,
+) -> anyhow::Result<()> {
     handoff_server::metrics::install();
     let mut contract = Contract::load(config)?;
     if let Some(listen) = listen {
@@ -35,15 +41,27 @@ pub async fn run(config: &Path, store: &StoreAt, listen: Option<String>, simulat
             hub(config, contract, backend, simulate).await
         }
         StoreAt::Postgres(url) => {
-            // A claim outlasts any attempt: a target's time-out, then its settle time, twice over.
-            let longest = contract.systems.values().map(|s| s.timeout + s.settle).max().unwrap_or_default();
-            let lease = (longest * 2).unsigned_abs().max(std::time::Duration::from_secs(60));
+            let lease = lease_of(&contract, lease)?;
             let pg = PgStore::open(url, PgOptions { lease, ..PgOptions::default() })
                 .await
                 .with_context(|| format!("opening the store at {}", store.display()))?;
             let backend = Backend { store: pg.clone(), pulse: None, lead: Some(pg), at: store.display() };
             hub(config, contract, backend, simulate).await
         }
+    }
+}
+
+/// How long a claim is this hub's alone: outlasting any attempt (a target's time-out, then its
+/// settle time), by default twice over and at least a minute; a shorter one asked for (tests
+/// pausing a hub past its lease) must still outlast one attempt.
+fn lease_of(contract: &Contract, asked: Option<jiff::SignedDuration>) -> anyhow::Result<std::time::Duration> {
+    let longest = contract.systems.values().map(|s| s.timeout + s.settle).max().unwrap_or_default();
+    match asked {
+        None => Ok((longest * 2).unsigned_abs().max(std::time::Duration::from_secs(60))),
+        Some(lease) if lease > longest => Ok(lease.unsigned_abs()),
+        Some(lease) => anyhow::bail!(
+            "--lease {lease:#} is not longer than one attempt can last ({longest:#}: the longest time-out plus settle time)"
+        ),
     }
 }
 

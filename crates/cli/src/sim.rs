@@ -24,8 +24,12 @@ pub struct SimArgs {
     #[arg(long, default_value = "default")]
     faults: String,
     /// Run on the SQLite store instead of the in-memory one (slower, same history).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     sqlite: bool,
+    /// Run on the PostgreSQL database at this URL (`postgres://...`), each seed in a schema of
+    /// its own, created and dropped (slower, same history).
+    #[arg(long)]
+    store: Option<String>,
     /// Threads (each runs whole seeds; a seed is always single-threaded).
     #[arg(long)]
     threads: Option<usize>,
@@ -35,7 +39,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let Some(profile) = FaultProfile::named(&args.faults) else {
         bail!("unknown fault profile {:?} (known: default, none, harsh)", args.faults);
     };
-    let store = if args.sqlite { StoreKind::Sqlite } else { StoreKind::Memory };
+    let store = match (args.store, args.sqlite) {
+        (Some(url), _) if handoff_store::postgres::is_url(&url) => StoreKind::Postgres(url),
+        (Some(other), _) => {
+            bail!("--store takes a PostgreSQL URL (postgres://...), not {other:?}; --sqlite for SQLite")
+        }
+        (None, true) => StoreKind::Sqlite,
+        (None, false) => StoreKind::Memory,
+    };
     let base =
         SimOptions { seed: 0, orders: args.orders, profile, safety: Safety::default(), store, keep_trace: false };
     let seeds: Vec<u64> = match args.seed {

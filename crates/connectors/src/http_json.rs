@@ -109,6 +109,10 @@ pub fn parse_event(body: &[u8]) -> Result<InboundEvent, SourceError> {
     Ok(event)
 }
 
+/// The header carrying a write's fencing token (`Command::fencing_token`): a target may refuse
+/// a token lower than one it already took for the same idempotency key.
+pub const FENCING_TOKEN: &str = "handoff-fencing-token";
+
 pub struct HttpJsonTarget {
     base_url: String,
     client: reqwest::Client,
@@ -132,6 +136,7 @@ impl HttpJsonTarget {
             .client
             .post(url)
             .header("idempotency-key", &c.idempotency_key)
+            .header(FENCING_TOKEN, c.fencing_token())
             .header("content-type", "application/json")
             .body(c.payload.clone())
             .send()

@@ -1,5 +1,6 @@
 //! The loopback transport of a simulated system: `handoff mock` serves a [`MockSystem`] over
-//! HTTP/1.1. Built on hyper directly because a lost acknowledgment has to be a connection
+//! HTTP/1.1 (a write's `Handoff-Fencing-Token` fenced per idempotency key, see
+//! [`MockSystem::handle_fenced`]). Built on hyper directly because a lost acknowledgment has to be a connection
 //! closed with no response at all, which a router cannot express.
 //!
 //! It speaks a vendor's protocol through a [`Dialect`] (Handoff's own `http-json` target
@@ -24,7 +25,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::dialect::{Dialect, HttpRequest, HttpResponse, Routed};
-use crate::system::{Collection, MockSystem, Reply};
+use crate::system::{Collection, Fence, MockSystem, Reply};
+use handoff_connectors::http_json::FENCING_TOKEN;
 
 /// Largest request body the mock reads.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -120,7 +122,7 @@ impl MockServer {
             Routed::Answer(answer) => return Ok(vendor_response(answer)),
             Routed::Write(write) => write,
         };
-        let (status, body) = match self.system.handle(write) {
+        let (status, body) = match self.system.handle_fenced(write, fence_of(&request)) {
             Reply::Answer { status, body, retry_after_s } => {
                 let mut response = vendor_response(self.dialect.reply(&self.system, &request, status, &body));
                 if let Some(s) = retry_after_s
@@ -186,6 +188,13 @@ impl MockServer {
         });
         json_response(202, &json!({"record_id": record.id}))
     }
+}
+
+/// The fencing token of a write, with the command (idempotency key) it fences; a token that
+/// is not a number is no token (a vendor's own clients send none).
+fn fence_of(request: &HttpRequest) -> Option<Fence> {
+    let token = request.header(FENCING_TOKEN)?.trim().parse().ok()?;
+    Some(Fence { key: request.header("idempotency-key")?.to_owned(), token })
 }
 
 fn vendor_response(answer: HttpResponse) -> Response {

@@ -175,12 +175,25 @@ pub struct Applied {
     pub idempotency_key: Option<String>,
 }
 
+/// The fencing token a write carries (`Handoff-Fencing-Token`), and the command it fences
+/// (its idempotency key): the claim that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub key: String,
+    pub token: u64,
+}
+
+/// The fault count of writes refused for a stale fencing token (`/_fired`).
+pub const STALE_FENCING_TOKEN: &str = "stale_fencing_token";
+
 #[derive(Default)]
 struct State {
     records: Vec<Record>,
     by_key: HashMap<String, usize>,
     by_ref: HashMap<(Collection, String), Vec<usize>>,
     applied: Vec<Applied>,
+    /// The highest fencing token taken for each command (idempotency key).
+    fences: HashMap<String, u64>,
 }
 
 pub struct MockSystem {
@@ -264,6 +277,14 @@ impl MockSystem {
     }
 
     pub fn handle(&self, request: Request) -> Reply {
+        self.handle_fenced(request, None)
+    }
+
+    /// Handles a write that may carry a fencing token: one lower than the highest this system
+    /// took for the same command is refused (409) and counted ([`STALE_FENCING_TOKEN`]), so a
+    /// hub that was paused past its claim's lease cannot write over the hub that took the
+    /// command over. The token is taken as the write reaches the system, before its faults.
+    pub fn handle_fenced(&self, request: Request, fence: Option<Fence>) -> Reply {
         let faults = self.faults();
         if faults.outage {
             *self.fired.lock().expect("fired lock").entry("refused_in_outage").or_default() += 1;
@@ -272,6 +293,12 @@ impl MockSystem {
         if let Request::Find { collection, external_ref } = &request {
             let found = self.find(*collection, external_ref);
             return Reply::Answer { status: 200, body: json!({ "records": found }), retry_after_s: None };
+        }
+        if let Some(fence) = fence
+            && let Err(highest) = self.take_fence(fence)
+        {
+            *self.fired.lock().expect("fired lock").entry(STALE_FENCING_TOKEN).or_default() += 1;
+            return error(409, &format!("stale fencing token: a write with token {highest} was taken"), None);
         }
         if self.roll("throttle", faults.throttle) {
             return Reply::Answer {
@@ -297,6 +324,17 @@ impl MockSystem {
         } else {
             Reply::Answer { status, body, retry_after_s: None }
         }
+    }
+
+    /// Takes a write's token unless a higher one was taken for its command: `Err(highest)`.
+    fn take_fence(&self, fence: Fence) -> Result<(), u64> {
+        let mut state = self.state.lock().expect("state lock");
+        let highest = state.fences.entry(fence.key).or_insert(fence.token);
+        if fence.token < *highest {
+            return Err(*highest);
+        }
+        *highest = fence.token;
+        Ok(())
     }
 
     /// Applies a request whose answer was late (see [`Reply::Late`]).
@@ -469,6 +507,24 @@ mod tests {
         assert_eq!(status, 422);
         assert_eq!(body["field"], "order.customer.name");
         assert!(s.applied().is_empty());
+    }
+
+    #[test]
+    fn a_write_with_a_stale_fencing_token_is_refused_and_counted() {
+        let s = MockSystem::new("erp", Faults { idempotency_keys: false, ..Faults::default() }, 1);
+        let fence = |token| Some(Fence { key: "k1".into(), token });
+        // The hub that took the command over (token 4) writes first; the paused one (3) wakes.
+        assert!(matches!(s.handle_fenced(create("k1", "#1"), fence(4)), Reply::Answer { status: 201, .. }));
+        let Reply::Answer { status, .. } = s.handle_fenced(create("k1", "#1"), fence(3)) else { panic!("answered") };
+        assert_eq!(status, 409);
+        assert_eq!(s.applied().len(), 1, "the stale write was applied");
+        assert_eq!(s.fired().get(STALE_FENCING_TOKEN), Some(&1));
+        // The same token again, a later one, and another command's lower one all pass.
+        assert!(matches!(s.handle_fenced(create("k1", "#1"), fence(4)), Reply::Answer { status: 201, .. }));
+        assert!(matches!(s.handle_fenced(create("k1", "#1"), fence(5)), Reply::Answer { status: 201, .. }));
+        let other = Some(Fence { key: "k2".into(), token: 1 });
+        assert!(matches!(s.handle_fenced(create("k2", "#2"), other), Reply::Answer { status: 201, .. }));
+        assert_eq!(s.fired().get(STALE_FENCING_TOKEN), Some(&1));
     }
 
     #[test]

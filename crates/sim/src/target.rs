@@ -11,7 +11,7 @@ use handoff_store::Command;
 use jiff::SignedDuration;
 use serde_json::Value;
 
-use crate::system::{MockSystem, Reply, Request};
+use crate::system::{Fence, MockSystem, Reply, Request};
 
 /// Round trip of an answered request on the simulated network.
 pub const ANSWER_MS: u64 = 20;
@@ -39,8 +39,8 @@ impl SimTarget {
     }
 
     /// Sends one request and turns the reply into what a client would see.
-    fn exchange(&self, command_id: i64, request: Request) -> Result<Value, DeliveryError> {
-        let (reply, took_ms) = match self.system.handle(request) {
+    fn exchange(&self, command_id: i64, request: Request, fence: Option<Fence>) -> Result<Value, DeliveryError> {
+        let (reply, took_ms) = match self.system.handle_fenced(request, fence) {
             Reply::Late { after_ms, request } if after_ms >= self.timeout_ms => {
                 self.observed.lock().expect("observed lock").late.push((after_ms, *request));
                 (None, self.timeout_ms)
@@ -70,7 +70,8 @@ impl SimTarget {
         let body: Value = serde_json::from_str(&c.payload).expect("commands carry JSON");
         let request = Request::route("POST", command_path(c.kind), None, Some(c.idempotency_key.clone()), Some(body))
             .expect("every command has a route");
-        let body = self.exchange(c.id, request)?;
+        let fence = Fence { key: c.idempotency_key.clone(), token: c.fencing_token().into() };
+        let body = self.exchange(c.id, request, Some(fence))?;
         match body.get("id").and_then(Value::as_str) {
             Some(id) => Ok(Ack { record_id: id.to_owned() }),
             None => {
@@ -82,7 +83,7 @@ impl SimTarget {
     fn read_back_now(&self, c: &Command) -> Result<Option<Ack>, DeliveryError> {
         let request = Request::route("GET", collection(c.kind), Some(c.external_ref.clone()), None, None)
             .expect("every command has a collection");
-        let body = self.exchange(c.id, request).map_err(|e| match e {
+        let body = self.exchange(c.id, request, None).map_err(|e| match e {
             DeliveryError::Permanent { reason, .. } => {
                 DeliveryError::Transient { reason, ambiguous: true, retry_after: None }
             }

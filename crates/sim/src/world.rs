@@ -122,12 +122,15 @@ pub const THROUGHPUT_FLOOR: f64 = 0.5;
 /// A lying store syncs this often; what it acknowledged since is lost on power loss.
 const LYING_SYNC_S: i64 = 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     Memory,
     /// Acknowledges writes before they are durable; a crash is a power loss (negative control).
     AcknowledgingBeforeDurable,
     Sqlite,
+    /// The PostgreSQL database at this URL, in a schema of its own created for the run and
+    /// dropped after it.
+    Postgres(String),
 }
 
 #[derive(Debug, Clone)]
@@ -242,8 +245,11 @@ impl Ord for Scheduled {
 }
 
 /// Runs one seed to completion and judges it.
+///
+/// # Panics
+/// When its store cannot be opened (a simulation without its store proves nothing).
 pub async fn run(options: &SimOptions) -> SimReport {
-    match options.store {
+    match &options.store {
         StoreKind::Memory => World::new(options, MemoryStore::new(), None).run().await,
         StoreKind::AcknowledgingBeforeDurable => {
             let store = MemoryStore::acknowledging_before_durable();
@@ -253,6 +259,15 @@ pub async fn run(options: &SimOptions) -> SimReport {
             let dir = tempfile::tempdir().expect("a scratch directory");
             let store = handoff_store::sqlite::SqliteStore::open(dir.path(), Default::default()).expect("a store");
             World::new(options, store, None).run().await
+        }
+        StoreKind::Postgres(url) => {
+            use handoff_store::postgres::{PgStore, testing::TestSchema};
+            let schema = TestSchema::create(url).await.expect("a schema of the run's own");
+            let store = PgStore::open(url, schema.options()).await.expect("a PostgreSQL store");
+            let report = World::new(options, store.clone(), None).run().await;
+            drop(store);
+            schema.drop().await.expect("dropping the run's schema");
+            report
         }
     }
 }

@@ -84,6 +84,28 @@ async fn the_sqlite_store_runs_the_same_history_as_the_memory_store() {
     }
 }
 
+/// The PostgreSQL store, in a fresh schema per run, gives memory's (and so SQLite's) history
+/// step by step: it reads no clock of its own, and claims, leases and ids as the others do.
+#[tokio::test]
+async fn the_postgres_store_runs_the_same_history_as_the_memory_store() {
+    let Some(url) = handoff_store::postgres::testing::test_database_url() else { return };
+    // One seed: each of its steps is a round trip to the database (about 30 s on a loaded machine).
+    let seed = 3;
+    let base = SimOptions { seed, orders: 300, keep_trace: true, ..options(FaultProfile::default_profile()) };
+    let memory = one(base.clone()).await;
+    let postgres = one(SimOptions { store: StoreKind::Postgres(url), ..base }).await;
+    assert!(postgres.violations.is_empty(), "{:?}", postgres.violations);
+    if let Some(i) = (0..memory.trace.len()).find(|&i| memory.trace.get(i) != postgres.trace.get(i)) {
+        let around = |t: &[String]| t[i.saturating_sub(3)..(i + 3).min(t.len())].join("\n");
+        panic!(
+            "seed {seed}: the stores diverge at step {i}\nmemory:\n{}\npostgres:\n{}",
+            around(&memory.trace),
+            around(&postgres.trace)
+        );
+    }
+    assert_eq!(memory.trace_hash, postgres.trace_hash);
+}
+
 #[tokio::test]
 async fn a_clean_run_raises_nothing_and_drains_at_once() {
     let report = one(SimOptions { seed: 5, ..options(FaultProfile::none()) }).await;

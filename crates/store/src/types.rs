@@ -133,6 +133,14 @@ pub struct Command {
 }
 
 impl Command {
+    /// The claim's fencing token: its attempt count, which every claim raises by one. It
+    /// travels with each write (`Handoff-Fencing-Token`), so a target can refuse a write of a
+    /// claim older than one it already took (a hub paused past its lease); the store refuses
+    /// such a claim's outcome the same way (`StoreError::StaleClaim`).
+    pub fn fencing_token(&self) -> u32 {
+        self.attempts
+    }
+
     /// A command as the outbox takes it in: pending, never sent, due now.
     pub fn new_pending(id: i64, c: NewCommand, now: Timestamp) -> Command {
         Command {
