@@ -64,6 +64,10 @@ pub struct PgOptions {
     /// last (a target's time-out and settle time). A claim older than this, or whose process's
     /// session ended, is taken back by another process and read back before any resend.
     pub lease: Duration,
+    /// How long a connection may sit inside a transaction waiting for its process before the
+    /// database ends its session: a hub paused (or cut off with its connection open) while
+    /// holding the journal's lock would otherwise stall every hub's writes until it woke.
+    pub idle_in_transaction: Duration,
 }
 
 impl Default for PgOptions {
@@ -74,6 +78,7 @@ impl Default for PgOptions {
             queue_depth: 16_384,
             schema: None,
             lease: Duration::from_secs(600),
+            idle_in_transaction: Duration::from_secs(10),
         }
     }
 }
@@ -130,6 +135,7 @@ fn config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config> {
     // Added to the options the URL may carry (`?options=-c search_path=...`), never replacing them.
     let mut settings = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
     settings.push_str("-c synchronous_commit=on");
+    settings.push_str(&format!(" -c idle_in_transaction_session_timeout={}", options.idle_in_transaction.as_millis()));
     if let Some(schema) = &options.schema {
         if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(StoreError::Schema(format!("schema name {schema:?}: letters, digits and _ only")));
@@ -620,5 +626,33 @@ impl Store for PgStore {
 
     fn writer_queue(&self) -> Option<crate::WriterQueue> {
         Some(self.inner.intake.queue())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{PgOptions, PgStore, testing};
+
+    /// A transaction left waiting on its process (a hub paused mid-write) is ended by the
+    /// database after `idle_in_transaction`, and its locks with it.
+    #[tokio::test]
+    async fn a_transaction_left_idle_is_ended_and_its_locks_freed() {
+        let Some(url) = testing::test_database_url() else { return };
+        let schema = testing::TestSchema::create(&url).await.unwrap();
+        let options = PgOptions { idle_in_transaction: Duration::from_millis(500), ..schema.options() };
+        let store = PgStore::open(&url, options).await.unwrap();
+        let mut paused = store.client().await.unwrap();
+        let tx = paused.transaction().await.unwrap();
+        tx.execute("SELECT pg_advisory_xact_lock(42)", &[]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(tx.execute("SELECT 1", &[]).await.is_err(), "the idle transaction was not ended");
+        let other = store.client().await.unwrap();
+        let taken: bool = other.query_one("SELECT pg_try_advisory_xact_lock(42)", &[]).await.unwrap().get(0);
+        assert!(taken, "the ended transaction's lock is free");
+        drop((other, tx));
+        drop((paused, store));
+        schema.drop().await.unwrap();
     }
 }
