@@ -337,8 +337,14 @@ mod tests {
         for f in &exceptions {
             search::exceptions(conn, f).unwrap();
         }
-        search::clusters(conn, &ClusterFilter::default()).unwrap();
-        search::clusters(conn, &ClusterFilter { pattern: text("p"), flow: text("f"), ..Default::default() }).unwrap();
+        let cache = search::ClusterCache::default();
+        search::clusters(conn, &ClusterFilter::default(), &cache).unwrap();
+        let one = ClusterFilter { pattern: text("p"), flow: text("f"), ..Default::default() };
+        search::clusters(conn, &one, &cache).unwrap();
+        // Asked again with no change in between: the clusters kept are read, not summed.
+        search::clusters(conn, &one, &cache).unwrap();
+        let states = ClusterFilter { states: vec![ExceptionState::Resolved], ..Default::default() };
+        search::clusters(conn, &states, &cache).unwrap();
         let commands = [
             CommandFilter::default(),
             CommandFilter { state: Some(handoff_model::CommandState::Pending), ..Default::default() },
@@ -406,6 +412,18 @@ mod tests {
         super::super::quarantine::one(&conn, 1).unwrap();
         super::super::quarantine::of_order(&conn, "1001").unwrap();
         super::super::quarantine::depth(&conn).unwrap();
+        for filter in [
+            crate::QuarantineFilter::default(),
+            crate::QuarantineFilter { state: Some(crate::QuarantineState::Replayed), ..Default::default() },
+            crate::QuarantineFilter { cursor: Some("0.9".into()), ..Default::default() },
+            crate::QuarantineFilter {
+                state: Some(crate::QuarantineState::Held),
+                cursor: Some("0.9".into()),
+                ..Default::default()
+            },
+        ] {
+            super::super::quarantine::page(&conn, &filter).unwrap();
+        }
         searches(&conn);
         conn.trace_v2(TraceEventCodes::empty(), None);
 
