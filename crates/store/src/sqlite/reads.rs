@@ -384,6 +384,19 @@ mod tests {
         steps.iter().any(|s| s.contains("TEMP B-TREE FOR ORDER BY"))
     }
 
+    /// The queue of one pattern in one state (the console's filter) is read newest first from
+    /// the index of both, so a pattern rare among the open exceptions stops at its page.
+    #[test]
+    fn the_queue_of_one_pattern_is_read_in_its_indexs_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations().to_latest(&mut conn).unwrap();
+        let sql = "SELECT detail FROM exceptions WHERE pattern = 'status_void' AND state = 'open' \
+                   ORDER BY opened_at DESC, id DESC LIMIT 101";
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(steps, ["SEARCH exceptions USING INDEX exceptions_state_pattern (state=? AND pattern=?)"]);
+    }
+
     #[test]
     fn no_read_scans_a_table_that_grows() {
         let mut conn = Connection::open_in_memory().unwrap();
