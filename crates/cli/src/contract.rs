@@ -1,6 +1,5 @@
 //! `handoff contract check|docs`: the contract checked as a document, and rendered as one.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -91,26 +90,6 @@ fn load(path: &Path) -> Option<Contract> {
     }
 }
 
-/// Each (target connector, resource) a flow's commands are mapped to, with those flows.
-fn mapped_flows(contract: &Contract) -> BTreeMap<(&'static str, &'static str), Vec<String>> {
-    let mut mapped: BTreeMap<_, Vec<String>> = BTreeMap::new();
-    for (name, flow) in &contract.flows {
-        let Some(target) = contract.systems.get(&flow.to) else { continue };
-        let connector = target.connector.as_str();
-        for kind in flow.events.iter().filter_map(|k| handoff_contract::command_for(*k)) {
-            if let Some(resource) = handoff_mapping::resource_for(connector, kind.as_str()) {
-                let flows = mapped.entry((connector, resource)).or_default();
-                if !flows.contains(name) {
-                    flows.push(name.clone());
-                }
-            }
-        }
-    }
-    mapped
-}
-
-/// The mappings the contract's flows go through: each exists, passes its golden cases, and
-/// still produces every field the target's refreshed schema snapshot newly requires.
 /// Each system's connector built as `serve` builds it (its target and its poller), so a
 /// system `serve` would refuse (a NetSuite account without its token, say) fails the check
 /// too, naming the key. Nothing is sent: building a connector makes no request.
@@ -129,65 +108,19 @@ fn connector_findings(contract: &Contract) -> Vec<Finding> {
     findings
 }
 
-pub(crate) fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
-    let mappings = match crate::held::mappings_of(contract, config) {
-        Ok(m) => m,
-        Err(e) => return vec![Finding::error("hub.mappings", format!("{e:#}"))],
-    };
-    let mut findings = Vec::new();
-    // Every golden case runs once, whatever the number of flows sharing a mapping.
-    let results = mappings.test();
-    for ((connector, resource), flows) in mapped_flows(contract) {
-        let outputs = mappings.case_outputs(connector, resource);
-        for name in flows {
-            let at = format!("flows.{name}.to");
-            let Some(mapping) = mappings.latest(connector, resource) else {
-                findings.push(Finding::error(at, format!("no mapping {connector}/{resource} for its commands")));
-                continue;
-            };
-            let results: Vec<_> = results.iter().filter(|r| r.mapping == mapping.id).collect();
-            let failed: Vec<_> =
-                results.iter().filter_map(|r| r.outcome.as_ref().err().map(|e| (&r.case, e))).collect();
-            if results.is_empty() {
-                findings.push(Finding::warning(at.clone(), format!("{} has no golden cases", mapping.id)));
-            } else if let Some((case, why)) = failed.first() {
-                findings.push(Finding::error(
-                    at.clone(),
-                    format!("{} fails {} of {} golden cases ({case}: {why})", mapping.id, failed.len(), results.len()),
-                ));
-            } else {
-                findings
-                    .push(Finding::ok(at.clone(), format!("{} passes its {} golden cases", mapping.id, results.len())));
-            }
-            let Some(diff) = mappings.schema_diff(connector, resource) else { continue };
-            let lookups = handoff_mapping::preflight::lookups_for(connector, resource);
-            for field in &diff.newly_required {
-                let missing: Vec<&str> = outputs
-                    .iter()
-                    .filter(|(_, out)| {
-                        out.as_ref().map_or(true, |v| !handoff_mapping::preflight::provides(v, field, lookups))
-                    })
-                    .map(|(case, _)| case.as_str())
-                    .collect();
-                let message = format!("the refreshed {resource} snapshot newly requires {field}");
-                if missing.is_empty() && !outputs.is_empty() {
-                    findings.push(Finding::ok(at.clone(), format!("{message}; {} produces it", mapping.id)));
-                } else {
-                    findings.push(Finding::error(
-                        at.clone(),
-                        format!("{message}; {} does not produce it (golden cases: {})", mapping.id, missing.join(", ")),
-                    ));
-                }
-            }
-        }
+/// The mappings the contract's flows go through (the doctor's check of them), read from the
+/// contract's `hub.mappings` directory or the shipped ones.
+fn mapping_findings(contract: &Contract, config: &Path) -> Vec<Finding> {
+    match crate::held::mappings_of(contract, config) {
+        Ok(mappings) => handoff_server::doctor::mapping_findings(contract, &mappings),
+        Err(e) => vec![Finding::error("hub.mappings", format!("{e:#}"))],
     }
-    findings
 }
 
 /// The mappings section of the contract document: per mapping, its version, the flows that
 /// use it, the target's required fields, and the field-by-field table.
 fn mapping_section(contract: &Contract, config: &Path) -> Option<docs::Section> {
-    let mapped = mapped_flows(contract);
+    let mapped = handoff_server::doctor::mapped_flows(contract);
     if mapped.is_empty() {
         return None;
     }

@@ -18,12 +18,6 @@ pub fn mappings_of(contract: &Contract, config: &Path) -> anyhow::Result<Mapping
     })
 }
 
-/// The mapping version a dead letter's last attempt ran with, if it went through a mapping.
-pub async fn last_mapping(store: &impl handoff_store::Store, c: &Command) -> anyhow::Result<Option<String>> {
-    let attempts = store.order_timeline(c.order_ref.clone()).await?.attempts;
-    Ok(attempts.iter().rev().filter(|a| a.command_id == c.id).find_map(|a| a.mapping.clone()))
-}
-
 /// The contract and the mappings the hub runs with.
 pub struct Transform {
     pub contract: Contract,

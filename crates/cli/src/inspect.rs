@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use std::path::Path;
 
 use handoff_contract::data_dir::StoreAt;
+use handoff_server::console::dry_run;
 use handoff_store::{Replay, Store};
 use jiff::Timestamp;
 
@@ -120,22 +121,19 @@ pub async fn dlq_replay(
         store.dead_letters(10_000).await?.into_iter().filter(|c| id.is_none_or(|id| c.id == id)).collect();
     let now = Timestamp::now();
     for c in &letters {
-        let Some(ran) = crate::held::last_mapping(&store, c).await? else { continue };
-        let mut payload: serde_json::Value = serde_json::from_str(&c.payload)?;
-        match mapping {
-            None => bail!(
-                "dead letter {} ran with mapping {ran}: choose --mapping as-ran or --mapping latest \
-                 (`dlq replay --dry-run --config ...` shows the difference)",
-                c.id
-            ),
-            Some(ReplayMapping::AsRan) => payload[handoff_mapping::PIN] = serde_json::Value::String(ran),
-            Some(ReplayMapping::Latest) => {
-                if let Some(object) = payload.as_object_mut() {
-                    object.remove(handoff_mapping::PIN);
-                }
-            }
-        }
-        store.set_dead_letter_payload(c.id, payload.to_string(), actor.clone(), now).await?;
+        let choice = match mapping {
+            Some(ReplayMapping::AsRan) => dry_run::ReplayMapping::AsRan,
+            Some(ReplayMapping::Latest) => dry_run::ReplayMapping::Latest,
+            None => match dry_run::ran_with(&store, c).await? {
+                Some(ran) => bail!(
+                    "dead letter {} ran with mapping {ran}: choose --mapping as-ran or --mapping latest \
+                     (`dlq replay --dry-run --config ...` shows the difference)",
+                    c.id
+                ),
+                None => continue,
+            },
+        };
+        dry_run::pin(&store, c, choice, actor.clone(), now).await?;
     }
     let which = id.map_or(Replay::All, Replay::One);
     let n = store.replay(which, actor, Timestamp::now()).await?;
@@ -166,7 +164,7 @@ pub async fn dlq_dry_run(at: &StoreAt, id: Option<i64>, config: &Path) -> anyhow
         bail!("no dead letter{}", id.map(|id| format!(" {id}")).unwrap_or_default());
     }
     for c in &letters {
-        let ran = crate::held::last_mapping(&store, c).await?;
+        let ran = dry_run::ran_with(&store, c).await?;
         for line in transform.dry_run(c, ran.as_deref())? {
             println!("{line}");
         }

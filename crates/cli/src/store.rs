@@ -122,6 +122,7 @@ delegate! {
     fn record_polled(system: String, events: Vec<NewEvent>, held: Vec<NewQuarantined>, cursor: String, now: Timestamp) -> Vec<Recorded>;
     fn quarantine(held: NewQuarantined, now: Timestamp) -> Recorded;
     fn quarantined(state: Option<QuarantineState>, limit: usize) -> Vec<Quarantined>;
+    fn search_quarantine(filter: handoff_store::QuarantineFilter) -> handoff_store::Page<Quarantined>;
     fn quarantined_one(id: i64) -> Option<Quarantined>;
     fn quarantine_depth() -> Vec<(String, u64)>;
     fn release_quarantined(id: i64, event: NewEvent, actor: String, now: Timestamp) -> Released;

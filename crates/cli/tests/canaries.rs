@@ -74,6 +74,7 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
         "orders?limit=500",
         "flows/health",
         "audit?limit=500",
+        "doctor?window_hours=8784",
         "openapi.json",
     ];
     for path in paths {
@@ -191,7 +192,7 @@ async fn console_pages(
     let mut uris: Vec<String> =
         ["", "?state=any", "?state=resolved", "?state=auto_resolved", "/clusters", "/dead-letters"]
             .iter()
-            .chain(&["/quarantine", "/flows?days=365", "/drift", "/audit"])
+            .chain(&["/quarantine", "/flows?days=365", "/drift", "/audit", "/doctor?hours=8784"])
             .map(|p| format!("/console{p}"))
             .collect();
     uris.extend(exceptions.iter().map(|e| format!("/console/exceptions/{}", e["id"])));

@@ -60,6 +60,18 @@ async fn the_doctor_answers_the_ten_questions_and_a_cluster_is_fixed_once() {
     assert_eq!(questions[9]["verdict"], "gap", "{}", questions[9]);
     let table = hub.cli(&["doctor", "--config", &config]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("10. Do exceptions cluster"));
+    // The running hub answers the same checklist (one computation): each verdict and summary.
+    let api: Value = hub.get("/api/v1/doctor").send().await.unwrap().json().await.unwrap();
+    let answers = api["questions"].as_array().unwrap();
+    assert_eq!(answers.len(), 10, "{api}");
+    for (cli, api) in questions.iter().zip(answers) {
+        assert_eq!(
+            (&cli["verdict"], &cli["summary"]),
+            (&api["verdict"], &api["summary"]),
+            "question {}",
+            cli["number"]
+        );
+    }
 
     let out = hub.cli(&["exceptions", "clusters", "--json"]);
     let clusters: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();

@@ -73,7 +73,8 @@ async fn a_signed_body_that_cannot_be_mapped_is_held_raised_and_replayed_once_a_
 
     let listed = quarantine().await;
     assert_eq!((listed["held"].as_u64(), listed["by_system"]["shopify"].as_u64()), (Some(1), Some(1)));
-    let row = &listed["rows"][0];
+    let row = &listed["items"][0];
+    assert!(listed["next"].is_null(), "one held body, one page");
     assert_eq!(
         (row["field"].as_str(), row["source_version"].as_str(), row["flow"].as_str(), row["order_ref"].as_str()),
         (Some("line_items"), Some("2026-07"), Some("shopify-orders"), Some(ORDER))

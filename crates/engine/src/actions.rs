@@ -81,6 +81,50 @@ fn is_dead_letter(x: &ExceptionRow) -> bool {
         && (x.pattern == Pattern::DeadDelivery.as_str() || x.pattern == Pattern::TransformMismatch.as_str())
 }
 
+/// What taking the action `x` suggests would do, in words, before it is taken (the console's
+/// preview); the reason it cannot be taken otherwise. `take` decides the rest as it goes: a
+/// command already queued is not queued again.
+pub fn preview(x: &ExceptionRow) -> Result<String, ActionError> {
+    if !matches!(ExceptionState::parse(&x.state), Some(ExceptionState::Open | ExceptionState::Acknowledged)) {
+        return Err(ActionError::Closed { id: x.id, state: x.state.clone() });
+    }
+    if is_dead_letter(x) {
+        let id = x.command_id.unwrap_or_default();
+        return Ok(format!(
+            "replays dead letter {id} with a fresh retry budget, its payload made with the latest mapping"
+        ));
+    }
+    let action = match action_of(x) {
+        None => return Err(ActionError::NoAction(x.id)),
+        Some(Err(why)) => return Err(ActionError::Unreadable { id: x.id, why }),
+        Some(Ok(action)) => action,
+    };
+    let what = match action {
+        Action::CreateErpOrder => "queues the order's create to the ERP that intake would have planned".to_owned(),
+        Action::SendFulfillmentToChannel => "sends the ERP's fulfillment back to the order's channel".to_owned(),
+        Action::SendCancellation { records } => {
+            format!("queues the cancellation of ERP record(s) {}, as the channel cancelled", records.join(", "))
+        }
+        Action::CancelDuplicates { keep, cancel } => format!(
+            "queues the cancel of duplicate record(s) {}, each by its id, keeping {keep} (refused for a target \
+             that cannot address one record)",
+            cancel.join(", ")
+        ),
+        Action::FulfilInErp => "queues nothing: says which ERP records to fulfil by hand".to_owned(),
+        Action::ReviewMapping => "queues nothing: says what to fix (the mapping or the ERP record)".to_owned(),
+        Action::RefundPayment { payment_id } => format!(
+            "records your approval of refunding payment {payment_id} (Handoff sends no refund: issue it in the \
+             payment system); without approval, nothing"
+        ),
+    };
+    Ok(format!("{what}; an open exception becomes acknowledged, and the action is audited"))
+}
+
+/// Whether the action `x` suggests is a refund, which a person must approve.
+pub fn needs_approval(x: &ExceptionRow) -> bool {
+    matches!(action_of(x), Some(Ok(Action::RefundPayment { .. })))
+}
+
 /// Takes the action exception `exception_id` suggests, as `actor`. `approve` is a person's
 /// approval, needed for a refund. `targets` say what each system can do (a duplicate's cancel
 /// needs one that addresses records).

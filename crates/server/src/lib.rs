@@ -6,6 +6,7 @@
 mod api;
 pub mod auth;
 pub mod console;
+pub mod doctor;
 mod guard;
 mod listen;
 pub mod metrics;
@@ -56,6 +57,7 @@ pub(crate) fn api_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
         (Method::GET, "/api/v1/clusters", Viewer, get(api::clusters::list::<S>)),
         (Method::GET, "/api/v1/commands", Viewer, get(api::commands::list::<S>)),
         (Method::GET, "/api/v1/dead-letters", Viewer, get(api::commands::dead_letters::<S>)),
+        (Method::GET, "/api/v1/dead-letters/{id}/dry-run", Operator, get(api::commands::dry_run::<S>)),
         (Method::POST, "/api/v1/dead-letters/{id}/replay", Operator, post(api::commands::replay::<S>)),
         (Method::GET, "/api/v1/outbox", Viewer, get(api::status::outbox::<S>)),
         (Method::GET, "/api/v1/flows/health", Viewer, get(api::flows::health::<S>)),
@@ -63,6 +65,7 @@ pub(crate) fn api_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
         (Method::GET, "/api/v1/quarantine", Viewer, get(api::quarantine::list::<S>)),
         (Method::GET, "/api/v1/contract", Admin, get(api::contract::read::<S>)),
         (Method::GET, "/api/v1/audit", Viewer, get(api::audit::list::<S>)),
+        (Method::GET, "/api/v1/doctor", Viewer, get(api::doctor::answers::<S>)),
     ]
 }
 

@@ -169,3 +169,128 @@ async fn pages_are_followed_to_their_end_and_a_viewer_sees_no_personal_data() {
         assert!(problem["title"].is_string() && problem["detail"].is_string(), "{problem}");
     }
 }
+
+/// A dead letter of `order` whose last attempt ran with mapping `ran`: its command id.
+async fn dead_letter(store: &MemoryStore, order: &str, ran: &str) -> i64 {
+    use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded};
+    let event = NewEvent {
+        system: "shop".into(),
+        event_id: format!("e-{order}"),
+        kind: handoff_model::EventKind::OrderCreated,
+        order_ref: order.into(),
+        received_at: t0(),
+        payload: "{}".into(),
+        raw: None,
+    };
+    let Recorded::New(row) = store.record_event(event).await.unwrap() else { panic!("new") };
+    let command = NewCommand {
+        flow: "orders".into(),
+        target: "erp".into(),
+        order_ref: order.into(),
+        kind: handoff_model::CommandKind::CreateOrder,
+        idempotency_key: format!("{order}:create"),
+        external_ref: order.into(),
+        version: None,
+        payload: r#"{"order":{"ref":"1"}}"#.into(),
+        supersede_unsent: false,
+    };
+    let state = OrderState { source: "shop".into(), ..Default::default() };
+    let plan =
+        Plan { event_row: row, order_ref: order.into(), state, ledger: None, commands: vec![command], audit: vec![] };
+    store.apply_plans(vec![plan], t0()).await.unwrap();
+    let c = store.claim_due(t0(), 1).await.unwrap().remove(0);
+    let id = c.id;
+    let outcome = Outcome::DeadLettered {
+        ambiguous: false,
+        error: "422".into(),
+        field: None,
+        pattern: handoff_model::Pattern::DeadDelivery,
+    };
+    let record = AttemptRecord {
+        command: c,
+        started_at: t0(),
+        finished_at: t0(),
+        outcome,
+        note: None,
+        mapping: Some(ran.into()),
+    };
+    store.record_attempt(record).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_dry_run_then_replayed_as_it_ran_or_with_the_latest_mapping() {
+    let (app, store, [viewer, operator]) = hub().await;
+    let pinned = dead_letter(&store, "#1", "erp/order@v3").await;
+    let latest = dead_letter(&store, "#2", "erp/order@v3").await;
+
+    // The dry run: an operator's, nothing replayed.
+    let (status, _, dry) = call(&app, &operator, "GET", &format!("/api/v1/dead-letters/{pinned}/dry-run"), None).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!((dry["id"].as_i64(), dry["ran"].as_str()), (Some(pinned), Some("erp/order@v3")));
+    assert!(dry["lines"][0].as_str().unwrap().starts_with(&format!("command {pinned} create_order to erp")), "{dry}");
+    let (status, ..) = call(&app, &viewer, "GET", &format!("/api/v1/dead-letters/{pinned}/dry-run"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(store.dead_letters(10).await.unwrap().len(), 2, "a dry run replays nothing");
+
+    let replay = |id: i64, mapping: &str| format!("/api/v1/dead-letters/{id}/replay?mapping={mapping}");
+    let (status, kind, _) = call(&app, &operator, "POST", &replay(pinned, "newest"), None).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"));
+
+    let (status, _, done) = call(&app, &operator, "POST", &replay(pinned, "as-ran"), None).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done, json!({"replayed": 1, "mapping": "as-ran", "ran": "erp/order@v3"}));
+    let (status, _, done) = call(&app, &operator, "POST", &replay(latest, "latest"), None).await;
+    assert_eq!((status, done["mapping"].as_str()), (StatusCode::OK, Some("latest")));
+
+    // The next attempts send the payloads as chosen: pinned to the version that ran, or not.
+    let claimed = store.claim_due(t0() + jiff::SignedDuration::from_secs(60), 10).await.unwrap();
+    let payload =
+        |id: i64| -> Value { serde_json::from_str(&claimed.iter().find(|c| c.id == id).unwrap().payload).unwrap() };
+    assert_eq!(payload(pinned)["mapping"], "erp/order@v3");
+    assert!(payload(latest).get("mapping").is_none(), "{}", payload(latest));
+    let (status, kind, _) = call(&app, &operator, "POST", &replay(pinned, "as-ran"), None).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::NOT_FOUND, "application/problem+json"), "no longer dead");
+    let audit = store.order_timeline("#1".into()).await.unwrap().audit;
+    assert!(audit.iter().any(|a| a.actor == "token:ops" && a.action == "replayed"), "{audit:?}");
+}
+
+#[tokio::test]
+async fn the_doctor_answers_its_ten_questions_and_the_quarantine_pages_to_its_end() {
+    let (app, store, [viewer, _]) = hub().await;
+    raise(&store, "#1", 1).await;
+    let (status, _, doctor) = call(&app, &viewer, "GET", "/api/v1/doctor?window_hours=24", None).await;
+    assert_eq!(status, StatusCode::OK, "{doctor}");
+    let questions = doctor["questions"].as_array().unwrap();
+    assert_eq!(questions.len(), 10);
+    assert!(questions.iter().all(|q| ["ok", "warn", "gap"].contains(&q["verdict"].as_str().unwrap())), "{doctor}");
+    assert_eq!(doctor["exceptions"], 1, "the exception raised in the window");
+    let tally: u64 = doctor["verdicts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(tally, 10);
+    let (status, kind, _) = call(&app, &viewer, "GET", "/api/v1/doctor?window_hours=0", None).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"));
+
+    for n in 0..3 {
+        let held = handoff_store::NewQuarantined {
+            system: "shop".into(),
+            source: handoff_store::QuarantineSource::Webhook,
+            fingerprint: format!("f{n}"),
+            order_ref: None,
+            headers: Default::default(),
+            body: b"{}".to_vec(),
+            field: "line_items".into(),
+            reason: "missing".into(),
+            source_version: None,
+            flow: None,
+            received_at: t0(),
+        };
+        store.quarantine(held, t0()).await.unwrap();
+    }
+    let (status, _, first) = call(&app, &viewer, "GET", "/api/v1/quarantine?limit=2", None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!((first["held"].as_u64(), first["items"].as_array().unwrap().len()), (Some(3), 2));
+    let next = first["next"].as_str().unwrap();
+    let (_, _, rest) = call(&app, &viewer, "GET", &format!("/api/v1/quarantine?limit=2&cursor={next}"), None).await;
+    assert_eq!((rest["items"].as_array().unwrap().len(), rest["next"].is_null()), (1, true), "{rest}");
+    assert!(rest["items"][0]["id"].as_i64() < first["items"][1]["id"].as_i64(), "newest first");
+}

@@ -26,7 +26,7 @@ pub use console::*;
 pub use quarantine::*;
 pub use search::{
     AuditEntry, AuditFilter, ClusterFilter, ClusterRow, CommandFilter, ExceptionFilter, FlowHealth, HealthBucket,
-    HealthWindow, OrderFilter, OrderRow, Page,
+    HealthWindow, OrderFilter, OrderRow, Page, QuarantineFilter,
 };
 pub use tokens::*;
 pub use types::*;
@@ -125,6 +125,9 @@ pub trait Store: Send + Sync + 'static {
         state: Option<QuarantineState>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Quarantined>>> + Send;
+
+    /// Held bodies searched (see [`QuarantineFilter`]), newest first, one keyset page.
+    fn search_quarantine(&self, filter: QuarantineFilter) -> impl Future<Output = Result<Page<Quarantined>>> + Send;
 
     /// One held body, with its bytes.
     fn quarantined_one(&self, id: i64) -> impl Future<Output = Result<Option<Quarantined>>> + Send;

@@ -542,6 +542,22 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn search_quarantine(&self, f: crate::QuarantineFilter) -> Result<crate::Page<Quarantined>> {
+        let after = f.after()?;
+        let limit = crate::search::page_size(f.limit);
+        Ok(self.read(|m| {
+            let rows = m
+                .quarantine
+                .iter()
+                .rev()
+                .filter(|q| after.is_none_or(|a| q.id < a) && f.state.is_none_or(|s| q.state == s))
+                .take(limit + 1)
+                .cloned()
+                .collect();
+            crate::Page::of(rows, limit, crate::search::quarantine_key)
+        }))
+    }
+
     async fn quarantined_one(&self, id: i64) -> Result<Option<Quarantined>> {
         Ok(self.read(|m| m.quarantine.iter().find(|q| q.id == id).cloned()))
     }

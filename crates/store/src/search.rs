@@ -282,6 +282,24 @@ pub(crate) fn command_key(c: &Command) -> Cursor {
     Cursor { micros: 0, tie: c.id.to_string() }
 }
 
+/// Held bodies searched, newest first (by id).
+#[derive(Debug, Clone, Default)]
+pub struct QuarantineFilter {
+    pub state: Option<crate::QuarantineState>,
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+impl QuarantineFilter {
+    pub(crate) fn after(&self) -> Result<Option<i64>> {
+        after(&self.cursor)?.map(|c| c.id()).transpose()
+    }
+}
+
+pub(crate) fn quarantine_key(q: &crate::Quarantined) -> Cursor {
+    Cursor { micros: 0, tie: q.id.to_string() }
+}
+
 /// The audit log searched, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

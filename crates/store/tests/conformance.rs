@@ -71,6 +71,7 @@ conformance!(
     exceptions_are_searched_and_clustered_with_money_summed_exactly,
     commands_and_the_audit_log_are_searched_newest_first,
     flow_health_counts_each_bucket_of_the_window,
+    held_bodies_are_listed_newest_first_in_keyset_pages,
 );
 
 fn event(id: &str, kind: EventKind, order_ref: &str) -> NewEvent {
@@ -946,6 +947,40 @@ async fn exceptions_are_searched_and_clustered_with_money_summed_exactly<S: Stor
     assert_eq!(page.rows[0].exceptions, 3, "largest first");
     let next = store.search_clusters(ClusterFilter { cursor: page.next, ..every }).await.unwrap();
     assert_eq!((next.rows.len(), next.rows[0].exceptions, next.next), (1, 1, None));
+
+    // Reopened with another detail, an exception moves to that detail's cluster.
+    store.move_exception(c, ExceptionState::Resolved, "ada".into(), None, t0()).await.unwrap();
+    let again = NewFinding { order_ref: "#3".into(), detail: "another cause entirely".into(), ..finding("") };
+    assert_eq!(store.raise_finding(again, t0()).await.unwrap(), Raised::Reopened(c));
+    let clusters = store.search_clusters(ClusterFilter { limit: 10, ..Default::default() }).await.unwrap();
+    let sizes: Vec<(u64, &str)> = clusters.rows.iter().map(|r| (r.exceptions, r.fingerprint.as_str())).collect();
+    assert_eq!(sizes, [(2, "no ERP order for ## by #:#"), (1, "another cause entirely")], "{clusters:?}");
+    assert_eq!(clusters.rows[0].example, "no ERP order for #2 by 11:00", "the newest member left");
+}
+
+async fn held_bodies_are_listed_newest_first_in_keyset_pages<S: Store + Clone>(store: S) {
+    use handoff_store::QuarantineFilter;
+    let mut held = Vec::new();
+    for f in ["f1", "f2", "f3"] {
+        let Recorded::New(id) = store.quarantine(unmapped(f, None), t0()).await.unwrap() else { panic!("new") };
+        held.push(id);
+    }
+    let replayed = event("evt-1001", EventKind::OrderCreated, "1001");
+    store.release_quarantined(held[1], replayed, "ada".into(), t0()).await.unwrap();
+    let ids =
+        |page: &handoff_store::Page<handoff_store::Quarantined>| page.rows.iter().map(|q| q.id).collect::<Vec<_>>();
+    let first = store.search_quarantine(QuarantineFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(ids(&first), [held[2], held[1]]);
+    let rest = QuarantineFilter { limit: 2, cursor: first.next.clone(), ..Default::default() };
+    let rest = store.search_quarantine(rest).await.unwrap();
+    assert_eq!((ids(&rest), rest.next), (vec![held[0]], None));
+    let still = QuarantineFilter { state: Some(QuarantineState::Held), limit: 1, ..Default::default() };
+    let page = store.search_quarantine(still.clone()).await.unwrap();
+    assert_eq!(ids(&page), [held[2]]);
+    let next = store.search_quarantine(QuarantineFilter { cursor: page.next, ..still }).await.unwrap();
+    assert_eq!((ids(&next), next.next), (vec![held[0]], None));
+    let bad = store.search_quarantine(QuarantineFilter { cursor: Some("x".into()), ..Default::default() }).await;
+    assert!(matches!(bad, Err(handoff_store::StoreError::Invalid(_))), "{bad:?}");
 }
 
 async fn commands_and_the_audit_log_are_searched_newest_first<S: Store + Clone>(store: S) {

@@ -7,6 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod clusters;
 pub(crate) mod commands;
 pub(crate) mod contract;
+pub(crate) mod doctor;
 pub(crate) mod exceptions;
 pub(crate) mod flows;
 pub(crate) mod openapi;

@@ -8,14 +8,14 @@ use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::PROBLEM_JSON;
-use super::{audit, clusters, commands, contract, exceptions, flows, orders, quarantine, status, types};
+use super::{audit, clusters, commands, contract, doctor, exceptions, flows, orders, quarantine, status, types};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Handoff API",
         description = "The hub's orders, exceptions, clusters, commands, dead letters, quarantine, flows, \
-                       drift, contract and audit log. Every route needs a bearer token (`handoff token create`); \
+                       drift, contract, audit log and the doctor's checklist. Every route needs a bearer token (`handoff token create`); \
                        a viewer's answers have personal data masked. Lists are keyset pages: pass a page's \
                        `next` as `cursor`. Errors are problem+json (RFC 9457).",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
@@ -30,12 +30,14 @@ use super::{audit, clusters, commands, contract, exceptions, flows, orders, quar
         commands::list,
         commands::dead_letters,
         commands::replay,
+        commands::dry_run,
         quarantine::list,
         flows::health,
         status::outbox,
         status::drift,
         contract::read,
         audit::list,
+        doctor::answers,
         document,
     ),
     components(schemas(super::Problem, types::ExceptionAction)),
@@ -43,7 +45,7 @@ use super::{audit, clusters, commands, contract, exceptions, flows, orders, quar
     security(("bearer" = [])),
     tags(
         (name = "orders"), (name = "exceptions"), (name = "commands"), (name = "quarantine"),
-        (name = "flows"), (name = "contract"), (name = "audit"), (name = "meta")
+        (name = "flows"), (name = "contract"), (name = "audit"), (name = "doctor"), (name = "meta")
     )
 )]
 pub(crate) struct Document;

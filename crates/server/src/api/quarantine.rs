@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use handoff_store::{QuarantineState, Store};
+use handoff_store::{QuarantineFilter, QuarantineState, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -22,17 +22,23 @@ pub(crate) struct QuarantineQuery {
     /// `held` or `replayed`.
     #[param(pattern = "^(held|replayed)$")]
     state: Option<String>,
+    /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}\\.[0-9]{1,18}$")]
+    cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
 }
 
-/// The quarantine's depth and its newest held bodies (without their bytes).
+/// The quarantine's depth and a keyset page of its held bodies (without their bytes), newest
+/// first.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QuarantineView {
     /// Bodies still held.
     pub held: u64,
     pub by_system: BTreeMap<String, u64>,
-    pub rows: Vec<HeldBody>,
+    pub items: Vec<HeldBody>,
+    /// The cursor of the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 #[utoipa::path(operation_id = "list_quarantine", get, path = "/api/v1/quarantine", tag = "quarantine", params(QuarantineQuery),
@@ -43,13 +49,14 @@ pub(crate) async fn list<S: Store + Clone>(
     Filters(q): Filters<QuarantineQuery>,
 ) -> Result<Response, Problem> {
     let which = q.state.as_deref().map(str::parse::<QuarantineState>).transpose().map_err(Problem::bad_request)?;
-    let limit = super::page_limit(q.limit)?;
+    let filter = QuarantineFilter { state: which, cursor: q.cursor, limit: super::page_limit(q.limit)? };
     let depth = state.store.quarantine_depth().await?;
-    let rows = state.store.quarantined(which, limit).await?;
+    let page = state.store.search_quarantine(filter).await?;
     let view = QuarantineView {
         held: depth.iter().map(|(_, n)| n).sum(),
         by_system: depth.into_iter().collect(),
-        rows: rows.into_iter().map(HeldBody::from).collect(),
+        items: page.rows.into_iter().map(HeldBody::from).collect(),
+        next: page.next,
     };
     Ok(shown(&caller, view))
 }

@@ -1,24 +1,22 @@
 //! Dead letters: the list, one dead letter with its dry-run diff (what a replay would send now
 //! against what the mapping that ran made of it), and its replay.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use handoff_mapping::Mappings;
 use handoff_store::{Command, Replay, Store};
 use serde::Deserialize;
 
+use super::dry_run;
 use super::pages::{self, Chrome, render, segment, shown_json, shown_text, store_failed};
 use super::session::User;
 use crate::AppState;
 
 /// Dead letters listed, oldest first.
 const LISTED: usize = 500;
-/// Dead letters searched for one by id (oldest first).
-const SEARCHED: usize = 10_000;
 
 struct Shown {
     id: i64,
@@ -86,43 +84,25 @@ struct Page {
     dead: bool,
 }
 
-/// The mappings the console's dry run uses: the shipped ones, unless the contract names its own
-/// directory, which only the CLI (knowing the contract's path) loads.
-fn shipped() -> Option<&'static Mappings> {
-    static SHIPPED: OnceLock<Option<Mappings>> = OnceLock::new();
-    SHIPPED
-        .get_or_init(|| {
-            Mappings::shipped()
-                .map_err(|e| tracing::error!(message = "the shipped mappings failed to load", error = %e))
-                .ok()
-        })
-        .as_ref()
-}
-
 pub(crate) async fn page<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Extension(user): Extension<User>,
     Path(id): Path<i64>,
     Query(q): Query<Notice>,
 ) -> Response {
-    let found = async {
-        let dead = state.store.dead_letters(SEARCHED).await?;
-        Ok::<_, handoff_store::StoreError>(dead.into_iter().find(|c| c.id == id))
-    };
-    let command = match found.await {
+    let command = match dry_run::dead_letter(&state.store, id).await {
         Ok(Some(c)) => c,
         Ok(None) => return pages::not_found(&format!("dead letter {id} (replayed or settled already?)")),
         Err(e) => return store_failed(e),
     };
-    let attempts = match state.store.order_timeline(command.order_ref.clone()).await {
-        Ok(t) => t.attempts,
+    let ran = match dry_run::ran_with(&state.store, &command).await {
+        Ok(ran) => ran,
         Err(e) => return store_failed(e),
     };
-    let ran = attempts.iter().rev().filter(|a| a.command_id == id).find_map(|a| a.mapping.clone());
-    let diff = match (&state.contract.hub.mappings, shipped()) {
-        (None, Some(mappings)) => super::dry_run::dry_run(&state.contract, mappings, &command, ran.as_deref())
+    let diff = match dry_run::hub_mappings(&state.contract) {
+        Ok(mappings) => dry_run::dry_run(&state.contract, mappings, &command, ran.as_deref())
             .unwrap_or_else(|e| vec![format!("the dry run failed: {e}")]),
-        _ => vec!["this hub runs its own mappings directory: see `handoff dlq replay --dry-run`".into()],
+        Err(why) => vec![why],
     };
     render(Page {
         c: Chrome::new(&user, "Dead letters").with_notice(q.notice),

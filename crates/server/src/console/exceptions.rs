@@ -62,6 +62,10 @@ pub(crate) async fn page<S: Store + Clone>(
     if Move::Replay.preview(x).0 {
         moves.push(("replay", "replay the dead letter"));
     }
+    // The suggested action (a dead letter's is its replay, offered above).
+    if x.command_id.is_none() && Move::TakeAction.preview(x).0 {
+        moves.push(("take_action", "take the suggested action (preview first)"));
+    }
     let masked = |v: &serde_json::Value| if v.is_null() { String::new() } else { shown_json(&user, &v.to_string()) };
     render(Page {
         c: Chrome::new(&user, "Queue").with_notice(q.notice),
@@ -95,7 +99,11 @@ pub(crate) async fn act<S: Store + Clone>(
         return pages::done(&here, &what);
     }
     let reason = form.reason.filter(|r| !r.trim().is_empty()).map(|r| r.trim().chars().take(500).collect());
-    let line = action.apply(&state, &user, &x, reason).await;
+    if action == Move::TakeAction {
+        // Previewed first; confirmed through the bulk form, which comes back here.
+        return super::queue::preview_one(&user, action, &x, reason);
+    }
+    let line = action.apply(&state, &user, &x, reason, false).await;
     pages::done(&here, &line)
 }
 

@@ -7,6 +7,7 @@ mod assets;
 mod audit;
 mod clusters;
 mod dead_letters;
+mod doctor;
 pub mod dry_run;
 mod exceptions;
 mod flows;
@@ -48,6 +49,7 @@ pub(crate) fn console_routes<S: Store + Clone>() -> Vec<GuardedRoute<S>> {
         (Method::GET, "/console/flows", Viewer, get(flows::page::<S>)),
         (Method::GET, "/console/drift", Viewer, get(flows::drift::<S>)),
         (Method::GET, "/console/audit", Viewer, get(audit::page::<S>)),
+        (Method::GET, "/console/doctor", Viewer, get(doctor::page::<S>)),
         (Method::POST, "/console/logout", Viewer, post(login::logout::<S>)),
     ]
 }

@@ -9,7 +9,7 @@ use handoff_store::Role;
 use super::session::User;
 
 /// The console's pages, in the navigation's order: (path, label).
-pub const NAV: [(&str, &str); 7] = [
+pub const NAV: [(&str, &str); 8] = [
     ("/console", "Queue"),
     ("/console/clusters", "Clusters"),
     ("/console/dead-letters", "Dead letters"),
@@ -17,6 +17,7 @@ pub const NAV: [(&str, &str); 7] = [
     ("/console/flows", "Flow health"),
     ("/console/drift", "Drift"),
     ("/console/audit", "Audit log"),
+    ("/console/doctor", "Doctor"),
 ];
 
 /// The frame of a page: the person, their role, the CSRF token and the page's place in the
@@ -82,9 +83,11 @@ pub fn shown_json(user: &User, text: &str) -> String {
 /// A free-text line (an exception's detail, an error) as this person may read it: a viewer
 /// sees any JSON inside it masked, and an email-like word blanked.
 pub fn shown_text(user: &User, text: &str) -> String {
-    if user.sees_personal_data() {
-        return text.to_owned();
-    }
+    if user.sees_personal_data() { text.to_owned() } else { masked_text(text) }
+}
+
+/// A free-text line as a viewer may read it (see [`shown_text`]), for the API too.
+pub(crate) fn masked_text(text: &str) -> String {
     let mut value = serde_json::Value::String(text.to_owned());
     let mut wrapper = serde_json::json!({ "detail": value.take() });
     handoff_model::personal::mask(&mut wrapper);

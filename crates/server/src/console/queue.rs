@@ -165,17 +165,20 @@ pub(crate) async fn page<S: Store + Clone>(
     })
 }
 
-/// A person's move of one exception, or a replay of its dead letter.
+/// A person's move of one exception, a replay of its dead letter, or the action it suggests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Move {
     To(ExceptionState),
     Replay,
+    /// `handoff_engine::actions::take`, as the API's `take_action`.
+    TakeAction,
 }
 
 impl Move {
     pub fn parse(s: &str) -> Option<Move> {
         match s {
             "replay" => Some(Move::Replay),
+            "take_action" => Some(Move::TakeAction),
             "acknowledged" => Some(Move::To(ExceptionState::Acknowledged)),
             "resolved" => Some(Move::To(ExceptionState::Resolved)),
             "ignored" => Some(Move::To(ExceptionState::Ignored)),
@@ -186,6 +189,7 @@ impl Move {
     pub fn name(self) -> &'static str {
         match self {
             Move::Replay => "replay",
+            Move::TakeAction => "take_action",
             Move::To(s) => s.as_str(),
         }
     }
@@ -200,6 +204,10 @@ impl Move {
                 }
                 Some(_) => (false, format!("nothing: the exception is {}", x.state)),
                 None => (false, "nothing: no dead letter to replay".into()),
+            },
+            Move::TakeAction => match handoff_engine::actions::preview(x) {
+                Ok(what) => (true, what),
+                Err(why) => (false, format!("nothing: {why}")),
             },
             Move::To(to) if from.is_some_and(|f| f.person_may_move(to)) => {
                 let mut what = format!("{} → {}", x.state, to.as_str());
@@ -218,16 +226,29 @@ impl Move {
         }
     }
 
-    /// Does the move as `user`; a line saying what became of it.
+    /// Does the move as `user` (`approve`: their approval of a refund the action suggests); a
+    /// line saying what became of it.
     pub async fn apply<S: Store>(
         self,
         state: &AppState<S>,
         user: &User,
         x: &ExceptionRow,
         reason: Option<String>,
+        approve: bool,
     ) -> String {
         let now = state.clock.now();
         match self {
+            Move::TakeAction => {
+                let (store, contract, targets) = (&state.store, &state.contract, &state.targets);
+                match handoff_engine::actions::take(store, contract, targets, x.id, &user.actor(), approve, now).await {
+                    Ok(out) => format!("exception {}: {}", x.id, out.lines.join("; ")),
+                    Err(handoff_engine::actions::ActionError::Store(e)) => {
+                        tracing::error!(message = "console action failed", error = %e);
+                        format!("exception {}: the store refused the action", x.id)
+                    }
+                    Err(why) => format!("exception {}: {why}", x.id),
+                }
+            }
             Move::Replay => {
                 let Some(c) = x.command_id else { return format!("exception {}: no dead letter", x.id) };
                 match state.store.replay(handoff_store::Replay::One(c), user.actor(), now).await {
@@ -262,26 +283,71 @@ struct Preview {
     /// (row, will it act, what it will do)
     items: Vec<(Row, bool, String)>,
     acting: usize,
+    /// A refund among the actions: the person may approve it here.
+    approval: bool,
+    /// The exception whose page the move started from (back there when done), else the queue.
+    from: Option<i64>,
 }
 
-/// The bulk form's fields: `id` repeated, or `cluster`; `to`; `reason`; `confirm`.
+impl Preview {
+    /// The preview of `action` on `rows`, as `user` sees them.
+    fn of(
+        user: &User,
+        action: Move,
+        rows: &[ExceptionRow],
+        reason: Option<String>,
+        cluster: Option<String>,
+    ) -> Preview {
+        let items: Vec<(Row, bool, String)> = rows
+            .iter()
+            .map(|x| {
+                let (acts, what) = action.preview(x);
+                (Row::of(user, x), acts, what)
+            })
+            .collect();
+        let acting = items.iter().filter(|(_, acts, _)| *acts).count();
+        Preview {
+            c: Chrome::new(user, "Queue"),
+            action: action.name(),
+            reason: reason.unwrap_or_default(),
+            cluster: cluster.unwrap_or_default(),
+            items,
+            acting,
+            approval: action == Move::TakeAction && rows.iter().any(handoff_engine::actions::needs_approval),
+            from: None,
+        }
+    }
+}
+
+/// The preview of one exception's move, confirmed through the bulk form and back to its page.
+pub(crate) fn preview_one(user: &User, action: Move, x: &ExceptionRow, reason: Option<String>) -> Response {
+    render(Preview { from: Some(x.id), ..Preview::of(user, action, std::slice::from_ref(x), reason, None) })
+}
+
+/// The bulk form's fields: `id` repeated, or `cluster`; `to`; `reason`; `approve` (a refund
+/// the actions suggest); `from` (the exception page it started from); `confirm`.
 struct Bulk {
     ids: Vec<i64>,
     cluster: Option<String>,
     to: Option<String>,
     reason: Option<String>,
+    approve: bool,
+    from: Option<i64>,
     confirm: bool,
 }
 
 impl Bulk {
     fn parse(body: &[u8]) -> Bulk {
-        let mut b = Bulk { ids: Vec::new(), cluster: None, to: None, reason: None, confirm: false };
+        let mut b =
+            Bulk { ids: Vec::new(), cluster: None, to: None, reason: None, approve: false, from: None, confirm: false };
         for (k, v) in form_urlencoded::parse(body) {
             match &*k {
                 "id" => b.ids.extend(v.parse::<i64>().ok()),
                 "cluster" if !v.is_empty() => b.cluster = Some(v.into_owned()),
                 "to" => b.to = Some(v.into_owned()),
                 "reason" if !v.trim().is_empty() => b.reason = Some(v.trim().chars().take(500).collect()),
+                "approve" => b.approve = v == "1",
+                "from" => b.from = v.parse().ok(),
                 "confirm" => b.confirm = v == "1",
                 _ => {}
             }
@@ -325,29 +391,14 @@ pub(crate) async fn bulk<S: Store + Clone>(
         return pages::done("/console", &format!("at most {MAX_BULK} exceptions at once; narrow the selection"));
     }
     if !b.confirm {
-        let items: Vec<(Row, bool, String)> = rows
-            .iter()
-            .map(|x| {
-                let (acts, what) = action.preview(x);
-                (Row::of(&user, x), acts, what)
-            })
-            .collect();
-        let acting = items.iter().filter(|(_, acts, _)| *acts).count();
-        return render(Preview {
-            c: Chrome::new(&user, "Queue"),
-            action: action.name(),
-            reason: b.reason.unwrap_or_default(),
-            cluster: b.cluster.unwrap_or_default(),
-            items,
-            acting,
-        });
+        return render(Preview { from: b.from, ..Preview::of(&user, action, &rows, b.reason, b.cluster) });
     }
     let mut outcomes: BTreeMap<bool, usize> = BTreeMap::new();
     let mut lines = Vec::new();
     for x in &rows {
         let (acts, _) = action.preview(x);
         if acts {
-            lines.push(action.apply(&state, &user, x, b.reason.clone()).await);
+            lines.push(action.apply(&state, &user, x, b.reason.clone(), b.approve).await);
         }
         *outcomes.entry(acts).or_default() += 1;
     }
@@ -359,5 +410,6 @@ pub(crate) async fn bulk<S: Store + Clone>(
     if let Some(first) = lines.first() {
         notice.push_str(&format!(" ({first}{})", if lines.len() > 1 { ", ..." } else { "" }));
     }
-    pages::done("/console", &notice)
+    let back = b.from.map_or_else(|| "/console".to_owned(), |id| format!("/console/exceptions/{id}"));
+    pages::done(&back, &notice)
 }

@@ -362,6 +362,74 @@ async fn a_bulk_move_is_previewed_then_done_and_audited_as_the_person() {
     }
 }
 
+/// An exception's suggested action is taken from its page: previewed first (nothing changes,
+/// the preview says what it will do), then done on confirmation, back on the exception's page,
+/// audited as the person. The doctor's checklist is a page too.
+#[tokio::test]
+async fn an_exceptions_suggested_action_is_previewed_then_taken_from_its_page() {
+    let (app, store, clock) = app();
+    let users = users(&store).await;
+    let finding = handoff_store::NewFinding {
+        pattern: handoff_model::Pattern::MissingOrder,
+        order_ref: "#300".into(),
+        subject: String::new(),
+        flow: Some("orders".into()),
+        field: Some("total".into()),
+        channel: Some("shop".into()),
+        amount: None,
+        currency: None,
+        detail: "the ERP record disagrees on total".into(),
+        action: r#"{"action":"review_mapping"}"#.into(),
+        evidence: "{}".into(),
+    };
+    let handoff_store::Raised::Opened(id) = store.raise_finding(finding, t0()).await.unwrap() else { panic!("opened") };
+    let (key, csrf) = login(&store, &clock, users[1].1).await;
+    let get =
+        |uri: String| Request::get(uri).header(header::COOKIE, format!("{COOKIE}={key}")).body(Body::empty()).unwrap();
+    let post = |uri: &str, form: String| {
+        Request::post(uri)
+            .header(header::COOKIE, format!("{COOKIE}={key}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let page = body(app.clone().oneshot(get(format!("/console/exceptions/{id}"))).await.unwrap()).await;
+    assert!(page.contains(r#"<option value="take_action">"#), "{page}");
+
+    let preview =
+        app.clone().oneshot(post(&format!("/console/exceptions/{id}"), format!("csrf={csrf}&to=take_action"))).await;
+    let preview = preview.unwrap();
+    assert_eq!(preview.status(), StatusCode::OK);
+    let page = body(preview).await;
+    assert!(page.contains("Confirm: take_action 1 exception"), "{page}");
+    assert!(page.contains("queues nothing: says what to fix"), "{page}");
+    assert!(page.contains(&format!(r#"name="from" value="{id}""#)), "{page}");
+    let audit = || async { store.order_timeline("#300".into()).await.unwrap().audit };
+    assert!(!audit().await.iter().any(|a| a.action == "action taken"), "a preview changes nothing");
+
+    let form = format!("csrf={csrf}&to=take_action&id={id}&from={id}&confirm=1");
+    let done = app.clone().oneshot(post("/console/exceptions/bulk", form)).await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let back = done.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(back.starts_with(&format!("/console/exceptions/{id}?notice=")), "{back}");
+    assert!(
+        audit().await.iter().any(|a| a.action == "action taken" && a.actor == "user:operator"),
+        "{:?}",
+        audit().await
+    );
+    // Without its CSRF token the confirmation is refused and changes nothing.
+    let form = format!("to=take_action&id={id}&confirm=1");
+    assert_eq!(
+        app.clone().oneshot(post("/console/exceptions/bulk", form)).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let doctor = app.clone().oneshot(get("/console/doctor".into())).await.unwrap();
+    assert_eq!(doctor.status(), StatusCode::OK);
+    let page = body(doctor).await;
+    assert!(page.contains("Doctor: the handoff checklist") && page.contains(r#"id="question-10""#), "{page}");
+}
+
 /// With `hub.admin_listen`, the public address serves webhooks, health and readiness only, and
 /// the admin address everything else but webhooks.
 #[tokio::test]

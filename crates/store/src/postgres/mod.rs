@@ -392,6 +392,10 @@ impl Store for PgStore {
         quarantine::list(&self.client().await?, state, limit).await
     }
 
+    async fn search_quarantine(&self, filter: crate::QuarantineFilter) -> Result<crate::Page<Quarantined>> {
+        quarantine::page(&self.client().await?, &filter).await
+    }
+
     async fn quarantined_one(&self, id: i64) -> Result<Option<Quarantined>> {
         quarantine::one(&self.client().await?, id).await
     }

@@ -107,6 +107,25 @@ pub(super) async fn list(c: &impl GenericClient, state: Option<QuarantineState>,
     found.iter().map(row).collect()
 }
 
+/// One keyset page of held bodies, newest first (by `quarantine_state` for a state).
+pub(super) async fn page(c: &impl GenericClient, f: &crate::QuarantineFilter) -> Result<crate::Page<Quarantined>> {
+    let after = f.after()?.unwrap_or(i64::MAX);
+    let n = crate::search::page_size(f.limit);
+    let found = match f.state {
+        Some(state) => {
+            let sql =
+                format!("SELECT {COLUMNS} FROM quarantine WHERE state = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+            query(c, &sql, &[&state.as_str(), &after, &limit(n + 1)]).await?
+        }
+        None => {
+            let sql = format!("SELECT {COLUMNS} FROM quarantine WHERE id < $1 ORDER BY id DESC LIMIT $2");
+            query(c, &sql, &[&after, &limit(n + 1)]).await?
+        }
+    };
+    let rows = found.iter().map(row).collect::<Result<Vec<_>>>()?;
+    Ok(crate::Page::of(rows, n, crate::search::quarantine_key))
+}
+
 pub(super) async fn one(c: &impl GenericClient, id: i64) -> Result<Option<Quarantined>> {
     let sql = format!("SELECT {COLUMNS} FROM quarantine WHERE id = $1");
     query_opt(c, &sql, &[&id]).await?.as_ref().map(row).transpose()

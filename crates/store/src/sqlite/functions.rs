@@ -1,6 +1,6 @@
 //! SQL functions of the store's own, registered on every connection, so that clusters are
-//! grouped and summed in SQL with the one Rust definition of each: the fingerprint of an
-//! error's detail (`handoff_model::cluster`) and money summed exactly (`rust_decimal`).
+//! grouped and summed in SQL (each exception is written with the fingerprint of its detail,
+//! `handoff_model::cluster`, since migration 0014) with money summed exactly (`rust_decimal`).
 
 use std::collections::BTreeMap;
 
@@ -10,12 +10,9 @@ use rust_decimal::Decimal;
 
 pub(super) fn register(conn: &Connection) -> Result<()> {
     let pure = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    conn.create_scalar_function("handoff_fingerprint", 1, pure, |ctx| {
-        Ok(handoff_model::cluster::fingerprint(&ctx.get::<String>(0)?))
-    })?;
     conn.create_aggregate_function("handoff_money", 2, pure, Money)?;
     conn.create_aggregate_function("handoff_tally", 1, pure, Tally)?;
-    conn.create_aggregate_function("handoff_newest", 3, pure, Newest)?;
+    conn.create_aggregate_function("handoff_newest", 2, pure, Newest)?;
     Ok(())
 }
 
@@ -66,23 +63,23 @@ impl Aggregate<BTreeMap<String, u64>, String> for Tally {
     }
 }
 
-/// `handoff_newest(at, id, text)`: the text of the row with the greatest (at, id).
+/// `handoff_newest(at, id)`: the id of the row with the greatest (at, id).
 struct Newest;
 
-impl Aggregate<Option<(i64, i64, String)>, Option<String>> for Newest {
-    fn init(&self, _: &mut Context<'_>) -> Result<Option<(i64, i64, String)>> {
+impl Aggregate<Option<(i64, i64)>, Option<i64>> for Newest {
+    fn init(&self, _: &mut Context<'_>) -> Result<Option<(i64, i64)>> {
         Ok(None)
     }
 
-    fn step(&self, ctx: &mut Context<'_>, acc: &mut Option<(i64, i64, String)>) -> Result<()> {
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut Option<(i64, i64)>) -> Result<()> {
         let key = (ctx.get::<i64>(0)?, ctx.get::<i64>(1)?);
-        if acc.as_ref().is_none_or(|(at, id, _)| key > (*at, *id)) {
-            *acc = Some((key.0, key.1, ctx.get::<String>(2)?));
+        if acc.is_none_or(|newest| key > newest) {
+            *acc = Some(key);
         }
         Ok(())
     }
 
-    fn finalize(&self, _: &mut Context<'_>, acc: Option<Option<(i64, i64, String)>>) -> Result<Option<String>> {
-        Ok(acc.flatten().map(|(_, _, text)| text))
+    fn finalize(&self, _: &mut Context<'_>, acc: Option<Option<(i64, i64)>>) -> Result<Option<i64>> {
+        Ok(acc.flatten().map(|(_, id)| id))
     }
 }

@@ -73,6 +73,8 @@ struct Inner {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     changed: Arc<watch::Sender<u64>>,
+    /// Clusters summed, kept until the exceptions change (`search::clusters`).
+    clusters: search::ClusterCache,
 }
 
 impl Drop for Inner {
@@ -83,7 +85,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -97,16 +99,22 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("../../migrations/sqlite/0011_api_tokens.sql"),
     include_str!("../../migrations/sqlite/0012_search.sql"),
     include_str!("../../migrations/sqlite/0013_console.sql"),
+    include_str!("../../migrations/sqlite/0014_cluster_key.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
-    // 0012_search fills the orders' search table from the rows already there.
-    let search = 11;
+    // 0012_search fills the orders' search columns from the rows already there, 0014_cluster_key
+    // the exceptions' fingerprints.
+    let (search, cluster_key) = (11, 13);
     Migrations::new(
         MIGRATIONS
             .iter()
             .enumerate()
-            .map(|(i, sql)| if i == search { M::up_with_hook(sql, writes::fill_order_search) } else { M::up(sql) })
+            .map(|(i, sql)| match i {
+                _ if i == search => M::up_with_hook(sql, writes::fill_order_search),
+                _ if i == cluster_key => M::up_with_hook(sql, writes::fill_fingerprints),
+                _ => M::up(sql),
+            })
             .collect(),
     )
 }
@@ -141,7 +149,9 @@ impl SqliteStore {
         checkpointer::start(path.clone(), stop.clone());
         let changed = Arc::new(watch::Sender::new(0));
         let writer = Writer::start(conn, options, changed.clone())?;
-        Ok(SqliteStore { inner: Arc::new(Inner { path, stop, writer, readers: Mutex::new(Vec::new()), changed }) })
+        let readers = Mutex::new(Vec::new());
+        let clusters = search::ClusterCache::default();
+        Ok(SqliteStore { inner: Arc::new(Inner { path, stop, writer, readers, changed, clusters }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -266,6 +276,10 @@ impl Store for SqliteStore {
 
     async fn quarantined(&self, state: Option<QuarantineState>, limit: usize) -> Result<Vec<Quarantined>> {
         self.read(move |conn| quarantine::list(conn, state, limit)).await
+    }
+
+    async fn search_quarantine(&self, filter: crate::QuarantineFilter) -> Result<crate::Page<Quarantined>> {
+        self.read(move |conn| quarantine::page(conn, &filter)).await
     }
 
     async fn quarantined_one(&self, id: i64) -> Result<Option<Quarantined>> {
@@ -500,7 +514,8 @@ impl Store for SqliteStore {
     }
 
     async fn search_clusters(&self, filter: crate::ClusterFilter) -> Result<crate::Page<crate::ClusterRow>> {
-        self.read(move |conn| search::clusters(conn, &filter)).await
+        let inner = self.inner.clone();
+        self.read(move |conn| search::clusters(conn, &filter, &inner.clusters)).await
     }
 
     async fn search_commands(&self, filter: crate::CommandFilter) -> Result<crate::Page<Command>> {
@@ -574,5 +589,22 @@ mod tests {
                 assert!(rest[digits..].starts_with(" + 0"), "{file}: {}", &text[at..at + 12]);
             }
         }
+    }
+
+    /// Migration 0014 fingerprints the exceptions already there, so they cluster as new ones.
+    #[test]
+    fn the_cluster_key_migration_fingerprints_the_exceptions_already_kept() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::migrations().to_version(&mut conn, 13).unwrap();
+        conn.execute(
+            "INSERT INTO exceptions (pattern, order_ref, detail, state, opened_at, updated_at)
+             VALUES ('missing_order', '#1', 'no ERP order for #1 by \"10:00\"', 'open', 0, 0)",
+            [],
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let kept: String = conn.query_row("SELECT fingerprint FROM exceptions", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, handoff_model::cluster::fingerprint("no ERP order for #1 by \"10:00\""));
+        assert_eq!(kept, "no ERP order for ## by \"…\"");
     }
 }

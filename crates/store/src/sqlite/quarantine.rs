@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::rows::{micros, ts};
 use super::writes::{audit, record_event};
 use crate::quarantine::resolves;
+use crate::search::{Page, QuarantineFilter, page_size, quarantine_key};
 use crate::{NewEvent, NewQuarantined, QuarantineState, Quarantined, Recorded, Released, Result};
 
 const COLUMNS: &str = "id, system, source, order_ref, headers, body, field, reason, source_version, flow, \
@@ -66,8 +67,9 @@ pub(super) fn hold(conn: &Connection, h: &NewQuarantined, now: Timestamp) -> Res
     let order_ref = h.order_ref.as_deref().unwrap_or_default();
     let detail = h.detail(id);
     conn.prepare_cached(
-        "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, channel, evidence)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?6, ?7, ?8)",
+        "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, channel, evidence,
+                                 fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         Pattern::TransformMismatch.as_str(),
@@ -78,6 +80,7 @@ pub(super) fn hold(conn: &Connection, h: &NewQuarantined, now: Timestamp) -> Res
         micros(now),
         h.system,
         h.evidence(id),
+        super::writes::fingerprint(&detail),
     ])?;
     let exception = conn.last_insert_rowid();
     conn.prepare_cached("UPDATE quarantine SET exception_id = ?1 WHERE id = ?2")?.execute([exception, id])?;
@@ -100,6 +103,26 @@ pub(super) fn list(conn: &Connection, state: Option<QuarantineState>, limit: usi
         }
     };
     Ok(rows?)
+}
+
+/// One keyset page of held bodies, newest first: by `quarantine_state` for a state, else by id.
+pub(super) fn page(conn: &Connection, f: &QuarantineFilter) -> Result<Page<Quarantined>> {
+    let after = f.after()?.unwrap_or(i64::MAX);
+    let limit = page_size(f.limit);
+    let rows = match f.state {
+        Some(state) => {
+            let sql =
+                format!("SELECT {COLUMNS} FROM quarantine WHERE state = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3 + 0");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![state.as_str(), after, limit as i64 + 1], row)?.collect::<rusqlite::Result<_>>()
+        }
+        None => {
+            let sql = format!("SELECT {COLUMNS} FROM quarantine WHERE id < ?1 ORDER BY id DESC LIMIT ?2 + 0");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(params![after, limit as i64 + 1], row)?.collect::<rusqlite::Result<_>>()
+        }
+    };
+    Ok(Page::of(rows?, limit, quarantine_key))
 }
 
 pub(super) fn one(conn: &Connection, id: i64) -> Result<Option<Quarantined>> {

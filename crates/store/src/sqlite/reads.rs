@@ -337,8 +337,14 @@ mod tests {
         for f in &exceptions {
             search::exceptions(conn, f).unwrap();
         }
-        search::clusters(conn, &ClusterFilter::default()).unwrap();
-        search::clusters(conn, &ClusterFilter { pattern: text("p"), flow: text("f"), ..Default::default() }).unwrap();
+        let cache = search::ClusterCache::default();
+        search::clusters(conn, &ClusterFilter::default(), &cache).unwrap();
+        let one = ClusterFilter { pattern: text("p"), flow: text("f"), ..Default::default() };
+        search::clusters(conn, &one, &cache).unwrap();
+        // Asked again with no change in between: the clusters kept are read, not summed.
+        search::clusters(conn, &one, &cache).unwrap();
+        let states = ClusterFilter { states: vec![ExceptionState::Resolved], ..Default::default() };
+        search::clusters(conn, &states, &cache).unwrap();
         let commands = [
             CommandFilter::default(),
             CommandFilter { state: Some(handoff_model::CommandState::Pending), ..Default::default() },
@@ -378,6 +384,19 @@ mod tests {
         steps.iter().any(|s| s.contains("TEMP B-TREE FOR ORDER BY"))
     }
 
+    /// The queue of one pattern in one state (the console's filter) is read newest first from
+    /// the index of both, so a pattern rare among the open exceptions stops at its page.
+    #[test]
+    fn the_queue_of_one_pattern_is_read_in_its_indexs_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations().to_latest(&mut conn).unwrap();
+        let sql = "SELECT detail FROM exceptions WHERE pattern = 'status_void' AND state = 'open' \
+                   ORDER BY opened_at DESC, id DESC LIMIT 101";
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(steps, ["SEARCH exceptions USING INDEX exceptions_state_pattern (state=? AND pattern=?)"]);
+    }
+
     #[test]
     fn no_read_scans_a_table_that_grows() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -406,6 +425,18 @@ mod tests {
         super::super::quarantine::one(&conn, 1).unwrap();
         super::super::quarantine::of_order(&conn, "1001").unwrap();
         super::super::quarantine::depth(&conn).unwrap();
+        for filter in [
+            crate::QuarantineFilter::default(),
+            crate::QuarantineFilter { state: Some(crate::QuarantineState::Replayed), ..Default::default() },
+            crate::QuarantineFilter { cursor: Some("0.9".into()), ..Default::default() },
+            crate::QuarantineFilter {
+                state: Some(crate::QuarantineState::Held),
+                cursor: Some("0.9".into()),
+                ..Default::default()
+            },
+        ] {
+            super::super::quarantine::page(&conn, &filter).unwrap();
+        }
         searches(&conn);
         conn.trace_v2(TraceEventCodes::empty(), None);
 

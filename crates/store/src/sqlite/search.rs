@@ -1,10 +1,11 @@
 //! The searches of `crate::search` in SQL: each filter led by an index (migration 0012), rows
 //! in the index's order, one row more than the page to know whether another follows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::rows::{self, COMMAND_COLUMNS, EXCEPTION_COLUMNS, micros, ts};
 use crate::search::{
@@ -134,23 +135,82 @@ pub(super) fn exceptions(conn: &Connection, f: &ExceptionFilter) -> Result<Page<
     Ok(Page::of(rows, limit, exception_key))
 }
 
-pub(super) fn clusters(conn: &Connection, f: &ClusterFilter) -> Result<Page<ClusterRow>> {
+/// Clusters summed at one count of the exceptions' changes (`generations`, migration 0014),
+/// with each cluster's newest member, kept for the views until the count moves.
+pub(super) struct Summed {
+    generation: i64,
+    rows: Vec<ClusterRow>,
+    newest: BTreeMap<String, i64>,
+}
+
+/// The clusters summed per filter (states, pattern, flow, channel), at most [`CACHED`] filters.
+pub(super) type ClusterCache =
+    Mutex<HashMap<(Vec<&'static str>, Option<String>, Option<String>, Option<String>), Arc<Summed>>>;
+
+/// Most filters whose clusters are kept at once (the console asks for one or two).
+const CACHED: usize = 64;
+
+/// One page of clusters: summed again only when the exceptions changed since they last were.
+pub(super) fn clusters(conn: &Connection, f: &ClusterFilter, cache: &ClusterCache) -> Result<Page<ClusterRow>> {
+    let generation: i64 =
+        conn.prepare_cached("SELECT n FROM generations WHERE name = 'exceptions'")?.query_row([], |r| r.get(0))?;
+    let key = (f.states(), f.pattern.clone(), f.flow.clone(), f.channel.clone());
+    let kept = cache.lock().expect("cluster cache lock").get(&key).filter(|s| s.generation == generation).cloned();
+    let summed = match kept {
+        Some(summed) => summed,
+        None => {
+            // Counted before the sum, so a change in between makes the next view sum again.
+            let summed = Arc::new(sum_clusters(conn, f, generation)?);
+            let mut cache = cache.lock().expect("cluster cache lock");
+            if cache.len() >= CACHED {
+                cache.clear();
+            }
+            cache.insert(key, summed.clone());
+            summed
+        }
+    };
+    let mut page = crate::search::clusters_page(summed.rows.clone(), f)?;
+    let mut detail = conn.prepare_cached("SELECT detail FROM exceptions WHERE id = ?1")?;
+    for cluster in &mut page.rows {
+        if let Some(id) = summed.newest.get(&cluster.id) {
+            // Gone since (a purge): the cluster is summed again on the next view.
+            cluster.example = detail.query_row([id], |r| r.get(0)).optional()?.unwrap_or_default();
+        }
+    }
+    Ok(page)
+}
+
+/// Every cluster of the filter, grouped and summed in SQL.
+fn sum_clusters(conn: &Connection, f: &ClusterFilter, generation: i64) -> Result<Summed> {
     let mut c = Clauses::default();
     let states = f.states();
-    let marks = vec!["?"; states.len()].join(", ");
-    c.add(&format!("state IN ({marks})"), states.iter().map(|s| Value::Text((*s).to_owned())));
+    let mut from = "exceptions";
+    if states == ["acknowledged", "open"] {
+        // The work left, read from the partial index `exceptions_clusters` (migration 0014) alone,
+        // in its key's order. Named, or the planner (without statistics) leads by the state and
+        // sorts; written as the index's own clause, which SQLite needs to know it holds every
+        // row asked for.
+        from = "exceptions INDEXED BY exceptions_clusters";
+        c.sql.push("state IN ('acknowledged', 'open')".into());
+    } else {
+        let marks = vec!["?"; states.len()].join(", ");
+        c.add(&format!("state IN ({marks})"), states.iter().map(|s| Value::Text((*s).to_owned())));
+    }
     c.text("pattern = ?", &f.pattern);
     c.text("flow = ?", &f.flow);
     c.text("channel = ?", &f.channel);
-    // Grouped and summed here, one row per cluster: the members are never loaded.
+    // Grouped and summed here, one row per cluster, in the index's order (each member's
+    // fingerprint was kept when it was written): the members are never loaded. The example's
+    // detail is read afterwards, for the page's clusters only.
     let sql = format!(
-        "SELECT pattern, flow, field, channel, mapping, handoff_fingerprint(detail) AS fingerprint,
+        "SELECT pattern, flow, field, channel, mapping, fingerprint,
                 count(*), count(DISTINCT order_ref), handoff_money(amount, currency), min(opened_at),
-                max(max(updated_at, opened_at)), handoff_tally(state), handoff_newest(opened_at, id, detail)
-         FROM exceptions{}
+                max(max(updated_at, opened_at)), handoff_tally(state), handoff_newest(opened_at, id)
+         FROM {from}{}
          GROUP BY pattern, flow, field, channel, mapping, fingerprint",
         c.where_()
     );
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(params_from_iter(c.params.iter()), |r| {
@@ -170,25 +230,33 @@ pub(super) fn clusters(conn: &Connection, f: &ClusterFilter) -> Result<Page<Clus
                 mapping.as_deref(),
                 Some(fingerprint.as_str()),
             ]);
-            Ok(ClusterRow {
-                id,
-                pattern,
-                flow,
-                field,
-                channel,
-                mapping,
-                fingerprint,
-                exceptions: r.get::<_, i64>(6)? as u64,
-                orders: r.get::<_, i64>(7)? as u64,
-                money: json(8, r.get(8)?)?,
-                first_seen: ts(r.get(9)?)?,
-                last_seen: ts(r.get(10)?)?,
-                states: json(11, r.get(11)?)?,
-                example: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-            })
+            Ok((
+                ClusterRow {
+                    id,
+                    pattern,
+                    flow,
+                    field,
+                    channel,
+                    mapping,
+                    fingerprint,
+                    exceptions: r.get::<_, i64>(6)? as u64,
+                    orders: r.get::<_, i64>(7)? as u64,
+                    money: json(8, r.get(8)?)?,
+                    first_seen: ts(r.get(9)?)?,
+                    last_seen: ts(r.get(10)?)?,
+                    states: json(11, r.get(11)?)?,
+                    example: String::new(),
+                },
+                r.get::<_, i64>(12)?,
+            ))
         })?
+        .map(|row| {
+            let (cluster, example) = row?;
+            newest.insert(cluster.id.clone(), example);
+            Ok(cluster)
+        })
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    crate::search::clusters_page(rows, f)
+    Ok(Summed { generation, rows, newest })
 }
 
 /// A JSON column the store's own aggregate wrote.

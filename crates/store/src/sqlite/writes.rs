@@ -157,6 +157,24 @@ pub(super) fn fill_order_search(tx: &rusqlite::Transaction) -> rusqlite_migratio
     Ok(())
 }
 
+/// The fingerprint an exception is kept with: the part of its cluster's key computed in Rust.
+pub(super) fn fingerprint(detail: &str) -> String {
+    handoff_model::cluster::fingerprint(detail)
+}
+
+/// Migration 0014's hook: the fingerprint of every exception from before it.
+pub(super) fn fill_fingerprints(tx: &rusqlite::Transaction) -> rusqlite_migration::HookResult {
+    let details: Vec<(i64, String)> = tx
+        .prepare("SELECT id, detail FROM exceptions WHERE fingerprint IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE exceptions SET fingerprint = ?1 WHERE id = ?2")?;
+    for (id, detail) in details {
+        update.execute(params![fingerprint(&detail), id])?;
+    }
+    Ok(())
+}
+
 /// Writes a command to the outbox; `None` when its idempotency key was already used.
 fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<Option<i64>> {
     let mut moot = false;
@@ -324,10 +342,12 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                  WHERE id = ?4",
             )?
             .execute(params![ambiguous, error, micros(now), c.id])?;
+            let detail =
+                format!("{} to {} dead-lettered after {} attempts: {error}", c.kind, c.target, c.budget_attempts);
             conn.prepare_cached(
                 "INSERT INTO exceptions (pattern, order_ref, flow, command_id, field, detail, state, opened_at, updated_at,
-                                         mapping)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7, ?8)",
+                                         mapping, fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7, ?8, ?9)",
             )?
             .execute(params![
                 pattern.as_str(),
@@ -335,9 +355,10 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                 c.flow,
                 c.id,
                 field,
-                format!("{} to {} dead-lettered after {} attempts: {error}", c.kind, c.target, c.budget_attempts),
+                detail,
                 micros(now),
                 a.mapping,
+                fingerprint(&detail),
             ])?;
             audit(conn, now, "engine", "dead-lettered", &c.order_ref, &format!("command {}: {error}", c.id))?;
         }
@@ -367,9 +388,9 @@ pub(super) fn raise_finding(conn: &Connection, f: &NewFinding, now: Timestamp) -
         Some((id, _)) => {
             conn.prepare_cached(
                 "UPDATE exceptions SET state = 'open', detail = ?1, evidence = ?2, action = ?3, updated_at = ?4,
-                        rechecked = 1 WHERE id = ?5",
+                        rechecked = 1, fingerprint = ?6 WHERE id = ?5",
             )?
-            .execute(params![f.detail, f.evidence, f.action, micros(now), id])?;
+            .execute(params![f.detail, f.evidence, f.action, micros(now), id, fingerprint(&f.detail)])?;
             audit(
                 conn,
                 now,
@@ -383,8 +404,8 @@ pub(super) fn raise_finding(conn: &Connection, f: &NewFinding, now: Timestamp) -
         None => {
             conn.prepare_cached(
                 "INSERT INTO exceptions (pattern, order_ref, flow, field, detail, state, opened_at, updated_at, subject,
-                                         channel, amount, currency, action, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                         channel, amount, currency, action, evidence, fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 f.pattern.as_str(),
@@ -398,7 +419,8 @@ pub(super) fn raise_finding(conn: &Connection, f: &NewFinding, now: Timestamp) -
                 f.amount,
                 f.currency,
                 f.action,
-                f.evidence
+                f.evidence,
+                fingerprint(&f.detail),
             ])?;
             let id = conn.last_insert_rowid();
             audit(conn, now, &actor, "exception raised", &f.order_ref, &format!("exception {id}: {}", f.detail))?;
