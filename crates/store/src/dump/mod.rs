@@ -305,9 +305,10 @@ pub const FOLDED: &[(&str, &str)] = &[("intake_cursor", "inbox.planned")];
 /// an exception's fingerprint is `handoff_model::cluster::fingerprint` of its detail.
 pub const DERIVED: &[(&str, &str)] = &[("exceptions", "fingerprint")];
 
-/// What a store keeps for itself and not for the installation: its schema's version, and on
-/// PostgreSQL the epochs of the leads of running hubs (a new store starts without).
-pub const BOOKKEEPING: &[&str] = &["schema_version", "leads"];
+/// What a store keeps for itself and not for the installation: its schema's version, on
+/// PostgreSQL the epochs of the leads of running hubs (a new store starts without), and on
+/// SQLite the count of changes to the exceptions that its kept cluster sums are checked against.
+pub const BOOKKEEPING: &[&str] = &["schema_version", "leads", "generations"];
 
 pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().find(|t| t.name == name)
