@@ -11,14 +11,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::pg::{PgHub, Vendor, drained, fired, schema_url, unthrottled};
+use common::pg::{PgHub, Vendor, drained, fired, judge, schema_url, unthrottled};
 use common::*;
-use handoff_sim::Checker;
 use handoff_store::Store;
 use handoff_store::postgres::{PgStore, testing};
 use rand::{Rng, SeedableRng};
@@ -158,28 +156,8 @@ async fn three_hubs_under_kill_9_and_sigstop_lose_nothing_and_duplicate_nothing(
     let took = start.elapsed();
 
     let applied = erp.applied().await;
-    let mut checker = Checker::new();
-    for i in 0..orders {
-        let order_ref = format!("#P{i}");
-        checker.acked_create(&order_ref);
-        if cancelled(i) {
-            checker.acked_cancel(&order_ref);
-        }
-    }
-    let violations = checker.check_orders(&applied);
     // An order not cancelled ends at its last version at the ERP: no update lost.
-    let mut last: HashMap<&str, u64> = HashMap::new();
-    for a in applied.iter().filter(|a| a.op != "cancel") {
-        if let Some(v) = a.version {
-            last.insert(a.external_ref.as_str(), v);
-        }
-    }
-    let behind: Vec<String> = (0..orders)
-        .filter(|&i| !cancelled(i))
-        .map(|i| format!("#P{i}"))
-        .filter(|r| last.get(r.as_str()) != Some(&EVENTS))
-        .take(5)
-        .collect();
+    let (violations, behind) = judge(&applied, "#P", orders, cancelled, EVENTS);
     let fired = fired(&erp.url).await;
     let stale = fired.get("stale_fencing_token").copied().unwrap_or(0);
     let dead = store.dead_letters(10).await.unwrap();

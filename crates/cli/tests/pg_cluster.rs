@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::pg::{Cluster, PgHub, Vendor, drained, unthrottled};
+use common::pg::{Cluster, PgHub, Vendor, drained, judge, unthrottled};
 use common::*;
-use handoff_sim::Checker;
 use handoff_store::postgres::{PgOptions, PgStore};
 use serde_json::Value;
 
@@ -94,28 +92,8 @@ async fn pg_ctl_immediate_stop_mid_run_loses_nothing_acknowledged() {
     }
 
     let applied = erp.applied().await;
-    let mut checker = Checker::new();
-    for i in 0..ORDERS {
-        let order_ref = format!("#D{i}");
-        checker.acked_create(&order_ref);
-        if i.is_multiple_of(10) {
-            checker.acked_cancel(&order_ref);
-        }
-    }
-    let violations = checker.check_orders(&applied);
     // An order not cancelled ends at its update at the ERP.
-    let mut last: HashMap<&str, u64> = HashMap::new();
-    for a in applied.iter().filter(|a| a.op != "cancel") {
-        if let Some(v) = a.version {
-            last.insert(a.external_ref.as_str(), v);
-        }
-    }
-    let behind: Vec<String> = (0..ORDERS)
-        .filter(|i| !i.is_multiple_of(10))
-        .map(|i| format!("#D{i}"))
-        .filter(|r| last.get(r.as_str()) != Some(&2))
-        .take(5)
-        .collect();
+    let (violations, behind) = judge(&applied, "#D", ORDERS, |i| i.is_multiple_of(10), 2);
     println!(
         "{ORDERS} orders, {total} events in {:.1} s; the database down 3 s; {} writes applied at the ERP; \
          {} violations, {} orders behind their update",

@@ -267,3 +267,37 @@ impl Drop for Cluster {
         let _ = command.args(["stop", "-m", "immediate", "-D", &self.data()]).output();
     }
 }
+
+/// Judges what the ERP applied for orders `0..orders` named `{prefix}{i}`, every one created
+/// and the `cancelled` ones cancelled: the checker's violations, and the first orders not
+/// cancelled whose last write at the ERP is not their `last` version (an update lost).
+pub fn judge(
+    applied: &[handoff_sim::Applied],
+    prefix: &str,
+    orders: usize,
+    cancelled: impl Fn(usize) -> bool,
+    last: u64,
+) -> (Vec<handoff_sim::Violation>, Vec<String>) {
+    let mut checker = handoff_sim::Checker::new();
+    for i in 0..orders {
+        let order_ref = format!("{prefix}{i}");
+        checker.acked_create(&order_ref);
+        if cancelled(i) {
+            checker.acked_cancel(&order_ref);
+        }
+    }
+    let violations = checker.check_orders(applied);
+    let mut reached: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for a in applied.iter().filter(|a| a.op != "cancel") {
+        if let Some(v) = a.version {
+            reached.insert(a.external_ref.as_str(), v);
+        }
+    }
+    let behind = (0..orders)
+        .filter(|&i| !cancelled(i))
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|r| reached.get(r.as_str()) != Some(&last))
+        .take(5)
+        .collect();
+    (violations, behind)
+}
