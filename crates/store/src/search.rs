@@ -461,3 +461,64 @@ pub(crate) fn flow_health_of(
         })
         .collect()
 }
+
+/// How a SQL store binds a search's parameters: its placeholder, its values and its `LIMIT`.
+pub(crate) trait Binds {
+    type Param;
+    /// The placeholder of the `n`-th parameter (`?n`, `$n`).
+    fn mark(n: usize) -> String;
+    fn text(value: String) -> Self::Param;
+    fn time(value: Timestamp) -> Self::Param;
+    /// The `LIMIT` clause naming the `n`-th parameter, and that parameter for `rows`.
+    fn limit(n: usize, rows: usize) -> (String, Self::Param);
+}
+
+/// A statement's WHERE clauses and their parameters, numbered in order, for either SQL store.
+pub(crate) struct Clauses<B: Binds> {
+    sql: Vec<String>,
+    pub(crate) params: Vec<B::Param>,
+}
+
+impl<B: Binds> Default for Clauses<B> {
+    fn default() -> Self {
+        Clauses { sql: Vec::new(), params: Vec::new() }
+    }
+}
+
+impl<B: Binds> Clauses<B> {
+    /// Adds a clause whose `?` are numbered from the parameters already bound.
+    pub(crate) fn add(&mut self, clause: &str, values: impl IntoIterator<Item = B::Param>) {
+        let mut parts = clause.split('?');
+        let mut numbered = parts.next().unwrap_or_default().to_owned();
+        for (part, v) in parts.zip(values) {
+            self.params.push(v);
+            numbered.push_str(&B::mark(self.params.len()));
+            numbered.push_str(part);
+        }
+        self.sql.push(numbered);
+    }
+
+    pub(crate) fn text(&mut self, clause: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.add(clause, [B::text(v.clone())]);
+        }
+    }
+
+    pub(crate) fn time(&mut self, clause: &str, value: Option<Timestamp>) {
+        if let Some(t) = value {
+            self.add(clause, [B::time(t)]);
+        }
+    }
+
+    pub(crate) fn where_(&self) -> String {
+        if self.sql.is_empty() { String::new() } else { format!(" WHERE {}", self.sql.join(" AND ")) }
+    }
+
+    /// The page size plus one (one row more tells whether another page follows), as the last
+    /// parameter.
+    pub(crate) fn limit(&mut self, limit: usize) -> String {
+        let (clause, param) = B::limit(self.params.len() + 1, limit + 1);
+        self.params.push(param);
+        clause
+    }
+}

@@ -19,50 +19,30 @@ use crate::{Command, ExceptionRow, Result, StoreError};
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
-/// A statement's WHERE clauses and their parameters, numbered in order.
-#[derive(Default)]
-struct Clauses {
-    sql: Vec<String>,
-    params: Vec<Param>,
+/// PostgreSQL's parameters: `$n`, boxed for the driver.
+pub(super) enum Postgres {}
+
+impl crate::search::Binds for Postgres {
+    type Param = Param;
+    fn mark(n: usize) -> String {
+        format!("${n}")
+    }
+    fn text(value: String) -> Param {
+        Box::new(value)
+    }
+    fn time(value: Timestamp) -> Param {
+        Box::new(value)
+    }
+    fn limit(n: usize, rows: usize) -> (String, Param) {
+        (format!(" LIMIT ${n}"), Box::new(rows::limit(rows)))
+    }
 }
 
-impl Clauses {
-    /// Adds a clause whose `?` are numbered from the parameters already bound.
-    fn add(&mut self, clause: &str, values: impl IntoIterator<Item = Param>) {
-        let mut parts = clause.split('?');
-        let mut numbered = parts.next().unwrap_or_default().to_owned();
-        for (part, v) in parts.zip(values) {
-            self.params.push(v);
-            numbered.push_str(&format!("${}{part}", self.params.len()));
-        }
-        self.sql.push(numbered);
-    }
+type Clauses = crate::search::Clauses<Postgres>;
 
-    fn text(&mut self, clause: &str, value: &Option<String>) {
-        if let Some(v) = value {
-            self.add(clause, [Box::new(v.clone()) as Param]);
-        }
-    }
-
-    fn time(&mut self, clause: &str, value: Option<Timestamp>) {
-        if let Some(t) = value {
-            self.add(clause, [Box::new(t) as Param]);
-        }
-    }
-
-    fn where_(&self) -> String {
-        if self.sql.is_empty() { String::new() } else { format!(" WHERE {}", self.sql.join(" AND ")) }
-    }
-
-    /// The page size plus one, as the last parameter.
-    fn limit(&mut self, limit: usize) -> String {
-        self.params.push(Box::new(rows::limit(limit + 1)));
-        format!(" LIMIT ${}", self.params.len())
-    }
-
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
-    }
+/// The parameters as the driver takes them.
+fn params(w: &Clauses) -> Vec<&(dyn ToSql + Sync)> {
+    w.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
 }
 
 /// A cursor's time as a timestamp.
@@ -111,7 +91,7 @@ pub(super) async fn orders(c: &impl GenericClient, f: &OrderFilter) -> Result<Pa
         w.where_(),
         w.limit(limit)
     );
-    let found = query(c, &sql, &w.params()).await?;
+    let found = query(c, &sql, &params(&w)).await?;
     let rows = found
         .iter()
         .map(|r| {
@@ -147,7 +127,7 @@ pub(super) async fn exceptions(c: &impl GenericClient, f: &ExceptionFilter) -> R
         w.where_(),
         w.limit(limit)
     );
-    let rows = rows::exceptions(query(c, &sql, &w.params()).await?)?;
+    let rows = rows::exceptions(query(c, &sql, &params(&w)).await?)?;
     Ok(Page::of(rows, limit, exception_key))
 }
 
@@ -172,7 +152,7 @@ pub(super) async fn clusters(c: &impl GenericClient, f: &ClusterFilter) -> Resul
          GROUP BY GROUPING SETS (({key}), ({key}, currency), ({key}, state))",
         w.where_()
     );
-    let found = query(c, &sql, &w.params()).await?;
+    let found = query(c, &sql, &params(&w)).await?;
     type Key = (String, Option<String>, Option<String>, Option<String>, Option<String>, String);
     let mut clusters: BTreeMap<Key, (ClusterRow, BTreeMap<String, Decimal>)> = BTreeMap::new();
     for r in &found {
@@ -256,7 +236,7 @@ pub(super) async fn commands(c: &impl GenericClient, f: &CommandFilter) -> Resul
         w.add("id < ?", [Box::new(id) as Param]);
     }
     let sql = format!("SELECT {COMMAND_COLUMNS} FROM outbox{} ORDER BY id DESC{}", w.where_(), w.limit(limit));
-    let rows = rows::commands(query(c, &sql, &w.params()).await?)?;
+    let rows = rows::commands(query(c, &sql, &params(&w)).await?)?;
     Ok(Page::of(rows, limit, command_key))
 }
 
@@ -276,7 +256,7 @@ pub(super) async fn audit(c: &impl GenericClient, f: &AuditFilter) -> Result<Pag
         w.where_(),
         w.limit(limit)
     );
-    let found = query(c, &sql, &w.params()).await?;
+    let found = query(c, &sql, &params(&w)).await?;
     let rows = found
         .iter()
         .map(|r| {
@@ -313,7 +293,7 @@ pub(super) async fn flow_health(c: &impl GenericClient, window: &HealthWindow) -
         w.where_(),
         w.limit(MAX_HEALTH_SAMPLES)
     );
-    let found = query(c, &sql, &w.params()).await?;
+    let found = query(c, &sql, &params(&w)).await?;
     if found.len() > MAX_HEALTH_SAMPLES {
         return Err(StoreError::Invalid(format!("more than {MAX_HEALTH_SAMPLES} commands in the window: narrow it")));
     }

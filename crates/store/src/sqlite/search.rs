@@ -15,48 +15,27 @@ use crate::search::{
 };
 use crate::{Command, ExceptionRow, Result, StoreError};
 
-/// A statement's WHERE clauses and their parameters, numbered in order.
-#[derive(Default)]
-struct Clauses {
-    sql: Vec<String>,
-    params: Vec<Value>,
-}
+/// SQLite's parameters: `?n`, times as microseconds.
+pub(super) enum Sqlite {}
 
-impl Clauses {
-    /// Adds a clause whose `?` are numbered from the parameters already bound.
-    fn add(&mut self, clause: &str, values: impl IntoIterator<Item = Value>) {
-        let mut parts = clause.split('?');
-        let mut numbered = parts.next().unwrap_or_default().to_owned();
-        for (part, v) in parts.zip(values) {
-            self.params.push(v);
-            numbered.push_str(&format!("?{}{part}", self.params.len()));
-        }
-        self.sql.push(numbered);
+impl crate::search::Binds for Sqlite {
+    type Param = Value;
+    fn mark(n: usize) -> String {
+        format!("?{n}")
     }
-
-    fn text(&mut self, clause: &str, value: &Option<String>) {
-        if let Some(v) = value {
-            self.add(clause, [Value::Text(v.clone())]);
-        }
+    fn text(value: String) -> Value {
+        Value::Text(value)
     }
-
-    fn time(&mut self, clause: &str, value: Option<jiff::Timestamp>) {
-        if let Some(t) = value {
-            self.add(clause, [Value::Integer(micros(t))]);
-        }
+    fn time(value: jiff::Timestamp) -> Value {
+        Value::Integer(micros(value))
     }
-
-    fn where_(&self) -> String {
-        if self.sql.is_empty() { String::new() } else { format!(" WHERE {}", self.sql.join(" AND ")) }
-    }
-
-    /// The page size plus one, as the last parameter.
-    fn limit(&mut self, limit: usize) -> String {
-        self.params.push(Value::Integer(limit as i64 + 1));
+    fn limit(n: usize, rows: usize) -> (String, Value) {
         // `+ 0` keeps the statement prepared (see the module documentation of `sqlite`).
-        format!(" LIMIT ?{} + 0", self.params.len())
+        (format!(" LIMIT ?{} + 0", n), Value::Integer(rows as i64))
     }
 }
+
+type Clauses = crate::search::Clauses<Sqlite>;
 
 /// The end of a prefix's range of texts (SQLite compares text bytewise).
 fn prefix_end(prefix: &str) -> String {
@@ -191,7 +170,7 @@ fn sum_clusters(conn: &Connection, f: &ClusterFilter, generation: i64) -> Result
         // sorts; written as the index's own clause, which SQLite needs to know it holds every
         // row asked for.
         from = "exceptions INDEXED BY exceptions_clusters";
-        c.sql.push("state IN ('acknowledged', 'open')".into());
+        c.add("state IN ('acknowledged', 'open')", []);
     } else {
         let marks = vec!["?"; states.len()].join(", ");
         c.add(&format!("state IN ({marks})"), states.iter().map(|s| Value::Text((*s).to_owned())));
