@@ -40,6 +40,7 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, concurrency: usiz
         store: store.clone(),
         clock: Arc::new(SystemClock),
         drift: Arc::new(handoff_mapping::drift::Watch::new(Vec::new())),
+        mappings: Arc::new(handoff_mapping::Mappings::shipped()?),
         heartbeats: Default::default(),
         targets: Default::default(),
     };

@@ -46,6 +46,7 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, requests: usize) 
         store: store.clone(),
         clock: Arc::new(SystemClock),
         drift: Arc::new(handoff_mapping::drift::Watch::new(Vec::new())),
+        mappings: Arc::new(handoff_mapping::Mappings::shipped()?),
         heartbeats: Default::default(),
         targets: Default::default(),
     };

@@ -141,6 +141,7 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
         store,
         clock: Arc::new(SystemClock),
         drift,
+        mappings: Arc::new(handoff_mapping::Mappings::shipped()?),
         // The demo's run is over when it serves: no part of it still runs.
         heartbeats: Default::default(),
         // The demo's targets were simulated and are gone: a resolution action is refused.

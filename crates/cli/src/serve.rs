@@ -170,7 +170,7 @@ async fn hub<S: Store + Clone>(
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let state = Arc::new(AppState { contract, store, clock, drift, heartbeats, targets });
+    let state = Arc::new(AppState { contract, store, clock, drift, mappings, heartbeats, targets });
     match admin {
         None => handoff_server::serve(listener, handoff_server::router(state), &limits, shutdown_signal()).await?,
         Some(admin) => {

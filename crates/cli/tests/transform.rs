@@ -167,6 +167,12 @@ async fn a_held_order_names_its_field_and_is_delivered_once_after_the_mapping_is
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok    netsuite/sales_order@2 captured-command-"));
     hub.restart().await;
 
+    // The hub's API dry-runs through the hub's own mappings directory too, v2 included.
+    let dry: Value = hub.get(&format!("/api/v1/dead-letters/{id}/dry-run")).send().await.unwrap().json().await.unwrap();
+    let lines: Vec<&str> = dry["lines"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(lines.iter().any(|l| l.contains("latest netsuite/sales_order@2")), "{dry}");
+    assert!(lines.iter().any(|l| l.contains(r#"entity.externalId: null -> "web-guest""#)), "{dry}");
+
     // One group replay: every held order delivered exactly once.
     // Replayed as it ran, the first is held again by the same version: nothing reaches NetSuite.
     let out = hub.cli(&["dlq", "replay", &id, "--mapping", "as-ran", "--actor", "ops@example.com"]);

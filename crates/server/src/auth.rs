@@ -131,8 +131,16 @@ mod tests {
         let drift = Arc::new(handoff_mapping::drift::Watch::shipped().unwrap());
         let heartbeats = Default::default();
         let targets = Default::default();
-        let state =
-            Arc::new(AppState { contract, store: store.clone(), clock: clock.clone(), drift, heartbeats, targets });
+        let mappings = Arc::new(handoff_mapping::Mappings::shipped().unwrap());
+        let state = Arc::new(AppState {
+            contract,
+            store: store.clone(),
+            clock: clock.clone(),
+            drift,
+            mappings,
+            heartbeats,
+            targets,
+        });
         let app = crate::router(state);
 
         let mut tokens = Vec::new();

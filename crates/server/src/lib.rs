@@ -32,6 +32,9 @@ pub struct AppState<S> {
     pub clock: Arc<dyn Clock>,
     /// Compares every vendor payload with its baseline shape and counts the drift.
     pub drift: Arc<handoff_mapping::drift::Watch>,
+    /// The mappings the hub runs with (the contract's `hub.mappings` directory, else the
+    /// shipped ones): the dead letters' dry runs and the doctor read them.
+    pub mappings: Arc<handoff_mapping::Mappings>,
     /// The parts of the hub `/ready` watches (none: only the store is asked).
     pub heartbeats: handoff_store::heartbeat::Heartbeats,
     /// The contract's targets: a resolution action asks what each can do (a duplicate's cancel

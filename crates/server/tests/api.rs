@@ -32,6 +32,7 @@ async fn hub() -> (Router, MemoryStore, [String; 2]) {
         store: store.clone(),
         clock,
         drift,
+        mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats: Default::default(),
         targets: Default::default(),
     };

@@ -32,6 +32,7 @@ fn app(store: SqliteStore, heartbeats: Heartbeats) -> Router {
         store,
         clock: Arc::new(SystemClock),
         drift,
+        mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats,
         targets: Default::default(),
     }))

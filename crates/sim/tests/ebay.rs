@@ -358,6 +358,7 @@ async fn hub(contract: Contract) -> Hub {
         store: store.clone(),
         clock,
         drift,
+        mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats: Default::default(),
         targets: Default::default(),
     };

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
 use handoff_model::CommandState;
@@ -146,12 +145,10 @@ pub(crate) struct DryRun {
     pub lines: Vec<String>,
 }
 
-/// A dead letter's dry run: nothing is replayed. The hub's mappings are the shipped ones; a
-/// hub that runs its own directory answers 409 (`handoff dlq replay --dry-run` reads it).
+/// A dead letter's dry run, through the mappings the hub runs with: nothing is replayed.
 #[utoipa::path(operation_id = "dry_run_dead_letter", get, path = "/api/v1/dead-letters/{id}/dry-run", tag = "commands",
     params(("id" = i64, Path, description = "The dead letter's command id")),
-    responses((status = 200, body = DryRun), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = DryRun), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn dry_run<S: Store + Clone>(
     Extension(caller): Extension<Caller>,
     State(state): State<Arc<AppState<S>>>,
@@ -160,9 +157,8 @@ pub(crate) async fn dry_run<S: Store + Clone>(
     let Some(command) = dry_run::dead_letter(&state.store, id).await? else {
         return Err(Problem::not_found(format!("no dead letter {id}")));
     };
-    let mappings = dry_run::hub_mappings(&state.contract).map_err(|why| Problem::new(StatusCode::CONFLICT, why))?;
     let ran = dry_run::ran_with(&state.store, &command).await?;
-    let lines = dry_run::dry_run(&state.contract, mappings, &command, ran.as_deref()).map_err(|e| {
+    let lines = dry_run::dry_run(&state.contract, &state.mappings, &command, ran.as_deref()).map_err(|e| {
         tracing::error!(message = "dry run failed", command = id, error = %e);
         Problem::internal(format!("the dry run of dead letter {id} failed"))
     })?;

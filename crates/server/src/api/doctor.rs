@@ -103,6 +103,5 @@ pub(crate) async fn answers<S: Store + Clone>(
 pub(crate) async fn checklist<S: Store>(state: &AppState<S>, hours: u32) -> handoff_store::Result<Checklist> {
     let since = state.clock.now() - SignedDuration::from_hours(i64::from(hours));
     let measured = Measured::read(&state.store, since).await?;
-    let mappings = crate::console::dry_run::hub_mappings(&state.contract);
-    Ok(doctor::checklist(&state.contract, mappings, Some(measured), since))
+    Ok(doctor::checklist(&state.contract, Ok(&state.mappings), Some(measured), since))
 }

@@ -99,11 +99,8 @@ pub(crate) async fn page<S: Store + Clone>(
         Ok(ran) => ran,
         Err(e) => return store_failed(e),
     };
-    let diff = match dry_run::hub_mappings(&state.contract) {
-        Ok(mappings) => dry_run::dry_run(&state.contract, mappings, &command, ran.as_deref())
-            .unwrap_or_else(|e| vec![format!("the dry run failed: {e}")]),
-        Err(why) => vec![why],
-    };
+    let diff = dry_run::dry_run(&state.contract, &state.mappings, &command, ran.as_deref())
+        .unwrap_or_else(|e| vec![format!("the dry run failed: {e}")]);
     render(Page {
         c: Chrome::new(&user, "Dead letters").with_notice(q.notice),
         state: command.state.to_string(),

@@ -3,8 +3,6 @@
 //! and the API answers; and the mapping a replay is made with (as it ran, or the latest), one
 //! implementation for the three.
 
-use std::sync::OnceLock;
-
 use anyhow::Context as _;
 use handoff_contract::Contract;
 use handoff_mapping::{MappingId, Mappings};
@@ -85,21 +83,6 @@ pub async fn replay<S: Store>(
 ) -> handoff_store::Result<bool> {
     pin(store, c, mapping, actor.clone(), now).await?;
     Ok(store.replay(Replay::One(c.id), actor, now).await? > 0)
-}
-
-/// The mappings the server's dry runs and doctor use: the shipped ones, unless the contract
-/// names its own directory, which only the CLI (knowing the contract's path) loads.
-pub fn hub_mappings(contract: &Contract) -> Result<&'static Mappings, String> {
-    static SHIPPED: OnceLock<Result<Mappings, String>> = OnceLock::new();
-    if contract.hub.mappings.is_some() {
-        return Err("this hub runs its own mappings directory, which only the command line reads \
-                    (`handoff dlq replay --dry-run`, `handoff doctor`)"
-            .into());
-    }
-    SHIPPED
-        .get_or_init(|| Mappings::shipped().map_err(|e| format!("the shipped mappings failed to load: {e}")))
-        .as_ref()
-        .map_err(Clone::clone)
 }
 
 /// The mapping a command goes through and the input it gets, if its target maps.

@@ -36,6 +36,7 @@ fn state() -> (Arc<AppState<MemoryStore>>, MemoryStore, Arc<ManualClock>) {
         store: store.clone(),
         clock: clock.clone(),
         drift,
+        mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats: Default::default(),
         targets: Default::default(),
     });
