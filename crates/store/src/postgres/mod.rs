@@ -667,6 +667,10 @@ impl Store for PgStore {
     fn writer_queue(&self) -> Option<crate::WriterQueue> {
         Some(self.inner.intake.queue())
     }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.inner.lease.unsigned_abs())
+    }
 }
 
 #[cfg(test)]
