@@ -332,8 +332,11 @@ impl<S: Store + Clone> Dispatcher<S> {
             let record = match tokio::spawn(async move { this.attempt_claimed(copy, claimed_at).await }).await {
                 Ok(Some(record)) => record,
                 Ok(None) => {
-                    tracing::warn!(message = "a claim's lease ran out before its command was sent; not sent",
-                        command = command.id, attempt = command.attempts);
+                    tracing::warn!(
+                        message = "a claim's lease ran out before its command was sent; not sent",
+                        command = command.id,
+                        attempt = command.attempts
+                    );
                     drop((permit, slot));
                     return;
                 }

@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use handoff_model::{CommandKind, EventKind, ExceptionState, Pattern};
-use handoff_store::postgres::{
-    INTAKE_LEAD, Leadership, PURGE_LEAD, PgStore, RULES_LEAD, poller_lead, testing,
-};
+use handoff_store::postgres::{INTAKE_LEAD, Leadership, PURGE_LEAD, PgStore, RULES_LEAD, poller_lead, testing};
 use handoff_store::{
     AttemptRecord, NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Outcome, Plan, PurgeBefore,
     QuarantineSource, Raised, Recorded, RulesCheckpoint, Store,
