@@ -116,14 +116,14 @@ async fn hub<S: Store + Clone>(
     let dispatcher = tokio::spawn(Arc::new(dispatcher).run(contract.hub.max_in_flight, stopped.clone()));
     let rules = {
         let engine = engine.clone();
-        parts.spawn("rules", handoff_engine::rules::PERIOD, move |beat, stopped| {
+        parts.spawn(handoff_store::postgres::RULES_LEAD, handoff_engine::rules::PERIOD, move |beat, stopped| {
             engine.rules().beating(beat).run(stopped)
         })
     };
     let purge = {
         let (retention, store, clock) = (contract.retention.clone(), store.clone(), clock.clone());
         // The purge has no heartbeat of its own; its lead is still one hub's at a time.
-        parts.spawn_unwatched("purge", move |stopped| {
+        parts.spawn_unwatched(handoff_store::postgres::PURGE_LEAD, move |stopped| {
             handoff_engine::retention::run(retention.clone(), store.clone(), clock.clone(), stopped)
         })
     };
@@ -152,7 +152,7 @@ async fn hub<S: Store + Clone>(
             handoff_engine::quarantine::naming_flow(poller, handoff_engine::quarantine::inbound_flow(&contract, name));
         let period = handoff_engine::poll::period(system.timeout.unsigned_abs());
         let (name, store, clock) = (name.clone(), store.clone(), clock.clone());
-        pollers.push(parts.spawn(&format!("poller:{name}"), period, move |beat, stopped| {
+        pollers.push(parts.spawn(&handoff_store::postgres::poller_lead(&name), period, move |beat, stopped| {
             handoff_engine::poll::run(
                 name.clone(),
                 poller.clone(),

@@ -112,6 +112,13 @@ macro_rules! delegate {
                     AnyStore::Postgres(s) => s.writer_queue(),
                 }
             }
+
+            fn lease(&self) -> Option<std::time::Duration> {
+                match self {
+                    AnyStore::Sqlite(s) => s.lease(),
+                    AnyStore::Postgres(s) => s.lease(),
+                }
+            }
         }
     };
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use handoff_contract::schedule::Failure;
@@ -24,6 +24,11 @@ use crate::{Ack, Clock, DeliveryError, Rng, Safety, Targets};
 
 /// Commands claimed per store round trip.
 const CLAIM_BATCH: usize = 256;
+
+/// A claimed command is put on the wire only while its lease leaves room for the whole send
+/// (the target's time-out) and a margin of this share of the lease: another hub takes a
+/// command over by its own clock, which may be ahead of this one's.
+const LEASE_MARGIN_DIVISOR: u32 = 10;
 
 /// The dispatcher beats at least this often while it runs: it looks for due commands every
 /// second, and a full house of commands in flight wakes it as often.
@@ -90,40 +95,71 @@ impl<S: Store + Clone> Dispatcher<S> {
         self
     }
 
-    /// One attempt at one claimed command: what happened, ready to record.
+    /// One attempt at one claimed command, whatever its lease: what happened, ready to record.
     pub async fn attempt(&self, command: Command) -> AttemptRecord {
-        let started_at = self.clock.now();
-        let (outcome, note) = self.deliver(&command).await;
-        let mapping = self.targets.get(&command.target).and_then(|t| t.mapping(&command));
-        AttemptRecord { command, started_at, finished_at: self.clock.now(), outcome, note, mapping }
+        self.attempt_until(command, None).await.expect("an attempt without a deadline is always made")
     }
 
-    async fn deliver(&self, c: &Command) -> (Outcome, Option<String>) {
+    /// One attempt at a command claimed at `claimed_at` (an instant taken before the claim
+    /// was asked for). `None`, and nothing sent, when its lease no longer leaves room for the
+    /// send (see [`Dispatcher::send_by`]): the hub was paused or held up past it, and another
+    /// hub may have taken the command over. The command stays in flight, untouched, for
+    /// whoever claims it once its lease has run out, who reads the target back first.
+    pub async fn attempt_claimed(&self, command: Command, claimed_at: Instant) -> Option<AttemptRecord> {
+        let send_by = self.send_by(&command, claimed_at);
+        self.attempt_until(command, send_by).await
+    }
+
+    async fn attempt_until(&self, command: Command, send_by: Option<Instant>) -> Option<AttemptRecord> {
+        let started_at = self.clock.now();
+        let (outcome, note) = self.deliver(&command, send_by).await?;
+        let mapping = self.targets.get(&command.target).and_then(|t| t.mapping(&command));
+        Some(AttemptRecord { command, started_at, finished_at: self.clock.now(), outcome, note, mapping })
+    }
+
+    /// The last instant a command claimed at `claimed_at` may be put on the wire: its lease,
+    /// less the target's time-out (the send must be over before another hub may take the
+    /// command over and read the target back) and the margin. A local, monotonic check, no
+    /// round trip; `None` on a store whose claims only this process takes.
+    fn send_by(&self, command: &Command, claimed_at: Instant) -> Option<Instant> {
+        let lease = self.store.lease()?;
+        let timeout = self.contract.systems.get(&command.target).map_or(Duration::ZERO, |s| s.timeout.unsigned_abs());
+        Some(claimed_at + lease.saturating_sub(timeout + lease / LEASE_MARGIN_DIVISOR))
+    }
+
+    /// What the attempt did, or `None` when it sent nothing because `send_by` had passed.
+    async fn deliver(&self, c: &Command, send_by: Option<Instant>) -> Option<(Outcome, Option<String>)> {
         let Some(flow) = self.contract.flows.get(&c.flow) else {
             let error = format!("flow {:?} is no longer in the contract", c.flow);
-            return (
+            return Some((
                 Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None, pattern: Pattern::DeadDelivery },
                 None,
-            );
+            ));
         };
         let Some(target) = self.targets.get(&c.target) else {
             let error = format!("system {:?} has no target connector", c.target);
-            return (
+            return Some((
                 Outcome::DeadLettered { ambiguous: c.ambiguous, error, field: None, pattern: Pattern::DeadDelivery },
                 None,
-            );
+            ));
         };
         let mut note = None;
         if self.safety.read_back && (c.ambiguous || !target.honours_idempotency_keys()) {
             match target.read_back(c).await {
                 Ok(Some(ack)) => {
                     let note = Some("read back: already applied, not sent again".to_owned());
-                    return (Outcome::Acknowledged { record_id: ack.record_id }, note);
+                    return Some((Outcome::Acknowledged { record_id: ack.record_id }, note));
                 }
                 Ok(None) => note = Some("read back: not applied".to_owned()),
                 // Not knowing whether it applied, we must not send it again yet.
-                Err(e) => return (self.failed(c, flow, e, true, "read-back"), None),
+                Err(e) => return Some((self.failed(c, flow, e, true, "read-back"), None)),
             }
+        }
+        // Just before the send: a hub woken past its claim's lease (or held up in pacing or a
+        // read-back) leaves the command to whoever holds it now, even for a target that would
+        // not refuse a stale fencing token.
+        if send_by.is_some_and(|by| Instant::now() >= by) {
+            return None;
         }
         let sent = target.send(c).await;
         let outcome = match sent {
@@ -142,7 +178,7 @@ impl<S: Store + Clone> Dispatcher<S> {
             Ok(Ack { record_id }) => Outcome::Acknowledged { record_id },
             Err(e) => self.failed(c, flow, e, c.ambiguous, "send"),
         };
-        (outcome, note)
+        Some((outcome, note))
     }
 
     /// Turns a failure into a retry or a dead letter, by the contract's one retry schedule.
@@ -232,6 +268,7 @@ impl<S: Store + Clone> Dispatcher<S> {
                 if room == 0 {
                     continue;
                 }
+                let claimed_at = Instant::now();
                 let claimed = match self.store.claim_due_to(name.clone(), self.clock.now(), room).await {
                     Ok(claimed) => claimed,
                     Err(error) => {
@@ -244,19 +281,20 @@ impl<S: Store + Clone> Dispatcher<S> {
                 for command in claimed {
                     let permit = permits.clone().try_acquire_owned().expect("claimed within the free permits");
                     let slot = gate.slots.clone().try_acquire_owned().expect("claimed within the target's room");
-                    self.clone().spawn(command, permit, slot);
+                    self.clone().spawn(command, claimed_at, permit, slot);
                 }
             }
             // Commands to a system the contract no longer names: dead-lettered, never stuck.
             let room = permits.available_permits().min(CLAIM_BATCH);
             if room > 0 {
+                let claimed_at = Instant::now();
                 match self.store.claim_due_except(names.clone(), self.clock.now(), room).await {
                     Ok(claimed) => {
                         claimed_any |= !claimed.is_empty();
                         for command in claimed {
                             let permit = permits.clone().try_acquire_owned().expect("claimed within the free permits");
                             let unlimited = Arc::new(Semaphore::new(1)).try_acquire_owned().expect("a fresh permit");
-                            self.clone().spawn(command, permit, unlimited);
+                            self.clone().spawn(command, claimed_at, permit, unlimited);
                         }
                     }
                     Err(error) => tracing::error!(message = "claiming commands failed", error = %error),
@@ -280,6 +318,7 @@ impl<S: Store + Clone> Dispatcher<S> {
     fn spawn(
         self: Arc<Self>,
         command: Command,
+        claimed_at: Instant,
         permit: tokio::sync::OwnedSemaphorePermit,
         slot: tokio::sync::OwnedSemaphorePermit,
     ) {
@@ -290,8 +329,17 @@ impl<S: Store + Clone> Dispatcher<S> {
             let started_at = self.clock.now();
             let this = self.clone();
             let copy = command.clone();
-            let record = match tokio::spawn(async move { this.attempt(copy).await }).await {
-                Ok(record) => record,
+            let record = match tokio::spawn(async move { this.attempt_claimed(copy, claimed_at).await }).await {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    tracing::warn!(
+                        message = "a claim's lease ran out before its command was sent; not sent",
+                        command = command.id,
+                        attempt = command.attempts
+                    );
+                    drop((permit, slot));
+                    return;
+                }
                 Err(error) => {
                     tracing::error!(message = "an attempt panicked; its target will be read back", command = command.id,
                         error = %error);

@@ -3,10 +3,12 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use handoff_contract::Contract;
 use handoff_engine::{Ack, BoxFuture, Clock, DeliveryError, Dispatcher, Intake, ManualClock, Rng, Target};
-use handoff_model::EventKind;
+use handoff_model::{CommandState, EventKind};
+use handoff_store::postgres::{PgOptions, PgStore, testing};
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{Command, NewEvent, Outcome, Store};
 use jiff::{SignedDuration, Timestamp};
@@ -39,17 +41,22 @@ fn t0() -> Timestamp {
     "2026-11-26T10:00:00Z".parse().unwrap()
 }
 
-struct World {
-    _dir: tempfile::TempDir,
-    store: SqliteStore,
+struct World<S = SqliteStore> {
+    _dir: Option<tempfile::TempDir>,
+    store: S,
     clock: Arc<ManualClock>,
     target: Arc<Scripted>,
-    dispatcher: Dispatcher<SqliteStore>,
+    dispatcher: Dispatcher<S>,
 }
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    World { _dir: Some(dir), ..world_on(store).await }
+}
+
+/// The example contract's order #1001 planned on `store`: one command to the ERP, due at `t0`.
+async fn world_on<S: Store + Clone>(store: S) -> World<S> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
     let contract = Arc::new(Contract::parse(&text, Path::new("handoff.toml")).unwrap());
     let clock = Arc::new(ManualClock::new(t0()));
@@ -70,10 +77,10 @@ async fn world() -> World {
     store.record_event(event).await.unwrap();
     Intake::new(contract.clone(), store.clone(), clock.clone()).step().await.unwrap();
     let dispatcher = Dispatcher::new(contract, store.clone(), targets, clock.clone(), Rng::seeded(1));
-    World { _dir: dir, store, clock, target, dispatcher }
+    World { _dir: None, store, clock, target, dispatcher }
 }
 
-impl World {
+impl<S: Store + Clone> World<S> {
     async fn attempt(&self) -> Outcome {
         let mut claimed = self.store.claim_due(self.clock.now(), 10).await.unwrap();
         assert_eq!(claimed.len(), 1, "one command due");
@@ -178,4 +185,62 @@ async fn a_spent_budget_dead_letters_and_opens_an_exception() {
     let exceptions = w.store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap();
     assert_eq!(exceptions.len(), 1);
     assert_eq!(exceptions[0].pattern, "dead_delivery");
+}
+
+impl<S: Store + Clone> World<S> {
+    async fn command(&self) -> Command {
+        self.store.order_timeline("#1001".into()).await.unwrap().commands.remove(0)
+    }
+}
+
+/// How long the claims of the lease tests last, and how long their hub was paused since it
+/// claimed.
+const LEASE: Duration = Duration::from_secs(60);
+
+fn claimed_a_lease_ago() -> Instant {
+    Instant::now().checked_sub(LEASE).expect("the machine has been up longer than a lease")
+}
+
+/// A hub woken past its claim's lease (on a store several hubs claim from) sends nothing,
+/// even to a target that would not refuse its fencing token: the command stays in flight,
+/// untouched, until the lease has run out; whoever claims it then reads the target back first
+/// and sends it once.
+#[tokio::test]
+async fn a_claim_past_its_lease_is_not_sent_and_its_next_claim_reads_back_first() {
+    let Some(url) = testing::test_database_url() else { return };
+    let schema = testing::TestSchema::create(&url).await.unwrap();
+    let store = PgStore::open(&url, PgOptions { lease: LEASE, ..schema.options() }).await.unwrap();
+    let w = world_on(store).await;
+    let command = w.store.claim_due(w.clock.now(), 10).await.unwrap().remove(0);
+    assert!(w.dispatcher.attempt_claimed(command, claimed_a_lease_ago()).await.is_none(), "not attempted");
+    assert!(w.target.calls.lock().unwrap().is_empty(), "the target saw no request");
+    let c = w.command().await;
+    assert_eq!((c.state, c.attempts, c.ambiguous, c.last_error), (CommandState::InFlight, 1, false, None));
+    assert!(w.store.claim_due(w.clock.now(), 10).await.unwrap().is_empty(), "held by its claim until the lease ends");
+
+    w.clock.advance(SignedDuration::try_from(LEASE).unwrap() + SignedDuration::from_secs(1));
+    let again = w.store.claim_due(w.clock.now(), 10).await.unwrap().remove(0);
+    assert_eq!((again.attempts, again.ambiguous), (2, true), "taken over, its outcome unknown");
+    w.target.reads.lock().unwrap().push_back(Ok(None));
+    w.target.sends.lock().unwrap().push_back(Ok(Ack { record_id: "SO-1".into() }));
+    let record = w.dispatcher.attempt_claimed(again, Instant::now()).await.expect("sent within its lease");
+    w.dispatcher.record(record).await;
+    assert_eq!(*w.target.calls.lock().unwrap(), vec!["read_back", "send"]);
+    let c = w.command().await;
+    assert_eq!((c.state, c.record_id.as_deref()), (CommandState::Acknowledged, Some("SO-1")));
+    drop(w);
+    schema.drop().await.unwrap();
+}
+
+/// SQLite's claims are one process's: none is ever taken over, so however long ago a command
+/// was claimed, it is sent.
+#[tokio::test]
+async fn on_sqlite_a_claim_is_sent_however_long_ago_it_was_made() {
+    let w = world().await;
+    w.target.sends.lock().unwrap().push_back(Ok(Ack { record_id: "SO-1".into() }));
+    let command = w.store.claim_due(w.clock.now(), 10).await.unwrap().remove(0);
+    let record = w.dispatcher.attempt_claimed(command, claimed_a_lease_ago()).await.expect("attempted");
+    w.dispatcher.record(record).await;
+    assert_eq!(*w.target.calls.lock().unwrap(), vec!["send"]);
+    assert_eq!(w.command().await.state, CommandState::Acknowledged);
 }

@@ -400,4 +400,11 @@ pub trait Store: Send + Sync + 'static {
     fn writer_queue(&self) -> Option<WriterQueue> {
         None
     }
+
+    /// How long a claim of a command is this process's alone, for a store that other
+    /// processes claim from too: past it another process may take the command over (`None`:
+    /// only this process claims, and a claim lasts until its outcome is recorded).
+    fn lease(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

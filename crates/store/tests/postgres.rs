@@ -5,9 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use handoff_model::{CommandKind, EventKind};
-use handoff_store::postgres::{PgStore, testing};
-use handoff_store::{AttemptRecord, NewCommand, NewEvent, OrderState, Outcome, Plan, Recorded, Store};
+use handoff_model::{CommandKind, EventKind, ExceptionState, Pattern};
+use handoff_store::postgres::{INTAKE_LEAD, Leadership, PURGE_LEAD, PgStore, RULES_LEAD, poller_lead, testing};
+use handoff_store::{
+    AttemptRecord, NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Outcome, Plan, PurgeBefore,
+    QuarantineSource, Raised, Recorded, RulesCheckpoint, Store,
+};
 use jiff::Timestamp;
 
 fn t0() -> Timestamp {
@@ -256,14 +259,34 @@ async fn one_hub_leads_a_part_and_another_takes_it_over_when_the_leader_dies() {
     schema.drop().await.unwrap();
 }
 
+/// `b` takes `part` over from `a`: `a`'s leading session ends (as the server ends a paused
+/// hub's once it stops pinging) and `b`, asking, gets the lead. `a` keeps its epoch, as a
+/// paused hub does, so its writes after this are those of a former leader.
+async fn take_over(a_lead: Leadership, b: &PgStore, part: &str) -> Leadership {
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    drop(a_lead);
+    tokio::time::timeout(Duration::from_secs(10), b.lead(part, &mut stopped))
+        .await
+        .expect("b takes the lead once a's session is gone")
+        .unwrap()
+        .unwrap()
+}
+
+async fn lead(hub: &PgStore, part: &str) -> Leadership {
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    hub.lead(part, &mut stopped).await.unwrap().expect("the first hub to ask leads")
+}
+
+fn lead_lost(refused: handoff_store::StoreError, part: &str) {
+    assert!(matches!(&refused, handoff_store::StoreError::LeadLost { part: p } if p == part), "{refused}");
+}
+
 /// A hub paused past the loss of its intake lead, another hub leading intake since, plans
 /// nothing when it wakes: its plans (and their journal entries) are refused, the new
 /// leader's go.
 #[tokio::test]
 async fn a_former_leader_plans_nothing_after_its_lead_was_taken_over() {
-    use handoff_store::postgres::INTAKE_LEAD;
     let Some((a, b, schema)) = two_hubs().await else { return };
-    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
     let plan = |event_row, n| Plan {
         event_row,
         order_ref: "#1".into(),
@@ -272,20 +295,13 @@ async fn a_former_leader_plans_nothing_after_its_lead_was_taken_over() {
         commands: vec![command("#1", n)],
         audit: vec![],
     };
-    let lead = a.lead(INTAKE_LEAD, &mut stopped).await.unwrap().expect("a leads intake");
+    let a_lead = lead(&a, INTAKE_LEAD).await;
     let Recorded::New(first) = a.record_event(event("e1", "#1")).await.unwrap() else { panic!("new") };
     a.apply_plans(vec![plan(first, 1)], t0()).await.unwrap();
 
-    // a's leading session ends (as the server ends a paused hub's): b takes intake over.
-    drop(lead);
-    let taken = tokio::time::timeout(Duration::from_secs(10), b.lead(INTAKE_LEAD, &mut stopped))
-        .await
-        .expect("b takes the lead once a's session is gone")
-        .unwrap()
-        .unwrap();
+    let taken = take_over(a_lead, &b, INTAKE_LEAD).await;
     let Recorded::New(second) = a.record_event(event("e2", "#1")).await.unwrap() else { panic!("new") };
-    let refused = a.apply_plans(vec![plan(second, 2)], t0()).await.unwrap_err();
-    assert!(matches!(&refused, handoff_store::StoreError::LeadLost { part } if part == INTAKE_LEAD), "{refused}");
+    lead_lost(a.apply_plans(vec![plan(second, 2)], t0()).await.unwrap_err(), INTAKE_LEAD);
     let unplanned: Vec<i64> = b.unprocessed_events(10).await.unwrap().iter().map(|e| e.row).collect();
     assert_eq!(unplanned, [second], "nothing of the refused plan was written");
     assert_eq!(b.facts_after(0, 10).await.unwrap().len(), 1, "nor journalled");
@@ -293,6 +309,115 @@ async fn a_former_leader_plans_nothing_after_its_lead_was_taken_over() {
     b.apply_plans(vec![plan(second, 2)], t0()).await.unwrap();
     assert!(b.unprocessed_events(10).await.unwrap().is_empty());
     assert_eq!(b.facts_after(0, 10).await.unwrap().len(), 2);
+    drop((taken, a, b));
+    schema.drop().await.unwrap();
+}
+
+fn finding(order_ref: &str) -> NewFinding {
+    NewFinding {
+        pattern: Pattern::MissingOrder,
+        order_ref: order_ref.into(),
+        subject: "erp".into(),
+        flow: None,
+        field: None,
+        channel: None,
+        amount: None,
+        currency: None,
+        detail: "not in the ERP".into(),
+        action: "{}".into(),
+        evidence: "{}".into(),
+    }
+}
+
+/// A former leader of the rules driver, waking in the middle of a step, raises, clears, takes
+/// and checkpoints nothing: each of its writes is refused, and the new leader's go.
+#[tokio::test]
+async fn a_former_rules_leader_writes_no_finding_after_its_lead_was_taken_over() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let a_lead = lead(&a, RULES_LEAD).await;
+    let Raised::Opened(open) = a.raise_finding(finding("#1"), t0()).await.unwrap() else { panic!("opened") };
+    let Raised::Opened(resolved) = a.raise_finding(finding("#2"), t0()).await.unwrap() else { panic!("opened") };
+    // A person resolves one: the rules are to check it again.
+    b.move_exception(resolved, ExceptionState::Resolved, "ops".into(), None, t0()).await.unwrap();
+
+    let taken = take_over(a_lead, &b, RULES_LEAD).await;
+    lead_lost(a.raise_finding(finding("#3"), t0()).await.unwrap_err(), RULES_LEAD);
+    lead_lost(a.clear_finding(Pattern::MissingOrder, "#1".into(), "erp".into(), t0()).await.unwrap_err(), RULES_LEAD);
+    lead_lost(a.take_rechecks(10).await.unwrap_err(), RULES_LEAD);
+    let checkpoint = RulesCheckpoint { position: 7, orders: vec!["#1".into()] };
+    lead_lost(a.save_rules_checkpoint(checkpoint.clone()).await.unwrap_err(), RULES_LEAD);
+
+    let states: Vec<(String, String)> =
+        b.exceptions(None, 10).await.unwrap().into_iter().rev().map(|x| (x.order_ref, x.state)).collect();
+    assert_eq!(states, [("#1".into(), "open".into()), ("#2".into(), "resolved".into())], "none raised or cleared");
+    assert_eq!(b.rules_checkpoint().await.unwrap(), None, "no checkpoint");
+    let rechecks: Vec<i64> = b.take_rechecks(10).await.unwrap().iter().map(|x| x.id).collect();
+    assert_eq!(rechecks, [resolved], "the recheck was left for the new leader");
+
+    assert!(b.clear_finding(Pattern::MissingOrder, "#1".into(), "erp".into(), t0()).await.unwrap());
+    assert_eq!(b.exception(open).await.unwrap().unwrap().state, "auto_resolved");
+    b.save_rules_checkpoint(checkpoint.clone()).await.unwrap();
+    assert_eq!(b.rules_checkpoint().await.unwrap(), Some(checkpoint));
+    drop((taken, a, b));
+    schema.drop().await.unwrap();
+}
+
+/// A former leader of a poller records neither the page it read nor its cursor: the new
+/// leader polls on from the cursor it finds. Another system's poller is its own lead.
+#[tokio::test]
+async fn a_former_poller_records_no_page_after_its_lead_was_taken_over() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let part = poller_lead("shop");
+    let a_lead = lead(&a, &part).await;
+    let _other = lead(&a, &poller_lead("market")).await;
+    a.record_polled("shop".into(), vec![event("e1", "#1")], vec![], "c1".into(), t0()).await.unwrap();
+
+    let taken = take_over(a_lead, &b, &part).await;
+    let held = NewQuarantined {
+        system: "shop".into(),
+        source: QuarantineSource::Poll,
+        fingerprint: "f1".into(),
+        order_ref: Some("#2".into()),
+        headers: Default::default(),
+        body: b"{}".to_vec(),
+        field: "line_items".into(),
+        reason: "unreadable".into(),
+        source_version: None,
+        flow: None,
+        received_at: t0(),
+    };
+    let refused = a.record_polled("shop".into(), vec![event("e2", "#2")], vec![held], "c2".into(), t0()).await;
+    lead_lost(refused.unwrap_err(), &part);
+    assert_eq!(b.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c1"), "the cursor stayed");
+    let events: Vec<String> = b.unprocessed_events(10).await.unwrap().into_iter().map(|e| e.event_id).collect();
+    assert_eq!(events, ["e1"], "no event of the refused page");
+    assert!(b.quarantined(None, 10).await.unwrap().is_empty(), "nothing of it held");
+    // a still leads the other system's poller.
+    a.record_polled("market".into(), vec![], vec![], "m1".into(), t0()).await.unwrap();
+
+    b.record_polled("shop".into(), vec![event("e2", "#2")], vec![], "c2".into(), t0()).await.unwrap();
+    assert_eq!(b.poll_cursor("shop".into()).await.unwrap().as_deref(), Some("c2"));
+    drop((taken, a, b));
+    schema.drop().await.unwrap();
+}
+
+/// A former leader of the purge removes nothing; the new leader's purge does. A tool that never
+/// led the purge (`handoff purge`, a dry run) is not fenced.
+#[tokio::test]
+async fn a_former_purge_leader_removes_nothing_after_its_lead_was_taken_over() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    let a_lead = lead(&a, PURGE_LEAD).await;
+    a.record_event(NewEvent { raw: Some("personal".into()), ..event("e1", "#1") }).await.unwrap();
+    let (day, before) = (jiff::SignedDuration::from_hours(24), t0() - jiff::SignedDuration::from_hours(24));
+    let before = PurgeBefore { personal_data: t0() + day, history: before, dedup: before };
+
+    let taken = take_over(a_lead, &b, PURGE_LEAD).await;
+    lead_lost(a.purge(before, 100, false).await.unwrap_err(), PURGE_LEAD);
+    let dry = a.purge(before, 100, true).await.unwrap();
+    assert_eq!(dry.inbox_scrubbed, 1, "the raw body is still there");
+
+    assert_eq!(b.purge(before, 100, false).await.unwrap().inbox_scrubbed, 1);
+    assert_eq!(b.purge(before, 100, true).await.unwrap().inbox_scrubbed, 0);
     drop((taken, a, b));
     schema.drop().await.unwrap();
 }

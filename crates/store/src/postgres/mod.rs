@@ -39,9 +39,18 @@ pub use dump::import;
 pub use leader::Leadership;
 pub use migrate::VERSION as SCHEMA_VERSION;
 
-/// The lead intake runs under (`serve`'s part of that name): its plans are applied only while
-/// this hub still leads it, when it ever led it.
+/// The parts of a hub that run in one hub at a time, by the name `serve` leads each under
+/// (see `leader`). A part's writes go on only while this hub still leads the part, when it ever
+/// led it (see `PgStore::fence`): intake's plans, the rules driver's findings, rechecks and
+/// checkpoints, a poller's events and cursor, the purge's batches.
 pub const INTAKE_LEAD: &str = "intake";
+pub const RULES_LEAD: &str = "rules";
+pub const PURGE_LEAD: &str = "purge";
+
+/// The lead of the poller of `system` (one per polled system).
+pub fn poller_lead(system: &str) -> String {
+    format!("poller:{system}")
+}
 
 /// Whether a store address names PostgreSQL rather than a SQLite data directory.
 pub fn is_url(store: &str) -> bool {
@@ -293,6 +302,20 @@ impl PgStore {
         in_tx!(self.client().await?, |tx| writes::claim_due(&tx, only, except, now, limit, &lease).await?)
     }
 
+    /// Fences a led part's write, inside its transaction: in a hub that took `part`'s lead,
+    /// the write goes on only while no other hub took the lead since (`StoreError::LeadLost`
+    /// otherwise, see `writes::check_lead`); in one that never led it (a single process, a
+    /// tool such as `handoff purge`) it goes on unchecked. The epoch is the one this hub took
+    /// last: `serve` stops a part's run before it asks for the lead again, so a run's writes
+    /// never carry a later run's epoch.
+    async fn fence(&self, tx: &deadpool_postgres::Transaction<'_>, part: &str) -> Result<()> {
+        let epoch = self.inner.epochs.lock().expect("epochs lock").get(part).copied();
+        match epoch {
+            Some(epoch) => writes::check_lead(tx, part, epoch).await,
+            None => Ok(()),
+        }
+    }
+
     /// Wakes this process's waiters at once (other processes wake on the NOTIFY).
     fn changed(&self) {
         self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
@@ -380,8 +403,10 @@ impl Store for PgStore {
         cursor: String,
         now: Timestamp,
     ) -> Result<Vec<Recorded>> {
-        notifying!(self, self.client().await?, |tx| writes::record_polled(&tx, &system, &events, &held, &cursor, now)
-            .await?)
+        notifying!(self, self.client().await?, |tx| {
+            self.fence(&tx, &poller_lead(&system)).await?;
+            writes::record_polled(&tx, &system, &events, &held, &cursor, now).await?
+        })
     }
 
     async fn quarantine(&self, held: NewQuarantined, now: Timestamp) -> Result<Recorded> {
@@ -433,13 +458,8 @@ impl Store for PgStore {
     }
 
     async fn apply_plans(&self, plans: Vec<Plan>, now: Timestamp) -> Result<()> {
-        // A hub that led intake plans only while it still does; one that never led it (a
-        // single process, a tool) plans unchecked.
-        let epoch = self.inner.epochs.lock().expect("epochs lock").get(INTAKE_LEAD).copied();
         notifying!(self, self.client().await?, |tx| {
-            if let Some(epoch) = epoch {
-                writes::check_lead(&tx, INTAKE_LEAD, epoch).await?;
-            }
+            self.fence(&tx, INTAKE_LEAD).await?;
             writes::apply_plans(&tx, &plans, now).await?
         })
     }
@@ -542,11 +562,17 @@ impl Store for PgStore {
     }
 
     async fn save_rules_checkpoint(&self, checkpoint: crate::RulesCheckpoint) -> Result<()> {
-        in_tx!(self.client().await?, |tx| writes::save_rules_checkpoint(&tx, &checkpoint).await?)
+        in_tx!(self.client().await?, |tx| {
+            self.fence(&tx, RULES_LEAD).await?;
+            writes::save_rules_checkpoint(&tx, &checkpoint).await?
+        })
     }
 
     async fn raise_finding(&self, finding: NewFinding, now: Timestamp) -> Result<Raised> {
-        in_tx!(self.client().await?, |tx| writes::raise_finding(&tx, &finding, now).await?)
+        in_tx!(self.client().await?, |tx| {
+            self.fence(&tx, RULES_LEAD).await?;
+            writes::raise_finding(&tx, &finding, now).await?
+        })
     }
 
     async fn clear_finding(
@@ -556,11 +582,17 @@ impl Store for PgStore {
         subject: String,
         now: Timestamp,
     ) -> Result<bool> {
-        in_tx!(self.client().await?, |tx| writes::clear_finding(&tx, pattern, &order_ref, &subject, now).await?)
+        in_tx!(self.client().await?, |tx| {
+            self.fence(&tx, RULES_LEAD).await?;
+            writes::clear_finding(&tx, pattern, &order_ref, &subject, now).await?
+        })
     }
 
     async fn take_rechecks(&self, limit: usize) -> Result<Vec<ExceptionRow>> {
-        in_tx!(self.client().await?, |tx| writes::take_rechecks(&tx, limit).await?)
+        in_tx!(self.client().await?, |tx| {
+            self.fence(&tx, RULES_LEAD).await?;
+            writes::take_rechecks(&tx, limit).await?
+        })
     }
 
     async fn enqueue_action(
@@ -614,6 +646,10 @@ impl Store for PgStore {
     async fn purge(&self, before: crate::PurgeBefore, limit: usize, dry_run: bool) -> Result<crate::Purged> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // A dry run changes nothing, so it needs no lead (and holds none back).
+        if !dry_run {
+            self.fence(&tx, PURGE_LEAD).await?;
+        }
         let purged = retention::purge(&tx, &before, limit).await?;
         // A dry run does the same work and rolls it back.
         if dry_run {
@@ -630,6 +666,10 @@ impl Store for PgStore {
 
     fn writer_queue(&self) -> Option<crate::WriterQueue> {
         Some(self.inner.intake.queue())
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.inner.lease.unsigned_abs())
     }
 }
 
