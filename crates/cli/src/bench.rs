@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use handoff_contract::Contract;
+use handoff_contract::data_dir::StoreAt;
 use handoff_engine::{Intake, SystemClock};
+use handoff_store::postgres::testing::TestSchema;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{NewEvent, Store};
 use hdrhistogram::Histogram;
@@ -39,6 +41,8 @@ pub enum BenchCommand {
         rate: u64,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        #[command(flatten)]
+        hubs: Hubs,
     },
     /// Webhook -> planned -> outbox -> delivered to the mock ERP over loopback -> acknowledged.
     E2e {
@@ -46,6 +50,8 @@ pub enum BenchCommand {
         orders: usize,
         #[arg(long, default_value_t = 128)]
         concurrency: usize,
+        #[command(flatten)]
+        hubs: Hubs,
     },
     /// A Shopify order webhook from raw bytes to the NetSuite payload, against serde_json
     /// parsing the same bytes, on one core.
@@ -119,6 +125,18 @@ pub enum BenchCommand {
     },
 }
 
+/// Where the hubs of `intake` and `e2e` keep their store, and how many share it.
+#[derive(clap::Args, Clone)]
+pub struct Hubs {
+    /// A PostgreSQL database (`postgres://...`): the hubs run on a schema of their own there,
+    /// dropped at the end. Without it, one hub on SQLite in the scratch folder.
+    #[arg(long)]
+    store: Option<String>,
+    /// `handoff serve` processes sharing the PostgreSQL store; the load goes to each in turn.
+    #[arg(long, default_value_t = 1)]
+    hubs: usize,
+}
+
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     if let BenchCommand::Mapping { payload, iterations } = &command {
         return crate::bench_mapping::run(payload.as_deref(), *iterations);
@@ -134,10 +152,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     );
     let result = match command {
         BenchCommand::Store { events, concurrency } => store(&dir, events, concurrency).await,
-        BenchCommand::Intake { events, concurrency, rate, seconds } => {
-            intake(&dir, events, concurrency, rate, seconds).await
+        BenchCommand::Intake { events, concurrency, rate, seconds, hubs } => {
+            intake(&dir, events, concurrency, rate, seconds, &hubs).await
         }
-        BenchCommand::E2e { orders, concurrency } => e2e(&dir, orders, concurrency).await,
+        BenchCommand::E2e { orders, concurrency, hubs } => e2e(&dir, orders, concurrency, &hubs).await,
         BenchCommand::Rss { backlog: Some(backlog), .. } => rss(&dir, backlog).await,
         BenchCommand::Rss { orders, window, concurrency, backlog: None } => {
             rss_flow(&dir, orders, window, concurrency).await
@@ -350,8 +368,6 @@ async fn wait_up(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 const LOAD_FROM_ONE_ADDRESS: &str = "[hub.limits]\nrate_per_source = 1000000\nrate_burst = 1000000\n\
                                      max_connections = 8192\nmax_connections_per_source = 8192\n";
 
-/// Starts a hub on a contract whose `erp` target is at `erp_url`; without one, the contract has
-/// no flows and the hub only records and plans (the intake path alone).
 /// Starts a mock ERP (`handoff mock`, with `extra` flags) and waits until it answers.
 async fn start_erp(client: &reqwest::Client, extra: &[&str]) -> anyhow::Result<(Running, String)> {
     let port = free_port()?;
@@ -369,9 +385,88 @@ struct BenchHub {
     token: String,
 }
 
+/// The store the benchmark's hubs run on.
+enum BenchStore {
+    /// SQLite in this data directory.
+    Sqlite(PathBuf),
+    /// A fresh schema of a PostgreSQL database, dropped with it.
+    Postgres(TestSchema),
+}
+
+impl BenchStore {
+    async fn new(dir: &Path, hubs: &Hubs) -> anyhow::Result<BenchStore> {
+        match &hubs.store {
+            None if hubs.hubs > 1 => bail!("--hubs {} needs --store postgres://...: SQLite has one hub", hubs.hubs),
+            None => Ok(BenchStore::Sqlite(dir.join("data"))),
+            Some(url) if handoff_store::postgres::is_url(url) => {
+                let schema = TestSchema::create(url).await.context("creating the benchmark's schema")?;
+                println!("store: PostgreSQL schema {} ({} hubs)", schema.name, hubs.hubs);
+                Ok(BenchStore::Postgres(schema))
+            }
+            Some(other) => bail!("--store {other}: a postgres:// URL (the default is SQLite in the scratch folder)"),
+        }
+    }
+
+    fn at(&self) -> StoreAt {
+        match self {
+            BenchStore::Sqlite(dir) => StoreAt::Dir(dir.clone()),
+            BenchStore::Postgres(schema) => StoreAt::Postgres(schema.store_url()),
+        }
+    }
+
+    /// `serve`'s arguments naming this store.
+    fn serve_args(&self) -> [String; 2] {
+        match self {
+            BenchStore::Sqlite(dir) => ["--data-dir".into(), path(dir).into()],
+            BenchStore::Postgres(schema) => ["--store".into(), schema.store_url()],
+        }
+    }
+
+    /// Drops a PostgreSQL schema once the hubs on it have stopped.
+    async fn drop_schema(self) -> anyhow::Result<()> {
+        if let BenchStore::Postgres(schema) = self {
+            schema.drop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts one hub on SQLite in `dir/data` (see [`start_hubs`]).
 async fn start_hub(dir: &Path, erp_url: Option<&str>, client: &reqwest::Client) -> anyhow::Result<BenchHub> {
-    let port = free_port()?;
-    let contract = match erp_url {
+    let store = BenchStore::Sqlite(dir.join("data"));
+    Ok(start_hubs(dir, erp_url, client, &store, 1).await?.remove(0))
+}
+
+/// Starts `count` hubs on `store` with a contract whose `erp` target is at `erp_url`; without
+/// one, the contract has no flows and the hubs only record and plan (the intake path alone).
+async fn start_hubs(
+    dir: &Path,
+    erp_url: Option<&str>,
+    client: &reqwest::Client,
+    store: &BenchStore,
+    count: usize,
+) -> anyhow::Result<Vec<BenchHub>> {
+    let token = {
+        let store = crate::store::create(&store.at()).await?;
+        crate::token::create(&store, "bench", handoff_store::Role::Viewer, Some(1), "bench", Timestamp::now()).await?
+    };
+    let mut hubs = Vec::with_capacity(count);
+    for i in 0..count {
+        let port = free_port()?;
+        let config = dir.join(format!("handoff-{i}.toml"));
+        std::fs::write(&config, contract(port, erp_url))?;
+        let [flag, at] = store.serve_args();
+        let process = spawn(&["serve", "--config", path(&config), &flag, &at])?;
+        let url = format!("http://127.0.0.1:{port}");
+        wait_up(client, &format!("{url}/health")).await?;
+        hubs.push(BenchHub { process, url, token: token.clone() });
+    }
+    Ok(hubs)
+}
+
+/// The benchmark's contract for a hub listening on `port`.
+fn contract(port: u16, erp_url: Option<&str>) -> String {
+    match erp_url {
         None => format!(
             "[hub]\nlisten = \"127.0.0.1:{port}\"\n{LOAD_FROM_ONE_ADDRESS}[systems.shop]\nrole = \"storefront\"\nconnector = \"http-json\"\n"
         ),
@@ -399,18 +494,7 @@ deadline = "15m"
 retry = {{ attempts = 20, backoff_base = "100ms", backoff_cap = "5s", deadline = "1h" }}
 "#
         ),
-    };
-    let config = dir.join("handoff.toml");
-    std::fs::write(&config, contract)?;
-    let data = dir.join("data");
-    let token = {
-        let store = SqliteStore::open(&data, SqliteOptions::default())?;
-        crate::token::create(&store, "bench", handoff_store::Role::Viewer, Some(1), "bench", Timestamp::now()).await?
-    };
-    let process = spawn(&["serve", "--config", path(&config), "--data-dir", path(&data)])?;
-    let url = format!("http://127.0.0.1:{port}");
-    wait_up(client, &format!("{url}/health")).await?;
-    Ok(BenchHub { process, url, token })
+    }
 }
 
 fn path(p: &Path) -> &str {
@@ -422,17 +506,19 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Posts `count` events from `concurrency` connections as fast as the hub answers.
+/// With several hubs, connection `i` posts to hub `i mod hubs`.
 async fn closed_loop(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     bodies: Arc<Vec<String>>,
     concurrency: usize,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, next, bodies) = (client.clone(), url.to_owned(), next.clone(), bodies.clone());
+        .map(|c| {
+            let (client, url, next, bodies) =
+                (client.clone(), urls[c % urls.len()].clone(), next.clone(), bodies.clone());
             tokio::spawn(async move {
                 let mut hist = Histogram::<u64>::new(3).expect("histogram");
                 loop {
@@ -469,15 +555,38 @@ fn print_latency(label: &str, hist: &Histogram<u64>) {
     );
 }
 
-async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, seconds: u64) -> anyhow::Result<()> {
+async fn intake(
+    dir: &Path,
+    events: usize,
+    concurrency: usize,
+    rate: u64,
+    seconds: u64,
+    hubs: &Hubs,
+) -> anyhow::Result<()> {
+    let store = BenchStore::new(dir, hubs).await?;
+    let result = intake_on(dir, events, concurrency, rate, seconds, &store, hubs.hubs).await;
+    store.drop_schema().await?;
+    result
+}
+
+async fn intake_on(
+    dir: &Path,
+    events: usize,
+    concurrency: usize,
+    rate: u64,
+    seconds: u64,
+    store: &BenchStore,
+    count: usize,
+) -> anyhow::Result<()> {
     let client = http_client()?;
-    // No flows: the hub records and plans each event, and delivers nothing (see `e2e`).
-    let hub = start_hub(dir, None, &client).await?;
-    let webhook = format!("{}/webhooks/shop", hub.url);
+    // No flows: the hubs record and plan each event, and deliver nothing (see `e2e`).
+    let hubs = start_hubs(dir, None, &client, store, count).await?;
+    let hub = &hubs[0];
+    let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
 
     let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
     println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
-    let (peak, hist) = closed_loop(&client, &webhook, bodies, concurrency).await?;
+    let (peak, hist) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
     println!("durable intake over HTTP: {peak:.0} events/s");
     print_latency("  time to 2xx under peak load", &hist);
 
@@ -485,7 +594,7 @@ async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, second
     let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
     // The fixed rate is measured on a hub at rest, not on one still planning the peak's events.
     let waited = Instant::now();
-    while planned_behind(&client, &hub).await? > 0 {
+    while planned_behind(&client, hub).await? > 0 {
         if waited.elapsed() > Duration::from_secs(300) {
             bail!("the peak's events were not all planned after 300 s");
         }
@@ -500,7 +609,8 @@ async fn intake(dir: &Path, events: usize, concurrency: usize, rate: u64, second
     for i in 0..total {
         let due = start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
         tokio::time::sleep_until(due).await;
-        let (client, url, bodies, hist) = (client.clone(), webhook.clone(), bodies.clone(), hist.clone());
+        let url = webhooks[i % webhooks.len()].clone();
+        let (client, bodies, hist) = (client.clone(), bodies.clone(), hist.clone());
         tasks.push(tokio::spawn(async move {
             let r = client.post(&url).body(bodies[i].clone()).send().await?;
             if !r.status().is_success() {
@@ -535,16 +645,24 @@ async fn acknowledged(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Resul
     Ok((n("acknowledged"), n("pending") + n("in_flight")))
 }
 
-async fn e2e(dir: &Path, orders: usize, concurrency: usize) -> anyhow::Result<()> {
+async fn e2e(dir: &Path, orders: usize, concurrency: usize, hubs: &Hubs) -> anyhow::Result<()> {
+    let store = BenchStore::new(dir, hubs).await?;
+    let result = e2e_on(dir, orders, concurrency, &store, hubs.hubs).await;
+    store.drop_schema().await?;
+    result
+}
+
+async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStore, count: usize) -> anyhow::Result<()> {
     let client = http_client()?;
     let (_erp, erp_url) = start_erp(&client, &[]).await?;
-    let hub = start_hub(dir, Some(&erp_url), &client).await?;
+    let hubs = start_hubs(dir, Some(&erp_url), &client, store, count).await?;
+    let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
     let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
-    println!("end to end: {orders} orders of {} bytes, {concurrency} connections", bodies[0].len());
+    println!("end to end: {orders} orders of {} bytes, {concurrency} connections, {count} hub(s)", bodies[0].len());
     let start = Instant::now();
-    let (intake_rate, _) = closed_loop(&client, &format!("{}/webhooks/shop", hub.url), bodies, concurrency).await?;
+    let (intake_rate, _) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
     loop {
-        let (acked, _) = acknowledged(&client, &hub).await?;
+        let (acked, _) = acknowledged(&client, &hubs[0]).await?;
         if acked as usize >= orders {
             break;
         }

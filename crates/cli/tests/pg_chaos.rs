@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::pg::{PgHub, Vendor, drained, fired, judge, schema_url, unthrottled};
+use common::pg::{PgHub, Vendor, drained, fired, judge, unthrottled};
 use common::*;
 use handoff_store::Store;
 use handoff_store::postgres::{PgStore, testing};
@@ -62,7 +62,7 @@ async fn three_hubs_under_kill_9_and_sigstop_lose_nothing_and_duplicate_nothing(
 
     let schema = testing::TestSchema::create(&url).await.unwrap();
     let store = PgStore::open(&url, schema.options()).await.unwrap();
-    let store_url = schema_url(&url, &schema.name);
+    let store_url = schema.store_url();
     let dir = tempfile::tempdir().unwrap();
     let erp = Mock::start("erp", &["--lost-ack", "0.2", "--no-idempotency", "--seed", &seed.to_string()]).await;
     let shop = Mock::start("shop", &[]).await;

@@ -34,12 +34,6 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// The URL of the store in `schema`: the schema first on the search path of every connection.
-fn url_of(url: &str, schema: &TestSchema) -> String {
-    let join = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{join}options=-csearch_path%3D{}", schema.name)
-}
-
 /// Two orders, one delivered and one dead-lettered, and a rules finding with money.
 async fn fill<S: Store>(store: &S) {
     let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
@@ -112,7 +106,7 @@ async fn fill<S: Store>(store: &S) {
 async fn the_read_and_admin_commands_work_on_postgres() {
     let Some(url) = test_database_url() else { return };
     let schema = TestSchema::create(&url).await.unwrap();
-    let store_url = url_of(&url, &schema);
+    let store_url = schema.store_url();
     let dir = tempfile::tempdir().unwrap();
 
     // The doctor reads only: on a database holding no store it says so and creates nothing.
@@ -192,7 +186,7 @@ async fn an_installation_moves_from_sqlite_to_postgres_with_export_and_import() 
     assert_eq!(&bytes[..2], [0x1f, 0x8b], "gzip-compressed");
 
     let schema = TestSchema::create(&url).await.unwrap();
-    let store_url = url_of(&url, &schema);
+    let store_url = schema.store_url();
     let imported = ok(&handoff(dir.path(), &["import", "dump.jsonl.gz", "--store", &store_url]));
     // Both print the same counts and hashes, table by table.
     let tables = |out: &str| {

@@ -12,13 +12,6 @@ use serde_json::Value;
 
 use super::{BIN, Proc, client, free_port, wait_for};
 
-/// The URL of the schema `schema` of the database at `url`: what a hub's `--store` is given
-/// (the schema first on the search path of every connection).
-pub fn schema_url(url: &str, schema: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-c%20search_path%3D{schema}")
-}
-
 /// One `handoff serve` on a shared database; killed when dropped.
 pub struct PgHub {
     pub url: String,

@@ -64,6 +64,13 @@ impl TestSchema {
         Ok(TestSchema { url: url.to_owned(), name, dropped: false })
     }
 
+    /// The address of this schema's store, for another process (`handoff serve --store`):
+    /// the database's URL with the schema first on the search path of every connection.
+    pub fn store_url(&self) -> String {
+        let join = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{join}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
     /// Options for a store in this schema.
     pub fn options(&self) -> PgOptions {
         PgOptions { max_connections: 4, schema: Some(self.name.clone()), ..PgOptions::default() }
