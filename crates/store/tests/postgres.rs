@@ -431,7 +431,8 @@ async fn outcomes_recorded_together_each_keep_their_fencing_and_their_answer() {
         let mut expected_facts: Vec<String> = Vec::new();
         for c in &claims {
             let timeline = a.order_timeline(c.order_ref.clone()).await.unwrap();
-            let attempts: Vec<(u32, &str)> = timeline.attempts.iter().map(|r| (r.attempt, r.outcome.as_str())).collect();
+            let attempts: Vec<(u32, &str)> =
+                timeline.attempts.iter().map(|r| (r.attempt, r.outcome.as_str())).collect();
             let command = &timeline.commands[0];
             *states.entry(command.state.as_str().to_owned()).or_default() += 1;
             match recorded.get(&c.id) {

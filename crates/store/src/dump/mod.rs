@@ -584,10 +584,7 @@ pub struct Imported {
 
 /// An import's refusal of a store that holds rows: nothing is merged.
 pub(crate) fn not_empty(table: &Table) -> StoreError {
-    StoreError::Schema(format!(
-        "the store is not empty (table {} has rows): import only into a new store",
-        table.name
-    ))
+    StoreError::Schema(format!("the store is not empty (table {} has rows): import only into a new store", table.name))
 }
 
 /// An import's last check before its commit: every table read back from the store (`found`)

@@ -103,7 +103,8 @@ pub fn import<R: BufRead>(data_dir: &Path, mut input: DumpReader<R>) -> Result<I
         }
         for (derived_table, _) in dump::DERIVED {
             if *derived_table == table.name {
-                let detail = table.columns.iter().position(|c| c.name == "detail").expect("an exception has its detail");
+                let detail =
+                    table.columns.iter().position(|c| c.name == "detail").expect("an exception has its detail");
                 values.push(row[detail].as_str().map_or(Sql::Null, |d| Sql::Text(super::writes::fingerprint(d))));
             }
         }
