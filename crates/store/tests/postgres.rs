@@ -388,8 +388,10 @@ async fn outcomes_recorded_together_each_keep_their_fencing_and_their_answer() {
         // A live claim reported twice.
         let twice = claims.iter().rposition(|c| !taken_ids.contains(&c.id)).unwrap();
         reports.push(reports[twice].clone());
-        for c in &taken {
-            reports.push((b.clone(), acknowledged(c.clone())));
+        // b's live claims, half of them through a, beside a's stale claims of the same commands.
+        for (i, c) in taken.iter().enumerate() {
+            let through = if i % 2 == 0 { a.clone() } else { b.clone() };
+            reports.push((through, acknowledged(c.clone())));
         }
         let tasks: Vec<_> = reports
             .iter()

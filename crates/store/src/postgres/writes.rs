@@ -303,7 +303,8 @@ pub(super) async fn claim_due(
 }
 
 /// Records the outcomes of `attempts`, each under its own fencing check: one answer per
-/// attempt, in order, a stale claim refused in its answer without failing the others. The
+/// attempt, in order, a stale claim refused in its answer without failing the others (its
+/// command's live claim, in the same batch or not, is recorded). The
 /// attempts are inserted in one statement, each command's own rows written in turn, and the
 /// journal appended last, in one statement under its lock.
 pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRecord]) -> Result<Vec<Result<()>>> {
@@ -317,15 +318,17 @@ pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRe
              SELECT o.id FROM outbox o JOIN unnest($1::bigint[], $2::int[]) AS k (id, attempts)
                ON o.id = k.id AND o.attempts = k.attempts
              WHERE o.state = 'in_flight' ORDER BY o.id FOR UPDATE OF o)
-         UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN (SELECT id FROM held) RETURNING id",
+         UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN (SELECT id FROM held)
+         RETURNING id, attempts",
         &[&ids, &counts],
     )
     .await?;
-    let mut held: std::collections::HashSet<i64> = held.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    let mut held: std::collections::HashSet<(i64, i32)> =
+        held.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
     // A claim's outcome reported twice in one batch is recorded once, as one after the other.
     let answers: Vec<Result<()>> = attempts
         .iter()
-        .map(|a| match held.remove(&a.command.id) {
+        .map(|a| match held.remove(&(a.command.id, a.command.attempts as i32)) {
             true => Ok(()),
             false => Err(crate::StoreError::StaleClaim { command: a.command.id, attempt: a.command.attempts }),
         })
