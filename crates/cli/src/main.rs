@@ -190,10 +190,11 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Write the whole store (either backend) to one file, through a read-only snapshot, so
     /// a running hub keeps going: every table's rows with their ids, and each table's row
-    /// count and content hash. See docs/postgres.md, "Moving from SQLite".
+    /// count and content hash. See docs/postgres.md, "Moving between stores".
     Export(dump::ExportArgs),
-    /// Write a dump `export` made into an empty PostgreSQL store, in one transaction that
-    /// commits only when every table read back has the dump's row count and content hash.
+    /// Write a dump `export` made into an empty store (PostgreSQL, or a SQLite data
+    /// directory), in one transaction that commits only when every table read back has the
+    /// dump's row count and content hash.
     Import(dump::ImportArgs),
     /// Run a simulated system (ERP, storefront, marketplace) that speaks Handoff's http-json
     /// protocol or, with --connector, a vendor's API.

@@ -1,6 +1,7 @@
 //! The read and admin commands on a PostgreSQL store (`--store postgres://...`), and an
-//! installation moved from SQLite to PostgreSQL with `handoff export` and `handoff import`.
-//! Each test works in a schema of its own on `HANDOFF_TEST_DATABASE_URL`.
+//! installation moved with `handoff export` and `handoff import`: from SQLite to PostgreSQL,
+//! back, and between SQLite data directories. Each test works in a schema of its own on
+//! `HANDOFF_TEST_DATABASE_URL`.
 
 mod common;
 
@@ -167,6 +168,61 @@ async fn the_read_and_admin_commands_work_on_postgres() {
     schema.drop().await.unwrap();
 }
 
+/// The counts and hashes `export` and `import` print, table by table.
+fn tables(out: &str) -> Vec<String> {
+    out.lines().filter(|l| l.contains("  ") && !l.starts_with("table")).map(str::to_owned).collect()
+}
+
+/// `order show` of each order of `fill` on two stores (the flags naming each) reads the same.
+fn same_orders(dir: &Path, one: &[&str], other: &[&str]) {
+    for order in ["#1", "#2"] {
+        let show = |store: &[&str]| ok(&handoff(dir, &[&["order", "show", order, "--json"], store].concat()));
+        let (a, b) = (show(one), show(other));
+        let said = if order == "#1" { "SO-1" } else { "422 unknown SKU" };
+        assert!(a.contains(said), "{a}");
+        assert_eq!(a, b, "order {order} reads the same on both");
+    }
+}
+
+#[tokio::test]
+async fn an_installation_moves_between_sqlite_data_directories_with_export_and_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("data"), SqliteOptions::default()).unwrap();
+    fill(&sqlite).await;
+    drop(sqlite);
+
+    let exported = ok(&handoff(dir.path(), &["export", "--data-dir", "data", "--out", "dump.jsonl.gz"]));
+    let imported = ok(&handoff(dir.path(), &["import", "dump.jsonl.gz", "--data-dir", "moved"]));
+    assert!(imported.contains("imported"), "{imported}");
+    assert_eq!(tables(&imported), tables(&exported), "the same counts and hashes");
+    assert!(imported.contains("exceptions                    2"), "{imported}");
+    same_orders(dir.path(), &["--data-dir", "data"], &["--data-dir", "moved"]);
+    let again = handoff(dir.path(), &["import", "dump.jsonl.gz", "--data-dir", "moved"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{again:?}");
+}
+
+#[tokio::test]
+async fn an_installation_moves_back_from_postgres_to_sqlite_with_export_and_import() {
+    let Some(url) = test_database_url() else { return };
+    let schema = TestSchema::create(&url).await.unwrap();
+    let store_url = url_of(&url, &schema);
+    let pg = PgStore::open(&url, schema.options()).await.unwrap();
+    fill(&pg).await;
+    drop(pg);
+    let dir = tempfile::tempdir().unwrap();
+
+    let exported = ok(&handoff(dir.path(), &["export", "--store", &store_url, "--out", "dump.jsonl"]));
+    let imported = ok(&handoff(dir.path(), &["import", "dump.jsonl", "--data-dir", "back"]));
+    assert_eq!(tables(&imported), tables(&exported), "the same counts and hashes");
+    assert!(!imported.contains("not kept"), "{imported}");
+    same_orders(dir.path(), &["--store", &store_url], &["--data-dir", "back"]);
+    // The moved store's own dump is the same dump.
+    let again = ok(&handoff(dir.path(), &["export", "--data-dir", "back", "--out", "again.jsonl"]));
+    assert_eq!(tables(&again), tables(&exported));
+    schema.drop().await.unwrap();
+}
+
 async fn dead_id(store: &PgStore) -> String {
     store.dead_letters(10).await.unwrap()[0].id.to_string()
 }
@@ -189,17 +245,10 @@ async fn an_installation_moves_from_sqlite_to_postgres_with_export_and_import() 
     let store_url = schema.store_url();
     let imported = ok(&handoff(dir.path(), &["import", "dump.jsonl.gz", "--store", &store_url]));
     // Both print the same counts and hashes, table by table.
-    let tables = |out: &str| {
-        out.lines().filter(|l| l.contains("  ") && !l.starts_with("table")).map(str::to_owned).collect::<Vec<_>>()
-    };
     assert_eq!(tables(&imported), tables(&exported));
     assert!(imported.contains("exceptions                    2"), "{imported}");
 
-    for order in ["#1", "#2"] {
-        let on_sqlite = ok(&handoff(dir.path(), &["order", "show", order, "--json", "--data-dir", "data"]));
-        let on_postgres = ok(&handoff(dir.path(), &["order", "show", order, "--json", "--store", &store_url]));
-        assert_eq!(on_postgres, on_sqlite, "order {order} reads the same on both");
-    }
+    same_orders(dir.path(), &["--data-dir", "data"], &["--store", &store_url]);
     let again = handoff(dir.path(), &["import", "dump.jsonl.gz", "--store", &store_url]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{again:?}");

@@ -1,11 +1,12 @@
 //! `handoff export` / `handoff import` at the store: every table a store keeps is in the dump,
-//! and a SQLite store filled through the write path, dumped and imported into PostgreSQL, reads
-//! the same through the store API, with equal counts and hashes on both sides.
+//! and a store filled through the write path, dumped and imported into another (SQLite into
+//! PostgreSQL, PostgreSQL into SQLite, SQLite into SQLite), reads the same through the store
+//! API, with equal counts and hashes on both sides.
 
 use std::collections::BTreeSet;
 
 use handoff_model::{CommandKind, EventKind, ExceptionState, Pattern};
-use handoff_store::dump::{self, DumpReader};
+use handoff_store::dump::{self, DumpReader, DumpWriter};
 use handoff_store::postgres::testing::{TestSchema, test_database_url};
 use handoff_store::postgres::{PgReader, PgStore};
 use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteReader, SqliteStore};
@@ -325,4 +326,109 @@ async fn a_dump_cut_short_or_changed_is_refused() {
     let rescaled = text.replacen(r#""amount":"7""#, r#""amount":"7.00""#, 1);
     assert_ne!(rescaled, text);
     assert!(read_all(&rescaled).is_ok());
+}
+
+/// Checks a store imported from a dump of `fill` against the store it came from, and that it
+/// goes on as a store: new ids after the imported ones, the unplanned events still unplanned.
+async fn goes_on_after_import<S: Store>(imported: &S) {
+    let Recorded::New(row) = imported.record_event(event(99, EventKind::OrderCreated, "#N")).await.unwrap() else {
+        panic!("new")
+    };
+    assert!(row > 32, "new ids come after the imported ones: {row}");
+    let unplanned: Vec<i64> = imported.unprocessed_events(100).await.unwrap().iter().map(|e| e.row).collect();
+    assert_eq!(unplanned, [31, 32, row], "the intake cursor rebuilt from the planned flags");
+}
+
+#[tokio::test]
+async fn a_sqlite_store_moves_to_another_sqlite_store_with_nothing_lost() {
+    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sqlite = SqliteStore::open(from.path(), SqliteOptions::default()).unwrap();
+    fill(&sqlite).await;
+    let (dumped, tally) = SqliteReader::open(from.path()).unwrap().export(Vec::new()).unwrap();
+
+    let into = to.path().join("data");
+    let imported = handoff_store::sqlite::import(&into, DumpReader::new(dumped.as_slice()).unwrap()).unwrap();
+    assert_eq!(imported.tally, tally, "counts and hashes read back equal the dump's");
+    assert_eq!(imported.not_kept, 0);
+    let (_, again) = SqliteReader::open(&into).unwrap().export(Vec::new()).unwrap();
+    assert_eq!(again, tally, "the imported store's own dump is the same dump");
+
+    let moved = SqliteStore::open(&into, SqliteOptions::default()).unwrap();
+    assert_eq!(reads(&moved).await, reads(&sqlite).await, "the store API reads the same on both");
+    let clusters = moved.search_clusters(ClusterFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        clusters.rows.len(),
+        sqlite.search_clusters(ClusterFilter { limit: 10, ..Default::default() }).await.unwrap().rows.len(),
+        "fingerprints computed on import group the same clusters"
+    );
+    goes_on_after_import(&moved).await;
+    drop(moved);
+
+    // Into a store that is not empty, nothing is imported.
+    let refused = handoff_store::sqlite::import(&into, DumpReader::new(dumped.as_slice()).unwrap()).unwrap_err();
+    assert!(refused.to_string().contains("not empty"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_postgres_store_moves_to_sqlite_with_nothing_lost() {
+    let Some(url) = test_database_url() else { return };
+    let schema = TestSchema::create(&url).await.unwrap();
+    let pg = PgStore::open(&url, schema.options()).await.unwrap();
+    fill(&pg).await;
+    let reader = PgReader::open(&url, schema.options()).await.unwrap();
+    let (dumped, tally) = reader.export(Vec::new()).await.unwrap();
+    for table in dump::TABLES {
+        assert!(tally[table.name].rows > 0, "the fill leaves a row in {}", table.name);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("data");
+    let imported = handoff_store::sqlite::import(&into, DumpReader::new(dumped.as_slice()).unwrap()).unwrap();
+    assert_eq!(imported.tally, tally, "counts and hashes read back from SQLite equal PostgreSQL's");
+    let sqlite = SqliteStore::open(&into, SqliteOptions::default()).unwrap();
+    assert_eq!(reads(&sqlite).await, reads(&pg).await, "the store API reads the same on both");
+    let x = sqlite.exceptions(None, 100).await.unwrap();
+    assert!(x.iter().any(|x| x.amount.as_deref() == Some("10.50")), "money exact, as stored: {x:?}");
+    goes_on_after_import(&sqlite).await;
+    drop(sqlite);
+
+    // A PostgreSQL hub's claims are not kept (SQLite's hub takes back every command in flight
+    // when it starts): the outbox alone hashes differently, by them.
+    let claimed = pg.claim_due(at(200), 100).await.unwrap();
+    assert_eq!(claimed.len(), 10, "the retried commands");
+    let (dumped, tally) = reader.export(Vec::new()).await.unwrap();
+    let into = dir.path().join("claimed");
+    let imported = handoff_store::sqlite::import(&into, DumpReader::new(dumped.as_slice()).unwrap()).unwrap();
+    assert_eq!(imported.not_kept, 20, "each claim's hub and lease");
+    assert_eq!(dump::differences(&tally, &imported.tally), ["outbox: same row count, different content"]);
+    let sqlite = SqliteStore::open(&into, SqliteOptions::default()).unwrap();
+    assert_eq!(sqlite.command_counts().await.unwrap(), pg.command_counts().await.unwrap(), "still in flight");
+    drop((sqlite, reader, pg));
+    schema.drop().await.unwrap();
+}
+
+/// SQLite plans the inbox behind one cursor: a dump whose planned events are not the first
+/// ones (a PostgreSQL intake stopped between two concurrent commits) is refused, saying what
+/// to do, and nothing is written.
+#[tokio::test]
+async fn a_dump_whose_planned_events_leave_a_gap_is_refused_by_sqlite() {
+    let from = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(from.path(), SqliteOptions::default()).unwrap();
+    fill(&sqlite).await;
+    let (dumped, _) = SqliteReader::open(from.path()).unwrap().export(Vec::new()).unwrap();
+    let mut reader = DumpReader::new(dumped.as_slice()).unwrap();
+    let mut writer = DumpWriter::new(Vec::new(), "postgres").unwrap();
+    while let Some((table, mut row)) = reader.next_row().unwrap() {
+        if table.name == "inbox" && row[0] == 32 {
+            let planned = table.columns.iter().position(|c| c.name == "planned").unwrap();
+            row[planned] = true.into();
+        }
+        writer.row(table, row).unwrap();
+    }
+    let (gap, _) = writer.finish().unwrap();
+    let to = tempfile::tempdir().unwrap();
+    let refused = handoff_store::sqlite::import(to.path(), DumpReader::new(gap.as_slice()).unwrap()).unwrap_err();
+    assert!(refused.to_string().contains("inbox row 32 is planned but row 31 before it is not"), "{refused}");
+    let (_, empty) = SqliteReader::open(to.path()).unwrap().export(Vec::new()).unwrap();
+    assert!(empty.values().all(|t| t.rows == 0), "nothing written: {empty:?}");
 }

@@ -462,3 +462,142 @@ async fn a_test_schema_goes_even_when_its_test_panics() {
         client.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&name]).await.unwrap().get(0);
     assert_eq!(left, 0, "{name} was dropped as the test unwound");
 }
+
+/// Outcomes reported together are recorded together (a group commit), yet each keeps its own
+/// fencing check and its own answer: the claims taken over are refused, a claim reported twice
+/// is recorded once, an outcome the database refuses fails alone, and the store holds exactly
+/// the others' rows. The same with each outcome in its own transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outcomes_recorded_together_each_keep_their_fencing_and_their_answer() {
+    for batch_attempts in [true, false] {
+        let Some(url) = testing::test_database_url() else { return };
+        let schema = testing::TestSchema::create(&url).await.unwrap();
+        let options = handoff_store::postgres::PgOptions { batch_attempts, ..schema.options() };
+        let a = PgStore::open(&url, options.clone()).await.unwrap();
+        let b = PgStore::open(&url, options).await.unwrap();
+        const ORDERS: usize = 60;
+        const TAKEN: usize = 15;
+        for o in 0..ORDERS {
+            one_command(&a, &format!("#{o:02}")).await;
+        }
+        let secs = |n: i64| t0().checked_add(jiff::SignedDuration::from_secs(n)).unwrap();
+        // a claims the first commands at 0 s and the others at 300 s; b takes over the first
+        // ones when their lease ends, at 600 s.
+        let mut claims = a.claim_due(t0(), TAKEN).await.unwrap();
+        claims.extend(a.claim_due(secs(300), ORDERS).await.unwrap());
+        assert_eq!(claims.len(), ORDERS);
+        let taken = b.claim_due(secs(600), ORDERS).await.unwrap();
+        assert_eq!(taken.len(), TAKEN);
+        let taken_ids: HashSet<i64> = taken.iter().map(|c| c.id).collect();
+
+        let outcome = |i: usize, c: &handoff_store::Command| match i % 3 {
+            0 => Outcome::Acknowledged { record_id: format!("r{}-{}", c.id, c.attempts) },
+            1 => Outcome::Retry { at: secs(900), ambiguous: false, error: "HTTP 503".into() },
+            _ => Outcome::DeadLettered {
+                ambiguous: false,
+                error: "HTTP 400".into(),
+                field: None,
+                pattern: handoff_model::Pattern::DeadDelivery,
+            },
+        };
+        let mut reports: Vec<(PgStore, AttemptRecord)> = Vec::new();
+        for (i, c) in claims.iter().enumerate() {
+            let record = AttemptRecord { outcome: outcome(i, c), ..acknowledged(c.clone()) };
+            reports.push((a.clone(), record));
+        }
+        // The database refuses a NUL in text: this outcome's whole batch fails, and its others
+        // are then written one by one.
+        let refused = claims.iter().position(|c| !taken_ids.contains(&c.id)).unwrap() + 1;
+        let Outcome::Retry { error, .. } = &mut reports[refused].1.outcome else { panic!("a retry") };
+        *error = "bad\u{0}error".into();
+        // A live claim reported twice.
+        let twice = claims.iter().rposition(|c| !taken_ids.contains(&c.id)).unwrap();
+        reports.push(reports[twice].clone());
+        // b's live claims, half of them through a, beside a's stale claims of the same commands.
+        for (i, c) in taken.iter().enumerate() {
+            let through = if i % 2 == 0 { a.clone() } else { b.clone() };
+            reports.push((through, acknowledged(c.clone())));
+        }
+        let tasks: Vec<_> = reports
+            .iter()
+            .cloned()
+            .map(|(store, record)| tokio::spawn(async move { store.record_attempt(record).await }))
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+
+        let mut recorded: HashMap<i64, (u32, &'static str)> = HashMap::new();
+        let mut twice_recorded = 0;
+        for (i, ((_, record), answer)) in reports.iter().zip(&answers).enumerate() {
+            let c = &record.command;
+            if i < ORDERS && taken_ids.contains(&c.id) {
+                assert!(
+                    matches!(answer, Err(handoff_store::StoreError::StaleClaim { command, attempt: 1 }) if *command == c.id),
+                    "{batch_attempts}: the claim taken over is refused: {answer:?}"
+                );
+            } else if i == refused {
+                assert!(answer.is_err(), "{batch_attempts}: the NUL is refused");
+                assert!(!matches!(answer, Err(handoff_store::StoreError::StaleClaim { .. })), "{answer:?}");
+            } else if c.id == claims[twice].id {
+                twice_recorded += usize::from(answer.is_ok());
+                if answer.is_ok() {
+                    recorded.insert(c.id, (c.attempts, record.outcome.name()));
+                }
+            } else {
+                assert!(answer.is_ok(), "{batch_attempts}: command {} recorded: {answer:?}", c.id);
+                recorded.insert(c.id, (c.attempts, record.outcome.name()));
+            }
+        }
+        assert_eq!(twice_recorded, 1, "{batch_attempts}: a claim reported twice is recorded once");
+        assert_eq!(recorded.len(), ORDERS - 1, "every command but the refused one");
+
+        // Exactly the recorded outcomes' rows: one attempt each, under its claim's count.
+        let mut states: HashMap<String, u64> = HashMap::new();
+        let mut expected_facts: Vec<String> = Vec::new();
+        for c in &claims {
+            let timeline = a.order_timeline(c.order_ref.clone()).await.unwrap();
+            let attempts: Vec<(u32, &str)> =
+                timeline.attempts.iter().map(|r| (r.attempt, r.outcome.as_str())).collect();
+            let command = &timeline.commands[0];
+            *states.entry(command.state.as_str().to_owned()).or_default() += 1;
+            match recorded.get(&c.id) {
+                Some((attempt, outcome)) => {
+                    assert_eq!(attempts, vec![(*attempt, *outcome)], "{batch_attempts}: {}", c.order_ref);
+                    match *outcome {
+                        "acknowledged" => expected_facts.push(format!("{} acknowledged", c.order_ref)),
+                        "dead_lettered" => expected_facts.push(format!("{} dead_lettered", c.order_ref)),
+                        _ => {}
+                    }
+                    assert_eq!(timeline.exceptions.len(), usize::from(*outcome == "dead_lettered"));
+                }
+                None => {
+                    assert!(attempts.is_empty(), "{batch_attempts}: nothing of the refused outcome");
+                    assert_eq!(command.state.as_str(), "in_flight");
+                }
+            }
+        }
+        let acknowledged_n = recorded.values().filter(|(_, o)| *o == "acknowledged").count() as u64;
+        let dead_n = recorded.values().filter(|(_, o)| *o == "dead_lettered").count() as u64;
+        let pending_n = recorded.values().filter(|(_, o)| *o == "retry").count() as u64;
+        assert_eq!(states.get("acknowledged").copied().unwrap_or(0), acknowledged_n);
+        assert_eq!(states.get("dead_lettered").copied().unwrap_or(0), dead_n);
+        assert_eq!(states.get("pending").copied().unwrap_or(0), pending_n);
+        assert_eq!(states.get("in_flight").copied().unwrap_or(0), 1);
+        // The journal holds each acknowledgment and dead letter once, and nothing else of them.
+        let mut facts: Vec<String> = a
+            .facts_after(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.command_id.is_some())
+            .map(|f| format!("{} {}", f.order_ref, f.kind.split(':').next().unwrap()))
+            .collect();
+        facts.sort();
+        expected_facts.sort();
+        assert_eq!(facts, expected_facts, "{batch_attempts}");
+        drop((a, b));
+        schema.drop().await.unwrap();
+    }
+}

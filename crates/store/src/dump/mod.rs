@@ -48,6 +48,22 @@ const fn col(name: &'static str, kind: Kind) -> Column {
     Column { name, kind, sqlite: None }
 }
 
+/// The expression of a column SQLite does not keep: a PostgreSQL hub's claim of a command
+/// (SQLite has one hub, whose boot takes back every command in flight).
+const NOT_IN_SQLITE: &str = "NULL";
+
+/// A column only PostgreSQL keeps.
+const fn postgres_only(name: &'static str, kind: Kind) -> Column {
+    Column { name, kind, sqlite: Some(NOT_IN_SQLITE) }
+}
+
+impl Column {
+    /// Whether SQLite keeps this column's value, as a column or folded into another table.
+    pub fn kept_by_sqlite(&self) -> bool {
+        self.sqlite != Some(NOT_IN_SQLITE)
+    }
+}
+
 #[derive(Debug)]
 pub struct Table {
     pub name: &'static str,
@@ -140,8 +156,8 @@ pub const TABLES: &[Table] = &[
             col("record_id", Text),
             col("last_error", Text),
             // A hub's claim: only PostgreSQL's hubs share commands.
-            Column { name: "claimed_by", kind: Int, sqlite: Some("NULL") },
-            Column { name: "lease_until", kind: Time, sqlite: Some("NULL") },
+            postgres_only("claimed_by", Int),
+            postgres_only("lease_until", Time),
         ],
     },
     Table {
@@ -561,6 +577,27 @@ impl<R: BufRead> DumpReader<R> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Imported {
     pub tally: Tally,
+    /// Values of the dump the importing store does not keep (a PostgreSQL hub's claims, in
+    /// SQLite): the tables holding them hash differently from the dump, by exactly these.
+    pub not_kept: u64,
+}
+
+/// An import's refusal of a store that holds rows: nothing is merged.
+pub(crate) fn not_empty(table: &Table) -> StoreError {
+    StoreError::Schema(format!("the store is not empty (table {} has rows): import only into a new store", table.name))
+}
+
+/// An import's last check before its commit: every table read back from the store (`found`)
+/// has the count and hash of the rows it wrote (`expected`).
+pub(crate) fn check_read_back(expected: &Tally, found: &Tally) -> Result<()> {
+    let differ = differences(expected, found);
+    if !differ.is_empty() {
+        return Err(StoreError::NotCommitted(format!(
+            "the store read back differs from the dump, nothing imported: {}",
+            differ.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// A value read from a store as the dump writes it.

@@ -101,10 +101,7 @@ pub async fn import<R: BufRead>(url: &str, options: PgOptions, mut input: DumpRe
     for table in dump::TABLES {
         let any: bool = tx.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", table.name), &[]).await?.get(0);
         if any {
-            return Err(StoreError::Schema(format!(
-                "the store is not empty (table {} has rows): import only into a new store",
-                table.name
-            )));
+            return Err(dump::not_empty(table));
         }
     }
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
@@ -135,15 +132,9 @@ pub async fn import<R: BufRead>(url: &str, options: PgOptions, mut input: DumpRe
         read_table(&tx, table, |row| hashes.add(table, &row)).await?;
     }
     let found = hashes.tally();
-    let differ = dump::differences(&expected, &found);
-    if !differ.is_empty() {
-        return Err(StoreError::NotCommitted(format!(
-            "the store read back differs from the dump, nothing imported: {}",
-            differ.join("; ")
-        )));
-    }
+    dump::check_read_back(&expected, &found)?;
     tx.commit().await?;
-    Ok(Imported { tally: found })
+    Ok(Imported { tally: found, not_kept: 0 })
 }
 
 /// One column of a batch, as an array PostgreSQL unnests.

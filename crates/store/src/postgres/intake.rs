@@ -1,86 +1,29 @@
-//! Group commit of intake: `record_event` calls arriving together are written in one
-//! statement (one transaction), and each caller answered once it committed. One commit (one WAL flush) for the batch, as the SQLite writer
-//! does; a full queue refuses the write ([`StoreError::QueueFull`]) instead of growing.
+//! Group commit of intake: `record_event` calls arriving together ([`super::batch`]) are
+//! written in one statement (one transaction), and each caller answered once it committed.
 
 use std::collections::HashMap;
 
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
 
+use super::batch::Batched;
 use super::rows::query;
-use crate::{NewEvent, Recorded, Result, StoreError, WriterQueue};
+use crate::{NewEvent, Recorded, Result, StoreError};
 
-/// Most events committed in one transaction.
-const MAX_BATCH: usize = 512;
-
-struct Job {
-    event: NewEvent,
-    reply: oneshot::Sender<Result<Recorded>>,
-}
-
-/// The queue of events waiting for the batcher task; dropping it ends the task.
+/// `record_event`'s writes, committed in batches ([`super::batch`]).
 pub(super) struct Intake {
-    jobs: mpsc::Sender<Job>,
-    capacity: usize,
+    pub(super) pool: Pool,
+    /// The NOTIFY channel the batch wakes the hubs on.
+    pub(super) channel: String,
 }
 
-impl Intake {
-    pub(super) fn start(pool: Pool, channel: String, capacity: usize, changed: super::Changed) -> Intake {
-        let (jobs, queue) = mpsc::channel(capacity.max(1));
-        tokio::spawn(run(pool, channel, queue, changed));
-        Intake { jobs, capacity: capacity.max(1) }
-    }
+impl Batched for Intake {
+    type Item = NewEvent;
+    type Answer = Recorded;
+    const WHAT: &'static str = "event";
+    const MAX_BATCH: usize = 512;
 
-    pub(super) async fn record(&self, event: NewEvent) -> Result<Recorded> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs.try_send(Job { event, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                StoreError::QueueFull { queued: self.capacity, capacity: self.capacity }
-            }
-            mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
-        })?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
-    }
-
-    pub(super) fn queue(&self) -> WriterQueue {
-        WriterQueue { queued: self.capacity - self.jobs.capacity(), capacity: self.capacity }
-    }
-}
-
-async fn run(pool: Pool, channel: String, mut queue: mpsc::Receiver<Job>, changed: super::Changed) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let events: Vec<&NewEvent> = batch.iter().map(|job| &job.event).collect();
-        match commit(&pool, &channel, &events).await {
-            Ok(recorded) => {
-                changed.send_modify(|n| *n = n.wrapping_add(1));
-                for (job, recorded) in batch.drain(..).zip(recorded) {
-                    let _ = job.reply.send(Ok(recorded));
-                }
-            }
-            Err(error) if batch.len() > 1 => {
-                // One event the database refuses (a NUL in a raw body) must not fail the others
-                // that shared its batch: each is written alone.
-                tracing::warn!(message = "an intake batch was not committed; writing its events one by one",
-                    events = batch.len(), error = %error);
-                for job in batch.drain(..) {
-                    let alone = commit(&pool, &channel, &[&job.event]).await;
-                    if alone.is_ok() {
-                        changed.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                    let _ = job.reply.send(alone.and_then(|mut recorded| {
-                        recorded.pop().ok_or_else(|| StoreError::NotCommitted("no answer".into()))
-                    }));
-                }
-            }
-            Err(error) => {
-                let why = error.to_string();
-                tracing::warn!(message = "an event was not committed", error = %why);
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::NotCommitted(why.clone())));
-                }
-            }
-        }
+    async fn commit(&self, events: &[&NewEvent]) -> Result<Vec<Result<Recorded>>> {
+        Ok(commit(&self.pool, &self.channel, events).await?.into_iter().map(Ok).collect())
     }
 }
 

@@ -1,11 +1,14 @@
 //! The shared store: one PostgreSQL database that several hub processes may use at once.
 //! Every write is one transaction over a pooled connection, committed with
 //! `synchronous_commit = on` before its future resolves; intake's events arriving together are
-//! committed in one transaction (`intake`), and PostgreSQL shares one WAL flush among the
-//! other transactions committing together. A commit that adds events or
+//! committed in one transaction (`intake`), and so are the attempts' outcomes (`attempts`),
+//! both through one group commit (`batch`); PostgreSQL shares one WAL flush among the other
+//! transactions committing together. A commit that adds events or
 //! commands sends a NOTIFY, and a listener task turns the notifications of every process into
 //! bumps of [`Store::subscribe`]'s counter.
 
+mod attempts;
+mod batch;
 mod console;
 mod dump;
 mod intake;
@@ -30,6 +33,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
+use self::batch::Batched as _;
 use crate::{
     AttemptRecord, Command, ExceptionRow, FactRow, NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Plan,
     QuarantineState, Quarantined, Raised, Recorded, Released, Replay, Result, Store, StoreError, StoredEvent, Timeline,
@@ -65,8 +69,12 @@ pub struct PgOptions {
     /// is told to come back: [`StoreError::QueueFull`]).
     pub wait: Duration,
     /// Events waiting to be written before a webhook's write is refused (it is told to come
-    /// back): the bound on memory under overload.
+    /// back): the bound on memory under overload. Outcomes of attempts waiting to be recorded
+    /// have a queue of their own of that depth.
     pub queue_depth: usize,
+    /// Whether outcomes of attempts arriving together are recorded in one transaction (group
+    /// commit, the default); off, each is its own transaction, as benchmarks compare.
+    pub batch_attempts: bool,
     /// The schema the store lives in (each test gets its own); `None`: the role's default.
     pub schema: Option<String>,
     /// How long a claim of a command is this process's alone: longer than any attempt can
@@ -85,6 +93,7 @@ impl Default for PgOptions {
             max_connections: 16,
             wait: Duration::from_secs(10),
             queue_depth: 16_384,
+            batch_attempts: true,
             schema: None,
             lease: Duration::from_secs(600),
             idle_in_transaction: Duration::from_secs(10),
@@ -110,7 +119,9 @@ struct Inner {
     instance: i32,
     lease: jiff::SignedDuration,
     /// Intake's group commit.
-    intake: intake::Intake,
+    intake: batch::Batcher<intake::Intake>,
+    /// The group commit of attempts' outcomes; `None`: each its own transaction.
+    attempts: Option<batch::Batcher<attempts::Outcomes>>,
     /// For the connections outside the pool (the leads).
     config: tokio_postgres::Config,
     changed: Changed,
@@ -252,9 +263,14 @@ impl PgStore {
         let listening = listener::start(config.clone(), channel.clone(), instance, changed.clone()).await?;
         let lease = jiff::SignedDuration::try_from(options.lease)
             .map_err(|e| StoreError::Schema(format!("lease of {:?}: {e}", options.lease)))?;
-        let intake = intake::Intake::start(pool.clone(), channel.clone(), options.queue_depth, changed.clone());
+        let intake = intake::Intake { pool: pool.clone(), channel: channel.clone() };
+        let intake = batch::Batcher::start(intake, options.queue_depth, changed.clone());
+        let outcomes = || attempts::Outcomes { pool: pool.clone(), channel: channel.clone() };
+        let attempts =
+            options.batch_attempts.then(|| batch::Batcher::start(outcomes(), options.queue_depth, changed.clone()));
         let inner = Inner {
             intake,
+            attempts,
             config: config.clone(),
             pool,
             max_connections: options.max_connections,
@@ -388,7 +404,7 @@ impl Store for PgStore {
     }
 
     async fn record_event(&self, event: NewEvent) -> Result<Recorded> {
-        self.inner.intake.record(event).await
+        self.inner.intake.write(event).await
     }
 
     async fn poll_cursor(&self, system: String) -> Result<Option<String>> {
@@ -477,8 +493,16 @@ impl Store for PgStore {
     }
 
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<()> {
-        // A command's outcome frees the order's next command: wake the dispatchers.
-        notifying!(self, self.client().await?, |tx| writes::record_attempt(&tx, &attempt).await?)
+        // A command's outcome frees the order's next command: the dispatchers wake.
+        match &self.inner.attempts {
+            Some(batched) => batched.write(attempt).await,
+            None => {
+                let alone = attempts::Outcomes { pool: self.inner.pool.clone(), channel: self.inner.channel.clone() };
+                let answer = alone.commit(&[&attempt]).await?.pop().expect("one answer per attempt");
+                self.changed();
+                answer
+            }
+        }
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>> {

@@ -302,36 +302,93 @@ pub(super) async fn claim_due(
     Ok(claimed)
 }
 
-pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> Result<()> {
-    let c = &a.command;
-    let now = a.finished_at;
+/// Records the outcomes of `attempts`, each under its own fencing check: one answer per
+/// attempt, in order, a stale claim refused in its answer without failing the others (its
+/// command's live claim, in the same batch or not, is recorded). The
+/// attempts are inserted in one statement, each command's own rows written in turn, and the
+/// journal appended last, in one statement under its lock.
+pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRecord]) -> Result<Vec<Result<()>>> {
     // The fencing: each claim counts one more attempt, so a claim taken over since (and
-    // claimed again) no longer matches, and its outcome is refused.
-    let held = query_opt(
+    // claimed again) no longer matches, and its outcome is refused. Rows locked in id order.
+    let ids: Vec<i64> = attempts.iter().map(|a| a.command.id).collect();
+    let counts: Vec<i32> = attempts.iter().map(|a| a.command.attempts as i32).collect();
+    let held = query(
         tx,
-        "UPDATE outbox SET claimed_by = NULL, lease_until = NULL
-         WHERE id = $1 AND state = 'in_flight' AND attempts = $2 RETURNING id",
-        &[&c.id, &(c.attempts as i32)],
+        "WITH held AS (
+             SELECT o.id FROM outbox o JOIN unnest($1::bigint[], $2::int[]) AS k (id, attempts)
+               ON o.id = k.id AND o.attempts = k.attempts
+             WHERE o.state = 'in_flight' ORDER BY o.id FOR UPDATE OF o)
+         UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN (SELECT id FROM held)
+         RETURNING id, attempts",
+        &[&ids, &counts],
     )
     .await?;
-    if held.is_none() {
-        return Err(crate::StoreError::StaleClaim { command: c.id, attempt: c.attempts });
+    let mut held: std::collections::HashSet<(i64, i32)> =
+        held.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
+    // A claim's outcome reported twice in one batch is recorded once, as one after the other.
+    let answers: Vec<Result<()>> = attempts
+        .iter()
+        .map(|a| match held.remove(&(a.command.id, a.command.attempts as i32)) {
+            true => Ok(()),
+            false => Err(crate::StoreError::StaleClaim { command: a.command.id, attempt: a.command.attempts }),
+        })
+        .collect();
+    let recorded: Vec<&AttemptRecord> =
+        attempts.iter().zip(&answers).filter(|(_, answer)| answer.is_ok()).map(|(a, _)| *a).collect();
+    if recorded.is_empty() {
+        return Ok(answers);
     }
-    let detail = match (&a.outcome, &a.note) {
+    let times = |f: fn(&AttemptRecord) -> Timestamp| recorded.iter().map(|a| f(a)).collect::<Vec<Timestamp>>();
+    let outcomes: Vec<&str> = recorded.iter().map(|a| a.outcome.name()).collect();
+    let details: Vec<String> = recorded.iter().map(|a| attempt_detail(a)).collect();
+    let mappings: Vec<Option<&str>> = recorded.iter().map(|a| a.mapping.as_deref()).collect();
+    execute(
+        tx,
+        "INSERT INTO attempts (command_id, attempt, started_at, finished_at, outcome, detail, mapping)
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+                              $6::text[], $7::text[])
+         ON CONFLICT (command_id, attempt) DO NOTHING",
+        &[
+            &recorded.iter().map(|a| a.command.id).collect::<Vec<i64>>(),
+            &recorded.iter().map(|a| a.command.attempts as i32).collect::<Vec<i32>>(),
+            &times(|a| a.started_at),
+            &times(|a| a.finished_at),
+            &outcomes,
+            &details,
+            &mappings,
+        ],
+    )
+    .await?;
+    let mut facts = Vec::new();
+    for a in &recorded {
+        if let Some(fact) = record_outcome(tx, a).await? {
+            facts.push(fact);
+        }
+    }
+    journal_outcomes(tx, &facts).await?;
+    Ok(answers)
+}
+
+/// What an attempt's row says of it.
+fn attempt_detail(a: &AttemptRecord) -> String {
+    match (&a.outcome, &a.note) {
         (Outcome::Acknowledged { record_id }, note) => join(note, &format!("record {record_id}")),
         (Outcome::Retry { error, at, .. }, note) => join(note, &format!("{error}; next attempt at {at}")),
         (Outcome::Throttled { error, at, .. }, note) => {
             join(note, &format!("{error}; asked to wait: next attempt at {at}, no attempt spent"))
         }
         (Outcome::DeadLettered { error, .. }, note) => join(note, error),
-    };
-    execute(
-        tx,
-        "INSERT INTO attempts (command_id, attempt, started_at, finished_at, outcome, detail, mapping)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (command_id, attempt) DO NOTHING",
-        &[&c.id, &(c.attempts as i32), &a.started_at, &now, &a.outcome.name(), &detail, &a.mapping],
-    )
-    .await?;
+    }
+}
+
+/// An outcome the rules' journal learns: the command, what became of it, the record.
+type OutcomeFact<'a> = (&'a Command, &'static str, Option<&'a str>, Timestamp);
+
+/// Writes what a recorded outcome changes of its command, its order and its exceptions;
+/// returns the fact to journal, if any.
+async fn record_outcome<'a>(tx: &Transaction<'_>, a: &'a AttemptRecord) -> Result<Option<OutcomeFact<'a>>> {
+    let c = &a.command;
+    let now = a.finished_at;
     match &a.outcome {
         Outcome::Acknowledged { record_id } => {
             execute(
@@ -368,7 +425,7 @@ pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> R
                 let detail = format!("command {} delivered", c.id);
                 audit(tx, now, "engine", "exception auto-resolved", Some(&c.order_ref), &detail).await?;
             }
-            fact(tx, c, "acknowledged", Some(record_id), now).await?;
+            Ok(Some((c, "acknowledged", Some(record_id.as_str()), now)))
         }
         Outcome::Retry { at, ambiguous, error } => {
             execute(
@@ -378,6 +435,7 @@ pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> R
                 &[at, ambiguous, error, &now, &c.id],
             )
             .await?;
+            Ok(None)
         }
         Outcome::Throttled { at, ambiguous, error } => {
             execute(
@@ -387,6 +445,7 @@ pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> R
                 &[at, ambiguous, error, &now, &c.id],
             )
             .await?;
+            Ok(None)
         }
         Outcome::DeadLettered { ambiguous, error, field, pattern } => {
             execute(
@@ -418,22 +477,46 @@ pub(super) async fn record_attempt(tx: &Transaction<'_>, a: &AttemptRecord) -> R
             .await?;
             audit(tx, now, "engine", "dead-lettered", Some(&c.order_ref), &format!("command {}: {error}", c.id))
                 .await?;
-            fact(tx, c, "dead_lettered", None, now).await?;
+            Ok(Some((c, "dead_lettered", None, now)))
         }
     }
+}
+
+/// Journals the outcomes `facts` for the rules, in one statement under the journal's lock;
+/// the caller writes nothing after it.
+async fn journal_outcomes(tx: &Transaction<'_>, facts: &[OutcomeFact<'_>]) -> Result<()> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let orders: Vec<&str> = facts.iter().map(|(c, ..)| c.order_ref.as_str()).collect();
+    let systems: Vec<&str> = facts.iter().map(|(c, ..)| c.target.as_str()).collect();
+    let kinds: Vec<String> = facts.iter().map(|(c, outcome, _, _)| format!("{outcome}:{}", c.kind)).collect();
+    let ids: Vec<i64> = facts.iter().map(|(c, ..)| c.id).collect();
+    let records: Vec<Option<&str>> = facts.iter().map(|(_, _, record_id, _)| *record_id).collect();
+    let at: Vec<Timestamp> = facts.iter().map(|(.., at)| *at).collect();
+    lock_journal(tx).await?;
+    execute(
+        tx,
+        "INSERT INTO facts (order_ref, system, kind, command_id, record_id, at)
+         SELECT order_ref, system, kind, command_id, record_id, at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[])
+             WITH ORDINALITY AS f (order_ref, system, kind, command_id, record_id, at, n)
+         ORDER BY n",
+        &[&orders, &systems, &kinds, &ids, &records, &at],
+    )
+    .await?;
     Ok(())
 }
 
 /// Journals a command's outcome for the rules; the caller writes nothing after it.
-async fn fact(tx: &Transaction<'_>, c: &Command, outcome: &str, record_id: Option<&str>, now: Timestamp) -> Result<()> {
-    lock_journal(tx).await?;
-    execute(
-        tx,
-        "INSERT INTO facts (order_ref, system, kind, command_id, record_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&c.order_ref, &c.target, &format!("{outcome}:{}", c.kind), &c.id, &record_id, &now],
-    )
-    .await?;
-    Ok(())
+async fn fact(
+    tx: &Transaction<'_>,
+    c: &Command,
+    outcome: &'static str,
+    record_id: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    journal_outcomes(tx, &[(c, outcome, record_id, now)]).await
 }
 
 pub(super) async fn raise_finding(tx: &Transaction<'_>, f: &NewFinding, now: Timestamp) -> Result<Raised> {

@@ -37,6 +37,8 @@ use crate::{
 };
 use writer::Writer;
 
+pub use dump::import;
+
 /// The file inside the data directory.
 pub const DB_FILE: &str = "handoff.db";
 
