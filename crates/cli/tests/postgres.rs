@@ -206,7 +206,7 @@ async fn an_installation_moves_between_sqlite_data_directories_with_export_and_i
 async fn an_installation_moves_back_from_postgres_to_sqlite_with_export_and_import() {
     let Some(url) = test_database_url() else { return };
     let schema = TestSchema::create(&url).await.unwrap();
-    let store_url = url_of(&url, &schema);
+    let store_url = schema.store_url();
     let pg = PgStore::open(&url, schema.options()).await.unwrap();
     fill(&pg).await;
     drop(pg);
