@@ -505,11 +505,16 @@ async fn outcomes_recorded_together_each_keep_their_fencing_and_their_answer() {
             let record = AttemptRecord { outcome: outcome(i, c), ..acknowledged(c.clone()) };
             reports.push((a.clone(), record));
         }
-        // The database refuses a NUL in text: this outcome's whole batch fails, and its others
-        // are then written one by one.
+        // The database refuses a NUL in text: this dead letter's exception fails when the
+        // batch's attempts are already written, so its whole batch fails, and its others are
+        // then written one by one.
         let refused = claims.iter().position(|c| !taken_ids.contains(&c.id)).unwrap() + 1;
-        let Outcome::Retry { error, .. } = &mut reports[refused].1.outcome else { panic!("a retry") };
-        *error = "bad\u{0}error".into();
+        reports[refused].1.outcome = Outcome::DeadLettered {
+            ambiguous: false,
+            error: "HTTP 400".into(),
+            field: Some("bad\u{0}field".into()),
+            pattern: handoff_model::Pattern::DeadDelivery,
+        };
         // A live claim reported twice.
         let twice = claims.iter().rposition(|c| !taken_ids.contains(&c.id)).unwrap();
         reports.push(reports[twice].clone());

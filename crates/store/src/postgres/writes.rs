@@ -304,9 +304,9 @@ pub(super) async fn claim_due(
 
 /// Records the outcomes of `attempts`, each under its own fencing check: one answer per
 /// attempt, in order, a stale claim refused in its answer without failing the others (its
-/// command's live claim, in the same batch or not, is recorded). The
-/// attempts are inserted in one statement, each command's own rows written in turn, and the
-/// journal appended last, in one statement under its lock.
+/// command's live claim, in the same batch or not, is recorded). The attempts are inserted in
+/// one statement, each command's own rows written beside the others', and the journal appended
+/// last, in one statement under its lock.
 pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRecord]) -> Result<Vec<Result<()>>> {
     // The fencing: each claim counts one more attempt, so a claim taken over since (and
     // claimed again) no longer matches, and its outcome is refused. Rows locked in id order.
@@ -359,12 +359,10 @@ pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRe
         ],
     )
     .await?;
-    let mut facts = Vec::new();
-    for a in &recorded {
-        if let Some(fact) = record_outcome(tx, a).await? {
-            facts.push(fact);
-        }
-    }
+    // Each command's rows are its own (one command in flight per order and target): their
+    // statements are sent together, pipelined on the connection, rather than one round trip each.
+    let facts = futures_util::future::try_join_all(recorded.iter().map(|a| record_outcome(tx, a))).await?;
+    let facts: Vec<OutcomeFact<'_>> = facts.into_iter().flatten().collect();
     journal_outcomes(tx, &facts).await?;
     Ok(answers)
 }
