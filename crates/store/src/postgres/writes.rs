@@ -1,5 +1,7 @@
 //! Writes; each runs inside the transaction its caller commits.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::{GenericClient, Transaction};
 use handoff_model::CommandKind;
 use jiff::Timestamp;
@@ -119,16 +121,28 @@ async fn set_ledger(
 pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Timestamp) -> Result<()> {
     let rows: Vec<i64> = plans.iter().map(|p| p.event_row).collect();
     execute(tx, "UPDATE inbox SET planned = true WHERE id = ANY($1)", &[&rows]).await?;
+    // The searchable fields of every event planned, read in one statement rather than one per
+    // plan: each round trip here is paid once per event.
+    let mut search: HashMap<i64, (Option<String>, Option<String>)> = HashMap::with_capacity(rows.len());
+    for row in query(tx, "SELECT id, payload FROM inbox WHERE id = ANY($1)", &[&rows]).await? {
+        let payload: String = row.try_get(1)?;
+        search.insert(row.try_get(0)?, search_fields(&payload));
+    }
     for plan in plans {
         let s = &plan.state;
+        let (channel, email_key) = search.get(&plan.event_row).cloned().unwrap_or_default();
+        // The order and its search columns in one statement: the event's channel, else the one
+        // the order had, else its source; the event's email key, else the one it had.
         execute(
             tx,
             "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint, first_seen,
-                 updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 updated_at, channel, email_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, coalesce($8, $2), $9)
              ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
                  cancelled = excluded.cancelled, last_version = excluded.last_version,
-                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at",
+                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at,
+                 channel = coalesce($8, orders.channel, excluded.source),
+                 email_key = coalesce($9, orders.email_key)",
             &[
                 &plan.order_ref,
                 &s.source,
@@ -137,10 +151,11 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
                 &s.last_version.map(|v| v as i64),
                 &s.last_fingerprint,
                 &now,
+                &channel,
+                &email_key,
             ],
         )
         .await?;
-        order_search(tx, &plan.order_ref, plan.event_row).await?;
         if let Some((system, state)) = &plan.ledger {
             set_ledger(tx, &plan.order_ref, system, state, None, now).await?;
         }
@@ -179,24 +194,6 @@ pub(super) fn search_fields(payload: &str) -> (Option<String>, Option<String>) {
     let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return (None, None) };
     let text = |pointer: &str| json.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
     (text("/order/channel"), text("/order/customer/email").as_deref().map(crate::search::email_key))
-}
-
-/// Keeps an order's searchable fields (`crate::search::OrderFilter`) from the event planned:
-/// the channel it names (else its source) and its customer's email key, when the event says.
-pub(super) async fn order_search(c: &impl GenericClient, order_ref: &str, event_row: i64) -> Result<()> {
-    let payload: Option<String> = query_opt(c, "SELECT payload FROM inbox WHERE id = $1", &[&event_row])
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    let (channel, email_key) = payload.as_deref().map(search_fields).unwrap_or_default();
-    execute(
-        c,
-        "UPDATE orders SET channel = coalesce($2, channel, source), email_key = coalesce($3, email_key)
-         WHERE order_ref = $1",
-        &[&order_ref, &channel, &email_key],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Writes a command to the outbox; `None` when its idempotency key was already used.
@@ -638,7 +635,7 @@ fn join(note: &Option<String>, s: &str) -> String {
 pub(super) async fn recover_in_flight(
     tx: &Transaction<'_>,
     now: Timestamp,
-    read_back_at: &std::collections::HashMap<String, Timestamp>,
+    read_back_at: &HashMap<String, Timestamp>,
     instance: i32,
 ) -> Result<u64> {
     let (targets, ats): (Vec<&str>, Vec<Timestamp>) = read_back_at.iter().map(|(t, at)| (t.as_str(), *at)).unzip();
