@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use deadpool_postgres::{GenericClient, Transaction};
 use handoff_model::CommandKind;
 use jiff::Timestamp;
+use tokio_postgres::types::ToSql;
 
 use super::rows::{self, COMMAND_COLUMNS, execute, query, query_one, query_opt};
 use crate::{
@@ -82,6 +83,8 @@ pub(super) async fn record_polled(
     Ok(recorded)
 }
 
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, order_ref, detail) VALUES ($1, $2, $3, $4, $5)";
+
 pub(super) async fn audit(
     c: &impl GenericClient,
     at: Timestamp,
@@ -90,14 +93,14 @@ pub(super) async fn audit(
     order_ref: Option<&str>,
     detail: &str,
 ) -> Result<()> {
-    execute(
-        c,
-        "INSERT INTO audit (at, actor, action, order_ref, detail) VALUES ($1, $2, $3, $4, $5)",
-        &[&at, &actor, &action, &order_ref, &detail],
-    )
-    .await?;
+    execute(c, INSERT_AUDIT, &[&at, &actor, &action, &order_ref, &detail]).await?;
     Ok(())
 }
+
+const UPSERT_LEDGER: &str =
+    "INSERT INTO ledger (order_ref, system, state, record_id, updated_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (order_ref, system) DO UPDATE SET state = excluded.state,
+         record_id = coalesce(excluded.record_id, ledger.record_id), updated_at = excluded.updated_at";
 
 async fn set_ledger(
     tx: &Transaction<'_>,
@@ -107,15 +110,47 @@ async fn set_ledger(
     record_id: Option<&str>,
     at: Timestamp,
 ) -> Result<()> {
-    execute(
-        tx,
-        "INSERT INTO ledger (order_ref, system, state, record_id, updated_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (order_ref, system) DO UPDATE SET state = excluded.state,
-             record_id = coalesce(excluded.record_id, ledger.record_id), updated_at = excluded.updated_at",
-        &[&order_ref, &system, &state, &record_id, &at],
-    )
-    .await?;
+    execute(tx, UPSERT_LEDGER, &[&order_ref, &system, &state, &record_id, &at]).await?;
     Ok(())
+}
+
+const UPSERT_ORDER: &str = "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint,
+         first_seen, updated_at, channel, email_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, coalesce($8, $2), $9)
+     ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
+         cancelled = excluded.cancelled, last_version = excluded.last_version,
+         last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at,
+         channel = coalesce($8, orders.channel, excluded.source),
+         email_key = coalesce($9, orders.email_key)";
+
+/// A statement's parameter, owned: a pipelined statement outlives the loop that made it.
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// Statements sent one after another without waiting for each answer. Each is prepared when
+/// pushed (from the connection's cache: no round trip once seen) and sent when `flush` first
+/// polls it, in push order, so the database runs them in exactly that order.
+struct Pipeline<'a> {
+    tx: &'a Transaction<'a>,
+    sends: Vec<futures_util::future::BoxFuture<'a, std::result::Result<u64, tokio_postgres::Error>>>,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(tx: &'a Transaction<'a>) -> Self {
+        Pipeline { tx, sends: Vec::new() }
+    }
+
+    async fn push(&mut self, sql: &'static str, params: Vec<Param>) -> Result<()> {
+        let statement = self.tx.prepare_cached(sql).await?;
+        let tx = self.tx;
+        self.sends.push(Box::pin(async move { tx.execute_raw(&statement, params).await }));
+        Ok(())
+    }
+
+    /// Sends what was pushed and waits for every answer.
+    async fn flush(&mut self) -> Result<()> {
+        futures_util::future::try_join_all(self.sends.drain(..)).await?;
+        Ok(())
+    }
 }
 
 pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Timestamp) -> Result<()> {
@@ -128,44 +163,57 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
         let payload: String = row.try_get(1)?;
         search.insert(row.try_get(0)?, search_fields(&payload));
     }
+    // Each plan's statements are sent without waiting for the answer of the one before
+    // (pipelined), in the plans' order, so ids are handed out as a loop of awaits would.
+    let mut pipe = Pipeline::new(tx);
     for plan in plans {
         let s = &plan.state;
         let (channel, email_key) = search.get(&plan.event_row).cloned().unwrap_or_default();
         // The order and its search columns in one statement: the event's channel, else the one
         // the order had, else its source; the event's email key, else the one it had.
-        execute(
-            tx,
-            "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint, first_seen,
-                 updated_at, channel, email_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, coalesce($8, $2), $9)
-             ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
-                 cancelled = excluded.cancelled, last_version = excluded.last_version,
-                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at,
-                 channel = coalesce($8, orders.channel, excluded.source),
-                 email_key = coalesce($9, orders.email_key)",
-            &[
-                &plan.order_ref,
-                &s.source,
-                &s.created,
-                &s.cancelled,
-                &s.last_version.map(|v| v as i64),
-                &s.last_fingerprint,
-                &now,
-                &channel,
-                &email_key,
-            ],
-        )
-        .await?;
+        let order: Vec<Param> = vec![
+            Box::new(plan.order_ref.clone()),
+            Box::new(s.source.clone()),
+            Box::new(s.created),
+            Box::new(s.cancelled),
+            Box::new(s.last_version.map(|v| v as i64)),
+            Box::new(s.last_fingerprint.clone()),
+            Box::new(now),
+            Box::new(channel),
+            Box::new(email_key),
+        ];
+        pipe.push(UPSERT_ORDER, order).await?;
         if let Some((system, state)) = &plan.ledger {
-            set_ledger(tx, &plan.order_ref, system, state, None, now).await?;
+            let ledger: Vec<Param> = vec![
+                Box::new(plan.order_ref.clone()),
+                Box::new(system.clone()),
+                Box::new(state.clone()),
+                Box::new(None::<String>),
+                Box::new(now),
+            ];
+            pipe.push(UPSERT_LEDGER, ledger).await?;
         }
         for command in &plan.commands {
-            enqueue(tx, plan.event_row, command, now).await?;
+            if command.supersede_unsent {
+                // What it writes depends on what it supersedes: sent once all before it ran.
+                pipe.flush().await?;
+                enqueue(tx, plan.event_row, command, now).await?;
+            } else {
+                pipe.push(INSERT_COMMAND, command_params(plan.event_row, command, "pending", now)).await?;
+            }
         }
         for detail in &plan.audit {
-            audit(tx, now, "engine", "event", Some(&plan.order_ref), detail).await?;
+            let line: Vec<Param> = vec![
+                Box::new(now),
+                Box::new("engine"),
+                Box::new("event"),
+                Box::new(Some(plan.order_ref.clone())),
+                Box::new(detail.clone()),
+            ];
+            pipe.push(INSERT_AUDIT, line).await?;
         }
     }
+    pipe.flush().await?;
     if !rows.is_empty() {
         // Journaled last, in the plans' order: the journal's lock is held for the commit only.
         lock_journal(tx).await?;
@@ -196,6 +244,28 @@ pub(super) fn search_fields(payload: &str) -> (Option<String>, Option<String>) {
     (text("/order/channel"), text("/order/customer/email").as_deref().map(crate::search::email_key))
 }
 
+const INSERT_COMMAND: &str =
+    "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref,
+         version, payload, state, next_attempt_at, budget_start, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11)
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
+
+fn command_params(event_row: i64, c: &NewCommand, state: &'static str, now: Timestamp) -> Vec<Param> {
+    vec![
+        Box::new(c.flow.clone()),
+        Box::new(c.target.clone()),
+        Box::new(c.order_ref.clone()),
+        Box::new(c.kind.as_str()),
+        Box::new(event_row),
+        Box::new(c.idempotency_key.clone()),
+        Box::new(c.external_ref.clone()),
+        Box::new(c.version.map(|v| v as i64)),
+        Box::new(c.payload.clone()),
+        Box::new(state),
+        Box::new(now),
+    ]
+}
+
 /// Writes a command to the outbox; `None` when its idempotency key was already used.
 async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<Option<i64>> {
     let mut moot = false;
@@ -220,27 +290,9 @@ async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Time
         }
     }
     let state = if moot { "superseded" } else { "pending" };
-    let inserted = query_opt(
-        tx,
-        "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref, version, payload,
-                             state, next_attempt_at, budget_start, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11)
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        &[
-            &c.flow,
-            &c.target,
-            &c.order_ref,
-            &c.kind.as_str(),
-            &event_row,
-            &c.idempotency_key,
-            &c.external_ref,
-            &c.version.map(|v| v as i64),
-            &c.payload,
-            &state,
-            &now,
-        ],
-    )
-    .await?;
+    let params = command_params(event_row, c, state, now);
+    let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    let inserted = query_opt(tx, INSERT_COMMAND, &params).await?;
     let Some(row) = inserted else { return Ok(None) };
     let id: i64 = row.try_get(0)?;
     if moot {
