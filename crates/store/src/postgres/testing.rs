@@ -1,5 +1,6 @@
-//! For tests, in this crate and others: a fresh store in a schema of its own on the database
-//! `HANDOFF_TEST_DATABASE_URL` names, so tests run in parallel on one database. Without the
+//! For tests, in this crate and others, and for `handoff bench --store postgres://...`: a fresh
+//! store in a schema of its own on the database `HANDOFF_TEST_DATABASE_URL` (or the benchmark's
+//! URL) names, so tests run in parallel on one database. Without the
 //! variable the tests say loudly that they did not run, and fail where `CI` is set.
 
 use std::future::Future;
