@@ -168,7 +168,7 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
     let mut pipe = Pipeline::new(tx);
     for plan in plans {
         let s = &plan.state;
-        let (channel, email_key) = search.get(&plan.event_row).cloned().unwrap_or_default();
+        let (channel, email_key) = search.remove(&plan.event_row).unwrap_or_default();
         // The order and its search columns in one statement: the event's channel, else the one
         // the order had, else its source; the event's email key, else the one it had.
         let order: Vec<Param> = vec![
