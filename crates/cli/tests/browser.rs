@@ -196,12 +196,38 @@ async fn an_operator_works_the_console_in_a_real_browser() {
     wait_text(&c, ".notice", "replayed with a fresh retry budget").await;
     shot(&c, "08-replayed").await;
 
+    // A whole cluster resolved: the preview says what each member will do and changes nothing;
+    // the confirmation does it.
+    c.goto(&format!("{base}/console/clusters")).await.unwrap();
+    wait_text(&c, "h1", "Clusters").await;
+    shot(&c, "09-clusters").await;
+    let members: usize = c
+        .find(Locator::Css("tbody tr td:nth-child(4)"))
+        .await
+        .expect("the demo leaves a cluster of open exceptions")
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    c.find(Locator::Css("tbody tr select")).await.unwrap().select_by_value("resolved").await.unwrap();
+    click(&c, "tbody tr form button").await;
+    let title = wait_text(&c, "h1", "Confirm: resolved").await;
+    let acting: usize = title.split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect(&title);
+    let preview = c.find(Locator::Css("tbody")).await.unwrap().text().await.unwrap();
+    assert_eq!(preview.lines().count(), members, "one preview line per member: {preview}");
+    assert!(acting >= 1 && preview.matches("→ resolved").count() == acting, "{title}: {preview}");
+    shot(&c, "10-cluster-preview").await;
+    click(&c, "#confirm").await;
+    wait_text(&c, ".notice", &format!("resolved: {acting} done")).await;
+    shot(&c, "11-cluster-resolved").await;
+
     // The other pages render.
     for (path, title, name) in [
-        ("/console/clusters", "Clusters", "09-clusters"),
-        ("/console/flows", "Flow health", "10-flows"),
-        ("/console/quarantine", "Quarantine", "11-quarantine"),
-        ("/console/drift", "drift", "12-drift"),
+        ("/console/flows", "Flow health", "12-flows"),
+        ("/console/quarantine", "Quarantine", "13-quarantine"),
+        ("/console/drift", "drift", "14-drift"),
+        ("/console/doctor", "Doctor", "15-doctor"),
     ] {
         c.goto(&format!("{base}{path}")).await.unwrap();
         wait_text(&c, "h1", title).await;
@@ -212,7 +238,7 @@ async fn an_operator_works_the_console_in_a_real_browser() {
     c.goto(&format!("{base}/console/audit?actor=user%3Aana")).await.unwrap();
     let audit = wait_text(&c, "#audit", "resolved").await;
     assert!(audit.contains("user:ana") && audit.contains("fixed in the ERP by hand"), "{audit}");
-    shot(&c, "13-audit").await;
+    shot(&c, "16-audit").await;
 
     // Log out: the console asks for a login again.
     click(&c, "header form button").await;
@@ -220,6 +246,6 @@ async fn an_operator_works_the_console_in_a_real_browser() {
     c.goto(&format!("{base}/console")).await.unwrap();
     wait_text(&c, "h1", "Handoff console").await;
     assert!(c.current_url().await.unwrap().path().starts_with("/console/login"));
-    shot(&c, "14-logged-out").await;
+    shot(&c, "17-logged-out").await;
     c.close().await.unwrap();
 }
