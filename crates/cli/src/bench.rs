@@ -688,9 +688,27 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
 }
 
 pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+    status_field(pid, "VmRSS")
+}
+
+/// One number of `/proc/PID/status` (kB for the memory fields).
+fn status_field(pid: u32, name: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+    let line = status.lines().find(|l| l.split(':').next() == Some(name)).with_context(|| format!("no {name}"))?;
+    Ok(line.split_whitespace().nth(1).with_context(|| format!("{name} value"))?.parse()?)
+}
+
+/// Where the RSS is: the heap and stacks (anonymous), mapped files (SQLite's WAL index is one,
+/// mapped per connection) and shared memory, and the threads that hold arenas and stacks.
+fn rss_parts(pid: u32) -> anyhow::Result<String> {
+    let mb = |name| anyhow::Ok(status_field(pid, name)? as f64 / 1024.0);
+    Ok(format!(
+        "anon {:.1} MB, file {:.1} MB, shmem {:.1} MB, {} threads",
+        mb("RssAnon")?,
+        mb("RssFile")?,
+        mb("RssShmem")?,
+        status_field(pid, "Threads")?
+    ))
 }
 
 /// RSS while `orders` flow through the hub to completion. The generator builds each body as
@@ -742,7 +760,11 @@ async fn rss_flow(dir: &Path, orders: usize, window: usize, concurrency: usize) 
         let t = start.elapsed().as_secs_f64();
         samples.push((t, done, kb));
         if samples.len() % 10 == 1 {
-            println!("  t={t:>5.0}s acknowledged {done:>8} waiting {waiting:>6} RSS {:>6.1} MB", kb as f64 / 1024.0);
+            println!(
+                "  t={t:>5.0}s acknowledged {done:>8} waiting {waiting:>6} RSS {:>6.1} MB ({})",
+                kb as f64 / 1024.0,
+                rss_parts(pid)?
+            );
         }
         if done as usize >= orders {
             break;
@@ -769,6 +791,7 @@ async fn rss_flow(dir: &Path, orders: usize, window: usize, concurrency: usize) 
         min as f64 / 1024.0,
         max as f64 / 1024.0
     );
+    println!("hub at the end: {}", rss_parts(pid)?);
     Ok(())
 }
 
