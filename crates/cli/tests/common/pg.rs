@@ -63,7 +63,9 @@ impl PgHub {
         // locks a paused hub may hold mid-transaction.
         let (c, url, start) = (client(), format!("{}/health", self.url), std::time::Instant::now());
         while !c.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(self.running(), "the hub exited:\n{}", self.log_tail());
+            if let Some(Ok(Some(status))) = self.proc.as_mut().map(|p| p.0.try_wait()) {
+                panic!("the hub exited ({status}):\n{}", self.log_tail());
+            }
             assert!(start.elapsed() < Duration::from_secs(90), "the hub never answered:\n{}", self.log_tail());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -725,20 +725,28 @@ pub(super) async fn recover_in_flight(
     let (targets, ats): (Vec<&str>, Vec<Timestamp>) = read_back_at.iter().map(|(t, at)| (t.as_str(), *at)).unzip();
     let n = execute(
         tx,
-        "UPDATE outbox SET state = 'pending', ambiguous = true,
+        // Locked in id order first, as every writer of several commands locks them (the
+        // outcomes' fencing does): locked in an index's order, this met another hub's outcomes
+        // the other way round and one of the two was killed as a deadlock.
+        "WITH stale AS (
+             SELECT o.id FROM outbox o
+             WHERE o.state = 'in_flight'
+               AND (o.claimed_by IS NULL OR o.claimed_by = $4 OR o.lease_until <= $1
+                    OR NOT EXISTS (
+                        SELECT 1 FROM pg_locks l
+                        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                          AND l.classid = $5::int4::oid AND l.objid = o.claimed_by::oid))
+             ORDER BY o.id
+             FOR UPDATE OF o)
+         UPDATE outbox SET state = 'pending', ambiguous = true,
                 next_attempt_at = coalesce(
                     (SELECT r.at FROM unnest($2::text[], $3::timestamptz[]) AS r (target, at)
                      WHERE r.target = outbox.target),
                     $1),
                 last_error = 'hub stopped while the command was in flight', updated_at = $1,
                 claimed_by = NULL, lease_until = NULL
-         WHERE state = 'in_flight'
-           AND (claimed_by IS NULL OR claimed_by = $4 OR lease_until <= $1
-                OR NOT EXISTS (
-                    SELECT 1 FROM pg_locks l
-                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                      AND l.classid = $5::int4::oid AND l.objid = outbox.claimed_by::oid))",
+         FROM stale WHERE outbox.id = stale.id AND outbox.state = 'in_flight'",
         &[&now, &targets, &ats, &instance, &super::listener::INSTANCE_LOCKS],
     )
     .await?;
