@@ -4,12 +4,11 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../../migrations/postgres/0001_write_path.sql"),
     include_str!("../../migrations/postgres/0002_claim_leases.sql"),
     include_str!("../../migrations/postgres/0003_console_search.sql"),
     include_str!("../../migrations/postgres/0004_leads.sql"),
-    include_str!("../../migrations/postgres/0005_claim_heads.sql"),
 ];
 
 /// The migration whose new columns are filled, for the rows already there, by [`fill_search`].

@@ -313,7 +313,7 @@ pub(super) struct Lease {
 /// process is claiming are skipped, not waited for (`SKIP LOCKED`), and a command that process
 /// has locked still counts as pending in this one's snapshot, so the command behind it is not
 /// claimed either: no process overtakes an order's earlier command. A command in flight whose
-/// lease ran out is claimed again first, marked ambiguous (read back before any resend).
+/// lease ran out is claimed again, marked ambiguous (read back before any resend).
 /// `only`: the commands to one target; `except`: to any target but these.
 pub(super) async fn claim_due(
     tx: &Transaction<'_>,
@@ -323,50 +323,16 @@ pub(super) async fn claim_due(
     limit: usize,
     lease: &Lease,
 ) -> Result<Vec<Command>> {
-    // Two statements, each read in its own index's order and stopped at the limit: asked as
-    // one (`pending OR lease ran out`), PostgreSQL can follow neither index's order, so it
-    // joined every due command with every unfinished one of its order before sorting.
-    let mut claimed = claim_where(tx, Due::LeaseRanOut, only, except, now, limit, lease).await?;
-    if claimed.len() < limit {
-        claimed.extend(claim_where(tx, Due::Pending, only, except, now, limit - claimed.len(), lease).await?);
-    }
-    claimed.sort_by_key(|c| c.id);
-    Ok(claimed)
-}
-
-/// Which due commands a claim reads, each kind in the order of its own partial index.
-#[derive(Clone, Copy)]
-enum Due {
-    /// In flight, their claim's lease past (`outbox_lease`).
-    LeaseRanOut,
-    /// Pending, their next attempt's time come (`outbox_due`).
-    Pending,
-}
-
-async fn claim_where(
-    tx: &Transaction<'_>,
-    due: Due,
-    only: Option<&str>,
-    except: &[String],
-    now: Timestamp,
-    limit: usize,
-    lease: &Lease,
-) -> Result<Vec<Command>> {
-    let (state, at) = match due {
-        Due::LeaseRanOut => ("in_flight", "lease_until"),
-        Due::Pending => ("pending", "next_attempt_at"),
-    };
-    // The predecessor's probe reads `outbox_unfinished_sequence` (migration 0005): one lookup.
     let sql = format!(
         "WITH due AS (
              SELECT c.id FROM outbox c
-             WHERE c.state = '{state}' AND c.{at} <= $1
+             WHERE ((c.state = 'pending' AND c.next_attempt_at <= $1) OR (c.state = 'in_flight' AND c.lease_until <= $1))
                AND ($3::text IS NULL OR c.target = $3) AND NOT (c.target = ANY($4::text[]))
                AND NOT EXISTS (
                    SELECT 1 FROM outbox p
                    WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
                      AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-             ORDER BY c.{at}, c.id
+             ORDER BY c.next_attempt_at, c.id
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
          UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
@@ -380,7 +346,9 @@ async fn claim_where(
     );
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
     let params: rows::Params = &[&now, &rows::limit(limit), &only, &except, &lease.instance, &lease.until];
-    rows::commands(query(tx, &sql, params).await?)
+    let mut claimed = rows::commands(query(tx, &sql, params).await?)?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
 }
 
 /// Records the outcomes of `attempts`, each under its own fencing check: one answer per
