@@ -30,7 +30,10 @@ pub(super) fn count(source: &Connection, db: &Path, before: &PurgeBefore, limit:
         reason,
     };
     // Removed when dropped, whatever happens from here on.
-    let copy = tempfile::Builder::new().prefix(COPY_PREFIX).tempfile_in(dir).map_err(|e| no_room(e.to_string()))?;
+    let copy = tempfile::Builder::new().prefix(COPY_PREFIX).tempfile_in(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::StorageFull => no_room(e.to_string()),
+        _ => StoreError::DataDir { path: dir.display().to_string(), source: e },
+    })?;
     let path = copy.path().to_str().ok_or_else(|| StoreError::Invalid(format!("{}: not UTF-8", dir.display())))?;
     let disk_full = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => no_room(e.to_string()),
@@ -39,7 +42,9 @@ pub(super) fn count(source: &Connection, db: &Path, before: &PurgeBefore, limit:
     source.execute("VACUUM INTO ?1", [path]).map_err(disk_full)?;
 
     let conn = Connection::open(copy.path())?;
-    // A throwaway file: no journal to roll back with, nothing synced.
+    // A throwaway file: no journal to roll back with, nothing synced; foreign keys checked as
+    // on the store.
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "journal_mode", "OFF")?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -65_536)?;
