@@ -46,13 +46,16 @@ pub async fn run(dir: &Path, orders: usize) -> anyhow::Result<()> {
     // First past the personal-data horizon only, then past the history's: the two purges a
     // store meets as it ages.
     let days = |n: u32| SignedDuration::from_hours(24 * i64::from(n) + 1);
-    for (label, at, dry_run) in [
+    for (run, (label, at, dry_run)) in [
         ("personal data, dry run", start + days(retention.personal_data_days), true),
         ("personal data", start + days(retention.personal_data_days), false),
         ("history and dedup keys, dry run", start + days(retention.history_days), true),
         ("history and dedup keys", start + days(retention.history_days), false),
-    ] {
-        let (purged, seconds, probe) = timed(&store, &retention, at, dry_run).await?;
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (purged, seconds, probe) = timed(&store, &retention, at, dry_run, run).await?;
         let rows: u64 = purged.lines().iter().map(|(_, _, n)| n).sum();
         println!(
             "{label:>34} {seconds:>9.1} {rows:>10} {:>10.0} {:>10} {:>10} {:>10}",
@@ -75,9 +78,10 @@ async fn timed(
     retention: &Retention,
     at: Timestamp,
     dry_run: bool,
+    run: usize,
 ) -> anyhow::Result<(Purged, f64, Histogram<u64>)> {
     let stop = Arc::new(tokio::sync::Notify::new());
-    let probe = tokio::spawn(probe(store.clone(), at, stop.clone()));
+    let probe = tokio::spawn(probe(store.clone(), at, run, stop.clone()));
     let began = Instant::now();
     let purged = handoff_engine::retention::purge(store, retention, at, dry_run).await?;
     let seconds = began.elapsed().as_secs_f64();
@@ -85,7 +89,13 @@ async fn timed(
     Ok((purged, seconds, probe.await??))
 }
 
-async fn probe(store: SqliteStore, at: Timestamp, stop: Arc<tokio::sync::Notify>) -> anyhow::Result<Histogram<u64>> {
+/// Each run's webhooks are new events (a redelivery of an earlier run's would write nothing).
+async fn probe(
+    store: SqliteStore,
+    at: Timestamp,
+    run: usize,
+    stop: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Histogram<u64>> {
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PROBE_RATE));
     let mut waits = Histogram::<u64>::new(3)?;
     let stopped = stop.notified();
@@ -98,7 +108,7 @@ async fn probe(store: SqliteStore, at: Timestamp, stop: Arc<tokio::sync::Notify>
         let i = waits.len() as usize;
         let event = NewEvent {
             system: "shop".into(),
-            event_id: format!("probe-{}-{i}", at.as_second()),
+            event_id: format!("probe-{run}-{i}"),
             kind: handoff_model::EventKind::OrderCreated,
             order_ref: format!("#P{i}"),
             received_at: at,

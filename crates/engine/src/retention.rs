@@ -9,7 +9,8 @@ use jiff::Timestamp;
 
 use crate::Clock;
 
-/// Rows per table per store call: keeps each of the writer's transactions short.
+/// Rows per table per store call: keeps each of the writer's transactions short (the SQLite
+/// store also stops a call after a few tens of milliseconds of work).
 const BATCH: usize = 2_000;
 
 /// What the retention removes at `now`.
@@ -19,7 +20,9 @@ pub fn before(retention: &Retention, now: Timestamp) -> PurgeBefore {
 }
 
 /// Purges what `retention` no longer keeps as of `now`, in batches until nothing is left; a dry
-/// run counts what would go and changes nothing.
+/// run counts what would go and changes nothing, in one call: how it counts exactly without
+/// holding up writes is the store's business (SQLite: on a private copy; PostgreSQL: one
+/// transaction rolled back).
 pub async fn purge<S: Store>(
     store: &S,
     retention: &Retention,

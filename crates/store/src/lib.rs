@@ -51,6 +51,11 @@ pub enum StoreError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("cannot open the data directory {path}")]
     DataDir { path: String, source: std::io::Error },
+    /// The dry run of a purge could not write its private copy of the store (the disk filled).
+    #[error(
+        "the purge's dry run copies the store beside it first and needs about {needed_mb} MB free in {dir}: {reason}"
+    )]
+    NoRoomForDryRun { dir: String, needed_mb: u64, reason: String },
     #[error("the store's writer has stopped")]
     WriterGone,
     /// The writer's queue is full: a caller that can should tell its sender to come back.
@@ -387,8 +392,10 @@ pub trait Store: Send + Sync + 'static {
     /// before `before.personal_data` (an exception's evidence keeps their hashes), the
     /// journal, attempts, audit lines and finished commands from before `before.history`, and
     /// inbox rows (dedup keys) only once past `before.dedup` too. At most `limit` rows per
-    /// table per call (`Purged::more` says to call again); `dry_run` changes nothing and counts
-    /// what would go.
+    /// table per call, and a store may stop a call sooner to let other writes through (SQLite's
+    /// writer, after about 25 ms of work); `Purged::more` says to call again. `dry_run` changes
+    /// nothing and counts what one call would remove, without holding up other writes (SQLite
+    /// counts on a private copy of the store, PostgreSQL in a transaction it rolls back).
     fn purge(&self, before: PurgeBefore, limit: usize, dry_run: bool) -> impl Future<Output = Result<Purged>> + Send;
 
     /// A counter bumped by every commit that changed rows: waiters wake when new events or

@@ -10,6 +10,7 @@
 
 mod checkpointer;
 mod console;
+mod dry_run;
 mod dump;
 mod functions;
 mod quarantine;
@@ -87,7 +88,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 14] = [
+const MIGRATIONS: [&str; 15] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -102,6 +103,7 @@ const MIGRATIONS: [&str; 14] = [
     include_str!("../../migrations/sqlite/0012_search.sql"),
     include_str!("../../migrations/sqlite/0013_console.sql"),
     include_str!("../../migrations/sqlite/0014_cluster_key.sql"),
+    include_str!("../../migrations/sqlite/0015_purge_indexes.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -536,8 +538,14 @@ impl Store for SqliteStore {
         self.read(reads::command_counts).await
     }
 
+    /// A batch runs in a commit of its own, for at most about `retention::BATCH_TIME`; a dry
+    /// run never takes the writer: it counts on a copy of the store (`dry_run`).
     async fn purge(&self, before: crate::PurgeBefore, limit: usize, dry_run: bool) -> Result<crate::Purged> {
-        self.inner.writer.run(move |conn| retention::purge(conn, &before, limit, dry_run)).await
+        if dry_run {
+            let db = self.inner.path.clone();
+            return self.read(move |conn| dry_run::count(conn, &db, &before, limit)).await;
+        }
+        self.inner.writer.run_alone(move |conn| retention::purge(conn, &before, limit)).await
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {

@@ -1,9 +1,11 @@
 //! The purge (`[retention]`): personal data and raw bodies first, then the history. Each step
 //! walks its table in id order from where the last purge stopped, up to the step's cutoff,
 //! at most `limit` rows per call, so a purge never holds the writer for long; the caller
-//! repeats while [`Purged::more`]. A dry run does the same work and rolls it back, in one
-//! job: its steps must see each other's work (a command goes once its journal entries went),
-//! so it holds the writer for as long as it counts (`handoff bench purge` measures it).
+//! repeats while [`Purged::more`]. On the writer a call also stops once it has worked for
+//! [`BATCH_TIME`] (every step still moves on by a row), since every webhook waits behind it.
+//! A dry run is the same code run on a private copy of the store (`dry_run`), unbounded.
+
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
@@ -15,31 +17,55 @@ use crate::{PurgeBefore, Purged, Result};
 /// The command states that will never be sent again.
 const FINISHED: &str = "('acknowledged', 'superseded', 'abandoned')";
 
-pub(super) fn purge(conn: &Connection, before: &PurgeBefore, limit: usize, dry_run: bool) -> Result<Purged> {
-    conn.execute_batch("SAVEPOINT purge")?;
-    let result = run(conn, before, limit.min(i64::MAX as usize) as i64);
-    if dry_run || result.is_err() {
-        conn.execute_batch("ROLLBACK TO purge; RELEASE purge")?;
-    } else {
-        conn.execute_batch("RELEASE purge")?;
-    }
-    result
+/// The work one call of the purge does on the writer before it lets the webhooks queued
+/// behind it commit: about one batch of this is what a webhook waits while a purge runs.
+pub(super) const BATCH_TIME: Duration = Duration::from_millis(25);
+
+/// How much one call may do: rows per step and, on the writer, time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    rows: i64,
+    until: Option<Instant>,
 }
 
-fn run(conn: &Connection, before: &PurgeBefore, limit: i64) -> Result<Purged> {
+impl Budget {
+    /// At most `limit` rows per step, for as long as it takes (a private copy's).
+    pub(super) fn rows(limit: usize) -> Self {
+        Budget { rows: limit.min(i64::MAX as usize) as i64, until: None }
+    }
+
+    /// At most `limit` rows per step and [`BATCH_TIME`] from now (the writer's).
+    fn batch(limit: usize) -> Self {
+        Budget { until: Some(Instant::now() + BATCH_TIME), ..Self::rows(limit) }
+    }
+
+    /// Whether a step that read `read` rows stops here for time: never before its first row,
+    /// so every call moves every step on, whatever the ones before it took.
+    fn out_of_time(&self, read: i64) -> bool {
+        read > 0 && self.until.is_some_and(|until| Instant::now() >= until)
+    }
+}
+
+/// One call of the purge on the writer (inside its job's savepoint: an error undoes it).
+pub(super) fn purge(conn: &Connection, before: &PurgeBefore, limit: usize) -> Result<Purged> {
+    run(conn, before, Budget::batch(limit))
+}
+
+/// Every step once, within `budget`.
+pub(super) fn run(conn: &Connection, before: &PurgeBefore, budget: Budget) -> Result<Purged> {
     let mut p = Purged::default();
     let mut more = false;
     let personal = micros(before.personal_data);
     let history = micros(before.history);
-    more |= inbox_personal(conn, personal, limit, &mut p)?;
-    more |= quarantine_personal(conn, personal, limit, &mut p)?;
-    more |= outbox_personal(conn, personal, limit, &mut p)?;
-    more |= facts_history(conn, history, limit, &mut p)?;
-    more |= audit_history(conn, history, limit, &mut p)?;
+    more |= inbox_personal(conn, personal, budget, &mut p)?;
+    more |= quarantine_personal(conn, personal, budget, &mut p)?;
+    more |= outbox_personal(conn, personal, budget, &mut p)?;
+    more |= facts_history(conn, history, budget, &mut p)?;
+    more |= audit_history(conn, history, budget, &mut p)?;
     // Deleting inbox rows needs both horizons passed: the dedup key's and the history's.
     let rows_before = micros(before.history.min(before.dedup));
-    more |= outbox_history(conn, history, rows_before, limit, &mut p)?;
-    more |= inbox_unreferenced(conn, rows_before, limit, &mut p)?;
+    more |= outbox_history(conn, history, rows_before, budget, &mut p)?;
+    more |= inbox_unreferenced(conn, rows_before, budget, &mut p)?;
     p.more = more;
     Ok(p)
 }
@@ -59,20 +85,24 @@ fn set_cursor(conn: &Connection, step: &str, last_id: i64) -> Result<()> {
 }
 
 /// Rows of a table after the step's cursor, in id order, up to the first one at or after
-/// `cutoff` (ids follow arrival, so the rest are newer). `true` when `limit` rows were read.
+/// `cutoff` (ids follow arrival, so the rest are newer). `true` when the budget ran out first.
 fn walk(
     conn: &Connection,
     step: &str,
     sql: &str,
     cutoff: i64,
-    limit: i64,
+    budget: Budget,
     mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
 ) -> Result<bool> {
     let from = cursor(conn, step)?;
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![from, limit])?;
-    let (mut last, mut read) = (from, 0);
+    let mut rows = stmt.query(params![from, budget.rows])?;
+    let (mut last, mut read, mut out_of_time) = (from, 0, false);
     while let Some(row) = rows.next()? {
+        if budget.out_of_time(read) {
+            out_of_time = true;
+            break;
+        }
         let (id, at): (i64, i64) = (row.get(0)?, row.get(1)?);
         if at >= cutoff {
             break;
@@ -84,7 +114,7 @@ fn walk(
     if last != from {
         set_cursor(conn, step, last)?;
     }
-    Ok(read == limit)
+    Ok(out_of_time || read == budget.rows)
 }
 
 /// Adds hashes to the evidence of an order's exceptions (under `purged`, by what they refer
@@ -116,13 +146,13 @@ fn set_evidence_hash(conn: &Connection, id: i64, evidence: Option<&str>, refers_
 }
 
 /// Raw vendor bodies and the personal fields of canonical events.
-fn inbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn inbox_personal(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     walk(
         conn,
         "inbox_personal",
         "SELECT id, received_at, order_ref, payload, raw FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         cutoff,
-        limit,
+        budget,
         |row| {
             let (id, order_ref, payload, raw): (i64, String, String, Option<String>) =
                 (row.get(0)?, row.get(2)?, row.get(3)?, row.get(4)?);
@@ -141,13 +171,13 @@ fn inbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) ->
 
 /// Held bodies: the bytes and headers go, their hash stays on the row and in the evidence of
 /// the exception raised for them.
-fn quarantine_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn quarantine_personal(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     walk(
         conn,
         "quarantine_personal",
         "SELECT id, received_at, body, exception_id FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         cutoff,
-        limit,
+        budget,
         |row| {
             let (id, body, exception): (i64, Vec<u8>, Option<i64>) = (row.get(0)?, row.get(2)?, row.get(3)?);
             if body.is_empty() {
@@ -204,7 +234,7 @@ fn deferred(conn: &Connection, step: &str, mut each: impl FnMut(i64) -> Result<(
 
 /// The personal fields of finished commands' payloads; an unfinished command keeps what it
 /// still has to send until it finishes.
-fn outbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn outbox_personal(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     let step = "outbox_personal";
     let mut scrub_one = |id: i64| -> Result<()> {
         let payload: String = conn.query_row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| r.get(0))?;
@@ -216,7 +246,7 @@ fn outbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -
     };
     deferred(conn, step, &mut scrub_one)?;
     let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0");
-    walk(conn, step, &sql, cutoff, limit, |row| {
+    walk(conn, step, &sql, cutoff, budget, |row| {
         let (id, done): (i64, bool) = (row.get(0)?, row.get(2)?);
         if done { scrub_one(id) } else { defer(conn, step, id) }
     })
@@ -225,7 +255,7 @@ fn outbox_personal(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -
 /// The rules' journal: entries the rules checkpointed past, of orders they no longer follow
 /// and with no open exception. An order quiet for the whole history is forgotten by the
 /// rules; one they still follow keeps its journal.
-fn facts_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn facts_history(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     let Some(position) =
         conn.query_row("SELECT position FROM rules_checkpoint WHERE id = 1", [], |r| r.get::<_, i64>(0)).optional()?
     else {
@@ -236,7 +266,7 @@ fn facts_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> 
         "SELECT id, CASE WHEN id > {position} THEN {i} ELSE at END, order_ref FROM facts WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         i = i64::MAX
     );
-    walk(conn, "facts_history", &cutoff_sql, cutoff, limit, |row| {
+    walk(conn, "facts_history", &cutoff_sql, cutoff, budget, |row| {
         let (id, order_ref): (i64, String) = (row.get(0)?, row.get(2)?);
         let kept: bool = conn
             .prepare_cached(
@@ -252,13 +282,13 @@ fn facts_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> 
     })
 }
 
-fn audit_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn audit_history(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     walk(
         conn,
         "audit_history",
         "SELECT id, at FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         cutoff,
-        limit,
+        budget,
         |row| {
             conn.prepare_cached("DELETE FROM audit WHERE id = ?1")?.execute([row.get::<_, i64>(0)?])?;
             p.audit_removed += 1;
@@ -270,7 +300,7 @@ fn audit_history(conn: &Connection, cutoff: i64, limit: i64, p: &mut Purged) -> 
 /// Finished commands: removed with their attempts unless an exception or a journal entry
 /// still names them (those keep their last attempt only); the inbox row they were planned
 /// from goes with the last of them once its dedup horizon passed.
-fn outbox_history(conn: &Connection, cutoff: i64, rows_before: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn outbox_history(conn: &Connection, cutoff: i64, rows_before: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     let step = "outbox_history";
     let mut compact = |id: i64| -> Result<()> {
         let (order_ref, event_row): (String, i64) =
@@ -304,7 +334,7 @@ fn outbox_history(conn: &Connection, cutoff: i64, rows_before: i64, limit: i64, 
     };
     deferred(conn, step, &mut compact)?;
     let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0");
-    walk(conn, step, &sql, cutoff, limit, |row| {
+    walk(conn, step, &sql, cutoff, budget, |row| {
         let (id, done): (i64, bool) = (row.get(0)?, row.get(2)?);
         if done { compact(id) } else { defer(conn, step, id) }
     })
@@ -336,13 +366,61 @@ fn remove_inbox_row(conn: &Connection, id: i64, order_ref: &str, rows_before: i6
 
 /// Inbox rows that planned no command (stale versions, events no flow carries): removed once
 /// past both horizons. Rows that planned commands go with the last of them.
-fn inbox_unreferenced(conn: &Connection, rows_before: i64, limit: i64, p: &mut Purged) -> Result<bool> {
+fn inbox_unreferenced(conn: &Connection, rows_before: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     walk(
         conn,
         "inbox_history",
         "SELECT id, received_at, order_ref FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
         rows_before,
-        limit,
+        budget,
         |row| remove_inbox_row(conn, row.get(0)?, &row.get::<_, String>(2)?, rows_before, p),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use handoff_model::EventKind;
+    use jiff::{SignedDuration, Timestamp};
+
+    use super::{Budget, run};
+    use crate::sqlite::{SqliteOptions, SqliteStore, connect};
+    use crate::{NewEvent, PurgeBefore, Store};
+
+    /// A call whose time is out from the start still moves every step on by a row, so a purge
+    /// ends however slow the machine, and its batches add up to what the purge removes.
+    #[tokio::test]
+    async fn out_of_time_a_call_still_moves_each_step_on_by_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let path = {
+            let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+            for i in 0..5 {
+                let event = NewEvent {
+                    system: "shop".into(),
+                    event_id: format!("e-{i}"),
+                    kind: EventKind::OrderCreated,
+                    order_ref: format!("#{i}"),
+                    received_at: t0,
+                    payload: "{}".into(),
+                    raw: Some(format!(r#"{{"id": {i}}}"#)),
+                };
+                store.record_event(event).await.unwrap();
+            }
+            store.path().to_owned()
+        };
+        let conn = connect(&path).unwrap();
+        let before = PurgeBefore { personal_data: t0 + SignedDuration::from_hours(24), history: t0, dedup: t0 };
+        let mut scrubbed = Vec::new();
+        loop {
+            let out_of_time = Budget { until: Some(Instant::now()), ..Budget::rows(usize::MAX) };
+            let p = run(&conn, &before, out_of_time).unwrap();
+            scrubbed.push(p.inbox_scrubbed);
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(scrubbed, [1, 1, 1, 1, 1]);
+    }
 }

@@ -4,7 +4,9 @@
 //! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
 //! The thread beats once per job and per commit, and says when it waits for work, so readiness
 //! tells a writer stuck in a commit from an idle one; the queue's depth is there to read, and a
-//! webhook's write is refused when it is full instead of waiting in line (`try_run`).
+//! webhook's write is refused when it is full instead of waiting in line (`try_run`). A long job
+//! (a purge's batch) runs in a commit of its own (`run_alone`): the writes queued with it commit
+//! first, without waiting for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +23,12 @@ use crate::{Result, StoreError, WriterQueue};
 pub(super) const WRITER_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+struct Job {
+    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+    /// Committed alone, never in the same commit as other jobs.
+    alone: bool,
+}
 
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
@@ -70,7 +77,20 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        let (job, rx) = job(f);
+        self.send(job(f, false)).await
+    }
+
+    /// As [`Writer::run`], in a commit of its own: for a job that takes long (tens of
+    /// milliseconds), so that the writes queued beside it are not held until it is done.
+    pub(super) async fn run_alone<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        self.send(job(f, true)).await
+    }
+
+    async fn send<R>(&self, (job, rx): (Job, oneshot::Receiver<Result<R>>)) -> Result<R> {
         self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::NotCommitted("the transaction could not begin".into()))?
     }
@@ -82,7 +102,7 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        let (job, rx) = job(f);
+        let (job, rx) = job(f, false);
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -96,13 +116,13 @@ impl Writer {
 }
 
 /// A job running `f` in its savepoint, and where its result arrives after the commit.
-fn job<R, F>(f: F) -> (Job, oneshot::Receiver<Result<R>>)
+fn job<R, F>(f: F, alone: bool) -> (Job, oneshot::Receiver<Result<R>>)
 where
     R: Send + 'static,
     F: FnOnce(&Connection) -> Result<R> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let job: Job = Box::new(move |conn| {
+    let run = Box::new(move |conn: &Connection| -> Reply {
         let result = in_savepoint(conn, f);
         Box::new(move |commit: Result<(), String>| {
             let _ = tx.send(match commit {
@@ -111,7 +131,7 @@ where
             });
         })
     });
-    (job, rx)
+    (Job { run, alone }, rx)
 }
 
 /// Runs one job in its own savepoint. The statements are prepared once: every webhook passes
@@ -141,14 +161,27 @@ fn write_loop(
     beat: &Beat,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    // A job to run alone, taken from the queue while a batch was gathered: the next commit's.
+    let mut held: Option<Job> = None;
     loop {
-        beat.waiting();
-        let Some(first) = queue.blocking_recv() else { break };
+        let first = match held.take() {
+            Some(job) => job,
+            None => {
+                beat.waiting();
+                let Some(job) = queue.blocking_recv() else { break };
+                job
+            }
+        };
         beat.beat();
+        let alone = first.alone;
         batch.push(first);
         // Whatever queued while the last commit was syncing joins this one.
-        while batch.len() < max_batch {
+        while !alone && batch.len() < max_batch {
             match queue.try_recv() {
+                Ok(job) if job.alone => {
+                    held = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
@@ -185,7 +218,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, beat: &Beat) -> (Result
     let replies: Vec<Reply> = batch
         .drain(..)
         .map(|job| {
-            let reply = job(conn);
+            let reply = (job.run)(conn);
             beat.beat();
             reply
         })
@@ -227,5 +260,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, "ac");
+    }
+
+    /// A job run alone commits on its own: the jobs queued before it commit without it, the
+    /// ones queued after it in the next commit.
+    #[tokio::test]
+    async fn a_job_run_alone_commits_apart_from_the_jobs_queued_beside_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
+        let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
+        let writer = Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0)).unwrap());
+        // A first job holds the writer until the three others are queued behind it.
+        let (started, is_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let mut jobs = vec![tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .run(move |_| {
+                        started.send(()).unwrap();
+                        released.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        })];
+        tokio::task::spawn_blocking(move || is_started.recv().unwrap()).await.unwrap();
+        for (v, alone) in [("a", false), ("b", true), ("c", false)] {
+            let queued = writer.clone();
+            let insert = move |conn: &Connection| Ok(conn.execute("INSERT INTO t (v) VALUES (?1)", [v]).map(drop)?);
+            jobs.push(tokio::spawn(async move {
+                let writer = queued;
+                if alone { writer.run_alone(insert).await } else { writer.run(insert).await }
+            }));
+            while writer.queue().queued < jobs.len() - 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        release.send(()).unwrap();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        // The holder's commit, then a, b and c each in their own.
+        assert_eq!(writer.stats(), (4, 4));
     }
 }
