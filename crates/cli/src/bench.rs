@@ -688,12 +688,15 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
 }
 
 pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
-    status_field(pid, "VmRSS")
+    status_field(&proc_status(pid)?, "VmRSS")
 }
 
-/// One number of `/proc/PID/status` (kB for the memory fields).
-fn status_field(pid: u32, name: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+fn proc_status(pid: u32) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(format!("/proc/{pid}/status"))?)
+}
+
+/// One number of a `/proc/PID/status` (kB for the memory fields).
+fn status_field(status: &str, name: &str) -> anyhow::Result<u64> {
     let line = status.lines().find(|l| l.split(':').next() == Some(name)).with_context(|| format!("no {name}"))?;
     Ok(line.split_whitespace().nth(1).with_context(|| format!("{name} value"))?.parse()?)
 }
@@ -701,13 +704,14 @@ fn status_field(pid: u32, name: &str) -> anyhow::Result<u64> {
 /// Where the RSS is: the heap and stacks (anonymous), mapped files (SQLite's WAL index is one,
 /// mapped per connection) and shared memory, and the threads that hold arenas and stacks.
 fn rss_parts(pid: u32) -> anyhow::Result<String> {
-    let mb = |name| anyhow::Ok(status_field(pid, name)? as f64 / 1024.0);
+    let status = proc_status(pid)?;
+    let mb = |name| anyhow::Ok(status_field(&status, name)? as f64 / 1024.0);
     Ok(format!(
         "anon {:.1} MB, file {:.1} MB, shmem {:.1} MB, {} threads",
         mb("RssAnon")?,
         mb("RssFile")?,
         mb("RssShmem")?,
-        status_field(pid, "Threads")?
+        status_field(&status, "Threads")?
     ))
 }
 

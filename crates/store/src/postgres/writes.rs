@@ -93,8 +93,19 @@ pub(super) async fn audit(
     order_ref: Option<&str>,
     detail: &str,
 ) -> Result<()> {
-    execute(c, INSERT_AUDIT, &[&at, &actor, &action, &order_ref, &detail]).await?;
+    execute(c, INSERT_AUDIT, &refs(&audit_params(at, actor, action, order_ref, detail))).await?;
     Ok(())
+}
+
+/// `INSERT_AUDIT`'s parameters, in its order (written alone or pipelined with a plan).
+fn audit_params(at: Timestamp, actor: &str, action: &str, order_ref: Option<&str>, detail: &str) -> Vec<Param> {
+    vec![
+        Box::new(at),
+        Box::new(actor.to_owned()),
+        Box::new(action.to_owned()),
+        Box::new(order_ref.map(str::to_owned)),
+        Box::new(detail.to_owned()),
+    ]
 }
 
 const UPSERT_LEDGER: &str =
@@ -110,8 +121,19 @@ async fn set_ledger(
     record_id: Option<&str>,
     at: Timestamp,
 ) -> Result<()> {
-    execute(tx, UPSERT_LEDGER, &[&order_ref, &system, &state, &record_id, &at]).await?;
+    execute(tx, UPSERT_LEDGER, &refs(&ledger_params(order_ref, system, state, record_id, at))).await?;
     Ok(())
+}
+
+/// `UPSERT_LEDGER`'s parameters, in its order (written alone or pipelined with a plan).
+fn ledger_params(order_ref: &str, system: &str, state: &str, record_id: Option<&str>, at: Timestamp) -> Vec<Param> {
+    vec![
+        Box::new(order_ref.to_owned()),
+        Box::new(system.to_owned()),
+        Box::new(state.to_owned()),
+        Box::new(record_id.map(str::to_owned)),
+        Box::new(at),
+    ]
 }
 
 const UPSERT_ORDER: &str = "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint,
@@ -125,6 +147,11 @@ const UPSERT_ORDER: &str = "INSERT INTO orders (order_ref, source, created, canc
 
 /// A statement's parameter, owned: a pipelined statement outlives the loop that made it.
 type Param = Box<dyn ToSql + Sync + Send>;
+
+/// Owned parameters lent to a statement run at once.
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
 
 /// Statements sent one after another without waiting for each answer. Each is prepared when
 /// pushed (from the connection's cache: no round trip once seen) and sent when `flush` first
@@ -184,14 +211,7 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
         ];
         pipe.push(UPSERT_ORDER, order).await?;
         if let Some((system, state)) = &plan.ledger {
-            let ledger: Vec<Param> = vec![
-                Box::new(plan.order_ref.clone()),
-                Box::new(system.clone()),
-                Box::new(state.clone()),
-                Box::new(None::<String>),
-                Box::new(now),
-            ];
-            pipe.push(UPSERT_LEDGER, ledger).await?;
+            pipe.push(UPSERT_LEDGER, ledger_params(&plan.order_ref, system, state, None, now)).await?;
         }
         for command in &plan.commands {
             if command.supersede_unsent {
@@ -203,14 +223,7 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
             }
         }
         for detail in &plan.audit {
-            let line: Vec<Param> = vec![
-                Box::new(now),
-                Box::new("engine"),
-                Box::new("event"),
-                Box::new(Some(plan.order_ref.clone())),
-                Box::new(detail.clone()),
-            ];
-            pipe.push(INSERT_AUDIT, line).await?;
+            pipe.push(INSERT_AUDIT, audit_params(now, "engine", "event", Some(&plan.order_ref), detail)).await?;
         }
     }
     pipe.flush().await?;
@@ -290,9 +303,7 @@ async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Time
         }
     }
     let state = if moot { "superseded" } else { "pending" };
-    let params = command_params(event_row, c, state, now);
-    let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-    let inserted = query_opt(tx, INSERT_COMMAND, &params).await?;
+    let inserted = query_opt(tx, INSERT_COMMAND, &refs(&command_params(event_row, c, state, now))).await?;
     let Some(row) = inserted else { return Ok(None) };
     let id: i64 = row.try_get(0)?;
     if moot {
