@@ -374,9 +374,9 @@ impl<S: Store + Clone> Dispatcher<S> {
         }
     }
 
-    /// How long to sleep when nothing could be claimed: until the next retry is due. A due
-    /// command that was not claimed waits behind an earlier one of its order; a commit wakes
-    /// the loop when that one finishes, so it is not polled.
+    /// How long to sleep when nothing could be claimed: until the next retry is due. A command
+    /// waiting behind an earlier one of its order is not counted; a commit wakes the loop when
+    /// that one finishes, so it is not polled.
     async fn idle_wait(&self) -> Duration {
         let ceiling = Duration::from_secs(1);
         match self.store.next_due_at().await {

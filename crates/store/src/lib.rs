@@ -73,6 +73,20 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// Whether the same write may succeed if simply run again: PostgreSQL chose it as a
+    /// deadlock's victim or refused it as a serialisation failure.
+    pub fn is_transient(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            StoreError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE),
+            _ => false,
+        }
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
         match error {
@@ -188,7 +202,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records how one attempt ended.
     fn record_attempt(&self, attempt: AttemptRecord) -> impl Future<Output = Result<()>> + Send;
 
-    /// When the earliest pending command becomes due, if any is pending.
+    /// When the earliest pending command that heads its sequence becomes due, if any: one
+    /// behind an unfinished command of its order and target waits for that one, not a time.
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
 
     /// After a restart: commands left in flight have an unknown outcome. They return to

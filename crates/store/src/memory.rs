@@ -797,7 +797,13 @@ impl Store for MemoryStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>> {
-        Ok(self.read(|m| m.due.first().map(|(at, _)| *at)))
+        Ok(self.read(|m| {
+            let heads = m.due.iter().filter(|&&(_, id)| {
+                let c = &m.outbox[(id - 1) as usize];
+                c.state == CommandState::Pending && m.heads_its_sequence(c)
+            });
+            heads.map(|(at, _)| *at).next()
+        }))
     }
 
     async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {

@@ -49,6 +49,7 @@ conformance!(
     one_event_delivered_many_times_at_once_is_new_once,
     a_cancel_supersedes_a_create_never_sent,
     a_cancel_waits_behind_its_create_in_flight_without_blocking_other_orders,
+    a_command_waiting_behind_one_superseded_goes_next,
     in_flight_commands_are_read_back_after_a_restart,
     a_dead_letter_opens_an_exception_and_replays_with_a_fresh_budget,
     a_person_acknowledges_resolves_or_ignores_an_exception_and_is_audited,
@@ -261,6 +262,29 @@ async fn a_cancel_waits_behind_its_create_in_flight_without_blocking_other_order
     assert_eq!(claimed[0].kind, CommandKind::CancelOrder);
     let attempts = store.order_timeline("#1".into()).await.unwrap().attempts;
     assert_eq!(attempts[0].mapping.as_deref(), Some("erp/order@1"), "the mapping version is kept with the attempt");
+}
+
+/// A fulfillment queued behind an update never sent, which a later update supersedes: the
+/// fulfillment is first of its order now, and goes before the update that came after it.
+async fn a_command_waiting_behind_one_superseded_goes_next<S: Store + Clone>(store: S) {
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    let update = |key: &str| NewCommand {
+        idempotency_key: key.into(),
+        supersede_unsent: true,
+        ..command("#1", CommandKind::UpdateOrder)
+    };
+    plan(&store, row, vec![update("u1"), command("#1", CommandKind::CreateFulfillment)]).await;
+    let row = new_event(&store, "e2", EventKind::OrderUpdated, "#1").await;
+    plan(&store, row, vec![update("u2")]).await;
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.kind).collect::<Vec<_>>(), vec![CommandKind::CreateFulfillment]);
+    let ack = Outcome::Acknowledged { record_id: "f1".into() };
+    attempt(&store, claimed.into_iter().next().unwrap(), t0(), ack).await;
+    let claimed = store.claim_due(t0(), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.idempotency_key.as_str()).collect::<Vec<_>>(), vec!["u2"]);
+    let t = store.order_timeline("#1".into()).await.unwrap();
+    let states: Vec<CommandState> = t.commands.iter().map(|c| c.state).collect();
+    assert_eq!(states, vec![CommandState::Superseded, CommandState::Acknowledged, CommandState::InFlight]);
 }
 
 async fn in_flight_commands_are_read_back_after_a_restart<S: Store + Clone>(store: S) {

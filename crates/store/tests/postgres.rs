@@ -3,6 +3,8 @@
 //! command, and each wakes on the other's writes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use handoff_model::{CommandKind, EventKind, ExceptionState, Pattern};
@@ -52,6 +54,67 @@ async fn two_hubs() -> Option<(PgStore, PgStore, testing::TestSchema)> {
     Some((a, b, schema))
 }
 
+/// A command one hub claimed: its order, its version, and when (by a clock the hubs share) it
+/// was claimed and its acknowledgment began.
+struct Claimed {
+    id: i64,
+    order_ref: String,
+    version: u64,
+    claimed: u64,
+    acknowledging: u64,
+}
+
+/// Claims and acknowledges in a loop until nothing was due for a while after `written`.
+async fn drain(store: PgStore, clock: Arc<AtomicU64>, written: Arc<AtomicBool>) -> Vec<Claimed> {
+    let mut log = Vec::new();
+    let mut idle = 0;
+    while idle < 50 {
+        let claimed = store.claim_due(t0(), 4).await.unwrap();
+        let at = clock.fetch_add(1, Ordering::SeqCst);
+        if claimed.is_empty() {
+            if written.load(Ordering::SeqCst) {
+                idle += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            continue;
+        }
+        idle = 0;
+        for c in claimed {
+            let (id, order_ref, version) = (c.id, c.order_ref.clone(), c.version.unwrap());
+            let acknowledging = clock.fetch_add(1, Ordering::SeqCst);
+            store.record_attempt(acknowledged(c)).await.unwrap();
+            log.push(Claimed { id, order_ref, version, claimed: at, acknowledging });
+        }
+    }
+    log
+}
+
+/// No command claimed twice, every one of `per_order` claimed, and each claimed only after the
+/// acknowledgment of its order's one before had begun: no order overtaken.
+fn assert_each_claimed_after_the_one_before(log: impl IntoIterator<Item = Claimed>, per_order: usize) {
+    let mut by_order: HashMap<String, Vec<Claimed>> = HashMap::new();
+    let mut ids = HashSet::new();
+    for c in log {
+        assert!(ids.insert(c.id), "command {} claimed twice", c.id);
+        by_order.entry(c.order_ref.clone()).or_default().push(c);
+    }
+    for (order_ref, mut claims) in by_order {
+        claims.sort_by_key(|c| c.version);
+        let versions: Vec<u64> = claims.iter().map(|c| c.version).collect();
+        assert_eq!(versions, (0..per_order as u64).collect::<Vec<_>>(), "{order_ref}: each version claimed once");
+        for pair in claims.windows(2) {
+            assert!(
+                pair[1].claimed > pair[0].acknowledging,
+                "{order_ref}: version {} claimed at {} before version {} was acknowledged at {}",
+                pair[1].version,
+                pair[1].claimed,
+                pair[0].version,
+                pair[0].acknowledging
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hubs_claim_at_once_without_a_command_twice_or_an_order_overtaken() {
     let Some((a, b, schema)) = two_hubs().await else { return };
@@ -74,55 +137,65 @@ async fn two_hubs_claim_at_once_without_a_command_twice_or_an_order_overtaken() 
             a.apply_plans(vec![plan], t0()).await.unwrap();
         }
     }
-    // Each hub claims and acknowledges in a loop until the outbox is drained; every claim is
-    // logged with the order's position of the command.
-    let worker = |store: PgStore| async move {
-        let mut log = Vec::new();
-        let mut idle = 0;
-        while idle < 20 {
-            let claimed = store.claim_due(t0(), 7).await.unwrap();
-            if claimed.is_empty() {
-                idle += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-            idle = 0;
-            for c in claimed {
-                log.push((c.id, c.order_ref.clone(), c.version.unwrap()));
-                let ack = Outcome::Acknowledged { record_id: format!("r{}", c.id) };
-                let record = AttemptRecord {
-                    command: c,
-                    started_at: t0(),
-                    finished_at: t0(),
-                    outcome: ack,
-                    note: None,
-                    mapping: None,
-                };
-                store.record_attempt(record).await.unwrap();
-            }
-        }
-        log
-    };
-    let (la, lb) = tokio::join!(tokio::spawn(worker(a.clone())), tokio::spawn(worker(b.clone())));
+    // Each hub claims and acknowledges in a loop until the outbox is drained.
+    let (clock, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(true)));
+    let (la, lb) = tokio::join!(
+        tokio::spawn(drain(a.clone(), clock.clone(), written.clone())),
+        tokio::spawn(drain(b.clone(), clock.clone(), written.clone()))
+    );
     let (la, lb) = (la.unwrap(), lb.unwrap());
     assert!(!la.is_empty() && !lb.is_empty(), "both hubs claimed: {} and {}", la.len(), lb.len());
-    let all: Vec<_> = la.iter().chain(&lb).collect();
-    let ids: HashSet<i64> = all.iter().map(|(id, _, _)| *id).collect();
-    assert_eq!(ids.len(), all.len(), "no command claimed twice");
-    assert_eq!(ids.len(), ORDERS * PER_ORDER, "every command claimed");
-    // Each command was claimed only once its predecessor was acknowledged: the claims of one
-    // order, in id order, are its versions in order.
-    let mut by_order: HashMap<&str, Vec<(i64, u64)>> = HashMap::new();
-    for (id, order_ref, version) in &all {
-        by_order.entry(order_ref.as_str()).or_default().push((*id, *version));
-    }
-    for (order_ref, mut claims) in by_order {
-        claims.sort();
-        let versions: Vec<u64> = claims.iter().map(|(_, v)| *v).collect();
-        assert_eq!(versions, (0..PER_ORDER as u64).collect::<Vec<_>>(), "{order_ref} kept its order");
-    }
+    assert_eq!(la.len() + lb.len(), ORDERS * PER_ORDER, "every command claimed once");
+    assert_each_claimed_after_the_one_before(la.into_iter().chain(lb), PER_ORDER);
     let counts = a.command_counts().await.unwrap();
     assert_eq!(counts, vec![("acknowledged".to_owned(), (ORDERS * PER_ORDER) as u64)]);
+    drop((a, b));
+    schema.drop().await.unwrap();
+}
+
+/// Intake writes each order's next command while two hubs claim and acknowledge the one before
+/// it: a command written behind one being acknowledged at that moment is either written due or
+/// released by the acknowledgment, never left held behind a finished command; and no order is
+/// overtaken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_written_while_the_ones_before_are_acknowledged_all_go_in_order() {
+    let Some((a, b, schema)) = two_hubs().await else { return };
+    const ORDERS: usize = 8;
+    const PER_ORDER: usize = 25;
+    let written = Arc::new(AtomicBool::new(false));
+    let intake = {
+        let (a, written) = (a.clone(), written.clone());
+        async move {
+            for n in 0..PER_ORDER {
+                for o in 0..ORDERS {
+                    let order_ref = format!("#{o}");
+                    let Recorded::New(row) = a.record_event(event(&format!("e{o}-{n}"), &order_ref)).await.unwrap()
+                    else {
+                        panic!("new event")
+                    };
+                    let plan = Plan {
+                        event_row: row,
+                        order_ref: order_ref.clone(),
+                        state: OrderState { source: "shop".into(), ..Default::default() },
+                        ledger: None,
+                        commands: vec![command(&order_ref, n)],
+                        audit: vec![],
+                    };
+                    a.apply_plans(vec![plan], t0()).await.unwrap();
+                }
+            }
+            written.store(true, Ordering::SeqCst);
+        }
+    };
+    let clock = Arc::new(AtomicU64::new(0));
+    let (_, la, lb) = tokio::join!(
+        tokio::spawn(intake),
+        tokio::spawn(drain(a.clone(), clock.clone(), written.clone())),
+        tokio::spawn(drain(b.clone(), clock.clone(), written.clone()))
+    );
+    let counts = a.command_counts().await.unwrap();
+    assert_eq!(counts, vec![("acknowledged".to_owned(), (ORDERS * PER_ORDER) as u64)], "none left waiting");
+    assert_each_claimed_after_the_one_before(la.unwrap().into_iter().chain(lb.unwrap()), PER_ORDER);
     drop((a, b));
     schema.drop().await.unwrap();
 }

@@ -321,6 +321,10 @@ pub const FOLDED: &[(&str, &str)] = &[("intake_cursor", "inbox.planned")];
 /// an exception's fingerprint is `handoff_model::cluster::fingerprint` of its detail.
 pub const DERIVED: &[(&str, &str)] = &[("exceptions", "fingerprint")];
 
+/// Columns PostgreSQL computes once an import's rows are all in, from the other rows: whether a
+/// command waits behind an unfinished one of its order (`held`; SQLite finds that at each claim).
+pub const DERIVED_AFTER_IMPORT: &[(&str, &str)] = &[("outbox", "held")];
+
 /// What a store keeps for itself and not for the installation: its schema's version, on
 /// PostgreSQL the epochs of the leads of running hubs (a new store starts without), and on
 /// SQLite the count of changes to the exceptions that its kept cluster sums are checked against.

@@ -126,6 +126,9 @@ pub async fn import<R: BufRead>(url: &str, options: PgOptions, mut input: DumpRe
         )
         .await?;
     }
+    // Which commands wait behind an unfinished one of their order is not in a dump: derived
+    // (`dump::DERIVED_AFTER_IMPORT`).
+    writes::hold_waiting(&tx).await?;
     let expected = input.tally().cloned().ok_or_else(|| StoreError::Invalid("the dump has no end line".into()))?;
     let mut hashes = dump::Hashes::default();
     for table in dump::TABLES {

@@ -41,8 +41,9 @@ pub(super) async fn order_states(c: &impl GenericClient, order_refs: &[String]) 
     Ok(states)
 }
 
+/// When the next command falls due: a held one waits for the command before it, not a time.
 pub(super) async fn next_due_at(c: &impl GenericClient) -> Result<Option<Timestamp>> {
-    let row = query_one(c, "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'", &[]).await?;
+    let row = query_one(c, "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending' AND NOT held", &[]).await?;
     Ok(row.try_get(0)?)
 }
 

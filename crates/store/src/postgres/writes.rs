@@ -23,6 +23,64 @@ async fn lock_journal(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The class of the orders' locks (two-number advisory locks: this, and a hash of the order
+/// reference); another class than the instances' and the leads'.
+const ORDER_LOCKS: i32 = 0x6f726472;
+
+/// The commands of an order to a target run one after the other, and only the first unfinished
+/// one is due: those behind it are written held, and released when it finishes. A transaction
+/// that writes an order's commands, or finishes one, first takes the order's lock (held to its
+/// commit), so the one that writes a command behind another either sees that one finished or
+/// is seen by its finisher, which releases it: no command is left held behind a finished one.
+/// All the locks a transaction needs are taken in one statement, in one order (of their keys),
+/// before any row of those orders is written, so two of them never wait for each other.
+async fn lock_orders<'a>(tx: &Transaction<'_>, orders: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let orders: Vec<&str> = orders.into_iter().collect();
+    // Sorted in a subquery: a locking function beside an ORDER BY would run before the sort.
+    execute(
+        tx,
+        "SELECT pg_advisory_xact_lock($1, k)
+         FROM (SELECT DISTINCT hashtext(o) AS k FROM unnest($2::text[]) AS o ORDER BY 1) AS keys",
+        &[&ORDER_LOCKS, &orders],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Releases the first unfinished command of each (order, target) in `sequences` if it is held:
+/// called under the orders' locks by whatever finished a command of theirs.
+async fn release_heads(tx: &Transaction<'_>, sequences: &[(&str, &str)]) -> Result<()> {
+    let (orders, targets): (Vec<&str>, Vec<&str>) = sequences.iter().copied().unzip();
+    execute(
+        tx,
+        "UPDATE outbox SET held = false
+         WHERE held AND id IN (
+             SELECT (SELECT p.id FROM outbox p
+                     WHERE p.order_ref = s.order_ref AND p.target = s.target
+                       AND p.state IN ('pending', 'in_flight', 'dead_lettered')
+                     ORDER BY p.id LIMIT 1)
+             FROM unnest($1::text[], $2::text[]) AS s (order_ref, target))",
+        &[&orders, &targets],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Holds every pending command behind an unfinished one of its order and target, as an import
+/// writes them (migration 0006 does the same for the commands there before it).
+pub(super) async fn hold_waiting(tx: &Transaction<'_>) -> Result<u64> {
+    execute(
+        tx,
+        "UPDATE outbox c SET held = true
+         WHERE c.state = 'pending' AND NOT c.held
+           AND EXISTS (SELECT 1 FROM outbox p
+                       WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+                         AND p.state IN ('pending', 'in_flight', 'dead_lettered'))",
+        &[],
+    )
+    .await
+}
+
 /// Tells every process listening that events or commands may have changed (sent at commit).
 pub(super) async fn notify(tx: &Transaction<'_>, channel: &str) -> Result<()> {
     execute(tx, "SELECT pg_notify($1, '')", &[&channel]).await?;
@@ -181,6 +239,7 @@ impl<'a> Pipeline<'a> {
 }
 
 pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Timestamp) -> Result<()> {
+    lock_orders(tx, plans.iter().map(|p| p.order_ref.as_str())).await?;
     let rows: Vec<i64> = plans.iter().map(|p| p.event_row).collect();
     execute(tx, "UPDATE inbox SET planned = true WHERE id = ANY($1)", &[&rows]).await?;
     // The searchable fields of every event planned, read in one statement rather than one per
@@ -257,10 +316,15 @@ pub(super) fn search_fields(payload: &str) -> (Option<String>, Option<String>) {
     (text("/order/channel"), text("/order/customer/email").as_deref().map(crate::search::email_key))
 }
 
+/// Held when an earlier command of its order to its target is unfinished; written under the
+/// order's lock (`lock_orders`).
 const INSERT_COMMAND: &str =
     "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref,
-         version, payload, state, next_attempt_at, budget_start, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11)
+         version, payload, state, next_attempt_at, budget_start, created_at, updated_at, held)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11,
+             EXISTS (SELECT 1 FROM outbox p
+                     WHERE p.order_ref = $3 AND p.target = $2
+                       AND p.state IN ('pending', 'in_flight', 'dead_lettered')))
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
 
 fn command_params(event_row: i64, c: &NewCommand, state: &'static str, now: Timestamp) -> Vec<Param> {
@@ -279,9 +343,11 @@ fn command_params(event_row: i64, c: &NewCommand, state: &'static str, now: Time
     ]
 }
 
-/// Writes a command to the outbox; `None` when its idempotency key was already used.
+/// Writes a command to the outbox, under its order's lock; `None` when its idempotency key was
+/// already used.
 async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Timestamp) -> Result<Option<i64>> {
     let mut moot = false;
+    let mut superseded_any = false;
     if c.supersede_unsent {
         let superseded = query(
             tx,
@@ -295,6 +361,7 @@ async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Time
         let mut superseded: Vec<(i64, String)> =
             superseded.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
         superseded.sort();
+        superseded_any = !superseded.is_empty();
         for (id, kind) in &superseded {
             moot |= kind == CommandKind::CreateOrder.as_str();
             let detail =
@@ -304,6 +371,10 @@ async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Time
     }
     let state = if moot { "superseded" } else { "pending" };
     let inserted = query_opt(tx, INSERT_COMMAND, &refs(&command_params(event_row, c, state, now))).await?;
+    if superseded_any {
+        // The commands superseded may have been first: whatever waited behind them is next.
+        release_heads(tx, &[(&c.order_ref, &c.target)]).await?;
+    }
     let Some(row) = inserted else { return Ok(None) };
     let id: i64 = row.try_get(0)?;
     if moot {
@@ -320,11 +391,11 @@ pub(super) struct Lease {
 }
 
 /// Claims due commands that head their (order, target) sequence: no earlier command of the
-/// same order to the same target is still pending, in flight or dead-lettered. Rows another
-/// process is claiming are skipped, not waited for (`SKIP LOCKED`), and a command that process
-/// has locked still counts as pending in this one's snapshot, so the command behind it is not
-/// claimed either: no process overtakes an order's earlier command. A command in flight whose
-/// lease ran out is claimed again, marked ambiguous (read back before any resend).
+/// same order to the same target is still pending, in flight or dead-lettered. The commands
+/// behind a head are held (see `lock_orders`), so a claim reads heads only, in its index's
+/// order, however many wait; each is checked to be first by one index probe all the same.
+/// Rows another process is claiming are skipped, not waited for (`SKIP LOCKED`). A command in
+/// flight whose lease ran out is claimed again, marked ambiguous (read back before any resend).
 /// `only`: the commands to one target; `except`: to any target but these.
 pub(super) async fn claim_due(
     tx: &Transaction<'_>,
@@ -334,30 +405,44 @@ pub(super) async fn claim_due(
     limit: usize,
     lease: &Lease,
 ) -> Result<Vec<Command>> {
-    let sql = format!(
-        "WITH due AS (
-             SELECT c.id FROM outbox c
-             WHERE ((c.state = 'pending' AND c.next_attempt_at <= $1) OR (c.state = 'in_flight' AND c.lease_until <= $1))
-               AND ($3::text IS NULL OR c.target = $3) AND NOT (c.target = ANY($4::text[]))
-               AND NOT EXISTS (
-                   SELECT 1 FROM outbox p
-                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-             ORDER BY c.next_attempt_at, c.id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)
-         UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
-                ambiguous = outbox.ambiguous OR outbox.state = 'in_flight',
-                last_error = CASE WHEN outbox.state = 'in_flight'
-                                  THEN 'its claim ran out while the command was in flight' ELSE outbox.last_error END,
-                claimed_by = $5, lease_until = $6, updated_at = $1
-         FROM due WHERE outbox.id = due.id
-         RETURNING {}",
-        COMMAND_COLUMNS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
-    );
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
-    let params: rows::Params = &[&now, &rows::limit(limit), &only, &except, &lease.instance, &lease.until];
-    let mut claimed = rows::commands(query(tx, &sql, params).await?)?;
+    let (to, target): (&str, &(dyn ToSql + Sync)) = match &only {
+        Some(only) => ("c.target = $5", only),
+        None => ("NOT (c.target = ANY($5))", &except),
+    };
+    let mut claimed = Vec::new();
+    // Taken over first: a lease ran out long ago; then the heads due, oldest first.
+    for (due, order) in [
+        ("c.state = 'in_flight' AND c.lease_until <= $1", "c.lease_until, c.id"),
+        ("c.state = 'pending' AND NOT c.held AND c.next_attempt_at <= $1", "c.next_attempt_at, c.id"),
+    ] {
+        let left = limit - claimed.len();
+        if left == 0 {
+            break;
+        }
+        let sql = format!(
+            "WITH due AS (
+                 SELECT c.id FROM outbox c
+                 WHERE {due} AND {to}
+                   AND c.id = (SELECT p.id FROM outbox p
+                               WHERE p.order_ref = c.order_ref AND p.target = c.target
+                                 AND p.state IN ('pending', 'in_flight', 'dead_lettered')
+                               ORDER BY p.id LIMIT 1)
+                 ORDER BY {order}
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                    ambiguous = outbox.ambiguous OR outbox.state = 'in_flight',
+                    last_error = CASE WHEN outbox.state = 'in_flight'
+                                      THEN 'its claim ran out while the command was in flight' ELSE outbox.last_error END,
+                    claimed_by = $3, lease_until = $4, updated_at = $1
+             FROM due WHERE outbox.id = due.id
+             RETURNING {}",
+            COMMAND_COLUMNS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let params: rows::Params = &[&now, &rows::limit(left), &lease.instance, &lease.until, target];
+        claimed.extend(rows::commands(query(tx, &sql, params).await?)?);
+    }
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
 }
@@ -398,6 +483,8 @@ pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRe
     if recorded.is_empty() {
         return Ok(answers);
     }
+    // The orders' locks before any of their rows (ledger, next command), as intake takes them.
+    lock_orders(tx, recorded.iter().map(|a| a.command.order_ref.as_str())).await?;
     let times = |f: fn(&AttemptRecord) -> Timestamp| recorded.iter().map(|a| f(a)).collect::<Vec<Timestamp>>();
     let outcomes: Vec<&str> = recorded.iter().map(|a| a.outcome.name()).collect();
     let details: Vec<String> = recorded.iter().map(|a| attempt_detail(a)).collect();
@@ -423,6 +510,15 @@ pub(super) async fn record_attempts(tx: &Transaction<'_>, attempts: &[&AttemptRe
     // statements are sent together, pipelined on the connection, rather than one round trip each.
     let facts = futures_util::future::try_join_all(recorded.iter().map(|a| record_outcome(tx, a))).await?;
     let facts: Vec<OutcomeFact<'_>> = facts.into_iter().flatten().collect();
+    // An acknowledged command lets the next of its order and target go.
+    let finished: Vec<(&str, &str)> = facts
+        .iter()
+        .filter(|(_, outcome, ..)| *outcome == "acknowledged")
+        .map(|(c, ..)| (c.order_ref.as_str(), c.target.as_str()))
+        .collect();
+    if !finished.is_empty() {
+        release_heads(tx, &finished).await?;
+    }
     journal_outcomes(tx, &facts).await?;
     Ok(answers)
 }
@@ -677,6 +773,7 @@ pub(super) async fn enqueue_action(
     actor: &str,
     now: Timestamp,
 ) -> Result<Option<i64>> {
+    lock_orders(tx, [command.order_ref.as_str()]).await?;
     let id = enqueue(tx, event_row, command, now).await?;
     if let Some(id) = id {
         let detail = format!("exception {exception_id}: {} to {} queued as command {id}", command.kind, command.target);
@@ -860,6 +957,9 @@ pub(super) async fn abandon(
         return Ok(false);
     };
     let c = rows::command(&row)?;
+    // An abandoned command no longer holds its order's next one back.
+    lock_orders(tx, [c.order_ref.as_str()]).await?;
+    release_heads(tx, &[(&c.order_ref, &c.target)]).await?;
     execute(
         tx,
         "UPDATE exceptions SET state = 'resolved', updated_at = $1

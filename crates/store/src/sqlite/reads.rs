@@ -49,9 +49,20 @@ pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<H
     Ok(states)
 }
 
+/// When the next command falls due: one that heads its sequence (the ones behind it wait for
+/// it, not for a time), read in the due index's order up to the first.
 pub(super) fn next_due_at(conn: &Connection) -> Result<Option<Timestamp>> {
-    let mut stmt = conn.prepare_cached("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'")?;
-    let due: Option<i64> = stmt.query_row([], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.next_attempt_at FROM outbox c
+         WHERE c.state = 'pending'
+           AND NOT EXISTS (
+               SELECT 1 FROM outbox p
+               WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+                 AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
+         ORDER BY c.next_attempt_at, c.id
+         LIMIT 1",
+    )?;
+    let due: Option<i64> = stmt.query_row([], |r| r.get(0)).optional()?;
     Ok(due.map(ts).transpose()?)
 }
 
