@@ -162,6 +162,9 @@ pub fn unthrottled(contract: &str) -> String {
 /// Waits until every event is planned and no command is pending or in flight.
 pub async fn drained(store: &PgStore, timeout: Duration) {
     wait_for("the hubs to drain", timeout, || async {
+        // Counting the outbox takes a while at full size: asked once a second, not every 50 ms,
+        // the check does not take the hubs' database time.
+        tokio::time::sleep(Duration::from_millis(950)).await;
         let unplanned = store.unprocessed_events(1).await.ok()?;
         let counts = store.command_counts().await.ok()?;
         let busy = counts.iter().any(|(state, n)| (state == "pending" || state == "in_flight") && *n > 0);
