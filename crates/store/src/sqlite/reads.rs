@@ -51,18 +51,17 @@ pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<H
 
 /// When the next command falls due: one that heads its sequence (the ones behind it wait for
 /// it, not for a time), read in the due index's order up to the first.
+const NEXT_DUE: &str = "SELECT c.next_attempt_at FROM outbox c INDEXED BY outbox_due
+     WHERE c.state = 'pending'
+       AND NOT EXISTS (
+           SELECT 1 FROM outbox p
+           WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+             AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
+     ORDER BY c.next_attempt_at, c.id
+     LIMIT 1";
+
 pub(super) fn next_due_at(conn: &Connection) -> Result<Option<Timestamp>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.next_attempt_at FROM outbox c
-         WHERE c.state = 'pending'
-           AND NOT EXISTS (
-               SELECT 1 FROM outbox p
-               WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-                 AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-         ORDER BY c.next_attempt_at, c.id
-         LIMIT 1",
-    )?;
-    let due: Option<i64> = stmt.query_row([], |r| r.get(0)).optional()?;
+    let due: Option<i64> = conn.prepare_cached(NEXT_DUE)?.query_row([], |r| r.get(0)).optional()?;
     Ok(due.map(ts).transpose()?)
 }
 
@@ -388,11 +387,16 @@ mod tests {
         search::flow_health(conn, &HealthWindow { flow: text("orders"), ..window }).unwrap();
     }
 
+    /// The steps of a statement's plan, its parameters bound to NULL.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; plan.parameter_count()];
+        plan.query_map(rusqlite::params_from_iter(nulls), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
     /// Whether a statement's plan sorts its rows (then a LIMIT does not stop the walk).
     fn plan_sorts(conn: &Connection, sql: &str) -> bool {
-        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let steps: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
-        steps.iter().any(|s| s.contains("TEMP B-TREE FOR ORDER BY"))
+        plan(conn, sql).iter().any(|s| s.contains("TEMP B-TREE FOR ORDER BY"))
     }
 
     /// The queue of one pattern in one state (the console's filter) is read newest first from
@@ -406,6 +410,20 @@ mod tests {
         let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let steps: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(steps, ["SEARCH exceptions USING INDEX exceptions_state_pattern (state=? AND pattern=?)"]);
+    }
+
+    /// The claims and the next due time walk the due commands in their index's order and stop
+    /// at their limit: never every pending command, sorted, at each claim.
+    #[test]
+    fn the_claims_read_the_due_commands_in_their_indexs_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations().to_latest(&mut conn).unwrap();
+        let claims = [super::super::writes::claim_sql(false), super::super::writes::claim_sql(true)];
+        for sql in claims.iter().map(String::as_str).chain([super::NEXT_DUE]) {
+            let steps = plan(&conn, sql);
+            assert!(steps.iter().any(|s| s.contains("USING INDEX outbox_due")), "{steps:?}");
+            assert!(!plan_sorts(&conn, sql), "{steps:?}");
+        }
     }
 
     #[test]

@@ -235,6 +235,30 @@ pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Resu
     claim_due_to(conn, None, &[], now, limit)
 }
 
+/// The claim, to one target (`?3` names it) or to any but those of the JSON array `?3`. The
+/// due commands are read in their index's order, named: left to choose, SQLite took the index of
+/// the states (the console's) and sorted every pending command at each claim.
+pub(super) fn claim_sql(one_target: bool) -> String {
+    let (index, to) = match one_target {
+        true => ("outbox_due_by_target", "c.target = ?3"),
+        false => ("outbox_due", "c.target NOT IN (SELECT value FROM json_each(?3))"),
+    };
+    format!(
+        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                updated_at = ?1
+         WHERE id IN (
+             SELECT c.id FROM outbox c INDEXED BY {index}
+             WHERE c.state = 'pending' AND {to} AND c.next_attempt_at <= ?1
+               AND NOT EXISTS (
+                   SELECT 1 FROM outbox p
+                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
+             ORDER BY c.next_attempt_at, c.id
+             LIMIT ?2 + 0)
+         RETURNING {COMMAND_COLUMNS}"
+    )
+}
+
 /// As [`claim_due`], for the commands to one target only (`only`), or to any target but those
 /// in the JSON array `except`.
 pub(super) fn claim_due_to(
@@ -245,24 +269,11 @@ pub(super) fn claim_due_to(
     limit: usize,
 ) -> Result<Vec<Command>> {
     let except = serde_json::to_string(except).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-    let sql = format!(
-        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
-                updated_at = ?1
-         WHERE id IN (
-             SELECT c.id FROM outbox c
-             WHERE c.state = 'pending' AND (?3 IS NULL OR c.target = ?3) AND c.next_attempt_at <= ?1
-               AND c.target NOT IN (SELECT value FROM json_each(?4))
-               AND NOT EXISTS (
-                   SELECT 1 FROM outbox p
-                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-             ORDER BY c.next_attempt_at, c.id
-             LIMIT ?2 + 0)
-         RETURNING {COMMAND_COLUMNS}"
-    );
+    let sql = claim_sql(only.is_some());
     let mut stmt = conn.prepare_cached(&sql)?;
+    let target = only.map(str::to_owned).unwrap_or(except);
     let mut claimed = stmt
-        .query_map(params![micros(now), limit as i64, only, except], rows::command)?
+        .query_map(params![micros(now), limit as i64, target], rows::command)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
