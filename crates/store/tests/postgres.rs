@@ -54,6 +54,25 @@ async fn two_hubs() -> Option<(PgStore, PgStore, testing::TestSchema)> {
     Some((a, b, schema))
 }
 
+/// Order `#o`'s event number `n`, planned into its command number `n`, as intake plans it.
+async fn nth_command(store: &PgStore, o: usize, n: usize) {
+    planned(store, &format!("e{o}-{n}"), &format!("#{o}"), n).await;
+}
+
+/// The event `event_id` of `order_ref`, recorded and planned into its command number `n`.
+async fn planned(store: &PgStore, event_id: &str, order_ref: &str, n: usize) {
+    let Recorded::New(row) = store.record_event(event(event_id, order_ref)).await.unwrap() else { panic!("new event") };
+    let plan = Plan {
+        event_row: row,
+        order_ref: order_ref.into(),
+        state: OrderState { source: "shop".into(), ..Default::default() },
+        ledger: None,
+        commands: vec![command(order_ref, n)],
+        audit: vec![],
+    };
+    store.apply_plans(vec![plan], t0()).await.unwrap();
+}
+
 /// A command one hub claimed: its order, its version, and when (by a clock the hubs share) it
 /// was claimed and its acknowledgment began.
 struct Claimed {
@@ -121,20 +140,8 @@ async fn two_hubs_claim_at_once_without_a_command_twice_or_an_order_overtaken() 
     const ORDERS: usize = 20;
     const PER_ORDER: usize = 10;
     for o in 0..ORDERS {
-        let order_ref = format!("#{o}");
         for n in 0..PER_ORDER {
-            let Recorded::New(row) = a.record_event(event(&format!("e{o}-{n}"), &order_ref)).await.unwrap() else {
-                panic!("new event")
-            };
-            let plan = Plan {
-                event_row: row,
-                order_ref: order_ref.clone(),
-                state: OrderState { source: "shop".into(), ..Default::default() },
-                ledger: None,
-                commands: vec![command(&order_ref, n)],
-                audit: vec![],
-            };
-            a.apply_plans(vec![plan], t0()).await.unwrap();
+            nth_command(&a, o, n).await;
         }
     }
     // Each hub claims and acknowledges in a loop until the outbox is drained.
@@ -168,20 +175,7 @@ async fn commands_written_while_the_ones_before_are_acknowledged_all_go_in_order
         async move {
             for n in 0..PER_ORDER {
                 for o in 0..ORDERS {
-                    let order_ref = format!("#{o}");
-                    let Recorded::New(row) = a.record_event(event(&format!("e{o}-{n}"), &order_ref)).await.unwrap()
-                    else {
-                        panic!("new event")
-                    };
-                    let plan = Plan {
-                        event_row: row,
-                        order_ref: order_ref.clone(),
-                        state: OrderState { source: "shop".into(), ..Default::default() },
-                        ledger: None,
-                        commands: vec![command(&order_ref, n)],
-                        audit: vec![],
-                    };
-                    a.apply_plans(vec![plan], t0()).await.unwrap();
+                    nth_command(&a, o, n).await;
                 }
             }
             written.store(true, Ordering::SeqCst);
@@ -238,18 +232,7 @@ async fn a_database_of_a_newer_schema_is_refused() {
 }
 
 async fn one_command(store: &PgStore, order_ref: &str) {
-    let Recorded::New(row) = store.record_event(event(&format!("e-{order_ref}"), order_ref)).await.unwrap() else {
-        panic!("new event")
-    };
-    let plan = Plan {
-        event_row: row,
-        order_ref: order_ref.into(),
-        state: OrderState { source: "shop".into(), ..Default::default() },
-        ledger: None,
-        commands: vec![command(order_ref, 0)],
-        audit: vec![],
-    };
-    store.apply_plans(vec![plan], t0()).await.unwrap();
+    planned(store, &format!("e-{order_ref}"), order_ref, 0).await;
 }
 
 fn acknowledged(c: handoff_store::Command) -> AttemptRecord {
