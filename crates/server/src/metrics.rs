@@ -17,6 +17,10 @@ use crate::AppState;
 
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often the histograms' pending samples are folded into their buckets (the exporter's
+/// own default).
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process's recorder (once; later calls return the same handle). A process that
 /// never calls it (the simulation, most tests) counts nothing and pays nothing.
 pub fn install() -> &'static PrometheusHandle {
@@ -26,6 +30,20 @@ pub fn install() -> &'static PrometheusHandle {
             .expect("the buckets are not empty")
             .build_recorder();
         let handle = recorder.handle();
+        // A histogram keeps each sample until an upkeep folds it into its buckets; only a
+        // scrape or this does it, so a hub nobody scrapes grew by its samples (about 24 bytes
+        // an order, docs/BENCHMARKS.md) without it. The exporter's own installer spawns the
+        // same upkeep; the bare recorder this hub installs does not.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).stack_size(64 * 1024).spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                upkeep.run_upkeep();
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::error!(message = "the metrics' upkeep could not start; histograms grow until scraped", error = %error);
+        }
         // Another recorder installed first (a test harness) keeps counting; ours then only
         // renders the depths.
         let _ = metrics::set_global_recorder(recorder);
