@@ -86,16 +86,7 @@ async fn hub<S: Store + Clone>(
     let Backend { store, pulse, lead, at: store_at } = backend;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
-    // Another hub's writes may pick this one as a deadlock's victim: run it again.
-    let mut tries = 0;
-    while let Err(e) = handoff_engine::dispatcher::recover_in_flight(&store, &contract, now).await {
-        tries += 1;
-        if !e.is_transient() || tries == 10 {
-            return Err(e.into());
-        }
-        tracing::warn!(message = "recovering the commands in flight failed; trying again", error = %e, tries);
-        tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
-    }
+    handoff_engine::dispatcher::recover_in_flight(&store, &contract, now).await?;
     let mappings = Arc::new(crate::held::mappings_of(&contract, config)?);
     let targets = targets(&contract, &mappings)?;
     let engine = Engine {

@@ -73,20 +73,6 @@ pub enum StoreError {
     Invalid(String),
 }
 
-impl StoreError {
-    /// Whether the same write may succeed if simply run again: PostgreSQL chose it as a
-    /// deadlock's victim or refused it as a serialisation failure.
-    pub fn is_transient(&self) -> bool {
-        use tokio_postgres::error::SqlState;
-        match self {
-            StoreError::Postgres(e) => e
-                .code()
-                .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE),
-            _ => false,
-        }
-    }
-}
-
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
         match error {

@@ -221,6 +221,14 @@ impl PgReader {
     }
 }
 
+/// Whether the same transaction may succeed if simply run again: PostgreSQL chose it as a
+/// deadlock's victim or refused it as a serialisation failure.
+fn is_transient(error: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    let StoreError::Postgres(e) = error else { return false };
+    e.code().is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
 /// Runs `$body` in a transaction on `$client` and commits it; the transaction rolls back if
 /// the body fails. `$tx` names the transaction inside the body.
 macro_rules! in_tx {
@@ -509,14 +517,29 @@ impl Store for PgStore {
         reads::next_due_at(&self.client().await?).await
     }
 
+    /// Run again, up to ten times, when PostgreSQL ends it as a deadlock's victim or a
+    /// serialisation failure: another hub's writes may lock the same commands as it starts.
     async fn recover_in_flight(&self, now: Timestamp, read_back_at: HashMap<String, Timestamp>) -> Result<u64> {
-        notifying!(self, self.client().await?, |tx| writes::recover_in_flight(
-            &tx,
-            now,
-            &read_back_at,
-            self.inner.instance
-        )
-        .await?)
+        let mut tries = 0;
+        loop {
+            let run = async {
+                notifying!(self, self.client().await?, |tx| writes::recover_in_flight(
+                    &tx,
+                    now,
+                    &read_back_at,
+                    self.inner.instance
+                )
+                .await?)
+            };
+            match run.await {
+                Err(e) if is_transient(&e) && tries < 9 => {
+                    tries += 1;
+                    tracing::warn!(message = "recovering the commands in flight failed; trying again", error = %e, tries);
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Command>> {

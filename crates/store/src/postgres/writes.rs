@@ -1,6 +1,7 @@
 //! Writes; each runs inside the transaction its caller commits.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use handoff_model::CommandKind;
@@ -47,38 +48,41 @@ async fn lock_orders<'a>(tx: &Transaction<'_>, orders: impl IntoIterator<Item = 
     Ok(())
 }
 
-/// Releases the first unfinished command of each (order, target) in `sequences` if it is held:
-/// called under the orders' locks by whatever finished a command of theirs.
-async fn release_heads(tx: &Transaction<'_>, sequences: &[(&str, &str)]) -> Result<()> {
-    let (orders, targets): (Vec<&str>, Vec<&str>) = sequences.iter().copied().unzip();
-    execute(
-        tx,
-        "UPDATE outbox SET held = false
-         WHERE held AND id IN (
-             SELECT (SELECT p.id FROM outbox p
-                     WHERE p.order_ref = s.order_ref AND p.target = s.target
-                       AND p.state IN ('pending', 'in_flight', 'dead_lettered')
-                     ORDER BY p.id LIMIT 1)
-             FROM unnest($1::text[], $2::text[]) AS s (order_ref, target))",
-        &[&orders, &targets],
+/// The id of the first unfinished command (pending, in flight or dead-lettered) of the order
+/// and target the SQL expressions `order` and `target` name: the head of that sequence, the one
+/// command of it that may be due (one probe of `outbox_unfinished`).
+fn head_of(order: &str, target: &str) -> String {
+    format!(
+        "(SELECT p.id FROM outbox p
+          WHERE p.order_ref = {order} AND p.target = {target}
+            AND p.state IN ('pending', 'in_flight', 'dead_lettered')
+          ORDER BY p.id LIMIT 1)"
     )
-    .await?;
+}
+
+/// Releases the head of each (order, target) in `sequences` if it is held: called under the
+/// orders' locks by whatever finished a command of theirs.
+async fn release_heads(tx: &Transaction<'_>, sequences: &[(&str, &str)]) -> Result<()> {
+    static RELEASE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE outbox SET held = false
+             WHERE held AND id IN (SELECT {} FROM unnest($1::text[], $2::text[]) AS s (order_ref, target))",
+            head_of("s.order_ref", "s.target")
+        )
+    });
+    let (orders, targets): (Vec<&str>, Vec<&str>) = sequences.iter().copied().unzip();
+    execute(tx, &RELEASE, &[&orders, &targets]).await?;
     Ok(())
 }
 
-/// Holds every pending command behind an unfinished one of its order and target, as an import
+/// Holds every pending command that is not the head of its order and target, as an import
 /// writes them (migration 0006 does the same for the commands there before it).
 pub(super) async fn hold_waiting(tx: &Transaction<'_>) -> Result<u64> {
-    execute(
-        tx,
-        "UPDATE outbox c SET held = true
-         WHERE c.state = 'pending' AND NOT c.held
-           AND EXISTS (SELECT 1 FROM outbox p
-                       WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-                         AND p.state IN ('pending', 'in_flight', 'dead_lettered'))",
-        &[],
-    )
-    .await
+    let sql = format!(
+        "UPDATE outbox c SET held = true WHERE c.state = 'pending' AND NOT c.held AND c.id <> {}",
+        head_of("c.order_ref", "c.target")
+    );
+    execute(tx, &sql, &[]).await
 }
 
 /// Tells every process listening that events or commands may have changed (sent at commit).
@@ -278,7 +282,7 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
                 pipe.flush().await?;
                 enqueue(tx, plan.event_row, command, now).await?;
             } else {
-                pipe.push(INSERT_COMMAND, command_params(plan.event_row, command, "pending", now)).await?;
+                pipe.push(INSERT_COMMAND.as_str(), command_params(plan.event_row, command, "pending", now)).await?;
             }
         }
         for detail in &plan.audit {
@@ -316,16 +320,17 @@ pub(super) fn search_fields(payload: &str) -> (Option<String>, Option<String>) {
     (text("/order/channel"), text("/order/customer/email").as_deref().map(crate::search::email_key))
 }
 
-/// Held when an earlier command of its order to its target is unfinished; written under the
-/// order's lock (`lock_orders`).
-const INSERT_COMMAND: &str =
-    "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref,
-         version, payload, state, next_attempt_at, budget_start, created_at, updated_at, held)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11,
-             EXISTS (SELECT 1 FROM outbox p
-                     WHERE p.order_ref = $3 AND p.target = $2
-                       AND p.state IN ('pending', 'in_flight', 'dead_lettered')))
-     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
+/// Held when its order and target already have a head (an unfinished command); written under
+/// the order's lock (`lock_orders`).
+static INSERT_COMMAND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref,
+             version, payload, state, next_attempt_at, budget_start, created_at, updated_at, held)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $11, {} IS NOT NULL)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        head_of("$3", "$2")
+    )
+});
 
 fn command_params(event_row: i64, c: &NewCommand, state: &'static str, now: Timestamp) -> Vec<Param> {
     vec![
@@ -370,7 +375,7 @@ async fn enqueue(tx: &Transaction<'_>, event_row: i64, c: &NewCommand, now: Time
         }
     }
     let state = if moot { "superseded" } else { "pending" };
-    let inserted = query_opt(tx, INSERT_COMMAND, &refs(&command_params(event_row, c, state, now))).await?;
+    let inserted = query_opt(tx, &INSERT_COMMAND, &refs(&command_params(event_row, c, state, now))).await?;
     if superseded_any {
         // The commands superseded may have been first: whatever waited behind them is next.
         release_heads(tx, &[(&c.order_ref, &c.target)]).await?;
@@ -390,6 +395,38 @@ pub(super) struct Lease {
     pub until: Timestamp,
 }
 
+/// The claim's statements, built once: to any target but `$5` (an array) or to the one `$5`
+/// names; in each, the commands whose lease ran out long ago are taken over first, then the
+/// heads due, oldest first.
+static CLAIMS: LazyLock<[[String; 2]; 2]> =
+    LazyLock::new(|| [claim_sql("NOT (c.target = ANY($5))"), claim_sql("c.target = $5")]);
+
+fn claim_sql(to: &str) -> [String; 2] {
+    let columns = COMMAND_COLUMNS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ");
+    let head = head_of("c.order_ref", "c.target");
+    [
+        ("c.state = 'in_flight' AND c.lease_until <= $1", "c.lease_until, c.id"),
+        ("c.state = 'pending' AND NOT c.held AND c.next_attempt_at <= $1", "c.next_attempt_at, c.id"),
+    ]
+    .map(|(due, order)| {
+        format!(
+            "WITH due AS (
+                 SELECT c.id FROM outbox c
+                 WHERE {due} AND {to} AND c.id = {head}
+                 ORDER BY {order}
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                    ambiguous = outbox.ambiguous OR outbox.state = 'in_flight',
+                    last_error = CASE WHEN outbox.state = 'in_flight'
+                                      THEN 'its claim ran out while the command was in flight' ELSE outbox.last_error END,
+                    claimed_by = $3, lease_until = $4, updated_at = $1
+             FROM due WHERE outbox.id = due.id
+             RETURNING {columns}"
+        )
+    })
+}
+
 /// Claims due commands that head their (order, target) sequence: no earlier command of the
 /// same order to the same target is still pending, in flight or dead-lettered. The commands
 /// behind a head are held (see `lock_orders`), so a claim reads heads only, in its index's
@@ -406,42 +443,18 @@ pub(super) async fn claim_due(
     lease: &Lease,
 ) -> Result<Vec<Command>> {
     let except: Vec<&str> = except.iter().map(String::as_str).collect();
-    let (to, target): (&str, &(dyn ToSql + Sync)) = match &only {
-        Some(only) => ("c.target = $5", only),
-        None => ("NOT (c.target = ANY($5))", &except),
+    let target: &(dyn ToSql + Sync) = match &only {
+        Some(only) => only,
+        None => &except,
     };
     let mut claimed = Vec::new();
-    // Taken over first: a lease ran out long ago; then the heads due, oldest first.
-    for (due, order) in [
-        ("c.state = 'in_flight' AND c.lease_until <= $1", "c.lease_until, c.id"),
-        ("c.state = 'pending' AND NOT c.held AND c.next_attempt_at <= $1", "c.next_attempt_at, c.id"),
-    ] {
+    for sql in &CLAIMS[usize::from(only.is_some())] {
         let left = limit - claimed.len();
         if left == 0 {
             break;
         }
-        let sql = format!(
-            "WITH due AS (
-                 SELECT c.id FROM outbox c
-                 WHERE {due} AND {to}
-                   AND c.id = (SELECT p.id FROM outbox p
-                               WHERE p.order_ref = c.order_ref AND p.target = c.target
-                                 AND p.state IN ('pending', 'in_flight', 'dead_lettered')
-                               ORDER BY p.id LIMIT 1)
-                 ORDER BY {order}
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
-                    ambiguous = outbox.ambiguous OR outbox.state = 'in_flight',
-                    last_error = CASE WHEN outbox.state = 'in_flight'
-                                      THEN 'its claim ran out while the command was in flight' ELSE outbox.last_error END,
-                    claimed_by = $3, lease_until = $4, updated_at = $1
-             FROM due WHERE outbox.id = due.id
-             RETURNING {}",
-            COMMAND_COLUMNS.split(", ").map(|c| format!("outbox.{c}")).collect::<Vec<_>>().join(", ")
-        );
         let params: rows::Params = &[&now, &rows::limit(left), &lease.instance, &lease.until, target];
-        claimed.extend(rows::commands(query(tx, &sql, params).await?)?);
+        claimed.extend(rows::commands(query(tx, sql, params).await?)?);
     }
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)

@@ -1,6 +1,7 @@
 //! Queries that change nothing; they run on the read connections.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -51,17 +52,18 @@ pub(super) fn order_states(conn: &Connection, order_refs: &[String]) -> Result<H
 
 /// When the next command falls due: one that heads its sequence (the ones behind it wait for
 /// it, not for a time), read in the due index's order up to the first.
-const NEXT_DUE: &str = "SELECT c.next_attempt_at FROM outbox c INDEXED BY outbox_due
-     WHERE c.state = 'pending'
-       AND NOT EXISTS (
-           SELECT 1 FROM outbox p
-           WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-             AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-     ORDER BY c.next_attempt_at, c.id
-     LIMIT 1";
+static NEXT_DUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT c.next_attempt_at FROM outbox c INDEXED BY outbox_due
+         WHERE c.state = 'pending' AND {}
+         ORDER BY c.next_attempt_at, c.id
+         LIMIT 1",
+        super::writes::HEADS_ITS_SEQUENCE
+    )
+});
 
 pub(super) fn next_due_at(conn: &Connection) -> Result<Option<Timestamp>> {
-    let due: Option<i64> = conn.prepare_cached(NEXT_DUE)?.query_row([], |r| r.get(0)).optional()?;
+    let due: Option<i64> = conn.prepare_cached(&NEXT_DUE)?.query_row([], |r| r.get(0)).optional()?;
     Ok(due.map(ts).transpose()?)
 }
 
@@ -418,8 +420,8 @@ mod tests {
     fn the_claims_read_the_due_commands_in_their_indexs_order() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations().to_latest(&mut conn).unwrap();
-        let claims = [super::super::writes::claim_sql(false), super::super::writes::claim_sql(true)];
-        for sql in claims.iter().map(String::as_str).chain([super::NEXT_DUE]) {
+        let claims = super::super::writes::CLAIMS.iter().chain([&*super::NEXT_DUE]);
+        for sql in claims {
             let steps = plan(&conn, sql);
             assert!(steps.iter().any(|s| s.contains("USING INDEX outbox_due")), "{steps:?}");
             assert!(!plan_sorts(&conn, sql), "{steps:?}");

@@ -1,5 +1,7 @@
 //! Writes; each runs inside a savepoint of the writer's group commit.
 
+use std::sync::LazyLock;
+
 use handoff_model::CommandKind;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -235,32 +237,35 @@ pub(super) fn claim_due(conn: &Connection, now: Timestamp, limit: usize) -> Resu
     claim_due_to(conn, None, &[], now, limit)
 }
 
-/// The claim, to one target (`?3` names it) or to any but those of the JSON array `?3`. The
-/// due commands are read in their index's order, named: left to choose, SQLite took the index of
-/// the states (the console's) and sorted every pending command at each claim.
-pub(super) fn claim_sql(one_target: bool) -> String {
-    let (index, to) = match one_target {
-        true => ("outbox_due_by_target", "c.target = ?3"),
-        false => ("outbox_due", "c.target NOT IN (SELECT value FROM json_each(?3))"),
-    };
-    format!(
-        "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
-                updated_at = ?1
-         WHERE id IN (
-             SELECT c.id FROM outbox c INDEXED BY {index}
-             WHERE c.state = 'pending' AND {to} AND c.next_attempt_at <= ?1
-               AND NOT EXISTS (
-                   SELECT 1 FROM outbox p
-                   WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
-                     AND p.state IN ('pending', 'in_flight', 'dead_lettered'))
-             ORDER BY c.next_attempt_at, c.id
-             LIMIT ?2 + 0)
-         RETURNING {COMMAND_COLUMNS}"
-    )
-}
+/// A command `c` no earlier unfinished command of its order and target holds back: the head of
+/// its sequence.
+pub(super) const HEADS_ITS_SEQUENCE: &str = "NOT EXISTS (
+    SELECT 1 FROM outbox p
+    WHERE p.order_ref = c.order_ref AND p.target = c.target AND p.id < c.id
+      AND p.state IN ('pending', 'in_flight', 'dead_lettered'))";
+
+/// The claim's statements, built once: to any target but those of the JSON array `?3`, or to
+/// the one `?3` names. The due commands are read in their index's order, named: left to
+/// choose, SQLite took the index of the states (the console's) and sorted every pending command
+/// at each claim.
+pub(super) static CLAIMS: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [("outbox_due", "c.target NOT IN (SELECT value FROM json_each(?3))"), ("outbox_due_by_target", "c.target = ?3")]
+        .map(|(index, to)| {
+            format!(
+                "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1, budget_attempts = budget_attempts + 1,
+                    updated_at = ?1
+             WHERE id IN (
+                 SELECT c.id FROM outbox c INDEXED BY {index}
+                 WHERE c.state = 'pending' AND {to} AND c.next_attempt_at <= ?1 AND {HEADS_ITS_SEQUENCE}
+                 ORDER BY c.next_attempt_at, c.id
+                 LIMIT ?2 + 0)
+             RETURNING {COMMAND_COLUMNS}"
+            )
+        })
+});
 
 /// As [`claim_due`], for the commands to one target only (`only`), or to any target but those
-/// in the JSON array `except`.
+/// in `except`.
 pub(super) fn claim_due_to(
     conn: &Connection,
     only: Option<&str>,
@@ -268,10 +273,11 @@ pub(super) fn claim_due_to(
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<Command>> {
-    let except = serde_json::to_string(except).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-    let sql = claim_sql(only.is_some());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let target = only.map(str::to_owned).unwrap_or(except);
+    let target = match only {
+        Some(only) => only.to_owned(),
+        None => serde_json::to_string(except).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?,
+    };
+    let mut stmt = conn.prepare_cached(&CLAIMS[usize::from(only.is_some())])?;
     let mut claimed = stmt
         .query_map(params![micros(now), limit as i64, target], rows::command)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
