@@ -137,6 +137,7 @@ pub(crate) async fn fill_orders(store: &SqliteStore, orders: usize, start: Times
                         ledger: None,
                         commands: vec![],
                         audit: vec![],
+                        search: Default::default(),
                     });
                 }
                 let at = start + SignedDuration::from_secs((chunk[0] / 1000) as i64);

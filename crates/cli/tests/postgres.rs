@@ -69,6 +69,7 @@ async fn fill<S: Store>(store: &S) {
             ledger: None,
             commands: vec![command],
             audit: vec![],
+            search: Default::default(),
         });
     }
     store.apply_plans(plans, now).await.unwrap();

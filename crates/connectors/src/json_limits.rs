@@ -4,6 +4,7 @@
 //! own parser that keeps nothing but the keys of the open objects, so a hostile body costs at
 //! most its own size.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -105,7 +106,7 @@ impl<'de> Visitor<'de> for Value<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let value = self.nested()?;
         let mut keys = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(Key)? {
             self.string(&key)?;
             if keys.len() == self.limits.max_object_keys {
                 let max = self.limits.max_object_keys;
@@ -117,6 +118,34 @@ impl<'de> Visitor<'de> for Value<'_> {
             map.next_value_seed(value)?;
         }
         Ok(())
+    }
+}
+
+/// An object's key, borrowed from the body unless it has escapes to undo (most keys have none:
+/// no allocation per key).
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object's key")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_owned()))
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use handoff_contract::{Contract, CreateOn, Role};
 use handoff_model::{CommandKind, EventKind, InboundEvent, PaymentStatus, idempotency_key};
 use handoff_store::heartbeat::Beat;
-use handoff_store::{NewCommand, OrderState, Plan, Store, StoredEvent};
+use handoff_store::{NewCommand, OrderState, Plan, SearchFields, Store, StoredEvent};
 use serde_json::json;
 
 use crate::{Clock, Safety};
@@ -103,6 +103,7 @@ pub fn plan(
         ledger: None,
         commands: Vec::new(),
         audit: Vec::new(),
+        search: SearchFields::default(),
     };
     // Connectors validate every event before it is stored; a row edited by hand, or stored by
     // an older build with looser checks, is audited and left unplanned rather than trusted.
@@ -119,6 +120,12 @@ pub fn plan(
             return plan;
         }
     };
+    if let Some(order) = &event.order {
+        plan.search = SearchFields {
+            channel: order.channel.clone(),
+            email_key: order.customer.email.as_deref().map(handoff_store::search::email_key),
+        };
+    }
     let fingerprint = crate::fingerprint(&event);
     // Versions count whole seconds at some sources: a version equal to the last one is stale
     // only when it says the same (or when what it said then is not known).
@@ -414,6 +421,20 @@ mod tests {
             assert!(plan.commands.is_empty());
             assert!(plan.audit[0].contains("invalid, not planned"), "{:?}", plan.audit);
         }
+    }
+
+    #[test]
+    fn the_plan_carries_the_orders_search_fields_as_the_event_states_them() {
+        let (c, mut states) = (contract(), HashMap::new());
+        let mut created = stored(1, "order.created", 1);
+        created.payload =
+            created.payload.replace(r#""customer":{}"#, r#""channel":"pos","customer":{"email":" Ada@Example.com"}"#);
+        let plan_of = |event, states: &mut HashMap<_, _>| plan(&c, event, states, Safety::default()).search;
+        let search = plan_of(&created, &mut states);
+        assert_eq!(search.channel.as_deref(), Some("pos"));
+        assert_eq!(search.email_key, Some(handoff_store::search::email_key("ada@example.com")));
+        // A cancel carries no order: it states neither, and the store keeps what the order had.
+        assert_eq!(plan_of(&stored(2, "order.cancelled", 2), &mut states), SearchFields::default());
     }
 
     #[test]

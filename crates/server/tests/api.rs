@@ -196,8 +196,15 @@ async fn dead_letter(store: &MemoryStore, order: &str, ran: &str) -> i64 {
         supersede_unsent: false,
     };
     let state = OrderState { source: "shop".into(), ..Default::default() };
-    let plan =
-        Plan { event_row: row, order_ref: order.into(), state, ledger: None, commands: vec![command], audit: vec![] };
+    let plan = Plan {
+        event_row: row,
+        order_ref: order.into(),
+        state,
+        ledger: None,
+        commands: vec![command],
+        audit: vec![],
+        search: Default::default(),
+    };
     store.apply_plans(vec![plan], t0()).await.unwrap();
     let c = store.claim_due(t0(), 1).await.unwrap().remove(0);
     let id = c.id;

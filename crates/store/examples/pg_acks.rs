@@ -40,7 +40,15 @@ async fn claimed(store: &PgStore, n: usize, now: Timestamp) -> Vec<Command> {
             supersede_unsent: false,
         };
         let state = OrderState { source: "shop".into(), created: true, ..Default::default() };
-        plans.push(Plan { event_row: row, order_ref, state, ledger: None, commands: vec![command], audit: vec![] });
+        plans.push(Plan {
+            event_row: row,
+            order_ref,
+            state,
+            ledger: None,
+            commands: vec![command],
+            audit: vec![],
+            search: Default::default(),
+        });
     }
     for chunk in plans.chunks(500) {
         store.apply_plans(chunk.to_vec(), now).await.unwrap();

@@ -63,6 +63,7 @@ async fn fill(store: &SqliteStore, orders: usize) {
                         ledger: Some(("shop".into(), "created".into())),
                         commands: vec![command],
                         audit: vec!["planned".into()],
+                        search: Default::default(),
                     });
                 }
                 store.apply_plans(plans, now).await.unwrap();

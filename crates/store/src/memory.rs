@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::{
     AttemptRecord, AttemptRow, AuditRow, Command, CommandSample, ExceptionRow, FactRow, FlowStats, LedgerRow,
     NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Outcome, Plan, QuarantineState, Quarantined, Raised,
-    Recorded, Released, Replay, Result, Store, StoredEvent, Timeline, acknowledged_state, flow_stats_of,
+    Recorded, Released, Replay, Result, SearchFields, Store, StoredEvent, Timeline, acknowledged_state, flow_stats_of,
 };
 
 #[derive(Clone, Default)]
@@ -328,11 +328,7 @@ impl Mem {
     }
 
     fn order_search(&mut self, plan: &Plan, now: Timestamp) {
-        let payload: serde_json::Value =
-            serde_json::from_str(&self.inbox[(plan.event_row - 1) as usize].payload).unwrap_or_default();
-        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-        let channel = text(&payload["order"]["channel"]);
-        let email = text(&payload["order"]["customer"]["email"]).map(|e| crate::search::email_key(&e));
+        let SearchFields { channel, email_key: email } = plan.search.clone();
         let o = self.order_search.entry(plan.order_ref.clone()).or_insert(OrderSearch {
             channel: None,
             email_key: None,

@@ -87,6 +87,17 @@ pub struct Plan {
     pub ledger: Option<(String, String)>,
     pub commands: Vec<NewCommand>,
     pub audit: Vec<String>,
+    /// What the event says of the order's searchable fields, read by the planner from the
+    /// event it already parsed (a store never parses the payload again for them).
+    pub search: SearchFields,
+}
+
+/// An order's searchable fields as one event states them (`crate::search::OrderFilter`): the
+/// sales channel it names and its customer's email key. `None` keeps what the order had.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFields {
+    pub channel: Option<String>,
+    pub email_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -152,6 +152,7 @@ async fn fill<S: Store>(store: &S) {
                 _ => vec![command(&order_ref, CommandKind::CreateOrder)],
             },
             audit: vec![format!("planned {order_ref}")],
+            search: Default::default(),
         });
     }
     store.apply_plans(plans, at(40)).await.unwrap();

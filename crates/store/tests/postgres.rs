@@ -69,6 +69,7 @@ async fn planned(store: &PgStore, event_id: &str, order_ref: &str, n: usize) {
         ledger: None,
         commands: vec![command(order_ref, n)],
         audit: vec![],
+        search: Default::default(),
     };
     store.apply_plans(vec![plan], t0()).await.unwrap();
 }
@@ -350,6 +351,7 @@ async fn a_former_leader_plans_nothing_after_its_lead_was_taken_over() {
         ledger: None,
         commands: vec![command("#1", n)],
         audit: vec![],
+        search: Default::default(),
     };
     let a_lead = lead(&a, INTAKE_LEAD).await;
     let Recorded::New(first) = a.record_event(event("e1", "#1")).await.unwrap() else { panic!("new") };

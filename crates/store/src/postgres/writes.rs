@@ -246,19 +246,11 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
     lock_orders(tx, plans.iter().map(|p| p.order_ref.as_str())).await?;
     let rows: Vec<i64> = plans.iter().map(|p| p.event_row).collect();
     execute(tx, "UPDATE inbox SET planned = true WHERE id = ANY($1)", &[&rows]).await?;
-    // The searchable fields of every event planned, read in one statement rather than one per
-    // plan: each round trip here is paid once per event.
-    let mut search: HashMap<i64, (Option<String>, Option<String>)> = HashMap::with_capacity(rows.len());
-    for row in query(tx, "SELECT id, payload FROM inbox WHERE id = ANY($1)", &[&rows]).await? {
-        let payload: String = row.try_get(1)?;
-        search.insert(row.try_get(0)?, search_fields(&payload));
-    }
     // Each plan's statements are sent without waiting for the answer of the one before
     // (pipelined), in the plans' order, so ids are handed out as a loop of awaits would.
     let mut pipe = Pipeline::new(tx);
     for plan in plans {
         let s = &plan.state;
-        let (channel, email_key) = search.remove(&plan.event_row).unwrap_or_default();
         // The order and its search columns in one statement: the event's channel, else the one
         // the order had, else its source; the event's email key, else the one it had.
         let order: Vec<Param> = vec![
@@ -269,8 +261,8 @@ pub(super) async fn apply_plans(tx: &Transaction<'_>, plans: &[Plan], now: Times
             Box::new(s.last_version.map(|v| v as i64)),
             Box::new(s.last_fingerprint.clone()),
             Box::new(now),
-            Box::new(channel),
-            Box::new(email_key),
+            Box::new(plan.search.channel.clone()),
+            Box::new(plan.search.email_key.clone()),
         ];
         pipe.push(UPSERT_ORDER, order).await?;
         if let Some((system, state)) = &plan.ledger {
@@ -312,8 +304,9 @@ pub(super) fn fingerprint(detail: &str) -> String {
     handoff_model::cluster::fingerprint(detail)
 }
 
-/// What the event at `payload` says of its order's searchable fields: the sales channel it
-/// names and its customer's email key (as SQLite's `json_extract`: text values only).
+/// What the event at `payload` says of its order's searchable fields, for the migration that
+/// fills them for orders stored before: the sales channel it names and its customer's email key
+/// (as SQLite's `json_extract`: text values only).
 pub(super) fn search_fields(payload: &str) -> (Option<String>, Option<String>) {
     let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return (None, None) };
     let text = |pointer: &str| json.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);

@@ -91,13 +91,17 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
     }
     for plan in plans {
         let s = &plan.state;
+        // The order and its search columns in one statement: the event's channel, else the one
+        // the order had, else its source; the event's email key, else the one it had.
         conn.prepare_cached(
             "INSERT INTO orders (order_ref, source, created, cancelled, last_version, last_fingerprint, first_seen,
-                 updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 updated_at, channel, email_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, coalesce(?8, ?2), ?9)
              ON CONFLICT (order_ref) DO UPDATE SET source = excluded.source, created = excluded.created,
                  cancelled = excluded.cancelled, last_version = excluded.last_version,
-                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at",
+                 last_fingerprint = excluded.last_fingerprint, updated_at = excluded.updated_at,
+                 channel = coalesce(?8, orders.channel, excluded.source),
+                 email_key = coalesce(?9, orders.email_key)",
         )?
         .execute(params![
             plan.order_ref,
@@ -106,9 +110,10 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
             s.cancelled,
             s.last_version.map(|v| v as i64),
             s.last_fingerprint,
-            at
+            at,
+            plan.search.channel,
+            plan.search.email_key,
         ])?;
-        order_search(conn, &plan.order_ref, plan.event_row)?;
         if let Some((system, state)) = &plan.ledger {
             set_ledger(conn, &plan.order_ref, system, state, None, now)?;
         }
@@ -127,8 +132,9 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
     Ok(())
 }
 
-/// Keeps an order's searchable fields (`crate::search::OrderFilter`) from the event planned:
-/// the channel it names (else its source) and its customer's email key, when the event says.
+/// Keeps an order's searchable fields (`crate::search::OrderFilter`) from a stored event, for
+/// migration 0012's hook: the channel it names (else its source) and its customer's email key,
+/// when the event says.
 fn order_search(conn: &Connection, order_ref: &str, event_row: i64) -> rusqlite::Result<()> {
     let (channel, email): (Option<String>, Option<String>) = conn
         .prepare_cached(
