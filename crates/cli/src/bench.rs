@@ -586,9 +586,12 @@ async fn intake_on(
 
     let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
     println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
+    let before = commits(&client, hub).await?;
     let (peak, hist) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
+    let after = commits(&client, hub).await?;
     println!("durable intake over HTTP: {peak:.0} events/s");
     print_latency("  time to 2xx under peak load", &hist);
+    print_commits("  first hub's store", (after.0 - before.0, after.1 - before.1), events as f64 / peak, events);
 
     let total = (rate * seconds) as usize;
     let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
@@ -640,6 +643,27 @@ async fn planned_behind(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Res
     Ok(outbox_counts(client, hub).await?("unplanned_events"))
 }
 
+/// The store's group commits so far and their total time in seconds, from the hub's `/metrics`.
+async fn commits(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(f64, f64)> {
+    let text = client.get(format!("{}/metrics", hub.url)).bearer_auth(&hub.token).send().await?.text().await?;
+    let value = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    Ok((value("handoff_store_commit_seconds_count"), value("handoff_store_commit_seconds_sum")))
+}
+
+/// What the store's writer did over a run: how often it committed and how long a commit took.
+fn print_commits(label: &str, (count, secs): (f64, f64), elapsed: f64, items: usize) {
+    if count > 0.0 {
+        println!(
+            "{label}: {:.0} group commits/s, {:.2} ms each on average (jobs and sync), {:.2} per item",
+            count / elapsed,
+            1000.0 * secs / count,
+            count / items as f64
+        );
+    }
+}
+
 async fn acknowledged(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(u64, u64)> {
     let n = outbox_counts(client, hub).await?;
     Ok((n("acknowledged"), n("pending") + n("in_flight")))
@@ -660,6 +684,7 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
     println!("end to end: {orders} orders of {} bytes, {concurrency} connections, {count} hub(s)", bodies[0].len());
     let start = Instant::now();
+    let before = commits(&client, &hubs[0]).await?;
     let (intake_rate, _) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
     loop {
         let (acked, _) = acknowledged(&client, &hubs[0]).await?;
@@ -671,9 +696,11 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let secs = start.elapsed().as_secs_f64();
+    let after = commits(&client, &hubs[0]).await?;
     let applied: Vec<Value> = client.get(format!("{erp_url}/_applied")).send().await?.json().await?;
     println!("intake while delivering: {intake_rate:.0} events/s");
     println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
+    print_commits("first hub's store", (after.0 - before.0, after.1 - before.1), secs, orders);
     // A figure counts only when the ERP holds exactly one record per order.
     let created: std::collections::HashSet<&str> =
         applied.iter().filter(|a| a["op"] == "create").filter_map(|a| a["external_ref"].as_str()).collect();

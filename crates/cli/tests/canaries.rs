@@ -58,7 +58,7 @@ async fn canaries_of_a_simulation_run_reach_no_log_and_no_api_answer() {
     let db = rusqlite::Connection::open(data.join("handoff.db")).unwrap();
     let planted = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
     assert!(planted("SELECT count(*) FROM inbox WHERE payload LIKE '%canary%'") > 100);
-    assert!(planted("SELECT count(*) FROM outbox WHERE payload LIKE '%canary%'") > 100);
+    assert!(planted("SELECT count(*) FROM outbox_payloads WHERE payload LIKE '%canary%'") > 100);
 
     // Every answer of the API: lists, each exception's evidence pack, every order's timeline.
     let mut answers = vec![exceptions.clone()];

@@ -24,6 +24,37 @@ fn creates(applied: &[handoff_sim::Applied], external_ref: &str) -> usize {
     applied.iter().filter(|a| a.op == "create" && a.external_ref == external_ref).count()
 }
 
+/// Another process holds the store's write lock (a `sqlite3 handoff.db` left in a transaction):
+/// the writer of a real hub cannot commit. `/ready` answers 503 naming it, and a webhook is
+/// refused (503, nothing kept) rather than acknowledged. Once the lock is let go the hub is
+/// ready again with no write of its own to show it, and the webhook's redelivery reaches the ERP.
+#[tokio::test]
+async fn a_writer_that_cannot_commit_makes_the_hub_unready_until_it_can() {
+    let (_dir, hub, erp, _shop) = setup(&[], &[], "").await;
+    let ready = || async {
+        let answer = client().get(format!("{}/ready", hub.url)).send().await.unwrap();
+        (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
+    };
+    assert_eq!(ready().await.0, 200);
+    let lock = rusqlite::Connection::open(hub.data_dir().join("handoff.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let event = order_event("evt-locked", "order.created", "#2001", 1);
+    // The writer waits for the lock as long as its busy timeout (10 s), then gives up.
+    let patient = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let refused = patient.post(format!("{}/webhooks/shop", hub.url)).json(&event).send().await.unwrap();
+    assert_eq!(refused.status(), 503, "{}", refused.text().await.unwrap());
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    let writer = body["failing"].as_array().unwrap().iter().find(|p| p["component"] == "writer");
+    assert_eq!(writer.map(|w| &w["state"]), Some(&json!("failing")), "{body}");
+    lock.execute_batch("ROLLBACK").unwrap();
+    wait_for("the hub to be ready again", Duration::from_secs(30), || async { (ready().await.0 == 200).then_some(()) })
+        .await;
+    assert_eq!(hub.post("shop", &event).await.status(), 202, "the redelivery is stored");
+    hub.drained().await;
+    assert_eq!(creates(&erp.applied().await, "#2001"), 1);
+}
+
 #[tokio::test]
 async fn a_duplicated_webhook_gives_one_erp_order() {
     let (_dir, hub, erp, _shop) = setup(&[], &[], "").await;

@@ -1,6 +1,7 @@
 //! `/ready`: the hub is ready while every part it runs (the store's writer thread, intake, the
 //! dispatcher, the rules driver, each poller) keeps beating. A part whose beats stop for three
-//! of its own periods, or whose loop ended, makes `/ready` answer 503 naming it. `/health`
+//! of its own periods, whose loop ended, or whose last try failed (a writer that cannot commit)
+//! makes `/ready` answer 503 naming it. `/health`
 //! stays liveness: the process answers.
 //!
 //! The parts count beats and never read a clock; this module times the counts: it remembers
@@ -26,7 +27,8 @@ pub(crate) struct Readiness {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Failing {
     pub component: String,
-    /// `stopped` (its loop ended or panicked) or `silent` (no beat within its bound).
+    /// `stopped` (its loop ended or panicked), `failing` (its last try at its work failed) or
+    /// `silent` (no beat within its bound).
     pub state: &'static str,
     pub silent_ms: u64,
     pub bound_ms: u64,
@@ -36,6 +38,7 @@ impl std::fmt::Display for Failing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.state {
             "stopped" => write!(f, "{} stopped", self.component),
+            "failing" => write!(f, "{} is failing: its last try at its work failed", self.component),
             _ => write!(
                 f,
                 "{} has not beaten for {} ms (its bound is {} ms)",
@@ -79,6 +82,8 @@ fn judge(seen: &mut HashMap<String, (u64, Instant)>, r: Reading, now: Instant) -
     };
     if r.stopped {
         Some(failing("stopped"))
+    } else if r.failing {
+        Some(failing("failing"))
     } else if !r.waiting && silent > bound {
         Some(failing("silent"))
     } else {
@@ -108,6 +113,10 @@ mod tests {
         assert_eq!(failing[0].silent_ms, 4_000);
         intake.beat();
         assert!(readiness.failing(later).is_empty(), "beating again, ready again");
+        writer.failing(true);
+        assert_eq!(readiness.failing(later)[0].state, "failing", "a writer whose commit failed");
+        writer.failing(false);
+        assert!(readiness.failing(later).is_empty(), "committing again, ready again");
         drop(intake);
         assert_eq!(readiness.failing(later)[0].state, "stopped");
     }

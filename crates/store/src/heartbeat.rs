@@ -16,6 +16,7 @@ pub struct Pulse {
     period: Duration,
     beats: AtomicU64,
     waiting: AtomicBool,
+    failing: AtomicBool,
     stopped: AtomicBool,
 }
 
@@ -28,6 +29,8 @@ pub struct Reading {
     pub beats: u64,
     /// Blocked waiting for work (an idle writer): not beating, and not stuck.
     pub waiting: bool,
+    /// Its last try at its work failed (a writer whose commit failed): alive, and doing nothing.
+    pub failing: bool,
     /// Its loop ended: returned, or panicked.
     pub stopped: bool,
 }
@@ -39,6 +42,7 @@ impl Pulse {
             period: self.period,
             beats: self.beats.load(Ordering::Relaxed),
             waiting: self.waiting.load(Ordering::Relaxed),
+            failing: self.failing.load(Ordering::Relaxed),
             stopped: self.stopped.load(Ordering::Relaxed),
         }
     }
@@ -57,6 +61,7 @@ impl Beat {
             period,
             beats: AtomicU64::new(0),
             waiting: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         }))
     }
@@ -71,6 +76,11 @@ impl Beat {
     pub fn waiting(&self) {
         self.0.beats.fetch_add(1, Ordering::Relaxed);
         self.0.waiting.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the part's last try at its work failed; it stays failing until one succeeds.
+    pub fn failing(&self, failing: bool) {
+        self.0.failing.store(failing, Ordering::Relaxed);
     }
 
     pub fn pulse(&self) -> Arc<Pulse> {

@@ -144,7 +144,12 @@ pub const TABLES: &[Table] = &[
             col("idempotency_key", Text),
             col("external_ref", Text),
             col("version", Int),
-            col("payload", Text),
+            // SQLite keeps a command's payload in a table of its own (`outbox_payloads`).
+            Column {
+                name: "payload",
+                kind: Text,
+                sqlite: Some("(SELECT payload FROM outbox_payloads WHERE command_id = outbox.id)"),
+            },
             col("state", Text),
             col("attempts", Int),
             col("ambiguous", Bool),
@@ -315,7 +320,7 @@ pub const TABLES: &[Table] = &[
 ];
 
 /// SQLite tables whose content travels in another table's column.
-pub const FOLDED: &[(&str, &str)] = &[("intake_cursor", "inbox.planned")];
+pub const FOLDED: &[(&str, &str)] = &[("intake_cursor", "inbox.planned"), ("outbox_payloads", "outbox.payload")];
 
 /// Columns a store computes on import from the row's other columns, never taken from a dump:
 /// an exception's fingerprint is `handoff_model::cluster::fingerprint` of its detail.

@@ -112,6 +112,12 @@ pub fn import<R: BufRead>(data_dir: &Path, mut input: DumpReader<R>) -> Result<I
             cursor.add(table, &row)?;
         }
         tx.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
+        if table.name == "outbox" {
+            let payload = table.columns.iter().position(|c| c.name == "payload").expect("a command has its payload");
+            let payload = sql_value(table, &table.columns[payload], &row[payload])?;
+            let insert = "INSERT INTO outbox_payloads (command_id, payload) VALUES (last_insert_rowid(), ?1)";
+            tx.prepare_cached(insert)?.execute([payload])?;
+        }
         kept.add(table, &as_kept)?;
     }
     tx.execute("UPDATE intake_cursor SET last_row = ?1", [cursor.last_row])?;

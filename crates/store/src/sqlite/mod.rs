@@ -88,7 +88,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 15] = [
+const MIGRATIONS: [&str; 16] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -104,6 +104,7 @@ const MIGRATIONS: [&str; 15] = [
     include_str!("../../migrations/sqlite/0013_console.sql"),
     include_str!("../../migrations/sqlite/0014_cluster_key.sql"),
     include_str!("../../migrations/sqlite/0015_purge_indexes.sql"),
+    include_str!("../../migrations/sqlite/0016_outbox_payloads.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -620,5 +621,29 @@ mod tests {
         let kept: String = conn.query_row("SELECT fingerprint FROM exceptions", [], |r| r.get(0)).unwrap();
         assert_eq!(kept, handoff_model::cluster::fingerprint("no ERP order for #1 by \"10:00\""));
         assert_eq!(kept, "no ERP order for ## by \"…\"");
+    }
+
+    /// Migration 0016 moves each command's payload into its own table, where every read finds it.
+    #[test]
+    fn the_payloads_migration_keeps_every_commands_payload() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        super::migrations().to_version(&mut conn, 15).unwrap();
+        conn.execute_batch(
+            "INSERT INTO inbox (id, system, event_id, kind, order_ref, received_at, payload)
+                 VALUES (1, 'shop', 'e1', 'order.created', '#1', 0, '{}');
+             INSERT INTO outbox (id, flow, target, order_ref, kind, event_row, idempotency_key, external_ref, payload,
+                                 state, next_attempt_at, budget_start, created_at, updated_at)
+                 VALUES (7, 'orders', 'erp', '#1', 'create_order', 1, 'k1', '#1', '{\"total\":\"9.99\"}',
+                         'dead_lettered', 0, 0, 0, 0);",
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let sql = format!("SELECT {} FROM outbox", super::rows::COMMAND_COLUMNS);
+        let command = conn.query_row(&sql, [], super::rows::command).unwrap();
+        assert_eq!((command.id, command.payload.as_str()), (7, r#"{"total":"9.99"}"#));
+        conn.execute("DELETE FROM outbox WHERE id = 7", []).unwrap();
+        let left: i64 = conn.query_row("SELECT count(*) FROM outbox_payloads", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0, "a command's payload goes with it");
     }
 }

@@ -35,9 +35,22 @@ pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-pub(super) const COMMAND_COLUMNS: &str = "id, flow, target, order_ref, kind, idempotency_key, external_ref, version, \
-     payload, state, attempts, budget_attempts, budget_start, ambiguous, next_attempt_at, created_at, updated_at, \
-     record_id, last_error";
+/// A command's payload, read from its own table (migration 0016) by the command's id: the
+/// statement reads or changes `outbox` under its own name.
+macro_rules! command_payload {
+    () => {
+        "(SELECT p.payload FROM outbox_payloads p WHERE p.command_id = outbox.id)"
+    };
+}
+#[cfg(test)]
+pub(super) const COMMAND_PAYLOAD: &str = command_payload!();
+
+pub(super) const COMMAND_COLUMNS: &str = concat!(
+    "id, flow, target, order_ref, kind, idempotency_key, external_ref, version, ",
+    command_payload!(),
+    ", state, attempts, budget_attempts, budget_start, ambiguous, next_attempt_at, created_at, updated_at, \
+     record_id, last_error"
+);
 
 pub(super) fn command(r: &Row) -> rusqlite::Result<Command> {
     Ok(Command {

@@ -3,7 +3,8 @@
 //! job does not undo the others) and commits once. Replies are sent only after the commit, so
 //! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
 //! The thread beats once per job and per commit, and says when it waits for work, so readiness
-//! tells a writer stuck in a commit from an idle one; the queue's depth is there to read, and a
+//! tells a writer stuck in a commit from an idle one; a failed commit marks it failing until it
+//! can write again (idle, it tries the write lock every second); the queue's depth is there to read, and a
 //! webhook's write is refused when it is full instead of waiting in line (`try_run`). A long job
 //! (a purge's batch) runs in a commit of its own (`run_alone`): the writes queued with it commit
 //! first, without waiting for it.
@@ -163,9 +164,20 @@ fn write_loop(
     let mut batch = Vec::with_capacity(max_batch);
     // A job to run alone, taken from the queue while a batch was gathered: the next commit's.
     let mut held: Option<Job> = None;
+    // The last commit failed: readiness says so until the writer can write again.
+    let mut failing = false;
     loop {
         let first = match held.take() {
             Some(job) => job,
+            None if failing => match probe_until_writable(&conn, &mut queue, beat) {
+                Probed::Job(job) => job,
+                Probed::Writable => {
+                    failing = false;
+                    beat.failing(false);
+                    continue;
+                }
+                Probed::Closed => break,
+            },
             None => {
                 beat.waiting();
                 let Some(job) = queue.blocking_recv() else { break };
@@ -194,6 +206,10 @@ fn write_loop(
         let commit = commit_batch(&conn, &mut batch, beat);
         metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
         beat.beat();
+        // A writer that cannot commit (the database locked by another process, a full disk)
+        // keeps beating and stores nothing: readiness must hear it.
+        failing = commit.0.is_err();
+        beat.failing(failing);
         if let Err(e) = &commit.0 {
             tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());
         }
@@ -206,6 +222,32 @@ fn write_loop(
         for reply in commit.1 {
             reply(commit.0.clone());
         }
+    }
+}
+
+enum Probed {
+    Job(Job),
+    Writable,
+    Closed,
+}
+
+/// After a failed commit, with nothing queued: tries the write lock every second (each try
+/// waits up to the connection's busy timeout) until it is had, or a job arrives to try with.
+/// Without it, a hub left idle would stay unready after the fault passed, and an orchestrator
+/// that withholds traffic from it would never send the write that shows it healed.
+fn probe_until_writable(conn: &Connection, queue: &mut mpsc::Receiver<Job>, beat: &Beat) -> Probed {
+    loop {
+        match queue.try_recv() {
+            Ok(job) => return Probed::Job(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Probed::Closed,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        beat.beat();
+        if conn.execute_batch("BEGIN IMMEDIATE").is_ok() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Probed::Writable;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 

@@ -207,9 +207,9 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
     }
     let state = if moot { "superseded" } else { "pending" };
     let mut insert = conn.prepare_cached(
-        "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref, version, payload,
+        "INSERT INTO outbox (flow, target, order_ref, kind, event_row, idempotency_key, external_ref, version,
                              state, next_attempt_at, budget_start, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?11)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?10)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )?;
     let inserted = insert.execute(params![
@@ -221,7 +221,6 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
         c.idempotency_key,
         c.external_ref,
         c.version.map(|v| v as i64),
-        c.payload,
         state,
         micros(now),
     ])?;
@@ -229,6 +228,8 @@ fn enqueue(conn: &Connection, event_row: i64, c: &NewCommand, now: Timestamp) ->
         return Ok(None);
     }
     let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO outbox_payloads (command_id, payload) VALUES (?1, ?2)")?
+        .execute(params![id, c.payload])?;
     if moot {
         let detail = format!("{} to {} not sent: the create it would follow was never sent", c.kind, c.target);
         audit(conn, now, "engine", "superseded", &c.order_ref, &detail)?;
@@ -585,11 +586,9 @@ pub(super) fn set_dead_letter_payload(
         .query_row([id], |r| r.get(0))
         .optional()?;
     let Some(order_ref) = order_ref else { return Ok(false) };
-    conn.prepare_cached("UPDATE outbox SET payload = ?1, updated_at = ?2 WHERE id = ?3")?.execute(params![
-        payload,
-        micros(now),
-        id
-    ])?;
+    conn.prepare_cached("UPDATE outbox_payloads SET payload = ?1 WHERE command_id = ?2")?
+        .execute(params![payload, id])?;
+    conn.prepare_cached("UPDATE outbox SET updated_at = ?1 WHERE id = ?2")?.execute(params![micros(now), id])?;
     audit(conn, now, actor, "payload-set", &order_ref, &format!("dead letter {id}: payload rewritten before replay"))?;
     Ok(true)
 }
