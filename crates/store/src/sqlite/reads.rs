@@ -302,8 +302,18 @@ mod tests {
     }
 
     /// Tables that grow with traffic: no read may walk one whole.
-    const LARGE: [&str; 9] =
-        ["inbox", "outbox", "attempts", "exceptions", "audit", "facts", "ledger", "quarantine", "orders"];
+    const LARGE: [&str; 10] = [
+        "inbox",
+        "outbox",
+        "outbox_payloads",
+        "attempts",
+        "exceptions",
+        "audit",
+        "facts",
+        "ledger",
+        "quarantine",
+        "orders",
+    ];
 
     /// Every search with each filter alone, all together, and after a cursor.
     fn searches(conn: &Connection) {
