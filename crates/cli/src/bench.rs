@@ -591,7 +591,7 @@ async fn intake_on(
     let after = commits(&client, hub).await?;
     println!("durable intake over HTTP: {peak:.0} events/s");
     print_latency("  time to 2xx under peak load", &hist);
-    print_commits("  first hub's store", (after.0 - before.0, after.1 - before.1), events as f64 / peak, events);
+    print_commits("  first hub's store", before, after, events as f64 / peak, events);
 
     let total = (rate * seconds) as usize;
     let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
@@ -652,8 +652,10 @@ async fn commits(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(f6
     Ok((value("handoff_store_commit_seconds_count"), value("handoff_store_commit_seconds_sum")))
 }
 
-/// What the store's writer did over a run: how often it committed and how long a commit took.
-fn print_commits(label: &str, (count, secs): (f64, f64), elapsed: f64, items: usize) {
+/// What the store's writer did over a run, from [`commits`] before and after it: how often it
+/// committed and how long a commit took.
+fn print_commits(label: &str, before: (f64, f64), after: (f64, f64), elapsed: f64, items: usize) {
+    let (count, secs) = (after.0 - before.0, after.1 - before.1);
     if count > 0.0 {
         println!(
             "{label}: {:.0} group commits/s, {:.2} ms each on average (jobs and sync), {:.2} per item",
@@ -700,7 +702,7 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     let applied: Vec<Value> = client.get(format!("{erp_url}/_applied")).send().await?.json().await?;
     println!("intake while delivering: {intake_rate:.0} events/s");
     println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
-    print_commits("first hub's store", (after.0 - before.0, after.1 - before.1), secs, orders);
+    print_commits("first hub's store", before, after, secs, orders);
     // A figure counts only when the ERP holds exactly one record per order.
     let created: std::collections::HashSet<&str> =
         applied.iter().filter(|a| a["op"] == "create").filter_map(|a| a["external_ref"].as_str()).collect();

@@ -145,11 +145,7 @@ pub const TABLES: &[Table] = &[
             col("external_ref", Text),
             col("version", Int),
             // SQLite keeps a command's payload in a table of its own (`outbox_payloads`).
-            Column {
-                name: "payload",
-                kind: Text,
-                sqlite: Some("(SELECT payload FROM outbox_payloads WHERE command_id = outbox.id)"),
-            },
+            Column { name: "payload", kind: Text, sqlite: Some(crate::sqlite::COMMAND_PAYLOAD) },
             col("state", Text),
             col("attempts", Int),
             col("ambiguous", Bool),

@@ -39,6 +39,7 @@ use crate::{
 use writer::Writer;
 
 pub use dump::import;
+pub(crate) use rows::COMMAND_PAYLOAD;
 
 /// The file inside the data directory.
 pub const DB_FILE: &str = "handoff.db";

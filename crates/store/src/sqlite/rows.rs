@@ -36,14 +36,13 @@ pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
 }
 
 /// A command's payload, read from its own table (migration 0016) by the command's id: the
-/// statement reads or changes `outbox` under its own name.
+/// statement reads or changes `outbox` under its own name. The dump reads it so too.
 macro_rules! command_payload {
     () => {
         "(SELECT p.payload FROM outbox_payloads p WHERE p.command_id = outbox.id)"
     };
 }
-#[cfg(test)]
-pub(super) const COMMAND_PAYLOAD: &str = command_payload!();
+pub(crate) const COMMAND_PAYLOAD: &str = command_payload!();
 
 pub(super) const COMMAND_COLUMNS: &str = concat!(
     "id, flow, target, order_ref, kind, idempotency_key, external_ref, version, ",

@@ -4,10 +4,10 @@
 //! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
 //! The thread beats once per job and per commit, and says when it waits for work, so readiness
 //! tells a writer stuck in a commit from an idle one; a failed commit marks it failing until it
-//! can write again (idle, it tries the write lock every second); the queue's depth is there to read, and a
-//! webhook's write is refused when it is full instead of waiting in line (`try_run`). A long job
-//! (a purge's batch) runs in a commit of its own (`run_alone`): the writes queued with it commit
-//! first, without waiting for it.
+//! can write again (idle, it tries the write lock every second). The queue's depth is there to
+//! read, and a webhook's write is refused when it is full instead of waiting in line
+//! (`try_run`). A long job (a purge's batch) runs in a commit of its own (`run_alone`): the
+//! writes queued with it commit first, without waiting for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
