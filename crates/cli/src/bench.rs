@@ -680,10 +680,13 @@ async fn e2e(dir: &Path, orders: usize, concurrency: usize, hubs: &Hubs) -> anyh
 
 async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStore, count: usize) -> anyhow::Result<()> {
     let client = http_client()?;
-    let (_erp, erp_url) = start_erp(&client, &[]).await?;
+    let (erp, erp_url) = start_erp(&client, &[]).await?;
     let hubs = start_hubs(dir, Some(&erp_url), &client, store, count).await?;
     let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
     let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
+    let processes =
+        [("first hub", hubs[0].process.0.id()), ("ERP emulator", erp.0.id()), ("load generator", std::process::id())];
+    let cpu_before = processes.map(|(_, pid)| cpu_seconds(pid));
     println!("end to end: {orders} orders of {} bytes, {concurrency} connections, {count} hub(s)", bodies[0].len());
     let start = Instant::now();
     let before = commits(&client, &hubs[0]).await?;
@@ -703,6 +706,10 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     println!("intake while delivering: {intake_rate:.0} events/s");
     println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
     print_commits("first hub's store", before, after, secs, orders);
+    for ((name, pid), before) in processes.into_iter().zip(cpu_before) {
+        let used = cpu_seconds(pid)? - before?;
+        println!("{name}'s CPU: {:.0} µs per order, {:.2} cores on average", 1e6 * used / orders as f64, used / secs);
+    }
     // A figure counts only when the ERP holds exactly one record per order.
     let created: std::collections::HashSet<&str> =
         applied.iter().filter(|a| a["op"] == "create").filter_map(|a| a["external_ref"].as_str()).collect();
@@ -714,6 +721,17 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
         created.len()
     );
     Ok(())
+}
+
+/// The CPU time a process has used so far, user and system, in seconds (`/proc/PID/stat`
+/// counts it in ticks of 1/100 s, Linux's fixed USER_HZ).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command's name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("a /proc stat line")?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).context("a /proc stat field")?.parse::<f64>().context("a tick count");
+    // utime and stime, the 14th and 15th fields of the line, the 12th and 13th after the name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {

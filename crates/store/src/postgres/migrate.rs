@@ -4,13 +4,14 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("../../migrations/postgres/0001_write_path.sql"),
     include_str!("../../migrations/postgres/0002_claim_leases.sql"),
     include_str!("../../migrations/postgres/0003_console_search.sql"),
     include_str!("../../migrations/postgres/0004_leads.sql"),
     include_str!("../../migrations/postgres/0005_purge_indexes.sql"),
     include_str!("../../migrations/postgres/0006_held_commands.sql"),
+    include_str!("../../migrations/postgres/0007_fewer_outbox_indexes.sql"),
 ];
 
 /// The migration whose new columns are filled, for the rows already there, by [`fill_search`].

@@ -89,7 +89,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 16] = [
+const MIGRATIONS: [&str; 17] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -106,6 +106,7 @@ const MIGRATIONS: [&str; 16] = [
     include_str!("../../migrations/sqlite/0014_cluster_key.sql"),
     include_str!("../../migrations/sqlite/0015_purge_indexes.sql"),
     include_str!("../../migrations/sqlite/0016_outbox_payloads.sql"),
+    include_str!("../../migrations/sqlite/0017_fewer_outbox_indexes.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

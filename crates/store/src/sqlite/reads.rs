@@ -101,8 +101,8 @@ pub(super) fn open_exceptions_by_pattern(conn: &Connection) -> Result<Vec<(Strin
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Counts per state without a sort: each unfinished state has its own partial index, and the
-/// acknowledged are the rest.
+/// Counts per state without a sort: each unfinished state is a partial index of its own or a
+/// range of the index of states, and the acknowledged are the rest.
 pub(super) fn command_counts(conn: &Connection) -> Result<Vec<(String, u64)>> {
     // One statement, so one snapshot: counted one by one, a command moving from pending to in
     // flight between two counts was in neither, and the outbox looked drained.
