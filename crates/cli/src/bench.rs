@@ -587,11 +587,14 @@ async fn intake_on(
     let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
     println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
     let before = commits(&client, hub).await?;
+    let processes = [("first hub", hub.process.0.id()), ("load generator", std::process::id())];
+    let cpu_before = processes.map(|(_, pid)| cpu_seconds(pid));
     let (peak, hist) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
     let after = commits(&client, hub).await?;
     println!("durable intake over HTTP: {peak:.0} events/s");
     print_latency("  time to 2xx under peak load", &hist);
     print_commits("  first hub's store", before, after, events as f64 / peak, events);
+    print_cpu(&processes, cpu_before, events, events as f64 / peak, "event")?;
 
     let total = (rate * seconds) as usize;
     let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
@@ -706,10 +709,7 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     println!("intake while delivering: {intake_rate:.0} events/s");
     println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
     print_commits("first hub's store", before, after, secs, orders);
-    for ((name, pid), before) in processes.into_iter().zip(cpu_before) {
-        let used = cpu_seconds(pid)? - before?;
-        println!("{name}'s CPU: {:.0} µs per order, {:.2} cores on average", 1e6 * used / orders as f64, used / secs);
-    }
+    print_cpu(&processes, cpu_before, orders, secs, "order")?;
     // A figure counts only when the ERP holds exactly one record per order.
     let created: std::collections::HashSet<&str> =
         applied.iter().filter(|a| a["op"] == "create").filter_map(|a| a["external_ref"].as_str()).collect();
@@ -720,6 +720,21 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
         applied.len(),
         created.len()
     );
+    Ok(())
+}
+
+/// Each process's CPU time since `before` (from [`cpu_seconds`]), per item and in cores.
+fn print_cpu<const N: usize>(
+    processes: &[(&str, u32); N],
+    before: [anyhow::Result<f64>; N],
+    items: usize,
+    secs: f64,
+    item: &str,
+) -> anyhow::Result<()> {
+    for ((name, pid), before) in processes.iter().zip(before) {
+        let used = cpu_seconds(*pid)? - before?;
+        println!("{name}'s CPU: {:.0} µs per {item}, {:.2} cores on average", 1e6 * used / items as f64, used / secs);
+    }
     Ok(())
 }
 
