@@ -210,13 +210,26 @@ fn defer(conn: &Connection, step: &str, id: i64) -> Result<()> {
 }
 
 /// Commands passed before while unfinished (or still named by the journal): those finished
-/// (or gone) since are forgotten and handed to `each`.
-fn deferred(conn: &Connection, step: &str, mut each: impl FnMut(i64) -> Result<()>) -> Result<()> {
+/// (or gone) since are forgotten and handed to `each`. Walked in id order from a cursor of
+/// their own (`STEP:deferred`) within `budget`, so a purge's batch never takes them all at once
+/// (thousands of commands finishing together held a webhook for 3 s); at the end of the list
+/// the cursor starts over. `true` when the budget ran out first.
+fn deferred(conn: &Connection, step: &str, budget: Budget, mut each: impl FnMut(i64) -> Result<()>) -> Result<bool> {
+    let at = format!("{step}:deferred");
+    let from = cursor(conn, &at)?;
     let ids: Vec<i64> = conn
-        .prepare_cached("SELECT row_id FROM retention_deferred WHERE step = ?1")?
-        .query_map([step], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT row_id FROM retention_deferred WHERE step = ?1 AND row_id > ?2 ORDER BY row_id LIMIT ?3 + 0",
+        )?
+        .query_map(params![step, from, budget.rows], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for id in ids {
+    let (mut last, mut read) = (from, 0);
+    for &id in &ids {
+        if budget.out_of_time(read) {
+            set_cursor(conn, &at, last)?;
+            return Ok(true);
+        }
+        (last, read) = (id, read + 1);
         let done = match finished(conn, id)? {
             Some(false) => continue,
             Some(true) => true,
@@ -229,7 +242,9 @@ fn deferred(conn: &Connection, step: &str, mut each: impl FnMut(i64) -> Result<(
             each(id)?;
         }
     }
-    Ok(())
+    let more = read == budget.rows;
+    set_cursor(conn, &at, if more { last } else { 0 })?;
+    Ok(more)
 }
 
 /// The personal fields of finished commands' payloads; an unfinished command keeps what it
@@ -246,12 +261,13 @@ fn outbox_personal(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purge
         }
         Ok(())
     };
-    deferred(conn, step, &mut scrub_one)?;
+    let more = deferred(conn, step, budget, &mut scrub_one)?;
     let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0");
-    walk(conn, step, &sql, cutoff, budget, |row| {
+    let walked = walk(conn, step, &sql, cutoff, budget, |row| {
         let (id, done): (i64, bool) = (row.get(0)?, row.get(2)?);
         if done { scrub_one(id) } else { defer(conn, step, id) }
-    })
+    })?;
+    Ok(more || walked)
 }
 
 /// The rules' journal: entries the rules checkpointed past, of orders they no longer follow
@@ -334,12 +350,13 @@ fn outbox_history(conn: &Connection, cutoff: i64, rows_before: i64, budget: Budg
         p.outbox_removed += 1;
         remove_inbox_row(conn, event_row, &order_ref, rows_before, p)
     };
-    deferred(conn, step, &mut compact)?;
+    let more = deferred(conn, step, budget, &mut compact)?;
     let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2 + 0");
-    walk(conn, step, &sql, cutoff, budget, |row| {
+    let walked = walk(conn, step, &sql, cutoff, budget, |row| {
         let (id, done): (i64, bool) = (row.get(0)?, row.get(2)?);
         if done { compact(id) } else { defer(conn, step, id) }
-    })
+    })?;
+    Ok(more || walked)
 }
 
 /// Removes inbox row `id` if its dedup horizon passed, intake planned it, it is not the
@@ -386,7 +403,7 @@ mod tests {
     use handoff_model::EventKind;
     use jiff::{SignedDuration, Timestamp};
 
-    use super::{Budget, run};
+    use super::{Budget, cursor, deferred, run};
     use crate::sqlite::{SqliteOptions, SqliteStore, connect};
     use crate::{NewEvent, PurgeBefore, Store};
 
@@ -424,5 +441,30 @@ mod tests {
             }
         }
         assert_eq!(scrubbed, [1, 1, 1, 1, 1]);
+    }
+
+    /// Commands deferred by earlier batches are walked within the batch's time too, from a
+    /// cursor that starts over at the end of the list: never all of them in one batch.
+    #[test]
+    fn deferred_commands_are_walked_within_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap().path().to_owned();
+        let conn = connect(&path).unwrap();
+        // Five commands deferred and gone since: each is forgotten when its turn comes.
+        for id in 1..=5 {
+            conn.execute("INSERT INTO retention_deferred (step, row_id) VALUES ('outbox_history', ?1)", [id]).unwrap();
+        }
+        let left = || conn.query_row("SELECT count(*) FROM retention_deferred", [], |r| r.get::<_, i64>(0)).unwrap();
+        let mut walked = Vec::new();
+        loop {
+            let out_of_time = Budget { until: Some(Instant::now()), ..Budget::rows(usize::MAX) };
+            let more = deferred(&conn, "outbox_history", out_of_time, |_| unreachable!("gone, not finished")).unwrap();
+            walked.push((left(), more));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(walked, [(4, true), (3, true), (2, true), (1, true), (0, false)]);
+        assert_eq!(cursor(&conn, "outbox_history:deferred").unwrap(), 0, "the next purge starts at the list's head");
     }
 }
