@@ -39,7 +39,14 @@ pub(super) fn count(source: &Connection, db: &Path, before: &PurgeBefore, limit:
         Some(ErrorCode::DiskFull) => no_room(e.to_string()),
         _ => StoreError::Database(e),
     };
-    source.execute("VACUUM INTO ?1", [path]).map_err(disk_full)?;
+    // `VACUUM INTO` syncs its copy as the store's connection says (`synchronous = FULL`): a
+    // sync of the whole copy, which held the webhooks' own syncs behind it. The copy is thrown
+    // away, so it is written without one; the read connection gets its setting back after.
+    let synchronous: i64 = source.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    source.pragma_update(None, "synchronous", "OFF")?;
+    let copied = source.execute("VACUUM INTO ?1", [path]);
+    source.pragma_update(None, "synchronous", synchronous)?;
+    copied.map_err(disk_full)?;
 
     let conn = Connection::open(copy.path())?;
     // A throwaway file: no journal to roll back with, nothing synced; foreign keys checked as
@@ -141,5 +148,21 @@ mod tests {
             purged.add(&store.purge(before, usize::MAX, false).await.unwrap());
         }
         assert_eq!(purged.inbox_scrubbed, 51, "the purge, after, scrubs the webhook's row too");
+    }
+
+    /// The copy is written without a sync, and the store's read connection that made it keeps
+    /// the store's own setting: a sync of every write it might make (`synchronous = FULL`).
+    #[tokio::test]
+    async fn the_read_connection_keeps_its_sync_setting_after_a_dry_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        store.record_event(event(0, t0)).await.unwrap();
+        let conn = super::super::connect(store.path()).unwrap();
+        let before = PurgeBefore { personal_data: t0 + SignedDuration::from_hours(24), history: t0, dedup: t0 };
+        let dry = super::count(&conn, store.path(), &before, usize::MAX).unwrap();
+        assert_eq!(dry.inbox_scrubbed, 1);
+        let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(synchronous, 2, "FULL, as before the dry run");
     }
 }
