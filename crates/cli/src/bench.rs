@@ -587,14 +587,13 @@ async fn intake_on(
     let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
     println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
     let before = commits(&client, hub).await?;
-    let processes = [("first hub", hub.process.0.id()), ("load generator", std::process::id())];
-    let cpu_before = processes.map(|(_, pid)| cpu_seconds(pid));
+    let cpu = CpuUse::start(&[("first hub", hub.process.0.id()), ("load generator", std::process::id())])?;
     let (peak, hist) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
     let after = commits(&client, hub).await?;
     println!("durable intake over HTTP: {peak:.0} events/s");
     print_latency("  time to 2xx under peak load", &hist);
     print_commits("  first hub's store", before, after, events as f64 / peak, events);
-    print_cpu(&processes, cpu_before, events, events as f64 / peak, "event")?;
+    cpu.print(events, events as f64 / peak, "event")?;
 
     let total = (rate * seconds) as usize;
     let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
@@ -687,9 +686,11 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     let hubs = start_hubs(dir, Some(&erp_url), &client, store, count).await?;
     let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
     let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
-    let processes =
-        [("first hub", hubs[0].process.0.id()), ("ERP emulator", erp.0.id()), ("load generator", std::process::id())];
-    let cpu_before = processes.map(|(_, pid)| cpu_seconds(pid));
+    let cpu = CpuUse::start(&[
+        ("first hub", hubs[0].process.0.id()),
+        ("ERP emulator", erp.0.id()),
+        ("load generator", std::process::id()),
+    ])?;
     println!("end to end: {orders} orders of {} bytes, {concurrency} connections, {count} hub(s)", bodies[0].len());
     let start = Instant::now();
     let before = commits(&client, &hubs[0]).await?;
@@ -709,7 +710,7 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     println!("intake while delivering: {intake_rate:.0} events/s");
     println!("webhook -> acknowledged by the ERP: {:.0} orders/s ({orders} in {secs:.1} s)", orders as f64 / secs);
     print_commits("first hub's store", before, after, secs, orders);
-    print_cpu(&processes, cpu_before, orders, secs, "order")?;
+    cpu.print(orders, secs, "order")?;
     // A figure counts only when the ERP holds exactly one record per order.
     let created: std::collections::HashSet<&str> =
         applied.iter().filter(|a| a["op"] == "create").filter_map(|a| a["external_ref"].as_str()).collect();
@@ -723,19 +724,30 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     Ok(())
 }
 
-/// Each process's CPU time since `before` (from [`cpu_seconds`]), per item and in cores.
-fn print_cpu<const N: usize>(
-    processes: &[(&str, u32); N],
-    before: [anyhow::Result<f64>; N],
-    items: usize,
-    secs: f64,
-    item: &str,
-) -> anyhow::Result<()> {
-    for ((name, pid), before) in processes.iter().zip(before) {
-        let used = cpu_seconds(*pid)? - before?;
-        println!("{name}'s CPU: {:.0} µs per {item}, {:.2} cores on average", 1e6 * used / items as f64, used / secs);
+/// Processes by name and the CPU time each had used when a run started.
+struct CpuUse<'a>(Vec<(&'a str, u32, f64)>);
+
+impl<'a> CpuUse<'a> {
+    fn start(processes: &[(&'a str, u32)]) -> anyhow::Result<Self> {
+        processes
+            .iter()
+            .map(|&(name, pid)| Ok((name, pid, cpu_seconds(pid)?)))
+            .collect::<anyhow::Result<_>>()
+            .map(CpuUse)
     }
-    Ok(())
+
+    /// Each process's CPU time since the start, per item and in cores over `secs`.
+    fn print(&self, items: usize, secs: f64, item: &str) -> anyhow::Result<()> {
+        for &(name, pid, before) in &self.0 {
+            let used = cpu_seconds(pid)? - before;
+            println!(
+                "{name}'s CPU: {:.0} µs per {item}, {:.2} cores on average",
+                1e6 * used / items as f64,
+                used / secs
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The CPU time a process has used so far, user and system, in seconds (`/proc/PID/stat`

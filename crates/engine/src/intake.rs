@@ -276,9 +276,6 @@ pub fn command_for_event(
     stored: &StoredEvent,
 ) -> NewCommand {
     let order_ref = &event.order_ref;
-    // The order's own source version rides with a create or an update, so a payload held at
-    // the transform layer can name the vendor's API version it came in.
-    let source_version = event.source_version.as_deref();
     let (subject, external_ref) = match kind {
         CommandKind::CreateOrder => (order_ref.clone(), order_ref.clone()),
         CommandKind::UpdateOrder => {
@@ -302,6 +299,7 @@ pub fn command_for_event(
     let external = &external_ref;
     let payload = match kind {
         CommandKind::CreateOrder | CommandKind::UpdateOrder => {
+            let source_version = event.source_version.as_deref();
             Payload::Order { external_ref: external, version: event.version, order: &event.order, source_version }
         }
         CommandKind::CancelOrder => Payload::Cancel { external_ref: external, version: event.version },
@@ -334,6 +332,8 @@ enum Payload<'a> {
         external_ref: &'a str,
         version: Option<u64>,
         order: &'a Option<CanonicalOrder>,
+        /// The vendor's API version the order came in, so a payload held at the transform layer
+        /// can name it.
         #[serde(skip_serializing_if = "Option::is_none")]
         source_version: Option<&'a str>,
     },

@@ -252,8 +252,9 @@ fn deferred(conn: &Connection, step: &str, budget: Budget, mut each: impl FnMut(
 fn outbox_personal(conn: &Connection, cutoff: i64, budget: Budget, p: &mut Purged) -> Result<bool> {
     let step = "outbox_personal";
     let mut scrub_one = |id: i64| -> Result<()> {
-        let payload: String =
-            conn.query_row("SELECT payload FROM outbox_payloads WHERE command_id = ?1", [id], |r| r.get(0))?;
+        let payload: String = conn
+            .prepare_cached("SELECT payload FROM outbox_payloads WHERE command_id = ?1")?
+            .query_row([id], |r| r.get(0))?;
         if let Some(clean) = scrub(&payload) {
             conn.prepare_cached("UPDATE outbox_payloads SET payload = ?1 WHERE command_id = ?2")?
                 .execute(params![clean, id])?;
