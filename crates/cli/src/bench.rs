@@ -645,26 +645,36 @@ async fn planned_behind(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Res
     Ok(outbox_counts(client, hub).await?("unplanned_events"))
 }
 
-/// The store's group commits so far and their total time in seconds, from the hub's `/metrics`.
-async fn commits(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<(f64, f64)> {
+/// The store's group commits and WAL syncs so far, each count with its total time in seconds,
+/// from the hub's `/metrics` (no syncs on PostgreSQL, whose commits sync).
+async fn commits(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<[f64; 4]> {
     let text = client.get(format!("{}/metrics", hub.url)).bearer_auth(&hub.token).send().await?.text().await?;
     let value = |name: &str| {
         text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok()).unwrap_or(0.0)
     };
-    Ok((value("handoff_store_commit_seconds_count"), value("handoff_store_commit_seconds_sum")))
+    Ok([
+        "handoff_store_commit_seconds_count",
+        "handoff_store_commit_seconds_sum",
+        "handoff_store_sync_seconds_count",
+        "handoff_store_sync_seconds_sum",
+    ]
+    .map(value))
 }
 
 /// What the store's writer did over a run, from [`commits`] before and after it: how often it
-/// committed and how long a commit took.
-fn print_commits(label: &str, before: (f64, f64), after: (f64, f64), elapsed: f64, items: usize) {
-    let (count, secs) = (after.0 - before.0, after.1 - before.1);
-    if count > 0.0 {
+/// committed and synced, and how long each took.
+fn print_commits(label: &str, before: [f64; 4], after: [f64; 4], elapsed: f64, items: usize) {
+    let [commits, commit_secs, syncs, sync_secs] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+    if commits > 0.0 {
         println!(
-            "{label}: {:.0} group commits/s, {:.2} ms each on average (jobs and sync), {:.2} per item",
-            count / elapsed,
-            1000.0 * secs / count,
-            count / items as f64
+            "{label}: {:.0} group commits/s, {:.2} ms each on average (jobs and commit), {:.2} per item",
+            commits / elapsed,
+            1000.0 * commit_secs / commits,
+            commits / items as f64
         );
+    }
+    if syncs > 0.0 {
+        println!("{label}: {:.0} WAL syncs/s, {:.2} ms each on average", syncs / elapsed, 1000.0 * sync_secs / syncs);
     }
 }
 

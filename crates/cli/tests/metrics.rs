@@ -70,7 +70,7 @@ fn shopify_order(id: u64) -> Value {
 }
 
 /// Counters and histograms (by their count), each of which must move between two scrapes.
-const MOVING: [&str; 7] = [
+const MOVING: [&str; 8] = [
     "handoff_events_received_total",
     "handoff_attempts_total",
     "handoff_retries_total",
@@ -78,6 +78,7 @@ const MOVING: [&str; 7] = [
     "handoff_ack_latency_seconds_count",
     "handoff_polls_total",
     "handoff_store_commit_seconds_count",
+    "handoff_store_sync_seconds_count",
 ];
 
 #[tokio::test]

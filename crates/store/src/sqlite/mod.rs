@@ -1,6 +1,7 @@
-//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so that a commit
-//! is on disk before it returns. All writes go through one group-commit writer thread; reads
-//! use a small pool of read connections beside it (WAL lets them run during a write).
+//! The embedded store: one SQLite file in WAL mode, where a write is on disk before its caller
+//! hears it is done (the writer's commits are synced by a thread of their own, `syncer`). All
+//! writes go through one group-commit writer thread; reads use a small pool of read connections
+//! beside it (WAL lets them run during a write).
 //!
 //! Every statement is prepared once per connection (`prepare_cached`), and every bound `LIMIT`
 //! is written `LIMIT ?n + 0`: SQLite's planner reads the value of a bare bound `LIMIT`, which
@@ -18,6 +19,7 @@ mod reads;
 mod retention;
 mod rows;
 mod search;
+mod syncer;
 mod tokens;
 mod writer;
 mod writes;
@@ -139,6 +141,15 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Syncs the WAL of the database at `path`, which the writer's connection has created.
+fn wal_sync(path: &Path) -> Result<syncer::SyncWal> {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    let wal = std::fs::File::open(&name)
+        .map_err(|source| StoreError::DataDir { path: PathBuf::from(name).display().to_string(), source })?;
+    Ok(Box::new(move || wal.sync_data()))
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, migrating it to the latest schema.
     pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
@@ -147,19 +158,21 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         migrations().to_latest(&mut conn)?;
-        if !options.durable {
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-        }
+        // The writer's commits do not wait for the disk: its sync thread syncs the WAL after them
+        // while the writer goes on (`syncer`), and only a throwaway store skips that sync.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let wal = if options.durable { Some(wal_sync(&path)?) } else { None };
         // The checkpointer thread does this work instead (see `checkpointer`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // Each job runs in a savepoint, whose journal keeps the first image of every page the
-        // job touches: in memory, not written to a temporary file and read back (a quarter of
-        // the writer's time under webhook load). A savepoint's journal is emptied at its release.
+        // A savepoint's journal (a job's, when its batch runs again after a failure; a statement's
+        // that may fail halfway) keeps the first image of every page it touches: in memory, not
+        // written to a temporary file and read back (a quarter of the writer's time under webhook
+        // load, when every job had a savepoint). It is emptied at its release.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         let stop = Arc::new(AtomicBool::new(false));
         checkpointer::start(path.clone(), stop.clone());
         let changed = Arc::new(watch::Sender::new(0));
-        let writer = Writer::start(conn, options, changed.clone())?;
+        let writer = Writer::start(conn, options, changed.clone(), wal)?;
         let readers = Mutex::new(Vec::new());
         let clusters = search::ClusterCache::default();
         Ok(SqliteStore { inner: Arc::new(Inner { path, stop, writer, readers, changed, clusters }) })

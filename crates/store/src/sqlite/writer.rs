@@ -1,7 +1,8 @@
 //! The group-commit writer. One thread owns the write connection; callers queue jobs, the
 //! thread runs every queued job in one transaction (each in its own savepoint, so one failing
-//! job does not undo the others) and commits once. Replies are sent only after the commit, so
-//! a caller that hears "done" knows its write is on disk; the fsync is shared by the batch.
+//! job does not undo the others) and commits once. Replies are sent only after the commit is
+//! synced (by the `syncer`'s thread while the writer runs the next batch), so a caller that hears
+//! "done" knows its write is on disk; the sync is shared by the batch.
 //! The thread beats once per job and per commit, and says when it waits for work, so readiness
 //! tells a writer stuck in a commit from an idle one; a failed commit marks it failing until it
 //! can write again (idle, it tries the write lock every second). The queue's depth is there to
@@ -17,18 +18,56 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::SqliteOptions;
+use super::syncer::{Reply, SyncWal, Syncer};
 use crate::heartbeat::{Beat, Pulse};
 use crate::{Result, StoreError, WriterQueue};
 
 /// The writer beats at least this often while it works (one job or one commit of a batch).
 pub(super) const WRITER_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-
 struct Job {
-    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+    work: Box<dyn Work>,
     /// Committed alone, never in the same commit as other jobs.
     alone: bool,
+}
+
+/// A caller's write, run in a group commit and answered after it.
+trait Work: Send {
+    /// Runs the write (in a savepoint of its own when `in_savepoint`), keeping its result
+    /// for the answer; `false` when it failed. May run twice: see `commit_batch`.
+    fn run(&mut self, conn: &Connection, in_savepoint: bool) -> bool;
+    /// The answer to send once the commit is durable, or failed.
+    fn into_reply(self: Box<Self>) -> Reply;
+}
+
+struct Write<R, F> {
+    f: F,
+    result: Option<Result<R>>,
+    tx: oneshot::Sender<Result<R>>,
+}
+
+impl<R, F> Work for Write<R, F>
+where
+    R: Send + 'static,
+    F: Fn(&Connection) -> Result<R> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection, savepoint: bool) -> bool {
+        let result = if savepoint { in_savepoint(conn, &self.f) } else { (self.f)(conn) };
+        let ran = result.is_ok();
+        self.result = Some(result);
+        ran
+    }
+
+    fn into_reply(self: Box<Self>) -> Reply {
+        let Write { result, tx, .. } = *self;
+        Box::new(move |commit: Result<(), String>| {
+            let _ = tx.send(match (commit, result) {
+                (Ok(()), Some(result)) => result,
+                (Ok(()), None) => Err(StoreError::NotCommitted("the write did not run".into())),
+                (Err(e), _) => Err(StoreError::NotCommitted(e)),
+            });
+        })
+    }
 }
 
 pub(super) struct Writer {
@@ -45,7 +84,15 @@ pub struct WriterStats {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, options: SqliteOptions, changed: Arc<watch::Sender<u64>>) -> Result<Self> {
+    /// `wal`: how the writer's commits are made durable, `None` when they need not be.
+    pub(super) fn start(
+        conn: Connection,
+        options: SqliteOptions,
+        changed: Arc<watch::Sender<u64>>,
+        wal: Option<SyncWal>,
+    ) -> Result<Self> {
+        let thread_error = |source| StoreError::DataDir { path: "writer thread".into(), source };
+        let syncer = wal.map(Syncer::start).transpose().map_err(thread_error)?;
         let (jobs, queue) = mpsc::channel(options.queue_depth);
         let stats = Arc::new(WriterStats::default());
         let counters = stats.clone();
@@ -53,8 +100,8 @@ impl Writer {
         let pulse = beat.pulse();
         std::thread::Builder::new()
             .name("handoff-store-writer".into())
-            .spawn(move || write_loop(conn, queue, options.max_batch, changed, &counters, &beat))
-            .map_err(|source| StoreError::DataDir { path: "writer thread".into(), source })?;
+            .spawn(move || write_loop(conn, queue, options.max_batch, changed, syncer, &counters, &beat))
+            .map_err(thread_error)?;
         Ok(Writer { jobs, stats, pulse })
     }
 
@@ -76,7 +123,7 @@ impl Writer {
     pub(super) async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
     {
         self.send(job(f, false)).await
     }
@@ -86,7 +133,7 @@ impl Writer {
     pub(super) async fn run_alone<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
     {
         self.send(job(f, true)).await
     }
@@ -101,7 +148,7 @@ impl Writer {
     pub(super) async fn try_run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
     {
         let (job, rx) = job(f, false);
         match self.jobs.try_send(job) {
@@ -116,28 +163,19 @@ impl Writer {
     }
 }
 
-/// A job running `f` in its savepoint, and where its result arrives after the commit.
+/// A job running `f`, and where its result arrives after the commit.
 fn job<R, F>(f: F, alone: bool) -> (Job, oneshot::Receiver<Result<R>>)
 where
     R: Send + 'static,
-    F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    F: Fn(&Connection) -> Result<R> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let run = Box::new(move |conn: &Connection| -> Reply {
-        let result = in_savepoint(conn, f);
-        Box::new(move |commit: Result<(), String>| {
-            let _ = tx.send(match commit {
-                Ok(()) => result,
-                Err(e) => Err(StoreError::NotCommitted(e)),
-            });
-        })
-    });
-    (Job { run, alone }, rx)
+    (Job { work: Box::new(Write { f, result: None, tx }), alone }, rx)
 }
 
 /// Runs one job in its own savepoint. The statements are prepared once: every webhook passes
 /// here, and parsing them anew cost more than the insert they wrap.
-fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+fn in_savepoint<R>(conn: &Connection, f: impl Fn(&Connection) -> Result<R>) -> Result<R> {
     let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     run("SAVEPOINT job")?;
     match f(conn) {
@@ -158,6 +196,7 @@ fn write_loop(
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     changed: Arc<watch::Sender<u64>>,
+    syncer: Option<Syncer>,
     stats: &WriterStats,
     beat: &Beat,
 ) {
@@ -209,18 +248,24 @@ fn write_loop(
         // A writer that cannot commit (the database locked by another process, a full disk)
         // keeps beating and stores nothing: readiness must hear it.
         failing = commit.0.is_err();
-        beat.failing(failing);
+        beat.failing(failing || syncer.as_ref().is_some_and(Syncer::broken));
         if let Err(e) = &commit.0 {
             tracing::error!(message = "group commit failed", error = %e, jobs = commit.1.len());
         }
         // Only a commit that changed rows wakes the waiters: a claim that found nothing would
         // otherwise wake the dispatcher into claiming again, a loop of empty commits. Woken
-        // before the callers hear back, so a caller that saw its write done sees the bump.
+        // before the callers hear back, so a caller that saw its write done sees the bump. A
+        // waiter woken before the sync acts through the writer, whose reply waits for a sync.
         if commit.0.is_ok() && conn.total_changes() != rows_before {
             changed.send_modify(|n| *n = n.wrapping_add(1));
         }
-        for reply in commit.1 {
-            reply(commit.0.clone());
+        match (&commit.0, &syncer) {
+            (Ok(()), Some(syncer)) => syncer.reply_when_synced(commit.1),
+            _ => {
+                for reply in commit.1 {
+                    reply(commit.0.clone());
+                }
+            }
         }
     }
 }
@@ -251,20 +296,40 @@ fn probe_until_writable(conn: &Connection, queue: &mut mpsc::Receiver<Job>, beat
     }
 }
 
+/// Runs the batch in one transaction and commits it. Every job runs straight in the
+/// transaction; only when one fails is the transaction rolled back and the batch run again with
+/// each job in a savepoint of its own, so that the failed job undoes only itself. A savepoint
+/// per job on every batch cost a tenth of the hub's CPU under load (its journal copies each page
+/// the job first touches, and each release frees the copies), and a failed write is rare.
 fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, beat: &Beat) -> (Result<(), String>, Vec<Reply>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    let run_all = |in_savepoint: bool, batch: &mut Vec<Job>| -> Result<bool, String> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+        let mut all_ran = true;
+        for job in batch.iter_mut() {
+            all_ran &= job.work.run(conn, in_savepoint);
+            beat.beat();
+            // Without savepoints the first failure ends the try: the batch runs again in them.
+            if !all_ran && !in_savepoint {
+                break;
+            }
+        }
+        Ok(all_ran)
+    };
+    let begun = run_all(false, batch).and_then(|ran| {
+        if ran {
+            return Ok(());
+        }
+        // A job failed: its writes are mixed with the others'. An error that ended the
+        // transaction already (a full disk) leaves nothing to roll back.
+        let _ = conn.execute_batch("ROLLBACK");
+        run_all(true, batch).map(drop)
+    });
+    if let Err(e) = begun {
         // Dropping the jobs drops their reply channels: each caller hears "not committed".
         batch.clear();
-        return (Err(e.to_string()), Vec::new());
+        return (Err(e), Vec::new());
     }
-    let replies: Vec<Reply> = batch
-        .drain(..)
-        .map(|job| {
-            let reply = (job.run)(conn);
-            beat.beat();
-            reply
-        })
-        .collect();
+    let replies: Vec<Reply> = batch.drain(..).map(|job| job.work.into_reply()).collect();
     match conn.execute_batch("COMMIT") {
         Ok(()) => (Ok(()), replies),
         Err(e) => {
@@ -279,21 +344,34 @@ mod tests {
     use super::*;
 
     /// A job that fails after writing leaves nothing behind, and the jobs committed with it keep
-    /// what they wrote.
+    /// what they wrote, each once, though the batch ran again in savepoints after the failure.
     #[tokio::test]
     async fn a_failing_job_undoes_only_itself() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
         let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
-        let writer = Writer::start(conn, options, Arc::new(watch::channel(0).0)).unwrap();
-        let insert = |v: &'static str, fail: bool| {
-            writer.run(move |conn| {
-                conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
-                if fail { Err(StoreError::NotCommitted("refused".into())) } else { Ok(()) }
-            })
-        };
-        let (a, b, c) = tokio::join!(insert("a", false), insert("b", true), insert("c", false));
-        assert!(a.is_ok() && b.is_err() && c.is_ok());
+        let writer = Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0), None).unwrap());
+        let (release, holder) = hold(&writer).await;
+        let mut jobs = Vec::new();
+        for (v, fail) in [("a", false), ("b", true), ("c", false)] {
+            let queued = writer.clone();
+            jobs.push(tokio::spawn(async move {
+                queued
+                    .run(move |conn| {
+                        conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+                        if fail { Err(StoreError::NotCommitted("refused".into())) } else { Ok(()) }
+                    })
+                    .await
+            }));
+            while writer.queue().queued < jobs.len() {
+                tokio::task::yield_now().await;
+            }
+        }
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        let outcomes: Vec<bool> = futures_ok(jobs).await;
+        assert_eq!(outcomes, [true, false, true]);
+        assert_eq!(writer.stats(), (2, 4), "a, b and c in one commit after the holder's");
         let kept = writer
             .run(|conn| {
                 let mut s = conn.prepare("SELECT group_concat(v, '') FROM (SELECT v FROM t ORDER BY v)")?;
@@ -304,6 +382,35 @@ mod tests {
         assert_eq!(kept, "ac");
     }
 
+    /// Queues a job that holds the writer until released, so the jobs queued next share a batch.
+    async fn hold(writer: &Arc<Writer>) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<()>>) {
+        let (started, is_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let holder = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .run(move |_| {
+                        started.send(()).unwrap();
+                        released.lock().unwrap().recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || is_started.recv().unwrap()).await.unwrap();
+        (release, holder)
+    }
+
+    async fn futures_ok(jobs: Vec<tokio::task::JoinHandle<Result<()>>>) -> Vec<bool> {
+        let mut ok = Vec::new();
+        for job in jobs {
+            ok.push(job.await.unwrap().is_ok());
+        }
+        ok
+    }
+
     /// A job run alone commits on its own: the jobs queued before it commit without it, the
     /// ones queued after it in the next commit.
     #[tokio::test]
@@ -311,23 +418,9 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
         let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
-        let writer = Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0)).unwrap());
-        // A first job holds the writer until the three others are queued behind it.
-        let (started, is_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let mut jobs = vec![tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                writer
-                    .run(move |_| {
-                        started.send(()).unwrap();
-                        released.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            }
-        })];
-        tokio::task::spawn_blocking(move || is_started.recv().unwrap()).await.unwrap();
+        let writer = Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0), None).unwrap());
+        let (release, holder) = hold(&writer).await;
+        let mut jobs = Vec::new();
         for (v, alone) in [("a", false), ("b", true), ("c", false)] {
             let queued = writer.clone();
             let insert = move |conn: &Connection| Ok(conn.execute("INSERT INTO t (v) VALUES (?1)", [v]).map(drop)?);
@@ -335,14 +428,13 @@ mod tests {
                 let writer = queued;
                 if alone { writer.run_alone(insert).await } else { writer.run(insert).await }
             }));
-            while writer.queue().queued < jobs.len() - 1 {
+            while writer.queue().queued < jobs.len() {
                 tokio::task::yield_now().await;
             }
         }
         release.send(()).unwrap();
-        for job in jobs {
-            job.await.unwrap().unwrap();
-        }
+        holder.await.unwrap().unwrap();
+        assert_eq!(futures_ok(jobs).await, [true, true, true]);
         // The holder's commit, then a, b and c each in their own.
         assert_eq!(writer.stats(), (4, 4));
     }
