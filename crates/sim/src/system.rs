@@ -95,7 +95,8 @@ impl Request {
         body: Option<Value>,
     ) -> Result<Request, RouteError> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let body = || body.clone().ok_or((400, "a JSON body is required".to_owned()));
+        // Called in one arm at most: the body moves into the request, never copied.
+        let body = || body.ok_or((400, "a JSON body is required".to_owned()));
         match (method, segments.as_slice()) {
             ("GET", [collection]) => match (Collection::parse(collection), external_ref) {
                 (Some(collection), Some(external_ref)) => Ok(Request::Find { collection, external_ref }),
