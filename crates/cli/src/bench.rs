@@ -215,7 +215,8 @@ pub fn order_event(i: usize) -> String {
 async fn store(dir: &Path, events: usize, concurrency: usize) -> anyhow::Result<()> {
     let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
     println!(
-        "events: {events} of {} bytes; {concurrency} concurrent writers; SQLite WAL, synchronous=FULL",
+        "events: {events} of {} bytes; {concurrency} concurrent writers; SQLite WAL, each commit synced before its \
+         writers hear back (the ceiling: synchronous=FULL; the store: its sync thread)",
         bodies[0].len()
     );
 
