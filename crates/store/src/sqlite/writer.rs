@@ -347,10 +347,7 @@ mod tests {
     /// what they wrote, each once, though the batch ran again in savepoints after the failure.
     #[tokio::test]
     async fn a_failing_job_undoes_only_itself() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
-        let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
-        let writer = Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0), None).unwrap());
+        let writer = writer_of_one_table();
         let (release, holder) = hold(&writer).await;
         let mut jobs = Vec::new();
         for (v, fail) in [("a", false), ("b", true), ("c", false)] {
@@ -380,6 +377,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, "ac");
+    }
+
+    /// A writer of a throwaway database with one table, `t (v TEXT)`.
+    fn writer_of_one_table() -> Arc<Writer> {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
+        let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
+        Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0), None).unwrap())
     }
 
     /// Queues a job that holds the writer until released, so the jobs queued next share a batch.
@@ -415,10 +420,7 @@ mod tests {
     /// ones queued after it in the next commit.
     #[tokio::test]
     async fn a_job_run_alone_commits_apart_from_the_jobs_queued_beside_it() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
-        let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
-        let writer = Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0), None).unwrap());
+        let writer = writer_of_one_table();
         let (release, holder) = hold(&writer).await;
         let mut jobs = Vec::new();
         for (v, alone) in [("a", false), ("b", true), ("c", false)] {
