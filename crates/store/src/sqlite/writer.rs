@@ -1,6 +1,6 @@
 //! The group-commit writer. One thread owns the write connection; callers queue jobs, the
-//! thread runs every queued job in one transaction (each in its own savepoint, so one failing
-//! job does not undo the others) and commits once. Replies are sent only after the commit is
+//! thread runs every queued job in one transaction (a failing job undoes only itself: see
+//! `commit_batch`) and commits once. Replies are sent only after the commit is
 //! synced (by the `syncer`'s thread while the writer runs the next batch), so a caller that hears
 //! "done" knows its write is on disk; the sync is shared by the batch.
 //! The thread beats once per job and per commit, and says when it waits for work, so readiness
