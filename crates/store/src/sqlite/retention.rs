@@ -213,7 +213,8 @@ fn defer(conn: &Connection, step: &str, id: i64) -> Result<()> {
 /// (or gone) since are forgotten and handed to `each`. Walked in id order from a cursor of
 /// their own (`STEP:deferred`) within `budget`, so a purge's batch never takes them all at once
 /// (thousands of commands finishing together held a webhook for 3 s); at the end of the list
-/// the cursor starts over. `true` when the budget ran out first.
+/// the cursor starts over. `true` when the budget ran out first. Not a [`walk`]: handling an id
+/// deletes it from the list and may insert it again, so the ids are read before any is handled.
 fn deferred(conn: &Connection, step: &str, budget: Budget, mut each: impl FnMut(i64) -> Result<()>) -> Result<bool> {
     let at = format!("{step}:deferred");
     let from = cursor(conn, &at)?;

@@ -1,9 +1,8 @@
 //! The WAL's sync, off the writer's thread. The writer commits without syncing (`synchronous =
 //! NORMAL`) and hands each batch's replies here; this thread syncs the WAL file and only then
 //! replies, so a caller still hears "done" only once its write is on disk. Meanwhile the writer
-//! runs the next batch: its statements and the disk's flush overlap instead of taking turns (the
-//! writer spent about half its time waiting for its own syncs). Batches committed while a sync
-//! runs share the next one.
+//! runs the next batch: its statements and the disk's flush overlap instead of taking turns.
+//! Batches committed while a sync runs share the next one.
 //!
 //! The durability is that of `synchronous = FULL`, which in WAL mode is `NORMAL` plus a sync of
 //! the WAL after each commit (both sync the WAL's header when it starts over, and the files
