@@ -43,6 +43,7 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, concurrency: usiz
         mappings: Arc::new(handoff_mapping::Mappings::shipped()?),
         heartbeats: Default::default(),
         targets: Default::default(),
+        recent: Default::default(),
     };
     let app = handoff_server::router(Arc::new(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

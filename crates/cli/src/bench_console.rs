@@ -49,6 +49,7 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, requests: usize) 
         mappings: Arc::new(handoff_mapping::Mappings::shipped()?),
         heartbeats: Default::default(),
         targets: Default::default(),
+        recent: Default::default(),
     };
     let app = handoff_server::router(Arc::new(state));
     // An order with exceptions (the filler puts exception i on order i * 7919 % orders).

@@ -146,6 +146,7 @@ async fn serve(store: SqliteStore, args: &DemoArgs) -> anyhow::Result<()> {
         heartbeats: Default::default(),
         // The demo's targets were simulated and are gone: a resolution action is refused.
         targets: Default::default(),
+        recent: Default::default(),
     };
     let dir = args.data_dir.display();
     println!();

@@ -95,6 +95,7 @@ async fn hub<S: Store + Clone>(
         targets: targets.clone(),
         clock: clock.clone(),
         rng: Rng::from_entropy(),
+        recent: Arc::default(),
     };
 
     // What `/ready` watches: each part beats while it runs, and stops beating if it dies.
@@ -170,7 +171,8 @@ async fn hub<S: Store + Clone>(
         None => handoff_mapping::drift::Watch::shipped()?,
     });
     let limits = contract.hub.limits.clone();
-    let state = Arc::new(AppState { contract, store, clock, drift, mappings, heartbeats, targets });
+    let recent = engine.recent.clone();
+    let state = Arc::new(AppState { contract, store, clock, drift, mappings, heartbeats, targets, recent });
     match admin {
         None => handoff_server::serve(listener, handoff_server::router(state), &limits, shutdown_signal()).await?,
         Some(admin) => {

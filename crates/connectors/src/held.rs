@@ -217,7 +217,7 @@ pub fn reread(name: &str, system: &System, held: &Quarantined) -> Result<NewEven
 pub(crate) fn polled(name: &str, event: InboundEvent, raw: String, now: Timestamp) -> Result<NewEvent, Unmapped> {
     event.validate().map_err(SourceError::from)?;
     let payload = serde_json::to_string(&event).map_err(SourceError::from)?;
-    Ok(crate::new_event(name, event, payload, Some(raw), now))
+    Ok(crate::new_event(name, &event, payload, Some(raw), now))
 }
 
 #[cfg(test)]

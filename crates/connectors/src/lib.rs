@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use handoff_contract::{ConnectorKind, System};
 use handoff_engine::{Poller, Target};
+use handoff_model::InboundEvent;
 use handoff_store::{NewEvent, NewQuarantined};
 use jiff::Timestamp;
 
@@ -34,8 +35,9 @@ pub const HANDOFF_SIGNATURE: &str = "handoff-signature";
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant, reason = "one per request, moved straight into the store")]
 pub enum Inbound {
-    /// An event to record, and the API version its vendor sent it in (for the drift watch).
-    Event { event: NewEvent, source_version: Option<String> },
+    /// An event to record, and the event it is, parsed and validated (for the drift watch, and
+    /// for intake and the rules to plan and learn from without parsing it again).
+    Event { event: NewEvent, parsed: InboundEvent },
     /// A vendor's "is this endpoint alive" call (WooCommerce's activation ping): answer 200,
     /// store nothing.
     Ping,
@@ -72,11 +74,10 @@ pub fn inbound<'h>(
                 signature::verify_timestamped(header, "Handoff-Signature", body, secrets, received_at, tolerance)?;
             }
             json_limits::check(body, limits)?;
-            let event = http_json::parse_event(body)?;
+            let parsed = http_json::parse_event(body)?;
             let payload = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
-            let source_version = event.source_version.clone();
-            let event = new_event(name, event, payload, None, received_at);
-            return Ok(Inbound::Event { event, source_version });
+            let event = new_event(name, &parsed, payload, None, received_at);
+            return Ok(Inbound::Event { event, parsed });
         }
         ConnectorKind::Shopify => shopify::verify(&header, body, secrets)?,
         ConnectorKind::Woocommerce if woocommerce::is_ping(body) => return Ok(Inbound::Ping),
@@ -100,16 +101,17 @@ pub fn inbound<'h>(
     let mapped =
         json_limits::check(body, limits).and_then(|()| map_webhook(name, system.connector, &header, body, received_at));
     Ok(match mapped {
-        Ok(Mapped::Event(event, source_version)) => Inbound::Event { event, source_version },
+        Ok(Mapped::Event(event, parsed)) => Inbound::Event { event, parsed },
         Ok(Mapped::NoMoney(reason)) => Inbound::NoMoney { reason },
         Err(e) => Inbound::Held(held::webhook(name, system, &header, body, e, received_at)),
     })
 }
 
 /// What a verified vendor webhook reads as.
+#[allow(clippy::large_enum_variant, reason = "one per request, moved straight into an `Inbound`")]
 pub(crate) enum Mapped {
-    /// Its inbox row, and the API version its vendor sent it in.
-    Event(NewEvent, Option<String>),
+    /// Its inbox row, and the event it is.
+    Event(NewEvent, InboundEvent),
     /// A delivery that moves no money, and why.
     NoMoney(String),
 }
@@ -137,13 +139,12 @@ fn map_webhook<'h>(
     event.validate()?;
     let raw = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
     let payload = serde_json::to_string(&event)?;
-    let source_version = event.source_version.clone();
-    Ok(Mapped::Event(new_event(name, event, payload, Some(raw), received_at), source_version))
+    Ok(Mapped::Event(new_event(name, &event, payload, Some(raw), received_at), event))
 }
 
 pub(crate) fn new_event(
     system: &str,
-    event: handoff_model::InboundEvent,
+    event: &InboundEvent,
     payload: String,
     raw: Option<String>,
     received_at: Timestamp,
@@ -152,7 +153,7 @@ pub(crate) fn new_event(
         system: system.to_owned(),
         event_id: event.event_id.to_string(),
         kind: event.kind,
-        order_ref: event.order_ref,
+        order_ref: event.order_ref.clone(),
         received_at,
         payload,
         raw,

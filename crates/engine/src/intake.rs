@@ -13,6 +13,7 @@ use handoff_model::{
 use handoff_store::heartbeat::Beat;
 use handoff_store::{NewCommand, OrderState, Plan, SearchFields, Store, StoredEvent};
 
+use crate::recent::Recent;
 use crate::{Clock, Safety};
 
 /// Events planned per store round trip.
@@ -27,11 +28,19 @@ pub struct Intake<S> {
     clock: Arc<dyn Clock>,
     safety: Safety,
     beat: Option<Beat>,
+    /// The events the hub parsed at its door, so an event is not parsed again to be planned.
+    recent: Option<Arc<Recent>>,
 }
 
 impl<S: Store> Intake<S> {
     pub fn new(contract: Arc<Contract>, store: S, clock: Arc<dyn Clock>) -> Self {
-        Intake { contract, store, clock, safety: Safety::default(), beat: None }
+        Intake { contract, store, clock, safety: Safety::default(), beat: None, recent: None }
+    }
+
+    /// Plans the events `recent` still holds from them, not from their stored payload.
+    pub fn with_recent(mut self, recent: Arc<Recent>) -> Self {
+        self.recent = Some(recent);
+        self
     }
 
     /// Beats `beat` once per step of [`Intake::run`], for readiness.
@@ -56,7 +65,13 @@ impl<S: Store> Intake<S> {
         refs.sort();
         refs.dedup();
         let mut states = self.store.order_states(refs).await?;
-        let plans: Vec<Plan> = events.iter().map(|e| plan(&self.contract, e, &mut states, self.safety)).collect();
+        let plans: Vec<Plan> = events
+            .iter()
+            .map(|e| {
+                let parsed = self.recent.as_ref().and_then(|recent| recent.get(e.row));
+                plan_parsed(&self.contract, e, parsed.as_deref(), &mut states, self.safety)
+            })
+            .collect();
         let n = plans.len();
         self.store.apply_plans(plans, self.clock.now()).await?;
         Ok(n)
@@ -94,6 +109,18 @@ pub fn plan(
     states: &mut HashMap<String, OrderState>,
     safety: Safety,
 ) -> Plan {
+    plan_parsed(contract, stored, None, states, safety)
+}
+
+/// As [`plan`], from the event already parsed and validated at the hub's door when it is given
+/// (`parsed`); from its stored payload otherwise.
+fn plan_parsed(
+    contract: &Contract,
+    stored: &StoredEvent,
+    parsed: Option<&InboundEvent>,
+    states: &mut HashMap<String, OrderState>,
+    safety: Safety,
+) -> Plan {
     let state = states
         .entry(stored.order_ref.clone())
         .or_insert_with(|| OrderState { source: stored.system.clone(), ..OrderState::default() });
@@ -108,18 +135,27 @@ pub fn plan(
     };
     // Connectors validate every event before it is stored; a row edited by hand, or stored by
     // an older build with looser checks, is audited and left unplanned rather than trusted.
-    let event = match serde_json::from_str::<InboundEvent>(&stored.payload) {
-        Ok(e) => match e.validate() {
-            Ok(()) => e,
+    let read;
+    let event = match parsed {
+        Some(event) => event,
+        None => match serde_json::from_str::<InboundEvent>(&stored.payload) {
+            Ok(e) => match e.validate() {
+                Ok(()) => {
+                    read = e;
+                    &read
+                }
+                Err(e) => {
+                    let why = format!("event {} from {} invalid, not planned: {e}", stored.event_id, stored.system);
+                    plan.audit.push(why);
+                    return plan;
+                }
+            },
             Err(e) => {
-                plan.audit.push(format!("event {} from {} invalid, not planned: {e}", stored.event_id, stored.system));
+                let why = format!("event {} from {} unreadable, not planned: {e}", stored.event_id, stored.system);
+                plan.audit.push(why);
                 return plan;
             }
         },
-        Err(e) => {
-            plan.audit.push(format!("event {} from {} unreadable, not planned: {e}", stored.event_id, stored.system));
-            return plan;
-        }
     };
     if let Some(order) = &event.order {
         plan.search = SearchFields {
@@ -127,7 +163,7 @@ pub fn plan(
             email_key: order.customer.email.as_deref().map(handoff_store::search::email_key),
         };
     }
-    let fingerprint = crate::fingerprint(&event);
+    let fingerprint = crate::fingerprint(event);
     // Versions count whole seconds at some sources: a version equal to the last one is stale
     // only when it says the same (or when what it said then is not known).
     let stale = match (event.version, state.last_version) {
@@ -240,7 +276,7 @@ pub fn plan(
                 continue;
             }
             // The flow decides where an event goes; the order's state decides what it becomes.
-            let mut command = command_for_event(flow, &f.to, kind, &event, stored);
+            let mut command = command_for_event(flow, &f.to, kind, event, stored);
             if !safety.dedup {
                 command.idempotency_key = format!("{}:row-{}", command.idempotency_key, stored.row);
             }

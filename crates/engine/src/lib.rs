@@ -10,6 +10,7 @@ pub mod fingerprint;
 pub mod intake;
 pub mod poll;
 pub mod quarantine;
+pub mod recent;
 pub mod retention;
 pub mod retry;
 pub mod rules;
@@ -79,16 +80,19 @@ pub struct Engine<S: Store> {
     pub targets: Targets,
     pub clock: Arc<dyn Clock>,
     pub rng: Rng,
+    /// The events the hub's webhooks parsed, which intake and the rules read before the store.
+    pub recent: Arc<recent::Recent>,
 }
 
 impl<S: Store + Clone> Engine<S> {
     pub fn intake(&self) -> Intake<S> {
-        Intake::new(self.contract.clone(), self.store.clone(), self.clock.clone())
+        Intake::new(self.contract.clone(), self.store.clone(), self.clock.clone()).with_recent(self.recent.clone())
     }
 
     pub fn rules(&self) -> RulesWatch<S> {
         RulesWatch::new(self.contract.clone(), self.store.clone(), self.clock.clone())
             .with_targets(self.targets.clone())
+            .with_recent(self.recent.clone())
     }
 
     pub fn dispatcher(&self) -> Dispatcher<S> {

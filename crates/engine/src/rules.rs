@@ -12,6 +12,7 @@ use handoff_store::{FactRow, NewFinding, Raised, RulesCheckpoint, Store};
 use jiff::Timestamp;
 use serde_json::json;
 
+use crate::recent::Recent;
 use crate::{Clock, Targets};
 
 /// Journal entries read per store round trip.
@@ -57,6 +58,8 @@ pub struct RulesWatch<S> {
     checkpointed_at: Option<Timestamp>,
     /// For readiness: beaten per step and per batch of the catch-up.
     beat: Option<Beat>,
+    /// The events the hub parsed at its door, so a journal entry's is not parsed again.
+    recent: Option<Arc<Recent>>,
 }
 
 /// The rules driver beats at least this often while it runs (a step, a batch of its catch-up).
@@ -77,7 +80,20 @@ impl<S: Store> RulesWatch<S> {
             since_checkpoint: 0,
             checkpointed_at: None,
             beat: None,
+            recent: None,
         }
+    }
+
+    /// Learns the journal's events from `recent` while it holds them.
+    pub fn with_recent(mut self, recent: Arc<Recent>) -> Self {
+        self.recent = Some(recent);
+        self
+    }
+
+    /// What a journal entry tells the rules; its event from [`Recent`] when still there.
+    fn facts(&self, row: &FactRow) -> Vec<Fact> {
+        let recent = self.recent.as_ref().zip(row.event_row).and_then(|(recent, event_row)| recent.get(event_row));
+        facts_seen(&self.contract, row, recent.as_deref())
     }
 
     /// Beats `beat` while [`RulesWatch::run`] runs, for readiness.
@@ -182,7 +198,7 @@ impl<S: Store> RulesWatch<S> {
                 self.recall(away, first - 1).await?;
             }
             for row in &rows {
-                for fact in facts_of(&self.contract, row) {
+                for fact in self.facts(row) {
                     self.board.learn(&row.order_ref, fact, changes);
                 }
             }
@@ -201,7 +217,7 @@ impl<S: Store> RulesWatch<S> {
         for chunk in order_refs.chunks(ORDERS_PER_READ) {
             self.beat();
             for row in self.store.facts_of(chunk.to_vec(), up_to).await? {
-                for fact in facts_of(&self.contract, &row) {
+                for fact in self.facts(&row) {
                     self.board.recall(&row.order_ref, fact);
                 }
             }
@@ -223,7 +239,7 @@ impl<S: Store> RulesWatch<S> {
         }
         rows.sort_by_key(|r| r.id);
         for row in &rows {
-            for fact in facts_of(&self.contract, row) {
+            for fact in self.facts(row) {
                 self.board.learn(&row.order_ref, fact, changes);
             }
         }
@@ -416,6 +432,12 @@ fn flow_of(contract: &Contract, pattern: Pattern, channel: Option<&str>) -> Opti
 
 /// What a journal entry tells the rules, by the role of the system it concerns.
 pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
+    facts_seen(contract, row, None)
+}
+
+/// As [`facts_of`], with the entry's event when the hub still holds it parsed (`recent`): its
+/// stored payload is parsed only otherwise.
+fn facts_seen(contract: &Contract, row: &FactRow, recent: Option<&InboundEvent>) -> Vec<Fact> {
     let Some(role) = contract.systems.get(&row.system).map(|s| s.role) else { return Vec::new() };
     let at = row.at;
     if let Some(kind) = row.kind.strip_prefix("acknowledged:") {
@@ -430,18 +452,28 @@ pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
     if row.kind.starts_with("dead_lettered:") {
         return vec![Fact::DeadLettered { command: row.command_id.map(|id| id.to_string()).unwrap_or_default() }];
     }
-    let Ok(event) = serde_json::from_str::<InboundEvent>(&row.payload) else { return Vec::new() };
+    let parsed;
+    let event = match recent {
+        Some(event) => event,
+        None => match serde_json::from_str::<InboundEvent>(&row.payload) {
+            Ok(event) => {
+                parsed = event;
+                &parsed
+            }
+            Err(_) => return Vec::new(),
+        },
+    };
     match role {
         Role::Storefront | Role::Marketplace | Role::Channel => channel_event(&row.system, event, at),
-        Role::Payment => match (event.kind, event.payment) {
+        Role::Payment => match (event.kind, &event.payment) {
             (EventKind::OrderPaid, Some(p)) => vec![payment(p, at)],
             _ => Vec::new(),
         },
         Role::Erp | Role::Wms => match event.kind {
-            EventKind::OrderCreated | EventKind::OrderUpdated => match event.order {
+            EventKind::OrderCreated | EventKind::OrderUpdated => match &event.order {
                 Some(order) if role == Role::Erp => {
                     let id = order.name.clone().unwrap_or_else(|| event.order_ref.clone());
-                    vec![erp_record(&row.system, id, &order, at)]
+                    vec![erp_record(&row.system, id, order, at)]
                 }
                 _ => Vec::new(),
             },
@@ -452,10 +484,10 @@ pub fn facts_of(contract: &Contract, row: &FactRow) -> Vec<Fact> {
     }
 }
 
-fn channel_event(system: &str, event: InboundEvent, at: Timestamp) -> Vec<Fact> {
+fn channel_event(system: &str, event: &InboundEvent, at: Timestamp) -> Vec<Fact> {
     match event.kind {
         EventKind::OrderCreated | EventKind::OrderUpdated => {
-            let Some(order) = event.order else { return Vec::new() };
+            let Some(order) = &event.order else { return Vec::new() };
             let mut facts = vec![Fact::Placed {
                 channel: system.to_owned(),
                 at,
@@ -463,13 +495,13 @@ fn channel_event(system: &str, event: InboundEvent, at: Timestamp) -> Vec<Fact> 
                 lines: order.lines.len() as u32,
                 email: order.customer.email.clone(),
             }];
-            facts.extend(event.payment.map(|p| payment(p, at)));
+            facts.extend(event.payment.as_ref().map(|p| payment(p, at)));
             facts
         }
-        EventKind::OrderPaid => event.payment.map(|p| vec![payment(p, at)]).unwrap_or_default(),
+        EventKind::OrderPaid => event.payment.as_ref().map(|p| vec![payment(p, at)]).unwrap_or_default(),
         EventKind::OrderCancelled => vec![Fact::Closed { at }],
         EventKind::RefundCreated => {
-            event.refund.map(|r| vec![Fact::Refunded { amount: r.amount, at }]).unwrap_or_default()
+            event.refund.as_ref().map(|r| vec![Fact::Refunded { amount: r.amount, at }]).unwrap_or_default()
         }
         EventKind::FulfillmentCreated => vec![Fact::ChannelFulfilled { at }],
     }
@@ -523,12 +555,12 @@ fn erp_record(system: &str, id: String, order: &CanonicalOrder, at: Timestamp) -
     }
 }
 
-fn payment(p: handoff_model::Payment, at: Timestamp) -> Fact {
+fn payment(p: &handoff_model::Payment, at: Timestamp) -> Fact {
     Fact::Payment(PaymentFact {
         payment_id: p.payment_id.to_string(),
         amount: p.amount,
         captured_at: at,
-        email: p.email,
+        email: p.email.clone(),
         refunded: false,
         confidence: 1.0,
     })

@@ -140,6 +140,7 @@ mod tests {
             mappings,
             heartbeats,
             targets,
+            recent: Default::default(),
         });
         let app = crate::router(state);
 

@@ -40,6 +40,8 @@ pub struct AppState<S> {
     /// The contract's targets: a resolution action asks what each can do (a duplicate's cancel
     /// needs one that addresses records). Empty: such actions are refused, never guessed.
     pub targets: Targets,
+    /// Where a webhook's event, once recorded, waits parsed for intake and the rules.
+    pub recent: Arc<handoff_engine::recent::Recent>,
 }
 
 /// A route behind a token or a login: its method and path, the role it needs, its handler.

@@ -43,36 +43,36 @@ pub(crate) async fn receive<S: Store + Clone>(
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let json = &state.contract.hub.json;
-    let (new, source_version) =
-        match handoff_connectors::inbound(&system, source, header, &body, state.clock.now(), json) {
-            Ok(Inbound::Event { event, source_version }) => (event, source_version),
-            Ok(Inbound::Ping) => {
-                counted(&system, "ping");
-                return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response();
-            }
-            Ok(Inbound::NoMoney { reason }) => {
-                counted(&system, "no_money");
-                tracing::info!(message = "webhook books nothing", system = %system, reason);
-                return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
-            }
-            Ok(Inbound::Held(held)) => return hold(&state, held).await,
-            Err(e) => {
-                let (status, outcome) = match e {
-                    SourceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-                    _ => (StatusCode::BAD_REQUEST, "refused"),
-                };
-                counted(&system, outcome);
-                let refusal = json!({ "error": e.to_string(), "field": e.field() });
-                return (status, Json(refusal)).into_response();
-            }
-        };
+    let (new, parsed) = match handoff_connectors::inbound(&system, source, header, &body, state.clock.now(), json) {
+        Ok(Inbound::Event { event, parsed }) => (event, parsed),
+        Ok(Inbound::Ping) => {
+            counted(&system, "ping");
+            return (StatusCode::OK, Json(json!({ "status": "ping" }))).into_response();
+        }
+        Ok(Inbound::NoMoney { reason }) => {
+            counted(&system, "no_money");
+            tracing::info!(message = "webhook books nothing", system = %system, reason);
+            return (StatusCode::OK, Json(json!({ "status": "no money moved", "reason": reason }))).into_response();
+        }
+        Ok(Inbound::Held(held)) => return hold(&state, held).await,
+        Err(e) => {
+            let (status, outcome) = match e {
+                SourceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                _ => (StatusCode::BAD_REQUEST, "refused"),
+            };
+            counted(&system, outcome);
+            let refusal = json!({ "error": e.to_string(), "field": e.field() });
+            return (status, Json(refusal)).into_response();
+        }
+    };
     if let Some(raw) = &new.raw {
-        watch_drift(&state.drift, source.connector, &new, source_version, raw);
+        watch_drift(&state.drift, source.connector, &new, parsed.source_version.clone(), raw);
     }
     let recorded = state.store.record_event(new).await;
     counted(&system, recorded_outcome(&recorded, "recorded"));
     match recorded {
         Ok(Recorded::New(row)) => {
+            state.recent.keep(row, parsed);
             (StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "event": row }))).into_response()
         }
         Ok(Recorded::Duplicate(row)) => {

@@ -35,6 +35,7 @@ async fn hub() -> (Router, MemoryStore, [String; 2]) {
         mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats: Default::default(),
         targets: Default::default(),
+        recent: Default::default(),
     };
     let mut tokens = Vec::new();
     for (name, role) in [("vic", Role::Viewer), ("ops", Role::Operator)] {

@@ -35,6 +35,7 @@ fn app(store: SqliteStore, heartbeats: Heartbeats) -> Router {
         mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats,
         targets: Default::default(),
+        recent: Default::default(),
     }))
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use handoff_connectors::signature::{SignatureError, sign_timestamped};
 use handoff_connectors::{HANDOFF_SIGNATURE, Inbound, SourceError};
 use handoff_contract::Contract;
+use handoff_engine::recent::Recent;
 use handoff_engine::{Clock, Dispatcher, Intake, ManualClock, Rng, Safety, Target, Targets};
 use handoff_store::memory::MemoryStore;
 use handoff_store::{AttemptRecord, Outcome, Recorded, Store};
@@ -282,6 +283,8 @@ struct World<S: Store + Clone> {
     systems: BTreeMap<&'static str, Arc<MockSystem>>,
     targets: BTreeMap<&'static str, Arc<SimTarget>>,
     intake: Intake<S>,
+    /// The hub's parsed webhook events, which intake plans from: lost at each crash.
+    recent: Arc<Recent>,
     dispatcher: Arc<Dispatcher<S>>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
@@ -342,7 +345,9 @@ impl<S: Store + Clone> World<S> {
             targets.insert(name, target);
         }
         let safety = options.safety;
-        let intake = Intake::new(contract.clone(), store.clone(), clock.clone()).with_safety(safety);
+        let recent = Arc::new(Recent::default());
+        let intake =
+            Intake::new(contract.clone(), store.clone(), clock.clone()).with_safety(safety).with_recent(recent.clone());
         let dispatcher =
             Dispatcher::new(contract.clone(), store.clone(), engine_targets, clock.clone(), Rng::seeded(rng.random()))
                 .with_safety(safety);
@@ -356,6 +361,7 @@ impl<S: Store + Clone> World<S> {
             systems,
             targets,
             intake,
+            recent,
             dispatcher: Arc::new(dispatcher),
             queue: BinaryHeap::new(),
             seq: 0,
@@ -627,6 +633,7 @@ impl<S: Store + Clone> World<S> {
                 self.fault("crash");
                 self.hub_up = false;
                 self.generation += 1;
+                self.recent.clear();
                 if let Some(lying) = &self.lying {
                     lying.power_loss();
                 }
@@ -711,7 +718,7 @@ impl<S: Store + Clone> World<S> {
                 self.report.violations.push(Violation::Protocol { order_ref, detail });
                 return;
             }
-            Ok(Inbound::Event { event, .. }) => event,
+            Ok(Inbound::Event { event, parsed }) => (event, parsed),
             Ok(Inbound::Ping | Inbound::NoMoney { .. }) => unreachable!("simulated sources send only events"),
             Ok(Inbound::Held(held)) => panic!("a simulated source sent a body no reader maps: {}", held.reason),
             Err(SourceError::Unauthenticated(SignatureError::Stale { .. })) if replay => {
@@ -720,10 +727,12 @@ impl<S: Store + Clone> World<S> {
             }
             Err(e) => panic!("a simulated source sent a refused event: {e}"),
         };
+        let (event, parsed) = event;
         let key = (event.system.clone(), event.event_id.clone());
         let kind = event.kind;
         match self.store.record_event(event).await.expect("record") {
-            Recorded::New(_) => {
+            Recorded::New(row) => {
+                self.recent.keep(row, parsed);
                 self.recorded_in.insert(key, self.generation);
                 match kind {
                     handoff_model::EventKind::OrderCreated | handoff_model::EventKind::OrderUpdated => {

@@ -361,6 +361,7 @@ async fn hub(contract: Contract) -> Hub {
         mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats: Default::default(),
         targets: Default::default(),
+        recent: Default::default(),
     };
     let app = handoff_server::router(Arc::new(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

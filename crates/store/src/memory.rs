@@ -392,6 +392,7 @@ impl Mem {
             kind: format!("{outcome}:{}", c.kind),
             record_id: record_id.map(str::to_owned),
             command_id: Some(id),
+            event_row: None,
             order_ref: c.order_ref,
             system: c.target,
             payload: c.payload,
@@ -648,7 +649,19 @@ impl Store for MemoryStore {
                 let e = m.inbox[(plan.event_row - 1) as usize].clone();
                 let kind = e.kind.as_str().into();
                 let (order_ref, system, payload) = (e.order_ref, e.system, e.payload);
-                m.fact(FactRow { id: 0, order_ref, system, kind, record_id: None, command_id: None, payload, at: now });
+                let event_row = Some(plan.event_row);
+                let command_id = None;
+                m.fact(FactRow {
+                    id: 0,
+                    order_ref,
+                    system,
+                    kind,
+                    record_id: None,
+                    command_id,
+                    event_row,
+                    payload,
+                    at: now,
+                });
                 for detail in plan.audit {
                     m.audit(now, "engine", "event", &plan.order_ref, detail);
                 }

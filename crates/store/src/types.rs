@@ -313,6 +313,8 @@ pub struct FactRow {
     pub kind: String,
     pub record_id: Option<String>,
     pub command_id: Option<i64>,
+    /// The inbox row of the event, for an event's entry.
+    pub event_row: Option<i64>,
     /// The event's canonical JSON, or the command's payload.
     pub payload: String,
     pub at: Timestamp,

@@ -39,6 +39,7 @@ fn state() -> (Arc<AppState<MemoryStore>>, MemoryStore, Arc<ManualClock>) {
         mappings: Arc::new(handoff_mapping::Mappings::shipped().unwrap()),
         heartbeats: Default::default(),
         targets: Default::default(),
+        recent: Default::default(),
     });
     (state, store, clock)
 }

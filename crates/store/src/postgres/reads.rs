@@ -162,7 +162,7 @@ pub(super) async fn exception(c: &impl GenericClient, id: i64) -> Result<Option<
 }
 
 const FACT_COLUMNS: &str = "f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id, \
-     coalesce(i.payload, o.payload), f.at \
+     coalesce(i.payload, o.payload), f.at, f.event_row \
      FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox o ON o.id = f.command_id";
 
 pub(super) async fn facts_after(c: &impl GenericClient, after: i64, n: usize) -> Result<Vec<crate::FactRow>> {
@@ -185,6 +185,7 @@ fn fact_row(r: &tokio_postgres::Row) -> Result<crate::FactRow> {
         command_id: r.try_get(5)?,
         payload: r.try_get(6)?,
         at: r.try_get(7)?,
+        event_row: r.try_get(8)?,
     })
 }
 

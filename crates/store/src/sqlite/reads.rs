@@ -188,7 +188,7 @@ pub(super) fn exception(conn: &Connection, id: i64) -> Result<Option<ExceptionRo
 pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<crate::FactRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id,
-                coalesce(i.payload, o.payload), f.at
+                coalesce(i.payload, o.payload), f.at, f.event_row
          FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox_payloads o ON o.command_id = f.command_id
          WHERE f.id > ?1 ORDER BY f.id LIMIT ?2 + 0",
     )?;
@@ -200,7 +200,7 @@ pub(super) fn facts_of(conn: &Connection, order_refs: &[String], up_to: i64) -> 
     let refs = serde_json::to_string(order_refs).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
     let mut stmt = conn.prepare_cached(
         "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id,
-                coalesce(i.payload, o.payload), f.at
+                coalesce(i.payload, o.payload), f.at, f.event_row
          FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox_payloads o ON o.command_id = f.command_id
          WHERE f.order_ref IN (SELECT value FROM json_each(?1)) AND f.id <= ?2 ORDER BY f.id",
     )?;
@@ -218,6 +218,7 @@ fn fact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::FactRow> {
         command_id: r.get(5)?,
         payload: r.get(6)?,
         at: ts(r.get(7)?)?,
+        event_row: r.get(8)?,
     })
 }
 
