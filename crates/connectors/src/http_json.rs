@@ -219,7 +219,7 @@ pub fn applied_record(c: &Command, records: Vec<FoundRecord>) -> Option<Ack> {
 
 /// The one record a command addresses, when its payload names it (`record_id`).
 pub fn record_id(c: &Command) -> Option<String> {
-    handoff_model::RecordAddress::of(&c.payload).map(|address| address.record_id)
+    c.address().map(|address| address.record_id)
 }
 
 #[derive(Deserialize)]

@@ -133,7 +133,7 @@ impl Client {
     /// The record URL of the sales order a command acts on: the one its payload addresses, by
     /// internal id, else the order's by external id.
     fn command_url(&self, c: &Command, query: &str) -> Result<Url, DeliveryError> {
-        match RecordAddress::of(&c.payload) {
+        match c.address() {
             Some(address) => {
                 self.url(&format!("{RECORD_PATH}/salesOrder/{}{query}", oauth::encode(&address.record_id)))
             }

@@ -18,7 +18,7 @@ use handoff_engine::quarantine::Unmapped;
 use handoff_engine::{Ack, BoxFuture, DeliveryError, Poller, Target};
 use handoff_mapping::Mappings;
 use handoff_mapping::drift::TargetSchema;
-use handoff_model::{CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent, RecordAddress};
+use handoff_model::{CommandKind, EventKind, ExternalId, Fulfillment, FulfillmentLine, InboundEvent};
 use handoff_store::Command;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
@@ -500,7 +500,7 @@ impl Odoo {
 /// The `sale.order` id a command addresses, if it names one; a name that is not an Odoo id is
 /// a data error (sending it again cannot help).
 fn addressed(c: &Command) -> Result<Option<i64>, DeliveryError> {
-    let Some(address) = RecordAddress::of(&c.payload) else { return Ok(None) };
+    let Some(address) = c.address() else { return Ok(None) };
     address.record_id.parse().map(Some).map_err(|_| DeliveryError::Permanent {
         reason: format!("{:?} is not an Odoo sale order id", address.record_id),
         field: Some("record_id".into()),

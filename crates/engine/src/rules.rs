@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use handoff_contract::{AutoAction, Contract, Role};
-use handoff_model::{CanonicalOrder, EventKind, InboundEvent, Pattern, RecordAddress};
+use handoff_model::{CanonicalOrder, Currency, EventKind, InboundEvent, Money, Pattern, RecordAddress};
 use handoff_rules::{Action, Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
 use handoff_store::heartbeat::Beat;
 use handoff_store::{FactRow, NewFinding, Raised, RulesCheckpoint, Store};
 use jiff::Timestamp;
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::recent::Recent;
@@ -511,24 +512,30 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
     let record = row.record_id.clone();
     match (role, kind) {
         (Role::Erp, "create_order" | "update_order") => {
-            /// What of a sent order command the rules read: the order as the ERP got it.
+            /// What of a sent order command the rules read: the order as the ERP got it, its
+            /// total and its lines counted (the lines are skipped, not read).
             #[derive(serde::Deserialize)]
             struct Sent {
-                order: Option<CanonicalOrder>,
+                order: Option<SentOrder>,
+            }
+            #[derive(serde::Deserialize)]
+            struct SentOrder {
+                currency: Currency,
+                totals: SentTotals,
+                lines: Vec<serde::de::IgnoredAny>,
+            }
+            #[derive(serde::Deserialize)]
+            struct SentTotals {
+                #[serde(with = "rust_decimal::serde::str")]
+                total: Decimal,
             }
             let order = serde_json::from_str::<Sent>(&row.payload).ok().and_then(|sent| sent.order);
-            let id = record.unwrap_or_else(|| row.order_ref.clone());
-            match order {
-                Some(order) => vec![erp_record(&row.system, id, &order, at)],
-                None => vec![Fact::ErpRecord {
-                    system: row.system.clone(),
-                    id,
-                    at,
-                    total: None,
-                    lines: None,
-                    confidence: 1.0,
-                }],
-            }
+            let (total, lines) = match order {
+                Some(o) => (Some(Money::new(o.totals.total, o.currency)), Some(o.lines.len() as u32)),
+                None => (None, None),
+            };
+            let (system, id) = (row.system.clone(), record.unwrap_or_else(|| row.order_ref.clone()));
+            vec![Fact::ErpRecord { system, id, at, total, lines, confidence: 1.0 }]
         }
         (Role::Erp, "cancel_order") => {
             // A cancel addressed to one record (a duplicate's) closes only that one: the record
@@ -564,4 +571,51 @@ fn payment(p: &handoff_model::Payment, at: Timestamp) -> Fact {
         refunded: false,
         confidence: 1.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn an_acknowledged_order_is_an_erp_record_of_the_total_and_lines_sent() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/handoff.toml")).unwrap();
+        let contract = Contract::parse(&text, Path::new("handoff.toml")).unwrap();
+        let order = json!({
+            "order_ref": "#1", "currency": "EUR", "customer": {"email": "ada@example.com"},
+            "placed_at": "2026-12-06T10:00:00Z",
+            "lines": [{"sku": "A", "quantity": 1, "unit_price": "5.00"}, {"sku": "B", "quantity": 2, "unit_price": "1.25"}],
+            "totals": {"subtotal": "7.50", "shipping": "4.90", "total": "12.40"},
+        });
+        let at: Timestamp = "2026-12-06T10:00:05Z".parse().unwrap();
+        let row = |payload: String| FactRow {
+            id: 1,
+            order_ref: "#1".into(),
+            system: "erp".into(),
+            kind: "acknowledged:create_order".into(),
+            record_id: Some("SO-1".into()),
+            command_id: Some(3),
+            event_row: None,
+            payload,
+            at,
+        };
+        let record = |total: Option<Money>, lines: Option<u32>| Fact::ErpRecord {
+            system: "erp".into(),
+            id: "SO-1".into(),
+            at,
+            total,
+            lines,
+            confidence: 1.0,
+        };
+        let sent = json!({ "external_ref": "#1", "version": 1, "order": order }).to_string();
+        let total = Money::new(Decimal::new(1240, 2), "EUR".parse().unwrap());
+        let delivered = Fact::Delivered { command: "3".into() };
+        assert_eq!(facts_of(&contract, &row(sent)), vec![delivered.clone(), record(Some(total), Some(2))]);
+        // A payload without the order (written by hand, say) still says the record exists.
+        let bare = json!({ "external_ref": "#1" }).to_string();
+        assert_eq!(facts_of(&contract, &row(bare)), vec![delivered, record(None, None)]);
+    }
 }

@@ -722,7 +722,7 @@ impl Store for MemoryStore {
                     c.ambiguous = false;
                     c.last_error = None;
                     c.updated_at = now;
-                    let address = handoff_model::RecordAddress::of(&c.payload);
+                    let address = c.address();
                     match address {
                         // A duplicate closed: the order's own record in that system stays as it
                         // was, and is the one kept.

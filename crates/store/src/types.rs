@@ -152,6 +152,15 @@ impl Command {
         self.attempts
     }
 
+    /// The one record the command acts on, when its payload names one: only a cancel (of a
+    /// duplicate) does, so no other command's payload, a whole order, is parsed to find out.
+    pub fn address(&self) -> Option<handoff_model::RecordAddress> {
+        if self.kind != CommandKind::CancelOrder {
+            return None;
+        }
+        handoff_model::RecordAddress::of(&self.payload)
+    }
+
     /// A command as the outbox takes it in: pending, never sent, due now.
     pub fn new_pending(id: i64, c: NewCommand, now: Timestamp) -> Command {
         Command {
@@ -545,5 +554,33 @@ impl Purged {
             ("outbox", "finished commands removed", self.outbox_removed),
             ("inbox", "rows removed (dedup keys past the horizon)", self.inbox_removed),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use handoff_model::RecordAddress;
+
+    use super::*;
+
+    #[test]
+    fn only_a_cancel_addresses_one_record() {
+        let address = RecordAddress { external_ref: "#1".into(), record_id: "R2".into(), keep: Some("R1".into()) };
+        let command = |kind: CommandKind| {
+            let new = NewCommand {
+                flow: "orders".into(),
+                target: "erp".into(),
+                order_ref: "#1".into(),
+                kind,
+                idempotency_key: "k".into(),
+                external_ref: "#1".into(),
+                version: None,
+                payload: address.payload(),
+                supersede_unsent: false,
+            };
+            Command::new_pending(1, new, "2026-12-06T10:00:00Z".parse().unwrap())
+        };
+        assert_eq!(command(CommandKind::CancelOrder).address(), Some(address.clone()));
+        assert_eq!(command(CommandKind::CreateOrder).address(), None, "an order's payload is never read as an address");
     }
 }

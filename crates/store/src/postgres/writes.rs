@@ -558,7 +558,7 @@ async fn record_outcome<'a>(tx: &Transaction<'_>, a: &'a AttemptRecord) -> Resul
                 &[record_id, &now, &c.id],
             )
             .await?;
-            match handoff_model::RecordAddress::of(&c.payload) {
+            match c.address() {
                 // A duplicate closed: the order's own record in that system stays as it was,
                 // and is the one kept.
                 Some(address) => {

@@ -315,7 +315,7 @@ pub(super) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<()>
                         updated_at = ?2 WHERE id = ?3",
             )?
             .execute(params![record_id, micros(now), c.id])?;
-            match handoff_model::RecordAddress::of(&c.payload) {
+            match c.address() {
                 // A duplicate closed: the order's own record in that system stays as it was,
                 // and is the one kept.
                 Some(address) => {
