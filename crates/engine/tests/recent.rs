@@ -52,7 +52,7 @@ async fn intake_plans_an_event_held_parsed_as_it_plans_it_from_the_store() {
     let (from_store, _, _) = recorded().await;
     let (held, row, parsed) = recorded().await;
     let recent = Arc::new(Recent::default());
-    recent.keep(row, parsed);
+    recent.keep(row, parsed, 1000);
     assert_eq!(planned(&held, Some(recent)).await, planned(&from_store, None).await);
 }
 
@@ -62,7 +62,7 @@ async fn intake_plans_from_the_event_held_not_from_its_payload() {
     // Only a hub that read the held event can plan this address.
     parsed.order.as_mut().unwrap().customer.email = Some("held@example.com".into());
     let recent = Arc::new(Recent::default());
-    recent.keep(row, parsed);
+    recent.keep(row, parsed, 1000);
     assert!(planned(&store, Some(recent)).await.contains("held@example.com"));
 }
 
@@ -92,6 +92,6 @@ async fn the_rules_learn_from_the_event_held_and_else_from_the_store() {
     let order = parsed.order.as_mut().unwrap();
     order.totals.total = Decimal::new(700, 2);
     let recent = Arc::new(Recent::default());
-    recent.keep(row, parsed);
+    recent.keep(row, parsed, 1000);
     assert_eq!(missing_order_amount(&store, Some(recent)).await, "7.00", "learned from the held event");
 }

@@ -68,11 +68,12 @@ pub(crate) async fn receive<S: Store + Clone>(
     if let Some(raw) = &new.raw {
         watch_drift(&state.drift, source.connector, &new, parsed.source_version.clone(), raw);
     }
+    let bytes = new.payload.len();
     let recorded = state.store.record_event(new).await;
     counted(&system, recorded_outcome(&recorded, "recorded"));
     match recorded {
         Ok(Recorded::New(row)) => {
-            state.recent.keep(row, parsed);
+            state.recent.keep(row, parsed, bytes);
             (StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "event": row }))).into_response()
         }
         Ok(Recorded::Duplicate(row)) => {

@@ -729,10 +729,10 @@ impl<S: Store + Clone> World<S> {
         };
         let (event, parsed) = event;
         let key = (event.system.clone(), event.event_id.clone());
-        let kind = event.kind;
+        let (kind, bytes) = (event.kind, event.payload.len());
         match self.store.record_event(event).await.expect("record") {
             Recorded::New(row) => {
-                self.recent.keep(row, parsed);
+                self.recent.keep(row, parsed, bytes);
                 self.recorded_in.insert(key, self.generation);
                 match kind {
                     handoff_model::EventKind::OrderCreated | handoff_model::EventKind::OrderUpdated => {
