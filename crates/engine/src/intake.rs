@@ -133,25 +133,15 @@ fn plan_parsed(
         audit: Vec::new(),
         search: SearchFields::default(),
     };
-    // Connectors validate every event before it is stored; a row edited by hand, or stored by
-    // an older build with looser checks, is audited and left unplanned rather than trusted.
     let read;
     let event = match parsed {
         Some(event) => event,
-        None => match serde_json::from_str::<InboundEvent>(&stored.payload) {
-            Ok(e) => match e.validate() {
-                Ok(()) => {
-                    read = e;
-                    &read
-                }
-                Err(e) => {
-                    let why = format!("event {} from {} invalid, not planned: {e}", stored.event_id, stored.system);
-                    plan.audit.push(why);
-                    return plan;
-                }
-            },
-            Err(e) => {
-                let why = format!("event {} from {} unreadable, not planned: {e}", stored.event_id, stored.system);
+        None => match stored_event(stored) {
+            Ok(event) => {
+                read = event;
+                &read
+            }
+            Err(why) => {
                 plan.audit.push(why);
                 return plan;
             }
@@ -288,6 +278,18 @@ fn plan_parsed(
     }
     plan.state = state.clone();
     plan
+}
+
+/// The stored event parsed and validated, or why it is not planned. Connectors validate every
+/// event before it is stored; a row edited by hand, or stored by an older build with looser
+/// checks, is audited and left unplanned rather than trusted.
+fn stored_event(stored: &StoredEvent) -> Result<InboundEvent, String> {
+    let not_planned = |why: &str, e: &dyn std::fmt::Display| {
+        format!("event {} from {} {why}, not planned: {e}", stored.event_id, stored.system)
+    };
+    let event = serde_json::from_str::<InboundEvent>(&stored.payload).map_err(|e| not_planned("unreadable", &e))?;
+    event.validate().map_err(|e| not_planned("invalid", &e))?;
+    Ok(event)
 }
 
 /// A signal goes back only to the order's own channel: a storefront, marketplace or channel

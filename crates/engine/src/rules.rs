@@ -456,13 +456,11 @@ fn facts_seen(contract: &Contract, row: &FactRow, recent: Option<&InboundEvent>)
     let parsed;
     let event = match recent {
         Some(event) => event,
-        None => match serde_json::from_str::<InboundEvent>(&row.payload) {
-            Ok(event) => {
-                parsed = event;
-                &parsed
-            }
-            Err(_) => return Vec::new(),
-        },
+        None => {
+            let Ok(event) = serde_json::from_str::<InboundEvent>(&row.payload) else { return Vec::new() };
+            parsed = event;
+            &parsed
+        }
     };
     match role {
         Role::Storefront | Role::Marketplace | Role::Channel => channel_event(&row.system, event, at),

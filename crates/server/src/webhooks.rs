@@ -66,7 +66,7 @@ pub(crate) async fn receive<S: Store + Clone>(
         }
     };
     if let Some(raw) = &new.raw {
-        watch_drift(&state.drift, source.connector, &new, parsed.source_version.clone(), raw);
+        watch_drift(&state.drift, source.connector, &new, parsed.source_version.as_deref(), raw);
     }
     let bytes = new.payload.len();
     let recorded = state.store.record_event(new).await;
@@ -205,14 +205,14 @@ pub(crate) async fn challenge<S: Store + Clone>(
 /// Counts how this vendor payload differs from its baseline (by vendor, resource and the API
 /// version the vendor announced) and logs what is raised for the first time. A version never
 /// seen before is news, not a failure: the event is recorded either way.
-fn watch_drift(watch: &Watch, connector: ConnectorKind, new: &NewEvent, version: Option<String>, raw: &str) {
+fn watch_drift(watch: &Watch, connector: ConnectorKind, new: &NewEvent, version: Option<&str>, raw: &str) {
     let resource = match (connector, new.kind) {
         (ConnectorKind::Stripe, _) => "event",
         (_, EventKind::FulfillmentCreated) => "fulfillment",
         (_, EventKind::RefundCreated) => "refund",
         _ => "order",
     };
-    let source = SourceKey::new(connector.as_str(), resource, version.unwrap_or_else(|| "unversioned".into()));
+    let source = SourceKey::new(connector.as_str(), resource, version.unwrap_or("unversioned"));
     for event in watch.observe(&source, raw.as_bytes()) {
         tracing::warn!(message = "payload drift", source = %source, event = %serde_json::to_string(&event).unwrap_or_default());
     }

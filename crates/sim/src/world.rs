@@ -712,7 +712,7 @@ impl<S: Store + Clone> World<S> {
             self.now(),
             &self.contract.hub.json,
         );
-        let event = match inbound {
+        let (event, parsed) = match inbound {
             Ok(_) if replay => {
                 let detail = "a stale replay was accepted".to_owned();
                 self.report.violations.push(Violation::Protocol { order_ref, detail });
@@ -727,7 +727,6 @@ impl<S: Store + Clone> World<S> {
             }
             Err(e) => panic!("a simulated source sent a refused event: {e}"),
         };
-        let (event, parsed) = event;
         let key = (event.system.clone(), event.event_id.clone());
         let (kind, bytes) = (event.kind, event.payload.len());
         match self.store.record_event(event).await.expect("record") {

@@ -649,16 +649,14 @@ impl Store for MemoryStore {
                 let e = m.inbox[(plan.event_row - 1) as usize].clone();
                 let kind = e.kind.as_str().into();
                 let (order_ref, system, payload) = (e.order_ref, e.system, e.payload);
-                let event_row = Some(plan.event_row);
-                let command_id = None;
                 m.fact(FactRow {
                     id: 0,
                     order_ref,
                     system,
                     kind,
                     record_id: None,
-                    command_id,
-                    event_row,
+                    command_id: None,
+                    event_row: Some(plan.event_row),
                     payload,
                     at: now,
                 });
