@@ -420,6 +420,49 @@ async fn a_postgres_store_moves_to_sqlite_with_nothing_lost() {
     schema.drop().await.unwrap();
 }
 
+/// A dump written by a build before the short email key holds each key as `sha256:` and the whole
+/// digest: the orders it names are found by email once imported, into either store.
+#[tokio::test]
+async fn a_dump_with_the_long_email_keys_of_an_earlier_build_is_searchable_once_imported() {
+    let from = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(from.path(), SqliteOptions::default()).unwrap();
+    fill(&sqlite).await;
+    let (dumped, _) = SqliteReader::open(from.path()).unwrap().export(Vec::new()).unwrap();
+    // SHA-256 of "ann@example.com" (sha256sum), as builds before the short key kept it.
+    let long = "sha256:71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476";
+    let mut reader = DumpReader::new(dumped.as_slice()).unwrap();
+    let mut writer = DumpWriter::new(Vec::new(), "sqlite").unwrap();
+    let mut ann = Vec::new();
+    while let Some((table, mut row)) = reader.next_row().unwrap() {
+        if table.name == "orders" && ann.len() < 2 {
+            let key = table.columns.iter().position(|c| c.name == "email_key").unwrap();
+            row[key] = long.into();
+            ann.push(row[0].as_str().unwrap().to_owned());
+        }
+        writer.row(table, row).unwrap();
+    }
+    let (older, _) = writer.finish().unwrap();
+    let by_email = OrderFilter { email: Some("Ann@Example.com".into()), limit: 10, ..Default::default() };
+    let found = |page: handoff_store::Page<handoff_store::OrderRow>| {
+        page.rows.into_iter().map(|o| o.order_ref).collect::<BTreeSet<_>>()
+    };
+    let expected: BTreeSet<String> = ann.into_iter().collect();
+    assert_eq!(expected.len(), 2);
+
+    let to = tempfile::tempdir().unwrap();
+    handoff_store::sqlite::import(to.path(), DumpReader::new(older.as_slice()).unwrap()).unwrap();
+    let imported = SqliteStore::open(to.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(found(imported.search_orders(by_email.clone()).await.unwrap()), expected);
+
+    let Some(url) = test_database_url() else { return };
+    let schema = TestSchema::create(&url).await.unwrap();
+    handoff_store::postgres::import(&url, schema.options(), DumpReader::new(older.as_slice()).unwrap()).await.unwrap();
+    let pg = PgStore::open(&url, schema.options()).await.unwrap();
+    assert_eq!(found(pg.search_orders(by_email).await.unwrap()), expected);
+    drop(pg);
+    schema.drop().await.unwrap();
+}
+
 /// SQLite plans the inbox behind one cursor: a dump whose planned events are not the first
 /// ones (a PostgreSQL intake stopped between two concurrent commits) is refused, saying what
 /// to do, and nothing is written.

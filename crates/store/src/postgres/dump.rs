@@ -136,6 +136,7 @@ pub async fn import<R: BufRead>(url: &str, options: PgOptions, mut input: DumpRe
     }
     let found = hashes.tally();
     dump::check_read_back(&expected, &found)?;
+    tx.execute(crate::search::SHORTEN_EMAIL_KEYS, &[]).await?;
     tx.commit().await?;
     Ok(Imported { tally: found, not_kept: 0 })
 }

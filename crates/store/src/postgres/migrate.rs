@@ -4,7 +4,7 @@
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("../../migrations/postgres/0001_write_path.sql"),
     include_str!("../../migrations/postgres/0002_claim_leases.sql"),
     include_str!("../../migrations/postgres/0003_console_search.sql"),
@@ -12,10 +12,15 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("../../migrations/postgres/0005_purge_indexes.sql"),
     include_str!("../../migrations/postgres/0006_held_commands.sql"),
     include_str!("../../migrations/postgres/0007_fewer_outbox_indexes.sql"),
+    include_str!("../../migrations/postgres/0008_short_email_keys.sql"),
 ];
 
 /// The migration whose new columns are filled, for the rows already there, by [`fill_search`].
 const SEARCH: usize = 3;
+
+/// The migration after which the email keys already stored are shortened
+/// ([`crate::search::SHORTEN_EMAIL_KEYS`]).
+const SHORT_EMAIL_KEYS: usize = 8;
 
 /// Rows read at a time while filling.
 const FILL_BATCH: i64 = 10_000;
@@ -49,6 +54,9 @@ pub(super) async fn to_latest(client: &mut tokio_postgres::Client) -> Result<i32
         tx.batch_execute(sql).await?;
         if i + 1 == SEARCH {
             fill_search(&tx).await?;
+        }
+        if i + 1 == SHORT_EMAIL_KEYS {
+            tx.execute(crate::search::SHORTEN_EMAIL_KEYS, &[]).await?;
         }
         tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
     }
@@ -131,23 +139,34 @@ mod tests {
     use super::*;
     use crate::postgres::testing::{TestSchema, test_database_url};
 
+    /// A fresh schema at `version`, its migrations applied without their hooks (on no rows).
+    async fn at_version(
+        url: &str,
+        version: usize,
+    ) -> (TestSchema, tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+        let schema = TestSchema::create(url).await.unwrap();
+        let config = super::super::config(url, &schema.options()).unwrap();
+        let (client, connection) = config.connect(NoTls).await.unwrap();
+        let running = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+            .batch_execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await
+            .unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(version).enumerate() {
+            client.batch_execute(sql).await.unwrap();
+            client.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await.unwrap();
+        }
+        (schema, client, running)
+    }
+
     /// A database stored before migration 0003 is searchable after it: the hook fills the
     /// fingerprints and the orders' search fields from what was there.
     #[tokio::test]
     async fn the_search_migration_fills_the_rows_already_there() {
         let Some(url) = test_database_url() else { return };
-        let schema = TestSchema::create(&url).await.unwrap();
-        let config = super::super::config(&url, &schema.options()).unwrap();
-        let (mut client, connection) = config.connect(NoTls).await.unwrap();
-        let running = tokio::spawn(connection);
-        client
-            .batch_execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            .await
-            .unwrap();
-        for (i, sql) in MIGRATIONS.iter().take(SEARCH - 1).enumerate() {
-            client.batch_execute(sql).await.unwrap();
-            client.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).await.unwrap();
-        }
+        let (schema, mut client, running) = at_version(&url, SEARCH - 1).await;
         let detail = r#"create_order to erp dead-lettered after 5 attempts: 422 "SKU-9" unknown"#;
         client
             .batch_execute(&format!(
@@ -181,6 +200,36 @@ mod tests {
             orders,
             [("A-1".to_owned(), Some("web".to_owned()), Some(ann)), ("B-2".to_owned(), Some("shop".to_owned()), None)]
         );
+        drop(client);
+        let _ = running.await;
+        schema.drop().await.unwrap();
+    }
+
+    /// Migration 0008 shortens the email keys kept by earlier builds to the key a search looks for.
+    #[tokio::test]
+    async fn the_short_email_key_migration_rewrites_the_keys_already_kept() {
+        let Some(url) = test_database_url() else { return };
+        let (schema, mut client, running) = at_version(&url, SHORT_EMAIL_KEYS - 1).await;
+        // SHA-256 of "ann@example.com" (sha256sum), as builds before 0008 kept it.
+        let long = "sha256:71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476";
+        client
+            .execute(
+                "INSERT INTO orders (order_ref, source, first_seen, updated_at, email_key)
+                 VALUES ('#1', 'shop', now(), now(), $1), ('#2', 'shop', now(), now(), '0123456789abcdef'),
+                        ('#3', 'shop', now(), now(), NULL)",
+                &[&long],
+            )
+            .await
+            .unwrap();
+        assert_eq!(to_latest(&mut client).await.unwrap(), SHORT_EMAIL_KEYS as i32 - 1);
+        let keys: Vec<Option<String>> = client
+            .query("SELECT email_key FROM orders ORDER BY order_ref", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(keys, [Some("71d4f55f72fa128d".to_owned()), Some("0123456789abcdef".to_owned()), None]);
         drop(client);
         let _ = running.await;
         schema.drop().await.unwrap();

@@ -127,6 +127,7 @@ pub fn import<R: BufRead>(data_dir: &Path, mut input: DumpReader<R>) -> Result<I
     }
     let found = found.tally();
     dump::check_read_back(&kept.tally(), &found)?;
+    tx.execute(crate::search::SHORTEN_EMAIL_KEYS, [])?;
     tx.commit()?;
     Ok(Imported { tally: found, not_kept })
 }

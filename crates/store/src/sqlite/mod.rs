@@ -91,7 +91,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 17] = [
+const MIGRATIONS: [&str; 18] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -109,12 +109,13 @@ const MIGRATIONS: [&str; 17] = [
     include_str!("../../migrations/sqlite/0015_purge_indexes.sql"),
     include_str!("../../migrations/sqlite/0016_outbox_payloads.sql"),
     include_str!("../../migrations/sqlite/0017_fewer_outbox_indexes.sql"),
+    include_str!("../../migrations/sqlite/0018_short_email_keys.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
     // 0012_search fills the orders' search columns from the rows already there, 0014_cluster_key
-    // the exceptions' fingerprints.
-    let (search, cluster_key) = (11, 13);
+    // the exceptions' fingerprints, 0018_short_email_keys shortens the email keys.
+    let (search, cluster_key, short_email_keys) = (11, 13, 17);
     Migrations::new(
         MIGRATIONS
             .iter()
@@ -122,6 +123,10 @@ fn migrations() -> Migrations<'static> {
             .map(|(i, sql)| match i {
                 _ if i == search => M::up_with_hook(sql, writes::fill_order_search),
                 _ if i == cluster_key => M::up_with_hook(sql, writes::fill_fingerprints),
+                _ if i == short_email_keys => M::up_with_hook(sql, |tx: &rusqlite::Transaction| {
+                    tx.execute(crate::search::SHORTEN_EMAIL_KEYS, [])?;
+                    Ok(())
+                }),
                 _ => M::up(sql),
             })
             .collect(),
@@ -636,6 +641,31 @@ mod tests {
         let kept: String = conn.query_row("SELECT fingerprint FROM exceptions", [], |r| r.get(0)).unwrap();
         assert_eq!(kept, handoff_model::cluster::fingerprint("no ERP order for #1 by \"10:00\""));
         assert_eq!(kept, "no ERP order for ## by \"…\"");
+    }
+
+    /// Migration 0018 shortens the email keys kept by earlier builds to the key a search looks for.
+    #[test]
+    fn the_short_email_key_migration_rewrites_the_keys_already_kept() {
+        // SHA-256 of "ann@example.com" (sha256sum), as builds before 0018 kept it.
+        let long = "sha256:71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476";
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::migrations().to_version(&mut conn, 17).unwrap();
+        conn.execute(
+            "INSERT INTO orders (order_ref, source, first_seen, updated_at, email_key)
+             VALUES ('#1', 'shop', 0, 0, ?1), ('#2', 'shop', 0, 0, '0123456789abcdef'), ('#3', 'shop', 0, 0, NULL)",
+            [long],
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let keys: Vec<Option<String>> = conn
+            .prepare("SELECT email_key FROM orders ORDER BY order_ref")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(keys, [Some("71d4f55f72fa128d".to_owned()), Some("0123456789abcdef".to_owned()), None]);
+        assert_eq!(crate::search::email_key(" Ann@Example.com "), "71d4f55f72fa128d");
     }
 
     /// Migration 0016 moves each command's payload into its own table, where every read finds it.

@@ -1,0 +1,4 @@
+-- The key of a customer's email is the first 64 bits of its SHA-256 (crate::search::email_key):
+-- the index of keys takes a page write per order, since keys sort at random, and a shorter key
+-- puts more of them on a page. The keys already stored are rewritten after this file
+-- (crate::search::SHORTEN_EMAIL_KEYS).
