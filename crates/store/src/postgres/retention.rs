@@ -53,17 +53,21 @@ async fn walk(tx: &Transaction<'_>, step: &str, sql: &str, cutoff: Timestamp, li
     }
     rows.truncate(keep);
     if let Some(last) = rows.last() {
-        let last: i64 = last.try_get(0)?;
-        execute(
-            tx,
-            "INSERT INTO retention_cursor (step, last_id) VALUES ($1, $2)
-             ON CONFLICT (step) DO UPDATE SET last_id = excluded.last_id",
-            &[&step, &last],
-        )
-        .await?;
+        set_cursor(tx, step, last.try_get(0)?).await?;
     }
     let more = rows.len() as i64 == limit;
     Ok((rows, more))
+}
+
+async fn set_cursor(tx: &Transaction<'_>, step: &str, last: i64) -> Result<()> {
+    execute(
+        tx,
+        "INSERT INTO retention_cursor (step, last_id) VALUES ($1, $2)
+         ON CONFLICT (step) DO UPDATE SET last_id = excluded.last_id",
+        &[&step, &last],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Adds hashes to the evidence of an order's exceptions (under `purged`, by what they refer
@@ -168,12 +172,24 @@ async fn defer(tx: &Transaction<'_>, step: &str, id: i64) -> Result<()> {
 }
 
 /// Commands passed before while unfinished (or still named by the journal): those finished
-/// (or gone) since are forgotten; the finished ones are returned, to be handled now.
-async fn deferred(tx: &Transaction<'_>, step: &str) -> Result<Vec<i64>> {
-    let ids = query(tx, "SELECT row_id FROM retention_deferred WHERE step = $1 ORDER BY row_id", &[&step]).await?;
-    let mut done = Vec::new();
+/// (or gone) since are forgotten; the finished ones are returned, to be handled now. At most
+/// `limit` of the list a call, in id order from a cursor of their own (`STEP:deferred`) that
+/// starts over at the end of the list, as SQLite walks them: thousands of commands deferred
+/// are never all looked at in one batch. `true` when `limit` were read.
+async fn deferred(tx: &Transaction<'_>, step: &str, limit: i64) -> Result<(Vec<i64>, bool)> {
+    let at = format!("{step}:deferred");
+    let from = cursor(tx, &at).await?;
+    let ids = query(
+        tx,
+        "SELECT row_id FROM retention_deferred WHERE step = $1 AND row_id > $2 ORDER BY row_id LIMIT $3",
+        &[&step, &from, &limit],
+    )
+    .await?;
+    let more = ids.len() as i64 == limit;
+    let (mut done, mut last) = (Vec::new(), from);
     for row in ids {
         let id: i64 = row.try_get(0)?;
+        last = id;
         match finished(tx, id).await? {
             Some(false) => continue,
             Some(true) => done.push(id),
@@ -181,7 +197,8 @@ async fn deferred(tx: &Transaction<'_>, step: &str) -> Result<Vec<i64>> {
         }
         execute(tx, "DELETE FROM retention_deferred WHERE step = $1 AND row_id = $2", &[&step, &id]).await?;
     }
-    Ok(done)
+    set_cursor(tx, &at, if more { last } else { 0 }).await?;
+    Ok((done, more))
 }
 
 /// The commands of a step's walk, finished ones first handed back, unfinished ones deferred.
@@ -191,7 +208,7 @@ async fn finished_commands(
     cutoff: Timestamp,
     limit: i64,
 ) -> Result<(Vec<i64>, bool)> {
-    let mut ids = deferred(tx, step).await?;
+    let (mut ids, more_deferred) = deferred(tx, step, limit).await?;
     let sql = format!("SELECT id, created_at, state IN {FINISHED} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2");
     let (rows, more) = walk(tx, step, &sql, cutoff, limit).await?;
     for row in rows {
@@ -202,7 +219,7 @@ async fn finished_commands(
             defer(tx, step, id).await?;
         }
     }
-    Ok((ids, more))
+    Ok((ids, more || more_deferred))
 }
 
 /// The personal fields of finished commands' payloads; an unfinished command keeps what it
@@ -355,4 +372,38 @@ async fn inbox_unreferenced(tx: &Transaction<'_>, rows_before: Timestamp, limit:
         remove_inbox_row(tx, row.try_get(0)?, &row.try_get::<_, String>(2)?, rows_before, p).await?;
     }
     Ok(more)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::testing::with_store;
+
+    /// Commands deferred by earlier batches are walked `limit` at a time, from a cursor that
+    /// starts over at the end of the list: never all of them in one batch.
+    #[tokio::test]
+    async fn deferred_commands_are_walked_a_batch_at_a_time() {
+        with_store(|store| async move {
+            let mut client = store.client().await.unwrap();
+            let tx = client.transaction().await.unwrap();
+            // Five commands deferred and gone since: each is forgotten when its turn comes.
+            for id in 1..=5i64 {
+                defer(&tx, "outbox_history", id).await.unwrap();
+            }
+            let mut walked = Vec::new();
+            loop {
+                let (done, more) = deferred(&tx, "outbox_history", 2).await.unwrap();
+                assert!(done.is_empty(), "gone, not finished: {done:?}");
+                let left: i64 = query_one(&tx, "SELECT count(*) FROM retention_deferred", &[]).await.unwrap().get(0);
+                walked.push((left, more));
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(walked, [(3, true), (1, true), (0, false)]);
+            let next = cursor(&tx, "outbox_history:deferred").await.unwrap();
+            assert_eq!(next, 0, "the next purge starts at the list's head");
+        })
+        .await;
+    }
 }
