@@ -134,6 +134,7 @@ delegate! {
     fn quarantine_depth() -> Vec<(String, u64)>;
     fn release_quarantined(id: i64, event: NewEvent, actor: String, now: Timestamp) -> Released;
     fn unprocessed_events(limit: usize) -> Vec<StoredEvent>;
+    fn count_unplanned(at_most: usize) -> u64;
     fn order_states(order_refs: Vec<String>) -> HashMap<String, OrderState>;
     fn apply_plans(plans: Vec<Plan>, now: Timestamp) -> ();
     fn claim_due(now: Timestamp, limit: usize) -> Vec<Command>;

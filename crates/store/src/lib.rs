@@ -151,8 +151,13 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<Released>> + Send;
 
-    /// Events recorded but not yet planned, oldest first.
+    /// Events recorded but not yet planned, oldest first, without their raw vendor bodies
+    /// (`raw` is `None`: intake plans from the canonical payload, and a vendor's body is often
+    /// several times its size).
     fn unprocessed_events(&self, limit: usize) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+
+    /// How many events are recorded but not yet planned, counted up to `at_most`.
+    fn count_unplanned(&self, at_most: usize) -> impl Future<Output = Result<u64>> + Send;
 
     /// The sequencer's state of each order named; absent orders are new.
     fn order_states(

@@ -625,7 +625,12 @@ impl Store for MemoryStore {
     }
 
     async fn unprocessed_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
-        Ok(self.read(|m| m.inbox.iter().skip(m.cursor as usize).take(limit).cloned().collect()))
+        let unraw = |e: &StoredEvent| StoredEvent { raw: None, ..e.clone() };
+        Ok(self.read(|m| m.inbox.iter().skip(m.cursor as usize).take(limit).map(unraw).collect()))
+    }
+
+    async fn count_unplanned(&self, at_most: usize) -> Result<u64> {
+        Ok(self.read(|m| m.inbox.len().saturating_sub(m.cursor as usize).min(at_most) as u64))
     }
 
     async fn order_states(&self, order_refs: Vec<String>) -> Result<HashMap<String, OrderState>> {

@@ -42,6 +42,7 @@ macro_rules! conformance {
 
 conformance!(
     a_duplicate_event_is_recorded_once,
+    unplanned_events_are_read_without_their_raw_bodies_and_counted_up_to_a_bound,
     a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does,
     a_token_is_found_by_its_hash_until_revoked_or_expired,
     a_poll_records_its_events_and_cursor_together,
@@ -132,6 +133,25 @@ async fn a_duplicate_event_is_recorded_once<S: Store + Clone>(store: S) {
 
 /// The dispatcher sleeps on `subscribe` between claims: if a claim that found nothing woke it,
 /// it would claim again at once, for ever.
+/// Intake reads the canonical payload of the events it has not planned, not the vendor's body
+/// (the timeline still shows it); the backlog is counted without reading the events.
+async fn unplanned_events_are_read_without_their_raw_bodies_and_counted_up_to_a_bound<S: Store + Clone>(store: S) {
+    for i in 0..3 {
+        let raw = Some(format!(r#"{{"id":{i},"vendor":"body"}}"#));
+        store.record_event(NewEvent { raw, ..event(&format!("e{i}"), EventKind::OrderCreated, "#1") }).await.unwrap();
+    }
+    let unplanned = store.unprocessed_events(10).await.unwrap();
+    let read: Vec<(&str, &str, Option<&str>)> =
+        unplanned.iter().map(|e| (e.event_id.as_str(), e.payload.as_str(), e.raw.as_deref())).collect();
+    assert_eq!(read, [("e0", "{}", None), ("e1", "{}", None), ("e2", "{}", None)]);
+    let timeline = store.order_timeline("#1".into()).await.unwrap();
+    assert_eq!(timeline.events[2].raw.as_deref(), Some(r#"{"id":2,"vendor":"body"}"#), "kept, and shown");
+    assert_eq!(store.count_unplanned(1000).await.unwrap(), 3);
+    assert_eq!(store.count_unplanned(2).await.unwrap(), 2, "counted up to the bound");
+    plan(&store, unplanned[0].row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    assert_eq!(store.count_unplanned(1000).await.unwrap(), 2);
+}
+
 async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store + Clone>(store: S) {
     let mut changed = store.subscribe();
     changed.mark_unchanged();

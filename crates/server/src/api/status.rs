@@ -42,7 +42,7 @@ pub(crate) async fn outbox<S: Store + Clone>(
 ) -> Result<Json<BTreeMap<String, u64>>, Problem> {
     // Read before the commands: an event planned in between then shows as its commands, never
     // as nothing.
-    let unplanned = state.store.unprocessed_events(1000).await?.len() as u64;
+    let unplanned = state.store.count_unplanned(1000).await?;
     let mut counts: BTreeMap<String, u64> = state.store.command_counts().await?.into_iter().collect();
     if unplanned > 0 {
         counts.insert("unplanned_events".into(), unplanned);

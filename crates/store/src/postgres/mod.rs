@@ -477,6 +477,10 @@ impl Store for PgStore {
         reads::unprocessed_events(&self.client().await?, limit).await
     }
 
+    async fn count_unplanned(&self, at_most: usize) -> Result<u64> {
+        reads::count_unplanned(&self.client().await?, at_most).await
+    }
+
     async fn order_states(&self, order_refs: Vec<String>) -> Result<HashMap<String, OrderState>> {
         reads::order_states(&self.client().await?, &order_refs).await
     }

@@ -6,12 +6,20 @@ use deadpool_postgres::GenericClient;
 use handoff_model::ExceptionState;
 use jiff::Timestamp;
 
-use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EXCEPTION_COLUMNS, count, limit, query, query_one, query_opt};
+use super::rows::{
+    self, COMMAND_COLUMNS, EVENT_COLUMNS, EVENT_COLUMNS_UNRAW, EXCEPTION_COLUMNS, count, limit, query, query_one,
+    query_opt,
+};
 use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, Result, StoredEvent, Timeline};
 
 pub(super) async fn unprocessed_events(c: &impl GenericClient, n: usize) -> Result<Vec<StoredEvent>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM inbox WHERE NOT planned ORDER BY id LIMIT $1");
+    let sql = format!("SELECT {EVENT_COLUMNS_UNRAW} FROM inbox WHERE NOT planned ORDER BY id LIMIT $1");
     query(c, &sql, &[&limit(n)]).await?.iter().map(rows::event).collect()
+}
+
+pub(super) async fn count_unplanned(c: &impl GenericClient, at_most: usize) -> Result<u64> {
+    let sql = "SELECT count(*) FROM (SELECT 1 FROM inbox WHERE NOT planned LIMIT $1) AS unplanned";
+    Ok(query_one(c, sql, &[&limit(at_most)]).await?.try_get::<_, i64>(0)? as u64)
 }
 
 pub(super) async fn poll_cursor(c: &impl GenericClient, system: &str) -> Result<Option<String>> {

@@ -45,6 +45,9 @@ pub(super) fn count(n: i64) -> u64 {
 
 pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, payload, raw";
 
+/// [`EVENT_COLUMNS`] without the raw vendor body (read as `None`).
+pub(super) const EVENT_COLUMNS_UNRAW: &str = "id, system, event_id, kind, order_ref, received_at, payload, NULL::text";
+
 pub(super) fn event(r: &Row) -> Result<StoredEvent> {
     Ok(StoredEvent {
         row: r.try_get(0)?,

@@ -342,6 +342,10 @@ impl Store for SqliteStore {
         self.read(move |conn| reads::unprocessed_events(conn, limit)).await
     }
 
+    async fn count_unplanned(&self, at_most: usize) -> Result<u64> {
+        self.read(move |conn| reads::count_unplanned(conn, at_most)).await
+    }
+
     async fn order_states(&self, order_refs: Vec<String>) -> Result<HashMap<String, OrderState>> {
         self.read(move |conn| reads::order_states(conn, &order_refs)).await
     }

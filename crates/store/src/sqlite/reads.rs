@@ -6,18 +6,25 @@ use std::sync::LazyLock;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EXCEPTION_COLUMNS, ts};
+use super::rows::{self, COMMAND_COLUMNS, EVENT_COLUMNS, EVENT_COLUMNS_UNRAW, EXCEPTION_COLUMNS, ts};
 use handoff_model::ExceptionState;
 
 use crate::{AttemptRow, AuditRow, Command, ExceptionRow, LedgerRow, OrderState, Result, StoredEvent, Timeline};
 
 pub(super) fn unprocessed_events(conn: &Connection, limit: usize) -> Result<Vec<StoredEvent>> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM inbox WHERE id > (SELECT last_row FROM intake_cursor) ORDER BY id LIMIT ?1 + 0"
+        "SELECT {EVENT_COLUMNS_UNRAW} FROM inbox WHERE id > (SELECT last_row FROM intake_cursor) ORDER BY id LIMIT ?1 + 0"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], rows::event)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn count_unplanned(conn: &Connection, at_most: usize) -> Result<u64> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM inbox WHERE id > (SELECT last_row FROM intake_cursor) LIMIT ?1 + 0)",
+    )?;
+    Ok(stmt.query_row([at_most as i64], |r| r.get::<_, i64>(0))? as u64)
 }
 
 pub(super) fn poll_cursor(conn: &Connection, system: &str) -> Result<Option<String>> {
@@ -447,6 +454,7 @@ mod tests {
         conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(ran));
         let since = Timestamp::UNIX_EPOCH;
         unprocessed_events(&conn, 10).unwrap();
+        count_unplanned(&conn, 1000).unwrap();
         poll_cursor(&conn, "shop").unwrap();
         order_states(&conn, &["1001".to_owned()]).unwrap();
         next_due_at(&conn).unwrap();

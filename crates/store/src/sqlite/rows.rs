@@ -20,6 +20,9 @@ fn parsed<T: std::str::FromStr<Err = String>>(idx: usize, s: String) -> rusqlite
 
 pub(super) const EVENT_COLUMNS: &str = "id, system, event_id, kind, order_ref, received_at, payload, raw";
 
+/// [`EVENT_COLUMNS`] without the raw vendor body (read as `None`).
+pub(super) const EVENT_COLUMNS_UNRAW: &str = "id, system, event_id, kind, order_ref, received_at, payload, NULL";
+
 pub(super) fn event(r: &Row) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
         row: r.get(0)?,
