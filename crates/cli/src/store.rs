@@ -99,6 +99,13 @@ macro_rules! delegate {
                 }
             })*
 
+            fn subscribe_commands(&self) -> tokio::sync::watch::Receiver<u64> {
+                match self {
+                    AnyStore::Sqlite(s) => s.subscribe_commands(),
+                    AnyStore::Postgres(s) => s.subscribe_commands(),
+                }
+            }
+
             fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
                 match self {
                     AnyStore::Sqlite(s) => s.subscribe(),

@@ -408,6 +408,13 @@ pub trait Store: Send + Sync + 'static {
     /// commands may exist (a commit that changed nothing wakes nobody).
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
+    /// A counter bumped by every commit that may have changed a command (written, claimed,
+    /// answered, released, replayed): the dispatcher's wake, which a webhook recorded need not
+    /// touch. A store that cannot tell bumps it with every change ([`Store::subscribe`]).
+    fn subscribe_commands(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.subscribe()
+    }
+
     /// The writes waiting for the store's writer, for a store that queues them (`None`: it
     /// writes in place and is never full).
     fn writer_queue(&self) -> Option<WriterQueue> {

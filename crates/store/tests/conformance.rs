@@ -161,6 +161,29 @@ async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store +
     assert!(!changed.has_changed().unwrap(), "an empty claim woke the waiters");
     store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     assert!(changed.has_changed().unwrap(), "a new event did not wake the waiters");
+    let mut commands = store.subscribe_commands();
+    commands.mark_unchanged();
+    let row = new_event(&store, "e2", EventKind::OrderCreated, "#2").await;
+    plan(&store, row, vec![command("#2", CommandKind::CreateOrder)]).await;
+    assert!(commands.has_changed().unwrap(), "a new command did not wake the dispatcher");
+}
+
+/// SQLite's writer tells a commit that changed a command from one that did not: the dispatcher
+/// is not woken by each webhook recorded, only by commands written, claimed or answered.
+#[tokio::test]
+async fn sqlite_wakes_the_dispatcher_for_commands_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let mut commands = store.subscribe_commands();
+    commands.mark_unchanged();
+    let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    assert!(!commands.has_changed().unwrap(), "a recorded event woke the dispatcher");
+    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    assert!(commands.has_changed().unwrap(), "a new command did not wake the dispatcher");
+    commands.mark_unchanged();
+    let claimed = store.claim_due(t0() + jiff::SignedDuration::from_secs(3600), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(commands.has_changed().unwrap(), "a claim did not wake the dispatcher");
 }
 
 async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: S) {

@@ -78,7 +78,8 @@ struct Inner {
     stop: Arc<AtomicBool>,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
-    changed: Arc<watch::Sender<u64>>,
+    /// What the writer's commits bump for the store's subscribers.
+    wakes: writer::Wakes,
     /// Clusters summed, kept until the exceptions change (`search::clusters`).
     clusters: search::ClusterCache,
 }
@@ -176,11 +177,11 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         let stop = Arc::new(AtomicBool::new(false));
         checkpointer::start(path.clone(), stop.clone());
-        let changed = Arc::new(watch::Sender::new(0));
-        let writer = Writer::start(conn, options, changed.clone(), wal)?;
+        let wakes = writer::Wakes::new();
+        let writer = Writer::start(conn, options, wakes.clone(), wal)?;
         let readers = Mutex::new(Vec::new());
         let clusters = search::ClusterCache::default();
-        Ok(SqliteStore { inner: Arc::new(Inner { path, stop, writer, readers, changed, clusters }) })
+        Ok(SqliteStore { inner: Arc::new(Inner { path, stop, writer, readers, wakes, clusters }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -578,7 +579,11 @@ impl Store for SqliteStore {
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.changed.subscribe()
+        self.inner.wakes.changed.subscribe()
+    }
+
+    fn subscribe_commands(&self) -> watch::Receiver<u64> {
+        self.inner.wakes.commands.subscribe()
     }
 
     fn writer_queue(&self) -> Option<crate::WriterQueue> {

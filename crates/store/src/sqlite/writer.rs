@@ -11,9 +11,10 @@
 //! writes queued with it commit first, without waiting for it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rusqlite::Connection;
+use rusqlite::hooks::Action;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -83,14 +84,36 @@ pub struct WriterStats {
     pub jobs: AtomicU64,
 }
 
+/// The counters the writer's commits bump for the store's subscribers: every commit that
+/// changed rows bumps `changed`, and one that changed a command (a row of `outbox`) bumps
+/// `commands` too, so the dispatcher is not woken by each webhook recorded.
+#[derive(Clone)]
+pub(super) struct Wakes {
+    pub(super) changed: Arc<watch::Sender<u64>>,
+    pub(super) commands: Arc<watch::Sender<u64>>,
+    /// Set by the writer connection's update hook when the batch changed a row of `outbox`.
+    outbox_touched: Arc<AtomicBool>,
+}
+
+impl Wakes {
+    pub(super) fn new() -> Self {
+        Wakes {
+            changed: Arc::new(watch::Sender::new(0)),
+            commands: Arc::new(watch::Sender::new(0)),
+            outbox_touched: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
 impl Writer {
     /// `wal`: how the writer's commits are made durable, `None` when they need not be.
-    pub(super) fn start(
-        conn: Connection,
-        options: SqliteOptions,
-        changed: Arc<watch::Sender<u64>>,
-        wal: Option<SyncWal>,
-    ) -> Result<Self> {
+    pub(super) fn start(conn: Connection, options: SqliteOptions, wakes: Wakes, wal: Option<SyncWal>) -> Result<Self> {
+        let touched = wakes.outbox_touched.clone();
+        conn.update_hook(Some(move |_: Action, _: &str, table: &str, _: i64| {
+            if table == "outbox" {
+                touched.store(true, Ordering::Relaxed);
+            }
+        }))?;
         let thread_error = |source| StoreError::DataDir { path: "writer thread".into(), source };
         let syncer = wal.map(Syncer::start).transpose().map_err(thread_error)?;
         let (jobs, queue) = mpsc::channel(options.queue_depth);
@@ -100,7 +123,7 @@ impl Writer {
         let pulse = beat.pulse();
         std::thread::Builder::new()
             .name("handoff-store-writer".into())
-            .spawn(move || write_loop(conn, queue, options.max_batch, changed, syncer, &counters, &beat))
+            .spawn(move || write_loop(conn, queue, options.max_batch, wakes, syncer, &counters, &beat))
             .map_err(thread_error)?;
         Ok(Writer { jobs, stats, pulse })
     }
@@ -195,7 +218,7 @@ fn write_loop(
     conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
-    changed: Arc<watch::Sender<u64>>,
+    wakes: Wakes,
     syncer: Option<Syncer>,
     stats: &WriterStats,
     beat: &Beat,
@@ -242,6 +265,7 @@ fn write_loop(
         metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
         let started = std::time::Instant::now();
         let rows_before = conn.total_changes();
+        wakes.outbox_touched.store(false, Ordering::Relaxed);
         let commit = commit_batch(&conn, &mut batch, beat);
         metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
         beat.beat();
@@ -257,7 +281,10 @@ fn write_loop(
         // before the callers hear back, so a caller that saw its write done sees the bump. A
         // waiter woken before the sync acts through the writer, whose reply waits for a sync.
         if commit.0.is_ok() && conn.total_changes() != rows_before {
-            changed.send_modify(|n| *n = n.wrapping_add(1));
+            wakes.changed.send_modify(|n| *n = n.wrapping_add(1));
+            if wakes.outbox_touched.load(Ordering::Relaxed) {
+                wakes.commands.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
         match (&commit.0, &syncer) {
             (Ok(()), Some(syncer)) => syncer.reply_when_synced(commit.1),
@@ -384,7 +411,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
         let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: false };
-        Arc::new(Writer::start(conn, options, Arc::new(watch::channel(0).0), None).unwrap())
+        Arc::new(Writer::start(conn, options, Wakes::new(), None).unwrap())
     }
 
     /// Queues a job that holds the writer until released, so the jobs queued next share a batch.
