@@ -19,7 +19,7 @@ pub(super) async fn unprocessed_events(c: &impl GenericClient, n: usize) -> Resu
 
 pub(super) async fn count_unplanned(c: &impl GenericClient, at_most: usize) -> Result<u64> {
     let sql = "SELECT count(*) FROM (SELECT 1 FROM inbox WHERE NOT planned LIMIT $1) AS unplanned";
-    Ok(query_one(c, sql, &[&limit(at_most)]).await?.try_get::<_, i64>(0)? as u64)
+    Ok(count(query_one(c, sql, &[&limit(at_most)]).await?.try_get(0)?))
 }
 
 pub(super) async fn poll_cursor(c: &impl GenericClient, system: &str) -> Result<Option<String>> {
