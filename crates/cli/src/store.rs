@@ -173,7 +173,7 @@ delegate! {
     fn facts_of(order_refs: Vec<String>, up_to: i64) -> Vec<FactRow>;
     fn raised_findings(order_refs: Vec<String>) -> Vec<RaisedFinding>;
     fn rules_checkpoint() -> Option<RulesCheckpoint>;
-    fn save_rules_checkpoint(checkpoint: RulesCheckpoint) -> ();
+    fn move_rules_checkpoint(change: CheckpointMove) -> ();
     fn raise_finding(finding: NewFinding, now: Timestamp) -> Raised;
     fn clear_finding(pattern: Pattern, order_ref: String, subject: String, now: Timestamp) -> bool;
     fn take_rechecks(limit: usize) -> Vec<ExceptionRow>;

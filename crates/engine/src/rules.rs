@@ -2,13 +2,14 @@
 //! feeds each order's facts to the board, and raises or clears exceptions as findings appear
 //! and go, as facts arrive and as deadlines pass.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use handoff_contract::{AutoAction, Contract, Role};
 use handoff_model::{CanonicalOrder, Currency, EventKind, InboundEvent, Money, Pattern, RecordAddress};
 use handoff_rules::{Action, Board, Change, Deadlines, Fact, Finding, Ledger, PaymentFact};
 use handoff_store::heartbeat::Beat;
-use handoff_store::{FactRow, NewFinding, Raised, RulesCheckpoint, Store};
+use handoff_store::{CheckpointMove, FactRow, NewFinding, Raised, Store};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -56,6 +57,8 @@ pub struct RulesWatch<S> {
     complete: bool,
     /// Journal entries and the time since the last checkpoint.
     since_checkpoint: usize,
+    /// The orders the stored checkpoint keeps, so that a checkpoint writes what changed.
+    kept: BTreeSet<String>,
     checkpointed_at: Option<Timestamp>,
     /// For readiness: beaten per step and per batch of the catch-up.
     beat: Option<Beat>,
@@ -79,6 +82,7 @@ impl<S: Store> RulesWatch<S> {
             caught_up: false,
             complete: true,
             since_checkpoint: 0,
+            kept: BTreeSet::new(),
             checkpointed_at: None,
             beat: None,
             recent: None,
@@ -165,11 +169,13 @@ impl<S: Store> RulesWatch<S> {
         // From scratch, even after a catch-up that failed half-way.
         self.board = board(&self.contract);
         (self.cursor, self.complete) = (0, true);
+        self.kept.clear();
         let mut changes = Vec::new();
         let mut facts = 0;
         if let Some(checkpoint) = self.store.rules_checkpoint().await? {
             self.complete = false;
             self.cursor = checkpoint.position;
+            self.kept = checkpoint.orders.iter().cloned().collect();
             facts += self.rebuild(checkpoint.orders, checkpoint.position, &mut changes).await?;
         }
         facts += self.read_journal(&mut changes).await?;
@@ -259,10 +265,18 @@ impl<S: Store> RulesWatch<S> {
         Ok(())
     }
 
-    /// Saves where the board is: the cursor and the orders it follows.
+    /// Saves where the board is: the cursor, and which orders it follows now that it did not
+    /// at the last checkpoint and the other way round. A move that fails leaves `kept` as it
+    /// was, so the next one writes its orders again (the store may keep some that left).
     async fn checkpoint(&mut self, now: Timestamp) -> handoff_store::Result<()> {
-        let checkpoint = RulesCheckpoint { position: self.cursor, orders: self.board.followed() };
-        self.store.save_rules_checkpoint(checkpoint).await?;
+        let followed: BTreeSet<String> = self.board.followed().into_iter().collect();
+        let change = CheckpointMove {
+            position: self.cursor,
+            joined: followed.difference(&self.kept).cloned().collect(),
+            left: self.kept.difference(&followed).cloned().collect(),
+        };
+        self.store.move_rules_checkpoint(change).await?;
+        self.kept = followed;
         self.since_checkpoint = 0;
         self.checkpointed_at = Some(now);
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use handoff_contract::Contract;
 use handoff_engine::{Clock, Intake, ManualClock, RulesWatch};
 use handoff_store::memory::MemoryStore;
-use handoff_store::{AttemptRecord, ExceptionRow, NewEvent, Outcome, Store};
+use handoff_store::{AttemptRecord, CheckpointMove, ExceptionRow, NewEvent, Outcome, Store};
 use jiff::{SignedDuration, Timestamp};
 
 const ORDERS: usize = 300;
@@ -154,4 +154,32 @@ async fn an_order_that_left_the_board_comes_back_with_its_history() {
     assert_eq!(stepped.raised, 1);
     let x = store.exceptions(Some(handoff_model::ExceptionState::Open), 10).await.unwrap();
     assert!(x.iter().any(|x| x.order_ref == "#1" && x.pattern == "rollback_gap"), "{x:?}");
+}
+
+#[tokio::test]
+async fn a_checkpoint_keeps_the_orders_followed_and_one_cut_short_still_rebuilds() {
+    let (store, c, clock) = (MemoryStore::new(), contract(), Arc::new(ManualClock::new(t0())));
+    let mut live = RulesWatch::new(c.clone(), store.clone(), clock.clone());
+    history(&store, &c, &clock, Some(&mut live)).await;
+    // Twenty minutes on, the live step's checkpoint took away the orders that settled.
+    let kept = store.rules_checkpoint().await.unwrap().unwrap();
+    assert_eq!(kept.orders, ["#stuck"]);
+    let before = written(&store).await;
+    drop(live);
+
+    // A stop cut a move short after its joins: the store keeps settled orders too.
+    let joined = vec!["#1".to_owned(), "#10".to_owned()];
+    store.move_rules_checkpoint(CheckpointMove { position: kept.position, joined, left: vec![] }).await.unwrap();
+    clock.advance(SignedDuration::from_hours(240));
+    let mut rules = RulesWatch::new(c.clone(), store.clone(), clock.clone());
+    let stepped = rules.step().await.unwrap();
+    assert_eq!((stepped.raised, stepped.cleared, stepped.auto_actions), (0, 0, 0), "{stepped:?}");
+    assert_eq!(rules.followed(), 1, "the settled orders kept were rebuilt and left again");
+    let after = written(&store).await;
+    assert!(same(&before.0, &after.0) && before.1 == after.1, "a restart wrote nothing");
+    assert_eq!(
+        store.rules_checkpoint().await.unwrap().unwrap().orders,
+        ["#stuck"],
+        "the catch-up's move took them away"
+    );
 }

@@ -146,7 +146,7 @@ async fn a_full_writer_queue_answers_503_with_retry_after_and_stores_nothing_unt
             break;
         }
         let store = store.clone();
-        waiting.push(tokio::spawn(async move { store.save_rules_checkpoint(checkpoint(i)).await }));
+        waiting.push(tokio::spawn(async move { store.move_rules_checkpoint(checkpoint(i)).await }));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let queue = store.writer_queue().unwrap();
@@ -173,6 +173,6 @@ async fn a_full_writer_queue_answers_503_with_retry_after_and_stores_nothing_unt
     assert_eq!(inbox(&store).await, ["refused"]);
 }
 
-fn checkpoint(i: i64) -> handoff_store::RulesCheckpoint {
-    handoff_store::RulesCheckpoint { position: i, orders: Vec::new() }
+fn checkpoint(i: i64) -> handoff_store::CheckpointMove {
+    handoff_store::CheckpointMove { position: i, ..Default::default() }
 }

@@ -321,8 +321,12 @@ pub trait Store: Send + Sync + 'static {
     /// Where the rules' board was last left, if it ever was.
     fn rules_checkpoint(&self) -> impl Future<Output = Result<Option<RulesCheckpoint>>> + Send;
 
-    /// Replaces the rules' checkpoint.
-    fn save_rules_checkpoint(&self, checkpoint: RulesCheckpoint) -> impl Future<Output = Result<()>> + Send;
+    /// Moves the rules' checkpoint: adds the orders that joined, sets the position, then takes
+    /// away the orders that left. In that order, the orders kept always include every order
+    /// followed at the position kept, so a store may write a long move in steps (SQLite does,
+    /// so that webhooks are not held behind it) and a stop part-way leaves a checkpoint a
+    /// restart rebuilds from (an order kept after it left is rebuilt, and leaves again).
+    fn move_rules_checkpoint(&self, change: CheckpointMove) -> impl Future<Output = Result<()>> + Send;
 
     /// Raises a finding of the rules as an exception, once per (pattern, order, subject): an
     /// open one stays as it is, a closed one reopens. Audited as `rule:<pattern>`.

@@ -1075,10 +1075,16 @@ impl Store for MemoryStore {
         Ok(self.read(|m| m.rules_checkpoint.clone()))
     }
 
-    async fn save_rules_checkpoint(&self, mut checkpoint: crate::RulesCheckpoint) -> Result<()> {
-        checkpoint.orders.sort_unstable();
-        checkpoint.orders.dedup();
-        self.write(|m| m.rules_checkpoint = Some(checkpoint));
+    async fn move_rules_checkpoint(&self, change: crate::CheckpointMove) -> Result<()> {
+        self.write(|m| {
+            let checkpoint = m.rules_checkpoint.get_or_insert_default();
+            checkpoint.orders.extend(change.joined);
+            let left: std::collections::HashSet<&String> = change.left.iter().collect();
+            checkpoint.orders.retain(|r| !left.contains(r));
+            checkpoint.orders.sort_unstable();
+            checkpoint.orders.dedup();
+            checkpoint.position = change.position;
+        });
         Ok(())
     }
 

@@ -296,6 +296,15 @@ pub struct RulesCheckpoint {
     pub orders: Vec<String>,
 }
 
+/// A move of the rules' checkpoint to a later journal position: the orders that joined those
+/// kept since the last move, and those that left (a move writes what changed, not the board).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointMove {
+    pub position: i64,
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+}
+
 /// A finding of the rules whose exception is open, acknowledged or ignored: raised already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaisedFinding {

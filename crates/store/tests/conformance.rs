@@ -737,7 +737,7 @@ async fn a_held_body_replays_into_the_inbox_once<S: Store + Clone>(store: S) {
 
 async fn the_rules_checkpoint_and_an_orders_journal_and_raised_findings_are_kept<S: Store + Clone>(store: S) {
     use handoff_model::{ExceptionState, Pattern};
-    use handoff_store::{RaisedFinding, RulesCheckpoint};
+    use handoff_store::{CheckpointMove, RaisedFinding, RulesCheckpoint};
     assert_eq!(store.rules_checkpoint().await.unwrap(), None);
     for (i, order_ref) in ["#1", "#2", "#1"].iter().enumerate() {
         let row = new_event(&store, &format!("e{i}"), EventKind::OrderCreated, order_ref).await;
@@ -749,12 +749,25 @@ async fn the_rules_checkpoint_and_an_orders_journal_and_raised_findings_are_kept
     let up_to_first = store.facts_of(vec!["#1".into(), "#2".into()], facts[0].id).await.unwrap();
     assert_eq!(up_to_first.len(), 1);
 
-    let checkpoint = RulesCheckpoint { position: facts[1].id, orders: vec!["#2".into(), "#1".into()] };
-    store.save_rules_checkpoint(checkpoint).await.unwrap();
-    let saved = store.rules_checkpoint().await.unwrap().unwrap();
-    assert_eq!((saved.position, saved.orders), (facts[1].id, vec!["#1".to_owned(), "#2".to_owned()]));
-    store.save_rules_checkpoint(RulesCheckpoint { position: 9, orders: vec![] }).await.unwrap();
-    assert_eq!(store.rules_checkpoint().await.unwrap(), Some(RulesCheckpoint { position: 9, orders: vec![] }));
+    // More orders than SQLite writes in one step of a move.
+    let many: Vec<String> = (0..2500).map(|i| format!("#m{i:04}")).collect();
+    let joined = [vec!["#2".to_owned(), "#1".to_owned()], many.clone()].concat();
+    store.move_rules_checkpoint(CheckpointMove { position: facts[1].id, joined, left: vec![] }).await.unwrap();
+    let mut saved = store.rules_checkpoint().await.unwrap().unwrap();
+    saved.orders.sort();
+    let mut expected = [vec!["#1".to_owned(), "#2".to_owned()], many.clone()].concat();
+    expected.sort();
+    assert_eq!((saved.position, saved.orders), (facts[1].id, expected));
+    // A move writes what changed: the orders that left go, the others stay.
+    let left = [vec!["#2".to_owned()], many].concat();
+    store.move_rules_checkpoint(CheckpointMove { position: 9, joined: vec!["#3".into()], left }).await.unwrap();
+    let orders = vec!["#1".to_owned(), "#3".to_owned()];
+    assert_eq!(store.rules_checkpoint().await.unwrap(), Some(RulesCheckpoint { position: 9, orders }));
+    store
+        .move_rules_checkpoint(CheckpointMove { position: 10, joined: vec![], left: vec!["#1".into(), "#3".into()] })
+        .await
+        .unwrap();
+    assert_eq!(store.rules_checkpoint().await.unwrap(), Some(RulesCheckpoint { position: 10, orders: vec![] }));
 
     let raised = |subject: &str| RaisedFinding {
         order_ref: "#1".into(),

@@ -11,9 +11,9 @@ use handoff_store::postgres::testing::{TestSchema, test_database_url};
 use handoff_store::postgres::{PgReader, PgStore};
 use handoff_store::sqlite::{DB_FILE, SqliteOptions, SqliteReader, SqliteStore};
 use handoff_store::{
-    AttemptRecord, ClusterFilter, CommandFilter, ExceptionFilter, NewCommand, NewEvent, NewFinding, NewQuarantined,
-    NewSession, NewToken, NewUser, OrderFilter, OrderState, Outcome, Plan, PurgeBefore, QuarantineSource, Recorded,
-    Role, RulesCheckpoint, Store,
+    AttemptRecord, CheckpointMove, ClusterFilter, CommandFilter, ExceptionFilter, NewCommand, NewEvent, NewFinding,
+    NewQuarantined, NewSession, NewToken, NewUser, OrderFilter, OrderState, Outcome, Plan, PurgeBefore,
+    QuarantineSource, Recorded, Role, Store,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -212,7 +212,7 @@ async fn fill<S: Store>(store: &S) {
         .await
         .unwrap();
     store
-        .save_rules_checkpoint(RulesCheckpoint { position: 12, orders: vec!["#A1".into(), "#A2".into()] })
+        .move_rules_checkpoint(CheckpointMove { position: 12, joined: vec!["#A1".into(), "#A2".into()], left: vec![] })
         .await
         .unwrap();
     let token = NewToken { name: "ops".into(), role: Role::Operator, hash: "h1".into(), expires_at: Some(at(9_000)) };

@@ -10,8 +10,8 @@ use std::time::Duration;
 use handoff_model::{CommandKind, EventKind, ExceptionState, Pattern};
 use handoff_store::postgres::{INTAKE_LEAD, Leadership, PURGE_LEAD, PgStore, RULES_LEAD, poller_lead, testing};
 use handoff_store::{
-    AttemptRecord, NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Outcome, Plan, PurgeBefore,
-    QuarantineSource, Raised, Recorded, RulesCheckpoint, Store,
+    AttemptRecord, CheckpointMove, NewCommand, NewEvent, NewFinding, NewQuarantined, OrderState, Outcome, Plan,
+    PurgeBefore, QuarantineSource, Raised, Recorded, RulesCheckpoint, Store,
 };
 use jiff::Timestamp;
 
@@ -402,8 +402,8 @@ async fn a_former_rules_leader_writes_no_finding_after_its_lead_was_taken_over()
     lead_lost(a.raise_finding(finding("#3"), t0()).await.unwrap_err(), RULES_LEAD);
     lead_lost(a.clear_finding(Pattern::MissingOrder, "#1".into(), "erp".into(), t0()).await.unwrap_err(), RULES_LEAD);
     lead_lost(a.take_rechecks(10).await.unwrap_err(), RULES_LEAD);
-    let checkpoint = RulesCheckpoint { position: 7, orders: vec!["#1".into()] };
-    lead_lost(a.save_rules_checkpoint(checkpoint.clone()).await.unwrap_err(), RULES_LEAD);
+    let checkpoint = CheckpointMove { position: 7, joined: vec!["#1".into()], left: vec![] };
+    lead_lost(a.move_rules_checkpoint(checkpoint.clone()).await.unwrap_err(), RULES_LEAD);
 
     let states: Vec<(String, String)> =
         b.exceptions(None, 10).await.unwrap().into_iter().rev().map(|x| (x.order_ref, x.state)).collect();
@@ -414,8 +414,8 @@ async fn a_former_rules_leader_writes_no_finding_after_its_lead_was_taken_over()
 
     assert!(b.clear_finding(Pattern::MissingOrder, "#1".into(), "erp".into(), t0()).await.unwrap());
     assert_eq!(b.exception(open).await.unwrap().unwrap().state, "auto_resolved");
-    b.save_rules_checkpoint(checkpoint.clone()).await.unwrap();
-    assert_eq!(b.rules_checkpoint().await.unwrap(), Some(checkpoint));
+    b.move_rules_checkpoint(checkpoint).await.unwrap();
+    assert_eq!(b.rules_checkpoint().await.unwrap(), Some(RulesCheckpoint { position: 7, orders: vec!["#1".into()] }));
     drop((taken, a, b));
     schema.drop().await.unwrap();
 }

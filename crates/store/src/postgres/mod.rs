@@ -612,10 +612,10 @@ impl Store for PgStore {
         Ok(checkpoint)
     }
 
-    async fn save_rules_checkpoint(&self, checkpoint: crate::RulesCheckpoint) -> Result<()> {
+    async fn move_rules_checkpoint(&self, change: crate::CheckpointMove) -> Result<()> {
         in_tx!(self.client().await?, |tx| {
             self.fence(&tx, RULES_LEAD).await?;
-            writes::save_rules_checkpoint(&tx, &checkpoint).await?
+            writes::move_rules_checkpoint(&tx, &change).await?
         })
     }
 

@@ -930,21 +930,22 @@ pub(super) async fn replay(tx: &Transaction<'_>, which: Replay, actor: &str, now
     Ok(found.len() as u64)
 }
 
-pub(super) async fn save_rules_checkpoint(tx: &Transaction<'_>, checkpoint: &crate::RulesCheckpoint) -> Result<()> {
-    execute(tx, "DELETE FROM rules_board", &[]).await?;
+/// One transaction: PostgreSQL's other writers are not held behind it.
+pub(super) async fn move_rules_checkpoint(tx: &Transaction<'_>, change: &crate::CheckpointMove) -> Result<()> {
     execute(
         tx,
         "INSERT INTO rules_board (order_ref) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING",
-        &[&checkpoint.orders],
+        &[&change.joined],
     )
     .await?;
     execute(
         tx,
         "INSERT INTO rules_checkpoint (id, position) VALUES (1, $1)
          ON CONFLICT (id) DO UPDATE SET position = excluded.position",
-        &[&checkpoint.position],
+        &[&change.position],
     )
     .await?;
+    execute(tx, "DELETE FROM rules_board WHERE order_ref = ANY($1)", &[&change.left]).await?;
     Ok(())
 }
 

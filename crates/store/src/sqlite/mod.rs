@@ -49,6 +49,9 @@ pub const DB_FILE: &str = "handoff.db";
 /// Read connections kept open; more readers than cores only queue.
 const MAX_IDLE_READERS: usize = 4;
 
+/// Orders of the rules' checkpoint written per writer job (about a millisecond's work).
+const CHECKPOINT_STEP: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// Most write jobs committed in one transaction (one fsync).
@@ -473,8 +476,20 @@ impl Store for SqliteStore {
         self.read(reads::rules_checkpoint).await
     }
 
-    async fn save_rules_checkpoint(&self, checkpoint: crate::RulesCheckpoint) -> Result<()> {
-        self.inner.writer.run(move |conn| writes::save_rules_checkpoint(conn, &checkpoint)).await
+    async fn move_rules_checkpoint(&self, change: crate::CheckpointMove) -> Result<()> {
+        // In steps of their own, so that no commit holds the webhooks queued behind it for
+        // long: a board of 200,000 orders rewritten in one job held them about 200 ms.
+        let writer = &self.inner.writer;
+        for chunk in change.joined.chunks(CHECKPOINT_STEP) {
+            let chunk = chunk.to_vec();
+            writer.run(move |conn| writes::keep_on_board(conn, &chunk)).await?;
+        }
+        writer.run(move |conn| writes::set_checkpoint_position(conn, change.position)).await?;
+        for chunk in change.left.chunks(CHECKPOINT_STEP) {
+            let chunk = chunk.to_vec();
+            writer.run(move |conn| writes::take_off_board(conn, &chunk)).await?;
+        }
+        Ok(())
     }
 
     async fn raise_finding(&self, finding: NewFinding, now: Timestamp) -> Result<Raised> {

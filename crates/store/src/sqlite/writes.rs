@@ -621,17 +621,30 @@ pub(super) fn replay(conn: &Connection, which: Replay, actor: &str, now: Timesta
     Ok(ids.len() as u64)
 }
 
-pub(super) fn save_rules_checkpoint(conn: &Connection, checkpoint: &crate::RulesCheckpoint) -> Result<()> {
-    conn.prepare_cached("DELETE FROM rules_board")?.execute([])?;
+/// Adds orders to those the rules' checkpoint keeps.
+pub(super) fn keep_on_board(conn: &Connection, order_refs: &[String]) -> Result<()> {
     let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO rules_board (order_ref) VALUES (?1)")?;
-    for order_ref in &checkpoint.orders {
+    for order_ref in order_refs {
         insert.execute([order_ref])?;
     }
+    Ok(())
+}
+
+/// Takes orders away from those the rules' checkpoint keeps.
+pub(super) fn take_off_board(conn: &Connection, order_refs: &[String]) -> Result<()> {
+    let mut delete = conn.prepare_cached("DELETE FROM rules_board WHERE order_ref = ?1")?;
+    for order_ref in order_refs {
+        delete.execute([order_ref])?;
+    }
+    Ok(())
+}
+
+pub(super) fn set_checkpoint_position(conn: &Connection, position: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO rules_checkpoint (id, position) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET position = excluded.position",
     )?
-    .execute([checkpoint.position])?;
+    .execute([position])?;
     Ok(())
 }
 
