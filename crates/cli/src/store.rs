@@ -99,10 +99,10 @@ macro_rules! delegate {
                 }
             })*
 
-            fn subscribe_commands(&self) -> tokio::sync::watch::Receiver<u64> {
+            fn subscribe_to(&self, topic: Topic) -> tokio::sync::watch::Receiver<u64> {
                 match self {
-                    AnyStore::Sqlite(s) => s.subscribe_commands(),
-                    AnyStore::Postgres(s) => s.subscribe_commands(),
+                    AnyStore::Sqlite(s) => s.subscribe_to(topic),
+                    AnyStore::Postgres(s) => s.subscribe_to(topic),
                 }
             }
 

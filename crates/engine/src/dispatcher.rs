@@ -246,7 +246,7 @@ impl<S: Store + Clone> Dispatcher<S> {
     pub async fn run(self: Arc<Self>, max_in_flight: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let beat = self.beat.lock().expect("beat lock").take();
         let permits = Arc::new(Semaphore::new(max_in_flight));
-        let mut changed = self.store.subscribe_commands();
+        let mut changed = self.store.subscribe_to(handoff_store::Topic::Commands);
         let mut names: Vec<String> = self.gates.keys().cloned().collect();
         names.sort_unstable();
         while !*shutdown.borrow() {

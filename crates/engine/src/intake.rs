@@ -79,7 +79,7 @@ impl<S: Store> Intake<S> {
 
     /// Drains the inbox until `shutdown` resolves.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut changed = self.store.subscribe();
+        let mut changed = self.store.subscribe_to(handoff_store::Topic::Events);
         while !*shutdown.borrow() {
             if let Some(beat) = &self.beat {
                 beat.beat();

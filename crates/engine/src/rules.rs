@@ -342,7 +342,7 @@ impl<S: Store> RulesWatch<S> {
     /// Steps whenever the store changes or the next deadline passes, until `shutdown`. The
     /// first step rebuilds the board.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut changed = self.store.subscribe();
+        let mut changed = self.store.subscribe_to(handoff_store::Topic::Journal);
         let began = std::time::Instant::now();
         while !self.caught_up && !*shutdown.borrow() {
             self.beat();
@@ -366,8 +366,8 @@ impl<S: Store> RulesWatch<S> {
             if let Err(error) = self.step().await {
                 tracing::error!(message = "rules step failed", error = %error);
             }
-            // The store's change counter wakes us for new facts; the deadline timer and a
-            // periodic look for people's resolves cover the rest.
+            // The store wakes us for new journal entries and changed exceptions (a person's
+            // resolve); the deadline timer and a look every second cover the rest.
             let wait = self
                 .board
                 .next_deadline()

@@ -97,6 +97,18 @@ impl WriterQueue {
     }
 }
 
+/// What a task of the hub waits for in the store (see [`Store::subscribe_to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Events recorded in the inbox: intake's wake.
+    Events,
+    /// Journal entries written, or exceptions changed (a person's resolve to check again): the
+    /// rules' wake.
+    Journal,
+    /// Commands written, claimed, answered, released or replayed: the dispatcher's wake.
+    Commands,
+}
+
 /// The write path's durable state. Every write is durable when its future resolves.
 pub trait Store: Send + Sync + 'static {
     /// Records an inbound event, deduplicated on (system, event id). Refused with
@@ -412,10 +424,12 @@ pub trait Store: Send + Sync + 'static {
     /// commands may exist (a commit that changed nothing wakes nobody).
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
-    /// A counter bumped by every commit that may have changed a command (written, claimed,
-    /// answered, released, replayed): the dispatcher's wake, which a webhook recorded need not
-    /// touch. A store that cannot tell bumps it with every change ([`Store::subscribe`]).
-    fn subscribe_commands(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// A counter bumped by every commit that may have changed what `topic` names: a task's
+    /// wake that other writes need not touch (the dispatcher is not woken by each webhook
+    /// recorded, nor intake by each plan). A store that cannot tell bumps it with every change
+    /// ([`Store::subscribe`]).
+    fn subscribe_to(&self, topic: Topic) -> tokio::sync::watch::Receiver<u64> {
+        let _ = topic;
         self.subscribe()
     }
 

@@ -6,7 +6,7 @@ use handoff_store::memory::MemoryStore;
 use handoff_store::sqlite::{SqliteOptions, SqliteStore};
 use handoff_store::{
     AttemptRecord, NewCommand, NewEvent, NewQuarantined, OrderState, Outcome, Plan, QuarantineSource, QuarantineState,
-    Recorded, Released, Replay, SearchFields, Store,
+    Recorded, Released, Replay, SearchFields, Store, Topic,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -161,29 +161,52 @@ async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store +
     assert!(!changed.has_changed().unwrap(), "an empty claim woke the waiters");
     store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     assert!(changed.has_changed().unwrap(), "a new event did not wake the waiters");
-    let mut commands = store.subscribe_commands();
-    commands.mark_unchanged();
+    let [mut events, mut journal, mut commands] = [Topic::Events, Topic::Journal, Topic::Commands].map(|t| {
+        let mut woken = store.subscribe_to(t);
+        woken.mark_unchanged();
+        woken
+    });
     let row = new_event(&store, "e2", EventKind::OrderCreated, "#2").await;
+    assert!(events.has_changed().unwrap(), "a new event did not wake intake");
     plan(&store, row, vec![command("#2", CommandKind::CreateOrder)]).await;
+    assert!(journal.has_changed().unwrap(), "a journal entry did not wake the rules");
     assert!(commands.has_changed().unwrap(), "a new command did not wake the dispatcher");
 }
 
-/// SQLite's writer tells a commit that changed a command from one that did not: the dispatcher
-/// is not woken by each webhook recorded, only by commands written, claimed or answered.
+/// SQLite's writer tells which tables a commit changed: intake wakes for events recorded, the
+/// rules for journal entries and exceptions, the dispatcher for commands, each not for the
+/// others' writes.
 #[tokio::test]
-async fn sqlite_wakes_the_dispatcher_for_commands_only() {
+async fn sqlite_wakes_each_task_for_its_own_topic() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    let mut commands = store.subscribe_commands();
-    commands.mark_unchanged();
+    let woken = |t| {
+        let mut woken = store.subscribe_to(t);
+        woken.mark_unchanged();
+        woken
+    };
+    let [mut events, mut journal, mut commands] = [Topic::Events, Topic::Journal, Topic::Commands].map(woken);
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
+    assert!(events.has_changed().unwrap(), "a recorded event did not wake intake");
+    assert!(!journal.has_changed().unwrap(), "a recorded event woke the rules");
     assert!(!commands.has_changed().unwrap(), "a recorded event woke the dispatcher");
+    events.mark_unchanged();
+
     plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    assert!(!events.has_changed().unwrap(), "intake's own plan woke it");
+    assert!(journal.has_changed().unwrap(), "a journal entry did not wake the rules");
     assert!(commands.has_changed().unwrap(), "a new command did not wake the dispatcher");
+    journal.mark_unchanged();
     commands.mark_unchanged();
+
     let claimed = store.claim_due(t0() + jiff::SignedDuration::from_secs(3600), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(commands.has_changed().unwrap(), "a claim did not wake the dispatcher");
+    assert!(!journal.has_changed().unwrap() && !events.has_changed().unwrap(), "a claim woke intake or the rules");
+
+    store.raise_finding(finding("erp"), t0()).await.unwrap();
+    assert!(journal.has_changed().unwrap(), "an exception changed did not wake the rules");
+    assert!(!events.has_changed().unwrap(), "an exception woke intake");
 }
 
 async fn a_poll_records_its_events_and_cursor_together<S: Store + Clone>(store: S) {

@@ -597,8 +597,8 @@ impl Store for SqliteStore {
         self.inner.wakes.changed.subscribe()
     }
 
-    fn subscribe_commands(&self) -> watch::Receiver<u64> {
-        self.inner.wakes.commands.subscribe()
+    fn subscribe_to(&self, topic: crate::Topic) -> watch::Receiver<u64> {
+        self.inner.wakes.subscribe(topic)
     }
 
     fn writer_queue(&self) -> Option<crate::WriterQueue> {

@@ -11,7 +11,7 @@
 //! writes queued with it commit first, without waiting for it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use rusqlite::Connection;
 use rusqlite::hooks::Action;
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::SqliteOptions;
 use super::syncer::{Reply, SyncWal, Syncer};
 use crate::heartbeat::{Beat, Pulse};
-use crate::{Result, StoreError, WriterQueue};
+use crate::{Result, StoreError, Topic, WriterQueue};
 
 /// The writer beats at least this often while it works (one job or one commit of a batch).
 pub(super) const WRITER_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
@@ -85,33 +85,49 @@ pub struct WriterStats {
 }
 
 /// The counters the writer's commits bump for the store's subscribers: every commit that
-/// changed rows bumps `changed`, and one that changed a command (a row of `outbox`) bumps
-/// `commands` too, so the dispatcher is not woken by each webhook recorded.
+/// changed rows bumps `changed`, and each topic whose tables it changed bumps that topic's
+/// too, so that a task is not woken by the writes of the others (the dispatcher by each
+/// webhook recorded, intake by its own plans).
 #[derive(Clone)]
 pub(super) struct Wakes {
     pub(super) changed: Arc<watch::Sender<u64>>,
-    pub(super) commands: Arc<watch::Sender<u64>>,
-    /// Set by the writer connection's update hook when the batch changed a row of `outbox`.
-    outbox_touched: Arc<AtomicBool>,
+    topics: Arc<[watch::Sender<u64>; 3]>,
+    /// The topics the batch changed a row of, one bit each: set by the writer connection's
+    /// update hook.
+    touched: Arc<AtomicU8>,
 }
 
 impl Wakes {
     pub(super) fn new() -> Self {
         Wakes {
             changed: Arc::new(watch::Sender::new(0)),
-            commands: Arc::new(watch::Sender::new(0)),
-            outbox_touched: Arc::new(AtomicBool::new(false)),
+            topics: Arc::new([(); 3].map(|()| watch::Sender::new(0))),
+            touched: Arc::new(AtomicU8::new(0)),
         }
+    }
+
+    pub(super) fn subscribe(&self, topic: Topic) -> watch::Receiver<u64> {
+        self.topics[topic as usize].subscribe()
+    }
+}
+
+/// The topic a change of a row of `table` belongs to.
+fn topic_of(table: &str) -> Option<Topic> {
+    match table {
+        "inbox" => Some(Topic::Events),
+        "facts" | "exceptions" => Some(Topic::Journal),
+        "outbox" => Some(Topic::Commands),
+        _ => None,
     }
 }
 
 impl Writer {
     /// `wal`: how the writer's commits are made durable, `None` when they need not be.
     pub(super) fn start(conn: Connection, options: SqliteOptions, wakes: Wakes, wal: Option<SyncWal>) -> Result<Self> {
-        let touched = wakes.outbox_touched.clone();
+        let touched = wakes.touched.clone();
         conn.update_hook(Some(move |_: Action, _: &str, table: &str, _: i64| {
-            if table == "outbox" {
-                touched.store(true, Ordering::Relaxed);
+            if let Some(topic) = topic_of(table) {
+                touched.fetch_or(1 << topic as u8, Ordering::Relaxed);
             }
         }))?;
         let thread_error = |source| StoreError::DataDir { path: "writer thread".into(), source };
@@ -265,7 +281,7 @@ fn write_loop(
         metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
         let started = std::time::Instant::now();
         let rows_before = conn.total_changes();
-        wakes.outbox_touched.store(false, Ordering::Relaxed);
+        wakes.touched.store(0, Ordering::Relaxed);
         let commit = commit_batch(&conn, &mut batch, beat);
         metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
         beat.beat();
@@ -282,8 +298,11 @@ fn write_loop(
         // waiter woken before the sync acts through the writer, whose reply waits for a sync.
         if commit.0.is_ok() && conn.total_changes() != rows_before {
             wakes.changed.send_modify(|n| *n = n.wrapping_add(1));
-            if wakes.outbox_touched.load(Ordering::Relaxed) {
-                wakes.commands.send_modify(|n| *n = n.wrapping_add(1));
+            let touched = wakes.touched.load(Ordering::Relaxed);
+            for (i, topic) in wakes.topics.iter().enumerate() {
+                if touched & (1 << i) != 0 {
+                    topic.send_modify(|n| *n = n.wrapping_add(1));
+                }
             }
         }
         match (&commit.0, &syncer) {
