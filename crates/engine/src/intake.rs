@@ -85,14 +85,17 @@ impl<S: Store> Intake<S> {
                 beat.beat();
             }
             match self.step().await {
-                Ok(0) => {
+                // A full batch: more may be waiting.
+                Ok(BATCH) => {}
+                // The inbox is drained: an event recorded since the last wake has bumped the
+                // counter already, so the wait ends at once for it (no read to find nothing).
+                Ok(_) => {
                     tokio::select! {
                         _ = changed.changed() => {}
                         _ = shutdown.changed() => {}
                         _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                     }
                 }
-                Ok(_) => {}
                 Err(error) => {
                     tracing::error!(message = "intake step failed", error = %error);
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
