@@ -161,7 +161,7 @@ async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store +
     assert!(!changed.has_changed().unwrap(), "an empty claim woke the waiters");
     store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     assert!(changed.has_changed().unwrap(), "a new event did not wake the waiters");
-    let [mut events, mut journal, mut commands] = [Topic::Events, Topic::Journal, Topic::Commands].map(|t| {
+    let [events, journal, commands] = [Topic::Events, Topic::Journal, Topic::Commands].map(|t| {
         let mut woken = store.subscribe_to(t);
         woken.mark_unchanged();
         woken
