@@ -131,8 +131,6 @@ async fn a_duplicate_event_is_recorded_once<S: Store + Clone>(store: S) {
     assert_eq!(store.unprocessed_events(10).await.unwrap().len(), 1);
 }
 
-/// The dispatcher sleeps on `subscribe` between claims: if a claim that found nothing woke it,
-/// it would claim again at once, for ever.
 /// Intake reads the canonical payload of the events it has not planned, not the vendor's body
 /// (the timeline still shows it); the backlog is counted without reading the events.
 async fn unplanned_events_are_read_without_their_raw_bodies_and_counted_up_to_a_bound<S: Store + Clone>(store: S) {
@@ -152,6 +150,8 @@ async fn unplanned_events_are_read_without_their_raw_bodies_and_counted_up_to_a_
     assert_eq!(store.count_unplanned(1000).await.unwrap(), 2);
 }
 
+/// The hub's tasks sleep on the store's wakes between steps: if a claim that found nothing woke
+/// the dispatcher, it would claim again at once, for ever.
 async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store + Clone>(store: S) {
     let mut changed = store.subscribe();
     changed.mark_unchanged();
