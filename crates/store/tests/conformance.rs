@@ -976,7 +976,28 @@ async fn orders_are_searched_by_reference_email_channel_state_and_time_in_keyset
     let by_ref = OrderFilter { reference: Some("#10".into()), ..Default::default() };
     assert_eq!(search(by_ref).await, ["#100", "#101", "#102", "#103", "#104", "#105", "#106"]);
     let email = OrderFilter { email: Some(" buyer1@example.COM ".into()), ..Default::default() };
-    assert_eq!(search(email).await, ["#104", "#101"]);
+    assert_eq!(search(email.clone()).await, ["#104", "#101"]);
+    // An order whose customer's email changes is found by the new email only.
+    let Recorded::New(row) = store.record_event(event("e7", EventKind::OrderUpdated, "#104")).await.unwrap() else {
+        panic!("new")
+    };
+    let search_fields =
+        SearchFields { channel: None, email_key: Some(handoff_store::search::email_key("buyer2@example.com")) };
+    let state = OrderState { source: "shop".into(), created: true, ..Default::default() };
+    let p = Plan {
+        event_row: row,
+        order_ref: "#104".into(),
+        state,
+        ledger: None,
+        commands: vec![],
+        audit: vec![],
+        search: search_fields,
+    };
+    store.apply_plans(vec![p], t0() + SignedDuration::from_secs(8)).await.unwrap();
+    assert_eq!(search(email).await, ["#101"]);
+    let buyer2 = OrderFilter { email: Some("Buyer2@example.com".into()), ..Default::default() };
+    assert_eq!(search(buyer2.clone()).await, ["#105", "#104", "#102"]);
+    assert_eq!(search(OrderFilter { channel: Some("web".into()), ..buyer2 }).await, ["#104", "#102"]);
     assert_eq!(
         search(OrderFilter { channel: Some("pos".into()), ..Default::default() }).await,
         ["#105", "#103", "#101"]

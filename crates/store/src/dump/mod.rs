@@ -331,6 +331,15 @@ pub const DERIVED_AFTER_IMPORT: &[(&str, &str)] = &[("outbox", "held")];
 /// SQLite the count of changes to the exceptions that its kept cluster sums are checked against.
 pub const BOOKKEEPING: &[&str] = &["schema_version", "leads", "generations"];
 
+/// SQLite's index of customers' email keys (migration 0019): an FTS5 table, and its own tables
+/// named after it, that triggers keep from `orders.email_key`, so an import rebuilds it.
+pub const SQLITE_INDEXES: &[&str] = &["orders_email"];
+
+/// Whether a SQLite table is one of [`SQLITE_INDEXES`] or a table of one.
+pub fn sqlite_index(table: &str) -> bool {
+    SQLITE_INDEXES.iter().any(|i| table.strip_prefix(i).is_some_and(|rest| rest.is_empty() || rest.starts_with('_')))
+}
+
 pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().find(|t| t.name == name)
 }

@@ -128,6 +128,7 @@ pub fn import<R: BufRead>(data_dir: &Path, mut input: DumpReader<R>) -> Result<I
     let found = found.tally();
     dump::check_read_back(&kept.tally(), &found)?;
     tx.execute(crate::search::SHORTEN_EMAIL_KEYS, [])?;
+    tx.execute(super::writes::FILL_EMAIL_INDEX, [])?;
     tx.commit()?;
     Ok(Imported { tally: found, not_kept })
 }

@@ -95,7 +95,7 @@ impl Drop for Inner {
 
 /// The schema, one migration per file, in order; the database's `user_version` counts the ones
 /// applied.
-const MIGRATIONS: [&str; 18] = [
+const MIGRATIONS: [&str; 19] = [
     include_str!("../../migrations/sqlite/0001_write_path.sql"),
     include_str!("../../migrations/sqlite/0002_inbox_raw.sql"),
     include_str!("../../migrations/sqlite/0003_poll_cursor.sql"),
@@ -114,12 +114,14 @@ const MIGRATIONS: [&str; 18] = [
     include_str!("../../migrations/sqlite/0016_outbox_payloads.sql"),
     include_str!("../../migrations/sqlite/0017_fewer_outbox_indexes.sql"),
     include_str!("../../migrations/sqlite/0018_short_email_keys.sql"),
+    include_str!("../../migrations/sqlite/0019_email_index_segments.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
     // 0012_search fills the orders' search columns from the rows already there, 0014_cluster_key
-    // the exceptions' fingerprints, 0018_short_email_keys shortens the email keys.
-    let (search, cluster_key, short_email_keys) = (11, 13, 17);
+    // the exceptions' fingerprints, 0018_short_email_keys shortens the email keys, and
+    // 0019_email_index_segments moves them into the index of email keys.
+    let (search, cluster_key, short_email_keys, email_index) = (11, 13, 17, 18);
     Migrations::new(
         MIGRATIONS
             .iter()
@@ -129,6 +131,10 @@ fn migrations() -> Migrations<'static> {
                 _ if i == cluster_key => M::up_with_hook(sql, writes::fill_fingerprints),
                 _ if i == short_email_keys => M::up_with_hook(sql, |tx: &rusqlite::Transaction| {
                     tx.execute(crate::search::SHORTEN_EMAIL_KEYS, [])?;
+                    Ok(())
+                }),
+                _ if i == email_index => M::up_with_hook(sql, |tx: &rusqlite::Transaction| {
+                    tx.execute(writes::FILL_EMAIL_INDEX, [])?;
                     Ok(())
                 }),
                 _ => M::up(sql),
@@ -690,6 +696,28 @@ mod tests {
             .unwrap();
         assert_eq!(keys, [Some("71d4f55f72fa128d".to_owned()), Some("0123456789abcdef".to_owned()), None]);
         assert_eq!(crate::search::email_key(" Ann@Example.com "), "71d4f55f72fa128d");
+    }
+
+    /// Migration 0019 moves the email keys already kept into the index a search reads now.
+    #[test]
+    fn the_email_index_migration_keeps_every_order_findable_by_email() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::migrations().to_version(&mut conn, 18).unwrap();
+        let ann = crate::search::email_key("ann@example.com");
+        conn.execute(
+            "INSERT INTO orders (order_ref, source, first_seen, updated_at, email_key)
+             VALUES ('#1', 'shop', 1, 1, ?1), ('#2', 'shop', 2, 2, '0123456789abcdef'), ('#3', 'shop', 3, 3, ?1),
+                    ('#4', 'shop', 4, 4, NULL)",
+            [&ann],
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let found = |email: &str| {
+            let filter = crate::OrderFilter { email: Some(email.into()), limit: 10, ..Default::default() };
+            super::search::orders(&conn, &filter).unwrap().rows.into_iter().map(|o| o.order_ref).collect::<Vec<_>>()
+        };
+        assert_eq!(found("Ann@Example.com"), ["#3", "#1"]);
+        assert_eq!(found("bob@example.com"), Vec::<String>::new());
     }
 
     /// Migration 0016 moves each command's payload into its own table, where every read finds it.

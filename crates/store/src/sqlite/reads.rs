@@ -335,6 +335,12 @@ mod tests {
             OrderFilter { reference: text("10"), ..Default::default() },
             OrderFilter { reference: text("10"), cursor: cursor("0.1001"), ..Default::default() },
             OrderFilter { email: text("ada@example.com"), ..Default::default() },
+            OrderFilter {
+                email: text("ada@example.com"),
+                channel: text("web"),
+                cursor: cursor("5.1"),
+                ..Default::default()
+            },
             OrderFilter { channel: text("web"), ..Default::default() },
             OrderFilter { state: text("cancelled"), ..Default::default() },
             OrderFilter { from: t, to: t, ..Default::default() },
@@ -501,8 +507,9 @@ mod tests {
             .collect();
         assert!(statements.len() >= 17, "{statements:#?}");
         let mut scans = Vec::new();
-        for sql in statements {
-            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // A statement run inside another (by the FTS5 index of email keys) is traced as a comment.
+        for sql in statements.into_iter().filter(|sql| !sql.starts_with("-- ")) {
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap_or_else(|e| panic!("{e}: {sql}"));
             let steps: Vec<String> = plan.query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
             for step in steps {
                 let table = step.strip_prefix("SCAN ").and_then(|rest| rest.split_whitespace().next());
@@ -518,6 +525,10 @@ mod tests {
                 // the smallest covering index.
                 let total = sql.contains("(SELECT count(*) FROM outbox),") && step.contains(" COVERING INDEX ");
                 if table.is_some_and(|t| LARGE.contains(&t)) && !bounded && !by_partial_index && !total {
+                    scans.push(format!("{step}: {sql}"));
+                }
+                // The index of email keys (FTS5) is read by a MATCH of one key, never walked.
+                if table == Some("orders_email") && !step.contains(" VIRTUAL TABLE INDEX 0:M") {
                     scans.push(format!("{step}: {sql}"));
                 }
             }

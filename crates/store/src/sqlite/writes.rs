@@ -89,7 +89,16 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
     if let Some(last) = plans.iter().map(|p| p.event_row).max() {
         conn.prepare_cached("UPDATE intake_cursor SET last_row = max(last_row, ?1)")?.execute([last])?;
     }
+    let mut emails = EmailKeys::default();
     for plan in plans {
+        if let Some(key) = &plan.search.email_key {
+            let before: Option<String> = conn
+                .prepare_cached("SELECT email_key FROM orders WHERE order_ref = ?1")?
+                .query_row([&plan.order_ref], |r| r.get(0))
+                .optional()?
+                .flatten();
+            emails.change(&plan.order_ref, before, key);
+        }
         let s = &plan.state;
         // The order and its search columns in one statement: the event's channel, else the one
         // the order had, else its source; the event's email key, else the one it had.
@@ -129,7 +138,58 @@ pub(super) fn apply_plans(conn: &Connection, plans: &[Plan], now: Timestamp) -> 
             audit(conn, now, "engine", "event", &plan.order_ref, detail)?;
         }
     }
-    Ok(())
+    emails.write(conn)
+}
+
+/// Adds every order's email key to the index of email keys (migration 0019): the migration's
+/// hook and an import, for the orders already kept.
+pub(super) const FILL_EMAIL_INDEX: &str = "INSERT INTO orders_email (email_key, order_ref) SELECT email_key, order_ref FROM orders WHERE email_key IS NOT NULL";
+
+/// The email keys a batch of plans gives its orders, written to the index of email keys
+/// (migration 0019) in one statement once the batch's orders are: FTS5 writes a segment of what
+/// it was given at every savepoint, and each upsert of an order opens one.
+#[derive(Default)]
+struct EmailKeys {
+    /// The key each order gets, the last one the batch gives it.
+    added: std::collections::BTreeMap<String, String>,
+    /// Keys the index holds for orders that no longer have them: (key, order).
+    removed: Vec<(String, String)>,
+}
+
+impl EmailKeys {
+    /// The order had the key `before` (as the batch left it so far) and gets `key`.
+    fn change(&mut self, order_ref: &str, before: Option<String>, key: &str) {
+        if before.as_deref() == Some(key) {
+            return;
+        }
+        match self.added.get_mut(order_ref) {
+            // The key the batch gave it before never reached the index.
+            Some(added) => key.clone_into(added),
+            None => {
+                self.removed.extend(before.map(|b| (b, order_ref.to_owned())));
+                self.added.insert(order_ref.to_owned(), key.to_owned());
+            }
+        }
+    }
+
+    fn write(self, conn: &Connection) -> Result<()> {
+        for (key, order_ref) in &self.removed {
+            conn.prepare_cached(
+                "DELETE FROM orders_email WHERE rowid IN
+                     (SELECT rowid FROM orders_email WHERE orders_email MATCH ?1 AND order_ref = ?2)",
+            )?
+            .execute(params![super::search::email_phrase(key), order_ref])?;
+        }
+        if !self.added.is_empty() {
+            // One statement for the whole batch: its keys in one segment.
+            let added = serde_json::to_string(&self.added).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+            conn.prepare_cached(
+                "INSERT INTO orders_email (email_key, order_ref) SELECT value, key FROM json_each(?1)",
+            )?
+            .execute([added])?;
+        }
+        Ok(())
+    }
 }
 
 /// Keeps an order's searchable fields (`crate::search::OrderFilter`) from a stored event, for
