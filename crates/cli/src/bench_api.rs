@@ -65,6 +65,8 @@ pub async fn run(dir: &Path, orders: usize, exceptions: usize, concurrency: usiz
         "orders?channel=web&limit=50",
         "orders?state=cancelled&limit=50",
         "orders?reference=%23A12&limit=50",
+        "orders?email=buyer12%40example.com&limit=50",
+        "orders?email=buyer12%40example.com&channel=web&limit=50",
         "exceptions?limit=50",
         "exceptions?state=open&pattern=missing_order&limit=50",
         "commands?limit=50",
@@ -110,10 +112,8 @@ pub(crate) async fn fill_orders(store: &SqliteStore, orders: usize, start: Times
                 for &i in chunk {
                     let channel = ["web", "pos", "marketplace"][i % 3];
                     let order_ref = format!("#A{i}");
-                    let payload = format!(
-                        r#"{{"order":{{"channel":"{channel}","customer":{{"email":"buyer{}@example.com"}}}}}}"#,
-                        i % 50_000
-                    );
+                    let email = format!("buyer{}@example.com", i % 50_000);
+                    let payload = format!(r#"{{"order":{{"channel":"{channel}","customer":{{"email":"{email}"}}}}}}"#);
                     let event = NewEvent {
                         system: "shop".into(),
                         event_id: format!("e{i}"),
@@ -138,7 +138,11 @@ pub(crate) async fn fill_orders(store: &SqliteStore, orders: usize, start: Times
                         ledger: None,
                         commands: vec![],
                         audit: vec![],
-                        search: Default::default(),
+                        // As intake reads them from the event.
+                        search: handoff_store::SearchFields {
+                            channel: Some(channel.into()),
+                            email_key: Some(handoff_store::search::email_key(&email)),
+                        },
                     });
                 }
                 let at = start + SignedDuration::from_secs((chunk[0] / 1000) as i64);
