@@ -41,6 +41,11 @@ pub enum BenchCommand {
         rate: u64,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Event ids as vendors send them, in no order (Shopify's webhook ids are UUIDs), instead
+        /// of `bench-<n>`, which sort in the order sent: the inbox's key of redeliveries then
+        /// takes a leaf of its own for each event, as a vendor's traffic makes it.
+        #[arg(long)]
+        vendor_ids: bool,
         #[command(flatten)]
         hubs: Hubs,
     },
@@ -152,8 +157,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     );
     let result = match command {
         BenchCommand::Store { events, concurrency } => store(&dir, events, concurrency).await,
-        BenchCommand::Intake { events, concurrency, rate, seconds, hubs } => {
-            intake(&dir, events, concurrency, rate, seconds, &hubs).await
+        BenchCommand::Intake { events, concurrency, rate, seconds, vendor_ids, hubs } => {
+            intake(&dir, Load { events, concurrency, rate, seconds, vendor_ids }, &hubs).await
         }
         BenchCommand::E2e { orders, concurrency, hubs } => e2e(&dir, orders, concurrency, &hubs).await,
         BenchCommand::Rss { backlog: Some(backlog), .. } => rss(&dir, backlog).await,
@@ -185,6 +190,11 @@ const LINES: u32 = 22;
 
 /// A canonical `order.created` of about 2 KB.
 pub fn order_event(i: usize) -> String {
+    order_event_with_id(i, &format!("bench-{i}"))
+}
+
+/// [`order_event`] with its event id.
+fn order_event_with_id(i: usize, event_id: &str) -> String {
     let order_ref = format!("#B{i}");
     let lines: Vec<Value> = (0..LINES)
         .map(|n| json!({"sku": format!("SKU-{:05}-{n}", i % 50_000), "quantity": 1 + n % 3, "unit_price": "12.50", "tax": "2.50"}))
@@ -192,7 +202,7 @@ pub fn order_event(i: usize) -> String {
     let subtotal: u32 = (0..LINES).map(|n| 1250 * (1 + n % 3)).sum();
     let subtotal = format!("{}.{:02}", subtotal / 100, subtotal % 100);
     json!({
-        "event_id": format!("bench-{i}"),
+        "event_id": event_id,
         "kind": "order.created",
         "order_ref": order_ref,
         "occurred_at": "2026-11-26T10:00:00Z",
@@ -556,37 +566,49 @@ fn print_latency(label: &str, hist: &Histogram<u64>) {
     );
 }
 
-async fn intake(
-    dir: &Path,
+/// What `bench intake` sends: events at the peak over connections, then a fixed rate for a time.
+#[derive(Clone, Copy)]
+struct Load {
     events: usize,
     concurrency: usize,
     rate: u64,
     seconds: u64,
-    hubs: &Hubs,
-) -> anyhow::Result<()> {
+    vendor_ids: bool,
+}
+
+impl Load {
+    /// The `i`-th event sent.
+    fn event(&self, i: usize) -> String {
+        if self.vendor_ids { order_event_with_id(i, &vendor_id(i)) } else { order_event(i) }
+    }
+}
+
+/// An event id as a vendor makes one, the same for the same `i`: 128 random bits written as a
+/// UUID is.
+fn vendor_id(i: usize) -> String {
+    use rand::{Rng, SeedableRng};
+    let hex = format!("{:032x}", rand_chacha::ChaCha8Rng::seed_from_u64(i as u64).random::<u128>());
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+async fn intake(dir: &Path, load: Load, hubs: &Hubs) -> anyhow::Result<()> {
     let store = BenchStore::new(dir, hubs).await?;
-    let result = intake_on(dir, events, concurrency, rate, seconds, &store, hubs.hubs).await;
+    let result = intake_on(dir, load, &store, hubs.hubs).await;
     store.drop_schema().await?;
     result
 }
 
-async fn intake_on(
-    dir: &Path,
-    events: usize,
-    concurrency: usize,
-    rate: u64,
-    seconds: u64,
-    store: &BenchStore,
-    count: usize,
-) -> anyhow::Result<()> {
+async fn intake_on(dir: &Path, load: Load, store: &BenchStore, count: usize) -> anyhow::Result<()> {
+    let Load { events, concurrency, rate, seconds, .. } = load;
     let client = http_client()?;
     // No flows: the hubs record and plan each event, and deliver nothing (see `e2e`).
     let hubs = start_hubs(dir, None, &client, store, count).await?;
     let hub = &hubs[0];
     let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
 
-    let bodies: Arc<Vec<String>> = Arc::new((0..events).map(order_event).collect());
-    println!("peak: {events} events of {} bytes, {concurrency} connections", bodies[0].len());
+    let bodies: Arc<Vec<String>> = Arc::new((0..events).map(|i| load.event(i)).collect());
+    let ids = if load.vendor_ids { "vendors' ids" } else { "ids in order" };
+    println!("peak: {events} events of {} bytes ({ids}), {concurrency} connections", bodies[0].len());
     let before = commits(&client, hub).await?;
     let cpu = CpuUse::start(&[("first hub", hub.process.0.id()), ("load generator", std::process::id())])?;
     let (peak, hist) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
@@ -597,7 +619,7 @@ async fn intake_on(
     cpu.print(events, events as f64 / peak, "event")?;
 
     let total = (rate * seconds) as usize;
-    let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(order_event).collect());
+    let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(|i| load.event(i)).collect());
     // The fixed rate is measured on a hub at rest, not on one still planning the peak's events.
     let waited = Instant::now();
     while planned_behind(&client, hub).await? > 0 {
