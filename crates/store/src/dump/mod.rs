@@ -332,7 +332,7 @@ pub const DERIVED_AFTER_IMPORT: &[(&str, &str)] = &[("outbox", "held")];
 pub const BOOKKEEPING: &[&str] = &["schema_version", "leads", "generations"];
 
 /// SQLite's index of customers' email keys (migration 0019): an FTS5 table, and its own tables
-/// named after it, that triggers keep from `orders.email_key`, so an import rebuilds it.
+/// named after it, that the writer keeps from `orders.email_key` and an import rebuilds.
 pub const SQLITE_INDEXES: &[&str] = &["orders_email"];
 
 /// Whether a SQLite table is one of [`SQLITE_INDEXES`] or a table of one.
