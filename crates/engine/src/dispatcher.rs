@@ -355,7 +355,6 @@ impl<S: Store + Clone> Dispatcher<S> {
     /// target has happened and must not be forgotten while the process lives. If the process
     /// dies first, the command stays in flight and is read back after restart.
     pub async fn record(&self, record: AttemptRecord) {
-        crate::telemetry::attempt(&record);
         let c = &record.command;
         tracing::debug!(message = "attempt", order = %c.order_ref, flow = %c.flow, command = c.id, kind = c.kind.as_str(),
             outcome = record.outcome.name());
@@ -372,6 +371,9 @@ impl<S: Store + Clone> Dispatcher<S> {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+        // Counted once recorded: a scrape never counts an outcome (a dead letter) that the
+        // store's depths do not show yet.
+        crate::telemetry::attempt(&record);
     }
 
     /// How long to sleep when nothing could be claimed: until the next retry is due. A command
