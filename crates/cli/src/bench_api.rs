@@ -139,10 +139,7 @@ pub(crate) async fn fill_orders(store: &SqliteStore, orders: usize, start: Times
                         commands: vec![],
                         audit: vec![],
                         // As intake reads them from the event.
-                        search: handoff_store::SearchFields {
-                            channel: Some(channel.into()),
-                            email_key: Some(handoff_store::search::email_key(&email)),
-                        },
+                        search: handoff_store::SearchFields::stated(Some(channel), Some(&email)),
                     });
                 }
                 let at = start + SignedDuration::from_secs((chunk[0] / 1000) as i64);

@@ -151,10 +151,7 @@ fn plan_parsed(
         },
     };
     if let Some(order) = &event.order {
-        plan.search = SearchFields {
-            channel: order.channel.clone(),
-            email_key: order.customer.email.as_deref().map(handoff_store::search::email_key),
-        };
+        plan.search = SearchFields::stated(order.channel.as_deref(), order.customer.email.as_deref());
     }
     let fingerprint = crate::fingerprint(event);
     // Versions count whole seconds at some sources: a version equal to the last one is stale

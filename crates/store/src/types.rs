@@ -100,6 +100,13 @@ pub struct SearchFields {
     pub email_key: Option<String>,
 }
 
+impl SearchFields {
+    /// The fields of an event that names `channel` and its customer's `email`.
+    pub fn stated(channel: Option<&str>, email: Option<&str>) -> Self {
+        SearchFields { channel: channel.map(str::to_owned), email_key: email.map(crate::search::email_key) }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCommand {
     pub flow: String,

@@ -161,16 +161,21 @@ async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store +
     assert!(!changed.has_changed().unwrap(), "an empty claim woke the waiters");
     store.record_event(event("e1", EventKind::OrderCreated, "#1")).await.unwrap();
     assert!(changed.has_changed().unwrap(), "a new event did not wake the waiters");
-    let [events, journal, commands] = [Topic::Events, Topic::Journal, Topic::Commands].map(|t| {
-        let mut woken = store.subscribe_to(t);
-        woken.mark_unchanged();
-        woken
-    });
+    let [events, journal, commands] = wakes(&store);
     let row = new_event(&store, "e2", EventKind::OrderCreated, "#2").await;
     assert!(events.has_changed().unwrap(), "a new event did not wake intake");
     plan(&store, row, vec![command("#2", CommandKind::CreateOrder)]).await;
     assert!(journal.has_changed().unwrap(), "a journal entry did not wake the rules");
     assert!(commands.has_changed().unwrap(), "a new command did not wake the dispatcher");
+}
+
+/// The wakes of intake, the rules and the dispatcher, none of them changed yet.
+fn wakes<S: Store>(store: &S) -> [tokio::sync::watch::Receiver<u64>; 3] {
+    [Topic::Events, Topic::Journal, Topic::Commands].map(|topic| {
+        let mut woken = store.subscribe_to(topic);
+        woken.mark_unchanged();
+        woken
+    })
 }
 
 /// SQLite's writer tells which tables a commit changed: intake wakes for events recorded, the
@@ -180,12 +185,7 @@ async fn a_claim_that_finds_nothing_wakes_nobody_and_a_new_event_does<S: Store +
 async fn sqlite_wakes_each_task_for_its_own_topic() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    let woken = |t| {
-        let mut woken = store.subscribe_to(t);
-        woken.mark_unchanged();
-        woken
-    };
-    let [mut events, mut journal, mut commands] = [Topic::Events, Topic::Journal, Topic::Commands].map(woken);
+    let [mut events, mut journal, mut commands] = wakes(&store);
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
     assert!(events.has_changed().unwrap(), "a recorded event did not wake intake");
     assert!(!journal.has_changed().unwrap(), "a recorded event woke the rules");
@@ -981,8 +981,7 @@ async fn orders_are_searched_by_reference_email_channel_state_and_time_in_keyset
     let Recorded::New(row) = store.record_event(event("e7", EventKind::OrderUpdated, "#104")).await.unwrap() else {
         panic!("new")
     };
-    let search_fields =
-        SearchFields { channel: None, email_key: Some(handoff_store::search::email_key("buyer2@example.com")) };
+    let search_fields = SearchFields::stated(None, Some("buyer2@example.com"));
     let state = OrderState { source: "shop".into(), created: true, ..Default::default() };
     let p = Plan {
         event_row: row,
