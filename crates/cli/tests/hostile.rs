@@ -298,7 +298,7 @@ async fn the_server_survives_hostile_input_and_stores_every_legitimate_webhook()
         ("depth 100,000", deep, "nested deeper than"),
         ("1,000,000 keys", keys.into_bytes(), "more than 10000 keys"),
         ("a 10 MB string", long_string.into_bytes(), "a string of"),
-        ("invalid UTF-8", not_utf8, "unicode"),
+        ("invalid UTF-8", not_utf8, "not UTF-8"),
         ("duplicate keys", duplicate.into_bytes(), "twice"),
         ("10,000 digits", digits.into_bytes(), "out of range"),
     ];

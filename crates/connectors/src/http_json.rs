@@ -103,8 +103,8 @@ pub(crate) fn currency(field: &'static str, code: &str) -> Result<handoff_model:
 }
 
 /// Parses and validates a canonical event posted by an `http-json` source.
-pub fn parse_event(body: &[u8]) -> Result<InboundEvent, SourceError> {
-    let event: InboundEvent = serde_json::from_slice(body)?;
+pub fn parse_event(body: &str) -> Result<InboundEvent, SourceError> {
+    let event: InboundEvent = serde_json::from_str(body)?;
     event.validate()?;
     Ok(event)
 }

@@ -73,10 +73,10 @@ pub fn inbound<'h>(
                 let tolerance = system.signature_tolerance;
                 signature::verify_timestamped(header, "Handoff-Signature", body, secrets, received_at, tolerance)?;
             }
-            json_limits::check(body, limits)?;
-            let parsed = http_json::parse_event(body)?;
-            let payload = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
-            let event = new_event(name, &parsed, payload, None, received_at);
+            let text = std::str::from_utf8(body).map_err(|_| SourceError::NotUtf8)?;
+            json_limits::check(text, limits)?;
+            let parsed = http_json::parse_event(text)?;
+            let event = new_event(name, &parsed, text.to_owned(), None, received_at);
             return Ok(Inbound::Event { event, parsed });
         }
         ConnectorKind::Shopify => shopify::verify(&header, body, secrets)?,
@@ -98,8 +98,10 @@ pub fn inbound<'h>(
             ));
         }
     }
-    let mapped =
-        json_limits::check(body, limits).and_then(|()| map_webhook(name, system.connector, &header, body, received_at));
+    let mapped = std::str::from_utf8(body)
+        .map_err(|_| SourceError::NotUtf8)
+        .and_then(|text| json_limits::check(text, limits))
+        .and_then(|()| map_webhook(name, system.connector, &header, body, received_at));
     Ok(match mapped {
         Ok(Mapped::Event(event, parsed)) => Inbound::Event { event, parsed },
         Ok(Mapped::NoMoney(reason)) => Inbound::NoMoney { reason },
