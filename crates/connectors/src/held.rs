@@ -190,7 +190,8 @@ pub(crate) fn id_of(v: &Value) -> Option<String> {
 pub fn reread(name: &str, system: &System, held: &Quarantined) -> Result<NewEvent, Unmapped> {
     if held.source == QuarantineSource::Webhook {
         let header = |n: &str| held.headers.get(n).map(String::as_str);
-        return match crate::map_webhook(name, system.connector, &header, &held.body, held.received_at)? {
+        let text = crate::http_json::text(&held.body)?;
+        return match crate::map_webhook(name, system.connector, &header, text, held.received_at)? {
             crate::Mapped::Event(event, _) => Ok(event),
             // Nothing to book: the operator ignores the exception.
             crate::Mapped::NoMoney(reason) => Err(Unmapped { field: "type".into(), reason }),

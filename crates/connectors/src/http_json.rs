@@ -102,6 +102,11 @@ pub(crate) fn currency(field: &'static str, code: &str) -> Result<handoff_model:
     code.parse().map_err(|e: handoff_model::money::CurrencyError| invalid(field, e.to_string()))
 }
 
+/// A body as text: read once, so each parse after reads text and checks no string's UTF-8 again.
+pub(crate) fn text(body: &[u8]) -> Result<&str, SourceError> {
+    std::str::from_utf8(body).map_err(|_| SourceError::NotUtf8)
+}
+
 /// Parses and validates a canonical event posted by an `http-json` source.
 pub fn parse_event(body: &str) -> Result<InboundEvent, SourceError> {
     let event: InboundEvent = serde_json::from_str(body)?;

@@ -73,7 +73,7 @@ pub fn inbound<'h>(
                 let tolerance = system.signature_tolerance;
                 signature::verify_timestamped(header, "Handoff-Signature", body, secrets, received_at, tolerance)?;
             }
-            let text = std::str::from_utf8(body).map_err(|_| SourceError::NotUtf8)?;
+            let text = http_json::text(body)?;
             json_limits::check(text, limits)?;
             let parsed = http_json::parse_event(text)?;
             let event = new_event(name, &parsed, text.to_owned(), None, received_at);
@@ -98,10 +98,10 @@ pub fn inbound<'h>(
             ));
         }
     }
-    let mapped = std::str::from_utf8(body)
-        .map_err(|_| SourceError::NotUtf8)
-        .and_then(|text| json_limits::check(text, limits))
-        .and_then(|()| map_webhook(name, system.connector, &header, body, received_at));
+    let mapped = http_json::text(body).and_then(|text| {
+        json_limits::check(text, limits)?;
+        map_webhook(name, system.connector, &header, text, received_at)
+    });
     Ok(match mapped {
         Ok(Mapped::Event(event, parsed)) => Inbound::Event { event, parsed },
         Ok(Mapped::NoMoney(reason)) => Inbound::NoMoney { reason },
@@ -124,9 +124,10 @@ fn map_webhook<'h>(
     name: &str,
     connector: ConnectorKind,
     header: &impl Fn(&str) -> Option<&'h str>,
-    body: &[u8],
+    text: &str,
     received_at: Timestamp,
 ) -> Result<Mapped, SourceError> {
+    let body = text.as_bytes();
     let event = match connector {
         ConnectorKind::Shopify => shopify::event(header, body)?,
         ConnectorKind::Woocommerce => woocommerce::event(header, body)?,
@@ -139,9 +140,8 @@ fn map_webhook<'h>(
         }
     };
     event.validate()?;
-    let raw = String::from_utf8(body.to_vec()).map_err(|_| SourceError::NotUtf8)?;
     let payload = serde_json::to_string(&event)?;
-    Ok(Mapped::Event(new_event(name, &event, payload, Some(raw), received_at), event))
+    Ok(Mapped::Event(new_event(name, &event, payload, Some(text.to_owned()), received_at), event))
 }
 
 pub(crate) fn new_event(
