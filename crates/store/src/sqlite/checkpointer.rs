@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+#[cfg(test)]
+use super::PAGE_SIZE;
 use super::connect;
 
 /// How often the WAL is copied back into the database file. Often, so each copy is small: a
@@ -17,7 +19,7 @@ use super::connect;
 /// every 200 ms, 25 ms every 50 ms and 8–12 ms every 20 ms (`handoff bench intake`).
 const INTERVAL: Duration = Duration::from_millis(20);
 
-/// Past this many frames (256 MiB of 4 KiB pages) the WAL is made to start over. A passive
+/// Past this size the WAL is made to start over (counted in frames, one per page). A passive
 /// checkpoint copies pages back but the WAL restarts only when a writer begins with every frame
 /// copied and no reader in the WAL, which a busy hub never offers: under steady traffic the WAL
 /// grew without end, and with it the WAL index every connection maps (8 GB of WAL and 15 MB of
@@ -27,8 +29,8 @@ const INTERVAL: Duration = Duration::from_millis(20);
 /// database file, readers of older snapshots to finish): tens of milliseconds on a busy
 /// machine. At 2,000 events/s the WAL grew 30 to 40 MB a second (each small commit writes
 /// whole pages), so at 64 MiB that moment came every two seconds and was the p99 of a webhook;
-/// at 256 MiB it comes four times less often and the WAL index stays small (512 KiB).
-pub(super) const RESTART_FRAMES: i64 = 65_536;
+/// at 256 MiB it comes four times less often and the WAL index stays small (512 KiB at most).
+pub(super) const RESTART_BYTES: i64 = 256 << 20;
 
 /// How long a restart may hold new writes back waiting for readers of older snapshots: short,
 /// because every webhook waits behind it. A restart that cannot have its readers in that time
@@ -36,10 +38,10 @@ pub(super) const RESTART_FRAMES: i64 = 65_536;
 const RESTART_WAIT: Duration = Duration::from_millis(20);
 
 pub(super) fn start(path: PathBuf, stop: Arc<AtomicBool>) {
-    run(path, stop, RESTART_FRAMES)
+    run(path, stop, RESTART_BYTES)
 }
 
-fn run(path: PathBuf, stop: Arc<AtomicBool>, restart_frames: i64) {
+fn run(path: PathBuf, stop: Arc<AtomicBool>, restart_bytes: i64) {
     let spawned = std::thread::Builder::new().name("handoff-store-checkpoint".into()).spawn(move || {
         let conn = match connect(&path).and_then(|conn| {
             conn.busy_timeout(RESTART_WAIT)?;
@@ -51,6 +53,9 @@ fn run(path: PathBuf, stop: Arc<AtomicBool>, restart_frames: i64) {
                 return;
             }
         };
+        // A frame is one page of the store (4 KiB in stores made before 8 KiB pages).
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap_or(4096);
+        let restart_frames = restart_bytes / page;
         let mut frames = 0;
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(INTERVAL);
@@ -90,8 +95,8 @@ mod tests {
     use super::*;
 
     /// Writes `commits` small transactions while another connection is always reading, with the
-    /// checkpointer restarting the WAL past `restart_frames`; returns the WAL file's size.
-    fn wal_bytes_after(commits: usize, restart_frames: i64) -> u64 {
+    /// checkpointer restarting the WAL past `restart_bytes`; returns the WAL file's size.
+    fn wal_bytes_after(commits: usize, restart_bytes: i64) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let writer = connect(&path).unwrap();
@@ -99,7 +104,7 @@ mod tests {
         writer.pragma_update(None, "synchronous", "OFF").unwrap();
         writer.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        run(path.clone(), stop.clone(), restart_frames);
+        run(path.clone(), stop.clone(), restart_bytes);
         let reading = {
             let (path, stop) = (path.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -127,9 +132,12 @@ mod tests {
     #[test]
     fn the_wal_starts_over_past_its_threshold_while_readers_keep_reading() {
         let commits = 2000;
-        let bounded = wal_bytes_after(commits, 64);
+        let bounded = wal_bytes_after(commits, 64 * PAGE_SIZE);
         let unbounded = wal_bytes_after(commits, i64::MAX);
-        assert!(unbounded > 2000 * 4096, "without restarts every commit stays in the WAL: {unbounded} bytes");
+        assert!(
+            unbounded > 2000 * PAGE_SIZE as u64,
+            "without restarts every commit stays in the WAL: {unbounded} bytes"
+        );
         assert!(bounded < unbounded / 2, "restarted: {bounded} bytes against {unbounded} without");
     }
 }

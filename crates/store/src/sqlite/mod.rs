@@ -143,15 +143,24 @@ fn migrations() -> Migrations<'static> {
     )
 }
 
+/// The page size of a new store. The inbox's events and the commands' payloads are rows of about
+/// 2 KB: with pages of 4 KiB each took a page to itself (two do not fit), half of every page the
+/// WAL wrote, synced and copied back was empty. Pages of 8 KiB hold three (end to end, 9 % more
+/// orders a second; docs/BENCHMARKS.md). A store made before keeps its pages (SQLite cannot change
+/// them in WAL mode without rewriting the file).
+const PAGE_SIZE: i64 = 8192;
+
 /// Opens a connection with the durability every connection of the store must share.
 fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Before the WAL: only a database without pages yet takes it; any other keeps its own.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // When the WAL starts over, its file is cut back to what the checkpointer lets it reach.
-    conn.pragma_update(None, "journal_size_limit", checkpointer::RESTART_FRAMES * 4096)?;
+    conn.pragma_update(None, "journal_size_limit", checkpointer::RESTART_BYTES)?;
     functions::register(&conn)?;
     Ok(conn)
 }
@@ -654,6 +663,25 @@ mod tests {
                 assert!(rest[digits..].starts_with(" + 0"), "{file}: {}", &text[at..at + 12]);
             }
         }
+    }
+
+    /// A new store takes pages of `PAGE_SIZE`; a store made with 4 KiB pages keeps them and opens.
+    #[test]
+    fn a_new_store_has_large_pages_and_an_older_store_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = |path: &std::path::Path| -> i64 {
+            super::connect(path).unwrap().pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
+        };
+        let new = dir.path().join("new");
+        super::SqliteStore::open(&new, super::SqliteOptions::default()).unwrap();
+        assert_eq!(page(&new.join(super::DB_FILE)), super::PAGE_SIZE);
+        let old = dir.path().join("old");
+        std::fs::create_dir_all(&old).unwrap();
+        let conn = Connection::open(old.join(super::DB_FILE)).unwrap();
+        conn.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (v);").unwrap();
+        drop(conn);
+        super::SqliteStore::open(&old, super::SqliteOptions::default()).unwrap();
+        assert_eq!(page(&old.join(super::DB_FILE)), 4096);
     }
 
     /// Migration 0014 fingerprints the exceptions already there, so they cluster as new ones.
