@@ -145,7 +145,7 @@ fn migrations() -> Migrations<'static> {
 
 /// The page size of a new store. The inbox's events and the commands' payloads are rows of about
 /// 2 KB: with pages of 4 KiB each took a page to itself (two do not fit), half of every page the
-/// WAL wrote, synced and copied back was empty. Pages of 8 KiB hold three (end to end, 9 % more
+/// WAL wrote, synced and copied back was empty. Pages of 8 KiB hold three (end to end, 9–20 % more
 /// orders a second; docs/BENCHMARKS.md). A store made before keeps its pages (SQLite cannot change
 /// them in WAL mode without rewriting the file).
 const PAGE_SIZE: i64 = 8192;
