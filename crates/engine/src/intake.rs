@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use handoff_contract::{Contract, CreateOn, Role};
-use handoff_model::{
-    CanonicalOrder, CommandKind, EventKind, Fulfillment, InboundEvent, PaymentStatus, Refund, idempotency_key,
-};
+use handoff_model::{CommandKind, EventKind, Fulfillment, InboundEvent, PaymentStatus, Refund, idempotency_key};
 use handoff_store::heartbeat::Beat;
 use handoff_store::{NewCommand, OrderState, Plan, SearchFields, Store, StoredEvent};
+use serde_json::value::RawValue;
 
 use crate::recent::Recent;
 use crate::{Clock, Safety};
@@ -153,7 +152,8 @@ fn plan_parsed(
     if let Some(order) = &event.order {
         plan.search = SearchFields::stated(order.channel.as_deref(), order.customer.email.as_deref());
     }
-    let fingerprint = crate::fingerprint(event);
+    let order = crate::OrderText::of(event);
+    let fingerprint = crate::fingerprint::fingerprint_with(event, &order);
     // Versions count whole seconds at some sources: a version equal to the last one is stale
     // only when it says the same (or when what it said then is not known).
     let stale = match (event.version, state.last_version) {
@@ -266,7 +266,7 @@ fn plan_parsed(
                 continue;
             }
             // The flow decides where an event goes; the order's state decides what it becomes.
-            let mut command = command_for_event(flow, &f.to, kind, event, stored);
+            let mut command = command_for_event(flow, &f.to, kind, event, &order, stored);
             if !safety.dedup {
                 command.idempotency_key = format!("{}:row-{}", command.idempotency_key, stored.row);
             }
@@ -305,12 +305,14 @@ fn travels_to(contract: &Contract, target: &str, state: &OrderState) -> bool {
 
 /// Builds the command and its canonical payload (the `http-json` mapping, version 1), with the
 /// idempotency key that depends only on (target, order, kind, subject): intake and the
-/// resolution actions share it, so an action never queues what intake already queued.
+/// resolution actions share it, so an action never queues what intake already queued. `order` is
+/// the event's order as JSON (`OrderText::of(event)`).
 pub fn command_for_event(
     flow: &str,
     target: &str,
     kind: CommandKind,
     event: &InboundEvent,
+    order: &crate::OrderText,
     stored: &StoredEvent,
 ) -> NewCommand {
     let order_ref = &event.order_ref;
@@ -320,7 +322,7 @@ pub fn command_for_event(
             // Two revisions of one version (a second-resolution clock) are two updates.
             let subject = event.version.map_or_else(
                 || format!("event-{}", stored.event_id),
-                |v| format!("v{v}.{}", crate::fingerprint(event)),
+                |v| format!("v{v}.{}", crate::fingerprint::fingerprint_with(event, order)),
             );
             (subject, order_ref.clone())
         }
@@ -338,7 +340,7 @@ pub fn command_for_event(
     let payload = match kind {
         CommandKind::CreateOrder | CommandKind::UpdateOrder => {
             let source_version = event.source_version.as_deref();
-            Payload::Order { external_ref: external, version: event.version, order: &event.order, source_version }
+            Payload::Order { external_ref: external, version: event.version, order: order.json(), source_version }
         }
         CommandKind::CancelOrder => Payload::Cancel { external_ref: external, version: event.version },
         CommandKind::CreateFulfillment => {
@@ -369,7 +371,8 @@ enum Payload<'a> {
     Order {
         external_ref: &'a str,
         version: Option<u64>,
-        order: &'a Option<CanonicalOrder>,
+        /// The event's order (or `null`), written once (`OrderText`).
+        order: &'a RawValue,
         /// The vendor's API version the order came in, so a payload held at the transform layer
         /// can name it.
         #[serde(skip_serializing_if = "Option::is_none")]
