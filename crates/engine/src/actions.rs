@@ -286,7 +286,7 @@ impl<S: Store> Act<'_, S> {
             |why: String| ActionError::Unreadable { id: self.x.id, why: format!("event {}: {why}", stored.event_id) };
         let event: InboundEvent = serde_json::from_str(&stored.payload).map_err(|e| unreadable(e.to_string()))?;
         event.validate().map_err(|e| unreadable(e.to_string()))?;
-        let order = crate::OrderText::of(&event);
+        let content = crate::Content::of(&event);
         let mut flows = 0;
         for (flow, f) in self.contract.flows_for(&stored.system, stored.kind).filter(|(_, f)| to(&f.to)) {
             flows += 1;
@@ -295,7 +295,7 @@ impl<S: Store> Act<'_, S> {
                 out.lines.push(format!("flow {flow} is in shadow: Handoff observes it and sends nothing"));
                 continue;
             }
-            let command = crate::intake::command_for_event(flow, &f.to, kind, &event, &order, stored);
+            let command = crate::intake::command_for_event(flow, &f.to, kind, &event, &content, stored);
             self.queue(stored.row, command, out).await?;
         }
         if flows == 0 {

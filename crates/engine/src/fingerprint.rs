@@ -13,32 +13,27 @@ const LEN: usize = 16;
 /// payment); the envelope (ids, times, versions, how it was read) is left out, so the same
 /// change read by webhook and by poll has one fingerprint.
 pub fn fingerprint(event: &InboundEvent) -> String {
-    fingerprint_with(event, &OrderText::of(event))
+    Content::of(event).fingerprint
 }
 
-/// As [`fingerprint`], with the event's order already written as JSON (`order`, the same bytes
-/// serialising it in place writes).
-pub fn fingerprint_with(event: &InboundEvent, order: &OrderText) -> String {
-    let body = (event.kind, &*order.0, &event.fulfillment, &event.refund, &event.payment);
-    // Invariant: the canonical types serialise without error (no maps with non-string keys).
-    let bytes = serde_json::to_vec(&body).expect("canonical events serialise");
-    let mut hex = hex::encode(Sha256::digest(bytes));
-    hex.truncate(LEN);
-    hex
+/// What an event says, written once: its order (or `null`) as JSON, which its commands'
+/// payloads carry, and its fingerprint, hashed from that same text (each wrote the whole order
+/// again, most of either's time).
+pub struct Content {
+    pub order: Box<RawValue>,
+    pub fingerprint: String,
 }
 
-/// An event's order (or `null`) written as JSON once, for its fingerprint and its commands'
-/// payloads alike: each wrote the whole order again, most of either's time.
-pub struct OrderText(Box<RawValue>);
-
-impl OrderText {
-    pub fn of(event: &InboundEvent) -> OrderText {
+impl Content {
+    pub fn of(event: &InboundEvent) -> Content {
         // Invariant: the canonical types serialise without error (no maps with non-string keys).
-        OrderText(serde_json::value::to_raw_value(&event.order).expect("canonical events serialise"))
-    }
-
-    pub fn json(&self) -> &RawValue {
-        &self.0
+        let order = serde_json::value::to_raw_value(&event.order).expect("canonical events serialise");
+        // The same bytes as serialising the order in place.
+        let body = (event.kind, &*order, &event.fulfillment, &event.refund, &event.payment);
+        let bytes = serde_json::to_vec(&body).expect("canonical events serialise");
+        let mut fingerprint = hex::encode(Sha256::digest(bytes));
+        fingerprint.truncate(LEN);
+        Content { order, fingerprint }
     }
 }
 

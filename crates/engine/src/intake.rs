@@ -152,12 +152,13 @@ fn plan_parsed(
     if let Some(order) = &event.order {
         plan.search = SearchFields::stated(order.channel.as_deref(), order.customer.email.as_deref());
     }
-    let order = crate::OrderText::of(event);
-    let fingerprint = crate::fingerprint::fingerprint_with(event, &order);
+    let content = crate::Content::of(event);
     // Versions count whole seconds at some sources: a version equal to the last one is stale
     // only when it says the same (or when what it said then is not known).
     let stale = match (event.version, state.last_version) {
-        (Some(v), Some(last)) if v == last => state.last_fingerprint.as_deref().is_none_or(|f| f == fingerprint),
+        (Some(v), Some(last)) if v == last => {
+            state.last_fingerprint.as_deref().is_none_or(|f| f == content.fingerprint)
+        }
         (Some(v), Some(last)) => v < last,
         _ => false,
     };
@@ -245,7 +246,7 @@ fn plan_parsed(
         && state.last_version.is_none_or(|last| v >= last)
     {
         state.last_version = Some(v);
-        state.last_fingerprint = Some(fingerprint.clone());
+        state.last_fingerprint = Some(content.fingerprint.clone());
     }
     if let Some(kind) = command {
         // A paid event that creates the order goes where the order's creation goes.
@@ -266,7 +267,7 @@ fn plan_parsed(
                 continue;
             }
             // The flow decides where an event goes; the order's state decides what it becomes.
-            let mut command = command_for_event(flow, &f.to, kind, event, &order, stored);
+            let mut command = command_for_event(flow, &f.to, kind, event, &content, stored);
             if !safety.dedup {
                 command.idempotency_key = format!("{}:row-{}", command.idempotency_key, stored.row);
             }
@@ -305,14 +306,14 @@ fn travels_to(contract: &Contract, target: &str, state: &OrderState) -> bool {
 
 /// Builds the command and its canonical payload (the `http-json` mapping, version 1), with the
 /// idempotency key that depends only on (target, order, kind, subject): intake and the
-/// resolution actions share it, so an action never queues what intake already queued. `order` is
-/// the event's order as JSON (`OrderText::of(event)`).
+/// resolution actions share it, so an action never queues what intake already queued. `content`
+/// is what the event says, written once (`Content::of(event)`).
 pub fn command_for_event(
     flow: &str,
     target: &str,
     kind: CommandKind,
     event: &InboundEvent,
-    order: &crate::OrderText,
+    content: &crate::Content,
     stored: &StoredEvent,
 ) -> NewCommand {
     let order_ref = &event.order_ref;
@@ -320,10 +321,9 @@ pub fn command_for_event(
         CommandKind::CreateOrder => (order_ref.clone(), order_ref.clone()),
         CommandKind::UpdateOrder => {
             // Two revisions of one version (a second-resolution clock) are two updates.
-            let subject = event.version.map_or_else(
-                || format!("event-{}", stored.event_id),
-                |v| format!("v{v}.{}", crate::fingerprint::fingerprint_with(event, order)),
-            );
+            let subject = event
+                .version
+                .map_or_else(|| format!("event-{}", stored.event_id), |v| format!("v{v}.{}", content.fingerprint));
             (subject, order_ref.clone())
         }
         CommandKind::CancelOrder => ("cancel".into(), order_ref.clone()),
@@ -340,7 +340,7 @@ pub fn command_for_event(
     let payload = match kind {
         CommandKind::CreateOrder | CommandKind::UpdateOrder => {
             let source_version = event.source_version.as_deref();
-            Payload::Order { external_ref: external, version: event.version, order: order.json(), source_version }
+            Payload::Order { external_ref: external, version: event.version, order: &content.order, source_version }
         }
         CommandKind::CancelOrder => Payload::Cancel { external_ref: external, version: event.version },
         CommandKind::CreateFulfillment => {
@@ -371,7 +371,7 @@ enum Payload<'a> {
     Order {
         external_ref: &'a str,
         version: Option<u64>,
-        /// The event's order (or `null`), written once (`OrderText`).
+        /// The event's order (or `null`), written once (`Content`).
         order: &'a RawValue,
         /// The vendor's API version the order came in, so a payload held at the transform layer
         /// can name it.

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::Dispatcher;
-pub use fingerprint::{OrderText, fingerprint};
+pub use fingerprint::{Content, fingerprint};
 pub use intake::Intake;
 pub use poll::{Cursor, Page, PollError, Poller};
 pub use rules::RulesWatch;

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-#[cfg(test)]
-use super::PAGE_SIZE;
 use super::connect;
 
 /// How often the WAL is copied back into the database file. Often, so each copy is small: a
@@ -92,6 +90,7 @@ fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, i64)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::PAGE_SIZE;
     use super::*;
 
     /// Writes `commits` small transactions while another connection is always reading, with the
