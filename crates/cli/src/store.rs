@@ -170,6 +170,7 @@ delegate! {
     fn move_exception(id: i64, to: ExceptionState, actor: String, reason: Option<String>, now: Timestamp) -> Moved;
     fn exception(id: i64) -> Option<ExceptionRow>;
     fn facts_after(after: i64, limit: usize) -> Vec<FactRow>;
+    fn event_payloads(rows: Vec<i64>) -> Vec<(i64, String)>;
     fn facts_of(order_refs: Vec<String>, up_to: i64) -> Vec<FactRow>;
     fn raised_findings(order_refs: Vec<String>) -> Vec<RaisedFinding>;
     fn rules_checkpoint() -> Option<RulesCheckpoint>;

@@ -2,7 +2,7 @@
 //! feeds each order's facts to the board, and raises or clears exceptions as findings appear
 //! and go, as facts arrive and as deadlines pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use handoff_contract::{AutoAction, Contract, Role};
@@ -97,8 +97,34 @@ impl<S: Store> RulesWatch<S> {
 
     /// What a journal entry tells the rules; its event from [`Recent`] when still there.
     fn facts(&self, row: &FactRow) -> Vec<Fact> {
-        let recent = self.recent.as_ref().zip(row.event_row).and_then(|(recent, event_row)| recent.get(event_row));
-        facts_seen(&self.contract, row, recent.as_deref())
+        facts_seen(&self.contract, row, self.recent_event(row).as_deref())
+    }
+
+    fn recent_event(&self, row: &FactRow) -> Option<Arc<InboundEvent>> {
+        self.recent.as_ref().zip(row.event_row).and_then(|(recent, event_row)| recent.get(event_row))
+    }
+
+    /// Each journal entry with its event: from [`Recent`] while it holds it, else read from the
+    /// store in one read for the batch (`facts_after` leaves events' payloads out).
+    async fn with_events<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a FactRow>,
+    ) -> handoff_store::Result<Vec<(&'a FactRow, Option<Arc<InboundEvent>>)>> {
+        let mut entries: Vec<_> = rows.map(|row| (row, self.recent_event(row))).collect();
+        let missing: Vec<i64> = entries
+            .iter()
+            .filter(|(row, event)| event.is_none() && row.payload.is_none())
+            .filter_map(|(row, _)| row.event_row)
+            .collect();
+        if missing.is_empty() {
+            return Ok(entries);
+        }
+        let payloads: HashMap<i64, String> = self.store.event_payloads(missing).await?.into_iter().collect();
+        for (row, event) in entries.iter_mut().filter(|(_, event)| event.is_none()) {
+            let text = row.event_row.and_then(|event_row| payloads.get(&event_row));
+            *event = text.and_then(|text| serde_json::from_str(text).ok()).map(Arc::new);
+        }
+        Ok(entries)
     }
 
     /// Beats `beat` while [`RulesWatch::run`] runs, for readiness.
@@ -204,8 +230,8 @@ impl<S: Store> RulesWatch<S> {
                 away.dedup();
                 self.recall(away, first - 1).await?;
             }
-            for row in &rows {
-                for fact in self.facts(row) {
+            for (row, event) in self.with_events(rows.iter()).await? {
+                for fact in facts_seen(&self.contract, row, event.as_deref()) {
                     self.board.learn(&row.order_ref, fact, changes);
                 }
             }
@@ -471,7 +497,9 @@ fn facts_seen(contract: &Contract, row: &FactRow, recent: Option<&InboundEvent>)
     let event = match recent {
         Some(event) => event,
         None => {
-            let Ok(event) = serde_json::from_str::<InboundEvent>(&row.payload) else { return Vec::new() };
+            let Some(Ok(event)) = row.payload.as_deref().map(serde_json::from_str::<InboundEvent>) else {
+                return Vec::new();
+            };
             parsed = event;
             &parsed
         }
@@ -541,7 +569,8 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
                 #[serde(with = "rust_decimal::serde::str")]
                 total: Decimal,
             }
-            let order = serde_json::from_str::<Sent>(&row.payload).ok().and_then(|sent| sent.order);
+            let sent = row.payload.as_deref().and_then(|payload| serde_json::from_str::<Sent>(payload).ok());
+            let order = sent.and_then(|sent| sent.order);
             let (total, lines) = match order {
                 Some(o) => (Some(Money::new(o.totals.total, o.currency)), Some(o.lines.len() as u32)),
                 None => (None, None),
@@ -552,7 +581,8 @@ fn acknowledged(role: Role, kind: &str, row: &FactRow, at: Timestamp) -> Vec<Fac
         (Role::Erp, "cancel_order") => {
             // A cancel addressed to one record (a duplicate's) closes only that one: the record
             // the target acknowledged closing, never every record of the order.
-            let id = RecordAddress::of(&row.payload).map(|address| record.unwrap_or(address.record_id));
+            let address = row.payload.as_deref().and_then(RecordAddress::of);
+            let id = address.map(|address| record.unwrap_or(address.record_id));
             vec![Fact::ErpCancelled { id, at }]
         }
         (Role::Erp | Role::Wms, "create_fulfillment") => vec![Fact::ErpFulfilled { id: None, at }],
@@ -611,7 +641,7 @@ mod tests {
             record_id: Some("SO-1".into()),
             command_id: Some(3),
             event_row: None,
-            payload,
+            payload: Some(payload),
             at,
         };
         let record = |total: Option<Money>, lines: Option<u32>| Fact::ErpRecord {

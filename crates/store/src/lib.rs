@@ -320,8 +320,12 @@ pub trait Store: Send + Sync + 'static {
     /// One exception, with its evidence.
     fn exception(&self, id: i64) -> impl Future<Output = Result<Option<ExceptionRow>>> + Send;
 
-    /// The rules' journal after entry `after`, oldest first.
+    /// The rules' journal after entry `after`, oldest first; an event's entry without its
+    /// payload (a join into the inbox's large rows for events the rules mostly hold parsed).
     fn facts_after(&self, after: i64, limit: usize) -> impl Future<Output = Result<Vec<FactRow>>> + Send;
+
+    /// The canonical payloads of the inbox rows named, by row; a row no longer kept is absent.
+    fn event_payloads(&self, rows: Vec<i64>) -> impl Future<Output = Result<Vec<(i64, String)>>> + Send;
 
     /// The journal of the orders named, up to entry `up_to` included, oldest first: what the
     /// rules need to follow an order again.

@@ -395,7 +395,7 @@ impl Mem {
             event_row: None,
             order_ref: c.order_ref,
             system: c.target,
-            payload: c.payload,
+            payload: Some(c.payload),
             at,
         });
     }
@@ -662,7 +662,7 @@ impl Store for MemoryStore {
                     record_id: None,
                     command_id: None,
                     event_row: Some(plan.event_row),
-                    payload,
+                    payload: Some(payload),
                     at: now,
                 });
                 for detail in plan.audit {
@@ -1041,7 +1041,16 @@ impl Store for MemoryStore {
     }
 
     async fn facts_after(&self, after: i64, limit: usize) -> Result<Vec<FactRow>> {
-        Ok(self.read(|m| m.facts.iter().skip(after.max(0) as usize).take(limit).cloned().collect()))
+        // As the SQL stores: an event's entry without its payload.
+        let entry = |f: &FactRow| FactRow { payload: f.payload.clone().filter(|_| f.event_row.is_none()), ..f.clone() };
+        Ok(self.read(|m| m.facts.iter().skip(after.max(0) as usize).take(limit).map(entry).collect()))
+    }
+
+    async fn event_payloads(&self, rows: Vec<i64>) -> Result<Vec<(i64, String)>> {
+        Ok(self.read(|m| {
+            let event = |row: i64| m.inbox.get(usize::try_from(row - 1).ok()?).map(|e| (row, e.payload.clone()));
+            rows.iter().filter_map(|&row| event(row)).collect()
+        }))
     }
 
     async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {

@@ -340,8 +340,10 @@ pub struct FactRow {
     pub command_id: Option<i64>,
     /// The inbox row of the event, for an event's entry.
     pub event_row: Option<i64>,
-    /// The event's canonical JSON, or the command's payload.
-    pub payload: String,
+    /// The command's payload, or the event's canonical JSON; `None` for an event's entry read
+    /// by [`crate::Store::facts_after`] (the rules hold most of them parsed already; the others'
+    /// they read with [`crate::Store::event_payloads`]).
+    pub payload: Option<String>,
     pub at: Timestamp,
 }
 

@@ -527,7 +527,8 @@ async fn a_store_acknowledging_before_durable_loses_unflushed_writes() {
 
 async fn the_rules_journal_holds_events_and_command_outcomes_in_order<S: Store + Clone>(store: S) {
     let row = new_event(&store, "e1", EventKind::OrderCreated, "#1").await;
-    plan(&store, row, vec![command("#1", CommandKind::CreateOrder)]).await;
+    let sent = NewCommand { payload: r#"{"sent":true}"#.into(), ..command("#1", CommandKind::CreateOrder) };
+    plan(&store, row, vec![sent]).await;
     let c = store.claim_due(t0(), 10).await.unwrap().remove(0);
     attempt(&store, c, t0(), Outcome::Acknowledged { record_id: "SO-1".into() }).await;
     let facts = store.facts_after(0, 10).await.unwrap();
@@ -535,6 +536,16 @@ async fn the_rules_journal_holds_events_and_command_outcomes_in_order<S: Store +
     assert_eq!(seen, vec![("shop", "order.created", None), ("erp", "acknowledged:create_order", Some("SO-1"))]);
     assert_eq!(facts[1].command_id, Some(1));
     assert_eq!(store.facts_after(facts[0].id, 10).await.unwrap().len(), 1);
+    // The event's entry comes without its payload, read by row when wanted; the command's with.
+    assert_eq!(facts[0].event_row, Some(row));
+    assert_eq!(facts[0].payload, None);
+    assert_eq!(facts[1].payload.as_deref(), Some(r#"{"sent":true}"#));
+    let payloads = store.event_payloads(vec![row, row + 100]).await.unwrap();
+    assert_eq!(payloads, vec![(row, "{}".to_owned())], "the event's payload by its row; a row not kept is absent");
+    // Following an order again reads each entry whole.
+    let whole = store.facts_of(vec!["#1".into()], i64::MAX).await.unwrap();
+    let whole: Vec<_> = whole.iter().map(|f| f.payload.as_deref()).collect();
+    assert_eq!(whole, vec![Some("{}"), Some(r#"{"sent":true}"#)]);
 }
 
 fn finding(subject: &str) -> handoff_store::NewFinding {

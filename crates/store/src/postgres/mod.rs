@@ -594,6 +594,10 @@ impl Store for PgStore {
         reads::facts_after(&self.client().await?, after, limit).await
     }
 
+    async fn event_payloads(&self, rows: Vec<i64>) -> Result<Vec<(i64, String)>> {
+        reads::event_payloads(&self.client().await?, &rows).await
+    }
+
     async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {
         reads::facts_of(&self.client().await?, &order_refs, up_to).await
     }

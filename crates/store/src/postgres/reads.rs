@@ -174,8 +174,15 @@ const FACT_COLUMNS: &str = "f.id, f.order_ref, f.system, f.kind, f.record_id, f.
      FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox o ON o.id = f.command_id";
 
 pub(super) async fn facts_after(c: &impl GenericClient, after: i64, n: usize) -> Result<Vec<crate::FactRow>> {
-    let sql = format!("SELECT {FACT_COLUMNS} WHERE f.id > $1 ORDER BY f.id LIMIT $2");
-    query(c, &sql, &[&after, &limit(n)]).await?.iter().map(fact_row).collect()
+    let sql = "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id, o.payload, f.at, f.event_row
+               FROM facts f LEFT JOIN outbox o ON o.id = f.command_id
+               WHERE f.id > $1 ORDER BY f.id LIMIT $2";
+    query(c, sql, &[&after, &limit(n)]).await?.iter().map(fact_row).collect()
+}
+
+pub(super) async fn event_payloads(c: &impl GenericClient, rows: &[i64]) -> Result<Vec<(i64, String)>> {
+    let found = query(c, "SELECT id, payload FROM inbox WHERE id = ANY($1)", &[&rows]).await?;
+    found.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 pub(super) async fn facts_of(c: &impl GenericClient, order_refs: &[String], up_to: i64) -> Result<Vec<crate::FactRow>> {

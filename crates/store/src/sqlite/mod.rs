@@ -479,6 +479,10 @@ impl Store for SqliteStore {
         self.read(move |conn| reads::facts_after(conn, after, limit)).await
     }
 
+    async fn event_payloads(&self, rows: Vec<i64>) -> Result<Vec<(i64, String)>> {
+        self.read(move |conn| reads::event_payloads(conn, &rows)).await
+    }
+
     async fn facts_of(&self, order_refs: Vec<String>, up_to: i64) -> Result<Vec<FactRow>> {
         self.read(move |conn| reads::facts_of(conn, &order_refs, up_to)).await
     }

@@ -194,13 +194,19 @@ pub(super) fn exception(conn: &Connection, id: i64) -> Result<Option<ExceptionRo
 
 pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<crate::FactRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id,
-                coalesce(i.payload, o.payload), f.at, f.event_row
-         FROM facts f LEFT JOIN inbox i ON i.id = f.event_row LEFT JOIN outbox_payloads o ON o.command_id = f.command_id
+        "SELECT f.id, f.order_ref, f.system, f.kind, f.record_id, f.command_id, o.payload, f.at, f.event_row
+         FROM facts f LEFT JOIN outbox_payloads o ON o.command_id = f.command_id
          WHERE f.id > ?1 ORDER BY f.id LIMIT ?2 + 0",
     )?;
     let rows = stmt.query_map(params![after, limit as i64], fact_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn event_payloads(conn: &Connection, rows: &[i64]) -> Result<Vec<(i64, String)>> {
+    let rows = serde_json::to_string(rows).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare_cached("SELECT id, payload FROM inbox WHERE id IN (SELECT value FROM json_each(?1))")?;
+    let payloads = stmt.query_map([rows], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(payloads.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub(super) fn facts_of(conn: &Connection, order_refs: &[String], up_to: i64) -> Result<Vec<crate::FactRow>> {
