@@ -204,7 +204,8 @@ pub(super) fn facts_after(conn: &Connection, after: i64, limit: usize) -> Result
 
 pub(super) fn event_payloads(conn: &Connection, rows: &[i64]) -> Result<Vec<(i64, String)>> {
     let rows = serde_json::to_string(rows).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-    let mut stmt = conn.prepare_cached("SELECT id, payload FROM inbox WHERE id IN (SELECT value FROM json_each(?1))")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, payload FROM inbox WHERE id IN (SELECT value FROM json_each(?1))")?;
     let payloads = stmt.query_map([rows], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(payloads.collect::<rusqlite::Result<Vec<_>>>()?)
 }
