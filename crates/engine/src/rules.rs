@@ -120,9 +120,13 @@ impl<S: Store> RulesWatch<S> {
             return Ok(entries);
         }
         let payloads: HashMap<i64, String> = self.store.event_payloads(missing).await?.into_iter().collect();
-        for (row, event) in entries.iter_mut().filter(|(_, event)| event.is_none()) {
+        for (row, event) in entries.iter_mut().filter(|(row, event)| event.is_none() && row.payload.is_none()) {
             let text = row.event_row.and_then(|event_row| payloads.get(&event_row));
             *event = text.and_then(|text| serde_json::from_str(text).ok()).map(Arc::new);
+            if event.is_none() {
+                tracing::warn!(message = "a journal entry's event is no longer kept or unreadable; the rules learn nothing from it",
+                    entry = row.id, order = %row.order_ref, event_row = row.event_row);
+            }
         }
         Ok(entries)
     }
