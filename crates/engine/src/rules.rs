@@ -104,28 +104,25 @@ impl<S: Store> RulesWatch<S> {
         self.recent.as_ref().zip(row.event_row).and_then(|(recent, event_row)| recent.get(event_row))
     }
 
-    /// Each journal entry with its event: from [`Recent`] while it holds it, else read from the
-    /// store in one read for the batch (`facts_after` leaves events' payloads out).
-    async fn with_events<'a>(
+    /// Each journal entry with its event from [`Recent`] while it holds it; the others' payloads
+    /// (which `facts_after` leaves out) read from the store in one read for the batch.
+    async fn with_events(
         &self,
-        rows: impl Iterator<Item = &'a FactRow>,
-    ) -> handoff_store::Result<Vec<(&'a FactRow, Option<Arc<InboundEvent>>)>> {
-        let mut entries: Vec<_> = rows.map(|row| (row, self.recent_event(row))).collect();
-        let missing: Vec<i64> = entries
-            .iter()
-            .filter(|(row, event)| event.is_none() && row.payload.is_none())
-            .filter_map(|(row, _)| row.event_row)
+        rows: Vec<FactRow>,
+    ) -> handoff_store::Result<Vec<(FactRow, Option<Arc<InboundEvent>>)>> {
+        let mut entries: Vec<_> = rows
+            .into_iter()
+            .map(|row| {
+                let event = self.recent_event(&row);
+                (row, event)
+            })
             .collect();
-        if missing.is_empty() {
-            return Ok(entries);
-        }
-        let payloads: HashMap<i64, String> = self.store.event_payloads(missing).await?.into_iter().collect();
-        for (row, event) in entries.iter_mut().filter(|(row, event)| event.is_none() && row.payload.is_none()) {
-            let text = row.event_row.and_then(|event_row| payloads.get(&event_row));
-            *event = text.and_then(|text| serde_json::from_str(text).ok()).map(Arc::new);
-            if event.is_none() {
-                tracing::warn!(message = "a journal entry's event is no longer kept or unreadable; the rules learn nothing from it",
-                    entry = row.id, order = %row.order_ref, event_row = row.event_row);
+        let unread = |(row, event): &(FactRow, Option<Arc<InboundEvent>>)| event.is_none() && row.payload.is_none();
+        let missing: Vec<i64> = entries.iter().filter(|e| unread(e)).filter_map(|(row, _)| row.event_row).collect();
+        if !missing.is_empty() {
+            let mut payloads: HashMap<i64, String> = self.store.event_payloads(missing).await?.into_iter().collect();
+            for (row, _) in entries.iter_mut().filter(|e| unread(e)) {
+                row.payload = row.event_row.and_then(|event_row| payloads.remove(&event_row));
             }
         }
         Ok(entries)
@@ -234,14 +231,15 @@ impl<S: Store> RulesWatch<S> {
                 away.dedup();
                 self.recall(away, first - 1).await?;
             }
-            for (row, event) in self.with_events(rows.iter()).await? {
-                for fact in facts_seen(&self.contract, row, event.as_deref()) {
+            let read = rows.len();
+            for (row, event) in self.with_events(rows).await? {
+                for fact in facts_seen(&self.contract, &row, event.as_deref()) {
                     self.board.learn(&row.order_ref, fact, changes);
                 }
             }
             self.cursor = last;
-            facts += rows.len();
-            if rows.len() < BATCH {
+            facts += read;
+            if read < BATCH {
                 break;
             }
         }
@@ -502,6 +500,8 @@ fn facts_seen(contract: &Contract, row: &FactRow, recent: Option<&InboundEvent>)
         Some(event) => event,
         None => {
             let Some(Ok(event)) = row.payload.as_deref().map(serde_json::from_str::<InboundEvent>) else {
+                tracing::warn!(message = "a journal entry's event is no longer kept or unreadable; the rules learn nothing from it",
+                    entry = row.id, order = %row.order_ref, event_row = row.event_row);
                 return Vec::new();
             };
             parsed = event;
