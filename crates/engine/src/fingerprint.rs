@@ -30,10 +30,25 @@ impl Content {
         let order = serde_json::value::to_raw_value(&event.order).expect("canonical events serialise");
         // The same bytes as serialising the order in place.
         let body = (event.kind, &*order, &event.fulfillment, &event.refund, &event.payment);
-        let bytes = serde_json::to_vec(&body).expect("canonical events serialise");
-        let mut fingerprint = hex::encode(Sha256::digest(bytes));
-        fingerprint.truncate(LEN);
+        // Hashed as it is written: no second copy of the order to hash afterwards.
+        let mut hash = Hashing(Sha256::new());
+        serde_json::to_writer(&mut hash, &body).expect("canonical events serialise");
+        let fingerprint = hex::encode(&hash.0.finalize()[..LEN / 2]);
         Content { order, fingerprint }
+    }
+}
+
+/// SHA-256 fed by a JSON writer (sha2 0.11 is no `io::Write` of its own).
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
