@@ -34,12 +34,12 @@ pub fn describe() {
     describe_histogram!(
         "handoff_store_commit_seconds",
         Unit::Seconds,
-        "Duration of each group commit, its jobs and the commit, without the WAL's sync nor the wait for the last commit's sync."
+        "Duration of each group commit, its jobs and the commit without the WAL's sync."
     );
     describe_histogram!(
         "handoff_store_sync_seconds",
         Unit::Seconds,
-        "Duration of each sync of the store's WAL after a group commit."
+        "Duration of each sync of the store's WAL, shared by the group commits made while the last one ran."
     );
 }
 
