@@ -554,8 +554,8 @@ mod tests {
     }
 
     /// While the last commit's sync runs, the jobs that arrive run in one open transaction and
-    /// commit together once it ends (one that fails ends the wait and undoes only itself); each
-    /// caller hears back only after the sync that follows its commit.
+    /// commit together once it ends (one that fails ends the wait and undoes only itself); each caller
+    /// hears back only after the sync that follows its commit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_arriving_during_a_sync_share_the_next_commit() {
         use std::sync::mpsc::{channel, sync_channel};
