@@ -1,9 +1,8 @@
 //! The WAL's sync, off the writer's thread. The writer commits without syncing (`synchronous =
 //! NORMAL`) and hands each batch's replies here; this thread syncs the WAL file and only then
 //! replies, so a caller still hears "done" only once its write is on disk. Meanwhile the writer
-//! runs the next batch: its statements and the disk's flush overlap instead of taking turns,
-//! and it commits that batch when told the sync ended (`Synced`). Batches committed while a sync
-//! runs share the next one.
+//! runs the next batch: its statements and the disk's flush overlap instead of taking turns.
+//! Batches committed while a sync runs share the next one.
 //!
 //! The durability is that of `synchronous = FULL`, which in WAL mode is `NORMAL` plus a sync of
 //! the WAL after each commit (both sync the WAL's header when it starts over, and the files
@@ -18,7 +17,7 @@
 //! (SQLite then recovers what reached the disk).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// A caller waiting for its job's commit: told `Ok` once it is durable.
@@ -27,46 +26,30 @@ pub(super) type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// Makes what the writer committed durable: `File::sync_data` of the WAL, a stand-in in tests.
 pub(super) type SyncWal = Box<dyn FnMut() -> std::io::Result<()> + Send>;
 
-/// Called after each sync once its callers heard back: the writer, waiting for it, commits.
-pub(super) type Synced = Box<dyn Fn() + Send>;
-
 /// Committed batches that may wait for a sync before the writer waits for the sync thread.
 const QUEUE: usize = 64;
 
 pub(super) struct Syncer {
     batches: SyncSender<Vec<Reply>>,
     broken: Arc<AtomicBool>,
-    /// Batches handed over whose callers have not heard back yet.
-    unsynced: Arc<AtomicUsize>,
 }
 
 impl Syncer {
-    pub(super) fn start(sync: SyncWal, synced: Synced) -> std::io::Result<Syncer> {
+    pub(super) fn start(sync: SyncWal) -> std::io::Result<Syncer> {
         let (batches, queue) = sync_channel(QUEUE);
         let broken = Arc::new(AtomicBool::new(false));
-        let unsynced = Arc::new(AtomicUsize::new(0));
-        let (failed, waiting) = (broken.clone(), unsynced.clone());
-        std::thread::Builder::new()
-            .name("handoff-store-sync".into())
-            .spawn(move || sync_loop(sync, queue, &failed, &waiting, &synced))?;
-        Ok(Syncer { batches, broken, unsynced })
+        let failed = broken.clone();
+        std::thread::Builder::new().name("handoff-store-sync".into()).spawn(move || sync_loop(sync, queue, &failed))?;
+        Ok(Syncer { batches, broken })
     }
 
     /// Replies to a committed batch's callers once the WAL holding it is synced.
     pub(super) fn reply_when_synced(&self, replies: Vec<Reply>) {
-        self.unsynced.fetch_add(1, Ordering::SeqCst);
         if let Err(unsent) = self.batches.send(replies) {
-            self.unsynced.fetch_sub(1, Ordering::SeqCst);
             for reply in unsent.0 {
                 reply(Err("the WAL's sync thread is gone".into()));
             }
         }
-    }
-
-    /// A commit handed over is still waiting for its sync: a commit made now would only wait
-    /// for that sync to end before its own could start.
-    pub(super) fn busy(&self) -> bool {
-        self.unsynced.load(Ordering::SeqCst) > 0
     }
 
     /// A sync failed: nothing is acknowledged any more.
@@ -75,19 +58,11 @@ impl Syncer {
     }
 }
 
-fn sync_loop(
-    mut sync: SyncWal,
-    queue: Receiver<Vec<Reply>>,
-    broken: &AtomicBool,
-    unsynced: &AtomicUsize,
-    synced: &Synced,
-) {
+fn sync_loop(mut sync: SyncWal, queue: Receiver<Vec<Reply>>, broken: &AtomicBool) {
     let mut failure: Option<String> = None;
     while let Ok(mut replies) = queue.recv() {
-        let mut batches = 1;
         while let Ok(more) = queue.try_recv() {
             replies.extend(more);
-            batches += 1;
         }
         if failure.is_none() {
             let started = std::time::Instant::now();
@@ -105,8 +80,6 @@ fn sync_loop(
         for reply in replies {
             reply(outcome.clone());
         }
-        unsynced.fetch_sub(batches, Ordering::SeqCst);
-        synced();
     }
 }
 
@@ -145,7 +118,7 @@ mod tests {
     #[test]
     fn callers_hear_back_only_after_the_sync_that_follows_their_commit() {
         let (sync, starts, release) = held_sync(None);
-        let syncer = Syncer::start(sync, Box::new(|| {})).unwrap();
+        let syncer = Syncer::start(sync).unwrap();
         let (outcomes, heard) = channel();
         syncer.reply_when_synced(vec![reply_to(&outcomes, 1), reply_to(&outcomes, 2)]);
         starts.recv_timeout(WAIT).unwrap();
@@ -171,7 +144,7 @@ mod tests {
     #[test]
     fn a_failed_sync_fails_its_batch_and_every_later_one() {
         let (sync, starts, release) = held_sync(Some(1));
-        let syncer = Syncer::start(sync, Box::new(|| {})).unwrap();
+        let syncer = Syncer::start(sync).unwrap();
         let (outcomes, heard) = channel();
         syncer.reply_when_synced(vec![reply_to(&outcomes, 1)]);
         starts.recv_timeout(WAIT).unwrap();

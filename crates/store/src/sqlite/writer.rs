@@ -2,9 +2,7 @@
 //! thread runs every queued job in one transaction (a failing job undoes only itself: see
 //! `commit_batch`) and commits once. Replies are sent only after the commit is
 //! synced (by the `syncer`'s thread while the writer runs the next batch), so a caller that hears
-//! "done" knows its write is on disk; the sync is shared by the batch. While the last commit's
-//! sync runs, the jobs that arrive run in the open transaction, which commits when that sync
-//! ends: one commit a sync, each page the jobs share written to the WAL once.
+//! "done" knows its write is on disk; the sync is shared by the batch.
 //! The thread beats once per job and per commit, and says when it waits for work, so readiness
 //! tells a writer stuck in a commit from an idle one; a failed commit marks it failing until it
 //! can write again (idle, it tries the write lock every second). The queue's depth is there to
@@ -32,13 +30,6 @@ struct Job {
     work: Box<dyn Work>,
     /// Committed alone, never in the same commit as other jobs.
     alone: bool,
-}
-
-/// What the writer's queue carries: callers' jobs, and word from the sync thread that the last
-/// sync ended (a writer holding its commit until then goes on).
-enum Queued {
-    Job(Job),
-    Synced,
 }
 
 /// A caller's write, run in a group commit and answered after it.
@@ -81,7 +72,7 @@ where
 }
 
 pub(super) struct Writer {
-    jobs: mpsc::Sender<Queued>,
+    jobs: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
     pulse: Arc<Pulse>,
 }
@@ -140,16 +131,8 @@ impl Writer {
             }
         }))?;
         let thread_error = |source| StoreError::DataDir { path: "writer thread".into(), source };
+        let syncer = wal.map(Syncer::start).transpose().map_err(thread_error)?;
         let (jobs, queue) = mpsc::channel(options.queue_depth);
-        // A weak sender: the queue still closes when the store's last handle goes.
-        let wake = jobs.downgrade();
-        let synced = Box::new(move || {
-            if let Some(jobs) = wake.upgrade() {
-                // A full queue needs no word: the writer is busy with its jobs.
-                let _ = jobs.try_send(Queued::Synced);
-            }
-        });
-        let syncer = wal.map(|sync| Syncer::start(sync, synced)).transpose().map_err(thread_error)?;
         let stats = Arc::new(WriterStats::default());
         let counters = stats.clone();
         let beat = Beat::new("writer", WRITER_PERIOD);
@@ -195,7 +178,7 @@ impl Writer {
     }
 
     async fn send<R>(&self, (job, rx): (Job, oneshot::Receiver<Result<R>>)) -> Result<R> {
-        self.jobs.send(Queued::Job(job)).await.map_err(|_| StoreError::WriterGone)?;
+        self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::NotCommitted("the transaction could not begin".into()))?
     }
 
@@ -207,7 +190,7 @@ impl Writer {
         F: Fn(&Connection) -> Result<R> + Send + 'static,
     {
         let (job, rx) = job(f, false);
-        match self.jobs.try_send(Queued::Job(job)) {
+        match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let WriterQueue { queued, capacity } = self.queue();
@@ -249,7 +232,7 @@ fn in_savepoint<R>(conn: &Connection, f: impl Fn(&Connection) -> Result<R>) -> R
 
 fn write_loop(
     conn: Connection,
-    mut queue: mpsc::Receiver<Queued>,
+    mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     wakes: Wakes,
     syncer: Option<Syncer>,
@@ -275,11 +258,8 @@ fn write_loop(
             },
             None => {
                 beat.waiting();
-                match queue.blocking_recv() {
-                    Some(Queued::Job(job)) => job,
-                    Some(Queued::Synced) => continue,
-                    None => break,
-                }
+                let Some(job) = queue.blocking_recv() else { break };
+                job
             }
         };
         beat.beat();
@@ -288,52 +268,22 @@ fn write_loop(
         // Whatever queued while the last commit was syncing joins this one.
         while !alone && batch.len() < max_batch {
             match queue.try_recv() {
-                Ok(Queued::Job(job)) if job.alone => {
+                Ok(job) if job.alone => {
                     held = Some(job);
                     break;
                 }
-                Ok(Queued::Job(job)) => batch.push(job),
-                Ok(Queued::Synced) => {}
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
         let started = std::time::Instant::now();
-        let (waited, joined) = (std::cell::Cell::new(std::time::Duration::ZERO), std::cell::Cell::new(batch.len()));
-        // While the last commit's sync runs, a commit made now would only wait for it: the
-        // jobs that arrive meanwhile join this transaction, and it commits once that sync is
-        // done. Each commit writes the pages its jobs share once (the database's header, the
-        // last leaf of every index appended to), where several commits a sync each wrote them.
-        let mut more = || -> Option<Job> {
-            if alone || held.is_some() || joined.get() >= max_batch {
-                return None;
-            }
-            let wait = std::time::Instant::now();
-            let next = loop {
-                if !syncer.as_ref().is_some_and(Syncer::busy) {
-                    break None;
-                }
-                match queue.blocking_recv() {
-                    Some(Queued::Job(job)) if job.alone => {
-                        held = Some(job);
-                        break None;
-                    }
-                    Some(Queued::Job(job)) => break Some(job),
-                    Some(Queued::Synced) => {}
-                    None => break None,
-                }
-            };
-            waited.set(waited.get() + wait.elapsed());
-            joined.set(joined.get() + usize::from(next.is_some()));
-            next
-        };
         let rows_before = conn.total_changes();
         wakes.touched.store(0, Ordering::Relaxed);
-        let commit = commit_batch(&conn, &mut batch, beat, &mut more);
-        stats.jobs.fetch_add(joined.get() as u64, Ordering::Relaxed);
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        let working = started.elapsed().saturating_sub(waited.get());
-        metrics::histogram!("handoff_store_commit_seconds").record(working.as_secs_f64());
+        let commit = commit_batch(&conn, &mut batch, beat);
+        metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
         beat.beat();
         // A writer that cannot commit (the database locked by another process, a full disk)
         // keeps beating and stores nothing: readiness must hear it.
@@ -376,11 +326,10 @@ enum Probed {
 /// waits up to the connection's busy timeout) until it is had, or a job arrives to try with.
 /// Without it, a hub left idle would stay unready after the fault passed, and an orchestrator
 /// that withholds traffic from it would never send the write that shows it healed.
-fn probe_until_writable(conn: &Connection, queue: &mut mpsc::Receiver<Queued>, beat: &Beat) -> Probed {
+fn probe_until_writable(conn: &Connection, queue: &mut mpsc::Receiver<Job>, beat: &Beat) -> Probed {
     loop {
         match queue.try_recv() {
-            Ok(Queued::Job(job)) => return Probed::Job(job),
-            Ok(Queued::Synced) => continue,
+            Ok(job) => return Probed::Job(job),
             Err(mpsc::error::TryRecvError::Disconnected) => return Probed::Closed,
             Err(mpsc::error::TryRecvError::Empty) => {}
         }
@@ -393,18 +342,12 @@ fn probe_until_writable(conn: &Connection, queue: &mut mpsc::Receiver<Queued>, b
     }
 }
 
-/// Runs the batch in one transaction, with the jobs `more` adds to it after, and commits it.
-/// Every job runs straight in the transaction; only when one fails is the transaction rolled
-/// back and the batch run again with each job in a savepoint of its own, so that the failed job
-/// undoes only itself. A savepoint per job on every batch cost a tenth of the hub's CPU under
-/// load (its journal copies each page the job first touches, and each release frees the
-/// copies), and a failed write is rare.
-fn commit_batch(
-    conn: &Connection,
-    batch: &mut Vec<Job>,
-    beat: &Beat,
-    more: &mut dyn FnMut() -> Option<Job>,
-) -> (Result<(), String>, Vec<Reply>) {
+/// Runs the batch in one transaction and commits it. Every job runs straight in the
+/// transaction; only when one fails is the transaction rolled back and the batch run again with
+/// each job in a savepoint of its own, so that the failed job undoes only itself. A savepoint
+/// per job on every batch cost a tenth of the hub's CPU under load (its journal copies each page
+/// the job first touches, and each release frees the copies), and a failed write is rare.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, beat: &Beat) -> (Result<(), String>, Vec<Reply>) {
     let run_all = |in_savepoint: bool, batch: &mut Vec<Job>| -> Result<bool, String> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
         let mut all_ran = true;
@@ -418,24 +361,15 @@ fn commit_batch(
         }
         Ok(all_ran)
     };
-    let begun = run_all(false, batch)
-        .map(|mut all_ran| {
-            while all_ran && let Some(mut job) = more() {
-                all_ran = job.work.run(conn, false);
-                beat.beat();
-                batch.push(job);
-            }
-            all_ran
-        })
-        .and_then(|ran| {
-            if ran {
-                return Ok(());
-            }
-            // A job failed: its writes are mixed with the others'. An error that ended the
-            // transaction already (a full disk) leaves nothing to roll back.
-            let _ = conn.execute_batch("ROLLBACK");
-            run_all(true, batch).map(drop)
-        });
+    let begun = run_all(false, batch).and_then(|ran| {
+        if ran {
+            return Ok(());
+        }
+        // A job failed: its writes are mixed with the others'. An error that ended the
+        // transaction already (a full disk) leaves nothing to roll back.
+        let _ = conn.execute_batch("ROLLBACK");
+        run_all(true, batch).map(drop)
+    });
     if let Err(e) = begun {
         // Dropping the jobs drops their reply channels: each caller hears "not committed".
         batch.clear();
@@ -551,70 +485,5 @@ mod tests {
         assert_eq!(futures_ok(jobs).await, [true, true, true]);
         // The holder's commit, then a, b and c each in their own.
         assert_eq!(writer.stats(), (4, 4));
-    }
-
-    /// While the last commit's sync runs, the jobs that arrive run in one open transaction and
-    /// commit together once it ends (one that fails ends the wait and undoes only itself); each caller
-    /// hears back only after the sync that follows its commit.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn jobs_arriving_during_a_sync_share_the_next_commit() {
-        use std::sync::mpsc::{channel, sync_channel};
-        let wait = std::time::Duration::from_secs(10);
-        let (started, starts) = channel();
-        let (release, released) = sync_channel::<()>(0);
-        let sync: SyncWal = Box::new(move || {
-            started.send(()).unwrap();
-            released.recv().unwrap();
-            Ok(())
-        });
-        let synced = || tokio::task::block_in_place(|| starts.recv_timeout(wait)).expect("a sync starts");
-        let release = || tokio::task::block_in_place(|| release.send(())).unwrap();
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
-        let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: true };
-        let writer = Arc::new(Writer::start(conn, options, Wakes::new(), Some(sync)).unwrap());
-        // Each job says when it runs.
-        let (ran, runs) = channel::<&'static str>();
-        let ran = std::sync::Mutex::new(ran);
-        let ran = Arc::new(ran);
-        let spawn = |v: &'static str, fail: bool| {
-            let (writer, ran) = (writer.clone(), ran.clone());
-            tokio::spawn(async move {
-                writer
-                    .run(move |conn| {
-                        conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
-                        let _ = ran.lock().unwrap().send(v);
-                        if fail { Err(StoreError::NotCommitted("refused".into())) } else { Ok(()) }
-                    })
-                    .await
-            })
-        };
-        let a = spawn("a", false);
-        synced();
-        assert_eq!(runs.try_recv(), Ok("a"));
-        let mut jobs = Vec::new();
-        for (v, fail) in [("b", false), ("c", false), ("d", true)] {
-            jobs.push(spawn(v, fail));
-            // Run before the next is queued: each arrives during a's sync.
-            assert_eq!(tokio::task::block_in_place(|| runs.recv_timeout(wait)), Ok(v), "{v} runs at once");
-        }
-        assert_eq!(writer.stats(), (1, 1), "b, c and d wait in the open transaction for a's sync");
-        release();
-        assert!(a.await.unwrap().is_ok());
-        synced();
-        assert_eq!(writer.stats(), (2, 4), "b, c and d in one commit");
-        assert!(jobs.iter().all(|j| !j.is_finished()), "nobody hears back before the sync after their commit");
-        release();
-        assert_eq!(futures_ok(jobs).await, [true, true, false]);
-        let read = tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                let concat = "SELECT group_concat(v, '') FROM (SELECT v FROM t ORDER BY v)";
-                writer.run(move |conn| Ok(conn.query_row(concat, [], |r| r.get::<_, String>(0))?)).await
-            }
-        });
-        synced();
-        release();
-        assert_eq!(read.await.unwrap().unwrap(), "abc");
     }
 }
