@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::bench_load::closed_loop;
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use handoff_contract::Contract;
 use handoff_contract::data_dir::StoreAt;
 use handoff_engine::{Intake, SystemClock};
@@ -30,12 +32,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
     },
-    /// Durable webhook intake over HTTP: the peak rate, then latency at a fixed rate.
+    /// Durable webhook intake over HTTP: the peak rate at each number of connections, then
+    /// latency at a fixed rate.
     Intake {
-        #[arg(long, default_value_t = 200_000)]
+        /// Events posted at the peak, at each number of connections.
+        #[arg(long, default_value_t = 100_000)]
         events: usize,
-        #[arg(long, default_value_t = 128)]
-        concurrency: usize,
+        /// Connections posting at once, comma-separated: one peak run each, the hub's busiest
+        /// figure printed last. 1,024 is the hub's default limit of connections.
+        #[arg(long, value_delimiter = ',', default_values_t = [128, 256, 512, 1024])]
+        concurrency: Vec<usize>,
         /// Events per second of the fixed-rate run.
         #[arg(long, default_value_t = 2000)]
         rate: u64,
@@ -158,7 +164,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     let result = match command {
         BenchCommand::Store { events, concurrency } => store(&dir, events, concurrency).await,
         BenchCommand::Intake { events, concurrency, rate, seconds, vendor_ids, hubs } => {
-            intake(&dir, Load { events, concurrency, rate, seconds, vendor_ids }, &hubs).await
+            intake(&dir, Load { events, concurrency: &concurrency, rate, seconds, vendor_ids }, &hubs).await
         }
         BenchCommand::E2e { orders, concurrency, hubs } => e2e(&dir, orders, concurrency, &hubs).await,
         BenchCommand::Rss { backlog: Some(backlog), .. } => rss(&dir, backlog).await,
@@ -516,44 +522,6 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().pool_max_idle_per_host(1024).timeout(Duration::from_secs(30)).build()?)
 }
 
-/// Posts `count` events from `concurrency` connections as fast as the hub answers.
-/// With several hubs, connection `i` posts to hub `i mod hubs`.
-async fn closed_loop(
-    client: &reqwest::Client,
-    urls: &[String],
-    bodies: Arc<Vec<String>>,
-    concurrency: usize,
-) -> anyhow::Result<(f64, Histogram<u64>)> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|c| {
-            let (client, url, next, bodies) =
-                (client.clone(), urls[c % urls.len()].clone(), next.clone(), bodies.clone());
-            tokio::spawn(async move {
-                let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= bodies.len() {
-                        return Ok::<_, anyhow::Error>(hist);
-                    }
-                    let sent = Instant::now();
-                    let r = client.post(&url).body(bodies[i].clone()).send().await?;
-                    if !r.status().is_success() {
-                        bail!("hub answered {}", r.status());
-                    }
-                    hist.record(sent.elapsed().as_micros() as u64)?;
-                }
-            })
-        })
-        .collect();
-    let mut hist = Histogram::<u64>::new(3)?;
-    for t in tasks {
-        hist.add(t.await??)?;
-    }
-    Ok((bodies.len() as f64 / start.elapsed().as_secs_f64(), hist))
-}
-
 fn print_latency(label: &str, hist: &Histogram<u64>) {
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     println!(
@@ -566,17 +534,18 @@ fn print_latency(label: &str, hist: &Histogram<u64>) {
     );
 }
 
-/// What `bench intake` sends: events at the peak over connections, then a fixed rate for a time.
+/// What `bench intake` sends: events at the peak over each number of connections, then a fixed
+/// rate for a time.
 #[derive(Clone, Copy)]
-struct Load {
+struct Load<'a> {
     events: usize,
-    concurrency: usize,
+    concurrency: &'a [usize],
     rate: u64,
     seconds: u64,
     vendor_ids: bool,
 }
 
-impl Load {
+impl Load<'_> {
     /// The `i`-th event sent.
     fn event(&self, i: usize) -> String {
         if self.vendor_ids { order_event_with_id(i, &vendor_id(i)) } else { order_event(i) }
@@ -591,44 +560,47 @@ fn vendor_id(i: usize) -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
-async fn intake(dir: &Path, load: Load, hubs: &Hubs) -> anyhow::Result<()> {
+async fn intake(dir: &Path, load: Load<'_>, hubs: &Hubs) -> anyhow::Result<()> {
     let store = BenchStore::new(dir, hubs).await?;
     let result = intake_on(dir, load, &store, hubs.hubs).await;
     store.drop_schema().await?;
     result
 }
 
-async fn intake_on(dir: &Path, load: Load, store: &BenchStore, count: usize) -> anyhow::Result<()> {
+async fn intake_on(dir: &Path, load: Load<'_>, store: &BenchStore, count: usize) -> anyhow::Result<()> {
     let Load { events, concurrency, rate, seconds, .. } = load;
+    anyhow::ensure!(!concurrency.is_empty(), "--concurrency names no number of connections");
     let client = http_client()?;
     // No flows: the hubs record and plan each event, and deliver nothing (see `e2e`).
     let hubs = start_hubs(dir, None, &client, store, count).await?;
     let hub = &hubs[0];
     let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
 
-    let bodies: Arc<Vec<String>> = Arc::new((0..events).map(|i| load.event(i)).collect());
     let ids = if load.vendor_ids { "vendors' ids" } else { "ids in order" };
-    println!("peak: {events} events of {} bytes ({ids}), {concurrency} connections", bodies[0].len());
-    let before = commits(&client, hub).await?;
-    let cpu = CpuUse::start(&[("first hub", hub.process.0.id()), ("load generator", std::process::id())])?;
-    let (peak, hist) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
-    let after = commits(&client, hub).await?;
-    println!("durable intake over HTTP: {peak:.0} events/s");
-    print_latency("  time to 2xx under peak load", &hist);
-    print_commits("  first hub's store", before, after, events as f64 / peak, events);
-    cpu.print(events, events as f64 / peak, "event")?;
+    let mut sent = 0;
+    let mut peaks = Vec::with_capacity(concurrency.len());
+    for &connections in concurrency {
+        let bodies: Arc<Vec<Bytes>> = Arc::new((sent..sent + events).map(|i| load.event(i).into()).collect());
+        sent += events;
+        println!("peak: {events} events of {} bytes ({ids}), {connections} connections", bodies[0].len());
+        let before = commits(&client, hub).await?;
+        let cpu = CpuUse::start(&[("first hub", hub.process.0.id()), ("load generator", std::process::id())])?;
+        let (peak, hist) = closed_loop(&webhooks, bodies, connections).await?;
+        let after = commits(&client, hub).await?;
+        println!("durable intake over HTTP: {peak:.0} events/s");
+        print_latency("  time to 2xx under peak load", &hist);
+        print_commits("  first hub's store", before, after, events as f64 / peak, events);
+        cpu.print(events, events as f64 / peak, "event")?;
+        peaks.push((connections, peak));
+        // Each peak starts on a hub at rest, not on one still planning the last one's events.
+        all_planned(&client, hub).await?;
+    }
+    if let Some(&(connections, peak)) = peaks.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        println!("busiest: {peak:.0} events/s durable over HTTP, with {connections} connections");
+    }
 
     let total = (rate * seconds) as usize;
-    let bodies: Arc<Vec<String>> = Arc::new((events..events + total).map(|i| load.event(i)).collect());
-    // The fixed rate is measured on a hub at rest, not on one still planning the peak's events.
-    let waited = Instant::now();
-    while planned_behind(&client, hub).await? > 0 {
-        if waited.elapsed() > Duration::from_secs(300) {
-            bail!("the peak's events were not all planned after 300 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("the peak's events all planned {:.1} s after its last 2xx", waited.elapsed().as_secs_f64());
+    let bodies: Arc<Vec<String>> = Arc::new((sent..sent + total).map(|i| load.event(i)).collect());
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("fixed rate: {rate} events/s for {seconds} s (latency measured from each request's scheduled time)");
     let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
@@ -661,6 +633,19 @@ async fn outbox_counts(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Resu
     let outbox = client.get(format!("{}/api/v1/outbox", hub.url)).bearer_auth(&hub.token);
     let counts: Value = outbox.send().await?.json().await?;
     Ok(move |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0))
+}
+
+/// Waits until the hub has planned every event it recorded, and says how long that took.
+async fn all_planned(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<()> {
+    let waited = Instant::now();
+    while planned_behind(client, hub).await? > 0 {
+        if waited.elapsed() > Duration::from_secs(300) {
+            bail!("the peak's events were not all planned after 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("  the peak's events all planned {:.1} s after its last 2xx", waited.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Events the hub recorded but has not planned yet (counted up to 1,000).
@@ -718,7 +703,7 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     let (erp, erp_url) = start_erp(&client, &[]).await?;
     let hubs = start_hubs(dir, Some(&erp_url), &client, store, count).await?;
     let webhooks: Vec<String> = hubs.iter().map(|h| format!("{}/webhooks/shop", h.url)).collect();
-    let bodies: Arc<Vec<String>> = Arc::new((0..orders).map(order_event).collect());
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..orders).map(|i| order_event(i).into()).collect());
     let cpu = CpuUse::start(&[
         ("first hub", hubs[0].process.0.id()),
         ("ERP emulator", erp.0.id()),
@@ -727,7 +712,7 @@ async fn e2e_on(dir: &Path, orders: usize, concurrency: usize, store: &BenchStor
     println!("end to end: {orders} orders of {} bytes, {concurrency} connections, {count} hub(s)", bodies[0].len());
     let start = Instant::now();
     let before = commits(&client, &hubs[0]).await?;
-    let (intake_rate, _) = closed_loop(&client, &webhooks, bodies, concurrency).await?;
+    let (intake_rate, _) = closed_loop(&webhooks, bodies, concurrency).await?;
     loop {
         let (acked, _) = acknowledged(&client, &hubs[0]).await?;
         if acked as usize >= orders {

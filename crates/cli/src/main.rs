@@ -3,6 +3,7 @@
 mod bench;
 mod bench_api;
 mod bench_console;
+mod bench_load;
 mod bench_mapping;
 mod bench_purge;
 mod bench_restart;
