@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bench_load::closed_loop;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use handoff_contract::Contract;
@@ -20,6 +19,8 @@ use handoff_store::{NewEvent, Store};
 use hdrhistogram::Histogram;
 use jiff::Timestamp;
 use serde_json::{Value, json};
+
+use crate::bench_load::closed_loop;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
