@@ -1,7 +1,7 @@
 //! The load generator of `bench intake` and `bench e2e`: webhooks posted as fast as the hubs
 //! answer. It shares the hubs' cores, so it spends as little of them as wrk would: one
 //! keep-alive HTTP/1.1 connection per sender, no pool to look up, no URL parsed and no body
-//! copied per request, every request's bytes made before the clock starts.
+//! copied per request, every body made before the clock starts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
