@@ -2,7 +2,8 @@
 //! NORMAL`) and hands each batch's replies here; this thread syncs the WAL file and only then
 //! replies, so a caller still hears "done" only once its write is on disk. Meanwhile the writer
 //! runs the next batch: its statements and the disk's flush overlap instead of taking turns.
-//! Batches committed while a sync runs share the next one.
+//! The writer keeps that batch's transaction open for the jobs that arrive until the sync ends
+//! (`Syncer::busy`, `Syncer::synced`): a commit made sooner would only wait for the next sync.
 //!
 //! The durability is that of `synchronous = FULL`, which in WAL mode is `NORMAL` plus a sync of
 //! the WAL after each commit (both sync the WAL's header when it starts over, and the files
@@ -17,8 +18,10 @@
 //! (SQLite then recovers what reached the disk).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use tokio::sync::Notify;
 
 /// A caller waiting for its job's commit: told `Ok` once it is durable.
 pub(super) type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -32,20 +35,46 @@ const QUEUE: usize = 64;
 pub(super) struct Syncer {
     batches: SyncSender<Vec<Reply>>,
     broken: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+}
+
+/// What the sync thread has yet to answer, and the signal that it answered.
+#[derive(Default)]
+struct Progress {
+    /// Batches handed over and not yet answered.
+    unanswered: AtomicUsize,
+    /// Notified each time the thread has answered the batches it synced.
+    answered: Notify,
 }
 
 impl Syncer {
     pub(super) fn start(sync: SyncWal) -> std::io::Result<Syncer> {
         let (batches, queue) = sync_channel(QUEUE);
         let broken = Arc::new(AtomicBool::new(false));
-        let failed = broken.clone();
-        std::thread::Builder::new().name("handoff-store-sync".into()).spawn(move || sync_loop(sync, queue, &failed))?;
-        Ok(Syncer { batches, broken })
+        let progress = Arc::new(Progress::default());
+        let (failed, answered) = (broken.clone(), progress.clone());
+        std::thread::Builder::new()
+            .name("handoff-store-sync".into())
+            .spawn(move || sync_loop(sync, queue, &failed, &answered))?;
+        Ok(Syncer { batches, broken, progress })
+    }
+
+    /// A batch handed over is not answered yet: a commit made now would wait for its sync.
+    pub(super) fn busy(&self) -> bool {
+        self.progress.unanswered.load(Ordering::Acquire) > 0
+    }
+
+    /// Notified when the thread has answered what it synced; enable it before reading
+    /// [`Syncer::busy`], so that an answer between the two is not missed.
+    pub(super) fn synced(&self) -> tokio::sync::futures::Notified<'_> {
+        self.progress.answered.notified()
     }
 
     /// Replies to a committed batch's callers once the WAL holding it is synced.
     pub(super) fn reply_when_synced(&self, replies: Vec<Reply>) {
+        self.progress.unanswered.fetch_add(1, Ordering::AcqRel);
         if let Err(unsent) = self.batches.send(replies) {
+            self.progress.unanswered.fetch_sub(1, Ordering::AcqRel);
             for reply in unsent.0 {
                 reply(Err("the WAL's sync thread is gone".into()));
             }
@@ -58,11 +87,13 @@ impl Syncer {
     }
 }
 
-fn sync_loop(mut sync: SyncWal, queue: Receiver<Vec<Reply>>, broken: &AtomicBool) {
+fn sync_loop(mut sync: SyncWal, queue: Receiver<Vec<Reply>>, broken: &AtomicBool, progress: &Progress) {
     let mut failure: Option<String> = None;
     while let Ok(mut replies) = queue.recv() {
+        let mut batches = 1;
         while let Ok(more) = queue.try_recv() {
             replies.extend(more);
+            batches += 1;
         }
         if failure.is_none() {
             let started = std::time::Instant::now();
@@ -80,6 +111,8 @@ fn sync_loop(mut sync: SyncWal, queue: Receiver<Vec<Reply>>, broken: &AtomicBool
         for reply in replies {
             reply(outcome.clone());
         }
+        progress.unanswered.fetch_sub(batches, Ordering::AcqRel);
+        progress.answered.notify_waiters();
     }
 }
 

@@ -132,7 +132,9 @@ impl Writer {
         }))?;
         let thread_error = |source| StoreError::DataDir { path: "writer thread".into(), source };
         let syncer = wal.map(Syncer::start).transpose().map_err(thread_error)?;
+        let waits = tokio::runtime::Builder::new_current_thread().build().map_err(thread_error)?;
         let (jobs, queue) = mpsc::channel(options.queue_depth);
+        let queue = Queue { jobs: queue, waits };
         let stats = Arc::new(WriterStats::default());
         let counters = stats.clone();
         let beat = Beat::new("writer", WRITER_PERIOD);
@@ -230,9 +232,29 @@ fn in_savepoint<R>(conn: &Connection, f: impl Fn(&Connection) -> Result<R>) -> R
     }
 }
 
+/// The writer's queue of jobs, and where it waits for the next one or the end of a sync,
+/// whichever comes first.
+struct Queue {
+    jobs: mpsc::Receiver<Job>,
+    waits: tokio::runtime::Runtime,
+}
+
+impl Queue {
+    /// The next job, or `None` once `synced` resolves first (or the queue is closed).
+    fn next_unless(&mut self, synced: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> Option<Job> {
+        self.waits.block_on(async {
+            tokio::select! {
+                biased;
+                job = self.jobs.recv() => job,
+                () = synced => None,
+            }
+        })
+    }
+}
+
 fn write_loop(
     conn: Connection,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: Queue,
     max_batch: usize,
     wakes: Wakes,
     syncer: Option<Syncer>,
@@ -247,7 +269,7 @@ fn write_loop(
     loop {
         let first = match held.take() {
             Some(job) => job,
-            None if failing => match probe_until_writable(&conn, &mut queue, beat) {
+            None if failing => match probe_until_writable(&conn, &mut queue.jobs, beat) {
                 Probed::Job(job) => job,
                 Probed::Writable => {
                     failing = false;
@@ -258,32 +280,62 @@ fn write_loop(
             },
             None => {
                 beat.waiting();
-                let Some(job) = queue.blocking_recv() else { break };
+                let Some(job) = queue.jobs.blocking_recv() else { break };
                 job
             }
         };
         beat.beat();
+        let started = std::time::Instant::now();
+        let mut waited = std::time::Duration::ZERO;
+        let rows_before = conn.total_changes();
+        wakes.touched.store(0, Ordering::Relaxed);
         let alone = first.alone;
         batch.push(first);
-        // Whatever queued while the last commit was syncing joins this one.
-        while !alone && batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) if job.alone => {
-                    held = Some(job);
-                    break;
+        let mut open = Batch::begin(&conn);
+        loop {
+            // Whatever queued meanwhile joins this commit.
+            while !alone && held.is_none() && batch.len() < max_batch {
+                match queue.jobs.try_recv() {
+                    Ok(job) if job.alone => held = Some(job),
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+            }
+            open = open.and_then(|open| open.run(&mut batch, beat));
+            if alone || held.is_some() || batch.len() >= max_batch || open.is_err() {
+                break;
+            }
+            // The last commit is still being synced, and this one could not be synced before
+            // that ends: the transaction stays open for the jobs that arrive meanwhile, so the
+            // load makes fewer, larger commits (each writes its pages to the WAL once).
+            let Some(syncer) = &syncer else { break };
+            let synced = syncer.synced();
+            tokio::pin!(synced);
+            synced.as_mut().enable();
+            if !syncer.busy() {
+                break;
+            }
+            let since = std::time::Instant::now();
+            let next = queue.next_unless(synced);
+            waited += since.elapsed();
+            match next {
+                Some(job) if job.alone => held = Some(job),
+                Some(job) => batch.push(job),
+                None => break,
             }
         }
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("handoff_writer_queue_depth").set(queue.len() as f64);
-        let started = std::time::Instant::now();
-        let rows_before = conn.total_changes();
-        wakes.touched.store(0, Ordering::Relaxed);
-        let commit = commit_batch(&conn, &mut batch, beat);
-        metrics::histogram!("handoff_store_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("handoff_writer_queue_depth").set(queue.jobs.len() as f64);
+        let commit = match open {
+            Ok(open) => open.commit(&mut batch),
+            Err(e) => {
+                // Dropping the jobs drops their reply channels: each caller hears "not committed".
+                batch.clear();
+                (Err(e), Vec::new())
+            }
+        };
+        metrics::histogram!("handoff_store_commit_seconds").record((started.elapsed() - waited).as_secs_f64());
         beat.beat();
         // A writer that cannot commit (the database locked by another process, a full disk)
         // keeps beating and stores nothing: readiness must hear it.
@@ -342,45 +394,52 @@ fn probe_until_writable(conn: &Connection, queue: &mut mpsc::Receiver<Job>, beat
     }
 }
 
-/// Runs the batch in one transaction and commits it. Every job runs straight in the
-/// transaction; only when one fails is the transaction rolled back and the batch run again with
-/// each job in a savepoint of its own, so that the failed job undoes only itself. A savepoint
-/// per job on every batch cost a tenth of the hub's CPU under load (its journal copies each page
-/// the job first touches, and each release frees the copies), and a failed write is rare.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, beat: &Beat) -> (Result<(), String>, Vec<Reply>) {
-    let run_all = |in_savepoint: bool, batch: &mut Vec<Job>| -> Result<bool, String> {
+/// A batch's transaction, its jobs run as they join it. Every job runs straight in the
+/// transaction; only when one fails is the transaction rolled back and the jobs so far run
+/// again, each in a savepoint of its own, as every later one then is, so that the failed job
+/// undoes only itself. A savepoint per job on every batch cost a tenth of the hub's CPU under
+/// load (its journal copies each page the job first touches, and each release frees the
+/// copies), and a failed write is rare.
+struct Batch<'c> {
+    conn: &'c Connection,
+    /// The jobs of the batch that have run.
+    ran: usize,
+    in_savepoints: bool,
+}
+
+impl<'c> Batch<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, String> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
-        let mut all_ran = true;
-        for job in batch.iter_mut() {
-            all_ran &= job.work.run(conn, in_savepoint);
+        Ok(Batch { conn, ran: 0, in_savepoints: false })
+    }
+
+    /// Runs the jobs of `batch` that have not run yet; an error when the transaction cannot
+    /// go on.
+    fn run(mut self, batch: &mut [Job], beat: &Beat) -> Result<Self, String> {
+        while self.ran < batch.len() {
+            let ran = batch[self.ran].work.run(self.conn, self.in_savepoints);
             beat.beat();
-            // Without savepoints the first failure ends the try: the batch runs again in them.
-            if !all_ran && !in_savepoint {
-                break;
+            self.ran += 1;
+            if !ran && !self.in_savepoints {
+                // A job failed: its writes are mixed with the others'. An error that ended
+                // the transaction already (a full disk) leaves nothing to roll back.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self = Batch::begin(self.conn)?;
+                self.in_savepoints = true;
             }
         }
-        Ok(all_ran)
-    };
-    let begun = run_all(false, batch).and_then(|ran| {
-        if ran {
-            return Ok(());
-        }
-        // A job failed: its writes are mixed with the others'. An error that ended the
-        // transaction already (a full disk) leaves nothing to roll back.
-        let _ = conn.execute_batch("ROLLBACK");
-        run_all(true, batch).map(drop)
-    });
-    if let Err(e) = begun {
-        // Dropping the jobs drops their reply channels: each caller hears "not committed".
-        batch.clear();
-        return (Err(e), Vec::new());
+        Ok(self)
     }
-    let replies: Vec<Reply> = batch.drain(..).map(|job| job.work.into_reply()).collect();
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => (Ok(()), replies),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            (Err(e.to_string()), replies)
+
+    /// Commits the jobs of `batch`, whose replies wait for the commit to be durable.
+    fn commit(self, batch: &mut Vec<Job>) -> (Result<(), String>, Vec<Reply>) {
+        let replies: Vec<Reply> = batch.drain(..).map(|job| job.work.into_reply()).collect();
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => (Ok(()), replies),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                (Err(e.to_string()), replies)
+            }
         }
     }
 }
@@ -423,6 +482,60 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, "ac");
+    }
+
+    /// While the last commit is being synced, the jobs that arrive run in one open transaction
+    /// and commit together once that sync ends; with no sync under way, a job commits at once.
+    #[tokio::test]
+    async fn jobs_arriving_while_the_last_commit_syncs_share_the_next_commit() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
+        let (started, starts) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let sync: SyncWal = Box::new(move || {
+            started.send(()).unwrap();
+            released.recv().unwrap();
+            Ok(())
+        });
+        let options = SqliteOptions { max_batch: 64, queue_depth: 64, durable: true };
+        let writer = Arc::new(Writer::start(conn, options, Wakes::new(), Some(sync)).unwrap());
+        let (ran, runs) = std::sync::mpsc::channel();
+        let runs = Arc::new(std::sync::Mutex::new(runs));
+        let starts = Arc::new(std::sync::Mutex::new(starts));
+        let insert = |v: &'static str| {
+            let (writer, ran) = (writer.clone(), ran.clone());
+            tokio::spawn(async move {
+                let job = move |conn: &Connection| {
+                    conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+                    ran.send(v).unwrap();
+                    Ok(())
+                };
+                writer.run(job).await
+            })
+        };
+        let a = insert("a");
+        assert_eq!(next(&runs).await, "a");
+        next(&starts).await;
+        assert_eq!(writer.stats(), (1, 1), "a committed alone: no sync was under way");
+        let (b, c) = (insert("b"), insert("c"));
+        let mut both = [next(&runs).await, next(&runs).await];
+        both.sort_unstable();
+        assert_eq!(both, ["b", "c"]);
+        assert_eq!(writer.stats(), (1, 1), "b and c ran, uncommitted while a's sync goes on");
+        release.send(()).unwrap();
+        a.await.unwrap().unwrap();
+        next(&starts).await;
+        assert_eq!(writer.stats(), (2, 3), "b and c committed together once a's sync ended");
+        release.send(()).unwrap();
+        b.await.unwrap().unwrap();
+        c.await.unwrap().unwrap();
+    }
+
+    /// What `from` receives next, waited for off the runtime (a bug fails, not hangs).
+    async fn next<T: Send + 'static>(from: &Arc<std::sync::Mutex<std::sync::mpsc::Receiver<T>>>) -> T {
+        let from = from.clone();
+        let wait = std::time::Duration::from_secs(10);
+        tokio::task::spawn_blocking(move || from.lock().unwrap().recv_timeout(wait).unwrap()).await.unwrap()
     }
 
     /// A writer of a throwaway database with one table, `t (v TEXT)`.
