@@ -2,7 +2,9 @@
 //! connector that takes webhooks (signed validly over the fuzzed body, so the readers past the
 //! signature are reached), eBay notifications (signed with a P-256 key), Amazon's and eBay's
 //! order readers and Amazon's ORDER_CHANGE notification, and `reread` of a held webhook and a
-//! held polled record for every connector. A body that verified is never refused.
+//! held polled record for every connector; the one-pass read of a body held to the JSON limits
+//! (`json_limits::parse`). A body that verified is never refused, and the one pass says what the
+//! limits' check and then the plain parse say.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -11,9 +13,10 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use handoff_connectors::signature::{sign_base64, sign_timestamped};
-use handoff_connectors::{HANDOFF_SIGNATURE, Inbound, SourceError, amazon, ebay, inbound, reread};
+use handoff_connectors::{HANDOFF_SIGNATURE, Inbound, SourceError, amazon, ebay, inbound, json_limits, reread};
 use handoff_contract::{ConnectorKind, JsonLimits, System};
 use handoff_fuzz::{Request, SECRET, now, system};
+use handoff_model::InboundEvent;
 use handoff_store::{QuarantineSource, QuarantineState, Quarantined};
 use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
@@ -134,6 +137,23 @@ fn webhooks(request: &Request) {
     }
 }
 
+/// The one pass over a body held to the JSON limits says what `check` then the plain parse say,
+/// for a reader of any JSON and for the canonical event, at limits small enough to be reached.
+fn limits(body: &[u8]) {
+    let Ok(text) = std::str::from_utf8(body) else { return };
+    let small = JsonLimits { max_depth: 3, max_string_bytes: 8, max_array_items: 3, max_object_keys: 3 };
+    for limits in [JsonLimits::default(), small] {
+        one_pass_as_two::<serde_json::Value>(text, &limits);
+        one_pass_as_two::<InboundEvent>(text, &limits);
+    }
+}
+
+fn one_pass_as_two<T: serde::de::DeserializeOwned + std::fmt::Debug>(text: &str, limits: &JsonLimits) {
+    let one = json_limits::parse::<T>(text, limits);
+    let two = json_limits::check(text, limits).and_then(|()| Ok(serde_json::from_str::<T>(text)?));
+    assert_eq!(format!("{one:?}"), format!("{two:?}"), "{}", std::any::type_name::<T>());
+}
+
 fn ebay_notification(request: &Request) {
     let (key, pem) = &*EBAY_KEY;
     let body = request.body;
@@ -202,4 +222,5 @@ fuzz_target!(|data: &[u8]| {
     ebay_notification(&request);
     orders(request.body);
     held(&request);
+    limits(request.body);
 });

@@ -107,9 +107,10 @@ pub(crate) fn text(body: &[u8]) -> Result<&str, SourceError> {
     std::str::from_utf8(body).map_err(|_| SourceError::NotUtf8)
 }
 
-/// Parses and validates a canonical event posted by an `http-json` source.
-pub fn parse_event(body: &str) -> Result<InboundEvent, SourceError> {
-    let event: InboundEvent = serde_json::from_str(body)?;
+/// Parses and validates a canonical event posted by an `http-json` source, held to the hub's
+/// JSON limits in the same pass.
+pub fn parse_event(body: &str, limits: &handoff_contract::JsonLimits) -> Result<InboundEvent, SourceError> {
+    let event: InboundEvent = crate::json_limits::parse(body, limits)?;
     event.validate()?;
     Ok(event)
 }

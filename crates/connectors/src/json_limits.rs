@@ -13,6 +13,19 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 
 use crate::SourceError;
 
+mod within;
+
+/// `body` held to `limits` and parsed as a `T`: what [`check`] then `serde_json::from_str` do,
+/// in one pass for a body that holds to the limits and parses (see `within`); a refusal of
+/// either kind as they give it.
+pub fn parse<'de, T: serde::Deserialize<'de>>(body: &'de str, limits: &JsonLimits) -> Result<T, SourceError> {
+    if let Some(parsed) = within::parse(body, limits) {
+        return Ok(parsed);
+    }
+    check(body, limits)?;
+    Ok(serde_json::from_str(body)?)
+}
+
 /// Checks `body` against `limits`; the refusal names the limit crossed (400, nothing stored).
 /// The body is text already (checked once by the caller, which reads it as text after: a parse
 /// of bytes checks every string's UTF-8 again, a tenth of this check's time).
@@ -40,12 +53,13 @@ impl Value<'_> {
     }
 
     fn string<E: de::Error>(self, s: &str) -> Result<(), E> {
-        if s.len() > self.limits.max_string_bytes {
-            return Err(E::custom(format_args!(
-                "a string of {} bytes; at most {} are accepted",
-                s.len(),
-                self.limits.max_string_bytes
-            )));
+        self.bytes(s.len())
+    }
+
+    fn bytes<E: de::Error>(self, len: usize) -> Result<(), E> {
+        if len > self.limits.max_string_bytes {
+            let max = self.limits.max_string_bytes;
+            return Err(E::custom(format_args!("a string of {len} bytes; at most {max} are accepted")));
         }
         Ok(())
     }

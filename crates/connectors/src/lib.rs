@@ -74,8 +74,7 @@ pub fn inbound<'h>(
                 signature::verify_timestamped(header, "Handoff-Signature", body, secrets, received_at, tolerance)?;
             }
             let text = http_json::text(body)?;
-            json_limits::check(text, limits)?;
-            let parsed = http_json::parse_event(text)?;
+            let parsed = http_json::parse_event(text, limits)?;
             let event = new_event(name, &parsed, text.to_owned(), None, received_at);
             return Ok(Inbound::Event { event, parsed });
         }
