@@ -43,8 +43,20 @@ pub(super) struct Syncer {
 struct Progress {
     /// Batches handed over and not yet answered.
     unanswered: AtomicUsize,
-    /// Notified each time the thread has answered the batches it synced.
+    /// Notified each time the thread has answered the batches it synced, and when it ends.
     answered: Notify,
+    /// The thread ended: nothing handed over is waited for any more.
+    ended: AtomicBool,
+}
+
+/// Held by the sync thread: however it ends, the writer stops waiting for it.
+struct Ending<'p>(&'p Progress);
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Release);
+        self.0.answered.notify_waiters();
+    }
 }
 
 impl Syncer {
@@ -61,7 +73,7 @@ impl Syncer {
 
     /// A batch handed over is not answered yet: a commit made now would wait for its sync.
     pub(super) fn busy(&self) -> bool {
-        self.progress.unanswered.load(Ordering::Acquire) > 0
+        self.progress.unanswered.load(Ordering::Acquire) > 0 && !self.progress.ended.load(Ordering::Acquire)
     }
 
     /// Notified when the thread has answered what it synced; enable it before reading
@@ -88,6 +100,7 @@ impl Syncer {
 }
 
 fn sync_loop(mut sync: SyncWal, queue: Receiver<Vec<Reply>>, broken: &AtomicBool, progress: &Progress) {
+    let _ending = Ending(progress);
     let mut failure: Option<String> = None;
     while let Ok(mut replies) = queue.recv() {
         let mut batches = 1;
