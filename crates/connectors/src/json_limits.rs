@@ -63,6 +63,28 @@ impl Value<'_> {
         }
         Ok(())
     }
+
+    /// An array of this place has `items` items so far.
+    fn items<E: de::Error>(self, items: usize) -> Result<(), E> {
+        let max = self.limits.max_array_items;
+        if items > max {
+            return Err(E::custom(format_args!("an array of more than {max} items")));
+        }
+        Ok(())
+    }
+
+    /// `key` joins `keys`, the keys so far of an object of this place.
+    fn key<'de, E: de::Error>(self, keys: &mut Keys<'de>, key: Cow<'de, str>) -> Result<(), E> {
+        self.string(&key)?;
+        let max = self.limits.max_object_keys;
+        if keys.len() == max {
+            return Err(E::custom(format_args!("an object of more than {max} keys")));
+        }
+        if !keys.insert(key) {
+            return Err(E::custom("a key appears twice in one object"));
+        }
+        Ok(())
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Value<'_> {
@@ -111,10 +133,7 @@ impl<'de> Visitor<'de> for Value<'_> {
         let mut items = 0usize;
         while seq.next_element_seed(item)?.is_some() {
             items += 1;
-            if items > self.limits.max_array_items {
-                let max = self.limits.max_array_items;
-                return Err(de::Error::custom(format_args!("an array of more than {max} items")));
-            }
+            self.items(items)?;
         }
         Ok(())
     }
@@ -123,14 +142,7 @@ impl<'de> Visitor<'de> for Value<'_> {
         let value = self.nested()?;
         let mut keys = Keys::default();
         while let Some(key) = map.next_key_seed(Key)? {
-            self.string(&key)?;
-            if keys.len() == self.limits.max_object_keys {
-                let max = self.limits.max_object_keys;
-                return Err(de::Error::custom(format_args!("an object of more than {max} keys")));
-            }
-            if !keys.insert(key) {
-                return Err(de::Error::custom("a key appears twice in one object"));
-            }
+            self.key(&mut keys, key)?;
             map.next_value_seed(value)?;
         }
         Ok(())

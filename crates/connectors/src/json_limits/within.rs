@@ -196,9 +196,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
         let item = self.inner.next_element_seed(Seed { inner: seed, at: self.at, key: None })?;
         if item.is_some() {
             self.items += 1;
-            if self.items > self.at.limits.max_array_items {
-                return Err(de::Error::custom("an array of too many items"));
-            }
+            self.at.items(self.items)?;
         }
         Ok(item)
     }
@@ -228,12 +226,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, 'de, A> {
         let Some(text) = text else {
             return Err(de::Error::custom("a key not read as text"));
         };
-        if self.keys.len() == self.outer.limits.max_object_keys {
-            return Err(de::Error::custom("an object of too many keys"));
-        }
-        if !self.keys.insert(text) {
-            return Err(de::Error::custom("a key appears twice in one object"));
-        }
+        self.outer.key(&mut self.keys, text)?;
         Ok(Some(key))
     }
 

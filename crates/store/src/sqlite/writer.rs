@@ -291,18 +291,17 @@ fn write_loop(
         wakes.touched.store(0, Ordering::Relaxed);
         let alone = first.alone;
         batch.push(first);
+        // No job joins a batch run alone, one that is full, or one a job to run alone follows.
+        let closed = |batch: &[Job], held: &Option<Job>| alone || held.is_some() || batch.len() >= max_batch;
         let mut open = Batch::begin(&conn);
         loop {
             // Whatever queued meanwhile joins this commit.
-            while !alone && held.is_none() && batch.len() < max_batch {
-                match queue.jobs.try_recv() {
-                    Ok(job) if job.alone => held = Some(job),
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+            while !closed(&batch, &held) {
+                let Ok(job) = queue.jobs.try_recv() else { break };
+                join(job, &mut batch, &mut held);
             }
             open = open.and_then(|open| open.run(&mut batch, beat));
-            if alone || held.is_some() || batch.len() >= max_batch || open.is_err() {
+            if closed(&batch, &held) || open.is_err() {
                 break;
             }
             // The last commit is still being synced, and this one could not be synced before
@@ -318,11 +317,8 @@ fn write_loop(
             let since = std::time::Instant::now();
             let next = queue.next_unless(synced);
             waited += since.elapsed();
-            match next {
-                Some(job) if job.alone => held = Some(job),
-                Some(job) => batch.push(job),
-                None => break,
-            }
+            let Some(job) = next else { break };
+            join(job, &mut batch, &mut held);
         }
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -365,6 +361,15 @@ fn write_loop(
                 }
             }
         }
+    }
+}
+
+/// `job` joins the batch, or, to run alone, waits for the next commit.
+fn join(job: Job, batch: &mut Vec<Job>, held: &mut Option<Job>) {
+    if job.alone {
+        *held = Some(job);
+    } else {
+        batch.push(job);
     }
 }
 
