@@ -15,8 +15,28 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_handoff");
 
+/// A loopback port nothing holds, picked at random below the kernel's ephemeral range: a port
+/// the kernel hands out (`bind` to port 0) can be taken again, by another test's outgoing
+/// connection, in the moment before the process it is meant for binds it.
 pub fn free_port() -> u16 {
+    const LOWEST: u16 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(LOWEST);
+    for _ in 0..(if span > 1_000 { 200 } else { 0 }) {
+        let port = LOWEST + (random() % u64::from(span)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 /// Polls `f` until it returns `Some`, failing the test with `what` after `timeout`.
@@ -65,15 +85,17 @@ impl Mock {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mock = Mock { url: format!("http://127.0.0.1:{port}"), _proc: Proc(child) };
+        let mut mock = Mock { url: format!("http://127.0.0.1:{port}"), _proc: Proc(child) };
         let c = client();
         let url = format!("{}/_faults", mock.url);
-        wait_for("the mock to answer", Duration::from_secs(10), || {
-            let c = c.clone();
-            let url = url.clone();
-            async move { c.get(&url).send().await.ok().map(|_| ()) }
-        })
-        .await;
+        let start = Instant::now();
+        while c.get(&url).send().await.is_err() {
+            // A mock that has ended will never answer.
+            let ended = mock._proc.0.try_wait().unwrap();
+            assert!(ended.is_none(), "the mock {name} ended before it answered: {ended:?}");
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out after 10 s waiting for the mock {name}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         mock
     }
 
@@ -178,12 +200,19 @@ impl Hub {
         self.proc = Some(Proc(child));
         let c = client();
         let url = format!("{}/health", self.url);
-        wait_for("the hub to answer", Duration::from_secs(20), || {
-            let c = c.clone();
-            let url = url.clone();
-            async move { c.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await;
+        let start = Instant::now();
+        loop {
+            if c.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            // A hub that has ended will never answer: say why at once, from its log.
+            if !self.running() {
+                let log = std::fs::read_to_string(self.dir.join("hub.log")).unwrap_or_default();
+                panic!("the hub ended before it answered:\n{log}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "timed out after 20 s waiting for the hub to answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The hub's process id, while it runs.
