@@ -25,12 +25,15 @@ pub fn free_port() -> u16 {
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32_768);
     let span = ephemeral.saturating_sub(LOWEST);
-    for _ in 0..(if span > 1_000 { 200 } else { 0 }) {
-        let port = LOWEST + (random() % u64::from(span)) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+    if span > 1_000 {
+        for _ in 0..200 {
+            let port = LOWEST + (random() % u64::from(span)) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
         }
     }
+    // A machine whose ephemeral range starts low: the kernel's choice, as before.
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
