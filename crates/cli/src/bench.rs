@@ -596,7 +596,7 @@ async fn intake_on(dir: &Path, load: Load<'_>, store: &BenchStore, count: usize)
             busiest = (connections, peak);
         }
         // Each peak starts on a hub at rest, not on one still planning the last one's events.
-        all_planned(&client, hub).await?;
+        all_planned(&client, hub, events, events as f64 / peak).await?;
     }
     println!("busiest: {:.0} events/s durable over HTTP, with {} connections", busiest.1, busiest.0);
 
@@ -637,8 +637,9 @@ async fn outbox_counts(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Resu
 }
 
 /// Waits until the hub has planned every event it recorded (none counted as unplanned), and
-/// says how long that took.
-async fn all_planned(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result<()> {
+/// says how long that took and the rate of the peak's `events`, posted in `posting` seconds,
+/// recorded and planned: a peak the planning cannot follow waits in the inbox.
+async fn all_planned(client: &reqwest::Client, hub: &BenchHub, events: usize, posting: f64) -> anyhow::Result<()> {
     let waited = Instant::now();
     while outbox_counts(client, hub).await?("unplanned_events") > 0 {
         if waited.elapsed() > Duration::from_secs(300) {
@@ -646,7 +647,11 @@ async fn all_planned(client: &reqwest::Client, hub: &BenchHub) -> anyhow::Result
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("  the peak's events all planned {:.1} s after its last 2xx", waited.elapsed().as_secs_f64());
+    let after = waited.elapsed().as_secs_f64();
+    println!(
+        "  the peak's events all planned {after:.1} s after its last 2xx: recorded and planned {:.0} events/s",
+        events as f64 / (posting + after)
+    );
     Ok(())
 }
 
