@@ -67,7 +67,7 @@ impl<S: Store> Intake<S> {
         let plans: Vec<Plan> = events
             .iter()
             .map(|e| {
-                let parsed = self.recent.as_ref().and_then(|recent| recent.get(e.row));
+                let parsed = self.recent.as_ref().and_then(|recent| parsed_once(recent, e));
                 plan_parsed(&self.contract, e, parsed.as_deref(), &mut states, self.safety)
             })
             .collect();
@@ -102,6 +102,17 @@ impl<S: Store> Intake<S> {
             }
         }
     }
+}
+
+/// The event of inbox row `stored` as the webhooks parsed it, or else parsed from the store and
+/// kept for the rules, who learn from it a batch later. `None` when it cannot be read: its plan
+/// then says why.
+fn parsed_once(recent: &Recent, stored: &StoredEvent) -> Option<Arc<InboundEvent>> {
+    recent.get(stored.row).or_else(|| {
+        let event = Arc::new(stored_event(stored).ok()?);
+        recent.keep_read(stored.row, event.clone(), stored.payload.len());
+        Some(event)
+    })
 }
 
 /// Plans one event; `states` carries order states across the batch.

@@ -2,7 +2,8 @@
 //! and the rules learn from them without parsing the stored payload again (a webhook's event was
 //! parsed three times, a tenth of the hub's CPU at its intake peak). Only a cache: an event it
 //! no longer holds (or never held: a poll's, one recorded before a restart, one recorded by
-//! another hub) is parsed from the store, which holds the same event as JSON.
+//! another hub) is parsed from the store, which holds the same event as JSON; intake keeps what
+//! it parsed so, and the rules learn from that.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,13 @@ pub const CAPACITY: usize = 1024;
 /// a half times its JSON in memory, so orders of many lines are kept fewer.
 pub const MAX_BYTES: usize = 2 << 20;
 
-/// Parsed events by inbox row, the newest of them within [`CAPACITY`] and [`MAX_BYTES`].
+/// Parsed events by inbox row: the newest the webhooks parsed, and apart from them the newest
+/// intake parsed from the store, each set within [`CAPACITY`] and [`MAX_BYTES`]. Behind a peak
+/// intake reads rows the webhooks' set has long let go; the rules, a batch behind intake, then
+/// learn from what intake parsed instead of parsing it a second time.
 pub struct Recent {
-    kept: Mutex<Kept>,
+    door: Mutex<Kept>,
+    read: Mutex<Kept>,
     capacity: usize,
     max_bytes: usize,
 }
@@ -31,6 +36,30 @@ struct Kept {
     bytes: usize,
 }
 
+impl Kept {
+    /// Keeps `event` as row `row`; answers the oldest events that left to make room.
+    fn keep(
+        &mut self,
+        row: i64,
+        event: Arc<InboundEvent>,
+        bytes: usize,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> Vec<Arc<InboundEvent>> {
+        if let Some((_, replaced)) = self.events.insert(row, (event, bytes)) {
+            self.bytes -= replaced;
+        }
+        self.bytes += bytes;
+        let mut gone = Vec::new();
+        while self.events.len() > capacity || self.bytes > max_bytes {
+            let Some((_, (oldest, size))) = self.events.pop_first() else { break };
+            self.bytes -= size;
+            gone.push(oldest);
+        }
+        gone
+    }
+}
+
 impl Default for Recent {
     fn default() -> Self {
         Recent::new(CAPACITY, MAX_BYTES)
@@ -39,38 +68,37 @@ impl Default for Recent {
 
 impl Recent {
     pub fn new(capacity: usize, max_bytes: usize) -> Self {
-        Recent { kept: Mutex::default(), capacity, max_bytes }
+        Recent { door: Mutex::default(), read: Mutex::default(), capacity, max_bytes }
     }
 
     /// Keeps `event`, which the store just recorded as inbox row `row` from `bytes` of canonical
     /// JSON (and which was validated at the door), the oldest events leaving to make room.
     pub fn keep(&self, row: i64, event: InboundEvent, bytes: usize) {
-        let event = Arc::new(event);
-        let mut gone = Vec::new();
-        {
-            let mut kept = self.kept.lock().expect("recent events lock");
-            if let Some((_, replaced)) = kept.events.insert(row, (event, bytes)) {
-                kept.bytes -= replaced;
-            }
-            kept.bytes += bytes;
-            while kept.events.len() > self.capacity || kept.bytes > self.max_bytes {
-                let Some((_, (oldest, size))) = kept.events.pop_first() else { break };
-                kept.bytes -= size;
-                gone.push(oldest);
-            }
-        }
+        self.keep_in(&self.door, row, Arc::new(event), bytes);
+    }
+
+    /// Keeps `event`, which intake parsed (and validated) from inbox row `row`'s `bytes` of
+    /// stored JSON, apart from the webhooks' events, the oldest it read leaving to make room.
+    pub fn keep_read(&self, row: i64, event: Arc<InboundEvent>, bytes: usize) {
+        self.keep_in(&self.read, row, event, bytes);
+    }
+
+    fn keep_in(&self, set: &Mutex<Kept>, row: i64, event: Arc<InboundEvent>, bytes: usize) {
+        let gone = set.lock().expect("recent events lock").keep(row, event, bytes, self.capacity, self.max_bytes);
         // Freed outside the lock: an event is many small allocations.
         drop(gone);
     }
 
     /// Forgets every event, as a hub that stops does.
     pub fn clear(&self) {
-        *self.kept.lock().expect("recent events lock") = Kept::default();
+        *self.door.lock().expect("recent events lock") = Kept::default();
+        *self.read.lock().expect("recent events lock") = Kept::default();
     }
 
     /// The event recorded as inbox row `row`, if it is still kept.
     pub fn get(&self, row: i64) -> Option<Arc<InboundEvent>> {
-        self.kept.lock().expect("recent events lock").events.get(&row).map(|(event, _)| event.clone())
+        let kept = |set: &Mutex<Kept>| set.lock().expect("recent events lock").events.get(&row).map(|(e, _)| e.clone());
+        kept(&self.door).or_else(|| kept(&self.read))
     }
 }
 
@@ -102,6 +130,23 @@ mod tests {
         assert!(recent.get(10).is_none());
         recent.clear();
         assert!(recent.get(9).is_none(), "a hub that stops holds nothing");
+    }
+
+    #[test]
+    fn what_intake_read_is_kept_apart_from_the_door() {
+        let recent = Recent::new(2, 1000);
+        recent.keep_read(3, Arc::new(event("read")), 10);
+        recent.keep(8, event("b"), 10);
+        recent.keep(9, event("c"), 10);
+        recent.keep(10, event("d"), 10);
+        assert_eq!(recent.get(3).unwrap().event_id.to_string(), "read", "the webhooks' newest rows never push it out");
+        assert!(recent.get(8).is_none());
+        recent.keep_read(4, Arc::new(event("e")), 10);
+        recent.keep_read(5, Arc::new(event("f")), 10);
+        assert!(recent.get(3).is_none(), "the oldest row intake read leaves when it has read two more");
+        assert_eq!(recent.get(5).unwrap().event_id.to_string(), "f");
+        recent.clear();
+        assert!(recent.get(5).is_none() && recent.get(10).is_none());
     }
 
     #[test]

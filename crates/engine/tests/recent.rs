@@ -1,5 +1,6 @@
 //! The events the hub parsed at its door (`recent`): intake plans from them and the rules learn
-//! from them, and an event no longer held is read from the store to the same effect.
+//! from them, and an event no longer held is read from the store to the same effect (and kept,
+//! once intake read it, for the rules).
 
 mod common;
 
@@ -94,4 +95,18 @@ async fn the_rules_learn_from_the_event_held_and_else_from_the_store() {
     let recent = Arc::new(Recent::default());
     recent.keep(row, parsed, 1000);
     assert_eq!(missing_order_amount(&store, Some(recent)).await, "7.00", "learned from the held event");
+}
+
+#[tokio::test]
+async fn an_event_intake_read_from_the_store_is_kept_for_the_rules() {
+    let (store, row, parsed) = recorded().await;
+    let recent = Arc::new(Recent::default());
+    assert!(recent.get(row).is_none(), "the webhooks kept nothing");
+    planned(&store, Some(recent.clone())).await;
+    let kept = recent.get(row).expect("intake kept what it parsed");
+    assert_eq!(kept.event_id, parsed.event_id);
+    assert_eq!(kept.order.as_ref().unwrap().totals.total, parsed.order.as_ref().unwrap().totals.total);
+    // The rules learn the same from it as from the store.
+    let (from_store, _, _) = recorded().await;
+    assert_eq!(missing_order_amount(&store, Some(recent)).await, missing_order_amount(&from_store, None).await);
 }
