@@ -125,8 +125,8 @@ pub fn plan(
     plan_parsed(contract, stored, None, states, safety)
 }
 
-/// As [`plan`], from the event already parsed and validated at the hub's door when it is given
-/// (`parsed`); from its stored payload otherwise.
+/// As [`plan`], from the event already parsed and validated (at the hub's door, or from the
+/// store by [`parsed_once`]) when it is given (`parsed`); from its stored payload otherwise.
 fn plan_parsed(
     contract: &Contract,
     stored: &StoredEvent,
