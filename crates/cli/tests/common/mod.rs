@@ -24,10 +24,9 @@ pub fn free_port() -> u16 {
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32_768);
-    let span = ephemeral.saturating_sub(LOWEST);
-    if span > 1_000 {
+    if ephemeral > LOWEST + 1_000 {
         for _ in 0..200 {
-            let port = LOWEST + (random() % u64::from(span)) as u16;
+            let port = rand::random_range(LOWEST..ephemeral);
             if TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
@@ -37,9 +36,12 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new().build_hasher().finish()
+/// Fails the test at once when `child`, which a test waits to hear from, has ended: it never
+/// will. `left` says what it left behind (its log).
+fn still_running(child: &mut Child, what: &str, left: impl FnOnce() -> String) {
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("{what} ended ({status}) before it answered{}", left());
+    }
 }
 
 /// Polls `f` until it returns `Some`, failing the test with `what` after `timeout`.
@@ -91,14 +93,14 @@ impl Mock {
         let mut mock = Mock { url: format!("http://127.0.0.1:{port}"), _proc: Proc(child) };
         let c = client();
         let url = format!("{}/_faults", mock.url);
-        let start = Instant::now();
-        while c.get(&url).send().await.is_err() {
-            // A mock that has ended will never answer.
-            let ended = mock._proc.0.try_wait().unwrap();
-            assert!(ended.is_none(), "the mock {name} ended before it answered: {ended:?}");
-            assert!(start.elapsed() < Duration::from_secs(10), "timed out after 10 s waiting for the mock {name}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("the mock {name}");
+        wait_for("the mock to answer", Duration::from_secs(10), || {
+            still_running(&mut mock._proc.0, &what, String::new);
+            let c = c.clone();
+            let url = url.clone();
+            async move { c.get(&url).send().await.ok().map(|_| ()) }
+        })
+        .await;
         mock
     }
 
@@ -200,22 +202,19 @@ impl Hub {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.proc = Some(Proc(child));
+        let proc = self.proc.insert(Proc(child));
         let c = client();
         let url = format!("{}/health", self.url);
-        let start = Instant::now();
-        loop {
-            if c.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            // A hub that has ended will never answer: say why at once, from its log.
-            if !self.running() {
-                let log = std::fs::read_to_string(self.dir.join("hub.log")).unwrap_or_default();
-                panic!("the hub ended before it answered:\n{log}");
-            }
-            assert!(start.elapsed() < Duration::from_secs(20), "timed out after 20 s waiting for the hub to answer");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = self.dir.join("hub.log");
+        wait_for("the hub to answer", Duration::from_secs(20), || {
+            still_running(&mut proc.0, "the hub", || {
+                format!(":\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+            });
+            let c = c.clone();
+            let url = url.clone();
+            async move { c.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
     }
 
     /// The hub's process id, while it runs.
